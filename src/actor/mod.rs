@@ -1,0 +1,24 @@
+//! The MQTT clients of a run, both on rumqttc.
+//!
+//! - [`willy`]: the device that drops off the network. Connects through the proxy, runs the
+//!   seed's cycles (connect, publish `true`, wait, publish `false`, disconnect, idle).
+//! - [`monit`]: the rest of the system. Connected straight to the broker, subscribed to `test/#`,
+//!   it is how the run learns whether (and when) the will arrives.
+//!
+//! Both only record what their client library reports; they judge nothing.
+
+pub mod monit;
+pub mod willy;
+
+use std::sync::Arc;
+
+use crate::scenario::Trigger;
+
+/// Called at each moment of a cycle a fault may be triggered at: `(cycle, moment)`. It runs
+/// synchronously, so a fault due "before false" is in place before willy publishes `false`.
+pub type MomentHook = Arc<dyn Fn(u32, Trigger) + Send + Sync>;
+
+/// A payload as text for the log (MQTT payloads are bytes; ours are short UTF-8 words).
+pub fn payload_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

@@ -1,0 +1,245 @@
+//! willy: the client whose network is cut.
+//!
+//! ```text
+//!  for each cycle:  banner -> connect (retry every reconnect_ms until CONNACK)
+//!                   -> publish "true" -> connected_for -> publish "false"
+//!                   -> DISCONNECT, close -> idle
+//! ```
+//!
+//! It talks to the proxy, never to the broker directly, and logs what rumqttc reports. rumqttc
+//! reconnects at once when polled after an error, so willy waits `reconnect_ms` itself.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, EventLoop, LastWill, MqttOptions, Outgoing, QoS,
+    Transport as MqttTransport,
+};
+use tokio::time::{sleep, timeout_at, Instant};
+
+use super::MomentHook;
+use crate::event::{Actor, Event, Journal};
+use crate::scenario::{Scenario, Transport, Trigger, STATUS_TOPIC};
+
+/// How willy reaches the broker (through the proxy).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub transport: Transport,
+    pub port: u16,
+    pub ws_path: String,
+}
+
+impl Target {
+    pub fn url(&self) -> String {
+        match self.transport {
+            Transport::Tcp => format!("mqtt://127.0.0.1:{}", self.port),
+            Transport::Ws => format!("ws://127.0.0.1:{}{}", self.port, self.ws_path),
+        }
+    }
+}
+
+pub struct Willy {
+    pub scenario: Scenario,
+    pub target: Target,
+    pub journal: Journal,
+    pub hook: MomentHook,
+    /// The cycle willy is in, read by monit to know which cycle a `true` belongs to.
+    pub cycle: Arc<AtomicU32>,
+}
+
+/// Why a step of a cycle could not finish.
+enum StepError {
+    /// The client library reported an error; the connection is gone.
+    Lost(ConnectionError),
+    /// The expected event did not come in time (a write stuck behind a full socket buffer).
+    TimedOut(&'static str),
+}
+
+impl Willy {
+    fn record(&self, event: Event) {
+        self.journal.record(Actor::Willy, event);
+    }
+
+    fn options(&self) -> MqttOptions {
+        let s = &self.scenario;
+        let mut o = match self.target.transport {
+            Transport::Tcp => MqttOptions::new("willy", "127.0.0.1", self.target.port),
+            Transport::Ws => {
+                let mut o = MqttOptions::new("willy", self.target.url(), self.target.port);
+                o.set_transport(MqttTransport::Ws);
+                o
+            }
+        };
+        o.set_keep_alive(s.keepalive);
+        o.set_clean_session(true);
+        if let Some(w) = &s.will {
+            o.set_last_will(LastWill::new(
+                &w.topic,
+                w.payload.as_bytes().to_vec(),
+                QoS::AtMostOnce,
+                false,
+            ));
+        }
+        o
+    }
+
+    fn will_text(&self) -> Option<String> {
+        self.scenario
+            .will
+            .as_ref()
+            .map(|w| format!("{{ topic: '{}', payload: '{}' }}", w.topic, w.payload))
+    }
+
+    /// Run every cycle. Returns when the last one is done; a run whose network never comes back
+    /// is ended by the runner instead.
+    pub async fn run(self) {
+        for cycle in 1..=self.scenario.cycles {
+            self.cycle.store(cycle, Ordering::SeqCst);
+            self.record(Event::CycleStarted { cycle });
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match self.one_connection(cycle, attempt).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let error = match e {
+                            StepError::Lost(e) => describe(&e),
+                            StepError::TimedOut(what) => format!("timed out waiting for {what}"),
+                        };
+                        self.record(Event::ConnectionFailed { error });
+                        sleep(self.scenario.reconnect).await;
+                    }
+                }
+            }
+            if cycle < self.scenario.cycles {
+                sleep(self.scenario.idle).await;
+            }
+        }
+        self.record(Event::Note {
+            message: format!("all {} cycles done", self.scenario.cycles),
+        });
+    }
+
+    /// One connection of one cycle, from CONNECT to the clean close.
+    async fn one_connection(&self, cycle: u32, attempt: u32) -> Result<(), StepError> {
+        let s = &self.scenario;
+        self.record(Event::Connecting {
+            url: self.target.url(),
+            will: self.will_text(),
+            attempt,
+        });
+        let (client, mut el) = AsyncClient::new(self.options(), 16);
+        let mut net = el.network_options();
+        net.set_connection_timeout(s.connect_timeout.as_secs());
+        el.set_network_options(net);
+
+        // rumqttc returns the CONNACK from its first successful poll, or the connect error.
+        let connack = match el.poll().await.map_err(StepError::Lost)? {
+            rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(c)) => c,
+            other => {
+                unreachable!("rumqttc's first event after connecting is the CONNACK, got {other:?}")
+            }
+        };
+        self.record(Event::Connected {
+            session_present: connack.session_present,
+        });
+        (self.hook)(cycle, Trigger::Connected);
+
+        self.publish(&client, &mut el, "true").await?;
+        drive_for(&mut el, s.connected_for).await?;
+        (self.hook)(cycle, Trigger::BeforeFalse);
+        self.publish(&client, &mut el, "false").await?;
+
+        (self.hook)(cycle, Trigger::BeforeDisconnect);
+        self.record(Event::DisconnectRequested);
+        let _ = client.try_disconnect();
+        drive_until(
+            &mut el,
+            "the DISCONNECT to be written",
+            step_limit(s),
+            |e| matches!(e, rumqttc::Event::Outgoing(Outgoing::Disconnect)),
+        )
+        .await?;
+        // A client closes its network connection after DISCONNECT [MQTT-3.14.4-1]: drop it.
+        drop(el);
+        self.record(Event::Disconnected);
+        (self.hook)(cycle, Trigger::Disconnected);
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        client: &AsyncClient,
+        el: &mut EventLoop,
+        payload: &str,
+    ) -> Result<(), StepError> {
+        let _ = client.try_publish(
+            STATUS_TOPIC,
+            QoS::AtMostOnce,
+            false,
+            payload.as_bytes().to_vec(),
+        );
+        drive_until(
+            el,
+            "the PUBLISH to be written",
+            step_limit(&self.scenario),
+            |e| matches!(e, rumqttc::Event::Outgoing(Outgoing::Publish(_))),
+        )
+        .await?;
+        self.record(Event::Published {
+            topic: STATUS_TOPIC.to_string(),
+            payload: payload.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// How long a single write may take before willy calls the connection stuck.
+fn step_limit(s: &Scenario) -> Duration {
+    s.connect_timeout
+}
+
+/// Keep the event loop turning (it sends the PINGREQs) for `d`.
+async fn drive_for(el: &mut EventLoop, d: Duration) -> Result<(), StepError> {
+    let until = Instant::now() + d;
+    loop {
+        match timeout_at(until, el.poll()).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(StepError::Lost(e)),
+        }
+    }
+}
+
+/// Poll until `done` matches an event.
+async fn drive_until(
+    el: &mut EventLoop,
+    what: &'static str,
+    limit: Duration,
+    done: impl Fn(&rumqttc::Event) -> bool,
+) -> Result<(), StepError> {
+    let until = Instant::now() + limit;
+    loop {
+        match timeout_at(until, el.poll()).await {
+            Err(_) => return Err(StepError::TimedOut(what)),
+            Ok(Ok(e)) if done(&e) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(StepError::Lost(e)),
+        }
+    }
+}
+
+/// rumqttc's error, with the io cause where there is one.
+pub fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::NetworkTimeout => {
+            "network timeout (no CONNACK within the connection timeout)".to_string()
+        }
+        ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,84 @@
+//! rumqttd 0.20, embedded: a v4 TCP listener and a WebSocket listener on free loopback ports.
+//!
+//! `Broker::start()` blocks forever and there is no way to stop it or to learn a bound port, so
+//! the ports are chosen here, it runs on its own std thread for the rest of the process, and its
+//! readiness is learned by connecting. Its tracing output becomes `mqtt` lines in the journal.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use super::{free_port, wait_until_accepting, Broker, Endpoints};
+use crate::event::Journal;
+
+/// The version we embed: Cargo.toml pins it exactly.
+pub const VERSION: &str = "0.20.0";
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+fn listener(name: &str, addr: SocketAddr) -> ServerSettings {
+    ServerSettings {
+        name: name.to_string(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 60_000,
+            max_payload_size: 20_480,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    }
+}
+
+fn config(tcp: SocketAddr, ws: SocketAddr) -> Config {
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 10_010,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 104_857_600,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("1".to_string(), listener("v4-1", tcp))])),
+        ws: Some(HashMap::from([("1".to_string(), listener("ws-1", ws))])),
+        ..Config::default()
+    }
+}
+
+/// Start rumqttd in this process. A second call in the same process is a harness error.
+pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
+    if STARTED.swap(true, Ordering::SeqCst) {
+        anyhow::bail!("the builtin broker runs once per process (rumqttd has no shutdown API)");
+    }
+    let tcp: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let ws: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let cfg = config(tcp, ws);
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            let mut broker = rumqttd::Broker::new(cfg);
+            if let Err(e) = broker.start() {
+                tracing::error!(target: "rumqttd", error = %e, "broker stopped");
+            }
+        })?;
+    // Bind failures are only logged by rumqttd: a listener that never accepts is how we learn.
+    let within = Duration::from_secs(10);
+    wait_until_accepting(tcp, within).await?;
+    wait_until_accepting(ws, within).await?;
+    Ok(Broker {
+        name: format!("rumqttd {VERSION} (builtin)"),
+        endpoints: Endpoints {
+            tcp,
+            ws: Some(ws),
+            ws_path: "/mqtt".to_string(),
+        },
+        profile: super::profile::Profile::rumqttd(),
+    })
+}

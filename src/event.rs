@@ -1,0 +1,461 @@
+//! The run's journal: everything that happens becomes a [`Record`] first.
+//!
+//! ```text
+//!  willy ─┐
+//!  monit ─┤  Journal::record(actor, event)      ┌─> NAME.events.jsonl (one JSON object a line)
+//!  proxy ─┼─ stamps ms (monotonic) + t (UTC) ──>│   NAME.log (seed compose style)
+//!  mqtt  ─┤  and sends it down one channel      ├─> the terminal (unless --quiet)
+//!  runner┘                                      └─> Vec<Record> handed to the checks
+//! ```
+//!
+//! Both clocks are read at the moment of the call, so a record's time is when it happened, not
+//! when the writer got to it. Checks and reports read only records, never the live actors.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Who a record is about: the log's first column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Actor {
+    Willy,
+    Monit,
+    Mqtt,
+    Proxy,
+    Wire,
+    Runner,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Willy => "willy",
+            Actor::Monit => "monit",
+            Actor::Mqtt => "mqtt",
+            Actor::Proxy => "proxy",
+            Actor::Wire => "wire",
+            Actor::Runner => "runner",
+        }
+    }
+}
+
+/// Which side of a proxied connection something happened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    /// The client (willy) side of the proxy.
+    Client,
+    /// The broker side of the proxy.
+    Broker,
+}
+
+/// What happened, in the past tense. Serialized flat into the JSONL line next to `ms`, `t` and
+/// `actor`, with the variant name in `event`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The runner has started every part and is about to drive the cycles.
+    RunStarted {
+        scenario: String,
+        broker: String,
+        transport: String,
+        protocol: String,
+        keepalive_s: u64,
+    },
+    /// willy begins a cycle (the seed's banner).
+    CycleStarted { cycle: u32 },
+    /// willy is about to connect with this configuration.
+    Connecting {
+        url: String,
+        will: Option<String>,
+        attempt: u32,
+    },
+    /// The client library reported the broker's CONNACK.
+    Connected { session_present: bool },
+    /// The client library wrote a PUBLISH to its socket.
+    Published { topic: String, payload: String },
+    /// willy asked its client library to disconnect cleanly.
+    DisconnectRequested,
+    /// The client library wrote DISCONNECT and willy closed its connection.
+    Disconnected,
+    /// The client library reported an error (connection refused, timeout, ping timeout ...).
+    ConnectionFailed { error: String },
+    /// monit's subscription was acknowledged.
+    Subscribed { filter: String },
+    /// monit received a message.
+    MessageReceived {
+        topic: String,
+        payload: String,
+        retain: bool,
+        qos: u8,
+    },
+    /// The proxy accepted a connection from willy.
+    ConnectionAccepted {
+        conn: u64,
+        /// True when it was accepted during an outage and is being held (the SYN into a dead link).
+        held: bool,
+    },
+    /// The proxy opened the broker side of a connection.
+    UpstreamOpened { conn: u64 },
+    /// One side of a proxied connection was closed (EOF or error) as seen by the proxy.
+    SideClosed { conn: u64, side: Side, how: String },
+    /// A proxied connection is gone on both sides.
+    ConnectionClosed {
+        conn: u64,
+        up_bytes: u64,
+        down_bytes: u64,
+        dropped_up_bytes: u64,
+        dropped_down_bytes: u64,
+    },
+    /// The proxy's listener was closed (refuse) or opened again.
+    ListenerChanged { open: bool },
+    /// A fault took effect.
+    FaultApplied {
+        fault: String,
+        /// For each connection open at that moment: when the proxy last forwarded client bytes
+        /// to the broker (ms since the run's start), or None if it never did.
+        last_upstream: Vec<ConnLastUpstream>,
+    },
+    /// A fault was lifted.
+    FaultHealed { fault: String },
+    /// A line of the broker's own log.
+    BrokerLog { level: String, line: String },
+    /// A free-form line from the runner.
+    Note { message: String },
+    /// The runner stopped driving and is judging.
+    RunEnded { reason: String },
+}
+
+/// When the proxy last forwarded client bytes on one connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnLastUpstream {
+    pub conn: u64,
+    pub ms: Option<f64>,
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Milliseconds since the run's start, from the one monotonic clock.
+    pub ms: f64,
+    /// Wall-clock time, for the log lines only; never used to measure.
+    pub t: DateTime<Utc>,
+    pub actor: Actor,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    /// The record as a log line in the seed's compose style: `willy  | 2026-...Z connected`.
+    pub fn log_line(&self) -> String {
+        format!(
+            "{:<6} | {} {}",
+            self.actor.as_str(),
+            self.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            self.event
+        )
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::RunStarted {
+                scenario,
+                broker,
+                transport,
+                protocol,
+                keepalive_s,
+            } => write!(
+                f,
+                "scenario {scenario}: broker {broker}, transport {transport}, MQTT {protocol}, keepalive {keepalive_s} s"
+            ),
+            Event::CycleStarted { cycle } => {
+                let bar = "_".repeat(38);
+                write!(f, "{bar} Cycle {cycle} {bar}")
+            }
+            Event::Connecting { url, will, attempt } => {
+                let will = match will {
+                    Some(w) => format!("{{ will: {w} }}"),
+                    None => "{}".to_string(),
+                };
+                if *attempt > 1 {
+                    write!(f, "Connection configuration {url} {will} (attempt {attempt})")
+                } else {
+                    write!(f, "Connection configuration {url} {will}")
+                }
+            }
+            Event::Connected { session_present } => {
+                write!(f, "connected (session present: {session_present})")
+            }
+            Event::Published { topic, payload } => {
+                if topic == crate::scenario::STATUS_TOPIC {
+                    write!(f, "connected: {payload} was published")
+                } else {
+                    write!(f, "{topic}: {payload} was published")
+                }
+            }
+            Event::DisconnectRequested => write!(f, "disconnect"),
+            Event::Disconnected => write!(f, "disconnected"),
+            Event::ConnectionFailed { error } => write!(f, "connection lost: {error}"),
+            Event::Subscribed { filter } => write!(f, "subscribed to {filter}"),
+            Event::MessageReceived {
+                topic,
+                payload,
+                retain,
+                qos,
+            } => {
+                write!(f, "{topic}: {payload}")?;
+                if *retain || *qos > 0 {
+                    write!(f, " (q{qos}, r{})", u8::from(*retain))?;
+                }
+                Ok(())
+            }
+            Event::ConnectionAccepted { conn, held } => {
+                if *held {
+                    write!(f, "conn {conn}: accepted while the network is down; held")
+                } else {
+                    write!(f, "conn {conn}: accepted from willy")
+                }
+            }
+            Event::UpstreamOpened { conn } => write!(f, "conn {conn}: connected to the broker"),
+            Event::SideClosed { conn, side, how } => {
+                let side = match side {
+                    Side::Client => "willy",
+                    Side::Broker => "broker",
+                };
+                write!(f, "conn {conn}: {side} side {how}")
+            }
+            Event::ConnectionClosed {
+                conn,
+                up_bytes,
+                down_bytes,
+                dropped_up_bytes,
+                dropped_down_bytes,
+            } => write!(
+                f,
+                "conn {conn}: closed; forwarded {up_bytes} B up, {down_bytes} B down; dropped {dropped_up_bytes} B up, {dropped_down_bytes} B down"
+            ),
+            Event::ListenerChanged { open } => {
+                if *open {
+                    write!(f, "listener open again")
+                } else {
+                    write!(f, "listener closed: new connections are refused")
+                }
+            }
+            Event::FaultApplied {
+                fault,
+                last_upstream,
+            } => {
+                write!(f, "fault {fault} applied")?;
+                for c in last_upstream {
+                    match c.ms {
+                        Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
+                        None => write!(f, "; conn {}: nothing sent to broker yet", c.conn)?,
+                    }
+                }
+                Ok(())
+            }
+            Event::FaultHealed { fault } => write!(f, "fault {fault} healed"),
+            Event::BrokerLog { line, .. } => write!(f, "{line}"),
+            Event::Note { message } => write!(f, "{message}"),
+            Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
+        }
+    }
+}
+
+/// Where the writer puts records besides the in-memory list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    /// Print log lines on stdout.
+    pub stdout: bool,
+    /// Print `wire` lines too (they always go to the files).
+    pub wire: bool,
+}
+
+/// The shared handle every part records through. Cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    start: Instant,
+    inner: Arc<Mutex<Sink>>,
+}
+
+struct Sink {
+    records: Vec<Record>,
+    jsonl: Option<BufWriter<File>>,
+    log: Option<BufWriter<File>>,
+    echo: Echo,
+    /// The first write error, reported once at the end instead of lost.
+    error: Option<std::io::Error>,
+}
+
+impl Journal {
+    /// A journal that writes `NAME.events.jsonl` and `NAME.log` in `dir` as it goes, so a run that
+    /// is killed still leaves every line it recorded.
+    pub fn to_files(dir: &Path, name: &str, echo: Echo) -> std::io::Result<Journal> {
+        let jsonl = File::create(dir.join(format!("{name}.events.jsonl")))?;
+        let log = File::create(dir.join(format!("{name}.log")))?;
+        Ok(Self::with_sink(Sink {
+            records: Vec::new(),
+            jsonl: Some(BufWriter::new(jsonl)),
+            log: Some(BufWriter::new(log)),
+            echo,
+            error: None,
+        }))
+    }
+
+    /// A journal that only keeps records in memory (tests).
+    pub fn in_memory() -> Journal {
+        Self::with_sink(Sink {
+            records: Vec::new(),
+            jsonl: None,
+            log: None,
+            echo: Echo {
+                stdout: false,
+                wire: false,
+            },
+            error: None,
+        })
+    }
+
+    fn with_sink(sink: Sink) -> Journal {
+        Journal {
+            start: Instant::now(),
+            inner: Arc::new(Mutex::new(sink)),
+        }
+    }
+
+    /// Milliseconds since the run's start on the monotonic clock.
+    pub fn ms_since_start(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64() * 1000.0
+    }
+
+    /// The run's start on the monotonic clock.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Record an event now. The clocks are read under the lock, so records are in time order.
+    pub fn record(&self, actor: Actor, event: Event) {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let rec = Record {
+            ms: self.ms_since_start(Instant::now()),
+            t: Utc::now(),
+            actor,
+            event,
+        };
+        sink.write(&rec);
+        sink.records.push(rec);
+    }
+
+    /// Flush the files; returns the first write error seen, if any.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = sink.jsonl.as_mut() {
+            w.flush()?;
+        }
+        if let Some(w) = sink.log.as_mut() {
+            w.flush()?;
+        }
+        match sink.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A copy of every record so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .clone()
+    }
+}
+
+impl Sink {
+    fn write(&mut self, rec: &Record) {
+        let line = rec.log_line();
+        if self.echo.stdout && (self.echo.wire || rec.actor != Actor::Wire) {
+            // A closed stdout (a pipe into `head`) must not end the run: the files still get it.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+        let json = serde_json::to_string(rec).expect("records always serialize");
+        let mut result = Ok(());
+        if let Some(w) = self.jsonl.as_mut() {
+            result = result.and_then(|_| writeln!(w, "{json}"));
+        }
+        if let Some(w) = self.log.as_mut() {
+            result = result.and_then(|_| writeln!(w, "{line}"));
+        }
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
+/// Read a saved `NAME.events.jsonl` back (for re-judging or re-drawing a run).
+pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .with_context(|| format!("{}:{}: not an event record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_through_jsonl() {
+        let j = Journal::in_memory();
+        j.record(
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/connected".into(),
+                payload: "false".into(),
+                retain: false,
+                qos: 0,
+            },
+        );
+        let rec = &j.records()[0];
+        let json = serde_json::to_string(rec).unwrap();
+        assert!(json.contains(r#""actor":"monit""#), "{json}");
+        assert!(json.contains(r#""event":"message_received""#), "{json}");
+        let back: Record = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, rec);
+    }
+
+    #[test]
+    fn log_line_has_aligned_actor_and_nanosecond_utc() {
+        let j = Journal::in_memory();
+        j.record(
+            Actor::Willy,
+            Event::Published {
+                topic: "test/connected".into(),
+                payload: "true".into(),
+            },
+        );
+        let line = j.records()[0].log_line();
+        assert!(line.starts_with("willy  | "), "{line}");
+        assert!(line.ends_with("Z connected: true was published"), "{line}");
+        // 2026-11-22T12:41:18.358688100Z: nine fractional digits
+        let ts = line.split_whitespace().nth(2).unwrap();
+        assert_eq!(ts.split('.').nth(1).unwrap().len(), 10, "{ts}");
+    }
+}

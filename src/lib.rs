@@ -1,0 +1,42 @@
+//! unplug: cut an MQTT client off the network and measure when (if ever) the rest of the
+//! system finds out.
+//!
+//! ```text
+//! scenarios/NAME.toml --parse+validate--> Scenario (typed, Durations)
+//!         |
+//!       runner --starts--> broker (rumqttd in-process)
+//!         |      --starts--> proxy (listener -> per connection: upstream link + downstream link)
+//!         |                     each link: read -> [fault verdict] -> write
+//!         |      --starts--> willy (rumqttc, through the proxy)
+//!         |      --starts--> monit (rumqttc, straight to the broker)
+//!         |      --applies-> faults at their triggers (cycle + moment + offset), heals them
+//!         v
+//!    journal: every record = { ms (monotonic since start), t (UTC), actor, event }
+//!         |
+//!         +--> checks: pure functions of (Scenario, broker profile, records) -> [Check]
+//!         +--> report: NAME.log (seed compose style), NAME.events.jsonl, NAME.summary.json
+//!         +--> suite: many runs (child processes of this binary) -> one table
+//! ```
+//!
+//! # Layout
+//! - [`scenario`]: the file format and its validation; the built-in scenarios.
+//! - [`runner`]: one run, from starting the broker to writing the files.
+//! - [`broker`]: the brokers (rumqttd in-process) and their timing profiles.
+//! - [`proxy`]: the fault-injecting TCP proxy: listener, links, network state.
+//! - [`actor`]: willy (the client that is cut off) and monit (the subscriber).
+//! - [`event`]: the journal: records, the log line format, the JSONL writer.
+//! - [`check`]: the spec checks, pure over records.
+//! - [`report`]: the summary JSON and tables.
+//! - [`suite`]: running many scenarios as child processes.
+//! - [`logcapture`]: the broker's tracing output as journal lines.
+
+pub mod actor;
+pub mod broker;
+pub mod check;
+pub mod event;
+pub mod logcapture;
+pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod suite;

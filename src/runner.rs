@@ -1,0 +1,363 @@
+//! One run of one scenario, end to end.
+//!
+//! ```text
+//!  broker::start -> Proxy::start(broker listener) -> monit (subscribed) -> willy (cycles)
+//!      faults fire from willy's and monit's moments (FaultPlan), heal on their timers
+//!  every 50 ms: is the outcome decided and have the cycles run?  -> stop, judge, write files
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use crate::actor::monit::Monit;
+use crate::actor::willy::{Target, Willy};
+use crate::actor::MomentHook;
+use crate::broker::{self, BrokerChoice};
+use crate::check::{self, Facts};
+use crate::event::{Actor, Echo, Event, Journal};
+use crate::proxy::Proxy;
+use crate::report::Summary;
+use crate::scenario::{Scenario, Transport, Trigger};
+
+/// How the run is set up, besides the scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub echo: Echo,
+    pub broker: BrokerChoice,
+}
+
+/// What a finished (or interrupted) run produced.
+pub struct RunResult {
+    pub summary: Summary,
+    pub interrupted: bool,
+}
+
+/// Which faults have fired, so each fires once, at the first moment that matches it.
+struct FaultPlan {
+    scenario: Scenario,
+    proxy: Arc<Proxy>,
+    fired: Mutex<Vec<bool>>,
+}
+
+impl FaultPlan {
+    fn on_moment(self: &Arc<Self>, cycle: u32, trigger: Trigger) {
+        let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, f) in self.scenario.faults.iter().enumerate() {
+            if fired[i] || f.cycle != cycle || f.trigger != trigger {
+                continue;
+            }
+            fired[i] = true;
+            let plan = self.clone();
+            let fault = f.clone();
+            let apply = move || {
+                plan.proxy.apply(&fault.kind, fault.new_connections);
+                if let Some(h) = fault.heal_after {
+                    let plan = plan.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(h).await;
+                        plan.proxy.heal(&fault.kind.label());
+                    });
+                }
+            };
+            if f.after.is_zero() {
+                apply();
+            } else {
+                let after = f.after;
+                tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    apply();
+                });
+            }
+        }
+    }
+}
+
+/// The longest a run may take before the runner gives up on it: every cycle with two failed
+/// connection attempts, the keepalive bound, every heal, and a margin.
+pub fn time_limit(s: &Scenario) -> Duration {
+    let per_cycle = s.connected_for + s.idle + 2 * (s.connect_timeout + s.reconnect);
+    let heals: Duration = s
+        .faults
+        .iter()
+        .filter_map(|f| f.heal_after.map(|h| h + f.after))
+        .sum();
+    per_cycle * s.cycles + s.keepalive * 2 + heals + Duration::from_secs(20)
+}
+
+/// Run a scenario on a fresh tokio runtime. Files are written even when the run is interrupted.
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let result = rt.block_on(run_async(scenario, opts));
+    // Tasks still blocked on a dead link end with the runtime.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("creating the output directory {}", opts.out_dir.display()))?;
+    let journal = Journal::to_files(&opts.out_dir, &s.name, opts.echo)
+        .with_context(|| format!("creating the log files in {}", opts.out_dir.display()))?;
+    let started_at = chrono::Utc::now();
+    crate::logcapture::install(&journal);
+
+    let broker = broker::start(&opts.broker, &journal).await?;
+    let upstream = match s.transport {
+        Transport::Tcp => broker.endpoints.tcp,
+        Transport::Ws => broker
+            .endpoints
+            .ws
+            .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
+    };
+    let proxy = Arc::new(
+        Proxy::start(upstream, journal.clone())
+            .await
+            .context("starting the proxy")?,
+    );
+    journal.record(
+        Actor::Runner,
+        Event::RunStarted {
+            scenario: s.name.clone(),
+            broker: broker.name.clone(),
+            transport: s.transport.as_str().to_string(),
+            protocol: s.protocol.as_str().to_string(),
+            keepalive_s: s.keepalive.as_secs(),
+        },
+    );
+    journal.record(
+        Actor::Runner,
+        Event::Note {
+            message: format!(
+                "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
+                broker.endpoints.tcp,
+                broker.endpoints.ws.map_or("-".to_string(), |a| format!(
+                    "{a}{}",
+                    broker.endpoints.ws_path
+                )),
+                proxy.addr,
+                broker.endpoints.tcp
+            ),
+        },
+    );
+
+    let plan = Arc::new(FaultPlan {
+        scenario: s.clone(),
+        proxy: proxy.clone(),
+        fired: Mutex::new(vec![false; s.faults.len()]),
+    });
+    let hook: MomentHook = {
+        let plan = plan.clone();
+        Arc::new(move |cycle, trigger| plan.on_moment(cycle, trigger))
+    };
+    let cycle = Arc::new(AtomicU32::new(0));
+
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let monit = tokio::spawn(
+        Monit {
+            broker_port: broker.endpoints.tcp.port(),
+            keepalive: s.keepalive,
+            journal: journal.clone(),
+            hook: hook.clone(),
+            cycle: cycle.clone(),
+        }
+        .run(ready_tx),
+    );
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "monit could not subscribe at {} within 10 s",
+                broker.endpoints.tcp
+            )
+        })?
+        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?;
+
+    let willy = tokio::spawn(
+        Willy {
+            scenario: s.clone(),
+            target: Target {
+                transport: s.transport,
+                port: proxy.addr.port(),
+                ws_path: broker.endpoints.ws_path.clone(),
+            },
+            journal: journal.clone(),
+            hook,
+            cycle: cycle.clone(),
+        }
+        .run(),
+    );
+
+    let limit = time_limit(s);
+    let mut interrupted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let reason = loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => { interrupted = true; break "interrupted (Ctrl-C)".to_string(); }
+        }
+        let now = journal.ms_since_start(std::time::Instant::now());
+        let records = journal.records();
+        let facts = Facts::from_records(s, &records);
+        let in_final_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst) >= s.cycles;
+        let cycles_done =
+            willy.is_finished() || (in_final_cycle && facts.attempts_failed_after_cut >= 1);
+        if cycles_done && outcome_decided(s, &broker.profile, &facts, now) {
+            break if willy.is_finished() {
+                "every cycle ran and the outcome is decided".to_string()
+            } else {
+                "the outcome is decided and willy keeps failing to reconnect in the last cycle"
+                    .to_string()
+            };
+        }
+        if now >= limit.as_secs_f64() * 1000.0 {
+            break format!("time limit of {} s reached", limit.as_secs());
+        }
+    };
+    willy.abort();
+    monit.abort();
+    journal.record(
+        Actor::Runner,
+        Event::RunEnded {
+            reason: reason.clone(),
+        },
+    );
+
+    let records = journal.records();
+    let facts = Facts::from_records(s, &records);
+    let checks = check::evaluate(s, &broker.profile, &facts);
+    let summary = Summary::new(
+        s,
+        &broker.name,
+        started_at,
+        &facts,
+        checks,
+        &reason,
+        journal.ms_since_start(std::time::Instant::now()),
+    );
+    journal
+        .flush()
+        .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
+    summary.write(&opts.out_dir)?;
+    Ok(RunResult {
+        summary,
+        interrupted,
+    })
+}
+
+/// Is there nothing more to learn from waiting? (Pure, so it is tested on hand-made facts.)
+pub fn outcome_decided(
+    s: &Scenario,
+    p: &crate::broker::profile::Profile,
+    f: &Facts,
+    now_ms: f64,
+) -> bool {
+    // Time for a will that follows the broker's close to arrive and be recorded.
+    const SETTLE_MS: f64 = 500.0;
+    if s.cut().is_none() {
+        return true;
+    }
+    let Some(deadline) = check::will_deadline_ms(s, p, f) else {
+        return false; // the fault has not happened yet
+    };
+    if now_ms >= deadline + SETTLE_MS {
+        return true;
+    }
+    match f.broker_drop_ms {
+        Some(drop) if s.expect.will => f.will_received_ms.is_some() && now_ms >= drop,
+        Some(drop) => now_ms >= drop + SETTLE_MS,
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::profile::Profile;
+
+    fn facts(last: f64, drop: Option<f64>, will: Option<f64>) -> Facts {
+        Facts {
+            cut_at_ms: Some(last + 1.0),
+            last_upstream_ms: Some(last),
+            broker_drop_ms: drop,
+            will_received_ms: will,
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn with_a_will_expected_the_run_may_end_once_it_arrived() {
+        let s = crate::scenario::load("ws-last-will").unwrap();
+        let p = Profile::rumqttd();
+        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 2000.0));
+        assert!(outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, Some(4000.0), Some(4001.0)),
+            4002.0
+        ));
+    }
+
+    #[test]
+    fn without_a_will_the_run_waits_past_the_drop() {
+        let s = crate::scenario::load("ws-no-will").unwrap();
+        let p = Profile::rumqttd();
+        assert!(!outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, Some(4000.0), None),
+            4100.0
+        ));
+        assert!(outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, Some(4000.0), None),
+            4600.0
+        ));
+    }
+
+    #[test]
+    fn a_will_that_never_comes_is_decided_at_the_deadline() {
+        let s = crate::scenario::load("ws-last-will").unwrap();
+        let p = Profile::rumqttd();
+        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 4000.0));
+        assert!(outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, None, None),
+            1000.0 + 3250.0 + 500.0
+        ));
+    }
+
+    #[test]
+    fn before_the_cut_nothing_is_decided() {
+        let s = crate::scenario::load("ws-last-will").unwrap();
+        assert!(!outcome_decided(
+            &s,
+            &Profile::rumqttd(),
+            &Facts::default(),
+            1e9
+        ));
+    }
+
+    #[test]
+    fn seed_timing_fits_in_the_time_limit() {
+        let mut s = crate::scenario::load("ws-last-will").unwrap();
+        s.apply(crate::scenario::Overrides {
+            keepalive_s: None,
+            seed_timing: true,
+        });
+        // 2 cycles of 30 s, the cut, 90 s of keepalive: well inside.
+        assert!(time_limit(&s) > Duration::from_secs(60 + 90 + 10));
+    }
+}

@@ -1,0 +1,651 @@
+//! Scenario files: `scenarios/NAME.toml` -> a validated [`Scenario`].
+//!
+//! ```text
+//!  text --toml + serde (unknown keys refused)--> RawScenario (values keep their spans)
+//!       --validate (ranges, cross-key rules)--> Scenario (typed, Durations)
+//! ```
+//!
+//! Every error names the file, the line and the key, and says what was expected.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The topic willy reports its state on, as in the seed.
+pub const STATUS_TOPIC: &str = "test/connected";
+/// What monit subscribes to.
+pub const MONITOR_FILTER: &str = "test/#";
+
+/// The scenarios shipped in `scenarios/`, compiled in so the binary runs them from anywhere.
+pub const BUILTIN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_scenarios.rs"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Ws,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Protocol {
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V311 => "3.1.1",
+        }
+    }
+}
+
+/// When, within a cycle, a fault takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// willy's CONNACK arrived.
+    Connected,
+    /// monit received willy's `true` (the seed's moment: the network was cut while connected).
+    AfterTrue,
+    /// willy is about to publish `false`.
+    BeforeFalse,
+    /// willy is about to disconnect.
+    BeforeDisconnect,
+    /// willy has disconnected cleanly.
+    Disconnected,
+}
+
+impl Trigger {
+    pub const ALL: &'static str =
+        "connected, after-true, before-false, before-disconnect, disconnected";
+}
+
+/// Which way a blackhole swallows bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Both,
+    /// willy -> broker.
+    Upstream,
+    /// broker -> willy.
+    Downstream,
+}
+
+/// What a connection attempt meets while the fault is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NewConnections {
+    /// Accepted and held without an answer, like a SYN into a dead link.
+    Hang,
+    /// The proxy's listener is closed: connection refused.
+    Refuse,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The unplugged cable: nothing passes, both sockets stay open.
+    Blackhole { direction: Direction },
+}
+
+impl FaultKind {
+    /// Short name for logs and tables.
+    pub fn label(&self) -> String {
+        match self {
+            FaultKind::Blackhole {
+                direction: Direction::Both,
+            } => "blackhole".to_string(),
+            FaultKind::Blackhole { direction } => format!("blackhole {direction:?}").to_lowercase(),
+        }
+    }
+
+    /// True when the broker can only learn of the loss through the keepalive timer.
+    pub fn silences_client(&self) -> bool {
+        match self {
+            FaultKind::Blackhole { direction } => *direction != Direction::Downstream,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub cycle: u32,
+    pub trigger: Trigger,
+    pub after: Duration,
+    pub heal_after: Option<Duration>,
+    pub new_connections: NewConnections,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Will {
+    pub topic: String,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Expect {
+    /// The will must reach monit (true) or must never arrive (false).
+    pub will: bool,
+}
+
+/// A validated scenario: what the runner runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where it came from: a path, or `builtin:NAME`.
+    pub source: String,
+    pub transport: Transport,
+    pub protocol: Protocol,
+    pub keepalive: Duration,
+    pub cycles: u32,
+    pub connected_for: Duration,
+    pub idle: Duration,
+    pub reconnect: Duration,
+    /// How long one connection attempt may take before the client gives up (rumqttc's default: 5 s).
+    pub connect_timeout: Duration,
+    pub will: Option<Will>,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+}
+
+/// Timing overrides from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub keepalive_s: Option<u64>,
+    /// The seed's own timing: keepalive 60 s, 20 s connected, 10 s idle.
+    pub seed_timing: bool,
+}
+
+impl Scenario {
+    pub fn apply(&mut self, o: Overrides) {
+        if o.seed_timing {
+            self.keepalive = Duration::from_secs(60);
+            self.connected_for = Duration::from_secs(20);
+            self.idle = Duration::from_secs(10);
+        }
+        if let Some(ka) = o.keepalive_s {
+            self.keepalive = Duration::from_secs(ka);
+        }
+    }
+
+    /// The first fault, which decides the run's outcome (the cut).
+    pub fn cut(&self) -> Option<&Fault> {
+        self.faults.first()
+    }
+}
+
+/// A scenario file that does not parse or does not make sense.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    /// The file (or name) the error is about.
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(key) = &self.key {
+            write!(f, "key `{key}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    description: Option<String>,
+    transport: Spanned<String>,
+    #[serde(default)]
+    protocol: Option<Spanned<String>>,
+    keepalive_s: Spanned<i64>,
+    cycles: Spanned<i64>,
+    connected_for_ms: Spanned<i64>,
+    idle_ms: Spanned<i64>,
+    reconnect_ms: Spanned<i64>,
+    connect_timeout_s: Option<Spanned<i64>>,
+    will: Option<RawWill>,
+    #[serde(default)]
+    faults: Vec<RawFault>,
+    expect: Option<RawExpect>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWill {
+    topic: Spanned<String>,
+    payload: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kind: Spanned<String>,
+    cycle: Spanned<i64>,
+    trigger: Option<Spanned<String>>,
+    after_ms: Option<Spanned<i64>>,
+    heal_after_ms: Option<Spanned<i64>>,
+    direction: Option<Spanned<String>>,
+    new_connections: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    will: Option<bool>,
+}
+
+/// Checks values against their ranges, turning spans into line numbers.
+struct Validator<'a> {
+    source: &'a str,
+    text: &'a str,
+}
+
+impl Validator<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: String,
+    ) -> Result<T, ScenarioError> {
+        Err(ScenarioError {
+            file: self.source.to_string(),
+            line: Some(self.line_of(span.start)),
+            key: Some(key.to_string()),
+            message,
+        })
+    }
+
+    fn int_in(&self, v: &Spanned<i64>, key: &str, lo: i64, hi: i64) -> Result<u64, ScenarioError> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            return self.err(
+                v.span(),
+                key,
+                format!("{x} is out of range: expected {lo} to {hi}"),
+            );
+        }
+        Ok(x as u64)
+    }
+
+    fn choice<T: for<'de> Deserialize<'de>>(
+        &self,
+        v: &Spanned<String>,
+        key: &str,
+        allowed: &str,
+    ) -> Result<T, ScenarioError> {
+        let s = v.get_ref();
+        T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+            .or_else(|_| {
+                self.err(
+                    v.span(),
+                    key,
+                    format!("unknown value {s:?}: expected one of {allowed}"),
+                )
+            })
+    }
+}
+
+/// Parse and validate a scenario. `source` names the file in errors; `name` is the scenario's name.
+pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let v = Validator { source, text };
+        ScenarioError {
+            file: source.to_string(),
+            line: e.span().map(|s| v.line_of(s.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let v = Validator { source, text };
+
+    let transport: Transport = v.choice(&raw.transport, "transport", "tcp, ws")?;
+    let protocol = match &raw.protocol {
+        None => Protocol::V311,
+        Some(p) if p.get_ref() == "3.1.1" || p.get_ref() == "4" => Protocol::V311,
+        Some(p) => {
+            return v.err(
+                p.span(),
+                "protocol",
+                format!("unsupported protocol {:?}: expected \"3.1.1\"", p.get_ref()),
+            )
+        }
+    };
+    // rumqttc refuses a keepalive under 1 s, and 0 would switch keepalive off entirely: no
+    // timer, nothing to measure.
+    let keepalive = Duration::from_secs(v.int_in(&raw.keepalive_s, "keepalive_s", 1, 65535)?);
+    let cycles = v.int_in(&raw.cycles, "cycles", 1, 1000)? as u32;
+    let ms = |x: &Spanned<i64>, key: &str, lo: i64| -> Result<Duration, ScenarioError> {
+        Ok(Duration::from_millis(v.int_in(x, key, lo, 3_600_000)?))
+    };
+    let connected_for = ms(&raw.connected_for_ms, "connected_for_ms", 0)?;
+    let idle = ms(&raw.idle_ms, "idle_ms", 0)?;
+    let reconnect = ms(&raw.reconnect_ms, "reconnect_ms", 10)?;
+    let connect_timeout = match &raw.connect_timeout_s {
+        Some(x) => Duration::from_secs(v.int_in(x, "connect_timeout_s", 1, 600)?),
+        None => Duration::from_secs(5),
+    };
+    let will = match raw.will {
+        Some(w) => {
+            let t = w.topic.get_ref();
+            if t.is_empty() || t.contains(['#', '+']) {
+                return v.err(
+                    w.topic.span(),
+                    "will.topic",
+                    format!(
+                        "{t:?} is not a topic name: expected a non-empty topic without wildcards"
+                    ),
+                );
+            }
+            Some(Will {
+                topic: t.clone(),
+                payload: w.payload,
+            })
+        }
+        None => None,
+    };
+
+    let mut faults = Vec::new();
+    for f in &raw.faults {
+        let kind_name = f.kind.get_ref().as_str();
+        let kind = match kind_name {
+            "blackhole" => {
+                let direction = match &f.direction {
+                    Some(d) => v.choice(d, "faults.direction", "both, upstream, downstream")?,
+                    None => Direction::Both,
+                };
+                FaultKind::Blackhole { direction }
+            }
+            other => {
+                return v.err(
+                    f.kind.span(),
+                    "faults.kind",
+                    format!("unknown fault kind {other:?}: expected one of blackhole"),
+                )
+            }
+        };
+        let cycle = v.int_in(&f.cycle, "faults.cycle", 1, 1000)? as u32;
+        if cycle > cycles {
+            return v.err(
+                f.cycle.span(),
+                "faults.cycle",
+                format!("cycle {cycle} is beyond the scenario's cycles = {cycles}"),
+            );
+        }
+        let trigger = match &f.trigger {
+            Some(t) => v.choice(t, "faults.trigger", Trigger::ALL)?,
+            None => Trigger::AfterTrue,
+        };
+        let after = match &f.after_ms {
+            Some(x) => ms(x, "faults.after_ms", 0)?,
+            None => Duration::ZERO,
+        };
+        let heal_after = f
+            .heal_after_ms
+            .as_ref()
+            .map(|x| ms(x, "faults.heal_after_ms", 1))
+            .transpose()?;
+        let new_connections = match &f.new_connections {
+            Some(n) => v.choice(n, "faults.new_connections", "hang, refuse")?,
+            None => NewConnections::Hang,
+        };
+        faults.push(Fault {
+            kind,
+            cycle,
+            trigger,
+            after,
+            heal_after,
+            new_connections,
+        });
+    }
+
+    // With no abnormal disconnect there is nothing for the broker to publish the will for.
+    let derived = will.is_some() && faults.first().is_some_and(|f| f.kind.silences_client());
+    let expect = Expect {
+        will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
+    };
+
+    Ok(Scenario {
+        name: name.to_string(),
+        description: raw.description.unwrap_or_default(),
+        source: source.to_string(),
+        transport,
+        protocol,
+        keepalive,
+        cycles,
+        connected_for,
+        idle,
+        reconnect,
+        connect_timeout,
+        will,
+        faults,
+        expect,
+    })
+}
+
+/// Find a scenario by built-in name or by path (anything ending in `.toml` or containing `/`).
+pub fn load(arg: &str) -> Result<Scenario, ScenarioError> {
+    if arg.ends_with(".toml") || arg.contains('/') {
+        let path = Path::new(arg);
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: arg.to_string(),
+            line: None,
+            key: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("scenario");
+        return parse(name, arg, &text);
+    }
+    match BUILTIN.iter().find(|(n, _)| *n == arg) {
+        Some((n, text)) => parse(n, &format!("scenarios/{n}.toml"), text),
+        None => {
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            let hint = closest(arg, &names)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            Err(ScenarioError {
+                file: arg.to_string(),
+                line: None,
+                key: None,
+                message: format!(
+                    "no such scenario; {hint}known scenarios: {}",
+                    names.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// The known name closest to `word` by edit distance, if any is reasonably close.
+pub fn closest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (edit_distance(word, n), *n))
+        .filter(|(d, n)| *d <= (n.len().max(word.len()) / 2).max(2))
+        .min()
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Where a scenario's output goes.
+pub fn out_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{name}.{ext}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "WebSocket willy with a last will; network cut in cycle 3"
+transport = "ws"
+protocol = "3.1.1"
+keepalive_s = 2
+cycles = 4
+connected_for_ms = 2000
+idle_ms = 1000
+reconnect_ms = 1000
+[will]
+topic = "test/connected"
+payload = "false"
+[[faults]]
+kind = "blackhole"
+cycle = 3
+trigger = "after-true"
+[expect]
+will = true
+"#;
+
+    fn parse_err(text: &str) -> ScenarioError {
+        parse("t", "t.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let s = parse("ws-last-will", "x.toml", GOOD).unwrap();
+        assert_eq!(s.transport, Transport::Ws);
+        assert_eq!(s.keepalive, Duration::from_secs(2));
+        assert_eq!(s.cycles, 4);
+        assert_eq!(s.faults[0].cycle, 3);
+        assert_eq!(s.faults[0].trigger, Trigger::AfterTrue);
+        assert_eq!(s.faults[0].new_connections, NewConnections::Hang);
+        assert!(s.expect.will);
+        assert_eq!(s.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse_err(&GOOD.replace("idle_ms = 1000", "idle_ms = 1000\nidle_s = 1"));
+        let msg = e.to_string();
+        assert!(msg.starts_with("t.toml:9:"), "{msg}");
+        assert!(msg.contains("idle_s"), "{msg}");
+    }
+
+    #[test]
+    fn cut_cycle_beyond_cycles_is_refused_with_its_line() {
+        let e = parse_err(&GOOD.replace("cycle = 3", "cycle = 5"));
+        assert_eq!(e.line, Some(15));
+        assert_eq!(e.key.as_deref(), Some("faults.cycle"));
+        assert!(e.message.contains("beyond"), "{e}");
+    }
+
+    #[test]
+    fn keepalive_zero_is_refused() {
+        let e = parse_err(&GOOD.replace("keepalive_s = 2", "keepalive_s = 0"));
+        assert_eq!(e.key.as_deref(), Some("keepalive_s"));
+        assert_eq!(e.line, Some(5));
+        assert!(e.to_string().contains("expected 1 to 65535"), "{e}");
+    }
+
+    #[test]
+    fn unknown_transport_lists_the_choices() {
+        let e = parse_err(&GOOD.replace("\"ws\"", "\"quic\""));
+        assert_eq!(e.key.as_deref(), Some("transport"));
+        assert!(e.message.contains("tcp, ws"), "{e}");
+    }
+
+    #[test]
+    fn unknown_trigger_lists_the_choices() {
+        let e = parse_err(&GOOD.replace("after-true", "whenever"));
+        assert!(e.message.contains("after-true"), "{e}");
+        assert_eq!(e.line, Some(16));
+    }
+
+    #[test]
+    fn missing_key_is_named() {
+        let e = parse_err(&GOOD.replace("cycles = 4\n", ""));
+        assert!(e.message.contains("cycles"), "{e}");
+    }
+
+    #[test]
+    fn wildcard_will_topic_is_refused() {
+        let e = parse_err(&GOOD.replace("topic = \"test/connected\"", "topic = \"test/#\""));
+        assert_eq!(e.key.as_deref(), Some("will.topic"));
+    }
+
+    #[test]
+    fn no_will_means_no_will_expected_by_default() {
+        let text = GOOD
+            .replace(
+                "[will]\ntopic = \"test/connected\"\npayload = \"false\"\n",
+                "",
+            )
+            .replace("will = true", "");
+        let s = parse("t", "t.toml", &text).unwrap();
+        assert!(s.will.is_none());
+        assert!(!s.expect.will);
+    }
+
+    #[test]
+    fn seed_timing_overrides() {
+        let mut s = parse("t", "t.toml", GOOD).unwrap();
+        s.apply(Overrides {
+            keepalive_s: None,
+            seed_timing: true,
+        });
+        assert_eq!(s.keepalive, Duration::from_secs(60));
+        assert_eq!(s.connected_for, Duration::from_secs(20));
+        assert_eq!(s.idle, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_builtin_scenario_parses() {
+        assert!(BUILTIN.len() >= 4);
+        for (name, _) in BUILTIN {
+            load(name).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn unknown_name_suggests_the_closest() {
+        let e = load("ws-last-wil").unwrap_err();
+        assert!(e.message.contains("did you mean `ws-last-will`"), "{e}");
+    }
+}
