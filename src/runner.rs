@@ -210,14 +210,12 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         let records = journal.records();
         let facts = Facts::from_records(s, &records);
         let in_final_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst) >= s.cycles;
-        let cycles_done =
-            willy.is_finished() || (in_final_cycle && facts.attempts_failed_after_cut >= 1);
+        let cycles_done = willy.is_finished() || stuck_for_good(s, &facts, in_final_cycle);
         if cycles_done && outcome_decided(s, &broker.profile, &facts, now) {
             break if willy.is_finished() {
                 "every cycle ran and the outcome is decided".to_string()
             } else {
-                "the outcome is decided and willy keeps failing to reconnect in the last cycle"
-                    .to_string()
+                "the outcome is decided and willy keeps failing to reconnect".to_string()
             };
         }
         if now >= limit.as_secs_f64() * 1000.0 {
@@ -253,6 +251,16 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         summary,
         interrupted,
     })
+}
+
+/// willy cannot finish its cycles because the network never comes back: it has shown its
+/// reconnect behaviour (a failure in the last cycle, or two anywhere after the cut, as when a
+/// short keepalive makes it notice the dead link before the cycle ends).
+pub fn stuck_for_good(s: &Scenario, f: &Facts, in_final_cycle: bool) -> bool {
+    let heals = s.faults.iter().any(|f| f.heal_after.is_some());
+    !heals
+        && (f.attempts_failed_after_cut >= 2
+            || (in_final_cycle && f.attempts_failed_after_cut >= 1))
 }
 
 /// Is there nothing more to learn from waiting? (Pure, so it is tested on hand-made facts.)
@@ -348,6 +356,22 @@ mod tests {
             &Facts::default(),
             1e9
         ));
+    }
+
+    #[test]
+    fn an_unhealed_cut_ends_the_cycles_once_willy_has_shown_its_reconnects() {
+        let s = crate::scenario::load("native-last-will").unwrap();
+        let failed = |n| Facts {
+            attempts_failed_after_cut: n,
+            ..Facts::default()
+        };
+        assert!(!stuck_for_good(&s, &failed(0), true));
+        assert!(stuck_for_good(&s, &failed(1), true));
+        assert!(
+            !stuck_for_good(&s, &failed(1), false),
+            "a ping timeout mid-cycle is not the end"
+        );
+        assert!(stuck_for_good(&s, &failed(2), false));
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! The command line as a user meets it: help, list, bad input, a scenario file of one's own.
+
+mod common;
+
+use common::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_shows_examples_and_exit_codes() {
+    let o = unplug(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("unplug scenario ws-last-will"), "{text}");
+    assert!(text.contains("Exit codes"), "{text}");
+}
+
+#[test]
+fn list_names_the_seed_scenarios() {
+    let o = unplug(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    for name in ["native-no-will", "native-last-will", "ws-no-will", "ws-last-will"] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn unknown_scenario_is_exit_2_with_the_closest_name() {
+    let o = unplug(&["scenario", "ws-last-wil", "--out", out_dir("unknown").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("did you mean `ws-last-will`"), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+#[test]
+fn bad_scenario_file_is_exit_2_naming_file_line_and_key() {
+    let dir = out_dir("badfile");
+    let path = dir.join("mine.toml");
+    std::fs::write(
+        &path,
+        "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 2\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\n[[faults]]\nkind = \"blackhole\"\ncycle = 3\n",
+    )
+    .unwrap();
+    let o = unplug(&["scenario", path.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("mine.toml:9") && e.contains("faults.cycle") && e.contains("beyond"), "{e}");
+}
+
+#[test]
+fn missing_scenario_file_is_exit_2() {
+    let o = unplug(&["scenario", "/nonexistent/x.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/x.toml"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_flag_value_is_exit_2() {
+    let o = unplug(&["scenario", "ws-last-will", "--keepalive", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_scenario_file_written_by_someone_else_runs_the_same_way() {
+    let dir = out_dir("own-file");
+    let path = dir.join("short-cut.toml");
+    std::fs::write(
+        &path,
+        r#"description = "two cycles, cut in the second right after connecting"
+transport = "tcp"
+keepalive_s = 1
+cycles = 2
+connected_for_ms = 500
+idle_ms = 200
+reconnect_ms = 200
+[will]
+topic = "test/connected"
+payload = "gone"
+[[faults]]
+kind = "blackhole"
+cycle = 2
+trigger = "connected"
+"#,
+    )
+    .unwrap();
+    let (code, s) = run_scenario(path.to_str().unwrap(), &dir, &[]);
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    assert_eq!(s["scenario"], "short-cut");
+    assert!(num(&s, "will_received_ms").is_some());
+}
+
+#[test]
+fn suite_runs_scenarios_in_parallel_and_prints_a_table() {
+    let dir = out_dir("suite");
+    let o = unplug(&["suite", "--jobs", "2", "--out", dir.to_str().unwrap(), "native-no-will", "ws-last-will"]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{table}\n{}", stderr(&o));
+    assert!(table.contains("native-no-will") && table.contains("ws-last-will"), "{table}");
+    assert!(dir.join("SUITE.md").exists());
+    assert!(dir.join("ws-last-will.summary.json").exists());
+}

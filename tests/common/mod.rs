@@ -1,0 +1,56 @@
+//! Helpers for the integration tests: run the built binary, read what it wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_unplug");
+
+/// A fresh, empty directory for one test's output.
+pub fn out_dir(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("unplug-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run `unplug ARGS...` to completion.
+pub fn unplug(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("the unplug binary runs")
+}
+
+/// Run one scenario quietly into `out` and return (exit code, summary JSON).
+pub fn run_scenario(name: &str, out: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["scenario", name, "--quiet", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = unplug(&args);
+    let stem = Path::new(name).file_stem().unwrap().to_str().unwrap();
+    let summary_path = out.join(format!("{stem}.summary.json"));
+    let text = std::fs::read_to_string(&summary_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\nstdout:\n{}\nstderr:\n{}",
+            summary_path.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code().unwrap_or(-1), serde_json::from_str(&text).unwrap())
+}
+
+/// A number from the summary, or None for null.
+pub fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).unwrap_or_else(|| panic!("summary has no key {key}: {v:#}")).as_f64()
+}
+
+/// Every check's name, for messages.
+pub fn failed_checks(v: &Value) -> Vec<String> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pass"] != Value::Bool(true))
+        .map(|c| format!("{}: expected {}; {}", c["name"], c["expected"], c["actual"]))
+        .collect()
+}
