@@ -261,6 +261,7 @@ mod tests {
             Actor::Proxy,
             Event::FaultApplied {
                 fault: "blackhole".into(),
+                n: 1,
                 last_upstream: vec![ConnLastUpstream {
                     conn: 3,
                     ms: Some(last),
@@ -360,6 +361,7 @@ mod tests {
                 Actor::Proxy,
                 Event::FaultHealed {
                     fault: "blackhole".into(),
+                    n: 1,
                 },
             ),
             rec(

@@ -114,17 +114,40 @@ pub enum Event {
         dropped_up_bytes: u64,
         dropped_down_bytes: u64,
     },
+    /// A drop fault made one MQTT packet vanish.
+    PacketDropped {
+        conn: u64,
+        /// Who sent it.
+        from: Side,
+        packet: String,
+    },
+    /// A fault acted on one connection (reset it, closed it, ...).
+    ConnectionCut {
+        conn: u64,
+        fault: String,
+        /// What both sides got, e.g. "RST to willy and to the broker".
+        how: String,
+    },
+    /// A fault acted on willy's process.
+    ProcessSignalled { pid: u32, signal: String },
     /// The proxy's listener was closed (refuse) or opened again.
     ListenerChanged { open: bool },
     /// A fault took effect.
     FaultApplied {
         fault: String,
+        /// Which of the scenario's faults (1-based, in file order); 0 in older records.
+        #[serde(default)]
+        n: u32,
         /// For each connection open at that moment: when the proxy last forwarded client bytes
         /// to the broker (ms since the run's start), or None if it never did.
         last_upstream: Vec<ConnLastUpstream>,
     },
     /// A fault was lifted.
-    FaultHealed { fault: String },
+    FaultHealed {
+        fault: String,
+        #[serde(default)]
+        n: u32,
+    },
     /// A line of the broker's own log.
     BrokerLog { level: String, line: String },
     /// A free-form line from the runner.
@@ -243,6 +266,19 @@ impl fmt::Display for Event {
                 f,
                 "conn {conn}: closed; forwarded {up_bytes} B up, {down_bytes} B down; dropped {dropped_up_bytes} B up, {dropped_down_bytes} B down"
             ),
+            Event::PacketDropped { conn, from, packet } => {
+                let from = match from {
+                    Side::Client => "willy",
+                    Side::Broker => "the broker",
+                };
+                write!(f, "conn {conn}: dropped a {packet} from {from}")
+            }
+            Event::ConnectionCut { conn, fault, how } => {
+                write!(f, "conn {conn}: fault {fault} cut it: {how}")
+            }
+            Event::ProcessSignalled { pid, signal } => {
+                write!(f, "willy's process {pid} got {signal}")
+            }
             Event::ListenerChanged { open } => {
                 if *open {
                     write!(f, "listener open again")
@@ -252,9 +288,10 @@ impl fmt::Display for Event {
             }
             Event::FaultApplied {
                 fault,
+                n,
                 last_upstream,
             } => {
-                write!(f, "fault {fault} applied")?;
+                write!(f, "fault {n} ({fault}) applied")?;
                 for c in last_upstream {
                     match c.ms {
                         Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
@@ -263,7 +300,7 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
-            Event::FaultHealed { fault } => write!(f, "fault {fault} healed"),
+            Event::FaultHealed { fault, n } => write!(f, "fault {n} ({fault}) healed"),
             Event::BrokerLog { line, .. } => write!(f, "{line}"),
             Event::Note { message } => write!(f, "{message}"),
             Event::RunEnded { reason } => write!(f, "run ended: {reason}"),

@@ -22,7 +22,7 @@ use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
 use crate::proxy::Proxy;
 use crate::report::Summary;
-use crate::scenario::{Scenario, Transport, Trigger};
+use crate::scenario::{Fault, Scenario, Transport, Trigger};
 
 /// How the run is set up, besides the scenario.
 #[derive(Debug, Clone)]
@@ -46,6 +46,16 @@ struct FaultPlan {
 }
 
 impl FaultPlan {
+    /// Put fault `n` into effect: on the network (the proxy) or on willy's process.
+    fn apply(&self, n: u32, f: &Fault) {
+        self.proxy.apply(n, &f.kind, f.new_connections);
+    }
+
+    /// Lift fault `n` alone.
+    fn heal(&self, n: u32, _f: &Fault) {
+        self.proxy.heal(n);
+    }
+
     fn on_moment(self: &Arc<Self>, cycle: u32, trigger: Trigger) {
         let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
         for (i, f) in self.scenario.faults.iter().enumerate() {
@@ -55,13 +65,14 @@ impl FaultPlan {
             fired[i] = true;
             let plan = self.clone();
             let fault = f.clone();
+            let n = i as u32 + 1;
             let apply = move || {
-                plan.proxy.apply(&fault.kind, fault.new_connections);
+                plan.apply(n, &fault);
                 if let Some(h) = fault.heal_after {
                     let plan = plan.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(h).await;
-                        plan.proxy.heal(&fault.kind.label());
+                        plan.heal(n, &fault);
                     });
                 }
             };

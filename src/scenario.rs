@@ -38,7 +38,7 @@ impl Transport {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub enum Protocol {
     #[serde(rename = "3.1.1")]
     V311,
@@ -73,7 +73,7 @@ impl Trigger {
         "connected, after-true, before-false, before-disconnect, disconnected";
 }
 
-/// Which way a blackhole swallows bytes.
+/// Which way a fault acts on bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
@@ -84,43 +84,161 @@ pub enum Direction {
     Downstream,
 }
 
+impl Direction {
+    pub fn up(self) -> bool {
+        self != Direction::Downstream
+    }
+    pub fn down(self) -> bool {
+        self != Direction::Upstream
+    }
+    fn suffix(self) -> &'static str {
+        match self {
+            Direction::Both => "",
+            Direction::Upstream => " upstream",
+            Direction::Downstream => " downstream",
+        }
+    }
+}
+
 /// What a connection attempt meets while the fault is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NewConnections {
+    /// Accepted and served like any connection (the fault then acts on it too).
+    Accept,
     /// Accepted and held without an answer, like a SYN into a dead link.
     Hang,
     /// The proxy's listener is closed: connection refused.
     Refuse,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The MQTT control packet names a `drop` fault may name, indexed by the fixed header's type
+/// nibble (0 and 15 are not 3.1.1 packets).
+pub const PACKET_NAMES: [&str; 16] = [
+    "",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "",
+];
+
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FaultKind {
     /// The unplugged cable: nothing passes, both sockets stay open.
     Blackhole { direction: Direction },
+    /// Both sides of every open connection get a TCP RST, at once.
+    Reset,
+    /// Both sides of every open connection get a FIN, without an MQTT DISCONNECT.
+    Close,
+    /// Every chunk is delivered `delay` (+ up to `jitter`) after it arrived, in order.
+    Latency {
+        direction: Direction,
+        delay: Duration,
+        jitter: Duration,
+    },
+    /// Bytes go through at most `bytes_per_s`.
+    Bandwidth {
+        direction: Direction,
+        bytes_per_s: u64,
+    },
+    /// MQTT packets of these types (type nibbles) vanish, packet-exact; the rest passes.
+    Drop {
+        direction: Direction,
+        packets: Vec<u8>,
+    },
+    /// Open connections are untouched; new ones are refused.
+    Refuse,
+    /// Open connections are untouched; new ones are held without an answer.
+    Hang,
+    /// willy's process is killed (SIGKILL): its kernel closes the socket.
+    Crash { restart: bool },
+    /// willy's process is stopped (SIGSTOP) until the fault heals (SIGCONT).
+    Freeze,
 }
 
 impl FaultKind {
     /// Short name for logs and tables.
     pub fn label(&self) -> String {
         match self {
-            FaultKind::Blackhole {
-                direction: Direction::Both,
-            } => "blackhole".to_string(),
-            FaultKind::Blackhole { direction } => format!("blackhole {direction:?}").to_lowercase(),
+            FaultKind::Blackhole { direction } => format!("blackhole{}", direction.suffix()),
+            FaultKind::Reset => "reset".to_string(),
+            FaultKind::Close => "close".to_string(),
+            FaultKind::Latency {
+                direction,
+                delay,
+                jitter,
+            } => format!(
+                "latency {} ms +{} ms{}",
+                delay.as_millis(),
+                jitter.as_millis(),
+                direction.suffix()
+            ),
+            FaultKind::Bandwidth {
+                direction,
+                bytes_per_s,
+            } => format!("bandwidth {bytes_per_s} B/s{}", direction.suffix()),
+            FaultKind::Drop { direction, packets } => {
+                let names: Vec<&str> = packets.iter().map(|&t| PACKET_NAMES[t as usize]).collect();
+                format!("drop {}{}", names.join(","), direction.suffix())
+            }
+            FaultKind::Refuse => "refuse".to_string(),
+            FaultKind::Hang => "hang".to_string(),
+            FaultKind::Crash { .. } => "crash".to_string(),
+            FaultKind::Freeze => "freeze".to_string(),
         }
     }
 
-    /// True when the broker can only learn of the loss through the keepalive timer.
+    /// True when the broker can only learn of the loss through the keepalive timer: nothing
+    /// willy sends reaches it and no close does either.
     pub fn silences_client(&self) -> bool {
         match self {
-            FaultKind::Blackhole { direction } => *direction != Direction::Downstream,
+            FaultKind::Blackhole { direction } => direction.up(),
+            FaultKind::Freeze => true,
+            // A PINGREQ-only stream with its PINGREQs gone is as silent as a cut cable.
+            FaultKind::Drop { direction, packets } => direction.up() && packets.contains(&12),
+            _ => false,
+        }
+    }
+
+    /// True when the fault ends willy's connection at once, with a close the broker sees.
+    pub fn ends_at_once(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Reset | FaultKind::Close | FaultKind::Crash { .. }
+        )
+    }
+
+    /// True when it acts on willy's process rather than on the network.
+    pub fn on_process(&self) -> bool {
+        matches!(self, FaultKind::Crash { .. } | FaultKind::Freeze)
+    }
+
+    /// What new connections meet when the scenario does not say.
+    pub fn default_new_connections(&self) -> NewConnections {
+        match self {
+            FaultKind::Blackhole {
+                direction: Direction::Both,
+            }
+            | FaultKind::Hang => NewConnections::Hang,
+            FaultKind::Refuse => NewConnections::Refuse,
+            _ => NewConnections::Accept,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Fault {
     pub kind: FaultKind,
     pub cycle: u32,
@@ -130,20 +248,20 @@ pub struct Fault {
     pub new_connections: NewConnections,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Will {
     pub topic: String,
     pub payload: String,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Expect {
     /// The will must reach monit (true) or must never arrive (false).
     pub will: bool,
 }
 
 /// A validated scenario: what the runner runs.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Scenario {
     pub name: String,
     pub description: String,
@@ -249,6 +367,11 @@ struct RawFault {
     heal_after_ms: Option<Spanned<i64>>,
     direction: Option<Spanned<String>>,
     new_connections: Option<Spanned<String>>,
+    delay_ms: Option<Spanned<i64>>,
+    jitter_ms: Option<Spanned<i64>>,
+    bytes_per_s: Option<Spanned<i64>>,
+    packets: Option<Spanned<Vec<Spanned<String>>>>,
+    restart: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -378,23 +501,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
 
     let mut faults = Vec::new();
     for f in &raw.faults {
-        let kind_name = f.kind.get_ref().as_str();
-        let kind = match kind_name {
-            "blackhole" => {
-                let direction = match &f.direction {
-                    Some(d) => v.choice(d, "faults.direction", "both, upstream, downstream")?,
-                    None => Direction::Both,
-                };
-                FaultKind::Blackhole { direction }
-            }
-            other => {
-                return v.err(
-                    f.kind.span(),
-                    "faults.kind",
-                    format!("unknown fault kind {other:?}: expected one of blackhole"),
-                )
-            }
-        };
+        let kind = fault_kind(&v, f, transport)?;
         let cycle = v.int_in(&f.cycle, "faults.cycle", 1, 1000)? as u32;
         if cycle > cycles {
             return v.err(
@@ -417,8 +524,18 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             .map(|x| ms(x, "faults.heal_after_ms", 1))
             .transpose()?;
         let new_connections = match &f.new_connections {
-            Some(n) => v.choice(n, "faults.new_connections", "hang, refuse")?,
-            None => NewConnections::Hang,
+            Some(n) if kind.on_process() => {
+                return v.err(
+                    n.span(),
+                    "faults.new_connections",
+                    format!(
+                        "a {} fault acts on willy's process, not the network: remove it",
+                        kind.label()
+                    ),
+                )
+            }
+            Some(n) => v.choice(n, "faults.new_connections", "accept, hang, refuse")?,
+            None => kind.default_new_connections(),
         };
         faults.push(Fault {
             kind,
@@ -431,7 +548,13 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     }
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
-    let derived = will.is_some() && faults.first().is_some_and(|f| f.kind.silences_client());
+    // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
+    let derived = will.is_some()
+        && faults.first().is_some_and(|f| {
+            f.kind.ends_at_once()
+                || (f.kind.silences_client()
+                    && f.heal_after.map_or(true, |h| h >= keepalive * 3 / 2))
+        });
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -451,6 +574,165 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         will,
         faults,
         expect,
+    })
+}
+
+/// The kind of one `[[faults]]` entry with its own parameters; a key that belongs to another
+/// kind is refused by name, so a typo does not silently do nothing.
+fn fault_kind(
+    v: &Validator<'_>,
+    f: &RawFault,
+    transport: Transport,
+) -> Result<FaultKind, ScenarioError> {
+    const KINDS: &str =
+        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze";
+    let name = f.kind.get_ref().as_str();
+    let direction = |v: &Validator<'_>| -> Result<Direction, ScenarioError> {
+        match &f.direction {
+            Some(d) => v.choice(d, "faults.direction", "both, upstream, downstream"),
+            None => Ok(Direction::Both),
+        }
+    };
+    let ms = |x: &Spanned<i64>, key: &str, lo: i64| -> Result<Duration, ScenarioError> {
+        Ok(Duration::from_millis(v.int_in(x, key, lo, 3_600_000)?))
+    };
+    // Which optional keys each kind takes.
+    let takes: &[&str] = match name {
+        "blackhole" => &["direction"],
+        "latency" => &["direction", "delay_ms", "jitter_ms"],
+        "bandwidth" => &["direction", "bytes_per_s"],
+        "drop" => &["direction", "packets"],
+        "crash" => &["restart"],
+        "reset" | "close" | "refuse" | "hang" | "freeze" => &[],
+        other => {
+            return v.err(
+                f.kind.span(),
+                "faults.kind",
+                format!("unknown fault kind {other:?}: expected one of {KINDS}"),
+            )
+        }
+    };
+    let given: [(&str, Option<std::ops::Range<usize>>); 6] = [
+        ("direction", f.direction.as_ref().map(|x| x.span())),
+        ("delay_ms", f.delay_ms.as_ref().map(|x| x.span())),
+        ("jitter_ms", f.jitter_ms.as_ref().map(|x| x.span())),
+        ("bytes_per_s", f.bytes_per_s.as_ref().map(|x| x.span())),
+        ("packets", f.packets.as_ref().map(|x| x.span())),
+        ("restart", f.restart.as_ref().map(|x| x.span())),
+    ];
+    for (key, span) in given {
+        if let Some(span) = span {
+            if !takes.contains(&key) {
+                let fits = if takes.is_empty() {
+                    "it takes no parameters of its own".to_string()
+                } else {
+                    format!("it takes {}", takes.join(", "))
+                };
+                return v.err(
+                    span,
+                    &format!("faults.{key}"),
+                    format!("a {name} fault has no `{key}`: {fits}"),
+                );
+            }
+        }
+    }
+    Ok(match name {
+        "blackhole" => FaultKind::Blackhole {
+            direction: direction(v)?,
+        },
+        "reset" => FaultKind::Reset,
+        "close" => FaultKind::Close,
+        "latency" => {
+            let Some(delay) = &f.delay_ms else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.delay_ms",
+                    "a latency fault needs `delay_ms` (1 to 3600000)".to_string(),
+                );
+            };
+            FaultKind::Latency {
+                direction: direction(v)?,
+                delay: ms(delay, "faults.delay_ms", 1)?,
+                jitter: match &f.jitter_ms {
+                    Some(j) => ms(j, "faults.jitter_ms", 0)?,
+                    None => Duration::ZERO,
+                },
+            }
+        }
+        "bandwidth" => {
+            let Some(rate) = &f.bytes_per_s else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.bytes_per_s",
+                    "a bandwidth fault needs `bytes_per_s` (1 to 1000000000)".to_string(),
+                );
+            };
+            FaultKind::Bandwidth {
+                direction: direction(v)?,
+                bytes_per_s: v.int_in(rate, "faults.bytes_per_s", 1, 1_000_000_000)?,
+            }
+        }
+        "drop" => {
+            let Some(list) = &f.packets else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.packets",
+                    "a drop fault needs `packets`, e.g. [\"PINGREQ\"]".to_string(),
+                );
+            };
+            if list.get_ref().is_empty() {
+                return v.err(
+                    list.span(),
+                    "faults.packets",
+                    "no packet types given: expected e.g. [\"PINGREQ\"]".to_string(),
+                );
+            }
+            if transport == Transport::Ws {
+                // Dropping one packet inside WebSocket framing means rewriting frames; not yet.
+                return v.err(
+                    f.kind.span(),
+                    "faults.kind",
+                    "a drop fault works on transport = \"tcp\" only: over WebSocket one \
+                     packet cannot be dropped without rewriting the frame that carries it"
+                        .to_string(),
+                );
+            }
+            let mut packets = Vec::new();
+            for p in list.get_ref() {
+                let t = PACKET_NAMES
+                    .iter()
+                    .position(|n| !n.is_empty() && n.eq_ignore_ascii_case(p.get_ref()));
+                match t {
+                    Some(t) => packets.push(t as u8),
+                    None => {
+                        let names: Vec<&str> = PACKET_NAMES
+                            .iter()
+                            .copied()
+                            .filter(|n| !n.is_empty())
+                            .collect();
+                        return v.err(
+                            p.span(),
+                            "faults.packets",
+                            format!(
+                                "unknown MQTT packet type {:?}: expected one of {}",
+                                p.get_ref(),
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            FaultKind::Drop {
+                direction: direction(v)?,
+                packets,
+            }
+        }
+        "refuse" => FaultKind::Refuse,
+        "hang" => FaultKind::Hang,
+        "crash" => FaultKind::Crash {
+            restart: f.restart.as_ref().is_some_and(|r| *r.get_ref()),
+        },
+        _ => FaultKind::Freeze,
     })
 }
 

@@ -1,9 +1,21 @@
-//! What the network does to bytes right now: a small state every link consults per chunk.
+//! What the network does to bytes right now: pure decisions every link consults per chunk.
 //!
-//! A fault is a decision, not a process: applying one changes [`NetState`], and each link decides
-//! what happens to the next chunk from it. Healing restores the default, at any moment.
+//! ```text
+//!  active faults --NetState::of--> NetState { up: FlowState, down: FlowState, new connections }
+//!  chunk --PacketGate::pieces--> [Piece { bytes, packet type, dropped? }]    (drop: packet-exact)
+//!  piece --Pacer::verdict(FlowState, arrival)--> Pass | Deliver(at) | Drop   (latency, bandwidth,
+//!                                                                             blackhole)
+//! ```
+//!
+//! A fault is a decision, not a process (turmoil's `Verdict`): applying one changes
+//! [`NetState`], and each link decides what happens to the next chunk from it. Healing one fault
+//! recomputes the state from those still active, at any moment. Nothing here does I/O or reads a
+//! clock, so every rule is tested with made-up instants.
 
-use crate::scenario::{Direction, FaultKind, NewConnections};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::scenario::{FaultKind, NewConnections};
 
 /// Which way bytes travel through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,68 +26,358 @@ pub enum Flow {
     Down,
 }
 
-/// The network as the links see it.
+/// What one direction does to bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NetState {
-    /// willy -> broker bytes are swallowed.
-    pub blackhole_up: bool,
-    /// broker -> willy bytes are swallowed.
-    pub blackhole_down: bool,
-    /// New connections are refused (the listener is closed).
-    pub refuse_new: bool,
+pub struct FlowState {
+    /// Bytes are swallowed.
+    pub blackhole: bool,
+    /// Each chunk is delivered this long after it arrived ...
+    pub delay: Duration,
+    /// ... plus up to this much more, chosen per chunk (order is kept all the same).
+    pub jitter: Duration,
+    /// At most this many bytes a second get through.
+    pub bytes_per_s: Option<u64>,
+    /// MQTT packet types (bit = type nibble) that vanish.
+    pub drop_packets: u16,
 }
 
-/// What a link does with a chunk it has read.
+impl FlowState {
+    /// True when chunks wait before they are delivered.
+    pub fn shapes(&self) -> bool {
+        !self.delay.is_zero() || !self.jitter.is_zero() || self.bytes_per_s.is_some()
+    }
+
+    pub fn drops(&self, packet_type: u8) -> bool {
+        self.drop_packets & (1 << packet_type) != 0
+    }
+}
+
+/// The network as the links see it: the sum of the faults in effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NetState {
+    pub up: FlowState,
+    pub down: FlowState,
+    /// New connections are refused (the listener is closed).
+    pub refuse_new: bool,
+    /// New connections are accepted and held without an answer.
+    pub hold_new: bool,
+}
+
+/// What a link does with a piece it has read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Write it now.
     Pass,
+    /// Write it at this instant (after everything queued before it).
+    Deliver(Instant),
+    /// Discard it (counted).
     Drop,
 }
 
 impl NetState {
+    /// The state with every fault in `active` in effect. Effects add up: delays add, the
+    /// lowest bandwidth wins, refusing beats holding.
+    pub fn of<'a>(active: impl IntoIterator<Item = (&'a FaultKind, NewConnections)>) -> NetState {
+        active
+            .into_iter()
+            .fold(NetState::default(), |s, (k, n)| s.with(k, n))
+    }
+
     /// The state with `kind` applied on top.
     pub fn with(mut self, kind: &FaultKind, new_connections: NewConnections) -> NetState {
+        let mut each = |up: bool, down: bool, f: &dyn Fn(&mut FlowState)| {
+            if up {
+                f(&mut self.up);
+            }
+            if down {
+                f(&mut self.down);
+            }
+        };
         match kind {
             FaultKind::Blackhole { direction } => {
-                self.blackhole_up |= *direction != Direction::Downstream;
-                self.blackhole_down |= *direction != Direction::Upstream;
-                self.refuse_new |= new_connections == NewConnections::Refuse;
+                each(direction.up(), direction.down(), &|f| f.blackhole = true)
             }
+            FaultKind::Latency {
+                direction,
+                delay,
+                jitter,
+            } => each(direction.up(), direction.down(), &|f| {
+                f.delay += *delay;
+                f.jitter += *jitter;
+            }),
+            FaultKind::Bandwidth {
+                direction,
+                bytes_per_s,
+            } => each(direction.up(), direction.down(), &|f| {
+                f.bytes_per_s = Some(f.bytes_per_s.map_or(*bytes_per_s, |r| r.min(*bytes_per_s)))
+            }),
+            FaultKind::Drop { direction, packets } => {
+                let mask = packets.iter().fold(0u16, |m, &t| m | 1 << t);
+                each(direction.up(), direction.down(), &|f| {
+                    f.drop_packets |= mask
+                })
+            }
+            // Acts once on open connections (the proxy does that), or not on the network at all.
+            FaultKind::Reset
+            | FaultKind::Close
+            | FaultKind::Refuse
+            | FaultKind::Hang
+            | FaultKind::Crash { .. }
+            | FaultKind::Freeze => {}
+        }
+        match new_connections {
+            NewConnections::Accept => {}
+            NewConnections::Hang => self.hold_new = true,
+            NewConnections::Refuse => self.refuse_new = true,
         }
         self
     }
 
+    pub fn flow(&self, flow: Flow) -> &FlowState {
+        match flow {
+            Flow::Up => &self.up,
+            Flow::Down => &self.down,
+        }
+    }
+
+    /// A new connection cannot be completed: it is held until the fault heals, like a SYN
+    /// retransmitted into a dead link.
+    pub fn holds_new(&self) -> bool {
+        self.hold_new && !self.refuse_new
+    }
+
+    /// The verdict for a chunk when nothing is queued and nothing shapes it (tests, and the
+    /// end of a stream, which crosses the network like any byte).
     pub fn verdict(&self, flow: Flow) -> Verdict {
-        let swallowed = match flow {
-            Flow::Up => self.blackhole_up,
-            Flow::Down => self.blackhole_down,
-        };
-        if swallowed {
+        if self.flow(flow).blackhole {
             Verdict::Drop
         } else {
             Verdict::Pass
         }
     }
+}
 
-    /// A new connection cannot be completed: it is held until the network comes back, like a
-    /// SYN retransmitted into a dead link.
-    pub fn holds_new(&self) -> bool {
-        self.blackhole_up && self.blackhole_down
+/// When each piece of one direction may go: latency from each piece's arrival (toxiproxy's
+/// rule), bandwidth as a queue that empties at the given rate, order always kept.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    /// When the last piece queued is delivered; nothing may overtake it.
+    last: Option<Instant>,
+    /// xorshift state for the jitter; fixed per link so a run's choices are reproducible.
+    rng: u64,
+}
+
+impl Pacer {
+    pub fn new(seed: u64) -> Pacer {
+        Pacer {
+            last: None,
+            rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
     }
+
+    fn next_jitter(&mut self, max: Duration) -> Duration {
+        if max.is_zero() {
+            return Duration::ZERO;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let us = max.as_micros() as u64;
+        Duration::from_micros(self.rng % (us + 1))
+    }
+
+    /// What happens to `len` bytes that arrived at `arrival`.
+    pub fn verdict(&mut self, f: &FlowState, arrival: Instant, len: usize) -> Verdict {
+        if f.blackhole {
+            return Verdict::Drop;
+        }
+        let queued = self.last.is_some_and(|l| l > arrival);
+        if !f.shapes() && !queued {
+            self.last = None;
+            return Verdict::Pass;
+        }
+        let mut at = arrival + f.delay + self.next_jitter(f.jitter);
+        if let Some(last) = self.last {
+            at = at.max(last);
+        }
+        if let Some(rate) = f.bytes_per_s {
+            at += Duration::from_secs_f64(len as f64 / rate as f64);
+        }
+        self.last = Some(at);
+        Verdict::Deliver(at)
+    }
+
+    /// The fault that shaped this direction healed: what is queued goes now.
+    pub fn healed(&mut self) {
+        self.last = None;
+    }
+
+    /// How big a piece bandwidth shaping should deliver at once: about a tenth of a second's
+    /// worth, so a slow link trickles instead of releasing a big chunk in one go.
+    pub fn piece_len(f: &FlowState) -> usize {
+        f.bytes_per_s
+            .map_or(usize::MAX, |r| (r as usize / 10).max(1))
+    }
+}
+
+/// Where the MQTT packets are in a stream, byte-exact, without holding any byte back: the type
+/// is in a packet's first byte, and its length in the next one to four.
+#[derive(Debug, Clone, Default)]
+pub struct PacketGate {
+    state: Framer,
+    /// Offset in the stream (to recognise its first byte).
+    offset: u64,
+    /// The packet under way is being dropped (decided at its first byte, kept to its last).
+    dropping: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Framer {
+    /// At a packet's first byte.
+    #[default]
+    Type,
+    /// In the remaining-length varint.
+    Length { ty: u8, value: usize, shift: u32 },
+    /// In the packet's body: `left` bytes to go.
+    Body { ty: u8, left: usize },
+    /// Not MQTT over TCP (WebSocket, or bytes that make no sense): passed through, unsplit.
+    Opaque,
+}
+
+/// A run of bytes of one packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub range: Range<usize>,
+    /// The MQTT packet type these bytes belong to; 0 when the stream is opaque.
+    pub packet: u8,
+    /// True when these bytes start their packet.
+    pub starts: bool,
+    /// The bytes vanish (a drop fault matched the packet at its first byte).
+    pub dropped: bool,
+}
+
+impl PacketGate {
+    /// True once the stream turned out not to be MQTT over plain TCP.
+    pub fn is_opaque(&self) -> bool {
+        self.state == Framer::Opaque
+    }
+
+    /// Split `chunk` into per-packet pieces and decide which vanish under `f`.
+    pub fn pieces(&mut self, f: &FlowState, chunk: &[u8], out: &mut Vec<Piece>) {
+        out.clear();
+        let mut i = 0;
+        while i < chunk.len() {
+            let start = i;
+            match self.state {
+                Framer::Opaque => {
+                    i = chunk.len();
+                    out.push(Piece {
+                        range: start..i,
+                        packet: 0,
+                        starts: false,
+                        dropped: false,
+                    });
+                    continue;
+                }
+                Framer::Type => {
+                    let ty = chunk[i] >> 4;
+                    // The first packet either way is CONNECT or CONNACK; a WebSocket upgrade
+                    // starts with "GET " or "HTTP/".
+                    if self.offset == 0 && ty != 1 && ty != 2 {
+                        self.state = Framer::Opaque;
+                        continue;
+                    }
+                    self.dropping = f.drops(ty);
+                    self.state = Framer::Length {
+                        ty,
+                        value: 0,
+                        shift: 0,
+                    };
+                    i += 1;
+                    self.advance_length(chunk, &mut i);
+                    out.push(Piece {
+                        range: start..i,
+                        packet: ty,
+                        starts: true,
+                        dropped: self.dropping,
+                    });
+                }
+                Framer::Length { ty, .. } | Framer::Body { ty, .. } => {
+                    self.advance_length(chunk, &mut i);
+                    push_or_extend(out, start..i, ty, self.dropping);
+                }
+            }
+            self.offset += (i - start) as u64;
+        }
+    }
+
+    /// Consume length bytes, then body bytes, of the packet under way.
+    fn advance_length(&mut self, chunk: &[u8], i: &mut usize) {
+        while *i < chunk.len() {
+            match self.state {
+                Framer::Length { ty, value, shift } => {
+                    let b = chunk[*i];
+                    *i += 1;
+                    let value = value | usize::from(b & 0x7f) << shift;
+                    if b & 0x80 == 0 {
+                        self.state = Framer::Body { ty, left: value };
+                    } else if shift >= 21 {
+                        // A fifth length byte: not MQTT. Stop splitting rather than guess.
+                        self.state = Framer::Opaque;
+                        return;
+                    } else {
+                        self.state = Framer::Length {
+                            ty,
+                            value,
+                            shift: shift + 7,
+                        };
+                    }
+                }
+                Framer::Body { left: 0, .. } => {
+                    self.state = Framer::Type;
+                    return;
+                }
+                Framer::Body { ty, left } => {
+                    let n = left.min(chunk.len() - *i);
+                    *i += n;
+                    self.state = Framer::Body { ty, left: left - n };
+                }
+                Framer::Type | Framer::Opaque => return,
+            }
+        }
+        if let Framer::Body { left: 0, .. } = self.state {
+            self.state = Framer::Type;
+        }
+    }
+}
+
+fn push_or_extend(out: &mut Vec<Piece>, range: Range<usize>, packet: u8, dropped: bool) {
+    if range.is_empty() {
+        return;
+    }
+    out.push(Piece {
+        range,
+        packet,
+        starts: false,
+        dropped,
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Direction;
+
+    fn state(kind: FaultKind) -> NetState {
+        let n = kind.default_new_connections();
+        NetState::default().with(&kind, n)
+    }
 
     #[test]
     fn blackhole_both_drops_both_ways_and_holds_new_connections() {
-        let s = NetState::default().with(
-            &FaultKind::Blackhole {
-                direction: Direction::Both,
-            },
-            NewConnections::Hang,
-        );
+        let s = state(FaultKind::Blackhole {
+            direction: Direction::Both,
+        });
         assert_eq!(s.verdict(Flow::Up), Verdict::Drop);
         assert_eq!(s.verdict(Flow::Down), Verdict::Drop);
         assert!(s.holds_new());
@@ -84,32 +386,199 @@ mod tests {
 
     #[test]
     fn upstream_blackhole_lets_the_broker_still_talk() {
-        let s = NetState::default().with(
-            &FaultKind::Blackhole {
-                direction: Direction::Upstream,
-            },
-            NewConnections::Hang,
-        );
+        let s = state(FaultKind::Blackhole {
+            direction: Direction::Upstream,
+        });
         assert_eq!(s.verdict(Flow::Up), Verdict::Drop);
         assert_eq!(s.verdict(Flow::Down), Verdict::Pass);
         assert!(!s.holds_new());
     }
 
     #[test]
-    fn refuse_is_recorded() {
-        let s = NetState::default().with(
-            &FaultKind::Blackhole {
-                direction: Direction::Both,
-            },
-            NewConnections::Refuse,
-        );
+    fn refuse_beats_hang() {
+        let s = NetState::of([
+            (&FaultKind::Hang, NewConnections::Hang),
+            (&FaultKind::Refuse, NewConnections::Refuse),
+        ]);
         assert!(s.refuse_new);
+        assert!(!s.holds_new());
+    }
+
+    #[test]
+    fn healing_one_fault_keeps_the_others() {
+        let bh = FaultKind::Blackhole {
+            direction: Direction::Upstream,
+        };
+        let lat = FaultKind::Latency {
+            direction: Direction::Downstream,
+            delay: Duration::from_millis(100),
+            jitter: Duration::ZERO,
+        };
+        let both = NetState::of([
+            (&bh, NewConnections::Accept),
+            (&lat, NewConnections::Accept),
+        ]);
+        assert!(both.up.blackhole && both.down.shapes());
+        let after = NetState::of([(&lat, NewConnections::Accept)]);
+        assert!(!after.up.blackhole && after.down.shapes());
     }
 
     #[test]
     fn healthy_network_passes_everything() {
         let s = NetState::default();
         assert_eq!(s.verdict(Flow::Up), Verdict::Pass);
-        assert_eq!(s.verdict(Flow::Down), Verdict::Pass);
+        let mut p = Pacer::new(1);
+        assert_eq!(p.verdict(&s.up, Instant::now(), 10), Verdict::Pass);
+    }
+
+    #[test]
+    fn latency_is_measured_from_each_arrival_and_keeps_order() {
+        let f = state(FaultKind::Latency {
+            direction: Direction::Both,
+            delay: Duration::from_millis(100),
+            jitter: Duration::from_millis(50),
+        })
+        .up;
+        let t0 = Instant::now();
+        let mut p = Pacer::new(7);
+        let mut last = t0;
+        for i in 0..200u64 {
+            let arrival = t0 + Duration::from_millis(i * 3);
+            let Verdict::Deliver(at) = p.verdict(&f, arrival, 10) else {
+                panic!("latency delivers later")
+            };
+            assert!(at >= arrival + Duration::from_millis(100), "{i}");
+            assert!(at >= last, "order kept at {i}");
+            last = at;
+        }
+        // The last piece is not delayed by 200 x 100 ms: delays overlap, as on a real link.
+        assert!(last <= t0 + Duration::from_millis(199 * 3 + 150 + 1));
+    }
+
+    #[test]
+    fn bandwidth_spaces_pieces_by_their_size() {
+        let f = state(FaultKind::Bandwidth {
+            direction: Direction::Upstream,
+            bytes_per_s: 1000,
+        })
+        .up;
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1);
+        let a = p.verdict(&f, t0, 100);
+        let b = p.verdict(&f, t0, 100);
+        assert_eq!(a, Verdict::Deliver(t0 + Duration::from_millis(100)));
+        assert_eq!(b, Verdict::Deliver(t0 + Duration::from_millis(200)));
+        assert_eq!(Pacer::piece_len(&f), 100);
+    }
+
+    #[test]
+    fn after_a_heal_nothing_overtakes_what_is_still_queued() {
+        let lat = state(FaultKind::Latency {
+            direction: Direction::Both,
+            delay: Duration::from_millis(100),
+            jitter: Duration::ZERO,
+        });
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1);
+        assert!(matches!(p.verdict(&lat.up, t0, 1), Verdict::Deliver(_)));
+        // Healed, but the queue is not flushed yet: the next piece waits its turn.
+        let healthy = NetState::default();
+        assert!(matches!(
+            p.verdict(&healthy.up, t0 + Duration::from_millis(1), 1),
+            Verdict::Deliver(_)
+        ));
+        p.healed();
+        assert_eq!(
+            p.verdict(&healthy.up, t0 + Duration::from_millis(2), 1),
+            Verdict::Pass
+        );
+    }
+
+    const CONNECT: &[u8] = &[0x10, 0x02, 0x00, 0x04];
+    const PINGREQ: &[u8] = &[0xc0, 0x00];
+    const PUBLISH: &[u8] = &[0x30, 0x05, 0x00, 0x01, b't', b'h', b'i'];
+
+    fn drop_pingreq() -> FlowState {
+        state(FaultKind::Drop {
+            direction: Direction::Both,
+            packets: vec![12],
+        })
+        .up
+    }
+
+    /// The bytes that survive the gate when `stream` is fed in chunks of `n`.
+    fn survivors(stream: &[u8], n: usize, f: &FlowState) -> Vec<u8> {
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
+        for chunk in stream.chunks(n) {
+            g.pieces(f, chunk, &mut out);
+            assert_eq!(
+                out.iter().map(|p| p.range.len()).sum::<usize>(),
+                chunk.len(),
+                "every byte is in exactly one piece"
+            );
+            for p in &out {
+                if !p.dropped {
+                    kept.extend_from_slice(&chunk[p.range.clone()]);
+                }
+            }
+        }
+        kept
+    }
+
+    #[test]
+    fn drop_removes_exactly_the_named_packets_however_the_stream_is_cut() {
+        let stream = [CONNECT, PINGREQ, PUBLISH, PINGREQ, PUBLISH].concat();
+        let want = [CONNECT, PUBLISH, PUBLISH].concat();
+        for n in 1..=stream.len() {
+            assert_eq!(
+                survivors(&stream, n, &drop_pingreq()),
+                want,
+                "chunks of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_drop_fault_everything_passes() {
+        let stream = [CONNECT, PINGREQ, PUBLISH].concat();
+        assert_eq!(survivors(&stream, 3, &FlowState::default()), stream);
+    }
+
+    #[test]
+    fn a_long_remaining_length_is_followed() {
+        let mut big = vec![0x30, 0x80, 0x01]; // PUBLISH, remaining length 128
+        big.extend(std::iter::repeat(7u8).take(128));
+        let stream = [CONNECT, big.as_slice(), PINGREQ, PUBLISH].concat();
+        let want = [CONNECT, big.as_slice(), PUBLISH].concat();
+        for n in [1, 2, 5, 64, 1000] {
+            assert_eq!(
+                survivors(&stream, n, &drop_pingreq()),
+                want,
+                "chunks of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_websocket_stream_is_opaque_and_passes_untouched() {
+        let stream = b"GET /mqtt HTTP/1.1\r\n\r\n\xc0\x00".to_vec();
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&drop_pingreq(), &stream, &mut out);
+        assert!(g.is_opaque());
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].dropped);
+    }
+
+    #[test]
+    fn a_packet_started_before_the_fault_is_finished_intact() {
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&FlowState::default(), CONNECT, &mut out);
+        g.pieces(&FlowState::default(), &PINGREQ[..1], &mut out);
+        g.pieces(&drop_pingreq(), &PINGREQ[1..], &mut out);
+        assert!(!out[0].dropped, "decided at the packet's first byte");
     }
 }

@@ -1,15 +1,21 @@
-//! One direction of one proxied connection: read a chunk, ask the network state what happens to
-//! it, write it on (or count it as dropped), repeat until end of stream.
+//! One direction of one proxied connection: read a chunk, ask the faults what happens to each
+//! piece of it, write it on now, later, or never, repeat until end of stream.
 //!
 //! ```text
-//!   src --read--> chunk --NetState::verdict--> Pass: write_all(dst)   (+ last_up stamp when Up)
-//!                                          \-> Drop: count it, discard
-//!   EOF/error --> wait until this direction is not blackholed (a FIN into a dead link arrives
-//!                 when the link comes back) --> shutdown(dst)
+//!   src --read (stamp arrival)--> chunk --PacketGate--> pieces (packet-exact; drop faults)
+//!       --Pacer::verdict--> Pass: write_all(dst) now         (+ last_up stamp when Up)
+//!                       \-> Deliver(at): queue, write at `at` (latency, bandwidth; order kept)
+//!                       \-> Drop: count it, discard         (blackhole)
+//!   net changed --> a shaping fault healed: everything queued is due now
+//!   EOF/error --> drain the queue, wait until this direction is not blackholed (a FIN into a
+//!                 dead link arrives when the link comes back) --> shutdown(dst)
 //! ```
 //!
-//! The link never waits on decoding or on the journal for a chunk it forwards.
+//! Reading goes on while pieces wait, so a delay is measured from each chunk's arrival (as
+//! toxiproxy does), not from when the one before it was written. The link never waits on
+//! decoding or on the journal for a chunk it forwards.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,8 +23,12 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::fault::{Flow, NetState, Verdict};
+use super::fault::{Flow, NetState, Pacer, PacketGate, Piece, Verdict};
 use crate::event::{Actor, Event, Journal, Side};
+use crate::scenario::PACKET_NAMES;
+
+/// Stop reading while this much waits in the queue: a slow link pushes back, like TCP.
+const MAX_QUEUED: usize = 1 << 20;
 
 /// Counters for one connection, shared by its two links and the proxy.
 #[derive(Debug)]
@@ -62,7 +72,20 @@ pub struct Link {
     pub journal: Journal,
 }
 
+/// Bytes waiting for their delivery time.
+struct Queued {
+    at: Instant,
+    bytes: Vec<u8>,
+}
+
 impl Link {
+    fn side(&self) -> Side {
+        match self.flow {
+            Flow::Up => Side::Client,
+            Flow::Down => Side::Broker,
+        }
+    }
+
     /// Pump until end of stream. Returns how the source side ended.
     pub async fn run<R, W>(mut self, mut src: R, mut dst: W) -> String
     where
@@ -70,48 +93,111 @@ impl Link {
         W: AsyncWrite + Unpin,
     {
         let mut buf = vec![0u8; 16 * 1024];
-        let (forwarded, dropped) = match self.flow {
-            Flow::Up => (&self.stats.up_bytes, &self.stats.dropped_up),
-            Flow::Down => (&self.stats.down_bytes, &self.stats.dropped_down),
-        };
-        let how = loop {
-            let n = match src.read(&mut buf).await {
-                Ok(0) => break "closed (EOF)".to_string(),
-                Ok(n) => n,
-                Err(e) => break format!("failed: {e}"),
-            };
-            let verdict = self.net.borrow().verdict(self.flow);
-            match verdict {
-                Verdict::Pass => {
-                    if let Err(e) = dst.write_all(&buf[..n]).await {
-                        // The other side is gone; its own link reports how.
-                        break format!("stopped: write to the other side failed: {e}");
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut gate = PacketGate::default();
+        let mut pacer = Pacer::new(self.stats.id * 2 + u64::from(self.flow == Flow::Down));
+        let mut queue: VecDeque<Queued> = VecDeque::new();
+        let mut queued = 0usize;
+        let mut state: NetState = *self.net.borrow_and_update();
+        let mut net_open = true;
+        let mut told_opaque = false;
+        // Some(how) once the source has ended; the queue still drains.
+        let mut ended: Option<String> = None;
+        let stopped = loop {
+            if ended.is_some() && queue.is_empty() {
+                break None;
+            }
+            let due = queue.front().map(|q| q.at);
+            tokio::select! {
+                r = src.read(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {
+                    let arrival = Instant::now();
+                    let n = match r {
+                        Ok(0) => { self.source_ended(&mut ended, "closed (EOF)".to_string()); continue }
+                        Ok(n) => n,
+                        Err(e) => { self.source_ended(&mut ended, format!("failed: {e}")); continue }
+                    };
+                    state = *self.net.borrow();
+                    let f = *state.flow(self.flow);
+                    gate.pieces(&f, &buf[..n], &mut pieces);
+                    if f.drop_packets != 0 && gate.is_opaque() && !told_opaque {
+                        told_opaque = true;
+                        self.journal.record(Actor::Proxy, Event::Note {
+                            message: format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id),
+                        });
                     }
-                    forwarded.fetch_add(n as u64, Ordering::Relaxed);
-                    if self.flow == Flow::Up {
-                        let us = Instant::now()
-                            .saturating_duration_since(self.journal.start())
-                            .as_micros() as u64;
-                        self.stats.last_up_us.store(us, Ordering::Relaxed);
+                    let mut failed = None;
+                    'pieces: for p in &pieces {
+                        let bytes = &buf[p.range.clone()];
+                        if p.dropped {
+                            self.count_dropped(bytes.len());
+                            if p.starts {
+                                self.journal.record(Actor::Proxy, Event::PacketDropped {
+                                    conn: self.stats.id,
+                                    from: self.side(),
+                                    packet: PACKET_NAMES[usize::from(p.packet)].to_string(),
+                                });
+                            }
+                            continue;
+                        }
+                        for part in bytes.chunks(Pacer::piece_len(&f)) {
+                            match pacer.verdict(&f, arrival, part.len()) {
+                                Verdict::Drop => self.count_dropped(part.len()),
+                                Verdict::Pass if queue.is_empty() => {
+                                    if let Err(e) = self.forward(&mut dst, part).await {
+                                        failed = Some(e);
+                                        break 'pieces;
+                                    }
+                                }
+                                Verdict::Pass => {
+                                    queued += part.len();
+                                    queue.push_back(Queued { at: arrival, bytes: part.to_vec() });
+                                }
+                                Verdict::Deliver(at) => {
+                                    queued += part.len();
+                                    queue.push_back(Queued { at, bytes: part.to_vec() });
+                                }
+                            }
+                        }
+                    }
+                    if let Some(e) = failed {
+                        break Some(e);
                     }
                 }
-                Verdict::Drop => {
-                    dropped.fetch_add(n as u64, Ordering::Relaxed);
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
+                    let q = queue.pop_front().expect("due only when queued");
+                    queued -= q.bytes.len();
+                    if let Err(e) = self.forward(&mut dst, &q.bytes).await {
+                        break Some(e);
+                    }
+                }
+                changed = self.net.changed(), if net_open => {
+                    if changed.is_err() {
+                        net_open = false;
+                        continue;
+                    }
+                    let now = *self.net.borrow_and_update();
+                    if state.flow(self.flow).shapes() && !now.flow(self.flow).shapes() {
+                        // Healed: what waited for the delay goes now, in order.
+                        let t = Instant::now();
+                        queue.iter_mut().for_each(|q| q.at = q.at.min(t));
+                        pacer.healed();
+                    }
+                    state = now;
                 }
             }
         };
-        let side = match self.flow {
-            Flow::Up => Side::Client,
-            Flow::Down => Side::Broker,
+        let how = match (stopped, ended) {
+            (_, Some(how)) => how,
+            (Some(e), None) => {
+                // The other side is gone; its own link reports how.
+                let how = format!("stopped: write to the other side failed: {e}");
+                self.source_ended(&mut None, how.clone());
+                return how;
+            }
+            (None, None) => {
+                unreachable!("the loop ends only when the source ended or a write failed")
+            }
         };
-        self.journal.record(
-            Actor::Proxy,
-            Event::SideClosed {
-                conn: self.stats.id,
-                side,
-                how: how.clone(),
-            },
-        );
         // The end of the stream crosses the network like any byte: not while it is cut.
         let flow = self.flow;
         if self
@@ -123,5 +209,46 @@ impl Link {
             let _ = dst.shutdown().await;
         }
         how
+    }
+
+    /// The source ended: say so now (that moment is what the checks measure), once.
+    fn source_ended(&self, ended: &mut Option<String>, how: String) {
+        self.journal.record(
+            Actor::Proxy,
+            Event::SideClosed {
+                conn: self.stats.id,
+                side: self.side(),
+                how: how.clone(),
+            },
+        );
+        *ended = Some(how);
+    }
+
+    fn count_dropped(&self, n: usize) {
+        let c = match self.flow {
+            Flow::Up => &self.stats.dropped_up,
+            Flow::Down => &self.stats.dropped_down,
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    async fn forward<W: AsyncWrite + Unpin>(
+        &self,
+        dst: &mut W,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
+        dst.write_all(bytes).await?;
+        let c = match self.flow {
+            Flow::Up => &self.stats.up_bytes,
+            Flow::Down => &self.stats.down_bytes,
+        };
+        c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if self.flow == Flow::Up {
+            let us = Instant::now()
+                .saturating_duration_since(self.journal.start())
+                .as_micros() as u64;
+            self.stats.last_up_us.store(us, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }

@@ -4,14 +4,16 @@
 //!  willy --TCP--> listener (127.0.0.1:free) --accept--> connection N
 //!                                                        |-- link Up:   willy  -> broker
 //!                                                        '-- link Down: broker -> willy
-//!  Proxy::apply(fault) / heal() --watch<NetState>--> every link and the listener
+//!  Proxy::apply(n, fault) / heal(n) --watch<NetState>--> every link and the listener
+//!                                  --Cut (reset, close)--> every open connection, once
 //! ```
 //!
-//! It forwards bytes and knows nothing of MQTT or WebSocket, so both pass through untouched.
-//! While the network is down, a new connection is accepted and held (its bytes wait in a buffer,
-//! like a SYN retransmitted into a dead link) or, with `new_connections = "refuse"`, the listener
-//! is closed so connecting fails at once. Held connections go through when the network heals,
-//! unless their client gave up meanwhile.
+//! It forwards bytes and knows of MQTT only where a fault needs it (a drop fault finds packet
+//! boundaries in plain TCP); WebSocket passes through untouched. While a fault holds new
+//! connections, one is accepted and held (its bytes wait in a buffer, like a SYN retransmitted
+//! into a dead link); while one refuses them, the listener is closed so connecting fails at once.
+//! Held connections go through when the fault heals, unless their client gave up meanwhile.
+//! Each fault heals on its own: the state is recomputed from the faults still in effect.
 
 pub mod fault;
 pub mod link;
@@ -30,6 +32,7 @@ use crate::event::{Actor, ConnLastUpstream, Event, Journal};
 use crate::scenario::{FaultKind, NewConnections};
 use fault::{Flow, NetState};
 use link::{ConnStats, Link};
+use tokio::sync::mpsc;
 
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
@@ -45,9 +48,32 @@ struct Shared {
     journal: Journal,
     /// The one source of truth for what the network does now.
     net: watch::Sender<NetState>,
+    /// The faults in effect, by their number in the scenario: `net` is computed from these, so
+    /// healing one leaves the others.
+    active: Mutex<Vec<(u32, FaultKind, NewConnections)>>,
     /// Open connections, for the fault record and the summary.
-    conns: Mutex<BTreeMap<u64, Arc<ConnStats>>>,
+    conns: Mutex<BTreeMap<u64, Conn>>,
     next_id: AtomicU64,
+}
+
+/// An open connection as the proxy holds it.
+struct Conn {
+    stats: Arc<ConnStats>,
+    /// Ends the connection the way a fault says (its task owns the sockets).
+    cut: mpsc::UnboundedSender<Cut>,
+}
+
+/// How a fault ends a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// SO_LINGER 0 and close: both sides get a RST.
+    Reset,
+    /// shutdown(write) both ways: both sides get a FIN, and no MQTT DISCONNECT.
+    Close,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Proxy {
@@ -60,6 +86,7 @@ impl Proxy {
             upstream,
             journal,
             net,
+            active: Mutex::new(Vec::new()),
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
         });
@@ -71,9 +98,10 @@ impl Proxy {
         })
     }
 
-    /// Put `kind` into effect now and record it, with when each open connection last got client
-    /// bytes through (the reference the keepalive checks measure from).
-    pub fn apply(&self, kind: &FaultKind, new_connections: NewConnections) {
+    /// Put fault number `n` into effect now and record it, with when each open connection last
+    /// got client bytes through (the reference the keepalive checks measure from). A reset or
+    /// close also acts on every open connection, once.
+    pub fn apply(&self, n: u32, kind: &FaultKind, new_connections: NewConnections) {
         let last_upstream = self
             .open_connections()
             .iter()
@@ -82,36 +110,54 @@ impl Proxy {
                 ms: c.last_up_ms(),
             })
             .collect();
-        self.shared
-            .net
-            .send_modify(|s| *s = s.with(kind, new_connections));
+        {
+            let mut active = lock(&self.shared.active);
+            active.push((n, kind.clone(), new_connections));
+            self.shared
+                .net
+                .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
+        }
         self.shared.journal.record(
             Actor::Proxy,
             Event::FaultApplied {
                 fault: kind.label(),
+                n,
                 last_upstream,
             },
         );
+        let cut = match kind {
+            FaultKind::Reset => Cut::Reset,
+            FaultKind::Close => Cut::Close,
+            _ => return,
+        };
+        for c in lock(&self.shared.conns).values() {
+            let _ = c.cut.send(cut);
+        }
     }
 
-    /// Lift every fault: bytes flow again, held connections go through, the listener reopens.
-    pub fn heal(&self, label: &str) {
-        self.shared.net.send_replace(NetState::default());
-        self.shared.journal.record(
-            Actor::Proxy,
-            Event::FaultHealed {
-                fault: label.to_string(),
-            },
-        );
+    /// Lift fault number `n` (if it is in effect): the network is what the other faults make
+    /// it. Bytes flow again, held connections go through, the listener reopens.
+    pub fn heal(&self, n: u32) {
+        let label = {
+            let mut active = lock(&self.shared.active);
+            let Some(i) = active.iter().position(|(m, _, _)| *m == n) else {
+                return;
+            };
+            let (_, kind, _) = active.remove(i);
+            self.shared
+                .net
+                .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
+            kind.label()
+        };
+        self.shared
+            .journal
+            .record(Actor::Proxy, Event::FaultHealed { fault: label, n });
     }
 
     pub fn open_connections(&self) -> Vec<Arc<ConnStats>> {
-        self.shared
-            .conns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.shared.conns)
             .values()
-            .cloned()
+            .map(|c| c.stats.clone())
             .collect()
     }
 }
@@ -164,6 +210,36 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
             changed = net.changed() => if changed.is_err() { return },
         }
     }
+}
+
+/// FIN to both sides, then wait (a little) for each to close its end, discarding what it still
+/// sends: closing a socket with unread bytes would turn the FIN into a RST.
+async fn close_both(mut client: TcpStream, mut broker: TcpStream, stats: &ConnStats) -> String {
+    let _ = client.shutdown().await;
+    let _ = broker.shutdown().await;
+    let (c, b) = tokio::join!(
+        drain(client, &stats.dropped_up),
+        drain(broker, &stats.dropped_down)
+    );
+    format!("FIN to willy (then it {c}) and to the broker (then it {b})")
+}
+
+/// Read and discard until the peer closes its end (or 2 s pass): how it ended.
+async fn drain(mut s: TcpStream, dropped: &AtomicU64) -> &'static str {
+    let mut buf = [0u8; 4096];
+    let r = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) => return "closed its end",
+                Ok(n) => {
+                    dropped.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(_) => return "failed",
+            }
+        }
+    })
+    .await;
+    r.unwrap_or("kept its end open")
 }
 
 /// Bind the same address again; the old socket may linger for a moment.
@@ -235,29 +311,63 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             .up_bytes
             .fetch_add(early.len() as u64, Ordering::Relaxed);
     }
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id, stats.clone());
+    let (cut_tx, mut cut_rx) = mpsc::unbounded_channel();
+    lock(&shared.conns).insert(
+        id,
+        Conn {
+            stats: stats.clone(),
+            cut: cut_tx,
+        },
+    );
 
-    let (client_r, client_w) = client.into_split();
-    let (broker_r, broker_w) = broker.into_split();
     let link = |flow| Link {
         flow,
         stats: stats.clone(),
         net: shared.net.subscribe(),
         journal: journal.clone(),
     };
-    let up = tokio::spawn(link(Flow::Up).run(client_r, broker_w));
-    let down = tokio::spawn(link(Flow::Down).run(broker_r, client_w));
-    let _ = tokio::join!(up, down);
+    // Both links run in this task on borrowed halves, so a fault can still reach the sockets.
+    let cut = {
+        let (client_r, client_w) = client.split();
+        let (broker_r, broker_w) = broker.split();
+        let both = async {
+            tokio::join!(
+                link(Flow::Up).run(client_r, broker_w),
+                link(Flow::Down).run(broker_r, client_w)
+            )
+        };
+        tokio::select! {
+            _ = both => None,
+            Some(cut) = cut_rx.recv() => Some(cut),
+        }
+    };
+    if let Some(cut) = cut {
+        let how = match cut {
+            Cut::Reset => {
+                for s in [&client, &broker] {
+                    let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+                }
+                drop(client);
+                drop(broker);
+                "RST to willy and to the broker".to_string()
+            }
+            Cut::Close => close_both(client, broker, &stats).await,
+        };
+        let fault = match cut {
+            Cut::Reset => "reset",
+            Cut::Close => "close",
+        };
+        journal.record(
+            Actor::Proxy,
+            Event::ConnectionCut {
+                conn: id,
+                fault: fault.to_string(),
+                how,
+            },
+        );
+    }
 
-    shared
-        .conns
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    lock(&shared.conns).remove(&id);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     journal.record(
         Actor::Proxy,
@@ -326,7 +436,7 @@ mod tests {
             .unwrap();
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
         assert_eq!(roundtrip(&mut s, b"before").await, b"before");
-        proxy.apply(&BLACKHOLE, NewConnections::Hang);
+        proxy.apply(1, &BLACKHOLE, NewConnections::Hang);
         s.write_all(b"lost").await.unwrap();
         let mut buf = [0u8; 16];
         // Silence, not EOF and not an error: the cable is unplugged.
@@ -359,10 +469,10 @@ mod tests {
         let mut s = TcpStream::connect(proxy.addr).await.unwrap();
         // Established first: a connection accepted during the outage would be held instead.
         assert_eq!(roundtrip(&mut s, b"before").await, b"before");
-        proxy.apply(&BLACKHOLE, NewConnections::Hang);
+        proxy.apply(1, &BLACKHOLE, NewConnections::Hang);
         s.write_all(b"lost").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        proxy.heal("blackhole");
+        proxy.heal(1);
         assert_eq!(roundtrip(&mut s, b"after").await, b"after");
     }
 
@@ -371,7 +481,7 @@ mod tests {
         let proxy = Proxy::start(echo_server().await, Journal::in_memory())
             .await
             .unwrap();
-        proxy.apply(&BLACKHOLE, NewConnections::Hang);
+        proxy.apply(1, &BLACKHOLE, NewConnections::Hang);
         let mut s = TcpStream::connect(proxy.addr)
             .await
             .expect("accepted while down");
@@ -381,7 +491,7 @@ mod tests {
             timeout(SHORT, s.read(&mut buf)).await.is_err(),
             "a held connection gets no answer"
         );
-        proxy.heal("blackhole");
+        proxy.heal(1);
         timeout(Duration::from_secs(5), s.read_exact(&mut buf))
             .await
             .unwrap()
@@ -397,7 +507,7 @@ mod tests {
         let proxy = Proxy::start(echo_server().await, Journal::in_memory())
             .await
             .unwrap();
-        proxy.apply(&BLACKHOLE, NewConnections::Refuse);
+        proxy.apply(1, &BLACKHOLE, NewConnections::Refuse);
         let mut refused = false;
         for _ in 0..50 {
             if TcpStream::connect(proxy.addr).await.is_err() {
@@ -407,7 +517,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(refused, "connecting must fail while the listener is closed");
-        proxy.heal("blackhole");
+        proxy.heal(1);
         let mut ok = None;
         for _ in 0..100 {
             if let Ok(s) = TcpStream::connect(proxy.addr).await {
@@ -445,15 +555,373 @@ mod tests {
             1,
             "connected through before the cut"
         );
-        proxy.apply(&BLACKHOLE, NewConnections::Hang);
+        proxy.apply(1, &BLACKHOLE, NewConnections::Hang);
         drop(s);
         assert!(
             timeout(SHORT, rx.recv()).await.is_err(),
             "the FIN must not cross a dead link"
         );
-        proxy.heal("blackhole");
+        proxy.heal(1);
         timeout(Duration::from_secs(5), rx.recv())
             .await
             .expect("EOF after heal");
+    }
+
+    /// A server that reports what it receives and how its read side ended, and sends what it
+    /// is told to.
+    struct Peer {
+        addr: SocketAddr,
+        got: mpsc::UnboundedReceiver<Vec<u8>>,
+        ended: mpsc::UnboundedReceiver<String>,
+        send: mpsc::UnboundedSender<Vec<u8>>,
+    }
+
+    async fn peer() -> Peer {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (got_tx, got) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        let (send, mut send_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let (mut r, mut w) = s.into_split();
+            tokio::spawn(async move {
+                while let Some(b) = send_rx.recv().await {
+                    if w.write_all(&b).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut buf = [0u8; 4096];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) => {
+                        let _ = ended_tx.send("eof".to_string());
+                        return;
+                    }
+                    Ok(n) => {
+                        let _ = got_tx.send(buf[..n].to_vec());
+                    }
+                    Err(e) => {
+                        let _ = ended_tx.send(format!("{:?}", e.kind()));
+                        return;
+                    }
+                }
+            }
+        });
+        Peer {
+            addr,
+            got,
+            ended,
+            send,
+        }
+    }
+
+    /// Connect through the proxy and wait until the connection is open on both sides.
+    async fn connect(proxy: &Proxy) -> TcpStream {
+        let s = TcpStream::connect(proxy.addr).await.unwrap();
+        for _ in 0..200 {
+            if !proxy.open_connections().is_empty() {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the proxy never connected upstream");
+    }
+
+    /// Collect what the peer receives until `want` bytes or 5 s.
+    async fn received(got: &mut mpsc::UnboundedReceiver<Vec<u8>>, want: usize) -> Vec<u8> {
+        let mut all = Vec::new();
+        while all.len() < want {
+            match timeout(Duration::from_secs(5), got.recv()).await {
+                Ok(Some(b)) => all.extend(b),
+                _ => break,
+            }
+        }
+        all
+    }
+
+    /// How a client read ends: "eof", an io error kind, or "silence".
+    async fn client_read_end(s: &mut TcpStream) -> String {
+        let mut buf = [0u8; 64];
+        match timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Err(_) => "silence".into(),
+            Ok(Ok(0)) => "eof".into(),
+            Ok(Ok(n)) => format!("{n} bytes"),
+            Ok(Err(e)) => format!("{:?}", e.kind()),
+        }
+    }
+
+    #[tokio::test]
+    async fn reset_sends_rst_to_both_sides_at_once() {
+        let journal = Journal::in_memory();
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, journal.clone()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let t0 = std::time::Instant::now();
+        proxy.apply(1, &FaultKind::Reset, NewConnections::Accept);
+        assert_eq!(client_read_end(&mut s).await, "ConnectionReset");
+        let server = timeout(Duration::from_secs(3), p.ended.recv())
+            .await
+            .unwrap();
+        assert_eq!(server.as_deref(), Some("ConnectionReset"));
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(journal
+            .records()
+            .iter()
+            .any(|r| matches!(&r.event, Event::ConnectionCut { fault, .. } if fault == "reset")));
+        // Reset acts once: the next connection goes through.
+        let mut s2 = TcpStream::connect(proxy.addr).await.unwrap();
+        s2.write_all(b"x").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn close_sends_fin_to_both_sides_at_once() {
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, Journal::in_memory()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let t0 = std::time::Instant::now();
+        proxy.apply(1, &FaultKind::Close, NewConnections::Accept);
+        assert_eq!(client_read_end(&mut s).await, "eof");
+        let server = timeout(Duration::from_secs(3), p.ended.recv())
+            .await
+            .unwrap();
+        assert_eq!(server.as_deref(), Some("eof"));
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn upstream_blackhole_silences_willy_but_not_the_broker() {
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, Journal::in_memory()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let up = FaultKind::Blackhole {
+            direction: Direction::Upstream,
+        };
+        proxy.apply(1, &up, NewConnections::Accept);
+        s.write_all(b"lost").await.unwrap();
+        assert!(
+            timeout(SHORT, p.got.recv()).await.is_err(),
+            "silence upstream"
+        );
+        p.send.send(b"hello".to_vec()).unwrap();
+        assert_eq!(client_read_end(&mut s).await, "5 bytes");
+        proxy.heal(1);
+        s.write_all(b"back").await.unwrap();
+        assert_eq!(
+            received(&mut p.got, 4).await,
+            b"back",
+            "nothing lost but the cut bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn downstream_blackhole_silences_the_broker_but_not_willy() {
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, Journal::in_memory()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let down = FaultKind::Blackhole {
+            direction: Direction::Downstream,
+        };
+        proxy.apply(1, &down, NewConnections::Accept);
+        p.send.send(b"lost".to_vec()).unwrap();
+        assert_eq!(client_read_end(&mut s).await, "silence");
+        s.write_all(b"ping").await.unwrap();
+        assert_eq!(received(&mut p.got, 4).await, b"ping");
+    }
+
+    const LATENCY: FaultKind = FaultKind::Latency {
+        direction: Direction::Both,
+        delay: Duration::from_millis(150),
+        jitter: Duration::ZERO,
+    };
+
+    #[tokio::test]
+    async fn latency_delays_each_chunk_from_its_own_arrival_in_order() {
+        let proxy = Proxy::start(echo_server().await, Journal::in_memory())
+            .await
+            .unwrap();
+        let mut s = connect(&proxy).await;
+        proxy.apply(1, &LATENCY, NewConnections::Accept);
+        let t0 = std::time::Instant::now();
+        let mut want = Vec::new();
+        for i in 0..5u8 {
+            s.write_all(&[i; 10]).await.unwrap();
+            want.extend([i; 10]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut got = vec![0u8; 50];
+        timeout(Duration::from_secs(5), s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        let took = t0.elapsed();
+        assert_eq!(got, want, "order kept, nothing lost");
+        // Two crossings of 150 ms; the last chunk left 80 ms after the first. Measured from
+        // each arrival, not queued behind each other (that would be 5 x 300 ms).
+        assert!(took >= Duration::from_millis(380), "{took:?}");
+        assert!(took < Duration::from_millis(600), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn healing_latency_delivers_what_waits_at_once() {
+        let proxy = Proxy::start(echo_server().await, Journal::in_memory())
+            .await
+            .unwrap();
+        let mut s = connect(&proxy).await;
+        let slow = FaultKind::Latency {
+            direction: Direction::Both,
+            delay: Duration::from_secs(10),
+            jitter: Duration::ZERO,
+        };
+        proxy.apply(1, &slow, NewConnections::Accept);
+        s.write_all(b"waiting").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let t0 = std::time::Instant::now();
+        proxy.heal(1);
+        let mut got = [0u8; 7];
+        timeout(Duration::from_secs(2), s.read_exact(&mut got))
+            .await
+            .expect("delivered on heal, not after 10 s")
+            .unwrap();
+        assert_eq!(&got, b"waiting");
+        assert!(t0.elapsed() < Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn bandwidth_paces_the_bytes() {
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, Journal::in_memory()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let slow = FaultKind::Bandwidth {
+            direction: Direction::Upstream,
+            bytes_per_s: 10_000,
+        };
+        proxy.apply(1, &slow, NewConnections::Accept);
+        let data: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let t0 = std::time::Instant::now();
+        s.write_all(&data).await.unwrap();
+        let first = timeout(Duration::from_secs(2), p.got.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            first.len() <= 1000,
+            "it trickles: first piece {} B",
+            first.len()
+        );
+        let mut all = first;
+        all.extend(received(&mut p.got, data.len() - all.len()).await);
+        let took = t0.elapsed();
+        assert_eq!(all, data);
+        assert!(
+            took >= Duration::from_millis(450),
+            "5000 B at 10 kB/s: {took:?}"
+        );
+        assert!(took < Duration::from_millis(900), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn drop_removes_exactly_the_named_packets() {
+        let journal = Journal::in_memory();
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, journal.clone()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let connect_pkt = [0x10, 0x02, 0x00, 0x04];
+        let publish = [0x30, 0x03, 0x00, 0x01, b'x'];
+        let pingreq = [0xc0, 0x00];
+        s.write_all(&connect_pkt).await.unwrap();
+        assert_eq!(received(&mut p.got, 4).await, connect_pkt);
+        let drop = FaultKind::Drop {
+            direction: Direction::Both,
+            packets: vec![12],
+        };
+        proxy.apply(1, &drop, NewConnections::Accept);
+        s.write_all(&[&pingreq[..], &publish, &pingreq, &publish].concat())
+            .await
+            .unwrap();
+        assert_eq!(received(&mut p.got, 10).await, [publish, publish].concat());
+        let dropped = journal
+            .records()
+            .iter()
+            .filter(
+                |r| matches!(&r.event, Event::PacketDropped { packet, .. } if packet == "PINGREQ"),
+            )
+            .count();
+        assert_eq!(dropped, 2);
+        proxy.heal(1);
+        s.write_all(&pingreq).await.unwrap();
+        assert_eq!(received(&mut p.got, 2).await, pingreq);
+    }
+
+    #[tokio::test]
+    async fn hang_holds_new_connections_but_leaves_open_ones_alone() {
+        let proxy = Proxy::start(echo_server().await, Journal::in_memory())
+            .await
+            .unwrap();
+        let mut open = connect(&proxy).await;
+        proxy.apply(1, &FaultKind::Hang, NewConnections::Hang);
+        assert_eq!(roundtrip(&mut open, b"still").await, b"still");
+        let mut held = TcpStream::connect(proxy.addr).await.unwrap();
+        held.write_all(b"early").await.unwrap();
+        assert_eq!(client_read_end(&mut held).await, "silence");
+        proxy.heal(1);
+        let mut buf = [0u8; 5];
+        timeout(Duration::from_secs(5), held.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"early");
+    }
+
+    #[tokio::test]
+    async fn refuse_leaves_open_connections_alone() {
+        let proxy = Proxy::start(echo_server().await, Journal::in_memory())
+            .await
+            .unwrap();
+        let mut open = connect(&proxy).await;
+        proxy.apply(1, &FaultKind::Refuse, NewConnections::Refuse);
+        let mut refused = false;
+        for _ in 0..50 {
+            if TcpStream::connect(proxy.addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(refused);
+        assert_eq!(roundtrip(&mut open, b"still").await, b"still");
+    }
+
+    #[tokio::test]
+    async fn healing_one_fault_leaves_the_other_in_effect() {
+        let mut p = peer().await;
+        let proxy = Proxy::start(p.addr, Journal::in_memory()).await.unwrap();
+        let mut s = connect(&proxy).await;
+        let up = FaultKind::Blackhole {
+            direction: Direction::Upstream,
+        };
+        let down = FaultKind::Blackhole {
+            direction: Direction::Downstream,
+        };
+        proxy.apply(1, &up, NewConnections::Accept);
+        proxy.apply(2, &down, NewConnections::Accept);
+        proxy.heal(1);
+        s.write_all(b"up").await.unwrap();
+        assert_eq!(received(&mut p.got, 2).await, b"up");
+        p.send.send(b"down".to_vec()).unwrap();
+        assert_eq!(
+            client_read_end(&mut s).await,
+            "silence",
+            "fault 2 still cuts"
+        );
     }
 }
