@@ -39,6 +39,34 @@ pub struct Facts {
     pub first_news: Option<String>,
     /// How willy's connection attempts went after the cut: (failed, succeeded).
     pub attempts_failed_after_cut: u32,
+    /// When willy's side of a connection open at the cut closed (seen by the proxy).
+    pub client_close_ms: Option<f64>,
+    /// When the connection attempt that failed first after the cut started, if the first
+    /// failure was a connection attempt rather than an established connection.
+    pub detect_attempt_started_ms: Option<f64>,
+    /// willy disconnected cleanly after the cut and before it first reported an error.
+    pub disconnected_before_detect: bool,
+    /// Every fault that took effect, with when it healed.
+    pub faults: Vec<FaultSpan>,
+    /// Every connection attempt of willy's, from `Connecting` to `Connected` or the error.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One fault's time in effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultSpan {
+    pub n: u32,
+    pub fault: String,
+    pub applied_ms: f64,
+    pub healed_ms: Option<f64>,
+}
+
+/// One connection attempt of willy's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub started_ms: f64,
+    pub ended_ms: f64,
+    pub connected: bool,
 }
 
 impl Facts {
@@ -85,10 +113,39 @@ impl Facts {
             }
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
+        // What willy published just before the cut may reach monit just after it: its own
+        // message, not news of the cut (a fault at "disconnected" follows the last "false").
+        let mut in_flight: Vec<(String, String)> = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r.ms < cut && r.ms >= cut - PROMPT_MS)
+        {
+            match (r.actor, &r.event) {
+                (Actor::Willy, Event::Published { topic, payload }) => {
+                    in_flight.push((topic.clone(), payload.clone()))
+                }
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. }) => {
+                    if let Some(i) = in_flight
+                        .iter()
+                        .position(|(t, p)| t == topic && p == payload)
+                    {
+                        in_flight.remove(i);
+                    }
+                }
+                _ => {}
+            }
+        }
         for r in records.iter().filter(|r| r.ms > cut && r.ms < news_until) {
             if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) =
                 (r.actor, &r.event)
             {
+                if let Some(i) = in_flight
+                    .iter()
+                    .position(|(t, p)| t == topic && p == payload)
+                {
+                    in_flight.remove(i);
+                    continue;
+                }
                 if f.first_news_ms.is_none() {
                     f.first_news_ms = Some(r.ms);
                     f.first_news = Some(format!("{topic}: {payload}"));
@@ -100,7 +157,74 @@ impl Facts {
                 }
             }
         }
+        f.add_fault_facts(records, cut, &cut_conns);
         f
+    }
+}
+
+impl Facts {
+    /// The facts the fault catalog's checks use (beyond the first cut).
+    fn add_fault_facts(&mut self, records: &[Record], cut: f64, cut_conns: &[u64]) {
+        let mut attempt_start: Option<f64> = None;
+        for r in records {
+            match (r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultApplied { fault, n, .. }) => {
+                    self.faults.push(FaultSpan {
+                        n: *n,
+                        fault: fault.clone(),
+                        applied_ms: r.ms,
+                        healed_ms: None,
+                    })
+                }
+                (Actor::Proxy, Event::FaultHealed { n, .. }) => {
+                    if let Some(fs) = self
+                        .faults
+                        .iter_mut()
+                        .find(|fs| fs.n == *n && fs.healed_ms.is_none())
+                    {
+                        fs.healed_ms = Some(r.ms);
+                    }
+                }
+                (
+                    Actor::Proxy,
+                    Event::SideClosed {
+                        conn,
+                        side: Side::Client,
+                        ..
+                    },
+                ) if r.ms >= cut && self.client_close_ms.is_none() && cut_conns.contains(conn) => {
+                    self.client_close_ms = Some(r.ms)
+                }
+                (Actor::Willy, Event::Connecting { .. }) => attempt_start = Some(r.ms),
+                (Actor::Willy, Event::Connected { .. }) => {
+                    if let Some(st) = attempt_start.take() {
+                        self.attempts.push(Attempt {
+                            started_ms: st,
+                            ended_ms: r.ms,
+                            connected: true,
+                        });
+                    }
+                }
+                (Actor::Willy, Event::Disconnected)
+                    if r.ms >= cut && self.client_detect_ms.map_or(true, |d| r.ms < d) =>
+                {
+                    self.disconnected_before_detect = true
+                }
+                (Actor::Willy, Event::ConnectionFailed { .. }) => {
+                    if let Some(st) = attempt_start.take() {
+                        self.attempts.push(Attempt {
+                            started_ms: st,
+                            ended_ms: r.ms,
+                            connected: false,
+                        });
+                        if Some(r.ms) == self.client_detect_ms {
+                            self.detect_attempt_started_ms = Some(st);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -220,6 +344,280 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
             }
         }
     }
+    checks.extend(fault_checks(s, p, f));
+    checks
+}
+
+/// "At once": a close the broker sees becomes a will within this, and an error willy sees
+/// becomes its error within this. The seed measured "close to 100 ms" from socket close to will
+/// over a real network; on loopback it is a few ms, so 100 ms only rules out a timer.
+pub const PROMPT_MS: f64 = 100.0;
+
+/// How late willy's client may report a missing PINGRESP or a connect timeout: rumqttc's
+/// timers are tokio sleeps, late by the scheduler only.
+pub const CLIENT_LATE_MS: f64 = 100.0;
+
+/// When willy should notice a cut that leaves its connection open, as rumqttc 0.25.1
+/// implements it (eventloop.rs `select`, state.rs `outgoing_ping`): it sends a PINGREQ every
+/// keepalive from the CONNACK, whatever else it sent, and fails with `AwaitPingResp` when the
+/// next one is due while the previous PINGRESP has not come. The first ping after the cut goes
+/// out within (0, ka] of it and is lost; the next, ka later, fails: (ka, 2 ka] after the cut.
+/// A FIN that reaches it first (the broker's keepalive close, half-open upstream) is noticed
+/// at once, which falls inside the same window.
+pub fn client_ping_window(s: &Scenario) -> (f64, f64) {
+    let ka = s.keepalive.as_secs_f64() * 1000.0;
+    (ka - EARLY_MS, 2.0 * ka + CLIENT_LATE_MS)
+}
+
+/// Does willy's client have to notice the first fault by itself, and how?
+enum Detection {
+    /// Nothing to notice, or willy cannot (crashed, frozen).
+    None,
+    /// It gets the RST or FIN at once.
+    Prompt,
+    /// Only its missing PINGRESP (or the broker's close) tells it.
+    Ping,
+    /// Nothing goes wrong for it: no error at all.
+    NoError,
+}
+
+fn detection(s: &Scenario) -> Detection {
+    use crate::scenario::FaultKind as K;
+    let Some(cut) = s.cut() else {
+        return Detection::None;
+    };
+    let (lo, _) = client_ping_window(s);
+    let healed_before =
+        |h: Option<std::time::Duration>| h.is_some_and(|h| h.as_secs_f64() * 1000.0 < lo);
+    match &cut.kind {
+        K::Reset | K::Close => Detection::Prompt,
+        K::Crash { .. } | K::Freeze => Detection::None,
+        K::Blackhole { .. } if healed_before(cut.heal_after) => Detection::NoError,
+        K::Blackhole { .. } => Detection::Ping,
+        K::Drop { packets, .. } if packets.contains(&12) || packets.contains(&13) => {
+            Detection::Ping
+        }
+        K::Latency { delay, jitter, .. } if (*delay + *jitter) < s.keepalive => Detection::NoError,
+        K::Bandwidth { .. } => Detection::NoError,
+        // Only new connections meet it; the check is on the attempts.
+        _ => Detection::None,
+    }
+}
+
+/// True when the run should wait for willy's own detection before it is decided.
+pub fn client_detect_expected(s: &Scenario) -> bool {
+    matches!(detection(s), Detection::Prompt | Detection::Ping)
+}
+
+fn check(name: &str, spec: Option<&str>, pass: bool, expected: String, actual: String) -> Check {
+    Check {
+        name: name.into(),
+        spec: spec.map(str::to_string),
+        pass,
+        expected,
+        actual,
+    }
+}
+
+/// The fault catalog's checks: what each kind of fault implies for the will, the broker's
+/// close and willy's own detection.
+fn fault_checks(s: &Scenario, _p: &Profile, f: &Facts) -> Vec<Check> {
+    use crate::scenario::FaultKind as K;
+    let mut checks = Vec::new();
+    let (Some(cut), Some(cut_ms)) = (s.cut(), f.cut_at_ms) else {
+        return checks;
+    };
+    let ka_ms = s.keepalive.as_secs_f64() * 1000.0;
+    let in_window = |d: Option<f64>, lo: f64, hi: f64| d.is_some_and(|d| d >= lo && d <= hi);
+    let after = |x: Option<f64>, from: Option<f64>| Some(x? - from?);
+    let said = |d: Option<f64>, what: &str| match d {
+        Some(d) => format!("{d:.0} ms after {what}"),
+        None => "never".to_string(),
+    };
+
+    // A close the broker sees (RST, FIN, the kernel closing a killed process's socket) ends
+    // the network connection without DISCONNECT: the will goes out then [MQTT-3.1.2-8].
+    if cut.kind.ends_at_once() && s.will.is_some() && s.expect.will {
+        let d = after(f.will_received_ms, Some(cut_ms));
+        checks.push(check(
+            "will-prompt",
+            Some("MQTT-3.1.2-8"),
+            in_window(d, 0.0, PROMPT_MS),
+            format!(
+                "the will reaches monit within {PROMPT_MS:.0} ms of the {}",
+                cut.kind.label()
+            ),
+            said(d, "the fault"),
+        ));
+    }
+
+    // The broker hears willy all along (its PINGREQs, or everything, only later or slower):
+    // it must not close the connection [MQTT-3.1.2-24 sets a floor, not a licence].
+    let broker_hears = match &cut.kind {
+        K::Blackhole { direction } => !direction.up(),
+        K::Latency { delay, jitter, .. } => (*delay + *jitter) * 2 < s.keepalive,
+        K::Bandwidth { .. } => true,
+        K::Drop { direction, packets } => !(direction.up() && packets.contains(&12)),
+        _ => false,
+    } || (cut.kind.silences_client()
+        && cut
+            .heal_after
+            .is_some_and(|h| h.as_secs_f64() * 1000.0 < ka_ms * 1.5 - EARLY_MS));
+    if broker_hears {
+        let first = match (f.broker_drop_ms, f.client_close_ms) {
+            (Some(b), Some(c)) => b < c,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        checks.push(check(
+            "no-broker-drop",
+            Some("MQTT-3.1.2-24"),
+            !first,
+            "the broker keeps willy's connection until willy closes it: it still hears willy"
+                .into(),
+            match (f.broker_drop_ms, f.client_close_ms) {
+                (Some(b), c) if first => format!(
+                    "the broker closed it at {b:.0} ms (willy's side: {})",
+                    ms(c)
+                ),
+                (b, c) => format!("broker side closed {}, willy's side {}", ms(b), ms(c)),
+            },
+        ));
+    }
+
+    // willy's own FIN without DISCONNECT (half-open downstream, a lost PINGRESP): the will
+    // follows that close at once.
+    if s.expect.will && s.will.is_some() && !cut.kind.ends_at_once() && !cut.kind.silences_client()
+    {
+        let d = after(f.will_received_ms, f.client_close_ms);
+        checks.push(check(
+            "will-after-client-close",
+            Some("MQTT-3.1.2-8"),
+            in_window(d, 0.0, PROMPT_MS),
+            format!("the will reaches monit within {PROMPT_MS:.0} ms of willy closing its socket"),
+            said(d, "willy closed its side"),
+        ));
+    }
+
+    // When willy itself finds out.
+    let detect = after(f.client_detect_ms, Some(cut_ms));
+    match detection(s) {
+        Detection::None => {}
+        Detection::Prompt => checks.push(check(
+            "client-detect",
+            None,
+            in_window(detect, 0.0, PROMPT_MS),
+            format!(
+                "willy's client reports the {} within {PROMPT_MS:.0} ms",
+                cut.kind.label()
+            ),
+            said(detect, "the fault"),
+        )),
+        Detection::NoError => checks.push(check(
+            "no-client-error",
+            None,
+            f.attempts_failed_after_cut == 0,
+            "willy's client reports no error: the same connection goes on".into(),
+            match f.client_detect_ms {
+                Some(t) => format!(
+                    "{} errors, the first at {t:.0} ms",
+                    f.attempts_failed_after_cut
+                ),
+                None => "no error".into(),
+            },
+        )),
+        Detection::Ping
+            if f.detect_attempt_started_ms.is_some() || f.disconnected_before_detect =>
+        {
+            // willy's cycle ended (its DISCONNECT went into the cut) before the ping could
+            // fail: what fails is its next connection attempt, after the connect timeout.
+            let ct = s.connect_timeout.as_secs_f64() * 1000.0;
+            let d = after(f.client_detect_ms, f.detect_attempt_started_ms);
+            let held = cut.new_connections == crate::scenario::NewConnections::Hang;
+            let (lo, hi) = if held {
+                (ct - EARLY_MS, ct + CLIENT_LATE_MS)
+            } else {
+                (0.0, PROMPT_MS)
+            };
+            checks.push(check(
+                "client-detect",
+                None,
+                in_window(d, lo, hi),
+                format!(
+                    "willy disconnected before its ping could fail; its next attempt fails {lo:.0}..{hi:.0} ms after it starts ({})",
+                    if held { "rumqttc's connection timeout" } else { "refused" }
+                ),
+                said(d, "the attempt started"),
+            ));
+        }
+        Detection::Ping => {
+            let (lo, hi) = client_ping_window(s);
+            checks.push(check(
+                "client-detect",
+                None,
+                in_window(detect, lo, hi),
+                format!(
+                    "willy's client notices {lo:.0}..{hi:.0} ms after the cut (keepalive {} s: the next PINGREQ is due without a PINGRESP, rumqttc AwaitPingResp)",
+                    s.keepalive.as_secs()
+                ),
+                said(detect, "the cut"),
+            ));
+        }
+    }
+
+    // What connection attempts meet while a fault refuses or holds new connections.
+    for (i, fault) in s.faults.iter().enumerate() {
+        use crate::scenario::NewConnections as N;
+        let Some(span) = f.faults.iter().find(|fs| fs.n == i as u32 + 1) else {
+            continue;
+        };
+        let until = span.healed_ms.unwrap_or(f64::INFINITY);
+        let during: Vec<&Attempt> = f
+            .attempts
+            .iter()
+            .filter(|a| a.started_ms >= span.applied_ms && a.ended_ms <= until)
+            .collect();
+        let ct = s.connect_timeout.as_secs_f64() * 1000.0;
+        let (name, lo, hi, what) = match fault.new_connections {
+            N::Refuse => ("attempts-refused", 0.0, PROMPT_MS, "refused at once"),
+            N::Hang if matches!(fault.kind, K::Hang | K::Refuse) => (
+                "attempts-hang",
+                ct - EARLY_MS,
+                ct + CLIENT_LATE_MS,
+                "time out after rumqttc's connection timeout",
+            ),
+            _ => continue,
+        };
+        let ok = !during.is_empty()
+            && during.iter().all(|a| {
+                !a.connected && a.ended_ms - a.started_ms >= lo && a.ended_ms - a.started_ms <= hi
+            });
+        let took: Vec<String> = during
+            .iter()
+            .map(|a| {
+                format!(
+                    "{:.0} ms{}",
+                    a.ended_ms - a.started_ms,
+                    if a.connected { " (connected)" } else { "" }
+                )
+            })
+            .collect();
+        checks.push(check(
+            name,
+            None,
+            ok,
+            format!(
+                "every attempt during fault {} ({}) fails in {lo:.0}..{hi:.0} ms: {what}",
+                i + 1,
+                fault.kind.label()
+            ),
+            if took.is_empty() {
+                "no attempt during the fault".into()
+            } else {
+                format!("{} attempts: {}", took.len(), took.join(", "))
+            },
+        ));
+    }
     checks
 }
 
@@ -296,13 +694,20 @@ mod tests {
             cut(101.0, 99.0),
             drop_at(3101.0),
             msg(3102.0, "false"),
+            rec(
+                4050.0,
+                Actor::Willy,
+                Event::ConnectionFailed {
+                    error: "ping timeout".into(),
+                },
+            ),
         ];
         let f = Facts::from_records(&s, &records);
         assert_eq!(f.last_upstream_ms, Some(99.0));
         assert_eq!(f.will_received_ms, Some(3102.0));
         let checks = evaluate(&s, &Profile::rumqttd(), &f);
         assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
-        assert_eq!(checks.len(), 3);
+        assert_eq!(checks.len(), 4);
     }
 
     #[test]

@@ -292,10 +292,21 @@ pub fn outcome_decided(
     if now_ms >= deadline + SETTLE_MS {
         return true;
     }
-    match f.broker_drop_ms {
-        Some(drop) if s.expect.will => f.will_received_ms.is_some() && now_ms >= drop,
-        Some(drop) => now_ms >= drop + SETTLE_MS,
-        None => false,
+    // willy's own detection is checked too: wait for it, up to the end of its window.
+    let detected = f.client_detect_ms.is_some() || !check::client_detect_expected(s);
+    if !detected {
+        let detect_by = f
+            .cut_at_ms
+            .map_or(f64::INFINITY, |c| c + check::client_ping_window(s).1);
+        if now_ms >= detect_by + SETTLE_MS {
+            return true;
+        }
+    }
+    match (f.will_received_ms, f.broker_drop_ms) {
+        // The will came: nothing more to learn once willy noticed too (or had its time).
+        (Some(w), _) if s.expect.will => detected || now_ms >= w + SETTLE_MS,
+        (_, Some(drop)) if !s.expect.will => detected && now_ms >= drop + SETTLE_MS,
+        _ => false,
     }
 }
 
@@ -309,6 +320,8 @@ mod tests {
             cut_at_ms: Some(last + 1.0),
             last_upstream_ms: Some(last),
             broker_drop_ms: drop,
+            // willy hears of it when the broker closes (a FIN), or never.
+            client_detect_ms: drop,
             will_received_ms: will,
             ..Facts::default()
         }
