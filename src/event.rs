@@ -148,6 +148,33 @@ pub enum Event {
         #[serde(default)]
         n: u32,
     },
+    /// An MQTT packet the wire tap decoded in the bytes passing the proxy.
+    Packet {
+        conn: u64,
+        /// Who sent it: `client` is willy -> mqtt.
+        from: Side,
+        /// A fault swallowed it: it never reached the other side.
+        dropped: bool,
+        /// `PINGREQ`, `CONNECT`, ...
+        kind: String,
+        /// `tcp`, or the WebSocket frame that carried it: `ws binary masked`.
+        framing: String,
+        size: usize,
+        /// The whole packet in hex when it is 16 bytes or less (seed 001: `c000`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hex: Option<String>,
+        /// The packet's fields (client id, keepalive, will, topic, reason code ...).
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        fields: serde_json::Value,
+    },
+    /// Something else the wire tap saw: the HTTP upgrade, a WebSocket control frame
+    /// (ping, pong, close), or bytes it could not decode.
+    WireFrame {
+        conn: u64,
+        from: Side,
+        dropped: bool,
+        what: String,
+    },
     /// A line of the broker's own log.
     BrokerLog { level: String, line: String },
     /// A free-form line from the runner.
@@ -301,10 +328,59 @@ impl fmt::Display for Event {
                 Ok(())
             }
             Event::FaultHealed { fault, n } => write!(f, "fault {n} ({fault}) healed"),
+            Event::Packet {
+                conn,
+                from,
+                dropped,
+                kind,
+                framing,
+                size,
+                hex,
+                fields,
+            } => {
+                write!(f, "conn {conn}: {} {kind} ({framing}, {size} B", arrow(*from))?;
+                if let Some(h) = hex {
+                    write!(f, ": {h}")?;
+                }
+                write!(f, ")")?;
+                if let serde_json::Value::Object(m) = fields {
+                    for (k, v) in m {
+                        match v {
+                            serde_json::Value::Null => {}
+                            serde_json::Value::String(s) => write!(f, " {k}={s}")?,
+                            other => write!(f, " {k}={other}")?,
+                        }
+                    }
+                }
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
+            Event::WireFrame {
+                conn,
+                from,
+                dropped,
+                what,
+            } => {
+                write!(f, "conn {conn}: {} {what}", arrow(*from))?;
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
             Event::BrokerLog { line, .. } => write!(f, "{line}"),
             Event::Note { message } => write!(f, "{message}"),
             Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
         }
+    }
+}
+
+/// The direction of a wire record as the broker's verbose log would say it.
+fn arrow(from: Side) -> &'static str {
+    match from {
+        Side::Client => "willy -> mqtt",
+        Side::Broker => "mqtt -> willy",
     }
 }
 
@@ -329,6 +405,9 @@ struct Sink {
     jsonl: Option<BufWriter<File>>,
     log: Option<BufWriter<File>>,
     echo: Echo,
+    /// One JSON line per record, flushed at once: how a child process (willy under a crash or
+    /// freeze fault) hands its records to the runner as they happen.
+    stream: Option<Box<dyn Write + Send>>,
     /// The first write error, reported once at the end instead of lost.
     error: Option<std::io::Error>,
 }
@@ -344,6 +423,7 @@ impl Journal {
             jsonl: Some(BufWriter::new(jsonl)),
             log: Some(BufWriter::new(log)),
             echo,
+            stream: None,
             error: None,
         }))
     }
@@ -358,6 +438,22 @@ impl Journal {
                 stdout: false,
                 wire: false,
             },
+            stream: None,
+            error: None,
+        })
+    }
+
+    /// A journal that writes each record as one JSON line to `out`, flushed at once.
+    pub fn streaming(out: Box<dyn Write + Send>) -> Journal {
+        Self::with_sink(Sink {
+            records: Vec::new(),
+            jsonl: None,
+            log: None,
+            echo: Echo {
+                stdout: false,
+                wire: false,
+            },
+            stream: Some(out),
             error: None,
         })
     }
@@ -432,6 +528,9 @@ impl Sink {
         }
         if let Some(w) = self.log.as_mut() {
             result = result.and_then(|_| writeln!(w, "{line}"));
+        }
+        if let Some(w) = self.stream.as_mut() {
+            result = result.and_then(|_| writeln!(w, "{json}").and_then(|_| w.flush()));
         }
         if let Err(e) = result {
             self.error.get_or_insert(e);

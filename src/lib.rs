@@ -40,3 +40,4 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod suite;
+pub mod tap;

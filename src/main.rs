@@ -29,6 +29,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// willy as a child process of a run (crash and freeze faults); started by the runner.
+    #[command(hide = true)]
+    WillyChild,
     /// List the built-in scenarios with their descriptions.
     List,
     /// Run one scenario and check its timings against the MQTT spec.
@@ -46,6 +49,10 @@ enum Command {
         /// Print nothing but the verdict.
         #[arg(long, short)]
         quiet: bool,
+        /// Also print every MQTT packet and WebSocket frame the proxy saw (`wire` lines; they
+        /// always go to the JSONL and the log file).
+        #[arg(long)]
+        wire: bool,
     },
     /// Run many scenarios (default: all built-in) in parallel child processes, then print a table.
     #[command(
@@ -108,6 +115,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::WillyChild => {
+            unplug::actor::child::child_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List => {
             let rows: Vec<Vec<String>> = scenario::BUILTIN
                 .iter()
@@ -127,6 +138,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timing,
             out,
             quiet,
+            wire,
         } => {
             let mut s = scenario::load(&name)?;
             s.apply(timing.overrides());
@@ -134,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out_dir: out.clone(),
                 echo: Echo {
                     stdout: !quiet,
-                    wire: false,
+                    wire,
                 },
                 broker: BrokerChoice::Builtin,
             };

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::fault::{Flow, NetState, Pacer, PacketGate, Piece, Verdict};
+use super::wiretap::WireTap;
 use crate::event::{Actor, Event, Journal, Side};
 use crate::scenario::PACKET_NAMES;
 
@@ -70,6 +71,8 @@ pub struct Link {
     pub stats: Arc<ConnStats>,
     pub net: watch::Receiver<NetState>,
     pub journal: Journal,
+    /// Decodes what passes, beside the forwarding (see wiretap.rs).
+    pub tap: WireTap,
 }
 
 /// Bytes waiting for their delivery time.
@@ -128,6 +131,7 @@ impl Link {
                     let mut failed = None;
                     'pieces: for p in &pieces {
                         let bytes = &buf[p.range.clone()];
+                        self.tap.feed(bytes, p.dropped || f.blackhole);
                         if p.dropped {
                             self.count_dropped(bytes.len());
                             if p.starts {
@@ -159,6 +163,8 @@ impl Link {
                             }
                         }
                     }
+                    // Recorded after the writes: forwarding never waits for the journal.
+                    self.tap.flush(&self.journal);
                     if let Some(e) = failed {
                         break Some(e);
                     }

@@ -17,6 +17,7 @@
 
 pub mod fault;
 pub mod link;
+pub mod wiretap;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::scenario::{FaultKind, NewConnections};
 use fault::{Flow, NetState};
 use link::{ConnStats, Link};
 use tokio::sync::mpsc;
+use wiretap::WireTap;
 
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
@@ -320,19 +322,25 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         },
     );
 
+    let level = wiretap::shared_level();
     let link = |flow| Link {
         flow,
         stats: stats.clone(),
         net: shared.net.subscribe(),
         journal: journal.clone(),
+        tap: WireTap::new(id, flow, level.clone()),
     };
+    let mut up = link(Flow::Up);
+    // What a held connection sent while the network was down went first: decode it first.
+    up.tap.feed(&early, false);
+    up.tap.flush(&journal);
     // Both links run in this task on borrowed halves, so a fault can still reach the sockets.
     let cut = {
         let (client_r, client_w) = client.split();
         let (broker_r, broker_w) = broker.split();
         let both = async {
             tokio::join!(
-                link(Flow::Up).run(client_r, broker_w),
+                up.run(client_r, broker_w),
                 link(Flow::Down).run(broker_r, client_w)
             )
         };
