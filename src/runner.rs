@@ -22,7 +22,10 @@ use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
 use crate::proxy::Proxy;
 use crate::report::Summary;
-use crate::scenario::{Fault, Scenario, Transport, Trigger};
+use crate::scenario::{Fault, FaultKind, Scenario, Transport, Trigger};
+use nix::sys::signal::Signal;
+use std::sync::atomic::Ordering;
+
 
 /// How the run is set up, besides the scenario.
 #[derive(Debug, Clone)]
@@ -43,17 +46,57 @@ struct FaultPlan {
     scenario: Scenario,
     proxy: Arc<Proxy>,
     fired: Mutex<Vec<bool>>,
+    /// willy's process while it runs as a child (crash, freeze); 0 when in-process or gone.
+    willy_pid: Arc<AtomicU32>,
 }
 
 impl FaultPlan {
-    /// Put fault `n` into effect: on the network (the proxy) or on willy's process.
+    /// Put fault `n` into effect: on the network (the proxy) or on willy's process. The proxy
+    /// records every fault, with when willy's bytes last went through.
     fn apply(&self, n: u32, f: &Fault) {
         self.proxy.apply(n, &f.kind, f.new_connections);
+        match f.kind {
+            FaultKind::Crash { .. } => self.signal(Signal::SIGKILL),
+            FaultKind::Freeze => self.signal(Signal::SIGSTOP),
+            _ => {}
+        }
     }
 
     /// Lift fault `n` alone.
-    fn heal(&self, n: u32, _f: &Fault) {
+    fn heal(&self, n: u32, f: &Fault) {
+        if f.kind == FaultKind::Freeze {
+            self.signal(Signal::SIGCONT);
+        }
         self.proxy.heal(n);
+    }
+
+    fn signal(&self, sig: Signal) {
+        let pid = self.willy_pid.load(Ordering::SeqCst);
+        let journal = self.proxy.journal();
+        if pid == 0 {
+            journal.record(
+                Actor::Runner,
+                Event::Note {
+                    message: format!("no willy process to send {sig} to"),
+                },
+            );
+            return;
+        }
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
+            Ok(()) => journal.record(
+                Actor::Runner,
+                Event::ProcessSignalled {
+                    pid,
+                    signal: sig.as_str().to_string(),
+                },
+            ),
+            Err(e) => journal.record(
+                Actor::Runner,
+                Event::Note {
+                    message: format!("cannot send {sig} to willy's process {pid}: {e}"),
+                },
+            ),
+        }
     }
 
     fn on_moment(self: &Arc<Self>, cycle: u32, trigger: Trigger) {
@@ -164,6 +207,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         scenario: s.clone(),
         proxy: proxy.clone(),
         fired: Mutex::new(vec![false; s.faults.len()]),
+        willy_pid: Arc::new(AtomicU32::new(0)),
     });
     let hook: MomentHook = {
         let plan = plan.clone();
@@ -192,20 +236,39 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         })?
         .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?;
 
-    let willy = tokio::spawn(
-        Willy {
-            scenario: s.clone(),
-            target: Target {
-                transport: s.transport,
-                port: proxy.addr.port(),
-                ws_path: broker.endpoints.ws_path.clone(),
-            },
-            journal: journal.clone(),
+    let target = Target {
+        transport: s.transport,
+        port: proxy.addr.port(),
+        ws_path: broker.endpoints.ws_path.clone(),
+    };
+    // A fault on willy's process needs willy in a process of its own.
+    let willy = if s.faults.iter().any(|f| f.kind.on_process()) {
+        let restart = s
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
+        tokio::spawn(crate::actor::child::drive(
+            s.clone(),
+            target,
+            journal.clone(),
             hook,
-            cycle: cycle.clone(),
-        }
-        .run(),
-    );
+            cycle.clone(),
+            plan.willy_pid.clone(),
+            restart,
+        ))
+    } else {
+        tokio::spawn(
+            Willy {
+                scenario: s.clone(),
+                target,
+                journal: journal.clone(),
+                hook,
+                cycle: cycle.clone(),
+                first_cycle: 1,
+            }
+            .run(),
+        )
+    };
 
     let limit = time_limit(s);
     let mut interrupted = false;
@@ -234,6 +297,10 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         }
     };
     willy.abort();
+    // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
+    if plan.willy_pid.load(Ordering::SeqCst) != 0 {
+        plan.signal(Signal::SIGKILL);
+    }
     monit.abort();
     journal.record(
         Actor::Runner,

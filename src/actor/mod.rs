@@ -7,6 +7,7 @@
 //!
 //! Both only record what their client library reports; they judge nothing.
 
+pub mod child;
 pub mod monit;
 pub mod willy;
 

@@ -24,7 +24,7 @@ use crate::event::{Actor, Event, Journal};
 use crate::scenario::{Scenario, Transport, Trigger, STATUS_TOPIC};
 
 /// How willy reaches the broker (through the proxy).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub transport: Transport,
     pub port: u16,
@@ -47,6 +47,8 @@ pub struct Willy {
     pub hook: MomentHook,
     /// The cycle willy is in, read by monit to know which cycle a `true` belongs to.
     pub cycle: Arc<AtomicU32>,
+    /// The cycle to start at: 1, or the one after a crash when willy's process is restarted.
+    pub first_cycle: u32,
 }
 
 /// Why a step of a cycle could not finish.
@@ -95,7 +97,7 @@ impl Willy {
     /// Run every cycle. Returns when the last one is done; a run whose network never comes back
     /// is ended by the runner instead.
     pub async fn run(self) {
-        for cycle in 1..=self.scenario.cycles {
+        for cycle in self.first_cycle..=self.scenario.cycles {
             self.cycle.store(cycle, Ordering::SeqCst);
             self.record(Event::CycleStarted { cycle });
             let mut attempt = 0;

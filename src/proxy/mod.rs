@@ -156,6 +156,11 @@ impl Proxy {
             .record(Actor::Proxy, Event::FaultHealed { fault: label, n });
     }
 
+    /// The journal the proxy records into.
+    pub fn journal(&self) -> &Journal {
+        &self.shared.journal
+    }
+
     pub fn open_connections(&self) -> Vec<Arc<ConnStats>> {
         lock(&self.shared.conns)
             .values()
