@@ -318,7 +318,10 @@ impl fmt::Display for Event {
                 n,
                 last_upstream,
             } => {
-                write!(f, "fault {n} ({fault}) applied")?;
+                write!(f, "fault {fault} applied")?;
+                if *n > 0 {
+                    write!(f, " (fault {n} of the scenario)")?;
+                }
                 for c in last_upstream {
                     match c.ms {
                         Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
@@ -327,7 +330,13 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
-            Event::FaultHealed { fault, n } => write!(f, "fault {n} ({fault}) healed"),
+            Event::FaultHealed { fault, n } => {
+                write!(f, "fault {fault} healed")?;
+                if *n > 0 {
+                    write!(f, " (fault {n} of the scenario)")?;
+                }
+                Ok(())
+            }
             Event::Packet {
                 conn,
                 from,
