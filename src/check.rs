@@ -2,8 +2,12 @@
 //!
 //! ```text
 //!  records --Facts::from_records--> Facts { cut, last upstream, broker drop, will, ... }
-//!  (scenario, profile, facts) --evaluate--> [Check { name, pass, expected, actual }]
+//!  (scenario, profile, facts) --evaluate--> [Check { name, status, pass, expected, actual }]
 //! ```
+//!
+//! A check tests the spec only. The profile then says whether a failure is a known deviation
+//! of that broker (`deviation`, not a failure of the run) and flags a listed deviation that did
+//! not happen (`unexpected-pass`).
 //!
 //! No I/O and no clock: a saved run can be judged again from its JSONL, and every rule is
 //! tested on hand-made record lists.
@@ -25,6 +29,17 @@ pub struct Facts {
     pub cut_at_ms: Option<f64>,
     /// willy's last bytes the proxy forwarded to the broker before the cut.
     pub last_upstream_ms: Option<f64>,
+    /// The last complete MQTT packet from willy that reached the broker on a connection open
+    /// at the cut (the wire tap's view): the keepalive timer's true reference.
+    pub last_packet_ms: Option<f64>,
+    pub last_packet_kind: Option<String>,
+    /// PINGREQ/PINGRESP and WebSocket control frames seen, per connection.
+    pub wire_counts: Vec<WireCounts>,
+    /// When the late subscriber's SUBACK came, and the will as it got it (retain flag).
+    pub late_subscribed_ms: Option<f64>,
+    pub late_will_retained: Option<bool>,
+    /// Every DISCONNECT willy got through to the broker, and whether the will followed it.
+    pub disconnects: Vec<DisconnectSeen>,
     /// When the broker closed a connection that was open at the cut (seen by the proxy).
     pub broker_drop_ms: Option<f64>,
     /// When willy's client library first reported the connection lost after the cut.
@@ -52,6 +67,120 @@ pub struct Facts {
     pub attempts: Vec<Attempt>,
 }
 
+/// A DISCONNECT from willy that reached the broker (the wire tap's view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisconnectSeen {
+    pub ms: f64,
+    /// The v5 reason code; None for the two-byte form `e000`.
+    pub reason: Option<u8>,
+    /// When monit got the will after it (before willy's next connection attempt).
+    pub will_ms: Option<f64>,
+}
+
+impl DisconnectSeen {
+    /// Pair each DISCONNECT willy sent with the will message, if one followed it before willy
+    /// tried to connect again.
+    fn collect(s: &Scenario, records: &[Record]) -> Vec<DisconnectSeen> {
+        // Only a v5 willy chooses its DISCONNECT; a 3.1.1 will of "false" could not be told
+        // from willy's own "false" published just before it.
+        let (Some(w), Some(_)) = (&s.will, s.disconnect) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DisconnectSeen> = Vec::new();
+        let mut open = false;
+        for r in records {
+            match (&r.actor, &r.event) {
+                (
+                    _,
+                    Event::Packet {
+                        from: Side::Client,
+                        dropped: false,
+                        kind,
+                        fields,
+                        ..
+                    },
+                ) if kind == "DISCONNECT" => {
+                    let reason = fields
+                        .get("reason")
+                        .and_then(|v| v.as_u64())
+                        .map(|v| v as u8);
+                    out.push(DisconnectSeen {
+                        ms: r.ms,
+                        reason,
+                        will_ms: None,
+                    });
+                    open = true;
+                }
+                (Actor::Willy, Event::Connecting { .. }) => open = false,
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. })
+                    if open && *topic == w.topic && *payload == w.payload =>
+                {
+                    if let Some(d) = out.last_mut() {
+                        d.will_ms.get_or_insert(r.ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// What the wire tap counted on one connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireCounts {
+    pub conn: u64,
+    /// PINGREQs willy sent (forwarded or not) and how many of them a fault swallowed.
+    pub pingreq: u32,
+    pub pingreq_dropped: u32,
+    pub pingresp: u32,
+    pub ws_ping: u32,
+    pub ws_pong: u32,
+    pub ws_close: u32,
+}
+
+impl WireCounts {
+    fn count(all: &mut Vec<WireCounts>, r: &Record) {
+        let (conn, what, dropped) = match &r.event {
+            Event::Packet {
+                conn,
+                kind,
+                dropped,
+                ..
+            } => (*conn, kind.as_str(), *dropped),
+            Event::WireFrame {
+                conn,
+                what,
+                dropped,
+                ..
+            } => (*conn, what.as_str(), *dropped),
+            _ => return,
+        };
+        let i = match all.iter().position(|c| c.conn == conn) {
+            Some(i) => i,
+            None => {
+                all.push(WireCounts {
+                    conn,
+                    ..WireCounts::default()
+                });
+                all.len() - 1
+            }
+        };
+        let c = &mut all[i];
+        match what {
+            "PINGREQ" => {
+                c.pingreq += 1;
+                c.pingreq_dropped += u32::from(dropped);
+            }
+            "PINGRESP" => c.pingresp += 1,
+            w if w.starts_with("ws ping") => c.ws_ping += 1,
+            w if w.starts_with("ws pong") => c.ws_pong += 1,
+            w if w.starts_with("ws close") => c.ws_close += 1,
+            _ => {}
+        }
+    }
+}
+
 /// One fault's time in effect.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultSpan {
@@ -70,6 +199,12 @@ pub struct Attempt {
 }
 
 impl Facts {
+    /// What the keepalive is measured from: the last packet that reached the broker, or, when
+    /// the tap saw none (a stream it could not decode), the last bytes forwarded.
+    pub fn reference_ms(&self) -> Option<f64> {
+        self.last_packet_ms.or(self.last_upstream_ms)
+    }
+
     pub fn from_records(s: &Scenario, records: &[Record]) -> Facts {
         let mut f = Facts::default();
         let mut cut_conns: Vec<u64> = Vec::new();
@@ -81,7 +216,35 @@ impl Facts {
                 break;
             }
         }
-        let Some(cut) = f.cut_at_ms else { return f };
+        for r in records {
+            WireCounts::count(&mut f.wire_counts, r);
+        }
+        f.disconnects = DisconnectSeen::collect(s, records);
+        for r in records {
+            match &r.event {
+                Event::LateSubscribed => {
+                    f.late_subscribed_ms.get_or_insert(r.ms);
+                }
+                Event::LateReceived {
+                    topic,
+                    payload,
+                    retain,
+                } => {
+                    if s.will
+                        .as_ref()
+                        .is_some_and(|w| w.topic == *topic && w.payload == *payload)
+                    {
+                        f.late_will_retained.get_or_insert(*retain);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(cut) = f.cut_at_ms else {
+            // No network fault: what monit learns comes from willy's own DISCONNECTs.
+            f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);
+            return f;
+        };
         // After a heal, willy's own publishes reach monit again: from the first one on, a
         // message is no longer news of the cut.
         let mut own_publish_after_heal = None;
@@ -110,6 +273,24 @@ impl Facts {
                     own_publish_after_heal = Some(r.ms)
                 }
                 _ => {}
+            }
+        }
+        // Packets are recorded just after they are written, so one forwarded before the cut
+        // may be recorded after it; what the fault swallowed is marked dropped.
+        let drop_at = f.broker_drop_ms.unwrap_or(f64::INFINITY);
+        for r in records.iter().filter(|r| r.ms <= drop_at) {
+            if let Event::Packet {
+                conn,
+                from: Side::Client,
+                dropped: false,
+                kind,
+                ..
+            } = &r.event
+            {
+                if cut_conns.contains(conn) {
+                    f.last_packet_ms = Some(r.ms);
+                    f.last_packet_kind = Some(kind.clone());
+                }
             }
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
@@ -234,9 +415,37 @@ pub struct Check {
     pub name: String,
     /// The normative statement it tests, where there is one.
     pub spec: Option<String>,
+    /// What the run makes of it: the spec verdict, read against the broker's known deviations.
+    pub status: Status,
+    /// Not a failure of the run: `pass`, `deviation` or `unexpected-pass`.
     pub pass: bool,
     pub expected: String,
     pub actual: String,
+}
+
+/// A check's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The spec holds.
+    Pass,
+    /// The spec does not hold, and the broker's profile does not expect that.
+    Fail,
+    /// The spec does not hold, as the broker's profile documents (not a failure of the run).
+    Deviation,
+    /// The profile lists a deviation for this check, but the spec held: the list needs a look.
+    UnexpectedPass,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Deviation => "deviation",
+            Status::UnexpectedPass => "unexpected-pass",
+        }
+    }
 }
 
 fn ms(x: Option<f64>) -> String {
@@ -249,20 +458,148 @@ fn keepalive_window(s: &Scenario, p: &Profile) -> (f64, f64) {
     (bound - EARLY_MS, bound + p.keepalive_late_ms as f64)
 }
 
+/// [MQTT-3.14.4-3]: on a DISCONNECT with reason 0x00 (either encoding) the server discards
+/// the will; with 0x04 "Disconnect with Will Message" it publishes it [MQTT-3.14.2-1 table].
+/// Named after the bytes willy wrote (`will-on-disconnect e00104`), because brokers differ by
+/// encoding and a profile's deviation names exactly one.
+fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) -> Check {
+    let bytes = crate::actor::v5wire::disconnect(d.reason, d.form).unwrap_or_default();
+    let wrong: Vec<String> = f
+        .disconnects
+        .iter()
+        .filter(|d| (d.reason == Some(0x04)) != d.will_ms.is_some())
+        .map(|d| {
+            let r = d
+                .reason
+                .map_or("none (e000)".to_string(), |r| format!("0x{r:02x}"));
+            match d.will_ms {
+                Some(w) => format!(
+                    "reason {r} at {:.0} ms: will published {:.0} ms later",
+                    d.ms,
+                    w - d.ms
+                ),
+                None => format!("reason {r} at {:.0} ms: no will", d.ms),
+            }
+        })
+        .collect();
+    let seen: Vec<String> = f
+        .disconnects
+        .iter()
+        .map(|d| {
+            let r = d
+                .reason
+                .map_or("e000".to_string(), |r| format!("0x{r:02x}"));
+            match d.will_ms {
+                Some(w) => format!("{r}: will after {:.0} ms", w - d.ms),
+                None => format!("{r}: no will"),
+            }
+        })
+        .collect();
+    Check {
+        name: format!("will-on-disconnect {}", crate::actor::v5wire::hex(&bytes)),
+        spec: Some("MQTT-3.14.4-3, MQTT-3.1.2-10".into()),
+        status: Status::Fail, // judged by `evaluate` from `pass`
+        pass: !f.disconnects.is_empty() && wrong.is_empty(),
+        expected: "each DISCONNECT with reason 0x04 is followed by the will; 0x00 (e000 or a reason byte) never".into(),
+        actual: if f.disconnects.is_empty() {
+            "no DISCONNECT from willy reached the broker".into()
+        } else if wrong.is_empty() {
+            seen.join("; ")
+        } else {
+            wrong.join("; ")
+        },
+    }
+}
+
+/// [MQTT-3.1.2-17]: a will with Will Retain 1 is published as a retained message, so a
+/// subscriber that comes later still learns willy is gone; with Will Retain 0 it must not be.
+fn retained_will(w: &crate::scenario::Will, f: &Facts) -> Check {
+    let actual = match (
+        f.will_received_ms,
+        f.late_subscribed_ms,
+        f.late_will_retained,
+    ) {
+        (None, _, _) => "no will was published, so nothing to retain".to_string(),
+        (Some(_), None, _) => "the late subscriber never subscribed".to_string(),
+        (Some(_), Some(t), None) => {
+            format!("the late subscriber (subscribed at {t:.0} ms) got no will")
+        }
+        (Some(_), Some(_), Some(r)) => format!(
+            "the late subscriber got the will with retain {}",
+            u8::from(r)
+        ),
+    };
+    Check {
+        name: "retained-will".into(),
+        spec: Some(
+            if w.retain {
+                "MQTT-3.1.2-17"
+            } else {
+                "MQTT-3.1.2-16"
+            }
+            .into(),
+        ),
+        status: Status::Fail, // judged by `evaluate` from `pass`
+        pass: f.will_received_ms.is_some()
+            && f.late_subscribed_ms.is_some()
+            && if w.retain {
+                f.late_will_retained == Some(true)
+            } else {
+                f.late_will_retained.is_none()
+            },
+        expected: if w.retain {
+            "a subscriber arriving after the will gets it, retained".into()
+        } else {
+            "a subscriber arriving after the will gets nothing (will retain 0)".into()
+        },
+        actual,
+    }
+}
+
 /// The will deadline: after this, a will that has not come is not coming.
 pub fn will_deadline_ms(s: &Scenario, p: &Profile, f: &Facts) -> Option<f64> {
     let (_, late) = keepalive_window(s, p);
-    f.last_upstream_ms.or(f.cut_at_ms).map(|l| l + late)
+    f.reference_ms().or(f.cut_at_ms).map(|l| l + late)
 }
 
-/// Judge a run.
+/// Judge a run: the spec checks, read against the profile's known deviations.
 pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
+    let mut checks = spec_checks(s, p, f);
+    for c in &mut checks {
+        let listed = p.deviation(&c.name, s.keepalive.as_secs());
+        c.status = match (c.pass, listed) {
+            (true, None) => Status::Pass,
+            (false, None) => Status::Fail,
+            (false, Some(_)) => Status::Deviation,
+            (true, Some(d)) if d.applies.certain() => Status::UnexpectedPass,
+            (true, Some(_)) => Status::Pass,
+        };
+        c.pass = c.status != Status::Fail;
+        if let (Some(d), Status::Deviation | Status::UnexpectedPass) = (listed, c.status) {
+            c.actual += &format!(
+                " [{} lists this as a known deviation: {} ({})]",
+                p.broker, d.reason, d.evidence
+            );
+        }
+    }
+    checks
+}
+
+/// The spec checks alone: `pass` is whether the spec holds.
+fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
     let mut checks = Vec::new();
+    if let (Some(d), Some(_)) = (s.disconnect, &s.will) {
+        checks.push(will_on_disconnect(d, f));
+    }
+    if let (true, Some(w)) = (s.late_subscriber, &s.will) {
+        checks.push(retained_will(w, f));
+    }
     let Some(cut) = s.cut() else { return checks };
     if f.cut_at_ms.is_none() {
         checks.push(Check {
             name: "fault-applied".into(),
             spec: None,
+            status: Status::Fail,
             pass: false,
             expected: format!(
                 "the {} fault in cycle {} at {:?}",
@@ -281,6 +618,7 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
         Some(w) => Check {
             name: "will".into(),
             spec: Some("MQTT-3.1.2-8, MQTT-3.1.2-10".into()),
+            status: Status::Fail, // judged by `evaluate` from `pass`
             pass: f.will_received_ms.is_some() == s.expect.will,
             expected: if s.expect.will {
                 format!("monit receives the will {}: {}", w.topic, w.payload)
@@ -295,6 +633,7 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
         None => Check {
             name: "no-news-without-will".into(),
             spec: Some("MQTT-3.1.2-8".into()),
+            status: Status::Fail, // judged by `evaluate` from `pass`
             pass: f.first_news_ms.is_none(),
             expected: "no will set: monit hears nothing of willy after the cut".into(),
             actual: match (&f.first_news, f.first_news_ms) {
@@ -312,11 +651,12 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
         .heal_after
         .is_some_and(|h| h.as_secs_f64() * 1000.0 < lo);
     if cut.kind.silences_client() && !healed_early {
-        if let Some(last) = f.last_upstream_ms {
+        if let Some(last) = f.reference_ms() {
             let delta = f.broker_drop_ms.map(|d| d - last);
             checks.push(Check {
                 name: "keepalive-drop".into(),
                 spec: Some("MQTT-3.1.2-24".into()),
+                status: Status::Fail, // judged by `evaluate` from `pass`
                 pass: delta.is_some_and(|d| d >= lo && d <= hi),
                 expected: format!("the broker closes willy {lo:.0}..{hi:.0} ms after its last packet (1.5 x {} s, {} late allowance {} ms)", s.keepalive.as_secs(), p.broker, p.keepalive_late_ms),
                 actual: match delta {
@@ -329,6 +669,7 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                 checks.push(Check {
                     name: "will-timing".into(),
                     spec: Some("MQTT-3.1.2-24, MQTT-3.1.2-8".into()),
+                    status: Status::Fail, // judged by `evaluate` from `pass`
                     pass: delta.is_some_and(|d| d >= lo && d <= hi),
                     expected: format!(
                         "the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet"
@@ -413,6 +754,7 @@ fn check(name: &str, spec: Option<&str>, pass: bool, expected: String, actual: S
     Check {
         name: name.into(),
         spec: spec.map(str::to_string),
+        status: Status::Fail, // judged by `evaluate` from `pass`
         pass,
         expected,
         actual,
@@ -710,6 +1052,47 @@ mod tests {
         assert_eq!(checks.len(), 4);
     }
 
+    fn packet(ms: f64, kind: &str, dropped: bool) -> Record {
+        rec(
+            ms,
+            Actor::Wire,
+            Event::Packet {
+                conn: 3,
+                from: Side::Client,
+                dropped,
+                kind: kind.into(),
+                framing: "tcp".into(),
+                size: 2,
+                hex: None,
+                fields: serde_json::Value::Null,
+            },
+        )
+    }
+
+    #[test]
+    fn keepalive_is_measured_from_the_last_packet_that_reached_the_broker() {
+        let s = scenario("native-last-will");
+        let records = vec![
+            packet(98.5, "PUBLISH", false),
+            cut(101.0, 99.0),
+            packet(2099.0, "PINGREQ", true),
+            drop_at(3099.0),
+            msg(3100.0, "false"),
+        ];
+        let f = Facts::from_records(&s, &records);
+        assert_eq!(f.last_packet_ms, Some(98.5));
+        assert_eq!(f.last_packet_kind.as_deref(), Some("PUBLISH"));
+        assert_eq!(f.reference_ms(), Some(98.5));
+        assert_eq!(f.wire_counts[0].pingreq, 1);
+        assert_eq!(f.wire_counts[0].pingreq_dropped, 1);
+        let c = evaluate(&s, &Profile::rumqttd(), &f);
+        assert!(
+            by_name(&c, "keepalive-drop").actual.contains("3000 ms")
+                || by_name(&c, "keepalive-drop").actual.contains("3001 ms"),
+            "{c:#?}"
+        );
+    }
+
     #[test]
     fn missing_will_fails() {
         let s = scenario("ws-last-will");
@@ -823,5 +1206,81 @@ mod tests {
         let f = Facts::from_records(&s, &records);
         assert_eq!(f.client_detect_ms, Some(8000.0));
         assert_eq!(f.attempts_failed_after_cut, 2);
+    }
+
+    fn profile_listing(check: &'static str, applies: crate::broker::profile::Applies) -> Profile {
+        let mut p = Profile::rumqttd();
+        p.deviations.push(crate::broker::profile::Deviation {
+            check,
+            applies,
+            reason: "test",
+            evidence: "test",
+        });
+        p
+    }
+
+    #[test]
+    fn a_listed_failure_is_a_deviation_not_a_failure() {
+        use crate::broker::profile::Applies;
+        let s = scenario("native-no-will");
+        let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 2000.0)]);
+        let c = evaluate(&s, &profile_listing("keepalive-drop", Applies::Always), &f);
+        let k = by_name(&c, "keepalive-drop");
+        assert_eq!(k.status, Status::Deviation);
+        assert!(k.pass, "a deviation does not fail the run");
+        let c = evaluate(&s, &Profile::rumqttd(), &f);
+        assert_eq!(by_name(&c, "keepalive-drop").status, Status::Fail);
+    }
+
+    #[test]
+    fn a_listed_check_that_holds_is_an_unexpected_pass() {
+        use crate::broker::profile::Applies;
+        let s = scenario("native-no-will");
+        let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 3001.0)]);
+        let c = evaluate(&s, &profile_listing("keepalive-drop", Applies::Always), &f);
+        let k = by_name(&c, "keepalive-drop");
+        assert_eq!(k.status, Status::UnexpectedPass);
+        assert!(k.pass);
+    }
+
+    #[test]
+    fn an_odd_keepalive_deviation_is_only_possible_and_only_at_odd_keepalives() {
+        use crate::broker::profile::Applies;
+        let p = profile_listing("keepalive-drop", Applies::MayAtOddKeepalive);
+        let mut s = scenario("native-no-will");
+        // keepalive 2 (even): not listed, an early drop fails.
+        let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 2000.0)]);
+        assert_eq!(
+            by_name(&evaluate(&s, &p, &f), "keepalive-drop").status,
+            Status::Fail
+        );
+        s.keepalive = std::time::Duration::from_secs(3);
+        let early = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 4100.0)]);
+        assert_eq!(
+            by_name(&evaluate(&s, &p, &early), "keepalive-drop").status,
+            Status::Deviation
+        );
+        let on_time = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 4600.0)]);
+        assert_eq!(
+            by_name(&evaluate(&s, &p, &on_time), "keepalive-drop").status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn mosquittos_timing_model_allows_its_six_second_scan_and_no_more() {
+        let s = scenario("native-no-will");
+        let p = Profile::mosquitto("2.0.11");
+        // 1.5 x 2 s + one 6 s scan period + 100 ms wake-up + 250 ms margin.
+        let ok = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 9350.0)]);
+        assert_eq!(
+            by_name(&evaluate(&s, &p, &ok), "keepalive-drop").status,
+            Status::Pass
+        );
+        let late = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 9351.0)]);
+        assert_eq!(
+            by_name(&evaluate(&s, &p, &late), "keepalive-drop").status,
+            Status::Fail
+        );
     }
 }

@@ -96,6 +96,14 @@ pub enum Event {
         retain: bool,
         qos: u8,
     },
+    /// The late subscriber (connected after the will) got a message: a retained one, if any.
+    LateReceived {
+        topic: String,
+        payload: String,
+        retain: bool,
+    },
+    /// The late subscriber's subscription was acknowledged.
+    LateSubscribed,
     /// The proxy accepted a connection from willy.
     ConnectionAccepted {
         conn: u64,
@@ -256,6 +264,12 @@ impl fmt::Display for Event {
             Event::Disconnected => write!(f, "disconnected"),
             Event::ConnectionFailed { error } => write!(f, "connection lost: {error}"),
             Event::Subscribed { filter } => write!(f, "subscribed to {filter}"),
+            Event::LateReceived {
+                topic,
+                payload,
+                retain,
+            } => write!(f, "late subscriber: {topic}: {payload} (retain {})", u8::from(*retain)),
+            Event::LateSubscribed => write!(f, "late subscriber: subscribed to {}", crate::scenario::MONITOR_FILTER),
             Event::MessageReceived {
                 topic,
                 payload,

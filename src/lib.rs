@@ -28,11 +28,14 @@
 //! - [`check`]: the spec checks, pure over records.
 //! - [`report`]: the summary JSON and tables.
 //! - [`suite`]: running many scenarios as child processes.
+//! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
 
 pub mod actor;
 pub mod broker;
 pub mod check;
+pub mod conformance;
+pub mod compare;
 pub mod event;
 pub mod logcapture;
 pub mod proxy;

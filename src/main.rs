@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use unplug::broker::BrokerChoice;
+use unplug::compare;
 use unplug::event::Echo;
 use unplug::report::table;
 use unplug::runner::{self, RunOptions};
@@ -53,6 +54,14 @@ enum Command {
         /// always go to the JSONL and the log file).
         #[arg(long)]
         wire: bool,
+        #[command(flatten)]
+        broker: BrokerArgs,
+        /// Run over this transport instead of the scenario's own.
+        #[arg(long, value_parser = parse_transport, value_name = "tcp|ws")]
+        transport: Option<unplug::scenario::Transport>,
+        /// Name the run (and its files) NAME instead of the scenario's name.
+        #[arg(long, value_parser = parse_name, value_name = "NAME")]
+        name: Option<String>,
     },
     /// Run many scenarios (default: all built-in) in parallel child processes, then print a table.
     #[command(
@@ -69,7 +78,146 @@ enum Command {
         /// Directory for every run's files and SUITE.md.
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        broker: BrokerArgs,
     },
+    /// Run scenarios on several brokers and transports and print them side by side.
+    #[command(
+        after_help = "Examples:\n  unplug compare\n  unplug compare native-last-will --brokers builtin,mosquitto --transports tcp,ws\n  unplug compare --brokers mosquitto,tcp://127.0.0.1:1883 --out /tmp/cmp\n\nWithout --transports each scenario runs on its own transport. Writes every run's files and COMPARE.md into --out."
+    )]
+    Compare {
+        /// Scenario names or paths; the seed's four (native-no-will, native-last-will, ws-no-will,
+        /// ws-last-will) when none are given.
+        scenarios: Vec<String>,
+        /// Brokers to compare: builtin, mosquitto, or a broker's URLs (a ws:// URL joins the
+        /// tcp:// URL before it), separated by commas.
+        #[arg(long, default_value = "builtin,mosquitto", value_name = "LIST")]
+        brokers: String,
+        /// Transports to run every scenario over; each scenario's own when not given.
+        #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws")]
+        transports: Option<Vec<unplug::scenario::Transport>>,
+        /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+        #[arg(long, value_name = "PATH")]
+        mosquitto_bin: Option<PathBuf>,
+        #[command(flatten)]
+        timing: Timing,
+        /// How many runs at once.
+        #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Directory for every run's files and COMPARE.md.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Which broker a run uses.
+#[derive(Args, Clone)]
+struct BrokerArgs {
+    /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
+    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH].
+    #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
+    broker: BrokerChoice,
+    /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+    #[arg(long, value_name = "PATH")]
+    mosquitto_bin: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    fn choice(&self) -> anyhow::Result<BrokerChoice> {
+        with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())
+    }
+}
+
+/// Attach `--mosquitto-bin` to a mosquitto choice; refuse it for any other broker.
+fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<BrokerChoice> {
+    match (choice, bin) {
+        (BrokerChoice::Mosquitto { .. }, Some(b)) => Ok(BrokerChoice::Mosquitto {
+            bin: Some(b.clone()),
+        }),
+        (c, None) => Ok(c),
+        (c, Some(_)) => anyhow::bail!(
+            "--mosquitto-bin only applies to the mosquitto broker (not {})",
+            c.label()
+        ),
+    }
+}
+
+fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
+    BrokerChoice::parse(s).map_err(|e| {
+        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH])")
+    })
+}
+
+/// `--brokers builtin,mosquitto,tcp://h:1,ws://h:2/mqtt`: a ws:// URL joins the tcp:// URL
+/// before it, making one broker.
+fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<BrokerChoice>> {
+    let mut groups: Vec<String> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match groups.last_mut() {
+            Some(g) if part.starts_with("ws://") && g.contains("://") => {
+                g.push(',');
+                g.push_str(part);
+            }
+            _ => groups.push(part.to_string()),
+        }
+    }
+    if groups.is_empty() {
+        anyhow::bail!("--brokers: no broker given (expected e.g. builtin,mosquitto)");
+    }
+    if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
+        anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let c = BrokerChoice::parse(g).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
+            match c {
+                BrokerChoice::Mosquitto { .. } => with_bin(c, bin),
+                c => Ok(c),
+            }
+        })
+        .collect()
+}
+
+fn parse_transport(s: &str) -> Result<unplug::scenario::Transport, String> {
+    match s.trim() {
+        "tcp" => Ok(unplug::scenario::Transport::Tcp),
+        "ws" => Ok(unplug::scenario::Transport::Ws),
+        other => Err(format!("unknown transport {other:?} (expected tcp or ws)")),
+    }
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a usable run name (letters, digits, '.', '_' and '-', not starting with '.')"
+        ))
+    }
+}
+
+/// The exit code of many child runs: 2 if one could not run, else 1 if a check failed.
+fn children_exit_code(runs: &[suite::ChildRun]) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for r in runs {
+        match (&r.summary, r.exit) {
+            (Some(s), Some(0 | 1)) if !s.pass => code = ExitCode::from(1),
+            (Some(_), Some(0)) => {}
+            _ => {
+                eprintln!(
+                    "unplug: {} failed to run (exit {:?}): {}",
+                    r.name, r.exit, r.error
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    code
 }
 
 #[derive(Args, Clone, Copy)]
@@ -139,16 +287,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             quiet,
             wire,
+            broker,
+            transport,
+            name: run_name,
         } => {
             let mut s = scenario::load(&name)?;
             s.apply(timing.overrides());
+            if let Some(t) = transport {
+                s.transport = t;
+            }
+            if let Some(n) = run_name {
+                s.name = n;
+            }
+            let broker = broker.choice()?;
             let opts = RunOptions {
                 out_dir: out.clone(),
                 echo: Echo {
                     stdout: !quiet,
                     wire,
                 },
-                broker: BrokerChoice::Builtin,
+                broker,
             };
             let result = runner::run(&s, &opts)?;
             if !quiet {
@@ -175,7 +333,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timing,
             jobs,
             out,
+            broker,
         } => {
+            let broker = broker.choice()?;
             let names: Vec<String> = if scenarios.is_empty() {
                 scenario::BUILTIN
                     .iter()
@@ -194,12 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if interactive {
                 eprintln!("running {} scenarios, {jobs} at a time ...", names.len());
             }
-            let runs = rt.block_on(suite::run_children(
-                &names,
-                &out,
-                jobs as usize,
-                &timing.args(),
-            ))?;
+            let mut extra = timing.args();
+            extra.extend(broker.args());
+            let runs = rt.block_on(suite::run_children(&names, &out, jobs as usize, &extra))?;
             let rows = suite::table_rows(&runs);
             print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
             std::fs::write(
@@ -222,6 +379,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(code)
+        }
+        Command::Compare {
+            scenarios,
+            brokers,
+            transports,
+            mosquitto_bin,
+            timing,
+            jobs,
+            out,
+        } => {
+            let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
+            let scenarios: Vec<String> = if scenarios.is_empty() {
+                compare::DEFAULT_SCENARIOS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                scenarios
+            };
+            // Refuse a bad name before starting anything; learn each one's own transport.
+            let mut own = std::collections::HashMap::new();
+            for n in &scenarios {
+                own.insert(n.clone(), scenario::load(n)?.transport);
+            }
+            let cells = compare::plan(
+                &scenarios,
+                &brokers,
+                transports.as_deref(),
+                |n| own[n],
+                &timing.args(),
+            );
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("running {} runs, {jobs} at a time ...", cells.len());
+            }
+            let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
+            let runs = rt.block_on(suite::run_specs(&specs, &out, jobs as usize))?;
+            let rows = compare::rows(&cells, &runs);
+            print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+            let md = out.join("COMPARE.md");
+            std::fs::write(&md, compare::markdown(&rows, &runs))
+                .with_context(|| format!("writing {}", md.display()))?;
+            Ok(children_exit_code(&runs))
         }
     }
 }

@@ -26,7 +26,6 @@ use crate::scenario::{Fault, FaultKind, Scenario, Transport, Trigger};
 use nix::sys::signal::Signal;
 use std::sync::atomic::Ordering;
 
-
 /// How the run is set up, besides the scenario.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -164,9 +163,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let started_at = chrono::Utc::now();
     crate::logcapture::install(&journal);
 
-    let broker = broker::start(&opts.broker, &journal).await?;
+    let mut broker = broker::start(&opts.broker, &journal).await?;
     let upstream = match s.transport {
-        Transport::Tcp => broker.endpoints.tcp,
+        Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
         Transport::Ws => broker
             .endpoints
             .ws
@@ -198,7 +197,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                     broker.endpoints.ws_path
                 )),
                 proxy.addr,
-                broker.endpoints.tcp
+                broker.endpoints.tcp_for(s.protocol)
             ),
         },
     );
@@ -218,7 +217,10 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let (ready_tx, ready_rx) = oneshot::channel();
     let monit = tokio::spawn(
         Monit {
-            broker_port: broker.endpoints.tcp.port(),
+            // rumqttd breaks a 3.1.1 listener that is sent a v5 will with properties: a v5 run
+            // keeps monit on the v5 listener, speaking v5.
+            broker: broker.endpoints.tcp_for(s.protocol),
+            protocol: s.protocol,
             keepalive: s.keepalive,
             journal: journal.clone(),
             hook: hook.clone(),
@@ -275,6 +277,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let mut late = None;
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -283,6 +286,13 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         let now = journal.ms_since_start(std::time::Instant::now());
         let records = journal.records();
         let facts = Facts::from_records(s, &records);
+        if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
+            late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
+                broker.endpoints.tcp_for(s.protocol),
+                s.protocol,
+                journal.clone(),
+            )));
+        }
         let in_final_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst) >= s.cycles;
         let cycles_done = willy.is_finished() || stuck_for_good(s, &facts, in_final_cycle);
         if cycles_done && outcome_decided(s, &broker.profile, &facts, now) {
@@ -302,6 +312,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         plan.signal(Signal::SIGKILL);
     }
     monit.abort();
+    if let Some(l) = late {
+        l.abort();
+    }
     journal.record(
         Actor::Runner,
         Event::RunEnded {
@@ -321,6 +334,10 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         &reason,
         journal.ms_since_start(std::time::Instant::now()),
     );
+    let mut summary = summary;
+    summary.timing_model = broker.profile.timing_model.clone();
+    // Only now: a broker that stops closes willy's connections, which must not count as a drop.
+    broker.stop().await;
     journal
         .flush()
         .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
@@ -351,11 +368,21 @@ pub fn outcome_decided(
     // Time for a will that follows the broker's close to arrive and be recorded.
     const SETTLE_MS: f64 = 500.0;
     if s.cut().is_none() {
-        return true;
+        // A will that follows willy's last DISCONNECT needs a moment to reach monit.
+        return f
+            .disconnects
+            .last()
+            .map_or(true, |d| d.will_ms.is_some() || now_ms >= d.ms + SETTLE_MS);
     }
     let Some(deadline) = check::will_deadline_ms(s, p, f) else {
         return false; // the fault has not happened yet
     };
+    // The late subscriber needs the will, then a moment after its SUBACK for a retained one.
+    if s.late_subscriber && f.will_received_ms.is_some() {
+        return f
+            .late_subscribed_ms
+            .is_some_and(|t| now_ms >= t + SETTLE_MS);
+    }
     if now_ms >= deadline + SETTLE_MS {
         return true;
     }

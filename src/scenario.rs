@@ -42,12 +42,15 @@ impl Transport {
 pub enum Protocol {
     #[serde(rename = "3.1.1")]
     V311,
+    #[serde(rename = "5")]
+    V5,
 }
 
 impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::V311 => "3.1.1",
+            Protocol::V5 => "5",
         }
     }
 }
@@ -252,6 +255,21 @@ pub struct Fault {
 pub struct Will {
     pub topic: String,
     pub payload: String,
+    #[serde(default)]
+    pub qos: u8,
+    #[serde(default)]
+    pub retain: bool,
+    /// MQTT 5 Will Delay Interval, seconds.
+    #[serde(default)]
+    pub delay_s: Option<u32>,
+}
+
+/// How an MQTT 5 willy ends each cycle: the DISCONNECT it writes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct V5Disconnect {
+    /// 0x00 normal disconnection, 0x04 disconnect with will message, ...
+    pub reason: u8,
+    pub form: crate::actor::v5wire::DisconnectForm,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -277,6 +295,15 @@ pub struct Scenario {
     /// How long one connection attempt may take before the client gives up (rumqttc's default: 5 s).
     pub connect_timeout: Duration,
     pub will: Option<Will>,
+    /// MQTT 5 Session Expiry Interval willy asks for, seconds.
+    #[serde(default)]
+    pub session_expiry_s: Option<u32>,
+    /// MQTT 5: how willy's clean disconnects are encoded.
+    #[serde(default)]
+    pub disconnect: Option<V5Disconnect>,
+    /// A second subscriber connects once the will has arrived, to see whether it was retained.
+    #[serde(default)]
+    pub late_subscriber: bool,
     pub faults: Vec<Fault>,
     pub expect: Expect,
 }
@@ -344,6 +371,10 @@ struct RawScenario {
     idle_ms: Spanned<i64>,
     reconnect_ms: Spanned<i64>,
     connect_timeout_s: Option<Spanned<i64>>,
+    session_expiry_s: Option<Spanned<i64>>,
+    late_subscriber: Option<bool>,
+    disconnect_reason: Option<Spanned<i64>>,
+    disconnect_form: Option<Spanned<String>>,
     will: Option<RawWill>,
     #[serde(default)]
     faults: Vec<RawFault>,
@@ -355,6 +386,9 @@ struct RawScenario {
 struct RawWill {
     topic: Spanned<String>,
     payload: String,
+    qos: Option<Spanned<i64>>,
+    retain: Option<bool>,
+    delay_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -457,12 +491,79 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let protocol = match &raw.protocol {
         None => Protocol::V311,
         Some(p) if p.get_ref() == "3.1.1" || p.get_ref() == "4" => Protocol::V311,
+        Some(p) if p.get_ref() == "5" || p.get_ref() == "5.0" => Protocol::V5,
         Some(p) => {
             return v.err(
                 p.span(),
                 "protocol",
-                format!("unsupported protocol {:?}: expected \"3.1.1\"", p.get_ref()),
+                format!(
+                    "unsupported protocol {:?}: expected \"3.1.1\" or \"5\"",
+                    p.get_ref()
+                ),
             )
+        }
+    };
+    if protocol == Protocol::V5 && transport == Transport::Ws {
+        return v.err(
+            raw.transport.span(),
+            "transport",
+            "MQTT 5 runs over tcp only: willy writes its v5 packets itself, without WebSocket framing".to_string(),
+        );
+    }
+    // Keys that only MQTT 5 can express are refused on 3.1.1 rather than ignored.
+    let v5_only = |span: std::ops::Range<usize>, key: &str| -> Result<(), ScenarioError> {
+        if protocol == Protocol::V5 {
+            Ok(())
+        } else {
+            v.err(
+                span,
+                key,
+                "is an MQTT 5 feature: set protocol = \"5\"".to_string(),
+            )
+        }
+    };
+    let session_expiry_s = match &raw.session_expiry_s {
+        Some(x) => {
+            v5_only(x.span(), "session_expiry_s")?;
+            Some(v.int_in(x, "session_expiry_s", 0, u32::MAX as i64)? as u32)
+        }
+        None => None,
+    };
+    let disconnect = match (&raw.disconnect_reason, &raw.disconnect_form) {
+        (None, None) => None,
+        (reason, form) => {
+            let span = reason
+                .as_ref()
+                .map(|r| r.span())
+                .or(form.as_ref().map(|f| f.span()))
+                .unwrap_or(0..0);
+            v5_only(
+                span,
+                if reason.is_some() {
+                    "disconnect_reason"
+                } else {
+                    "disconnect_form"
+                },
+            )?;
+            let code = match reason {
+                Some(r) => v.int_in(r, "disconnect_reason", 0, 255)? as u8,
+                None => 0,
+            };
+            use crate::actor::v5wire::DisconnectForm;
+            let form: DisconnectForm = match form {
+                Some(f) => v.choice(f, "disconnect_form", "short, reason, properties")?,
+                None if code == 0 => DisconnectForm::Short,
+                None => DisconnectForm::Reason,
+            };
+            if form == DisconnectForm::Short && code != 0 {
+                let span = match (&raw.disconnect_form, &raw.disconnect_reason) {
+                    (Some(f), _) => f.span(),
+                    (None, Some(r)) => r.span(),
+                    (None, None) => 0..0,
+                };
+                return v.err(span, "disconnect_form", format!("the short form (e0 00) means reason 0x00; reason 0x{code:02x} needs \"reason\" or \"properties\""));
+            }
+            Some(V5Disconnect { reason: code, form })
         }
     };
     // rumqttc refuses a keepalive under 1 s, and 0 would switch keepalive off entirely: no
@@ -491,9 +592,23 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     ),
                 );
             }
+            let qos = match &w.qos {
+                Some(q) => v.int_in(q, "will.qos", 0, 2)? as u8,
+                None => 0,
+            };
+            let delay_s = match &w.delay_s {
+                Some(d) => {
+                    v5_only(d.span(), "will.delay_s")?;
+                    Some(v.int_in(d, "will.delay_s", 0, u32::MAX as i64)? as u32)
+                }
+                None => None,
+            };
             Some(Will {
                 topic: t.clone(),
                 payload: w.payload,
+                qos,
+                retain: w.retain.unwrap_or(false),
+                delay_s,
             })
         }
         None => None,
@@ -555,6 +670,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                 || (f.kind.silences_client()
                     && f.heal_after.map_or(true, |h| h >= keepalive * 3 / 2))
         });
+    // [MQTT-3.14.4-3]: DISCONNECT with reason 0x04 asks the server to publish the will.
+    let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -572,6 +689,9 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         reconnect,
         connect_timeout,
         will,
+        session_expiry_s,
+        disconnect,
+        late_subscriber: raw.late_subscriber.unwrap_or(false),
         faults,
         expect,
     })

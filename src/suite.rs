@@ -14,8 +14,21 @@ use anyhow::Context;
 
 use crate::report::{table, Summary};
 
+/// One child to run: `unplug scenario SCENARIO --out DIR --quiet [--name NAME] ARGS...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildSpec {
+    /// A built-in scenario name or a path.
+    pub scenario: String,
+    /// The name its files get (`--name`), so runs of one scenario on different brokers or
+    /// transports do not overwrite each other; None keeps the scenario's own name.
+    pub output_name: Option<String>,
+    /// Arguments for this child alone (`--broker ...`, `--transport ...`, timing).
+    pub args: Vec<String>,
+}
+
 /// How one child ended.
 pub struct ChildRun {
+    /// The name of its files (`NAME.summary.json`).
     pub name: String,
     pub exit: Option<i32>,
     pub summary: Option<Summary>,
@@ -30,23 +43,34 @@ pub async fn run_children(
     jobs: usize,
     extra: &[String],
 ) -> anyhow::Result<Vec<ChildRun>> {
+    let specs: Vec<ChildSpec> = names
+        .iter()
+        .map(|n| ChildSpec {
+            scenario: n.clone(),
+            output_name: None,
+            args: extra.to_vec(),
+        })
+        .collect();
+    run_specs(&specs, out, jobs).await
+}
+
+/// Run each spec as a child, `jobs` at a time; the results in the specs' order.
+pub async fn run_specs(
+    specs: &[ChildSpec],
+    out: &Path,
+    jobs: usize,
+) -> anyhow::Result<Vec<ChildRun>> {
     let exe = std::env::current_exe().context("finding this program's own path")?;
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut handles = Vec::new();
-    for name in names {
-        let (exe, out, name, extra, sem) = (
-            exe.clone(),
-            out.to_path_buf(),
-            name.clone(),
-            extra.to_vec(),
-            sem.clone(),
-        );
+    for spec in specs {
+        let (exe, out, spec, sem) = (exe.clone(), out.to_path_buf(), spec.clone(), sem.clone());
         handles.push(tokio::spawn(async move {
             let _permit = sem
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            run_child(&exe, &name, &out, &extra).await
+            run_child(&exe, &spec, &out).await
         }));
     }
     let mut runs = Vec::new();
@@ -56,19 +80,19 @@ pub async fn run_children(
     Ok(runs)
 }
 
-async fn run_child(
-    exe: &PathBuf,
-    name: &str,
-    out: &Path,
-    extra: &[String],
-) -> anyhow::Result<ChildRun> {
-    let output = tokio::process::Command::new(exe)
-        .arg("scenario")
+async fn run_child(exe: &PathBuf, spec: &ChildSpec, out: &Path) -> anyhow::Result<ChildRun> {
+    let name = spec.scenario.as_str();
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("scenario")
         .arg(name)
         .arg("--out")
         .arg(out)
-        .arg("--quiet")
-        .args(extra)
+        .arg("--quiet");
+    if let Some(n) = &spec.output_name {
+        cmd.arg("--name").arg(n);
+    }
+    let output = cmd
+        .args(&spec.args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -77,11 +101,14 @@ async fn run_child(
         .output()
         .await
         .with_context(|| format!("starting {} for scenario {name}", exe.display()))?;
-    let stem = Path::new(name)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(name)
-        .to_string();
+    let stem = match &spec.output_name {
+        Some(n) => n.clone(),
+        None => Path::new(name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(name)
+            .to_string(),
+    };
     let summary = Summary::read(&out.join(format!("{stem}.summary.json"))).ok();
     Ok(ChildRun {
         name: stem,

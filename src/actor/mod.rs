@@ -9,6 +9,8 @@
 
 pub mod child;
 pub mod monit;
+pub mod v5client;
+pub mod v5wire;
 pub mod willy;
 
 use std::sync::Arc;

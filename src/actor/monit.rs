@@ -12,10 +12,13 @@ use tokio::sync::oneshot;
 
 use super::{payload_text, MomentHook};
 use crate::event::{Actor, Event, Journal};
-use crate::scenario::{Trigger, MONITOR_FILTER, STATUS_TOPIC};
+use crate::scenario::{Protocol, Trigger, MONITOR_FILTER, STATUS_TOPIC};
 
 pub struct Monit {
-    pub broker_port: u16,
+    /// The broker's plain-TCP listener.
+    pub broker: std::net::SocketAddr,
+    /// The protocol monit speaks: willy's.
+    pub protocol: Protocol,
     pub keepalive: Duration,
     pub journal: Journal,
     pub hook: MomentHook,
@@ -23,22 +26,107 @@ pub struct Monit {
     pub cycle: Arc<AtomicU32>,
 }
 
+/// What either client library reported, reduced to what monit acts on.
+enum Incoming {
+    ConnAck,
+    SubAck,
+    Publish {
+        topic: String,
+        payload: String,
+        retain: bool,
+        qos: u8,
+    },
+    Other,
+}
+
+/// monit's client: rumqttc's 3.1.1 or MQTT 5 event loop.
+enum Client {
+    V4(AsyncClient, rumqttc::EventLoop),
+    V5(rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop),
+}
+
+impl Client {
+    fn new(
+        id: &str,
+        broker: std::net::SocketAddr,
+        protocol: Protocol,
+        keepalive: Duration,
+    ) -> Client {
+        let (host, port) = (broker.ip().to_string(), broker.port());
+        match protocol {
+            Protocol::V311 => {
+                let mut o = MqttOptions::new(id, host, port);
+                o.set_keep_alive(keepalive);
+                o.set_clean_session(true);
+                let (c, el) = AsyncClient::new(o, 16);
+                Client::V4(c, el)
+            }
+            Protocol::V5 => {
+                let mut o = rumqttc::v5::MqttOptions::new(id, host, port);
+                // rumqttc's v5 options panic below 5 s; monit's own keepalive is not measured.
+                o.set_keep_alive(keepalive.max(Duration::from_secs(5)));
+                o.set_clean_start(true);
+                let (c, el) = rumqttc::v5::AsyncClient::new(o, 16);
+                Client::V5(c, el)
+            }
+        }
+    }
+
+    async fn poll(&mut self) -> Result<Incoming, String> {
+        match self {
+            Client::V4(_, el) => match el.poll().await {
+                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => Ok(Incoming::ConnAck),
+                Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => Ok(Incoming::SubAck),
+                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => Ok(Incoming::Publish {
+                    topic: p.topic.clone(),
+                    payload: payload_text(&p.payload),
+                    retain: p.retain,
+                    qos: p.qos as u8,
+                }),
+                Ok(_) => Ok(Incoming::Other),
+                Err(e) => Err(super::willy::describe(&e)),
+            },
+            Client::V5(_, el) => {
+                use rumqttc::v5::mqttbytes::v5::Packet as P5;
+                match el.poll().await {
+                    Ok(rumqttc::v5::Event::Incoming(P5::ConnAck(_))) => Ok(Incoming::ConnAck),
+                    Ok(rumqttc::v5::Event::Incoming(P5::SubAck(_))) => Ok(Incoming::SubAck),
+                    Ok(rumqttc::v5::Event::Incoming(P5::Publish(p))) => Ok(Incoming::Publish {
+                        topic: payload_text(&p.topic),
+                        payload: payload_text(&p.payload),
+                        retain: p.retain,
+                        qos: p.qos as u8,
+                    }),
+                    Ok(_) => Ok(Incoming::Other),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn subscribe(&self) {
+        match self {
+            Client::V4(c, _) => {
+                let _ = c.try_subscribe(MONITOR_FILTER, QoS::AtMostOnce);
+            }
+            Client::V5(c, _) => {
+                let _ = c.try_subscribe(MONITOR_FILTER, rumqttc::v5::mqttbytes::QoS::AtMostOnce);
+            }
+        }
+    }
+}
+
 impl Monit {
     /// Connect, subscribe, and record every message until the task is dropped. `ready` fires at
     /// the first SUBACK, so willy starts only once nothing it publishes can be missed.
     pub async fn run(self, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
-        let mut o = MqttOptions::new("monit", "127.0.0.1", self.broker_port);
-        o.set_keep_alive(self.keepalive);
-        o.set_clean_session(true);
-        let (client, mut el) = AsyncClient::new(o, 16);
+        let mut client = Client::new("monit", self.broker, self.protocol, self.keepalive);
         loop {
-            match el.poll().await {
-                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
-                    // Clean session: the subscription is made anew on every connection.
-                    let _ = client.try_subscribe(MONITOR_FILTER, QoS::AtMostOnce);
-                }
-                Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => {
+            match client.poll().await {
+                // Clean session: the subscription is made anew on every connection.
+                Ok(Incoming::ConnAck) => client.subscribe(),
+                Ok(Incoming::SubAck) => {
                     self.journal.record(
                         Actor::Monit,
                         Event::Subscribed {
@@ -49,32 +137,62 @@ impl Monit {
                         let _ = r.send(());
                     }
                 }
-                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
-                    let payload = payload_text(&p.payload);
-                    let is_true = p.topic == STATUS_TOPIC && payload == "true";
+                Ok(Incoming::Publish {
+                    topic,
+                    payload,
+                    retain,
+                    qos,
+                }) => {
+                    let is_true = topic == STATUS_TOPIC && payload == "true";
                     self.journal.record(
                         Actor::Monit,
                         Event::MessageReceived {
-                            topic: p.topic.clone(),
+                            topic,
                             payload,
-                            retain: p.retain,
-                            qos: p.qos as u8,
+                            retain,
+                            qos,
                         },
                     );
                     if is_true {
                         (self.hook)(self.cycle.load(Ordering::SeqCst), Trigger::AfterTrue);
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    self.journal.record(
-                        Actor::Monit,
-                        Event::ConnectionFailed {
-                            error: super::willy::describe(&e),
-                        },
-                    );
+                Ok(Incoming::Other) => {}
+                Err(error) => {
+                    self.journal
+                        .record(Actor::Monit, Event::ConnectionFailed { error });
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
+            }
+        }
+    }
+}
+
+/// A subscriber that arrives after the will was published: whatever it gets at once was
+/// retained [MQTT-3.1.2-17]. It records its SUBACK and each message, until dropped.
+pub async fn late_subscriber(broker: std::net::SocketAddr, protocol: Protocol, journal: Journal) {
+    let mut client = Client::new("late", broker, protocol, Duration::from_secs(5));
+    loop {
+        match client.poll().await {
+            Ok(Incoming::ConnAck) => client.subscribe(),
+            Ok(Incoming::SubAck) => journal.record(Actor::Monit, Event::LateSubscribed),
+            Ok(Incoming::Publish {
+                topic,
+                payload,
+                retain,
+                ..
+            }) => journal.record(
+                Actor::Monit,
+                Event::LateReceived {
+                    topic,
+                    payload,
+                    retain,
+                },
+            ),
+            Ok(Incoming::Other) => {}
+            Err(error) => {
+                journal.record(Actor::Monit, Event::ConnectionFailed { error });
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }

@@ -19,9 +19,11 @@ use rumqttc::{
 };
 use tokio::time::{sleep, timeout_at, Instant};
 
+use super::v5client::Session;
+use super::v5wire::{self, DisconnectForm};
 use super::MomentHook;
 use crate::event::{Actor, Event, Journal};
-use crate::scenario::{Scenario, Transport, Trigger, STATUS_TOPIC};
+use crate::scenario::{Protocol, Scenario, Transport, Trigger, V5Disconnect, STATUS_TOPIC};
 
 /// How willy reaches the broker (through the proxy).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -57,6 +59,8 @@ enum StepError {
     Lost(ConnectionError),
     /// The expected event did not come in time (a write stuck behind a full socket buffer).
     TimedOut(&'static str),
+    /// willy's own MQTT 5 connection failed.
+    Failed(String),
 }
 
 impl Willy {
@@ -77,21 +81,32 @@ impl Willy {
         o.set_keep_alive(s.keepalive);
         o.set_clean_session(true);
         if let Some(w) = &s.will {
+            let qos = match w.qos {
+                0 => QoS::AtMostOnce,
+                1 => QoS::AtLeastOnce,
+                _ => QoS::ExactlyOnce,
+            };
             o.set_last_will(LastWill::new(
                 &w.topic,
                 w.payload.as_bytes().to_vec(),
-                QoS::AtMostOnce,
-                false,
+                qos,
+                w.retain,
             ));
         }
         o
     }
 
     fn will_text(&self) -> Option<String> {
-        self.scenario
-            .will
-            .as_ref()
-            .map(|w| format!("{{ topic: '{}', payload: '{}' }}", w.topic, w.payload))
+        self.scenario.will.as_ref().map(|w| {
+            let mut t = format!("{{ topic: '{}', payload: '{}'", w.topic, w.payload);
+            if w.qos > 0 || w.retain {
+                t += &format!(", qos: {}, retain: {}", w.qos, w.retain);
+            }
+            if let Some(d) = w.delay_s {
+                t += &format!(", delay: {d} s");
+            }
+            t + " }"
+        })
     }
 
     /// Run every cycle. Returns when the last one is done; a run whose network never comes back
@@ -109,6 +124,7 @@ impl Willy {
                         let error = match e {
                             StepError::Lost(e) => describe(&e),
                             StepError::TimedOut(what) => format!("timed out waiting for {what}"),
+                            StepError::Failed(e) => e,
                         };
                         self.record(Event::ConnectionFailed { error });
                         sleep(self.scenario.reconnect).await;
@@ -127,6 +143,9 @@ impl Willy {
     /// One connection of one cycle, from CONNECT to the clean close.
     async fn one_connection(&self, cycle: u32, attempt: u32) -> Result<(), StepError> {
         let s = &self.scenario;
+        if s.protocol == Protocol::V5 {
+            return self.one_connection_v5(cycle, attempt).await;
+        }
         self.record(Event::Connecting {
             url: self.target.url(),
             will: self.will_text(),
@@ -166,6 +185,79 @@ impl Willy {
         .await?;
         // A client closes its network connection after DISCONNECT [MQTT-3.14.4-1]: drop it.
         drop(el);
+        self.record(Event::Disconnected);
+        (self.hook)(cycle, Trigger::Disconnected);
+        Ok(())
+    }
+
+    /// The same cycle over MQTT 5, on packets willy writes itself (see v5wire.rs for why).
+    async fn one_connection_v5(&self, cycle: u32, attempt: u32) -> Result<(), StepError> {
+        let s = &self.scenario;
+        self.record(Event::Connecting {
+            url: self.target.url(),
+            will: self.will_text(),
+            attempt,
+        });
+        let will = s.will.as_ref().map(|w| v5wire::Will {
+            topic: &w.topic,
+            payload: w.payload.as_bytes(),
+            qos: w.qos,
+            retain: w.retain,
+            delay_s: w.delay_s,
+        });
+        let ka = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
+        let connect = v5wire::connect("willy", ka, true, s.session_expiry_s, will.as_ref());
+        let (mut session, connack) =
+            Session::connect(self.target.port, &connect, s.keepalive, s.connect_timeout)
+                .await
+                .map_err(StepError::Failed)?;
+        self.record(Event::Connected {
+            session_present: connack.session_present,
+        });
+        (self.hook)(cycle, Trigger::Connected);
+
+        let publish =
+            |payload: &'static str| v5wire::publish(STATUS_TOPIC, payload.as_bytes(), false);
+        session
+            .write(&publish("true"))
+            .await
+            .map_err(StepError::Failed)?;
+        self.record(Event::Published {
+            topic: STATUS_TOPIC.to_string(),
+            payload: "true".to_string(),
+        });
+        session
+            .drive_for(s.connected_for)
+            .await
+            .map_err(StepError::Failed)?;
+        (self.hook)(cycle, Trigger::BeforeFalse);
+        session
+            .write(&publish("false"))
+            .await
+            .map_err(StepError::Failed)?;
+        self.record(Event::Published {
+            topic: STATUS_TOPIC.to_string(),
+            payload: "false".to_string(),
+        });
+
+        (self.hook)(cycle, Trigger::BeforeDisconnect);
+        self.record(Event::DisconnectRequested);
+        let d = s.disconnect.unwrap_or(V5Disconnect {
+            reason: 0,
+            form: DisconnectForm::Short,
+        });
+        let bytes = v5wire::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
+        session.write(&bytes).await.map_err(StepError::Failed)?;
+        self.record(Event::Note {
+            message: format!(
+                "wrote DISCONNECT {} (reason 0x{:02x}, {:?} form) itself: rumqttc's v5 client cannot choose the reason code",
+                v5wire::hex(&bytes),
+                d.reason,
+                d.form
+            ),
+        });
+        // [MQTT-3.14.4-1]: the client closes the network connection after DISCONNECT.
+        drop(session);
         self.record(Event::Disconnected);
         (self.hook)(cycle, Trigger::Disconnected);
         Ok(())

@@ -36,7 +36,7 @@ fn listener(name: &str, addr: SocketAddr) -> ServerSettings {
     }
 }
 
-fn config(tcp: SocketAddr, ws: SocketAddr) -> Config {
+fn config(tcp: SocketAddr, ws: SocketAddr, v5: SocketAddr) -> Config {
     Config {
         id: 0,
         router: RouterConfig {
@@ -48,6 +48,8 @@ fn config(tcp: SocketAddr, ws: SocketAddr) -> Config {
         },
         v4: Some(HashMap::from([("1".to_string(), listener("v4-1", tcp))])),
         ws: Some(HashMap::from([("1".to_string(), listener("ws-1", ws))])),
+        // rumqttd's WebSocket listener speaks 3.1.1 only; MQTT 5 has this TCP listener.
+        v5: Some(HashMap::from([("1".to_string(), listener("v5-1", v5))])),
         ..Config::default()
     }
 }
@@ -59,7 +61,8 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
     }
     let tcp: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let ws: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let cfg = config(tcp, ws);
+    let v5: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let cfg = config(tcp, ws, v5);
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {
@@ -72,13 +75,16 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
     let within = Duration::from_secs(10);
     wait_until_accepting(tcp, within).await?;
     wait_until_accepting(ws, within).await?;
+    wait_until_accepting(v5, within).await?;
     Ok(Broker {
         name: format!("rumqttd {VERSION} (builtin)"),
         endpoints: Endpoints {
             tcp,
             ws: Some(ws),
             ws_path: "/mqtt".to_string(),
+            v5: Some(v5),
         },
         profile: super::profile::Profile::rumqttd(),
+        process: None,
     })
 }

@@ -2,16 +2,21 @@
 //!
 //! ```text
 //!  BrokerChoice --start--> Broker { name, endpoints, (a guard that stops it) }
-//!      builtin:  rumqttd in this process, on free loopback ports (no shutdown API: one per process)
+//!      builtin:   rumqttd in this process, on free loopback ports (no shutdown API: one per process)
+//!      mosquitto: a child process with our config on free loopback ports; stopped and reaped
+//!      url:       a broker someone else runs; only the endpoints the user listed exist
 //! ```
 //!
 //! A broker is only ever reached through its [`Endpoints`]; nothing else in the run knows which
 //! broker it is, except the profile the checks read.
 
 pub mod builtin;
+pub mod mosquitto;
 pub mod profile;
+pub mod url;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::event::Journal;
@@ -25,6 +30,18 @@ pub struct Endpoints {
     pub ws: Option<SocketAddr>,
     /// The HTTP path of the WebSocket endpoint.
     pub ws_path: String,
+    /// MQTT 5 over TCP when it has a listener of its own (rumqttd); None: `tcp` speaks both.
+    pub v5: Option<SocketAddr>,
+}
+
+impl Endpoints {
+    /// The TCP listener for clients of `protocol`.
+    pub fn tcp_for(&self, protocol: crate::scenario::Protocol) -> SocketAddr {
+        match protocol {
+            crate::scenario::Protocol::V5 => self.v5.unwrap_or(self.tcp),
+            crate::scenario::Protocol::V311 => self.tcp,
+        }
+    }
 }
 
 /// A broker the run uses. Dropping it stops it, where stopping is possible.
@@ -34,6 +51,18 @@ pub struct Broker {
     pub endpoints: Endpoints,
     /// Its timing model and known deviations.
     pub profile: profile::Profile,
+    /// The child process, for a broker we started (mosquitto): stopped by `stop` or on drop.
+    pub process: Option<mosquitto::Process>,
+}
+
+impl Broker {
+    /// Stop a broker we started and reap it; nothing to do for the others.
+    pub async fn stop(&mut self) {
+        if let Some(p) = self.process.as_mut() {
+            p.stop().await;
+        }
+        self.process = None;
+    }
 }
 
 /// Which broker to run against.
@@ -41,12 +70,55 @@ pub struct Broker {
 pub enum BrokerChoice {
     /// rumqttd, in-process.
     Builtin,
+    /// mosquitto as a child process; the binary given, or found on PATH or in /usr/sbin.
+    Mosquitto { bin: Option<PathBuf> },
+    /// A broker someone else runs.
+    Url(url::BrokerUrls),
+}
+
+impl BrokerChoice {
+    /// Parse `--broker`: `builtin`, `mosquitto`, or a comma-separated URL list.
+    pub fn parse(arg: &str) -> Result<BrokerChoice, url::UrlError> {
+        match arg.trim() {
+            "builtin" | "rumqttd" => Ok(BrokerChoice::Builtin),
+            "mosquitto" => Ok(BrokerChoice::Mosquitto { bin: None }),
+            list => url::BrokerUrls::parse(list).map(BrokerChoice::Url),
+        }
+    }
+
+    /// A short label for file names and tables: `builtin`, `mosquitto`, `url`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BrokerChoice::Builtin => "builtin",
+            BrokerChoice::Mosquitto { .. } => "mosquitto",
+            BrokerChoice::Url(_) => "url",
+        }
+    }
+
+    /// The arguments that make a child `unplug scenario` use this broker.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec!["--broker".to_string()];
+        match self {
+            BrokerChoice::Builtin => v.push("builtin".into()),
+            BrokerChoice::Mosquitto { bin } => {
+                v.push("mosquitto".into());
+                if let Some(b) = bin {
+                    v.push("--mosquitto-bin".into());
+                    v.push(b.display().to_string());
+                }
+            }
+            BrokerChoice::Url(u) => v.push(u.describe()),
+        }
+        v
+    }
 }
 
 /// Start the chosen broker and wait until it accepts connections.
 pub async fn start(choice: &BrokerChoice, journal: &Journal) -> anyhow::Result<Broker> {
     match choice {
         BrokerChoice::Builtin => builtin::start(journal).await,
+        BrokerChoice::Mosquitto { bin } => mosquitto::start(bin.as_deref(), journal).await,
+        BrokerChoice::Url(urls) => url::start(urls, journal).await,
     }
 }
 

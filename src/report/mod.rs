@@ -26,6 +26,11 @@ pub struct Summary {
     pub started_at: DateTime<Utc>,
     pub cut_at_ms: Option<f64>,
     pub last_upstream_ms: Option<f64>,
+    /// The last complete MQTT packet from willy that reached the broker, and its type.
+    pub last_packet_ms: Option<f64>,
+    pub last_packet_kind: Option<String>,
+    /// PINGREQ/PINGRESP and WebSocket control frames per connection.
+    pub wire_counts: Vec<crate::check::WireCounts>,
     pub broker_drop_ms: Option<f64>,
     pub client_detect_ms: Option<f64>,
     pub will_received_ms: Option<f64>,
@@ -39,6 +44,9 @@ pub struct Summary {
     pub failed_attempts_after_cut: u32,
     pub checks: Vec<Check>,
     pub pass: bool,
+    /// The broker profile's timing model the checks allowed for (its late allowance and why).
+    #[serde(default)]
+    pub timing_model: String,
     pub end_reason: String,
     pub duration_ms: f64,
     pub unplug_version: String,
@@ -70,16 +78,20 @@ impl Summary {
             started_at,
             cut_at_ms: f.cut_at_ms,
             last_upstream_ms: f.last_upstream_ms,
+            last_packet_ms: f.last_packet_ms,
+            last_packet_kind: f.last_packet_kind.clone(),
+            wire_counts: f.wire_counts.clone(),
             broker_drop_ms: f.broker_drop_ms,
             client_detect_ms: f.client_detect_ms,
             will_received_ms: f.will_received_ms,
             heal_ms: f.heal_ms,
-            drop_after_last_packet_ms: diff(f.broker_drop_ms, f.last_upstream_ms),
-            will_after_last_packet_ms: diff(f.will_received_ms, f.last_upstream_ms),
+            drop_after_last_packet_ms: diff(f.broker_drop_ms, f.reference_ms()),
+            will_after_last_packet_ms: diff(f.will_received_ms, f.reference_ms()),
             client_detect_after_cut_ms: diff(f.client_detect_ms, f.cut_at_ms),
             failed_attempts_after_cut: f.attempts_failed_after_cut,
             pass: checks.iter().all(|c| c.pass),
             checks,
+            timing_model: String::new(),
             end_reason: end_reason.to_string(),
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -107,9 +119,12 @@ impl Summary {
     pub fn verdict_lines(&self) -> String {
         let mut out = String::new();
         for c in &self.checks {
-            let mark = if c.pass { "pass" } else { "FAIL" };
+            let mark = match c.status {
+                crate::check::Status::Fail => "FAIL",
+                st => st.as_str(),
+            };
             out.push_str(&format!(
-                "  {mark}  {:<22} expected {}; {}\n",
+                "  {mark:<4}  {:<22} expected {}; {}\n",
                 c.name, c.expected, c.actual
             ));
         }

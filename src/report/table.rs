@@ -33,7 +33,73 @@ pub fn suite_row(s: &Summary) -> Vec<String> {
         ms_cell(s.will_after_last_packet_ms),
         ms_cell(s.client_detect_after_cut_ms),
         format!("{passed}/{}", s.checks.len()),
-        if s.pass { "pass" } else { "FAIL" }.to_string(),
+        verdict(s),
+    ]
+}
+
+/// `pass` or `FAIL`, naming the checks that are known deviations or unexpectedly passed.
+pub fn verdict(s: &Summary) -> String {
+    use crate::check::Status;
+    let mut v = if s.pass { "pass" } else { "FAIL" }.to_string();
+    for st in [Status::Deviation, Status::UnexpectedPass] {
+        let names: Vec<&str> = s
+            .checks
+            .iter()
+            .filter(|c| c.status == st)
+            .map(|c| c.name.as_str())
+            .collect();
+        if !names.is_empty() {
+            v += &format!(" ({}: {})", st.as_str(), names.join(", "));
+        }
+    }
+    v
+}
+
+/// The columns of the compare table.
+pub const COMPARE_HEADER: [&str; 9] = [
+    "scenario",
+    "broker",
+    "transport",
+    "will expected / received",
+    "last pkt -> broker drop (ms)",
+    "last pkt -> will at monit (ms)",
+    "cut -> willy notices (ms)",
+    "willy's reconnects after the cut",
+    "verdict",
+];
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// One compare row: `scenario` is the scenario as asked for (the summary's name carries the
+/// broker and transport too).
+pub fn compare_row(scenario: &str, s: &Summary) -> Vec<String> {
+    vec![
+        scenario.to_string(),
+        s.broker.clone(),
+        s.transport.clone(),
+        if s.will_configured {
+            format!(
+                "{} / {}",
+                yes_no(s.will_expected),
+                yes_no(s.will_received_ms.is_some())
+            )
+        } else {
+            "none set".to_string()
+        },
+        ms_cell(s.drop_after_last_packet_ms),
+        ms_cell(s.will_after_last_packet_ms),
+        ms_cell(s.client_detect_after_cut_ms),
+        match s.failed_attempts_after_cut {
+            1 => "1 failed attempt".to_string(),
+            n => format!("{n} failed attempts"),
+        },
+        verdict(s),
     ]
 }
 

@@ -18,7 +18,10 @@ pub fn out_dir(test: &str) -> PathBuf {
 
 /// Run `unplug ARGS...` to completion.
 pub fn unplug(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the unplug binary runs")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the unplug binary runs")
 }
 
 /// Run one scenario quietly into `out` and return (exit code, summary JSON).
@@ -36,12 +39,17 @@ pub fn run_scenario(name: &str, out: &Path, extra: &[&str]) -> (i32, Value) {
             String::from_utf8_lossy(&o.stderr)
         )
     });
-    (o.status.code().unwrap_or(-1), serde_json::from_str(&text).unwrap())
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_str(&text).unwrap(),
+    )
 }
 
 /// A number from the summary, or None for null.
 pub fn num(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).unwrap_or_else(|| panic!("summary has no key {key}: {v:#}")).as_f64()
+    v.get(key)
+        .unwrap_or_else(|| panic!("summary has no key {key}: {v:#}"))
+        .as_f64()
 }
 
 /// Every check's name, for messages.

@@ -1,0 +1,157 @@
+//! The MQTT 5 connection willy drives itself: bytes from [`super::v5wire`] out, the broker's
+//! packets in through the wire tap's decoder.
+//!
+//! It keeps rumqttc's keepalive rule so v4 and v5 runs are judged alike: a PINGREQ every
+//! keepalive from the CONNACK, whatever else was sent, and "ping timeout" when the next one is
+//! due while the last PINGRESP has not come.
+
+use std::sync::atomic::AtomicU8;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::v5wire;
+use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
+
+/// One v5 connection to the broker (through the proxy).
+pub struct Session {
+    stream: TcpStream,
+    decoder: Decoder,
+    decoded: Vec<Decoded>,
+    keepalive: Duration,
+    next_ping: Instant,
+    awaiting_pingresp: bool,
+    /// A network write or read may take this long before the connection is called stuck.
+    step: Duration,
+}
+
+/// The CONNACK as willy saw it.
+pub struct Connack {
+    pub session_present: bool,
+    pub code: u8,
+}
+
+impl Session {
+    /// Connect and wait for the CONNACK, all within `limit` (rumqttc's connection timeout).
+    pub async fn connect(
+        port: u16,
+        connect: &[u8],
+        keepalive: Duration,
+        limit: Duration,
+    ) -> Result<(Session, Connack), String> {
+        let deadline = Instant::now() + limit;
+        let stream = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .map_err(|_| "network timeout (no CONNACK within the connection timeout)".to_string())?
+            .map_err(|e| format!("I/O: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let mut s = Session {
+            stream,
+            decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(5))),
+            decoded: Vec::new(),
+            keepalive,
+            next_ping: Instant::now() + keepalive,
+            awaiting_pingresp: false,
+            step: limit,
+        };
+        s.write(connect).await?;
+        let connack = loop {
+            let packets = match timeout_at(deadline, s.read_some()).await {
+                Err(_) => {
+                    return Err("network timeout (no CONNACK within the connection timeout)".into())
+                }
+                Ok(r) => r?,
+            };
+            if let Some(c) = packets.into_iter().find_map(|d| match d {
+                Decoded::Packet(p) if p.kind == PacketKind::Connack => match p.fields {
+                    Fields::Connack {
+                        session_present,
+                        code,
+                    } => Some(Connack {
+                        session_present,
+                        code,
+                    }),
+                    _ => None,
+                },
+                _ => None,
+            }) {
+                break c;
+            }
+        };
+        if connack.code != 0 {
+            return Err(format!(
+                "connection refused, reason code 0x{:02x}",
+                connack.code
+            ));
+        }
+        s.next_ping = Instant::now() + s.keepalive;
+        Ok((s, connack))
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match timeout(self.step, self.stream.write_all(bytes)).await {
+            Err(_) => Err("timed out writing to the network".into()),
+            Ok(r) => r.map_err(|e| format!("I/O: {e}")),
+        }
+    }
+
+    async fn read_some(&mut self) -> Result<Vec<Decoded>, String> {
+        let mut buf = [0u8; 4096];
+        let n = self
+            .stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("I/O: {e}"))?;
+        if n == 0 {
+            return Err("connection closed by the broker".into());
+        }
+        self.decoder.feed(&buf[..n], &mut self.decoded);
+        Ok(std::mem::take(&mut self.decoded))
+    }
+
+    /// Keep the connection: read what comes, send PINGREQs when due, for `d`.
+    pub async fn drive_for(&mut self, d: Duration) -> Result<(), String> {
+        let until = Instant::now() + d;
+        loop {
+            let wake = self.next_ping.min(until);
+            match timeout_at(wake, self.read_some()).await {
+                Ok(r) => {
+                    for item in r? {
+                        match item {
+                            Decoded::Packet(p) if p.kind == PacketKind::Pingresp => {
+                                self.awaiting_pingresp = false
+                            }
+                            Decoded::Packet(p) if p.kind == PacketKind::Disconnect => {
+                                let reason = match p.fields {
+                                    Fields::Disconnect { reason } => reason.unwrap_or(0),
+                                    _ => 0,
+                                };
+                                return Err(format!(
+                                    "the broker sent DISCONNECT with reason 0x{reason:02x}"
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(_) if Instant::now() >= self.next_ping => {
+                    if self.awaiting_pingresp {
+                        return Err(
+                            "ping timeout (no PINGRESP before the next PINGREQ was due)".into()
+                        );
+                    }
+                    self.write(&v5wire::PINGREQ).await?;
+                    self.awaiting_pingresp = true;
+                    self.next_ping += self.keepalive;
+                }
+                Err(_) => return Ok(()),
+            }
+            if Instant::now() >= until {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Brokers side by side: the matrix scenarios x brokers (x transports), one child process per
+//! cell, then one table: the seed's question ("when does the rest of the system learn?")
+//! answered per broker and transport.
+//!
+//! ```text
+//!  plan: [scenario] x [broker] x [transport | the scenario's own] --> [ChildSpec]
+//!        (each with --broker, --transport, --name SCENARIO.BROKER.TRANSPORT)
+//!  suite::run_specs --> [ChildRun] --rows--> terminal table + DIR/COMPARE.md
+//! ```
+
+use crate::broker::BrokerChoice;
+use crate::report::table;
+use crate::scenario::Transport;
+use crate::suite::{ChildRun, ChildSpec};
+
+/// The scenarios `compare` runs when none are given: the seed's four (tcp and ws, with and
+/// without a will).
+pub const DEFAULT_SCENARIOS: [&str; 4] = [
+    "native-no-will",
+    "native-last-will",
+    "ws-no-will",
+    "ws-last-will",
+];
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// The scenario as the user named it.
+    pub scenario: String,
+    pub broker: BrokerChoice,
+    /// The transport forced on the run; None runs the scenario's own.
+    pub transport: Option<Transport>,
+    /// The child's spec (its file name and arguments).
+    pub spec: ChildSpec,
+}
+
+/// The file stem of a scenario argument (a name, or the stem of a path).
+fn stem(scenario: &str) -> String {
+    std::path::Path::new(scenario)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(scenario)
+        .to_string()
+}
+
+/// Every cell, scenario-major, then broker, then transport. `own_transport` gives a scenario's
+/// transport, for naming its files when no transport is forced.
+pub fn plan(
+    scenarios: &[String],
+    brokers: &[BrokerChoice],
+    transports: Option<&[Transport]>,
+    own_transport: impl Fn(&str) -> Transport,
+    extra: &[String],
+) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for sc in scenarios {
+        let forced: Vec<Option<Transport>> = match transports {
+            Some(ts) => ts.iter().copied().map(Some).collect(),
+            None => vec![None],
+        };
+        for b in brokers {
+            for t in &forced {
+                let shown = t.unwrap_or_else(|| own_transport(sc));
+                let mut args = b.args();
+                if let Some(t) = t {
+                    args.extend(["--transport".to_string(), t.as_str().to_string()]);
+                }
+                args.extend(extra.iter().cloned());
+                cells.push(Cell {
+                    scenario: sc.clone(),
+                    broker: b.clone(),
+                    transport: *t,
+                    spec: ChildSpec {
+                        scenario: sc.clone(),
+                        output_name: Some(format!("{}.{}.{}", stem(sc), b.label(), shown.as_str())),
+                        args,
+                    },
+                });
+            }
+        }
+    }
+    cells
+}
+
+/// The table's rows, one per cell; a run without a summary says why.
+pub fn rows(cells: &[Cell], runs: &[ChildRun]) -> Vec<Vec<String>> {
+    cells
+        .iter()
+        .zip(runs)
+        .map(|(c, r)| match &r.summary {
+            Some(s) => table::compare_row(&stem(&c.scenario), s),
+            None => {
+                let mut row = vec![
+                    stem(&c.scenario),
+                    c.broker.label().to_string(),
+                    c.transport.map_or("-", |t| t.as_str()).to_string(),
+                ];
+                row.resize(table::COMPARE_HEADER.len() - 1, "-".to_string());
+                let why = r.error.lines().last().unwrap_or("").trim();
+                row.push(format!(
+                    "ERROR (exit {}): {why}",
+                    r.exit.map_or("signal".to_string(), |c| c.to_string())
+                ));
+                row
+            }
+        })
+        .collect()
+}
+
+/// COMPARE.md: the table, then each broker's timing model (what "late" was allowed and why).
+pub fn markdown(rows: &[Vec<String>], runs: &[ChildRun]) -> String {
+    let mut out = String::from("# Brokers side by side\n\n");
+    out += &table::render_markdown(&table::COMPARE_HEADER, rows);
+    out += "\nTimes are from willy's last packet through the proxy (`last pkt`) or from the cut. \
+            Each broker's timing model, as its profile documents it:\n\n";
+    let mut seen = Vec::new();
+    for s in runs.iter().filter_map(|r| r.summary.as_ref()) {
+        if !seen.contains(&s.broker) {
+            seen.push(s.broker.clone());
+            out += &format!("- {}: {}\n", s.broker, s.timing_model);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(s: &str) -> Transport {
+        if s.starts_with("ws") {
+            Transport::Ws
+        } else {
+            Transport::Tcp
+        }
+    }
+
+    #[test]
+    fn every_cell_gets_its_own_file_name() {
+        let cells = plan(
+            &["native-last-will".into()],
+            &[BrokerChoice::Builtin, BrokerChoice::Mosquitto { bin: None }],
+            Some(&[Transport::Tcp, Transport::Ws]),
+            own,
+            &["--keepalive".into(), "2".into()],
+        );
+        let names: Vec<_> = cells
+            .iter()
+            .map(|c| c.spec.output_name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "native-last-will.builtin.tcp",
+                "native-last-will.builtin.ws",
+                "native-last-will.mosquitto.tcp",
+                "native-last-will.mosquitto.ws"
+            ]
+        );
+        assert_eq!(
+            cells[3].spec.args,
+            [
+                "--broker",
+                "mosquitto",
+                "--transport",
+                "ws",
+                "--keepalive",
+                "2"
+            ]
+        );
+    }
+
+    #[test]
+    fn without_transports_each_scenario_keeps_its_own() {
+        let cells = plan(
+            &["ws-no-will".into()],
+            &[BrokerChoice::Builtin],
+            None,
+            own,
+            &[],
+        );
+        assert_eq!(cells.len(), 1);
+        assert_eq!(
+            cells[0].spec.output_name.as_deref(),
+            Some("ws-no-will.builtin.ws")
+        );
+        assert!(!cells[0].spec.args.contains(&"--transport".to_string()));
+    }
+}
