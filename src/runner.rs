@@ -387,15 +387,13 @@ pub fn outcome_decided(
         return true;
     }
     // willy's own detection is checked too: wait for it, up to the end of its window.
-    let detected = f.client_detect_ms.is_some() || !check::client_detect_expected(s);
-    if !detected {
-        let detect_by = f
-            .cut_at_ms
-            .map_or(f64::INFINITY, |c| c + check::client_ping_window(s).1);
-        if now_ms >= detect_by + SETTLE_MS {
-            return true;
-        }
-    }
+    // (Its window passing decides only the detection, not the will, which may still be due.)
+    let detect_by = f
+        .cut_at_ms
+        .map_or(f64::INFINITY, |c| c + check::client_ping_window(s).1);
+    let detected = f.client_detect_ms.is_some()
+        || !check::client_detect_expected(s)
+        || now_ms >= detect_by + SETTLE_MS;
     match (f.will_received_ms, f.broker_drop_ms) {
         // The will came: nothing more to learn once willy noticed too (or had its time).
         (Some(w), _) if s.expect.will => detected || now_ms >= w + SETTLE_MS,

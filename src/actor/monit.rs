@@ -41,8 +41,8 @@ enum Incoming {
 
 /// monit's client: rumqttc's 3.1.1 or MQTT 5 event loop.
 enum Client {
-    V4(AsyncClient, rumqttc::EventLoop),
-    V5(rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop),
+    V4(AsyncClient, Box<rumqttc::EventLoop>),
+    V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
 }
 
 impl Client {
@@ -59,7 +59,7 @@ impl Client {
                 o.set_keep_alive(keepalive);
                 o.set_clean_session(true);
                 let (c, el) = AsyncClient::new(o, 16);
-                Client::V4(c, el)
+                Client::V4(c, Box::new(el))
             }
             Protocol::V5 => {
                 let mut o = rumqttc::v5::MqttOptions::new(id, host, port);
@@ -67,7 +67,7 @@ impl Client {
                 o.set_keep_alive(keepalive.max(Duration::from_secs(5)));
                 o.set_clean_start(true);
                 let (c, el) = rumqttc::v5::AsyncClient::new(o, 16);
-                Client::V5(c, el)
+                Client::V5(c, Box::new(el))
             }
         }
     }
