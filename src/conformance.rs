@@ -13,7 +13,7 @@ use crate::report::{table, Summary};
 use crate::suite::ChildRun;
 
 /// What `unplug conformance` runs: the will's life in MQTT 3.1.1 and 5.
-pub const CONFORMANCE_SCENARIOS: [&str; 9] = [
+pub const CONFORMANCE_SCENARIOS: [&str; 12] = [
     "native-last-will",
     "native-no-will",
     "ws-last-will",
@@ -22,6 +22,9 @@ pub const CONFORMANCE_SCENARIOS: [&str; 9] = [
     "v5-disconnect-with-will-properties",
     "v5-disconnect-normal",
     "v5-disconnect-normal-short",
+    "v5-will-delay",
+    "v5-session-expiry-shorter-than-delay",
+    "v5-will-delay-no-session",
     "retained-will",
 ];
 

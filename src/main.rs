@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use unplug::broker::BrokerChoice;
 use unplug::compare;
+use unplug::conformance;
 use unplug::event::Echo;
 use unplug::report::table;
 use unplug::runner::{self, RunOptions};
@@ -105,6 +106,25 @@ enum Command {
         #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         /// Directory for every run's files and COMPARE.md.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Run the will's conformance scenarios (MQTT 3.1.1 and 5) on each broker and print the table
+    /// of spec checks x brokers: pass, FAIL, or a deviation the broker's profile documents.
+    #[command(
+        after_help = "Examples:\n  unplug conformance\n  unplug conformance --brokers builtin --out /tmp/conf\n\nWrites CONFORMANCE.md into --out."
+    )]
+    Conformance {
+        /// Brokers to judge: builtin, mosquitto, or a broker's URLs, separated by commas.
+        #[arg(long, default_value = "builtin,mosquitto", value_name = "LIST")]
+        brokers: String,
+        /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+        #[arg(long, value_name = "PATH")]
+        mosquitto_bin: Option<PathBuf>,
+        /// How many runs at once.
+        #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Directory for every run's files and CONFORMANCE.md.
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
     },
@@ -421,6 +441,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
             let md = out.join("COMPARE.md");
             std::fs::write(&md, compare::markdown(&rows, &runs))
+                .with_context(|| format!("writing {}", md.display()))?;
+            Ok(children_exit_code(&runs))
+        }
+        Command::Conformance {
+            brokers,
+            mosquitto_bin,
+            jobs,
+            out,
+        } => {
+            let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
+            let scenarios: Vec<String> = conformance::CONFORMANCE_SCENARIOS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let mut own = std::collections::HashMap::new();
+            for n in &scenarios {
+                own.insert(n.clone(), scenario::load(n)?.transport);
+            }
+            let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("running {} runs, {jobs} at a time ...", cells.len());
+            }
+            let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
+            let runs = rt.block_on(suite::run_specs(&specs, &out, jobs as usize))?;
+            let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
+            let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
+                .iter()
+                .zip(&runs)
+                .filter_map(|(c, r)| {
+                    let col = brokers.iter().position(|b| *b == c.broker)?;
+                    Some((c.scenario.clone(), col, r.summary.as_ref()?))
+                })
+                .collect();
+            let errors: Vec<&suite::ChildRun> =
+                runs.iter().filter(|r| r.summary.is_none()).collect();
+            let rows = conformance::rows(&labels, &judged);
+            let header = conformance::header(&labels);
+            let header: Vec<&str> = header.iter().map(|h| h.as_str()).collect();
+            print!(
+                "{}",
+                table::render_text(&header, &conformance::cells(&rows))
+            );
+            let md = out.join("CONFORMANCE.md");
+            std::fs::write(&md, conformance::markdown(&labels, &rows, &judged, &errors))
                 .with_context(|| format!("writing {}", md.display()))?;
             Ok(children_exit_code(&runs))
         }
