@@ -922,6 +922,15 @@ fn fault_checks(s: &Scenario, _p: &Profile, f: &Facts) -> Vec<Check> {
                 None => "no error".into(),
             },
         )),
+        // willy left cleanly into the cut and had no cycle left to try again in: there is
+        // nothing for its client to notice, so nothing to check.
+        Detection::Ping
+            if f.disconnected_before_detect
+                && f.client_detect_ms.is_none()
+                && !f
+                    .attempts
+                    .iter()
+                    .any(|a| f.cut_at_ms.is_some_and(|c| a.started_ms > c)) => {}
         Detection::Ping
             if f.detect_attempt_started_ms.is_some() || f.disconnected_before_detect =>
         {

@@ -34,8 +34,8 @@
 pub mod actor;
 pub mod broker;
 pub mod check;
-pub mod conformance;
 pub mod compare;
+pub mod conformance;
 pub mod event;
 pub mod logcapture;
 pub mod proxy;

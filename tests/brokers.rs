@@ -25,26 +25,6 @@ const EARLY_MS: f64 = 50.0;
 /// mosquitto 2.0's late allowance (Profile::mosquitto): 6 s scan + 100 ms wake-up + 250 ms.
 const MOSQUITTO_LATE_MS: f64 = 6350.0;
 
-/// The mosquitto binary, or None after saying loudly why the test is skipped.
-fn mosquitto_or_skip(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("mosquitto"))
-                .find(|p| p.is_file())
-        })
-        .or_else(|| Some(PathBuf::from("/usr/sbin/mosquitto")).filter(|p| p.is_file()));
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: mosquitto not installed, and CI=true (apt-get install mosquitto)");
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: mosquitto not installed (apt-get install mosquitto) ***\n"
-        );
-    }
-    found
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

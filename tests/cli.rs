@@ -22,14 +22,24 @@ fn list_names_the_seed_scenarios() {
     let o = unplug(&["list"]);
     assert_eq!(o.status.code(), Some(0));
     let text = String::from_utf8_lossy(&o.stdout);
-    for name in ["native-no-will", "native-last-will", "ws-no-will", "ws-last-will"] {
+    for name in [
+        "native-no-will",
+        "native-last-will",
+        "ws-no-will",
+        "ws-last-will",
+    ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
 }
 
 #[test]
 fn unknown_scenario_is_exit_2_with_the_closest_name() {
-    let o = unplug(&["scenario", "ws-last-wil", "--out", out_dir("unknown").to_str().unwrap()]);
+    let o = unplug(&[
+        "scenario",
+        "ws-last-wil",
+        "--out",
+        out_dir("unknown").to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("did you mean `ws-last-will`"), "{e}");
@@ -45,10 +55,18 @@ fn bad_scenario_file_is_exit_2_naming_file_line_and_key() {
         "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 2\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\n[[faults]]\nkind = \"blackhole\"\ncycle = 3\n",
     )
     .unwrap();
-    let o = unplug(&["scenario", path.to_str().unwrap(), "--out", dir.to_str().unwrap()]);
+    let o = unplug(&[
+        "scenario",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("mine.toml:9") && e.contains("faults.cycle") && e.contains("beyond"), "{e}");
+    assert!(
+        e.contains("mine.toml:9") && e.contains("faults.cycle") && e.contains("beyond"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -96,10 +114,46 @@ trigger = "connected"
 #[test]
 fn suite_runs_scenarios_in_parallel_and_prints_a_table() {
     let dir = out_dir("suite");
-    let o = unplug(&["suite", "--jobs", "2", "--out", dir.to_str().unwrap(), "native-no-will", "ws-last-will"]);
+    let o = unplug(&[
+        "suite",
+        "--jobs",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+        "native-no-will",
+        "ws-last-will",
+    ]);
     let table = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{table}\n{}", stderr(&o));
-    assert!(table.contains("native-no-will") && table.contains("ws-last-will"), "{table}");
+    assert!(
+        table.contains("native-no-will") && table.contains("ws-last-will"),
+        "{table}"
+    );
     assert!(dir.join("SUITE.md").exists());
     assert!(dir.join("ws-last-will.summary.json").exists());
+}
+
+#[test]
+fn v5_only_keys_on_a_3_1_1_scenario_are_exit_2_naming_the_key() {
+    let dir = out_dir("v5-key");
+    let path = dir.join("mine.toml");
+    std::fs::write(
+        &path,
+        "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 1\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\ndisconnect_reason = 4\n",
+    )
+    .unwrap();
+    let o = unplug(&[
+        "scenario",
+        path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("mine.toml:7")
+            && e.contains("disconnect_reason")
+            && e.contains("protocol = \"5\""),
+        "{e}"
+    );
 }

@@ -62,3 +62,23 @@ pub fn failed_checks(v: &Value) -> Vec<String> {
         .map(|c| format!("{}: expected {}; {}", c["name"], c["expected"], c["actual"]))
         .collect()
 }
+
+/// The mosquitto binary, or None after saying loudly why the test is skipped.
+pub fn mosquitto_or_skip(test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mosquitto"))
+                .find(|p| p.is_file())
+        })
+        .or_else(|| Some(PathBuf::from("/usr/sbin/mosquitto")).filter(|p| p.is_file()));
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: mosquitto not installed, and CI=true (apt-get install mosquitto)");
+        }
+        eprintln!(
+            "\n*** SKIPPED {test}: mosquitto not installed (apt-get install mosquitto) ***\n"
+        );
+    }
+    found
+}
