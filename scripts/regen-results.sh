@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Rebuild results/ from real runs: every scenario at fast timing (keepalive from the scenario
-# files, 1-2 s), and the seed's four runs at the seed's own timing (keepalive 60 s; about
-# 3 minutes, run in parallel).
+# Rebuild results/ from real runs:
+#   results/fast/         every scenario on the builtin broker, at the scenario files' timing
+#   results/compare/      the seed's four runs on builtin and mosquitto, side by side (COMPARE.md)
+#   results/seed-timing/  the seed's four runs at the seed's own timing (keepalive 60 s), on
+#                         builtin and mosquitto (about 4 minutes, run in parallel)
+#   results/conformance/  the will's spec checks x brokers (CONFORMANCE.md)
 #
-#   scripts/regen-results.sh            # both
-#   scripts/regen-results.sh --fast     # fast timing only
+#   scripts/regen-results.sh            # all of it
+#   scripts/regen-results.sh --fast     # everything but the seed timing
+#
+# mosquitto comes from Debian: apt-get install mosquitto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,14 +17,21 @@ cargo build --release --locked
 bin=target/release/unplug
 seed="native-no-will native-last-will ws-no-will ws-last-will"
 
-mkdir -p results/fast results/seed-timing
-rm -f results/fast/* results/seed-timing/*
+for d in fast compare seed-timing conformance; do
+  mkdir -p "results/$d"
+  if [ "$d" != seed-timing ] || [ "${1:-}" != "--fast" ]; then
+    find "results/$d" -maxdepth 1 -type f -delete
+  fi
+done
 
 status=0
-"$bin" suite --jobs 4 --out results/fast | tee results/fast/SUITE.txt || status=$?
+"$bin" suite --jobs 6 --out results/fast | tee results/fast/SUITE.txt || status=$?
+"$bin" compare --jobs 6 --out results/compare | tee results/compare/COMPARE.txt || status=$?
+"$bin" conformance --jobs 6 --out results/conformance | tee results/conformance/CONFORMANCE.txt || status=$?
 if [ "${1:-}" != "--fast" ]; then
   # shellcheck disable=SC2086
-  "$bin" suite --jobs 4 --seed-timing --out results/seed-timing $seed | tee results/seed-timing/SUITE.txt || status=$?
+  "$bin" compare --jobs 8 --seed-timing --out results/seed-timing $seed \
+    | tee results/seed-timing/COMPARE.txt || status=$?
 fi
 echo "results/ regenerated (exit $status)"
 exit "$status"
