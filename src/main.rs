@@ -38,7 +38,7 @@ enum Command {
     List,
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
-        after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl and NAME.summary.json into --out."
+        after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
     )]
     Scenario {
         /// A built-in scenario name (see `unplug list`) or a path to a .toml file.
@@ -127,6 +127,19 @@ enum Command {
         /// Directory for every run's files and CONFORMANCE.md.
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Write DIR/index.html: every run under DIR with its verdict, checks and picture, and links
+    /// to its log, events and summary. Static; opens with no network.
+    #[command(
+        after_help = "Examples:\n  unplug index results\n  unplug index /tmp/runs --title \"my runs\""
+    )]
+    Index {
+        /// The directory holding the runs (searched three levels down).
+        #[arg(default_value = "results", value_name = "DIR")]
+        dir: PathBuf,
+        /// The page's title.
+        #[arg(long, default_value = "unplug results")]
+        title: String,
     },
 }
 
@@ -219,6 +232,22 @@ fn parse_name(s: &str) -> Result<String, String> {
             "{s:?} is not a usable run name (letters, digits, '.', '_' and '-', not starting with '.')"
         ))
     }
+}
+
+/// Progress bars only for a person watching: stdout and stderr both a terminal.
+fn show_progress() -> bool {
+    std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// The comparison picture of many child runs (those that left a summary).
+fn write_picture(
+    path: &std::path::Path,
+    title: &str,
+    runs: &[suite::ChildRun],
+) -> anyhow::Result<()> {
+    let summaries: Vec<unplug::report::Summary> =
+        runs.iter().filter_map(|r| r.summary.clone()).collect();
+    unplug::report::svg::write_compare(path, title, &summaries)
 }
 
 /// The exit code of many child runs: 2 if one could not run, else 1 if a check failed.
@@ -327,6 +356,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     wire,
                 },
                 broker,
+                progress: !quiet && std::io::stdout().is_terminal(),
             };
             let result = runner::run(&s, &opts)?;
             if !quiet {
@@ -335,7 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", result.summary.verdict_lines());
             if !quiet {
                 println!(
-                    "files: {}/{}.{{log,events.jsonl,summary.json}}",
+                    "files: {}/{}.{{log,events.jsonl,summary.json,svg}}",
                     out.display(),
                     s.name
                 );
@@ -376,7 +406,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut extra = timing.args();
             extra.extend(broker.args());
-            let runs = rt.block_on(suite::run_children(&names, &out, jobs as usize, &extra))?;
+            let runs = rt.block_on(suite::run_children(
+                &names,
+                &out,
+                jobs as usize,
+                &extra,
+                show_progress(),
+            ))?;
+            write_picture(&out.join("SUITE.svg"), "unplug suite", &runs)?;
             let rows = suite::table_rows(&runs);
             print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
             std::fs::write(
@@ -436,7 +473,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("running {} runs, {jobs} at a time ...", cells.len());
             }
             let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-            let runs = rt.block_on(suite::run_specs(&specs, &out, jobs as usize))?;
+            let runs = rt.block_on(suite::run_specs(
+                &specs,
+                &out,
+                jobs as usize,
+                show_progress(),
+            ))?;
+            write_picture(&out.join("COMPARE.svg"), "unplug compare", &runs)?;
             let rows = compare::rows(&cells, &runs);
             print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
             let md = out.join("COMPARE.md");
@@ -466,7 +509,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("running {} runs, {jobs} at a time ...", cells.len());
             }
             let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-            let runs = rt.block_on(suite::run_specs(&specs, &out, jobs as usize))?;
+            let runs = rt.block_on(suite::run_specs(
+                &specs,
+                &out,
+                jobs as usize,
+                show_progress(),
+            ))?;
             let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
             let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
                 .iter()
@@ -489,6 +537,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::write(&md, conformance::markdown(&labels, &rows, &judged, &errors))
                 .with_context(|| format!("writing {}", md.display()))?;
             Ok(children_exit_code(&runs))
+        }
+        Command::Index { dir, title } => {
+            if !dir.is_dir() {
+                anyhow::bail!("{}: no such directory", dir.display());
+            }
+            let path = unplug::report::index::write(&dir, &title)?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     pub echo: Echo,
     pub broker: BrokerChoice,
+    /// Show a status line on the terminal (stdout is one and the run is not quiet).
+    pub progress: bool,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -278,6 +280,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut late = None;
+    let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -293,7 +296,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                 journal.clone(),
             )));
         }
-        let in_final_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst) >= s.cycles;
+        let in_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst);
+        progress.update(s, &broker.profile, &facts, in_cycle, now);
+        let in_final_cycle = in_cycle >= s.cycles;
         let cycles_done = willy.is_finished() || stuck_for_good(s, &facts, in_final_cycle);
         if cycles_done && outcome_decided(s, &broker.profile, &facts, now) {
             break if willy.is_finished() {
@@ -306,6 +311,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
             break format!("time limit of {} s reached", limit.as_secs());
         }
     };
+    progress.finish();
     willy.abort();
     // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
     if plan.willy_pid.load(Ordering::SeqCst) != 0 {
@@ -342,6 +348,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         .flush()
         .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
     summary.write(&opts.out_dir)?;
+    crate::report::svg::write_run(&opts.out_dir, &s.name, &records, &summary)?;
     Ok(RunResult {
         summary,
         interrupted,

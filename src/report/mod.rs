@@ -1,6 +1,8 @@
 //! What a run leaves behind besides its journal: `NAME.summary.json`, and the tables that
 //! `suite` prints.
 
+pub mod index;
+pub mod svg;
 pub mod table;
 
 use std::path::Path;
