@@ -541,8 +541,10 @@ impl Sink {
         let line = rec.log_line();
         if self.echo.stdout && (self.echo.wire || rec.actor != Actor::Wire) {
             // A closed stdout (a pipe into `head`) must not end the run: the files still get it.
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
+            crate::progress::suspend(|| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            });
         }
         let json = serde_json::to_string(rec).expect("records always serialize");
         let mut result = Ok(());

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::{table, Summary};
 
@@ -42,6 +43,7 @@ pub async fn run_children(
     out: &Path,
     jobs: usize,
     extra: &[String],
+    progress: bool,
 ) -> anyhow::Result<Vec<ChildRun>> {
     let specs: Vec<ChildSpec> = names
         .iter()
@@ -51,33 +53,66 @@ pub async fn run_children(
             args: extra.to_vec(),
         })
         .collect();
-    run_specs(&specs, out, jobs).await
+    run_specs(&specs, out, jobs, progress).await
 }
 
-/// Run each spec as a child, `jobs` at a time; the results in the specs' order.
+/// Run each spec as a child, `jobs` at a time; the results in the specs' order. With
+/// `progress`, a bar on stderr counts the finished runs and names the last one.
 pub async fn run_specs(
     specs: &[ChildSpec],
     out: &Path,
     jobs: usize,
+    progress: bool,
 ) -> anyhow::Result<Vec<ChildRun>> {
     let exe = std::env::current_exe().context("finding this program's own path")?;
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let bar = if progress {
+        runs_bar(specs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     let mut handles = Vec::new();
     for spec in specs {
         let (exe, out, spec, sem) = (exe.clone(), out.to_path_buf(), spec.clone(), sem.clone());
+        let bar = bar.clone();
         handles.push(tokio::spawn(async move {
             let _permit = sem
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            run_child(&exe, &spec, &out).await
+            let run = run_child(&exe, &spec, &out).await;
+            if let Ok(r) = &run {
+                let verdict = match &r.summary {
+                    Some(s) if s.pass => "pass",
+                    Some(_) => "FAIL",
+                    None => "no summary",
+                };
+                bar.set_message(format!("last done: {} ({verdict})", r.name));
+            }
+            bar.inc(1);
+            run
         }));
     }
     let mut runs = Vec::new();
     for h in handles {
         runs.push(h.await.context("a suite task panicked")??);
     }
+    bar.finish_and_clear();
     Ok(runs)
+}
+
+fn runs_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "[{bar:24}] {pos}/{len} runs | {elapsed} elapsed, about {eta} to go | {msg}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    // The bar moves only when a run ends: tick so the clock keeps moving in between.
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    bar
 }
 
 async fn run_child(exe: &PathBuf, spec: &ChildSpec, out: &Path) -> anyhow::Result<ChildRun> {
