@@ -5,6 +5,7 @@
 #   results/seed-timing/  the seed's four runs at the seed's own timing (keepalive 60 s), on
 #                         builtin and mosquitto (about 4 minutes, run in parallel)
 #   results/conformance/  the will's spec checks x brokers (CONFORMANCE.md)
+#   results/index.html    every run above: verdicts, checks, pictures, links (unplug index)
 #
 #   scripts/regen-results.sh            # all of it
 #   scripts/regen-results.sh --fast     # everything but the seed timing
@@ -33,5 +34,6 @@ if [ "${1:-}" != "--fast" ]; then
   "$bin" compare --jobs 8 --seed-timing --out results/seed-timing $seed \
     | tee results/seed-timing/COMPARE.txt || status=$?
 fi
+"$bin" index results
 echo "results/ regenerated (exit $status)"
 exit "$status"
