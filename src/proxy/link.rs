@@ -9,6 +9,8 @@
 //!   net changed --> a shaping fault healed: everything queued is due now
 //!   EOF/error --> drain the queue, wait until this direction is not blackholed (a FIN into a
 //!                 dead link arrives when the link comes back) --> shutdown(dst)
+//!   write to dst fails (that side is gone) --> keep reading src and discard it: src's own close
+//!                 is still seen (a broker's keepalive close of a client that already left)
 //! ```
 //!
 //! Reading goes on while pieces wait, so a delay is measured from each chunk's arrival (as
@@ -104,11 +106,13 @@ impl Link {
         let mut state: NetState = *self.net.borrow_and_update();
         let mut net_open = true;
         let mut told_opaque = false;
+        // Set once a write to dst failed: from then on what src sends is read and discarded.
+        let mut dst_gone = false;
         // Some(how) once the source has ended; the queue still drains.
         let mut ended: Option<String> = None;
-        let stopped = loop {
+        loop {
             if ended.is_some() && queue.is_empty() {
-                break None;
+                break;
             }
             let due = queue.front().map(|q| q.at);
             tokio::select! {
@@ -128,8 +132,7 @@ impl Link {
                             message: format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id),
                         });
                     }
-                    let mut failed = None;
-                    'pieces: for p in &pieces {
+                    for p in &pieces {
                         let bytes = &buf[p.range.clone()];
                         self.tap.feed(bytes, p.dropped || f.blackhole);
                         if p.dropped {
@@ -147,10 +150,7 @@ impl Link {
                             match pacer.verdict(&f, arrival, part.len()) {
                                 Verdict::Drop => self.count_dropped(part.len()),
                                 Verdict::Pass if queue.is_empty() => {
-                                    if let Err(e) = self.forward(&mut dst, part).await {
-                                        failed = Some(e);
-                                        break 'pieces;
-                                    }
+                                    self.forward(&mut dst, part, &mut dst_gone).await;
                                 }
                                 Verdict::Pass => {
                                     queued += part.len();
@@ -165,16 +165,11 @@ impl Link {
                     }
                     // Recorded after the writes: forwarding never waits for the journal.
                     self.tap.flush(&self.journal);
-                    if let Some(e) = failed {
-                        break Some(e);
-                    }
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
                     let q = queue.pop_front().expect("due only when queued");
                     queued -= q.bytes.len();
-                    if let Err(e) = self.forward(&mut dst, &q.bytes).await {
-                        break Some(e);
-                    }
+                    self.forward(&mut dst, &q.bytes, &mut dst_gone).await;
                 }
                 changed = self.net.changed(), if net_open => {
                     if changed.is_err() {
@@ -191,19 +186,8 @@ impl Link {
                     state = now;
                 }
             }
-        };
-        let how = match (stopped, ended) {
-            (_, Some(how)) => how,
-            (Some(e), None) => {
-                // The other side is gone; its own link reports how.
-                let how = format!("stopped: write to the other side failed: {e}");
-                self.source_ended(&mut None, how.clone());
-                return how;
-            }
-            (None, None) => {
-                unreachable!("the loop ends only when the source ended or a write failed")
-            }
-        };
+        }
+        let how = ended.expect("the loop ends only when the source ended");
         // The end of the stream crosses the network like any byte: not while it is cut.
         let flow = self.flow;
         if self
@@ -238,12 +222,31 @@ impl Link {
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    async fn forward<W: AsyncWrite + Unpin>(
-        &self,
-        dst: &mut W,
-        bytes: &[u8],
-    ) -> std::io::Result<()> {
-        dst.write_all(bytes).await?;
+    /// Write `bytes` on to dst. Once dst is gone (a write failed: that side closed, its own
+    /// link reports how), count them as dropped instead, so src is still read to its end.
+    async fn forward<W: AsyncWrite + Unpin>(&self, dst: &mut W, bytes: &[u8], dst_gone: &mut bool) {
+        if *dst_gone {
+            self.count_dropped(bytes.len());
+            return;
+        }
+        if let Err(e) = dst.write_all(bytes).await {
+            *dst_gone = true;
+            self.count_dropped(bytes.len());
+            let (to, from) = match self.flow {
+                Flow::Up => ("the broker", "willy"),
+                Flow::Down => ("willy", "the broker"),
+            };
+            self.journal.record(
+                Actor::Proxy,
+                Event::Note {
+                    message: format!(
+                        "conn {}: writing to {to} failed ({e}); what {from} sends is read and discarded until it closes",
+                        self.stats.id
+                    ),
+                },
+            );
+            return;
+        }
         let c = match self.flow {
             Flow::Up => &self.stats.up_bytes,
             Flow::Down => &self.stats.down_bytes,
@@ -255,6 +258,5 @@ impl Link {
                 .as_micros() as u64;
             self.stats.last_up_us.store(us, Ordering::Relaxed);
         }
-        Ok(())
     }
 }
