@@ -33,6 +33,9 @@ pub struct Facts {
     /// at the cut (the wire tap's view): the keepalive timer's true reference.
     pub last_packet_ms: Option<f64>,
     pub last_packet_kind: Option<String>,
+    /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
+    /// (traffic *to* a silent client, as on a busy subscription).
+    pub publishes_to_silent_willy: u32,
     /// PINGREQ/PINGRESP and WebSocket control frames seen, per connection.
     pub wire_counts: Vec<WireCounts>,
     /// When the late subscriber's SUBACK came, and the will as it got it (retain flag).
@@ -294,6 +297,16 @@ impl Facts {
                     f.last_packet_kind = Some(kind.clone());
                 }
             }
+        }
+        if let Some(last) = f.last_packet_ms {
+            f.publishes_to_silent_willy = records
+                .iter()
+                .filter(|r| r.ms > last && r.ms <= drop_at)
+                .filter(|r| {
+                    matches!(&r.event, Event::Packet { conn, from: Side::Broker, kind, .. }
+                        if kind == "PUBLISH" && cut_conns.contains(conn))
+                })
+                .count() as u32;
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
         // What willy published just before the cut may reach monit just after it: its own
@@ -708,6 +721,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                 actual: match delta {
                     Some(d) => format!("closed {d:.0} ms after the last packet"),
                     None => "the broker never closed the connection".into(),
+                } + &match f.publishes_to_silent_willy {
+                    0 => String::new(),
+                    n => format!(" (meanwhile it sent willy {n} PUBLISHes)"),
                 },
             });
             if s.expect.will {

@@ -12,8 +12,9 @@
 use crate::report::{table, Summary};
 use crate::suite::ChildRun;
 
-/// What `unplug conformance` runs: the will's life in MQTT 3.1.1 and 5.
-pub const CONFORMANCE_SCENARIOS: [&str; 12] = [
+/// What `unplug conformance` runs: the will's life in MQTT 3.1.1 and 5, and the session
+/// around a disconnect.
+pub const CONFORMANCE_SCENARIOS: &[&str] = &[
     "native-last-will",
     "native-no-will",
     "ws-last-will",
@@ -26,6 +27,7 @@ pub const CONFORMANCE_SCENARIOS: [&str; 12] = [
     "v5-session-expiry-shorter-than-delay",
     "v5-will-delay-no-session",
     "retained-will",
+    "keepalive-busy-topic",
 ];
 
 /// One row: a check of one scenario, and its status on each broker (None: not run there).

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 pub enum Actor {
     Willy,
     Monit,
+    /// The third client: publishes to a topic at a fixed interval, straight to the broker.
+    Pubby,
     Mqtt,
     Proxy,
     Wire,
@@ -38,6 +40,7 @@ impl Actor {
         match self {
             Actor::Willy => "willy",
             Actor::Monit => "monit",
+            Actor::Pubby => "pubby",
             Actor::Mqtt => "mqtt",
             Actor::Proxy => "proxy",
             Actor::Wire => "wire",
@@ -96,6 +99,17 @@ pub enum Event {
         retain: bool,
         qos: u8,
     },
+    /// willy's client got a message on its own subscription.
+    Received {
+        topic: String,
+        payload: String,
+        qos: u8,
+        retain: bool,
+        /// The DUP flag: the broker says it may have sent this one before [MQTT-3.3.1-1].
+        dup: bool,
+    },
+    /// The broker granted a subscription (SUBACK): the QoS per filter, 128 for a failure.
+    SubscribeGranted { filter: String, granted: Vec<u8> },
     /// The late subscriber (connected after the will) got a message: a retained one, if any.
     LateReceived {
         topic: String,
@@ -269,6 +283,28 @@ impl fmt::Display for Event {
                 payload,
                 retain,
             } => write!(f, "late subscriber: {topic}: {payload} (retain {})", u8::from(*retain)),
+            Event::Received {
+                topic,
+                payload,
+                qos,
+                retain,
+                dup,
+            } => write!(
+                f,
+                "received {topic}: {payload} (q{qos}, r{}, dup {})",
+                u8::from(*retain),
+                u8::from(*dup)
+            ),
+            Event::SubscribeGranted { filter, granted } => {
+                let g: Vec<String> = granted
+                    .iter()
+                    .map(|q| match q {
+                        0..=2 => format!("QoS {q}"),
+                        _ => format!("failure 0x{q:02x}"),
+                    })
+                    .collect();
+                write!(f, "subscribed to {filter}: granted {}", g.join(", "))
+            }
             Event::LateSubscribed => write!(f, "late subscriber: subscribed to {}", crate::scenario::MONITOR_FILTER),
             Event::MessageReceived {
                 topic,

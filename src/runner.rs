@@ -1,7 +1,8 @@
 //! One run of one scenario, end to end.
 //!
 //! ```text
-//!  broker::start -> Proxy::start(broker listener) -> monit (subscribed) -> willy (cycles)
+//!  broker::start -> Proxy::start(broker listener) -> monit (subscribed) -> pubby (if any)
+//!      -> willy (cycles)
 //!      faults fire from willy's and monit's moments (FaultPlan), heal on their timers
 //!  every 50 ms: is the outcome decided and have the cycles run?  -> stop, judge, write files
 //! ```
@@ -22,7 +23,7 @@ use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
 use crate::proxy::Proxy;
 use crate::report::Summary;
-use crate::scenario::{Fault, FaultKind, Scenario, Transport, Trigger};
+use crate::scenario::{Fault, FaultKind, PublishFrom, Scenario, Transport, Trigger};
 use nix::sys::signal::Signal;
 use std::sync::atomic::Ordering;
 
@@ -240,6 +241,35 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         })?
         .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?;
 
+    // pubby connects now; it publishes from the start or from the cut.
+    let (pubby_go, pubby) = match &s.publisher {
+        Some(p) => {
+            let (go_tx, go_rx) = oneshot::channel();
+            let task = tokio::spawn(
+                crate::actor::pubby::Pubby {
+                    broker: broker.endpoints.tcp,
+                    publisher: p.clone(),
+                    journal: journal.clone(),
+                }
+                .run(go_rx),
+            );
+            (Some((p.from, go_tx)), Some(task))
+        }
+        None => (None, None),
+    };
+    let mut pubby_go = pubby_go;
+    let mut start_pubby = |cut: bool| {
+        if pubby_go
+            .as_ref()
+            .is_some_and(|(from, _)| *from == PublishFrom::Start || cut)
+        {
+            if let Some((_, go)) = pubby_go.take() {
+                let _ = go.send(());
+            }
+        }
+    };
+    start_pubby(false);
+
     let target = Target {
         transport: s.transport,
         port: proxy.addr.port(),
@@ -289,6 +319,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         let now = journal.ms_since_start(std::time::Instant::now());
         let records = journal.records();
         let facts = Facts::from_records(s, &records);
+        start_pubby(facts.cut_at_ms.is_some());
         if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
             late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
                 broker.endpoints.tcp_for(s.protocol),
@@ -318,6 +349,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         plan.signal(Signal::SIGKILL);
     }
     monit.abort();
+    if let Some(p) = pubby {
+        p.abort();
+    }
     if let Some(l) = late {
         l.abort();
     }

@@ -264,6 +264,74 @@ pub struct Will {
     pub delay_s: Option<u32>,
 }
 
+/// When pubby starts publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishFrom {
+    /// As soon as monit is subscribed, before willy's first cycle.
+    Start,
+    /// When the first fault takes effect (messages published while willy is cut off).
+    Cut,
+}
+
+/// pubby: a third client, straight to the broker, publishing `1`, `2`, ... to one topic.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Publisher {
+    pub topic: String,
+    pub qos: u8,
+    pub every: Duration,
+    pub from: PublishFrom,
+    /// Stop after this many; None: until the run ends (at most [`Publisher::MAX_COUNT`]).
+    pub count: Option<u32>,
+}
+
+impl Publisher {
+    /// A bound on an open-ended publisher, whatever the run's length.
+    pub const MAX_COUNT: u32 = 100_000;
+
+    pub fn limit(&self) -> u32 {
+        self.count.unwrap_or(Self::MAX_COUNT)
+    }
+}
+
+/// willy's own subscription, made after each CONNACK that has no session.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Subscription {
+    pub filter: String,
+    pub qos: u8,
+}
+
+/// Is `f` a valid topic filter: non-empty, `#` only as the whole last level, `+` only as a
+/// whole level [MQTT-4.7.1-2, MQTT-4.7.1-3]?
+pub fn valid_filter(f: &str) -> bool {
+    let levels: Vec<&str> = f.split('/').collect();
+    !f.is_empty()
+        && levels.iter().enumerate().all(|(i, l)| {
+            (*l == "#" && i == levels.len() - 1)
+                || *l == "+"
+                || !(l.contains('#') || l.contains('+'))
+        })
+}
+
+/// Does topic filter `filter` match topic name `topic` (MQTT 4.7)? Topics starting with `$`
+/// are not matched by a leading wildcard [MQTT-4.7.2-1].
+pub fn filter_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && (filter.starts_with('#') || filter.starts_with('+')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// How an MQTT 5 willy ends each cycle: the DISCONNECT it writes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct V5Disconnect {
@@ -304,6 +372,12 @@ pub struct Scenario {
     /// A second subscriber connects once the will has arrived, to see whether it was retained.
     #[serde(default)]
     pub late_subscriber: bool,
+    /// pubby, the third client, if the scenario has one.
+    #[serde(default)]
+    pub publisher: Option<Publisher>,
+    /// What willy subscribes to, if anything.
+    #[serde(default)]
+    pub subscribe: Option<Subscription>,
     pub faults: Vec<Fault>,
     pub expect: Expect,
 }
@@ -376,6 +450,8 @@ struct RawScenario {
     disconnect_reason: Option<Spanned<i64>>,
     disconnect_form: Option<Spanned<String>>,
     will: Option<RawWill>,
+    publisher: Option<RawPublisher>,
+    subscribe: Option<RawSubscribe>,
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
@@ -389,6 +465,23 @@ struct RawWill {
     qos: Option<Spanned<i64>>,
     retain: Option<bool>,
     delay_s: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublisher {
+    topic: Spanned<String>,
+    qos: Option<Spanned<i64>>,
+    every_ms: Spanned<i64>,
+    from: Option<Spanned<String>>,
+    count: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubscribe {
+    topic: Spanned<String>,
+    qos: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -614,6 +707,67 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         None => None,
     };
 
+    let publisher = match &raw.publisher {
+        Some(p) => {
+            let t = p.topic.get_ref();
+            if t.is_empty() || t.contains(['#', '+']) {
+                return v.err(
+                    p.topic.span(),
+                    "publisher.topic",
+                    format!(
+                        "{t:?} is not a topic name: expected a non-empty topic without wildcards"
+                    ),
+                );
+            }
+            Some(Publisher {
+                topic: t.clone(),
+                qos: match &p.qos {
+                    Some(q) => v.int_in(q, "publisher.qos", 0, 2)? as u8,
+                    None => 0,
+                },
+                every: ms(&p.every_ms, "publisher.every_ms", 10)?,
+                from: match &p.from {
+                    Some(f) => v.choice(f, "publisher.from", "start, cut")?,
+                    None => PublishFrom::Start,
+                },
+                count: p
+                    .count
+                    .as_ref()
+                    .map(|c| v.int_in(c, "publisher.count", 1, Publisher::MAX_COUNT as i64))
+                    .transpose()?
+                    .map(|c| c as u32),
+            })
+        }
+        None => None,
+    };
+    let subscribe = match &raw.subscribe {
+        Some(sub) => {
+            let t = sub.topic.get_ref();
+            if protocol == Protocol::V5 {
+                return v.err(
+                    sub.topic.span(),
+                    "subscribe.topic",
+                    "willy subscribes over MQTT 3.1.1 only: an MQTT 5 willy writes its packets itself and has no SUBSCRIBE yet".to_string(),
+                );
+            }
+            if !valid_filter(t) {
+                return v.err(
+                    sub.topic.span(),
+                    "subscribe.topic",
+                    format!("{t:?} is not a topic filter: expected levels split by '/', with '+' or '#' (last) only as a whole level"),
+                );
+            }
+            Some(Subscription {
+                filter: t.clone(),
+                qos: match &sub.qos {
+                    Some(q) => v.int_in(q, "subscribe.qos", 0, 2)? as u8,
+                    None => 0,
+                },
+            })
+        }
+        None => None,
+    };
+
     let mut faults = Vec::new();
     for f in &raw.faults {
         let kind = fault_kind(&v, f, transport)?;
@@ -692,6 +846,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         session_expiry_s,
         disconnect,
         late_subscriber: raw.late_subscriber.unwrap_or(false),
+        publisher,
+        subscribe,
         faults,
         expect,
     })
@@ -1043,6 +1199,101 @@ will = true
         for (name, _) in BUILTIN {
             load(name).unwrap_or_else(|e| panic!("{e}"));
         }
+    }
+
+    const BUSY: &str = "\n[publisher]\ntopic = \"busy/ticks\"\nqos = 1\nevery_ms = 300\n[subscribe]\ntopic = \"busy/+\"\nqos = 1\n";
+
+    #[test]
+    fn publisher_and_subscribe_parse() {
+        let s = parse(
+            "t",
+            "t.toml",
+            &GOOD.replace("[[faults]]", &format!("{BUSY}[[faults]]")),
+        )
+        .unwrap();
+        let p = s.publisher.unwrap();
+        assert_eq!(p.topic, "busy/ticks");
+        assert_eq!(p.qos, 1);
+        assert_eq!(p.every, Duration::from_millis(300));
+        assert_eq!(p.from, PublishFrom::Start);
+        assert_eq!(p.count, None);
+        assert_eq!(p.limit(), Publisher::MAX_COUNT);
+        let sub = s.subscribe.unwrap();
+        assert_eq!((sub.filter.as_str(), sub.qos), ("busy/+", 1));
+    }
+
+    fn busy_err(from: &str, to: &str) -> ScenarioError {
+        parse_err(&GOOD.replace(
+            "[[faults]]",
+            &format!("{}[[faults]]", BUSY.replace(from, to)),
+        ))
+    }
+
+    #[test]
+    fn publisher_errors_name_line_and_key() {
+        let e = busy_err("every_ms = 300", "every_ms = 0");
+        assert_eq!(e.key.as_deref(), Some("publisher.every_ms"));
+        assert_eq!(e.line, Some(17));
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:17: key `publisher.every_ms`"),
+            "{e}"
+        );
+        let e = busy_err("qos = 1\nevery", "qos = 3\nevery");
+        assert_eq!(e.key.as_deref(), Some("publisher.qos"));
+        let e = busy_err("\"busy/ticks\"", "\"busy/#\"");
+        assert_eq!(e.key.as_deref(), Some("publisher.topic"));
+        let e = busy_err("every_ms = 300", "every_ms = 300\nfrom = \"later\"");
+        assert_eq!(e.key.as_deref(), Some("publisher.from"));
+        assert!(e.message.contains("start, cut"), "{e}");
+        let e = busy_err("every_ms = 300", "every_ms = 300\ncount = 0");
+        assert_eq!(e.key.as_deref(), Some("publisher.count"));
+        let e = busy_err("every_ms = 300", "every_ms = 300\nevery_s = 1");
+        assert!(e.message.contains("every_s"), "{e}");
+        assert_eq!(e.line, Some(18));
+    }
+
+    #[test]
+    fn subscribe_errors_name_line_and_key() {
+        let e = busy_err("\"busy/+\"", "\"busy/#/x\"");
+        assert_eq!(e.key.as_deref(), Some("subscribe.topic"));
+        assert_eq!(e.line, Some(19));
+        let e = busy_err("qos = 1\n", "qos = 1\nqos = 7\n");
+        assert!(e.line.is_some(), "{e}");
+        let e = parse_err(
+            &GOOD
+                .replace("\"ws\"", "\"tcp\"")
+                .replace("\"3.1.1\"", "\"5\"")
+                .replace("[[faults]]", &format!("{BUSY}[[faults]]")),
+        );
+        assert_eq!(e.key.as_deref(), Some("subscribe.topic"));
+        assert!(e.message.contains("3.1.1"), "{e}");
+    }
+
+    #[test]
+    fn topic_filters_are_validated_as_the_spec_says() {
+        for ok in ["a", "a/b", "+", "#", "a/+/c", "a/#", "+/+", "/"] {
+            assert!(valid_filter(ok), "{ok}");
+        }
+        for bad in ["", "a/#/c", "a#", "a+/b", "#/a", "a/b#"] {
+            assert!(!valid_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topic_filters_match_as_the_spec_says() {
+        assert!(filter_matches("busy/ticks", "busy/ticks"));
+        assert!(filter_matches("busy/+", "busy/ticks"));
+        assert!(filter_matches("busy/#", "busy/ticks"));
+        assert!(filter_matches("#", "busy/ticks"));
+        // [MQTT-4.7.1-2]: "sport/#" also matches "sport".
+        assert!(filter_matches("busy/#", "busy"));
+        assert!(!filter_matches("busy/+", "busy"));
+        assert!(!filter_matches("busy/+", "busy/ticks/x"));
+        assert!(!filter_matches("test/#", "busy/ticks"));
+        // [MQTT-4.7.2-1]: a leading wildcard does not match a $ topic.
+        assert!(!filter_matches("#", "$SYS/x"));
+        assert!(filter_matches("$SYS/#", "$SYS/x"));
     }
 
     #[test]

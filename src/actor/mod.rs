@@ -1,14 +1,17 @@
-//! The MQTT clients of a run, both on rumqttc.
+//! The MQTT clients of a run, all on rumqttc.
 //!
 //! - [`willy`]: the device that drops off the network. Connects through the proxy, runs the
 //!   seed's cycles (connect, publish `true`, wait, publish `false`, disconnect, idle).
 //! - [`monit`]: the rest of the system. Connected straight to the broker, subscribed to `test/#`,
 //!   it is how the run learns whether (and when) the will arrives.
+//! - [`pubby`]: a third client, straight to the broker, that publishes numbered messages to one
+//!   topic at a fixed interval (a busy topic, or messages sent while willy is cut off).
 //!
 //! Both only record what their client library reports; they judge nothing.
 
 pub mod child;
 pub mod monit;
+pub mod pubby;
 pub mod v5client;
 pub mod v5wire;
 pub mod willy;

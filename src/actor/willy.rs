@@ -168,15 +168,25 @@ impl Willy {
         });
         (self.hook)(cycle, Trigger::Connected);
 
+        // A session the broker kept still holds the subscription [MQTT-3.1.2-4]: subscribing
+        // again would hide whether it did.
+        if let (Some(sub), false) = (&s.subscribe, connack.session_present) {
+            let _ = client.try_subscribe(&sub.filter, super::pubby::qos(sub.qos));
+            self.drive_until(&mut el, "the SUBACK", step_limit(s), |e| {
+                matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))
+            })
+            .await?;
+        }
+
         self.publish(&client, &mut el, "true").await?;
-        drive_for(&mut el, s.connected_for).await?;
+        self.drive_for(&mut el, s.connected_for).await?;
         (self.hook)(cycle, Trigger::BeforeFalse);
         self.publish(&client, &mut el, "false").await?;
 
         (self.hook)(cycle, Trigger::BeforeDisconnect);
         self.record(Event::DisconnectRequested);
         let _ = client.try_disconnect();
-        drive_until(
+        self.drive_until(
             &mut el,
             "the DISCONNECT to be written",
             step_limit(s),
@@ -275,7 +285,7 @@ impl Willy {
             false,
             payload.as_bytes().to_vec(),
         );
-        drive_until(
+        self.drive_until(
             el,
             "the PUBLISH to be written",
             step_limit(&self.scenario),
@@ -295,32 +305,71 @@ fn step_limit(s: &Scenario) -> Duration {
     s.connect_timeout
 }
 
-/// Keep the event loop turning (it sends the PINGREQs) for `d`.
-async fn drive_for(el: &mut EventLoop, d: Duration) -> Result<(), StepError> {
-    let until = Instant::now() + d;
-    loop {
-        match timeout_at(until, el.poll()).await {
-            Err(_) => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(StepError::Lost(e)),
+impl Willy {
+    /// Record what willy's own subscription brings: each message and the SUBACK.
+    fn note(&self, e: &rumqttc::Event) {
+        match e {
+            rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => self.record(Event::Received {
+                topic: p.topic.clone(),
+                payload: super::payload_text(&p.payload),
+                qos: p.qos as u8,
+                retain: p.retain,
+                dup: p.dup,
+            }),
+            rumqttc::Event::Incoming(rumqttc::Packet::SubAck(a)) => {
+                use rumqttc::SubscribeReasonCode as R;
+                self.record(Event::SubscribeGranted {
+                    filter: self
+                        .scenario
+                        .subscribe
+                        .as_ref()
+                        .map_or(String::new(), |s| s.filter.clone()),
+                    granted: a
+                        .return_codes
+                        .iter()
+                        .map(|c| match c {
+                            R::Success(q) => *q as u8,
+                            R::Failure => 0x80,
+                        })
+                        .collect(),
+                })
+            }
+            _ => {}
         }
     }
-}
 
-/// Poll until `done` matches an event.
-async fn drive_until(
-    el: &mut EventLoop,
-    what: &'static str,
-    limit: Duration,
-    done: impl Fn(&rumqttc::Event) -> bool,
-) -> Result<(), StepError> {
-    let until = Instant::now() + limit;
-    loop {
-        match timeout_at(until, el.poll()).await {
-            Err(_) => return Err(StepError::TimedOut(what)),
-            Ok(Ok(e)) if done(&e) => return Ok(()),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(StepError::Lost(e)),
+    /// Keep the event loop turning (it sends the PINGREQs) for `d`.
+    async fn drive_for(&self, el: &mut EventLoop, d: Duration) -> Result<(), StepError> {
+        let until = Instant::now() + d;
+        loop {
+            match timeout_at(until, el.poll()).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(e)) => self.note(&e),
+                Ok(Err(e)) => return Err(StepError::Lost(e)),
+            }
+        }
+    }
+
+    /// Poll until `done` matches an event.
+    async fn drive_until(
+        &self,
+        el: &mut EventLoop,
+        what: &'static str,
+        limit: Duration,
+        done: impl Fn(&rumqttc::Event) -> bool,
+    ) -> Result<(), StepError> {
+        let until = Instant::now() + limit;
+        loop {
+            match timeout_at(until, el.poll()).await {
+                Err(_) => return Err(StepError::TimedOut(what)),
+                Ok(Ok(e)) => {
+                    self.note(&e);
+                    if done(&e) {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(e)) => return Err(StepError::Lost(e)),
+            }
         }
     }
 }

@@ -48,6 +48,9 @@ pub enum Applies {
     MayAtOddKeepalive,
     /// In every MQTT 5 run whose will is delayed (Will Delay and Session Expiry both > 0).
     WithWillDelay,
+    /// In every run where the broker keeps sending to willy after the cut: willy subscribes to
+    /// pubby's topic, which pubby publishes to from the start more often than 1.5 x keepalive.
+    WithTrafficToWilly,
 }
 
 impl Applies {
@@ -56,12 +59,30 @@ impl Applies {
             Applies::Always => true,
             Applies::MayAtOddKeepalive => s.keepalive.as_secs() % 2 == 1,
             Applies::WithWillDelay => crate::check::will_delay_ms(s) > 0.0,
+            Applies::WithTrafficToWilly => traffic_to_willy(s),
         }
     }
 
     /// Does every run it applies to show it (so a pass means the list is out of date)?
     pub fn certain(self) -> bool {
-        matches!(self, Applies::Always | Applies::WithWillDelay)
+        matches!(
+            self,
+            Applies::Always | Applies::WithWillDelay | Applies::WithTrafficToWilly
+        )
+    }
+}
+
+/// Does the broker have something to send willy at least every 1.5 x keepalive, all through
+/// the cut? (willy subscribes to pubby's topic, and pubby publishes from the run's start.)
+pub fn traffic_to_willy(s: &crate::scenario::Scenario) -> bool {
+    match (&s.subscribe, &s.publisher) {
+        (Some(sub), Some(p)) => {
+            p.from == crate::scenario::PublishFrom::Start
+                && p.count.is_none()
+                && p.every < s.keepalive * 3 / 2
+                && crate::scenario::filter_matches(&sub.filter, &p.topic)
+        }
+        _ => false,
     }
 }
 
@@ -99,6 +120,24 @@ impl Profile {
                     applies: Applies::WithWillDelay,
                     reason: "no will follows the cut (see the will deviation)",
                     evidence: "as for will",
+                },
+                Deviation {
+                    check: "keepalive-drop",
+                    applies: Applies::WithTrafficToWilly,
+                    reason: "the 1.5 x keepalive timer is a timeout around each read, and every write to the client starts a new read: a silent client that the broker keeps sending to is never dropped",
+                    evidence: "rumqttd 0.20.0 src/link/remote.rs RemoteLink::start: `select!` over `self.network.read()` (src/link/network.rs read(): `timeout(self.keepalive, ...)`, made anew on each call) and `link_rx.exchange` -> `writev`; measured (keepalive-busy-topic, keepalive 2 s, a message every 300 ms): willy's connection still open and sent 73 PUBLISHes 21.9 s after its last packet, no will",
+                },
+                Deviation {
+                    check: "will",
+                    applies: Applies::WithTrafficToWilly,
+                    reason: "willy is never dropped while traffic flows to it (see keepalive-drop), so its will is never published",
+                    evidence: "as for keepalive-drop",
+                },
+                Deviation {
+                    check: "will-timing",
+                    applies: Applies::WithTrafficToWilly,
+                    reason: "no will (see keepalive-drop)",
+                    evidence: "as for keepalive-drop",
                 },
                 Deviation {
                     check: "will-on-disconnect e00100",
@@ -159,5 +198,28 @@ impl Profile {
         self.deviations
             .iter()
             .find(|d| d.check == check && d.applies.to(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rumqttd_expects_no_keepalive_drop_only_while_traffic_flows_to_willy() {
+        let busy = crate::scenario::load("keepalive-busy-topic").unwrap();
+        assert!(traffic_to_willy(&busy));
+        let p = Profile::rumqttd();
+        assert!(p.deviation("keepalive-drop", &busy).is_some());
+        let quiet = crate::scenario::load("half-open-upstream").unwrap();
+        assert!(p.deviation("keepalive-drop", &quiet).is_none());
+        // Messages on a topic willy does not subscribe to are no traffic to willy.
+        let mut other = busy.clone();
+        other.subscribe.as_mut().unwrap().filter = "elsewhere/#".into();
+        assert!(!traffic_to_willy(&other));
+        // Nor is a publisher slower than the keepalive bound.
+        let mut slow = busy.clone();
+        slow.publisher.as_mut().unwrap().every = busy.keepalive * 2;
+        assert!(!traffic_to_willy(&slow));
     }
 }
