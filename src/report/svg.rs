@@ -26,7 +26,7 @@ use crate::report::Summary;
 /// The width of every picture, in px.
 pub const WIDTH: f64 = 1200.0;
 /// Where the time axis starts: the lane names sit left of it.
-const LEFT: f64 = 132.0;
+const LEFT: f64 = 150.0;
 const RIGHT: f64 = 28.0;
 /// The font the widths are estimated for; the others are fallbacks.
 const FONT: &str = "'DejaVu Sans', Verdana, Arial, sans-serif";
@@ -358,8 +358,8 @@ impl Scale {
 
 /// The timeline's lanes, top to bottom: (id, name, what it shows).
 pub const LANES: [(&str, &str, &str); 4] = [
-    ("lane-willy", "willy", "the client, via the proxy"),
-    ("lane-wire", "proxy / wire", "up: to broker, down: to willy"),
+    ("lane-willy", "willy", "the client, proxied"),
+    ("lane-wire", "proxy / wire", "top: up, bottom: down"),
     ("lane-mqtt", "mqtt", "the broker"),
     ("lane-monit", "monit", "the subscriber"),
 ];
@@ -537,35 +537,40 @@ pub fn render_run(records: &[Record], summary: &Summary) -> String {
     }
     doc.line(0.0, AXIS_Y, WIDTH, AXIS_Y, "sep");
 
-    // Guides: the moments the brackets measure, drawn through the lanes.
+    // Guides: the moments the brackets measure, drawn through the lanes down to their brackets,
+    // broken where the axis has its numbers so that none is struck through.
+    let guide = |doc: &mut Doc, x: f64, y1: f64, y2: f64, class: &str| {
+        doc.line(x, y1, x, AXIS_Y, class);
+        doc.line(x, AXIS_Y + 22.0, x, y2, class);
+    };
     let reference = summary.last_packet_ms.or(summary.last_upstream_ms);
     let bracket_bottom = BRACKET_Y + BRACKET_ROW * 4.0;
     if let Some(r) = reference {
-        doc.line(sc.x(r), LANES_Y, sc.x(r), bracket_bottom - 6.0, "g-last");
+        guide(&mut doc, sc.x(r), LANES_Y, bracket_bottom - 6.0, "g-last");
         let bound = r + 1.5 * ka_ms;
         if bound <= t_end {
-            doc.line(
+            guide(
+                &mut doc,
                 sc.x(bound),
                 LANES_Y,
-                sc.x(bound),
                 BRACKET_Y + 3.0 * BRACKET_ROW + 6.0,
                 "g-bound",
             );
         }
         if let Some(d) = summary.broker_drop_ms {
-            doc.line(
+            guide(
+                &mut doc,
                 sc.x(d),
                 lane_top(2),
-                sc.x(d),
                 BRACKET_Y + BRACKET_ROW + 6.0,
                 "g-drop",
             );
         }
         if let Some(w) = summary.will_received_ms {
-            doc.line(
+            guide(
+                &mut doc,
                 sc.x(w),
                 lane_top(3),
-                sc.x(w),
                 BRACKET_Y + 2.0 * BRACKET_ROW + 6.0,
                 "g-will",
             );
@@ -780,7 +785,12 @@ fn draw_broker(doc: &mut Doc, records: &[Record], summary: &Summary, sc: &Scale,
     if let Some(d) = summary.broker_drop_ms {
         let x = sc.x(d);
         doc.line(x, y - 14.0, x, y + 14.0, "drop");
-        lane_label(doc, &mut sh, L, x, "bold", "drops willy");
+        let what = if after_disconnect(summary) {
+            "closes after DISCONNECT"
+        } else {
+            "drops willy"
+        };
+        lane_label(doc, &mut sh, L, x, "bold", what);
     }
     // The will travels from the broker to monit.
     if let Some(w) = summary.will_received_ms {
@@ -866,7 +876,7 @@ fn draw_axis(doc: &mut Doc, sc: &Scale, t_end: f64) {
         doc.text(x - w / 2.0, AXIS_Y + 17.0, "", &label);
         k += 1;
     }
-    doc.text_end(LEFT - 8.0, AXIS_Y + 17.0, "sub", "seconds");
+    doc.text_end(LEFT - 16.0, AXIS_Y + 17.0, "sub", "seconds");
     doc.close();
 }
 
@@ -931,7 +941,7 @@ fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) {
         "willy's last packet that reached the broker: {kind} at {}",
         secs(r)
     );
-    let w = text_width(&label, 11.0);
+    let w = bold_width(&label, 11.0);
     let xr = sc.x(r);
     let x = if xr - 8.0 - w >= 4.0 {
         xr - 8.0 - w
@@ -953,11 +963,18 @@ fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) {
                 d,
                 "b-drop",
                 true,
-                &format!(
-                    "last packet → broker drops willy: {}{}",
-                    secs(dt),
-                    ratio(dt, ka_ms)
-                ),
+                &if after_disconnect(s) {
+                    format!(
+                        "willy's DISCONNECT → broker closes the connection: {}",
+                        secs(dt)
+                    )
+                } else {
+                    format!(
+                        "last packet → broker drops willy: {}{}",
+                        secs(dt),
+                        ratio(dt, ka_ms)
+                    )
+                },
             );
         }
         None => bracket(
@@ -1155,6 +1172,11 @@ fn draw_checks(doc: &mut Doc, s: &Summary, y0: f64) -> f64 {
     y
 }
 
+/// The broker's close followed willy's own DISCONNECT: a clean end, not a keepalive drop.
+fn after_disconnect(s: &Summary) -> bool {
+    s.last_packet_kind.as_deref() == Some("DISCONNECT")
+}
+
 /// Write NAME.svg for one run into `dir`; returns its path.
 pub fn write_run(
     dir: &Path,
@@ -1176,7 +1198,7 @@ pub fn render_compare(title: &str, runs: &[Summary]) -> String {
     const NAME_X: f64 = 16.0;
     const BROKER_X: f64 = 300.0;
     const TRANSPORT_X: f64 = 470.0;
-    const X0: f64 = 520.0;
+    const X0: f64 = 540.0;
     const X1: f64 = 1100.0;
     const VERDICT_X: f64 = 1112.0;
     let mut doc = Doc::new();
@@ -1287,12 +1309,20 @@ pub fn render_compare(title: &str, runs: &[Summary]) -> String {
                 },
             ),
         ];
+        // A close that follows willy's own DISCONNECT is the end of a clean session, not the
+        // keepalive giving up: say so beside the bar.
+        let clean = after_disconnect(s);
         for (v, by, class, none) in bars {
             match v {
                 Some(v) => {
                     let (a, b) = (x(v.min(0.0)), x(v.max(0.0)));
                     doc.rect(a, by, (b - a).max(1.5), 9.0, class);
-                    doc.text(b + 5.0, by + 8.5, "small", &secs(v));
+                    let label = if clean && class == "bar-drop" {
+                        format!("{}: the close after willy's DISCONNECT", secs(v))
+                    } else {
+                        secs(v)
+                    };
+                    doc.text(b + 5.0, by + 8.5, "small", &label);
                 }
                 None => doc.text(x(0.0) + 6.0, by + 8.5, "small", none),
             }
