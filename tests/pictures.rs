@@ -434,3 +434,53 @@ fn real_run_rasterises_to_a_readable_png() {
     std::fs::copy(&png, &shown).unwrap();
     eprintln!("the picture: {}", shown.display());
 }
+
+/// `unplug index` over a directory of runs: every run listed with its verdict and checks, every
+/// link relative and pointing at a file that is there, nothing fetched from a network.
+#[test]
+fn index_lists_every_run_with_working_relative_links() {
+    let out = out_dir("index");
+    let set = out.join("seed");
+    std::fs::create_dir_all(&set).unwrap();
+    for name in ["ws-last-will", "ws-no-will"] {
+        for ext in ["events.jsonl", "summary.json", "svg"] {
+            let f = format!("{name}.{ext}");
+            std::fs::copy(fixtures().join(&f), set.join(&f)).unwrap();
+        }
+        std::fs::write(set.join(format!("{name}.log")), "a log\n").unwrap();
+    }
+    let o = unplug(&["index", out.to_str().unwrap(), "--title", "two runs"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<title>two runs</title>"));
+    assert!(html.contains("2 runs, 0 failed"), "{html}");
+    for check in ["keepalive-drop", "will-timing", "no-news-without-will"] {
+        assert!(html.contains(check), "{check} missing");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    // Every href and src resolves to a file under the index's directory.
+    let mut links = 0;
+    for attr in ["href=\"", "src=\""] {
+        for piece in html.split(attr).skip(1) {
+            let target = piece.split('"').next().unwrap();
+            if target.starts_with('#') {
+                continue;
+            }
+            assert!(out.join(target).is_file(), "{target} is not there");
+            links += 1;
+        }
+    }
+    assert!(links >= 2 * 5, "only {links} links");
+}
+
+#[test]
+fn index_of_a_missing_directory_is_exit_2() {
+    let o = unplug(&["index", "/nonexistent/unplug-runs"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/unplug-runs"));
+}
