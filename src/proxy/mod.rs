@@ -140,20 +140,23 @@ impl Proxy {
     /// Lift fault number `n` (if it is in effect): the network is what the other faults make
     /// it. Bytes flow again, held connections go through, the listener reopens.
     pub fn heal(&self, n: u32) {
-        let label = {
-            let mut active = lock(&self.shared.active);
-            let Some(i) = active.iter().position(|(m, _, _)| *m == n) else {
-                return;
-            };
-            let (_, kind, _) = active.remove(i);
-            self.shared
-                .net
-                .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
-            kind.label()
+        let mut active = lock(&self.shared.active);
+        let Some(i) = active.iter().position(|(m, _, _)| *m == n) else {
+            return;
         };
+        let (_, kind, _) = active.remove(i);
+        // Recorded first, so the heal precedes in the journal all it causes (a held connection's
+        // CONNACK may otherwise be recorded before it).
+        self.shared.journal.record(
+            Actor::Proxy,
+            Event::FaultHealed {
+                fault: kind.label(),
+                n,
+            },
+        );
         self.shared
-            .journal
-            .record(Actor::Proxy, Event::FaultHealed { fault: label, n });
+            .net
+            .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
     }
 
     /// The journal the proxy records into.
