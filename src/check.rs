@@ -36,6 +36,8 @@ pub struct Facts {
     /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
     /// (traffic *to* a silent client, as on a busy subscription).
     pub publishes_to_silent_willy: u32,
+    /// What willy's own subscription got of pubby's messages (when it subscribes to them).
+    pub delivery: Option<Delivery>,
     /// PINGREQ/PINGRESP and WebSocket control frames seen, per connection.
     pub wire_counts: Vec<WireCounts>,
     /// When the late subscriber's SUBACK came, and the will as it got it (retain flag).
@@ -129,6 +131,165 @@ impl DisconnectSeen {
             }
         }
         out
+    }
+}
+
+/// pubby's messages and what willy's subscription got of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Delivery {
+    /// pubby's messages willy should get, as (ms written, payload): from the cut on when pubby
+    /// publishes from the cut, else those written while willy was subscribed and connected.
+    pub due: Vec<(f64, String)>,
+    /// What willy received on pubby's topic.
+    pub received: Vec<Delivered>,
+    /// The QoS the broker granted willy's subscription (its first SUBACK); 128: refused.
+    pub granted: Option<u8>,
+    /// willy's first CONNACK after the first fault healed, and its Session Present flag.
+    pub reconnected_ms: Option<f64>,
+    pub session_present: Option<bool>,
+    /// PUBLISHes of pubby's topic the broker sent willy again on a later connection (same
+    /// packet id, not acknowledged on the earlier one), as the wire tap saw them.
+    pub resent: Vec<Resent>,
+}
+
+/// A PUBLISH the broker sent again on a new connection [MQTT-4.4.0-1].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resent {
+    pub ms: f64,
+    pub packet_id: u64,
+    pub dup: bool,
+}
+
+/// One message willy received from pubby.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivered {
+    pub ms: f64,
+    pub payload: String,
+    pub qos: u8,
+    pub dup: bool,
+}
+
+impl Delivery {
+    fn collect(s: &Scenario, records: &[Record]) -> Option<Delivery> {
+        let (Some(p), Some(sub)) = (&s.publisher, &s.subscribe) else {
+            return None;
+        };
+        if !crate::scenario::filter_matches(&sub.filter, &p.topic) {
+            return None;
+        }
+        let mut d = Delivery::default();
+        let mut cut = None;
+        let mut heal = None;
+        let mut subscribed_since = None;
+        let mut connected = false;
+        // (conn, packet id) of PUBLISHes to willy not yet acknowledged.
+        let mut unacked: Vec<(u64, u64)> = Vec::new();
+        for r in records {
+            if let Event::Packet {
+                conn,
+                from,
+                dropped,
+                kind,
+                fields,
+                ..
+            } = &r.event
+            {
+                let id = fields.get("packet_id").and_then(|v| v.as_u64());
+                let topic = fields.get("topic").and_then(|v| v.as_str());
+                match (from, kind.as_str(), id) {
+                    (Side::Broker, "PUBLISH", Some(id)) if topic == Some(p.topic.as_str()) => {
+                        if let Some(i) = unacked.iter().position(|(c, x)| *x == id && c != conn) {
+                            unacked.remove(i);
+                            d.resent.push(Resent {
+                                ms: r.ms,
+                                packet_id: id,
+                                dup: fields.get("dup").and_then(|v| v.as_bool()) == Some(true),
+                            });
+                        }
+                        unacked.push((*conn, id));
+                    }
+                    (Side::Client, "PUBACK" | "PUBREC", Some(id)) if !dropped => {
+                        unacked.retain(|(c, x)| !(c == conn && *x == id));
+                    }
+                    _ => {}
+                }
+            }
+            match (r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultApplied { n, .. }) if *n <= 1 && cut.is_none() => {
+                    cut = Some(r.ms)
+                }
+                (Actor::Proxy, Event::FaultHealed { n, .. }) if *n <= 1 && heal.is_none() => {
+                    heal = Some(r.ms)
+                }
+                (Actor::Willy, Event::SubscribeGranted { granted, .. }) => {
+                    d.granted
+                        .get_or_insert(granted.first().copied().unwrap_or(0x80));
+                    subscribed_since.get_or_insert(r.ms);
+                }
+                (Actor::Willy, Event::Connected { session_present }) => {
+                    connected = true;
+                    if heal.is_some() && d.reconnected_ms.is_none() {
+                        d.reconnected_ms = Some(r.ms);
+                        d.session_present = Some(*session_present);
+                    }
+                }
+                (Actor::Willy, Event::DisconnectRequested | Event::ConnectionFailed { .. }) => {
+                    connected = false
+                }
+                (Actor::Pubby, Event::Published { payload, .. }) => {
+                    let due = match p.from {
+                        crate::scenario::PublishFrom::Cut => true,
+                        crate::scenario::PublishFrom::Start => {
+                            subscribed_since.is_some() && connected && cut.is_none()
+                        }
+                    };
+                    if due {
+                        d.due.push((r.ms, payload.clone()));
+                    }
+                }
+                (
+                    Actor::Willy,
+                    Event::Received {
+                        topic,
+                        payload,
+                        qos,
+                        dup,
+                        ..
+                    },
+                ) if *topic == p.topic => d.received.push(Delivered {
+                    ms: r.ms,
+                    payload: payload.clone(),
+                    qos: *qos,
+                    dup: *dup,
+                }),
+                _ => {}
+            }
+        }
+        Some(d)
+    }
+
+    /// The QoS willy's messages must arrive at: the lower of pubby's and the granted one.
+    pub fn effective_qos(&self, s: &Scenario) -> Option<u8> {
+        let p = s.publisher.as_ref()?;
+        let granted = self
+            .granted
+            .filter(|g| *g <= 2)
+            .or(s.subscribe.as_ref().map(|sub| sub.qos))?;
+        Some(p.qos.min(granted))
+    }
+
+    /// Payloads received more than once.
+    pub fn duplicates(&self) -> Vec<String> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut dups = Vec::new();
+        for r in &self.received {
+            if seen.contains(&r.payload.as_str()) {
+                dups.push(r.payload.clone());
+            } else {
+                seen.push(&r.payload);
+            }
+        }
+        dups
     }
 }
 
@@ -226,6 +387,7 @@ impl Facts {
             WireCounts::count(&mut f.wire_counts, r);
         }
         f.disconnects = DisconnectSeen::collect(s, records);
+        f.delivery = Delivery::collect(s, records);
         for r in records {
             match &r.event {
                 Event::LateSubscribed => {
@@ -601,6 +763,140 @@ fn retained_will(w: &crate::scenario::Will, f: &Facts) -> Check {
     }
 }
 
+/// What willy's subscription got of pubby's messages:
+/// - [MQTT-3.8.4-6]: each arrives at the lower of the publish QoS and the granted QoS;
+/// - [MQTT-3.2.2-2]: a broker that kept willy's session (Clean Session 0) says so in CONNACK;
+/// - [MQTT-3.1.2-5], [MQTT-4.4.0-1]: QoS 1 and 2 messages published while willy was away are
+///   kept in its session and sent (again, if they were in flight) when it reconnects;
+/// - [MQTT-4.3.3-2]: at QoS 2, none is delivered twice.
+fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let Some(q) = d.effective_qos(s) else {
+        return checks;
+    };
+    let pub_qos = s.publisher.as_ref().map_or(0, |p| p.qos);
+    let wrong: Vec<String> = d
+        .received
+        .iter()
+        .filter(|r| r.qos != q)
+        .map(|r| format!("{} at QoS {}", r.payload, r.qos))
+        .collect();
+    checks.push(check(
+        "delivery-qos",
+        Some("MQTT-3.8.4-6"),
+        !d.received.is_empty() && wrong.is_empty(),
+        format!(
+            "every message arrives at QoS {q}: the lower of the publish QoS {pub_qos} and the granted QoS {}",
+            d.granted.map_or("?".to_string(), |g| g.to_string())
+        ),
+        if d.received.is_empty() {
+            "willy received none of pubby's messages".into()
+        } else if wrong.is_empty() {
+            format!("{} messages, all at QoS {q}", d.received.len())
+        } else {
+            format!("{} of {} at another QoS: {}", wrong.len(), d.received.len(), wrong.join(", "))
+        },
+    ));
+    let queued = !s.clean_session
+        && s.publisher
+            .as_ref()
+            .is_some_and(|p| p.from == crate::scenario::PublishFrom::Cut)
+        && s.cut().is_some_and(|c| c.heal_after.is_some());
+    if !queued {
+        return checks;
+    }
+    checks.push(check(
+        "session-present",
+        Some("MQTT-3.2.2-2"),
+        d.session_present == Some(true),
+        "willy reconnects with Clean Session 0 after the heal: CONNACK says Session Present 1"
+            .into(),
+        match d.session_present {
+            Some(p) => format!("Session Present {}", u8::from(p)),
+            None => "willy did not reconnect after the heal".into(),
+        },
+    ));
+    if q == 0 {
+        return checks;
+    }
+    let got = |p: &str| d.received.iter().find(|r| r.payload == p);
+    let missing: Vec<&str> = d
+        .due
+        .iter()
+        .filter(|(_, p)| got(p).is_none())
+        .map(|(_, p)| p.as_str())
+        .collect();
+    let last = d
+        .due
+        .iter()
+        .filter_map(|(_, p)| got(p).map(|r| r.ms))
+        .reduce(f64::max);
+    let resent = d.received.iter().filter(|r| r.dup).count();
+    let dups = d.duplicates();
+    checks.push(check(
+        "queued-delivery",
+        Some("MQTT-3.1.2-5, MQTT-4.4.0-1"),
+        !d.due.is_empty() && missing.is_empty(),
+        format!(
+            "every QoS {q} message pubby published while willy was cut off reaches willy once it reconnects with its session"
+        ),
+        if d.due.is_empty() {
+            "pubby published nothing while willy was cut off".into()
+        } else {
+            let mut a = format!(
+                "{} of {} delivered",
+                d.due.len() - missing.len(),
+                d.due.len()
+            );
+            if !missing.is_empty() {
+                a += &format!("; missing: {}", missing.join(", "));
+            }
+            if let (Some(l), Some(c)) = (last, d.reconnected_ms) {
+                a += &format!("; the last {:.0} ms after willy's reconnect", l - c);
+            }
+            a + &format!("; {resent} with DUP set; {} duplicates", dups.len())
+        },
+    ));
+    if !d.resent.is_empty() {
+        let plain: Vec<String> = d
+            .resent
+            .iter()
+            .filter(|r| !r.dup)
+            .map(|r| r.packet_id.to_string())
+            .collect();
+        checks.push(check(
+            "dup-on-resend",
+            Some("MQTT-3.3.1-1, MQTT-4.4.0-1"),
+            plain.is_empty(),
+            "a PUBLISH sent again on willy's new connection (its first copy unacknowledged) has DUP 1".into(),
+            if plain.is_empty() {
+                format!("{} resent, all with DUP 1", d.resent.len())
+            } else {
+                format!(
+                    "{} resent, {} with DUP 0 (packet ids {})",
+                    d.resent.len(),
+                    plain.len(),
+                    plain.join(", ")
+                )
+            },
+        ));
+    }
+    if q == 2 {
+        checks.push(check(
+            "no-duplicates",
+            Some("MQTT-4.3.3-2"),
+            dups.is_empty(),
+            "at QoS 2 no message reaches willy twice".into(),
+            if dups.is_empty() {
+                format!("{} messages, each once", d.received.len())
+            } else {
+                format!("received twice: {}", dups.join(", "))
+            },
+        ));
+    }
+    checks
+}
+
 /// The will deadline: after this, a will that has not come is not coming.
 pub fn will_deadline_ms(s: &Scenario, p: &Profile, f: &Facts) -> Option<f64> {
     let (_, late) = keepalive_window(s, p);
@@ -652,6 +948,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
     }
     if let (true, Some(w)) = (s.late_subscriber, &s.will) {
         checks.push(retained_will(w, f));
+    }
+    if let Some(d) = &f.delivery {
+        checks.extend(delivery_checks(s, d));
     }
     let Some(cut) = s.cut() else { return checks };
     if f.cut_at_ms.is_none() {
@@ -1361,5 +1660,185 @@ mod tests {
             by_name(&evaluate(&s, &p, &late), "keepalive-drop").status,
             Status::Fail
         );
+    }
+
+    // --- pubby's messages at willy: QoS, the persistent session, DUP ---
+
+    fn publish_to_willy(ms: f64, conn: u64, id: u64, dup: bool, topic: &str) -> Record {
+        rec(
+            ms,
+            Actor::Wire,
+            Event::Packet {
+                conn,
+                from: Side::Broker,
+                dropped: conn == 1,
+                kind: "PUBLISH".into(),
+                framing: "tcp".into(),
+                size: 12,
+                hex: None,
+                fields: serde_json::json!({"topic": topic, "packet_id": id, "dup": dup, "qos": 1}),
+            },
+        )
+    }
+
+    /// A persistent-session run: cut at 100, pubby's 1..=n into the cut (sent on conn 1 and
+    /// lost), heal at 10000, willy back at 10010 and given `got` (payload, qos, dup).
+    fn session_run(name: &str, n: u32, got: &[(&str, u8, bool)]) -> Vec<Check> {
+        let s = scenario(name);
+        let topic = s.publisher.as_ref().unwrap().topic.clone();
+        let mut r = vec![
+            rec(
+                1.0,
+                Actor::Willy,
+                Event::Connected {
+                    session_present: false,
+                },
+            ),
+            rec(
+                2.0,
+                Actor::Willy,
+                Event::SubscribeGranted {
+                    filter: topic.clone(),
+                    granted: vec![s.subscribe.as_ref().unwrap().qos],
+                },
+            ),
+            cut(100.0, 50.0),
+        ];
+        for i in 1..=n {
+            let ms = 100.0 + f64::from(i) * 250.0;
+            r.push(rec(
+                ms,
+                Actor::Pubby,
+                Event::Published {
+                    topic: topic.clone(),
+                    payload: i.to_string(),
+                },
+            ));
+            r.push(publish_to_willy(ms + 1.0, 1, u64::from(i), false, &topic));
+        }
+        r.push(rec(
+            10000.0,
+            Actor::Proxy,
+            Event::FaultHealed {
+                fault: "blackhole".into(),
+                n: 1,
+            },
+        ));
+        r.push(rec(
+            10010.0,
+            Actor::Willy,
+            Event::Connected {
+                session_present: true,
+            },
+        ));
+        for (k, (payload, qos, dup)) in got.iter().enumerate() {
+            let ms = 10011.0 + k as f64;
+            let id: u64 = payload.parse().unwrap();
+            r.push(publish_to_willy(ms, 4, id, *dup, &topic));
+            r.push(rec(
+                ms,
+                Actor::Willy,
+                Event::Received {
+                    topic: topic.clone(),
+                    payload: payload.to_string(),
+                    qos: *qos,
+                    retain: false,
+                    dup: *dup,
+                },
+            ));
+        }
+        let f = Facts::from_records(&s, &r);
+        spec_checks(&s, &Profile::rumqttd(), &f)
+    }
+
+    fn verdict(checks: &[Check], name: &str) -> bool {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {checks:#?}"))
+            .pass
+    }
+
+    #[test]
+    fn every_queued_message_delivered_once_with_dup_passes() {
+        let got: Vec<(&str, u8, bool)> = ["1", "2", "3"].iter().map(|p| (*p, 2, true)).collect();
+        let c = session_run("persistent-session-qos2", 3, &got);
+        for name in [
+            "delivery-qos",
+            "session-present",
+            "queued-delivery",
+            "dup-on-resend",
+            "no-duplicates",
+        ] {
+            assert!(verdict(&c, name), "{name}: {c:#?}");
+        }
+    }
+
+    #[test]
+    fn a_lost_queued_message_fails_queued_delivery() {
+        let c = session_run(
+            "persistent-session-qos1",
+            3,
+            &[("1", 1, true), ("3", 1, true)],
+        );
+        assert!(!verdict(&c, "queued-delivery"));
+        let q = c.iter().find(|c| c.name == "queued-delivery").unwrap();
+        assert!(q.actual.contains("missing: 2"), "{}", q.actual);
+    }
+
+    #[test]
+    fn a_qos2_message_delivered_twice_fails_no_duplicates() {
+        let c = session_run(
+            "persistent-session-qos2",
+            2,
+            &[("1", 2, true), ("2", 2, true), ("2", 2, true)],
+        );
+        assert!(!verdict(&c, "no-duplicates"));
+        assert!(verdict(&c, "queued-delivery"));
+    }
+
+    #[test]
+    fn a_resend_without_dup_fails_dup_on_resend() {
+        let c = session_run(
+            "persistent-session-qos1",
+            2,
+            &[("1", 1, false), ("2", 1, true)],
+        );
+        assert!(!verdict(&c, "dup-on-resend"));
+    }
+
+    #[test]
+    fn a_message_above_the_lower_qos_fails_delivery_qos() {
+        // qos-downgrade: published at QoS 2, subscribed at QoS 0.
+        let s = scenario("qos-downgrade");
+        let got = |qos| {
+            vec![
+                rec(
+                    1.0,
+                    Actor::Willy,
+                    Event::SubscribeGranted {
+                        filter: "presence".into(),
+                        granted: vec![0],
+                    },
+                ),
+                rec(
+                    5.0,
+                    Actor::Willy,
+                    Event::Received {
+                        topic: "presence".into(),
+                        payload: "1".into(),
+                        qos,
+                        retain: false,
+                        dup: false,
+                    },
+                ),
+            ]
+        };
+        let ok = spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &got(0)));
+        assert!(verdict(&ok, "delivery-qos"));
+        let bad = spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &got(2)));
+        assert!(!verdict(&bad, "delivery-qos"));
+        // No fault, no session: nothing else is judged.
+        assert_eq!(bad.len(), 1, "{bad:#?}");
     }
 }

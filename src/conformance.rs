@@ -28,6 +28,9 @@ pub const CONFORMANCE_SCENARIOS: &[&str] = &[
     "v5-will-delay-no-session",
     "retained-will",
     "keepalive-busy-topic",
+    "persistent-session-qos1",
+    "persistent-session-qos2",
+    "qos-downgrade",
 ];
 
 /// One row: a check of one scenario, and its status on each broker (None: not run there).

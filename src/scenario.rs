@@ -378,8 +378,16 @@ pub struct Scenario {
     /// What willy subscribes to, if anything.
     #[serde(default)]
     pub subscribe: Option<Subscription>,
+    /// willy's CONNECT asks for a new session: Clean Session (3.1.1) / Clean Start (5).
+    /// false: the broker keeps willy's subscriptions and queued messages across connections.
+    #[serde(default = "yes")]
+    pub clean_session: bool,
     pub faults: Vec<Fault>,
     pub expect: Expect,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Timing overrides from the command line.
@@ -447,6 +455,8 @@ struct RawScenario {
     connect_timeout_s: Option<Spanned<i64>>,
     session_expiry_s: Option<Spanned<i64>>,
     late_subscriber: Option<bool>,
+    clean_session: Option<Spanned<bool>>,
+    clean_start: Option<Spanned<bool>>,
     disconnect_reason: Option<Spanned<i64>>,
     disconnect_form: Option<Spanned<String>>,
     will: Option<RawWill>,
@@ -707,6 +717,25 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         None => None,
     };
 
+    // The same CONNECT flag, under the name each protocol's spec gives it.
+    let clean_session = match (&raw.clean_session, &raw.clean_start, protocol) {
+        (Some(c), _, Protocol::V5) => {
+            return v.err(
+                c.span(),
+                "clean_session",
+                "MQTT 5 calls this flag Clean Start: write clean_start".to_string(),
+            )
+        }
+        (_, Some(c), Protocol::V311) => {
+            return v.err(
+                c.span(),
+                "clean_start",
+                "MQTT 3.1.1 calls this flag Clean Session: write clean_session".to_string(),
+            )
+        }
+        (Some(c), _, _) | (_, Some(c), _) => *c.get_ref(),
+        (None, None, _) => true,
+    };
     let publisher = match &raw.publisher {
         Some(p) => {
             let t = p.topic.get_ref();
@@ -848,6 +877,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         late_subscriber: raw.late_subscriber.unwrap_or(false),
         publisher,
         subscribe,
+        clean_session,
         faults,
         expect,
     })
@@ -1268,6 +1298,34 @@ will = true
         );
         assert_eq!(e.key.as_deref(), Some("subscribe.topic"));
         assert!(e.message.contains("3.1.1"), "{e}");
+    }
+
+    #[test]
+    fn clean_session_is_named_as_each_protocol_names_it() {
+        let s = parse(
+            "t",
+            "t.toml",
+            &GOOD.replace("cycles = 4", "cycles = 4\nclean_session = false"),
+        )
+        .unwrap();
+        assert!(!s.clean_session);
+        assert!(parse("t", "t.toml", GOOD).unwrap().clean_session);
+        let e = parse_err(&GOOD.replace("cycles = 4", "cycles = 4\nclean_start = false"));
+        assert_eq!(e.key.as_deref(), Some("clean_start"));
+        assert_eq!(e.line, Some(7));
+        assert!(e.message.contains("clean_session"), "{e}");
+        let v5 = GOOD
+            .replace("\"ws\"", "\"tcp\"")
+            .replace("\"3.1.1\"", "\"5\"");
+        let e = parse_err(&v5.replace("cycles = 4", "cycles = 4\nclean_session = false"));
+        assert_eq!(e.key.as_deref(), Some("clean_session"));
+        let s = parse(
+            "t",
+            "t.toml",
+            &v5.replace("cycles = 4", "cycles = 4\nclean_start = false"),
+        )
+        .unwrap();
+        assert!(!s.clean_session);
     }
 
     #[test]

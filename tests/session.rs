@@ -4,6 +4,11 @@
 //!
 //! - [MQTT-3.1.2-24]: the broker drops a client 1.5 x keepalive after the last packet it
 //!   *received* from it; what it sends the client does not count.
+//! - [MQTT-3.1.2-5], [MQTT-4.4.0-1], [MQTT-3.2.2-2]: with Clean Session 0 the broker keeps the
+//!   QoS 1 and 2 messages published while willy is away and sends them when it comes back,
+//!   saying Session Present 1; [MQTT-3.3.1-1]: one sent before is sent again with DUP 1;
+//!   [MQTT-4.3.3-2]: at QoS 2, never twice.
+//! - [MQTT-3.8.4-6]: a message arrives at the lower of its publish QoS and the granted QoS.
 
 mod common;
 
@@ -52,4 +57,63 @@ fn mosquitto_drops_a_silent_client_on_a_busy_topic_and_publishes_its_will() {
     let d = num(&s, "drop_after_last_packet_ms").unwrap();
     // 1.5 x 2 s, then at most mosquitto's 6 s keepalive scan (see its profile).
     assert!((2950.0..=9350.0).contains(&d), "{d}");
+}
+
+/// On mosquitto every check of `name` holds to the spec.
+fn on_mosquitto_all_pass(name: &str) -> Option<Value> {
+    mosquitto_or_skip(name)?;
+    let s = run(name, "mosquitto");
+    let not_pass: Vec<&Value> = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] != "pass")
+        .collect();
+    assert!(not_pass.is_empty(), "{name} on mosquitto: {not_pass:#?}");
+    Some(s)
+}
+
+/// rumqttd keeps the session and its queue, but resends without DUP and closes late.
+fn rumqttd_persistent_session(name: &str) -> Value {
+    let s = run(name, "builtin");
+    for c in ["session-present", "queued-delivery", "delivery-qos"] {
+        assert_eq!(status(&s, c), "pass", "{name}: {c}");
+    }
+    assert_eq!(status(&s, "dup-on-resend"), "deviation", "{name}");
+    // Its writes into the cut put off its keepalive close (see keepalive-busy-topic).
+    assert_eq!(status(&s, "keepalive-drop"), "deviation", "{name}");
+    s
+}
+
+#[test]
+fn rumqttd_delivers_a_qos1_queue_but_resends_without_dup_as_its_profile_documents() {
+    rumqttd_persistent_session("persistent-session-qos1");
+}
+
+#[test]
+fn rumqttd_delivers_a_qos2_queue_once_but_resends_without_dup_as_its_profile_documents() {
+    let s = rumqttd_persistent_session("persistent-session-qos2");
+    assert_eq!(status(&s, "no-duplicates"), "pass");
+}
+
+#[test]
+fn mosquitto_delivers_a_qos1_queue_with_dup() {
+    if let Some(s) = on_mosquitto_all_pass("persistent-session-qos1") {
+        assert_eq!(status(&s, "dup-on-resend"), "pass");
+    }
+}
+
+#[test]
+fn mosquitto_delivers_a_qos2_queue_once_with_dup() {
+    if let Some(s) = on_mosquitto_all_pass("persistent-session-qos2") {
+        assert_eq!(status(&s, "dup-on-resend"), "pass");
+        assert_eq!(status(&s, "no-duplicates"), "pass");
+    }
+}
+
+#[test]
+fn the_lower_qos_wins_on_both_brokers() {
+    let s = run("qos-downgrade", "builtin");
+    assert_eq!(status(&s, "delivery-qos"), "pass");
+    on_mosquitto_all_pass("qos-downgrade");
 }

@@ -79,7 +79,7 @@ impl Willy {
             }
         };
         o.set_keep_alive(s.keepalive);
-        o.set_clean_session(true);
+        o.set_clean_session(s.clean_session);
         if let Some(w) = &s.will {
             let qos = match w.qos {
                 0 => QoS::AtMostOnce,
@@ -216,7 +216,13 @@ impl Willy {
             delay_s: w.delay_s,
         });
         let ka = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
-        let connect = v5wire::connect("willy", ka, true, s.session_expiry_s, will.as_ref());
+        let connect = v5wire::connect(
+            "willy",
+            ka,
+            s.clean_session,
+            s.session_expiry_s,
+            will.as_ref(),
+        );
         let (mut session, connack) =
             Session::connect(self.target.port, &connect, s.keepalive, s.connect_timeout)
                 .await

@@ -5,6 +5,8 @@
 //! known to fail ([`Deviation`]): such a check is reported as `deviation` instead of `fail`, and
 //! as `unexpected-pass` when it holds after all, so the list stays true.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 /// mosquitto 2.0's late allowance: a 6 s scan period, one 100 ms loop wake-up, 250 ms margin.
@@ -72,13 +74,24 @@ impl Applies {
     }
 }
 
-/// Does the broker have something to send willy at least every 1.5 x keepalive, all through
-/// the cut? (willy subscribes to pubby's topic, and pubby publishes from the run's start.)
+/// Does the broker keep sending to willy after the cut, more often than 1.5 x keepalive and for
+/// long enough to delay a rumqttd close past its allowance? (willy subscribes to pubby's
+/// topic, and pubby publishes through the cut.)
 pub fn traffic_to_willy(s: &crate::scenario::Scenario) -> bool {
     match (&s.subscribe, &s.publisher) {
         (Some(sub), Some(p)) => {
-            p.from == crate::scenario::PublishFrom::Start
-                && p.count.is_none()
+            use crate::scenario::PublishFrom;
+            // From the cut on, the broker writes to willy for (count - 1) x every: enough to
+            // push its close past rumqttd's 250 ms allowance when that is 500 ms or more.
+            let long_enough = match (p.from, p.count) {
+                (PublishFrom::Start, None) => true,
+                (PublishFrom::Cut, Some(n)) => {
+                    p.every * n.saturating_sub(1) >= Duration::from_millis(500)
+                }
+                (PublishFrom::Cut, None) => true,
+                (PublishFrom::Start, Some(_)) => false,
+            };
+            long_enough
                 && p.every < s.keepalive * 3 / 2
                 && crate::scenario::filter_matches(&sub.filter, &p.topic)
         }
@@ -125,7 +138,7 @@ impl Profile {
                     check: "keepalive-drop",
                     applies: Applies::WithTrafficToWilly,
                     reason: "the 1.5 x keepalive timer is a timeout around each read, and every write to the client starts a new read: a silent client that the broker keeps sending to is never dropped",
-                    evidence: "rumqttd 0.20.0 src/link/remote.rs RemoteLink::start: `select!` over `self.network.read()` (src/link/network.rs read(): `timeout(self.keepalive, ...)`, made anew on each call) and `link_rx.exchange` -> `writev`; measured (keepalive-busy-topic, keepalive 2 s, a message every 300 ms): willy's connection still open and sent 73 PUBLISHes 21.9 s after its last packet, no will",
+                    evidence: "rumqttd 0.20.0 src/link/remote.rs RemoteLink::start: `select!` over `self.network.read()` (src/link/network.rs read(): `timeout(self.keepalive, ...)`, made anew on each call) and `link_rx.exchange` -> `writev`; measured (keepalive-busy-topic, keepalive 2 s, a message every 300 ms): willy's connection still open and sent 73 PUBLISHes 21.9 s after its last packet, no will; persistent-session-qos1/2 (6 messages every 250 ms from the cut): closed 4.3 s after the last packet, 3 s after the last write",
                 },
                 Deviation {
                     check: "will",
@@ -138,6 +151,12 @@ impl Profile {
                     applies: Applies::WithTrafficToWilly,
                     reason: "no will (see keepalive-drop)",
                     evidence: "as for keepalive-drop",
+                },
+                Deviation {
+                    check: "dup-on-resend",
+                    applies: Applies::Always,
+                    reason: "for a persistent session the unacknowledged messages are not resent as such: the session's read cursor is moved back to the first of them and they are read from the log again as new publishes, DUP 0 (same packet ids)",
+                    evidence: "rumqttd 0.20.0 src/router/routing.rs handle_disconnection(): `request.cursor = *cursor` from `retransmissions` for `!connection.clean`; measured (persistent-session-qos1/2): packet ids 1-6 sent into the cut, sent again on willy's next connection with DUP 0",
                 },
                 Deviation {
                     check: "will-on-disconnect e00100",
@@ -221,5 +240,15 @@ mod tests {
         let mut slow = busy.clone();
         slow.publisher.as_mut().unwrap().every = busy.keepalive * 2;
         assert!(!traffic_to_willy(&slow));
+        // Messages into the cut for 1.25 s put off rumqttd's close past its allowance.
+        let queued = crate::scenario::load("persistent-session-qos1").unwrap();
+        assert!(traffic_to_willy(&queued));
+        // A burst of a few hundred ms does not.
+        let mut short = queued.clone();
+        short.publisher.as_mut().unwrap().count = Some(2);
+        assert!(!traffic_to_willy(&short));
+        assert!(!traffic_to_willy(
+            &crate::scenario::load("qos-downgrade").unwrap()
+        ));
     }
 }
