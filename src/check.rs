@@ -36,6 +36,10 @@ pub struct Facts {
     /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
     /// (traffic *to* a silent client, as on a busy subscription).
     pub publishes_to_silent_willy: u32,
+    /// The twin (willy's client id, straight to the broker): when it started to connect and
+    /// when its CONNACK came.
+    pub twin_connecting_ms: Option<f64>,
+    pub twin_connack_ms: Option<f64>,
     /// What willy's own subscription got of pubby's messages (when it subscribes to them).
     pub delivery: Option<Delivery>,
     /// PINGREQ/PINGRESP and WebSocket control frames seen, per connection.
@@ -388,6 +392,17 @@ impl Facts {
         }
         f.disconnects = DisconnectSeen::collect(s, records);
         f.delivery = Delivery::collect(s, records);
+        for r in records.iter().filter(|r| r.actor == Actor::Twin) {
+            match r.event {
+                Event::Connecting { .. } => {
+                    f.twin_connecting_ms.get_or_insert(r.ms);
+                }
+                Event::Connected { .. } => {
+                    f.twin_connack_ms.get_or_insert(r.ms);
+                }
+                _ => {}
+            }
+        }
         for r in records {
             match &r.event {
                 Event::LateSubscribed => {
@@ -897,6 +912,60 @@ fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Check> {
     checks
 }
 
+/// A second client with willy's id connects while willy is cut off (3.1.1 section 3.1.4):
+/// "If the ClientId represents a Client already connected to the Server then the Server MUST
+/// disconnect the existing Client [MQTT-3.1.4-2]", before it acknowledges the new CONNECT
+/// (step 1 of 3.1.4, the CONNACK is step 3). That close is no DISCONNECT from willy, so "the
+/// Will Message MUST be published when the Network Connection is subsequently closed"
+/// [MQTT-3.1.2-8]. Both are measured from the twin's CONNACK, the takeover.
+fn takeover_checks(s: &Scenario, t: crate::scenario::Takeover, f: &Facts) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let (Some(start), Some(ack)) = (f.twin_connecting_ms, f.twin_connack_ms) else {
+        checks.push(check(
+            "takeover",
+            Some("MQTT-3.1.4-2"),
+            false,
+            format!(
+                "a client with willy's id connects {} ms after the cut",
+                t.after.as_millis()
+            ),
+            match f.twin_connecting_ms {
+                Some(c) => format!("the twin started at {c:.0} ms and got no CONNACK"),
+                None => "the twin never connected".into(),
+            },
+        ));
+        return checks;
+    };
+    let rel = |x: Option<f64>| x.map(|x| x - ack);
+    let said = |d: Option<f64>| match d {
+        // No "-0 ms" for a hair before it.
+        Some(d) if d.abs() < 0.5 => "at the twin's CONNACK (within 0.5 ms)".into(),
+        Some(d) if d < 0.0 => format!("{:.0} ms before the twin's CONNACK", -d),
+        Some(d) => format!("{d:.0} ms after the twin's CONNACK"),
+        None => "never".into(),
+    };
+    let lo = start - ack;
+    let close = rel(f.broker_drop_ms);
+    checks.push(check(
+        "takeover-close",
+        Some("MQTT-3.1.4-2"),
+        close.is_some_and(|d| d >= lo && d <= PROMPT_MS),
+        format!("the broker closes willy's connection when the twin connects: {lo:.0}..{PROMPT_MS:.0} ms from the twin's CONNACK"),
+        said(close),
+    ));
+    if s.will.is_some() {
+        let will = rel(f.will_received_ms);
+        checks.push(check(
+            "takeover-will",
+            Some("MQTT-3.1.2-8"),
+            will.is_some_and(|d| d >= lo && d <= PROMPT_MS),
+            format!("willy's will reaches monit {lo:.0}..{PROMPT_MS:.0} ms from the twin's CONNACK: the broker closed willy without a DISCONNECT"),
+            said(will),
+        ));
+    }
+    checks
+}
+
 /// The will deadline: after this, a will that has not come is not coming.
 pub fn will_deadline_ms(s: &Scenario, p: &Profile, f: &Facts) -> Option<f64> {
     let (_, late) = keepalive_window(s, p);
@@ -1008,7 +1077,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
     let healed_early = cut
         .heal_after
         .is_some_and(|h| h.as_secs_f64() * 1000.0 < lo);
-    if cut.kind.silences_client() && !healed_early {
+    if let Some(t) = s.takeover {
+        checks.extend(takeover_checks(s, t, f));
+    } else if cut.kind.silences_client() && !healed_early {
         if let Some(last) = f.reference_ms() {
             let delta = f.broker_drop_ms.map(|d| d - last);
             checks.push(Check {
@@ -1840,5 +1911,66 @@ mod tests {
         assert!(!verdict(&bad, "delivery-qos"));
         // No fault, no session: nothing else is judged.
         assert_eq!(bad.len(), 1, "{bad:#?}");
+    }
+
+    // --- client-id takeover ---
+
+    fn takeover_run(close: Option<f64>, will: Option<f64>) -> Vec<Check> {
+        let s = scenario("client-id-takeover");
+        let mut r = vec![
+            cut(100.0, 50.0),
+            rec(
+                600.0,
+                Actor::Twin,
+                Event::Connecting {
+                    url: "mqtt://127.0.0.1:1".into(),
+                    will: None,
+                    attempt: 1,
+                },
+            ),
+            rec(
+                602.0,
+                Actor::Twin,
+                Event::Connected {
+                    session_present: false,
+                },
+            ),
+        ];
+        if let Some(c) = close {
+            r.push(drop_at(c));
+        }
+        if let Some(w) = will {
+            r.push(rec(
+                w,
+                Actor::Monit,
+                Event::MessageReceived {
+                    topic: "test/will".into(),
+                    payload: "offline".into(),
+                    retain: false,
+                    qos: 0,
+                },
+            ));
+        }
+        r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+        spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &r))
+    }
+
+    #[test]
+    fn a_takeover_closes_willy_and_publishes_its_will_at_once() {
+        let c = takeover_run(Some(601.5), Some(603.0));
+        assert!(verdict(&c, "takeover-close"), "{c:#?}");
+        assert!(verdict(&c, "takeover-will"), "{c:#?}");
+        // The keepalive does not decide this run: its checks are not made.
+        assert!(c.iter().all(|c| c.name != "keepalive-drop"), "{c:#?}");
+    }
+
+    #[test]
+    fn a_will_only_at_the_keepalive_expiry_fails_the_takeover() {
+        let c = takeover_run(Some(3050.0), Some(3051.0));
+        assert!(!verdict(&c, "takeover-close"));
+        assert!(!verdict(&c, "takeover-will"));
+        let c = takeover_run(Some(601.5), None);
+        assert!(verdict(&c, "takeover-close"));
+        assert!(!verdict(&c, "takeover-will"));
     }
 }

@@ -31,6 +31,7 @@ pub const CONFORMANCE_SCENARIOS: &[&str] = &[
     "persistent-session-qos1",
     "persistent-session-qos2",
     "qos-downgrade",
+    "client-id-takeover",
 ];
 
 /// One row: a check of one scenario, and its status on each broker (None: not run there).

@@ -310,6 +310,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut late = None;
+    let mut twin: Option<tokio::task::JoinHandle<()>> = None;
     let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
@@ -320,6 +321,18 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         let records = journal.records();
         let facts = Facts::from_records(s, &records);
         start_pubby(facts.cut_at_ms.is_some());
+        if let (Some(t), Some(cut), None) = (s.takeover, facts.cut_at_ms, &twin) {
+            if now >= cut + t.after.as_secs_f64() * 1000.0 {
+                twin = Some(tokio::spawn(
+                    crate::actor::twin::Twin {
+                        broker: broker.endpoints.tcp,
+                        keepalive: s.keepalive,
+                        journal: journal.clone(),
+                    }
+                    .run(),
+                ));
+            }
+        }
         if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
             late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
                 broker.endpoints.tcp_for(s.protocol),
@@ -351,6 +364,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     monit.abort();
     if let Some(p) = pubby {
         p.abort();
+    }
+    if let Some(t) = twin {
+        t.abort();
     }
     if let Some(l) = late {
         l.abort();

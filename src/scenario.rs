@@ -294,6 +294,13 @@ impl Publisher {
     }
 }
 
+/// A second client with willy's client id connects straight to the broker, `after` the first
+/// fault took effect: the broker must close willy's connection [MQTT-3.1.4-2].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Takeover {
+    pub after: Duration,
+}
+
 /// willy's own subscription, made after each CONNACK that has no session.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Subscription {
@@ -382,6 +389,9 @@ pub struct Scenario {
     /// false: the broker keeps willy's subscriptions and queued messages across connections.
     #[serde(default = "yes")]
     pub clean_session: bool,
+    /// A second client takes willy's client id over while willy is cut off.
+    #[serde(default)]
+    pub takeover: Option<Takeover>,
     pub faults: Vec<Fault>,
     pub expect: Expect,
 }
@@ -462,6 +472,7 @@ struct RawScenario {
     will: Option<RawWill>,
     publisher: Option<RawPublisher>,
     subscribe: Option<RawSubscribe>,
+    takeover: Option<RawTakeover>,
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
@@ -485,6 +496,12 @@ struct RawPublisher {
     every_ms: Spanned<i64>,
     from: Option<Spanned<String>>,
     count: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTakeover {
+    after_ms: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -845,6 +862,30 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         });
     }
 
+    let takeover = match &raw.takeover {
+        Some(t) => {
+            if protocol == Protocol::V5 {
+                return v.err(
+                    t.after_ms.span(),
+                    "takeover.after_ms",
+                    "a takeover runs over MQTT 3.1.1 only for now: the twin is a 3.1.1 client"
+                        .to_string(),
+                );
+            }
+            if faults.is_empty() {
+                return v.err(
+                    t.after_ms.span(),
+                    "takeover.after_ms",
+                    "a takeover is timed from the first fault: add a [[faults]] entry (e.g. a blackhole)".to_string(),
+                );
+            }
+            Some(Takeover {
+                after: ms(&t.after_ms, "takeover.after_ms", 0)?,
+            })
+        }
+        None => None,
+    };
+
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
     let derived = will.is_some()
@@ -855,6 +896,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         });
     // [MQTT-3.14.4-3]: DISCONNECT with reason 0x04 asks the server to publish the will.
     let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
+    // The broker closes willy's connection for the twin: not a DISCONNECT [MQTT-3.1.2-8].
+    let derived = derived || (will.is_some() && takeover.is_some());
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -878,6 +921,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         publisher,
         subscribe,
         clean_session,
+        takeover,
         faults,
         expect,
     })
@@ -1326,6 +1370,23 @@ will = true
         )
         .unwrap();
         assert!(!s.clean_session);
+    }
+
+    #[test]
+    fn a_takeover_needs_a_fault_to_follow() {
+        let t = GOOD.replace("[[faults]]", "[takeover]\nafter_ms = 500\n[[faults]]");
+        let s = parse("t", "t.toml", &t).unwrap();
+        assert_eq!(s.takeover.unwrap().after, Duration::from_millis(500));
+        let no_fault =
+            GOOD.split("[[faults]]").next().unwrap().to_string() + "[takeover]\nafter_ms = 500\n";
+        let e = parse_err(&no_fault);
+        assert_eq!(e.key.as_deref(), Some("takeover.after_ms"));
+        assert_eq!(e.line, Some(14));
+        assert!(e.message.contains("[[faults]]"), "{e}");
+        let e = parse_err(&t.replace("after_ms = 500", "after_ms = -1"));
+        assert_eq!(e.key.as_deref(), Some("takeover.after_ms"));
+        let e = parse_err(&t.replace("after_ms = 500", "after = 500"));
+        assert!(e.message.contains("after"), "{e}");
     }
 
     #[test]

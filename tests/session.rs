@@ -9,6 +9,8 @@
 //!   saying Session Present 1; [MQTT-3.3.1-1]: one sent before is sent again with DUP 1;
 //!   [MQTT-4.3.3-2]: at QoS 2, never twice.
 //! - [MQTT-3.8.4-6]: a message arrives at the lower of its publish QoS and the granted QoS.
+//! - [MQTT-3.1.4-2]: a second connection with willy's client id makes the broker close willy's;
+//!   that close is no DISCONNECT, so the will follows [MQTT-3.1.2-8].
 
 mod common;
 
@@ -116,4 +118,32 @@ fn the_lower_qos_wins_on_both_brokers() {
     let s = run("qos-downgrade", "builtin");
     assert_eq!(status(&s, "delivery-qos"), "pass");
     on_mosquitto_all_pass("qos-downgrade");
+}
+
+/// The will's delay after the twin's CONNACK (the takeover), from the run's own records.
+fn will_after_takeover(s: &Value, name: &str) -> f64 {
+    let c = s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap();
+    assert_eq!(c["status"], "pass", "{c:#}");
+    num(s, "will_received_ms").expect("a will")
+}
+
+#[test]
+fn a_takeover_closes_willy_and_publishes_its_will_on_rumqttd() {
+    let s = run("client-id-takeover", "builtin");
+    will_after_takeover(&s, "takeover-close");
+    let w = will_after_takeover(&s, "takeover-will");
+    // Long before the keepalive could have done it: 1.5 x 2 s after the cut.
+    assert!(w - num(&s, "cut_at_ms").unwrap() < 2000.0, "{w}");
+}
+
+#[test]
+fn a_takeover_closes_willy_and_publishes_its_will_on_mosquitto() {
+    if let Some(s) = on_mosquitto_all_pass("client-id-takeover") {
+        assert!(num(&s, "will_received_ms").is_some());
+    }
 }

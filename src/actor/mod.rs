@@ -6,12 +6,15 @@
 //!   it is how the run learns whether (and when) the will arrives.
 //! - [`pubby`]: a third client, straight to the broker, that publishes numbered messages to one
 //!   topic at a fixed interval (a busy topic, or messages sent while willy is cut off).
+//! - [`twin`]: a second client with willy's client id, straight to the broker, that takes
+//!   willy's session over while willy is cut off.
 //!
 //! Both only record what their client library reports; they judge nothing.
 
 pub mod child;
 pub mod monit;
 pub mod pubby;
+pub mod twin;
 pub mod v5client;
 pub mod v5wire;
 pub mod willy;
