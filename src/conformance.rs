@@ -107,7 +107,9 @@ pub fn markdown(
 ) -> String {
     let h = header(brokers);
     let h: Vec<&str> = h.iter().map(|s| s.as_str()).collect();
-    let mut out = String::from("# Conformance: the will's life, per broker\n\n");
+    let mut out = String::from(
+        "# Conformance: the will's life and the session around a disconnect, per broker\n\n",
+    );
     out += "Each cell is a spec check judged from a real run (`unplug conformance`). `deviation`: the spec does not hold, as the broker's profile documents with evidence; `FAIL`: it does not hold and nothing explains it; `-`: not run.\n\n";
     out += &table::render_markdown(&h, &cells(rows));
     out += "\n## What the non-passing cells measured\n\n";
