@@ -1122,11 +1122,41 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                         None => "no will".into(),
                     },
                 });
+                if let Some(c) = will_delay_check(s, p, f) {
+                    checks.push(c);
+                }
             }
         }
     }
     checks.extend(fault_checks(s, p, f));
     checks
+}
+
+/// MQTT 5 (3.1.3.2.2, 3.1.2.11.2): a delayed will is published when the Will Delay Interval has
+/// passed or the session has ended, whichever is first; with no Session Expiry the session ends
+/// at the close. Measured from the broker's close, so a late keepalive drop does not hide it.
+fn will_delay_check(s: &Scenario, p: &Profile, f: &Facts) -> Option<Check> {
+    let delay_s = s.will.as_ref()?.delay_s.filter(|d| *d > 0)?;
+    if s.protocol != crate::scenario::Protocol::V5 {
+        return None;
+    }
+    let (drop, will) = (f.broker_drop_ms?, f.will_received_ms?);
+    let due = will_delay_ms(s);
+    let (lo, hi) = (due - 50.0, due + p.will_delay_late_ms as f64);
+    let d = will - drop;
+    Some(Check {
+        name: "will-delay".into(),
+        spec: Some("MQTT 5 3.1.3.2.2, 3.1.2.11.2".into()),
+        status: Status::Fail, // judged by `evaluate` from `pass`
+        pass: d >= lo && d <= hi,
+        expected: format!(
+            "the will {lo:.0}..{hi:.0} ms after the broker's close: min(Will Delay {delay_s} s, Session Expiry {} s), {} late allowance {} ms",
+            s.session_expiry_s.unwrap_or(0),
+            p.broker,
+            p.will_delay_late_ms
+        ),
+        actual: format!("{d:.0} ms after the close"),
+    })
 }
 
 /// "At once": a close the broker sees becomes a will within this, and an error willy sees
@@ -1655,6 +1685,46 @@ mod tests {
         let f = Facts::from_records(&s, &records);
         assert_eq!(f.client_detect_ms, Some(8000.0));
         assert_eq!(f.attempts_failed_after_cut, 2);
+    }
+
+    #[test]
+    fn a_delayed_will_without_a_session_is_due_at_the_close() {
+        let s = scenario("v5-will-delay-no-session");
+        let f = |will_after_close: f64| Facts {
+            broker_drop_ms: Some(5000.0),
+            will_received_ms: Some(5000.0 + will_after_close),
+            ..Facts::default()
+        };
+        let p = Profile::rumqttd();
+        assert!(will_delay_check(&s, &p, &f(2.0)).unwrap().pass);
+        let late = will_delay_check(&s, &p, &f(2204.0)).unwrap();
+        assert!(!late.pass, "{late:?}");
+        assert!(late.expected.contains("-50..250 ms"), "{}", late.expected);
+        // mosquitto lists waiting out the delay as its deviation, for exactly these runs.
+        let m = Profile::mosquitto("2.0.11");
+        assert!(m.deviation("will-delay", &s).is_some());
+        assert!(m
+            .deviation("will-delay", &scenario("v5-will-delay"))
+            .is_none());
+    }
+
+    #[test]
+    fn a_delayed_will_with_a_session_is_due_after_the_shorter_interval() {
+        let s = scenario("v5-session-expiry-shorter-than-delay");
+        let f = Facts {
+            broker_drop_ms: Some(5000.0),
+            will_received_ms: Some(6303.0),
+            ..Facts::default()
+        };
+        let c = will_delay_check(&s, &Profile::mosquitto("2.0.11"), &f).unwrap();
+        assert!(c.pass, "{c:?}");
+        // No will, or no delay: nothing to judge here (the will check says it).
+        let none = Facts {
+            will_received_ms: None,
+            ..f.clone()
+        };
+        assert!(will_delay_check(&s, &Profile::rumqttd(), &none).is_none());
+        assert!(will_delay_check(&scenario("v5-last-will"), &Profile::rumqttd(), &f).is_none());
     }
 
     fn profile_listing(check: &'static str, applies: crate::broker::profile::Applies) -> Profile {

@@ -66,6 +66,19 @@ fn a_v5_will_follows_a_cut_at_one_and_a_half_keepalives_on_rumqttd() {
 fn a_will_delay_without_session_expiry_is_due_at_the_drop_on_rumqttd() {
     let s = run("v5-will-delay-no-session", "builtin");
     assert_eq!(status(&s, "will-timing"), "pass");
+    assert_eq!(status(&s, "will-delay"), "pass");
+}
+
+/// mosquitto waits out the Will Delay although the session ended at the close: the spec has the
+/// will due then (whichever comes first), mosquitto's profile lists it.
+#[test]
+fn mosquitto_waits_out_a_will_delay_without_a_session_as_its_profile_documents() {
+    if mosquitto_or_skip("will-delay-no-session").is_none() {
+        return;
+    }
+    let s = run("v5-will-delay-no-session", "mosquitto");
+    assert_eq!(status(&s, "will"), "pass");
+    assert_eq!(status(&s, "will-delay"), "deviation");
 }
 
 #[test]
