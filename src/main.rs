@@ -234,6 +234,37 @@ fn parse_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// Each scenario's own transport; loading them all first refuses a bad name before any run.
+fn own_transports(
+    scenarios: &[String],
+) -> anyhow::Result<std::collections::HashMap<String, scenario::Transport>> {
+    let mut own = std::collections::HashMap::new();
+    for n in scenarios {
+        own.insert(n.clone(), scenario::load(n)?.transport);
+    }
+    Ok(own)
+}
+
+/// Run each cell as a child run into `out`, `jobs` at a time.
+fn run_cells(
+    cells: &[compare::Cell],
+    out: &std::path::Path,
+    jobs: u16,
+) -> anyhow::Result<Vec<suite::ChildRun>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("running {} runs, {jobs} at a time ...", cells.len());
+    }
+    let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
+    rt.block_on(suite::run_specs(
+        &specs,
+        out,
+        jobs as usize,
+        show_progress(),
+    ))
+}
+
 /// Progress bars only for a person watching: stdout and stderr both a terminal.
 fn show_progress() -> bool {
     std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
@@ -456,10 +487,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scenarios
             };
             // Refuse a bad name before starting anything; learn each one's own transport.
-            let mut own = std::collections::HashMap::new();
-            for n in &scenarios {
-                own.insert(n.clone(), scenario::load(n)?.transport);
-            }
+            let own = own_transports(&scenarios)?;
             let cells = compare::plan(
                 &scenarios,
                 &brokers,
@@ -467,18 +495,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 |n| own[n],
                 &timing.args(),
             );
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            if std::io::stderr().is_terminal() {
-                eprintln!("running {} runs, {jobs} at a time ...", cells.len());
-            }
-            let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-            let runs = rt.block_on(suite::run_specs(
-                &specs,
-                &out,
-                jobs as usize,
-                show_progress(),
-            ))?;
+            let runs = run_cells(&cells, &out, jobs)?;
             write_picture(&out.join("COMPARE.svg"), "unplug compare", &runs)?;
             let rows = compare::rows(&cells, &runs);
             print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
@@ -498,23 +515,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-            let mut own = std::collections::HashMap::new();
-            for n in &scenarios {
-                own.insert(n.clone(), scenario::load(n)?.transport);
-            }
+            let own = own_transports(&scenarios)?;
             let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
-            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            if std::io::stderr().is_terminal() {
-                eprintln!("running {} runs, {jobs} at a time ...", cells.len());
-            }
-            let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-            let runs = rt.block_on(suite::run_specs(
-                &specs,
-                &out,
-                jobs as usize,
-                show_progress(),
-            ))?;
+            let runs = run_cells(&cells, &out, jobs)?;
             let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
             let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
                 .iter()

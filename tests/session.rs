@@ -17,23 +17,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-/// The status of the check named `name` in a summary.
-fn status<'a>(s: &'a Value, name: &str) -> &'a str {
-    s["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {:#}", s["checks"]))["status"]
-        .as_str()
-        .unwrap()
-}
-
 fn run(name: &str, broker: &str) -> Value {
-    let out = out_dir(&format!("session-{name}-{broker}"));
-    let (code, s) = run_scenario(name, &out, &["--broker", broker]);
-    assert_eq!(code, 0, "{name} on {broker}: {:?}", failed_checks(&s));
-    s
+    run_on("session", name, broker)
 }
 
 #[test]

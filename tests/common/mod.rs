@@ -82,3 +82,23 @@ pub fn mosquitto_or_skip(test: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The status of the check named `name` in a summary.
+pub fn status<'a>(s: &'a Value, name: &str) -> &'a str {
+    s["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {:#}", s["checks"]))["status"]
+        .as_str()
+        .unwrap()
+}
+
+/// Run built-in scenario `name` on `broker` into its own directory; it must exit 0.
+pub fn run_on(tag: &str, name: &str, broker: &str) -> Value {
+    let out = out_dir(&format!("{tag}-{name}-{broker}"));
+    let (code, s) = run_scenario(name, &out, &["--broker", broker]);
+    assert_eq!(code, 0, "{name} on {broker}: {:?}", failed_checks(&s));
+    s
+}
