@@ -398,7 +398,8 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         .flush()
         .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
     summary.write(&opts.out_dir)?;
-    crate::report::svg::write_run(&opts.out_dir, &s.name, &records, &summary)?;
+    // Drawn from every record, as the files have them (the broker's stop adds a few).
+    crate::report::svg::write_run(&opts.out_dir, &s.name, &journal.records(), &summary)?;
     Ok(RunResult {
         summary,
         interrupted,
