@@ -26,6 +26,7 @@ pub const CONFORMANCE_SCENARIOS: &[&str] = &[
     "v5-will-delay",
     "v5-session-expiry-shorter-than-delay",
     "v5-will-delay-no-session",
+    "v5-will-to-v4-subscriber",
     "retained-will",
     "keepalive-busy-topic",
     "persistent-session-qos1",

@@ -200,7 +200,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                     broker.endpoints.ws_path
                 )),
                 proxy.addr,
-                broker.endpoints.tcp_for(s.protocol)
+                broker.endpoints.tcp_for(s.monit_protocol())
             ),
         },
     );
@@ -218,12 +218,14 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let cycle = Arc::new(AtomicU32::new(0));
 
     let (ready_tx, ready_rx) = oneshot::channel();
+    // rumqttd 0.20 panics writing a v5 will with properties to a 3.1.1 subscriber (see its
+    // profile): a v5 run keeps monit on the v5 listener, speaking v5, unless the scenario asks
+    // for a 3.1.1 monit to show exactly that (v5-will-to-v4-subscriber).
+    let monit_protocol = s.monit_protocol();
     let monit = tokio::spawn(
         Monit {
-            // rumqttd breaks a 3.1.1 listener that is sent a v5 will with properties: a v5 run
-            // keeps monit on the v5 listener, speaking v5.
-            broker: broker.endpoints.tcp_for(s.protocol),
-            protocol: s.protocol,
+            broker: broker.endpoints.tcp_for(monit_protocol),
+            protocol: monit_protocol,
             keepalive: s.keepalive,
             journal: journal.clone(),
             hook: hook.clone(),
@@ -335,8 +337,8 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         }
         if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
             late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
-                broker.endpoints.tcp_for(s.protocol),
-                s.protocol,
+                broker.endpoints.tcp_for(s.monit_protocol()),
+                s.monit_protocol(),
                 journal.clone(),
             )));
         }

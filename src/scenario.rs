@@ -262,6 +262,10 @@ pub struct Will {
     /// MQTT 5 Will Delay Interval, seconds.
     #[serde(default)]
     pub delay_s: Option<u32>,
+    /// MQTT 5 Content Type (property 0x03): a will property the server forwards with the will
+    /// to v5 subscribers, and must drop for a 3.1.1 one, which has no properties.
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 /// When pubby starts publishing.
@@ -379,6 +383,10 @@ pub struct Scenario {
     /// A second subscriber connects once the will has arrived, to see whether it was retained.
     #[serde(default)]
     pub late_subscriber: bool,
+    /// The protocol monit subscribes with, when it is not willy's: a v5 willy's will delivered
+    /// to a 3.1.1 subscriber.
+    #[serde(default)]
+    pub monit_protocol: Option<Protocol>,
     /// pubby, the third client, if the scenario has one.
     #[serde(default)]
     pub publisher: Option<Publisher>,
@@ -424,6 +432,11 @@ impl Scenario {
     pub fn cut(&self) -> Option<&Fault> {
         self.faults.first()
     }
+
+    /// The protocol monit (and a late subscriber) speak: willy's unless the scenario says.
+    pub fn monit_protocol(&self) -> Protocol {
+        self.monit_protocol.unwrap_or(self.protocol)
+    }
 }
 
 /// A scenario file that does not parse or does not make sense.
@@ -465,6 +478,7 @@ struct RawScenario {
     connect_timeout_s: Option<Spanned<i64>>,
     session_expiry_s: Option<Spanned<i64>>,
     late_subscriber: Option<bool>,
+    monit_protocol: Option<Spanned<String>>,
     clean_session: Option<Spanned<bool>>,
     clean_start: Option<Spanned<bool>>,
     disconnect_reason: Option<Spanned<i64>>,
@@ -486,6 +500,7 @@ struct RawWill {
     qos: Option<Spanned<i64>>,
     retain: Option<bool>,
     delay_s: Option<Spanned<i64>>,
+    content_type: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -723,13 +738,49 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                 }
                 None => None,
             };
+            let content_type = match &w.content_type {
+                Some(c) => {
+                    v5_only(c.span(), "will.content_type")?;
+                    if c.get_ref().len() > usize::from(u16::MAX) {
+                        return v.err(
+                            c.span(),
+                            "will.content_type",
+                            "too long: expected at most 65535 bytes (an MQTT UTF-8 string)"
+                                .to_string(),
+                        );
+                    }
+                    Some(c.get_ref().clone())
+                }
+                None => None,
+            };
             Some(Will {
                 topic: t.clone(),
                 payload: w.payload,
                 qos,
                 retain: w.retain.unwrap_or(false),
                 delay_s,
+                content_type,
             })
+        }
+        None => None,
+    };
+
+    // monit on another protocol than willy: only a v5 willy and a 3.1.1 monit, the mix whose
+    // delivery (the will's properties dropped) is the question.
+    let monit_protocol = match &raw.monit_protocol {
+        Some(m) => {
+            v5_only(m.span(), "monit_protocol")?;
+            match m.get_ref().as_str() {
+                "3.1.1" | "4" => Some(Protocol::V311),
+                "5" | "5.0" => None,
+                other => {
+                    return v.err(
+                        m.span(),
+                        "monit_protocol",
+                        format!("unsupported protocol {other:?}: expected \"3.1.1\" or \"5\""),
+                    )
+                }
+            }
         }
         None => None,
     };
@@ -918,6 +969,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         session_expiry_s,
         disconnect,
         late_subscriber: raw.late_subscriber.unwrap_or(false),
+        monit_protocol,
         publisher,
         subscribe,
         clean_session,
@@ -1387,6 +1439,51 @@ will = true
         assert_eq!(e.key.as_deref(), Some("takeover.after_ms"));
         let e = parse_err(&t.replace("after_ms = 500", "after = 500"));
         assert!(e.message.contains("after"), "{e}");
+    }
+
+    #[test]
+    fn a_v311_monit_and_a_will_content_type_need_a_v5_willy() {
+        let v5 = GOOD
+            .replace("\"ws\"", "\"tcp\"")
+            .replace("\"3.1.1\"", "\"5\"");
+        let mixed = v5
+            .replace("cycles = 4", "cycles = 4\nmonit_protocol = \"3.1.1\"")
+            .replace(
+                "payload = \"false\"",
+                "payload = \"false\"\ncontent_type = \"text/plain\"",
+            );
+        let s = parse("t", "t.toml", &mixed).unwrap();
+        assert_eq!(s.monit_protocol(), Protocol::V311);
+        assert_eq!(s.protocol, Protocol::V5);
+        assert_eq!(s.will.unwrap().content_type.as_deref(), Some("text/plain"));
+        // Unset, or the same as willy's: monit speaks willy's protocol.
+        assert_eq!(
+            parse("t", "t.toml", &v5).unwrap().monit_protocol(),
+            Protocol::V5
+        );
+        let same = v5.replace("cycles = 4", "cycles = 4\nmonit_protocol = \"5\"");
+        assert_eq!(
+            parse("t", "t.toml", &same).unwrap().monit_protocol(),
+            Protocol::V5
+        );
+        // On a 3.1.1 willy both are refused with their line.
+        let e = parse_err(&GOOD.replace("cycles = 4", "cycles = 4\nmonit_protocol = \"3.1.1\""));
+        assert_eq!(e.key.as_deref(), Some("monit_protocol"));
+        assert_eq!(e.line, Some(7));
+        assert!(e.message.contains("protocol = \"5\""), "{e}");
+        let e = parse_err(&GOOD.replace(
+            "payload = \"false\"",
+            "payload = \"false\"\ncontent_type = \"text/plain\"",
+        ));
+        assert_eq!(e.key.as_deref(), Some("will.content_type"));
+        assert_eq!(e.line, Some(13));
+        let e = parse_err(&v5.replace("cycles = 4", "cycles = 4\nmonit_protocol = \"3\""));
+        assert_eq!(e.key.as_deref(), Some("monit_protocol"));
+        assert!(
+            e.to_string().starts_with("t.toml:7: key `monit_protocol`"),
+            "{e}"
+        );
+        assert!(e.message.contains("\"3.1.1\" or \"5\""), "{e}");
     }
 
     #[test]

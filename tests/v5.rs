@@ -116,3 +116,52 @@ fn mosquitto_delays_the_will_by_the_shorter_of_delay_and_session() {
 fn mosquitto_retains_a_retained_will() {
     on_mosquitto_all_pass("retained-will");
 }
+
+/// The `connection_failed` records of monit after the cut, in ms since the run's start.
+fn monit_failures_after_cut(s: &Value, name: &str, broker: &str) -> Vec<f64> {
+    let dir = out_dir_of("v5", name, broker);
+    let cut = num(s, "cut_at_ms").unwrap();
+    std::fs::read_to_string(dir.join(format!("{name}.events.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["actor"] == "monit" && e["event"] == "connection_failed")
+        .map(|e| e["ms"].as_f64().unwrap())
+        .filter(|&ms| ms > cut)
+        .collect()
+}
+
+/// rumqttd panics writing a v5 will with properties to a 3.1.1 subscriber: monit's connection
+/// drops as the will is due, its reconnects are closed at once, and no will arrives.
+#[test]
+fn rumqttd_loses_a_v5_will_to_a_v311_subscriber_and_its_connection_as_its_profile_documents() {
+    let name = "v5-will-to-v4-subscriber";
+    let s = run(name, "builtin");
+    assert_eq!(status(&s, "will"), "deviation");
+    assert_eq!(status(&s, "will-timing"), "deviation");
+    assert_eq!(status(&s, "keepalive-drop"), "pass");
+    assert!(num(&s, "will_received_ms").is_none());
+    let drop = num(&s, "broker_drop_ms").unwrap();
+    let lost = monit_failures_after_cut(&s, name, "builtin");
+    // The loss, then at least one reconnect (500 ms later) closed at once.
+    assert!(lost.len() >= 2, "{lost:?}");
+    // With the will, due at willy's drop (measured 2-159 ms after it), and long before monit's
+    // own keepalive (2 s) could have ended anything.
+    assert!(
+        (0.0..1000.0).contains(&(lost[0] - drop)),
+        "monit lost {lost:?}, willy dropped at {drop}"
+    );
+}
+
+#[test]
+fn mosquitto_delivers_a_v5_will_with_properties_to_a_v311_subscriber() {
+    let name = "v5-will-to-v4-subscriber";
+    if mosquitto_or_skip(name).is_none() {
+        return;
+    }
+    let s = run(name, "mosquitto");
+    for c in ["will", "will-timing", "keepalive-drop"] {
+        assert_eq!(status(&s, c), "pass", "{c}");
+    }
+    assert!(monit_failures_after_cut(&s, name, "mosquitto").is_empty());
+}

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //!  CONNECT    10 RL | 00 04 'MQTT' 05 flags keepalive props | client-id [will-props topic payload]
+//!             will-props: [18 delay(4)] [03 content-type(string)]
 //!  PUBLISH    30 RL | topic 00(props) payload                       (QoS 0)
 //!  PINGREQ    c0 00
 //!  DISCONNECT e0 00                (short form: reason 0x00 implied, [MQTT-3.14.2-1])
@@ -36,6 +37,8 @@ pub struct Will<'a> {
     pub retain: bool,
     /// Will Delay Interval (property 0x18), seconds.
     pub delay_s: Option<u32>,
+    /// Content Type (property 0x03), a UTF-8 string the server forwards with the will.
+    pub content_type: Option<&'a str>,
 }
 
 fn varint(mut n: usize, out: &mut Vec<u8>) {
@@ -101,6 +104,10 @@ pub fn connect(
             wp.push(0x18);
             wp.extend_from_slice(&d.to_be_bytes());
         }
+        if let Some(c) = w.content_type {
+            wp.push(0x03);
+            string(c.as_bytes(), &mut wp);
+        }
         varint(wp.len(), &mut body);
         body.extend_from_slice(&wp);
         string(w.topic.as_bytes(), &mut body);
@@ -164,6 +171,7 @@ mod tests {
             qos: 1,
             retain: true,
             delay_s: Some(3),
+            content_type: None,
         };
         let got = connect("w", 2, true, Some(10), Some(&w));
         let body: Vec<u8> = [
@@ -177,6 +185,43 @@ mod tests {
     }
 
     #[test]
+    fn a_will_content_type_is_property_0x03_after_the_delay() {
+        // MQTT 5 3.1.3.2: Will Properties, a length then each property; Content Type is
+        // identifier 0x03 followed by a UTF-8 string (2-byte length, bytes).
+        let w = Will {
+            topic: "t",
+            payload: b"x",
+            qos: 0,
+            retain: false,
+            delay_s: Some(0),
+            content_type: Some("text/plain"),
+        };
+        let got = connect("w", 2, true, None, Some(&w));
+        let will_part: Vec<u8> = [
+            &[18, 0x18, 0, 0, 0, 0, 0x03, 0, 10][..],
+            b"text/plain",
+            &[0, 1, b't', 0, 1, b'x'][..],
+        ]
+        .concat();
+        assert!(got.ends_with(&will_part), "{}", hex(&got));
+        // The tap skips the property by its length and still finds the will's topic and payload.
+        let (out, _) = decode(&got);
+        match &out[..] {
+            [Decoded::Packet(p)] => match &p.fields {
+                Fields::Connect { will, .. } => {
+                    let will = will.as_ref().unwrap();
+                    assert_eq!(
+                        (will.topic.as_str(), will.payload_len, will.delay_s),
+                        ("t", 1, Some(0))
+                    );
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn connect_decodes_back_through_the_tap() {
         let w = Will {
             topic: "test/connected",
@@ -184,6 +229,7 @@ mod tests {
             qos: 0,
             retain: false,
             delay_s: Some(2),
+            content_type: None,
         };
         let (out, level) = decode(&connect("willy", 2, true, Some(0), Some(&w)));
         assert_eq!(level, 5);

@@ -105,6 +105,9 @@ impl Willy {
             if let Some(d) = w.delay_s {
                 t += &format!(", delay: {d} s");
             }
+            if let Some(c) = &w.content_type {
+                t += &format!(", content type: '{c}'");
+            }
             t + " }"
         })
     }
@@ -214,6 +217,7 @@ impl Willy {
             qos: w.qos,
             retain: w.retain,
             delay_s: w.delay_s,
+            content_type: w.content_type.as_deref(),
         });
         let ka = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
         let connect = v5wire::connect(

@@ -64,6 +64,9 @@ pub enum Applies {
     /// In every run where the broker keeps sending to willy after the cut: willy subscribes to
     /// pubby's topic, which pubby publishes to from the start more often than 1.5 x keepalive.
     WithTrafficToWilly,
+    /// In every run where an MQTT 5 willy's will carries a property (any will property: a
+    /// Will Delay, even of 0, or a Content Type) and monit subscribes over MQTT 3.1.1.
+    WithV5WillPropertiesToV311Subscriber,
 }
 
 impl Applies {
@@ -78,6 +81,7 @@ impl Applies {
                     && s.session_expiry_s.unwrap_or(0) == 0
             }
             Applies::WithTrafficToWilly => traffic_to_willy(s),
+            Applies::WithV5WillPropertiesToV311Subscriber => v5_will_properties_to_v311(s),
         }
     }
 
@@ -89,6 +93,7 @@ impl Applies {
                 | Applies::WithWillDelay
                 | Applies::WithWillDelayNoSession
                 | Applies::WithTrafficToWilly
+                | Applies::WithV5WillPropertiesToV311Subscriber
         )
     }
 }
@@ -116,6 +121,17 @@ pub fn traffic_to_willy(s: &crate::scenario::Scenario) -> bool {
         }
         _ => false,
     }
+}
+
+/// Does an MQTT 5 willy's will carry properties to an MQTT 3.1.1 monit? (willy's v5 CONNECT
+/// writes a Will Delay whenever `delay_s` is set, 0 included, and a Content Type when set.)
+pub fn v5_will_properties_to_v311(s: &crate::scenario::Scenario) -> bool {
+    use crate::scenario::Protocol;
+    s.protocol == Protocol::V5
+        && s.monit_protocol() == Protocol::V311
+        && s.will
+            .as_ref()
+            .is_some_and(|w| w.delay_s.is_some() || w.content_type.is_some())
 }
 
 impl Profile {
@@ -178,6 +194,18 @@ impl Profile {
                     applies: Applies::Always,
                     reason: "for a persistent session the unacknowledged messages are not resent as such: the session's read cursor is moved back to the first of them and they are read from the log again as new publishes, DUP 0 (same packet ids)",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs handle_disconnection(): `request.cursor = *cursor` from `retransmissions` for `!connection.clean`; measured (persistent-session-qos1/2): packet ids 1-6 sent into the cut, sent again on willy's next connection with DUP 0",
+                },
+                Deviation {
+                    check: "will",
+                    applies: Applies::WithV5WillPropertiesToV311Subscriber,
+                    reason: "a v5 will with properties becomes a publish with properties, which the 3.1.1 encoder cannot write: the task serving the 3.1.1 subscriber panics and its connection drops, so the will never arrives; the subscriber's reconnect (same client id) panics again holding the listener's will-handler lock, which poisons it, and every later connection to that 3.1.1 listener panics on it: the listener is dead for every client until the broker restarts",
+                    evidence: "rumqttd 0.20.0 src/router/routing.rs handle_last_will(): `will_props.map(|props| PublishProperties { .. })` (Some for any will property); src/protocol/v4/mod.rs:364 `unreachable!(\"This branch only matches for packets with Properties, which is not possible in v4\")`; then src/server/broker.rs:544 `sender.try_send(awaiting_will).unwrap()` (Disconnected, under `will_handlers.lock()`) and :538 `will_handlers.lock().unwrap()` (PoisonError) on each later connection; measured (v5-will-to-v4-subscriber, keepalive 2 s): willy dropped 3002 ms after its last packet, monit's connection lost 2-159 ms later (stderr: the unreachable! panic at v4/mod.rs:364), its reconnects 0.5 s and 1 s later accepted and closed at once (panics at broker.rs:544, then :538), no will",
+                },
+                Deviation {
+                    check: "will-timing",
+                    applies: Applies::WithV5WillPropertiesToV311Subscriber,
+                    reason: "no will reaches the 3.1.1 subscriber (see will)",
+                    evidence: "as for will",
                 },
                 Deviation {
                     check: "will-on-disconnect e00100",
@@ -252,6 +280,32 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rumqttd_loses_a_v5_will_to_a_v311_subscriber_only_when_the_will_has_properties() {
+        let p = Profile::rumqttd();
+        let mixed = crate::scenario::load("v5-will-to-v4-subscriber").unwrap();
+        assert!(v5_will_properties_to_v311(&mixed));
+        assert!(p.deviation("will", &mixed).is_some());
+        assert!(p.deviation("will-timing", &mixed).is_some());
+        // A Will Delay of 0 is still a property on the wire.
+        let mut delay0 = mixed.clone();
+        let w = delay0.will.as_mut().unwrap();
+        w.content_type = None;
+        w.delay_s = Some(0);
+        assert!(v5_will_properties_to_v311(&delay0));
+        // No will property, or a v5 monit: nothing for the 3.1.1 encoder to choke on.
+        let mut bare = delay0.clone();
+        bare.will.as_mut().unwrap().delay_s = None;
+        assert!(!v5_will_properties_to_v311(&bare));
+        let mut v5_monit = mixed.clone();
+        v5_monit.monit_protocol = None;
+        assert!(!v5_will_properties_to_v311(&v5_monit));
+        assert!(p.deviation("will", &v5_monit).is_none());
+        assert!(Profile::mosquitto("2.0.11")
+            .deviation("will", &mixed)
+            .is_none());
+    }
 
     #[test]
     fn rumqttd_expects_no_keepalive_drop_only_while_traffic_flows_to_willy() {

@@ -8,9 +8,14 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_unplug");
 
+/// Where one test's output goes.
+fn dir_of(test: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("unplug-test-{}-{test}", std::process::id()))
+}
+
 /// A fresh, empty directory for one test's output.
 pub fn out_dir(test: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("unplug-test-{}-{test}", std::process::id()));
+    let d = dir_of(test);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -93,6 +98,11 @@ pub fn status<'a>(s: &'a Value, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no check {name} in {:#}", s["checks"]))["status"]
         .as_str()
         .unwrap()
+}
+
+/// The directory [`run_on`] wrote into, to read a run's other files.
+pub fn out_dir_of(tag: &str, name: &str, broker: &str) -> PathBuf {
+    dir_of(&format!("{tag}-{name}-{broker}"))
 }
 
 /// Run built-in scenario `name` on `broker` into its own directory; it must exit 0.
