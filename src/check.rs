@@ -74,6 +74,54 @@ pub struct Facts {
     pub faults: Vec<FaultSpan>,
     /// Every connection attempt of willy's, from `Connecting` to `Connected` or the error.
     pub attempts: Vec<Attempt>,
+    /// A flaky monit's absence and what reached it after (scenarios with `[monit]` away/back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky_monit: Option<FlakyMonitSeen>,
+}
+
+/// A flaky monit: when it left, when it was back, and each copy of the will it got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlakyMonitSeen {
+    /// monit closed its connection without DISCONNECT.
+    pub away_ms: Option<f64>,
+    /// monit's CONNACK on its return.
+    pub back_ms: Option<f64>,
+    pub session_present: Option<bool>,
+    /// Each copy of the will monit received after the cut: (ms, QoS).
+    pub wills: Vec<(f64, u8)>,
+}
+
+impl FlakyMonitSeen {
+    fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Option<FlakyMonitSeen> {
+        s.monit.flaky?;
+        let mut seen = FlakyMonitSeen::default();
+        let cut = cut?;
+        for r in records.iter().filter(|r| r.actor == Actor::Monit) {
+            match &r.event {
+                Event::ConnectionAbandoned => {
+                    seen.away_ms.get_or_insert(r.ms);
+                }
+                Event::Connected { session_present } if seen.back_ms.is_none() => {
+                    seen.back_ms = Some(r.ms);
+                    seen.session_present = Some(*session_present);
+                }
+                Event::MessageReceived {
+                    topic,
+                    payload,
+                    qos,
+                    ..
+                } if r.ms > cut
+                    && s.will
+                        .as_ref()
+                        .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
+                {
+                    seen.wills.push((r.ms, *qos))
+                }
+                _ => {}
+            }
+        }
+        Some(seen)
+    }
 }
 
 /// A DISCONNECT from willy that reached the broker (the wire tap's view).
@@ -561,6 +609,7 @@ impl Facts {
             }
         }
         f.add_fault_facts(records, cut, &cut_conns);
+        f.flaky_monit = FlakyMonitSeen::collect(s, records, f.cut_at_ms);
         f
     }
 }
@@ -912,6 +961,88 @@ fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Check> {
     checks
 }
 
+/// How long after a flaky monit's return its queued will may take: the spec sets no time
+/// ("re-send" on reconnect, [MQTT-4.4.0-1]); on loopback a queued message follows the CONNACK
+/// within milliseconds, so a second is the harness's wait, not a tolerance of the spec.
+pub const QUEUED_WAIT_MS: f64 = 1000.0;
+
+/// monit was away (its connection closed, its session kept) when the broker dropped willy:
+/// - [MQTT-3.1.2-5], [MQTT-4.4.0-1]: the will, a QoS 1 message for monit's subscription, is kept
+///   in monit's session and sent when monit reconnects;
+/// - [MQTT-3.2.2-2]: the broker says it kept the session (Session Present 1);
+/// - [MQTT-3.8.4-6]: at the lower of the will's QoS [MQTT-3.1.2-14] and monit's granted QoS;
+/// - [MQTT-4.3.2-1]: once: monit acknowledged it, so there is nothing to send again.
+fn flaky_monit_checks(s: &Scenario, m: &FlakyMonitSeen, f: &Facts) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let Some(w) = &s.will else { return checks };
+    let at = |x: Option<f64>| x.map_or("never".to_string(), |v| format!("{v:.0} ms"));
+    checks.push(check(
+        "monit-session-present",
+        Some("MQTT-3.2.2-2"),
+        m.session_present == Some(true),
+        "monit reconnects with Clean Session 0 and the broker says it kept the session".into(),
+        match m.session_present {
+            Some(p) => format!("session present {} at {}", u8::from(p), at(m.back_ms)),
+            None => "monit never reconnected".into(),
+        },
+    ));
+    let away_at_publish = matches!((m.away_ms, f.broker_drop_ms, m.back_ms),
+        (Some(a), Some(d), Some(b)) if a < d && d < b);
+    let first = m.wills.first().map(|(t, _)| *t);
+    let after_back = m.back_ms.zip(first).map(|(b, t)| t - b);
+    checks.push(check(
+        "will-queued-for-subscriber",
+        Some("MQTT-3.1.2-5, MQTT-4.4.0-1"),
+        away_at_publish && after_back.is_some_and(|d| (0.0..=QUEUED_WAIT_MS).contains(&d)),
+        format!("the broker drops willy while monit is away; the will reaches monit 0..{QUEUED_WAIT_MS:.0} ms after monit's CONNACK on its return"),
+        format!(
+            "monit away at {}, willy dropped at {}, monit back at {}; will {}",
+            at(m.away_ms),
+            at(f.broker_drop_ms),
+            at(m.back_ms),
+            match after_back {
+                Some(d) => format!("{d:.0} ms after monit's return"),
+                None => match first {
+                    Some(t) => format!("at {t:.0} ms, before monit's return"),
+                    None => "never reached monit".into(),
+                },
+            }
+        ),
+    ));
+    let q = w.qos.min(s.monit.qos);
+    let wrong: Vec<String> = m
+        .wills
+        .iter()
+        .filter(|(_, got)| *got != q)
+        .map(|(t, got)| format!("QoS {got} at {t:.0} ms"))
+        .collect();
+    checks.push(check(
+        "will-qos",
+        Some("MQTT-3.1.2-14, MQTT-3.8.4-6"),
+        !m.wills.is_empty() && wrong.is_empty(),
+        format!(
+            "the will arrives at QoS {q}: the lower of the will QoS {} and monit's subscription QoS {}",
+            w.qos, s.monit.qos
+        ),
+        if m.wills.is_empty() {
+            "no will".into()
+        } else if wrong.is_empty() {
+            format!("at QoS {q}")
+        } else {
+            wrong.join(", ")
+        },
+    ));
+    checks.push(check(
+        "will-once",
+        Some("MQTT-4.3.2-1"),
+        m.wills.len() == 1,
+        "the will reaches monit exactly once: monit acknowledged it, so nothing is sent again"
+            .into(),
+        format!("{} copies", m.wills.len()),
+    ));
+    checks
+}
+
 /// A second client with willy's id connects while willy is cut off (3.1.1 section 3.1.4):
 /// "If the ClientId represents a Client already connected to the Server then the Server MUST
 /// disconnect the existing Client [MQTT-3.1.4-2]", before it acknowledges the new CONNECT
@@ -1096,7 +1227,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                     n => format!(" (meanwhile it sent willy {n} PUBLISHes)"),
                 },
             });
-            if s.expect.will {
+            // A flaky monit was away when the will was published: when it got it says nothing
+            // of when the broker published it (its own checks judge that).
+            if s.expect.will && s.monit.flaky.is_none() {
                 let delta = f.will_received_ms.map(|w| w - last);
                 let delay = will_delay_ms(s);
                 let (lo, hi) = (lo + delay, hi + delay);
@@ -1127,6 +1260,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                 }
             }
         }
+    }
+    if let Some(m) = &f.flaky_monit {
+        checks.extend(flaky_monit_checks(s, m, f));
     }
     checks.extend(fault_checks(s, p, f));
     checks
@@ -1505,6 +1641,99 @@ mod tests {
         c.iter()
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no check {name} in {c:?}"))
+    }
+
+    /// A flaky-monit run: cut at 1000, monit away at 2000, willy dropped at 4000, monit back
+    /// at 6000 (session present `present`), then the will copies `wills` (ms, QoS).
+    fn flaky_run(present: bool, wills: &[(f64, u8)]) -> Vec<Check> {
+        let s = scenario("will-qos1-flaky-monit");
+        let mut records = vec![
+            cut(1000.0, 999.0),
+            rec(2000.0, Actor::Monit, Event::ConnectionAbandoned),
+            drop_at(4000.0),
+            rec(
+                6000.0,
+                Actor::Monit,
+                Event::Connected {
+                    session_present: present,
+                },
+            ),
+        ];
+        for (ms, qos) in wills {
+            records.push(rec(
+                *ms,
+                Actor::Monit,
+                Event::MessageReceived {
+                    topic: "test/connected".into(),
+                    payload: "false".into(),
+                    retain: false,
+                    qos: *qos,
+                },
+            ));
+        }
+        let f = Facts::from_records(&s, &records);
+        evaluate(&s, &Profile::rumqttd(), &f)
+    }
+
+    #[test]
+    fn a_will_kept_for_a_flaky_monit_and_sent_once_on_its_return_passes() {
+        let c = flaky_run(true, &[(6002.0, 1)]);
+        for name in [
+            "monit-session-present",
+            "will-queued-for-subscriber",
+            "will-qos",
+            "will-once",
+        ] {
+            assert!(by_name(&c, name).pass, "{:?}", by_name(&c, name));
+        }
+        // monit could not see when the broker published it: no will-timing.
+        assert!(c.iter().all(|c| c.name != "will-timing"), "{c:?}");
+    }
+
+    #[test]
+    fn a_flaky_monits_will_lost_twice_or_downgraded_fails() {
+        let lost = flaky_run(true, &[]);
+        assert!(!by_name(&lost, "will-queued-for-subscriber").pass);
+        assert!(!by_name(&lost, "will-once").pass);
+        assert!(!by_name(&lost, "will-qos").pass);
+        let twice = flaky_run(true, &[(6002.0, 1), (6300.0, 1)]);
+        assert!(!by_name(&twice, "will-once").pass);
+        assert!(by_name(&twice, "will-queued-for-subscriber").pass);
+        let q0 = flaky_run(true, &[(6002.0, 0)]);
+        assert!(!by_name(&q0, "will-qos").pass);
+        let late = flaky_run(true, &[(6000.0 + QUEUED_WAIT_MS + 1.0, 1)]);
+        assert!(!by_name(&late, "will-queued-for-subscriber").pass);
+        let no_session = flaky_run(false, &[(6002.0, 1)]);
+        assert!(!by_name(&no_session, "monit-session-present").pass);
+    }
+
+    #[test]
+    fn a_will_published_before_monit_left_is_not_a_queued_delivery() {
+        let s = scenario("will-qos1-flaky-monit");
+        let records = vec![
+            cut(1000.0, 999.0),
+            drop_at(1500.0),
+            rec(2000.0, Actor::Monit, Event::ConnectionAbandoned),
+            rec(
+                6000.0,
+                Actor::Monit,
+                Event::Connected {
+                    session_present: true,
+                },
+            ),
+            rec(
+                6001.0,
+                Actor::Monit,
+                Event::MessageReceived {
+                    topic: "test/connected".into(),
+                    payload: "false".into(),
+                    retain: false,
+                    qos: 1,
+                },
+            ),
+        ];
+        let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &records));
+        assert!(!by_name(&c, "will-queued-for-subscriber").pass);
     }
 
     #[test]

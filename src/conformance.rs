@@ -33,6 +33,7 @@ pub const CONFORMANCE_SCENARIOS: &[&str] = &[
     "persistent-session-qos2",
     "qos-downgrade",
     "client-id-takeover",
+    "will-qos1-flaky-monit",
 ];
 
 /// One row: a check of one scenario, and its status on each broker (None: not run there).

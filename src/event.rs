@@ -93,6 +93,8 @@ pub enum Event {
     Disconnected,
     /// The client library reported an error (connection refused, timeout, ping timeout ...).
     ConnectionFailed { error: String },
+    /// A flaky monit closed its connection without DISCONNECT, as scheduled.
+    ConnectionAbandoned,
     /// monit's subscription was acknowledged.
     Subscribed { filter: String },
     /// monit received a message.
@@ -280,6 +282,9 @@ impl fmt::Display for Event {
             Event::DisconnectRequested => write!(f, "disconnect"),
             Event::Disconnected => write!(f, "disconnected"),
             Event::ConnectionFailed { error } => write!(f, "connection lost: {error}"),
+            Event::ConnectionAbandoned => {
+                write!(f, "closed its connection without DISCONNECT (flaky, as scheduled)")
+            }
             Event::Subscribed { filter } => write!(f, "subscribed to {filter}"),
             Event::LateReceived {
                 topic,

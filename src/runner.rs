@@ -135,7 +135,7 @@ impl FaultPlan {
 }
 
 /// The longest a run may take before the runner gives up on it: every cycle with two failed
-/// connection attempts, the keepalive bound, every heal, and a margin.
+/// connection attempts, the keepalive bound, every heal, a flaky monit's absence, and a margin.
 pub fn time_limit(s: &Scenario) -> Duration {
     let per_cycle = s.connected_for + s.idle + 2 * (s.connect_timeout + s.reconnect);
     let heals: Duration = s
@@ -143,7 +143,11 @@ pub fn time_limit(s: &Scenario) -> Duration {
         .iter()
         .filter_map(|f| f.heal_after.map(|h| h + f.after))
         .sum();
-    per_cycle * s.cycles + s.keepalive * 2 + heals + Duration::from_secs(20)
+    // A flaky monit returns this long after willy's drop, then waits for its queued will.
+    let flaky = s.monit.flaky.map_or(Duration::ZERO, |f| {
+        f.away_after + f.back_after_drop + Duration::from_secs(2)
+    });
+    per_cycle * s.cycles + s.keepalive * 2 + heals + flaky + Duration::from_secs(20)
 }
 
 /// Run a scenario on a fresh tokio runtime. Files are written even when the run is interrupted.
@@ -218,6 +222,19 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let cycle = Arc::new(AtomicU32::new(0));
 
     let (ready_tx, ready_rx) = oneshot::channel();
+    // A flaky monit leaves and returns when the runner says (see the loop below).
+    let (mut monit_away, mut monit_back, flaky_signals) = match s.monit.flaky {
+        Some(_) => {
+            let (away_tx, away) = oneshot::channel();
+            let (back_tx, back) = oneshot::channel();
+            (
+                Some(away_tx),
+                Some(back_tx),
+                Some(crate::actor::monit::FlakySignals { away, back }),
+            )
+        }
+        None => (None, None, None),
+    };
     // rumqttd 0.20 panics writing a v5 will with properties to a 3.1.1 subscriber (see its
     // profile): a v5 run keeps monit on the v5 listener, speaking v5, unless the scenario asks
     // for a 3.1.1 monit to show exactly that (v5-will-to-v4-subscriber).
@@ -230,6 +247,8 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
             journal: journal.clone(),
             hook: hook.clone(),
             cycle: cycle.clone(),
+            setup: s.monit,
+            flaky: flaky_signals,
         }
         .run(ready_tx),
     );
@@ -335,6 +354,24 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                 ));
             }
         }
+        if let (Some(fl), Some(cut)) = (s.monit.flaky, facts.cut_at_ms) {
+            if now >= cut + fl.away_after.as_secs_f64() * 1000.0 {
+                if let Some(tx) = monit_away.take() {
+                    let _ = tx.send(());
+                }
+            }
+            // Back once the broker dropped willy (its will then published while monit was
+            // away), or at the will's deadline if it never does.
+            let back_at = facts
+                .broker_drop_ms
+                .map(|d| d + fl.back_after_drop.as_secs_f64() * 1000.0)
+                .or(check::will_deadline_ms(s, &broker.profile, &facts));
+            if monit_away.is_none() && back_at.is_some_and(|b| now >= b) {
+                if let Some(tx) = monit_back.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
         if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
             late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
                 broker.endpoints.tcp_for(s.monit_protocol()),
@@ -437,6 +474,14 @@ pub fn outcome_decided(
     let Some(deadline) = check::will_deadline_ms(s, p, f) else {
         return false; // the fault has not happened yet
     };
+    // A flaky monit must be back, and given the time its queued will may take.
+    if s.monit.flaky.is_some() {
+        return f
+            .flaky_monit
+            .as_ref()
+            .and_then(|m| m.back_ms)
+            .is_some_and(|b| now_ms >= b + check::QUEUED_WAIT_MS + SETTLE_MS);
+    }
     // The late subscriber needs the will, then a moment after its SUBACK for a retained one.
     if s.late_subscriber && f.will_received_ms.is_some() {
         return f
@@ -532,6 +577,23 @@ mod tests {
             &Facts::default(),
             1e9
         ));
+    }
+
+    #[test]
+    fn a_flaky_monit_run_waits_for_monits_return_and_its_queued_will() {
+        let s = crate::scenario::load("will-qos1-flaky-monit").unwrap();
+        let p = Profile::rumqttd();
+        let mut f = facts(1000.0, Some(4000.0), None);
+        // Long past the will's deadline, monit still away: not decided.
+        assert!(!outcome_decided(&s, &p, &f, 20_000.0));
+        f.flaky_monit = Some(crate::check::FlakyMonitSeen {
+            away_ms: Some(2000.0),
+            back_ms: Some(6000.0),
+            session_present: Some(true),
+            wills: vec![(6005.0, 1)],
+        });
+        assert!(!outcome_decided(&s, &p, &f, 6005.0 + 500.0));
+        assert!(outcome_decided(&s, &p, &f, 6000.0 + 1000.0 + 500.0));
     }
 
     #[test]

@@ -305,6 +305,36 @@ pub struct Takeover {
     pub after: Duration,
 }
 
+/// How monit subscribes, and whether it drops out for a while (`[monit]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct MonitSetup {
+    /// The QoS of monit's subscription to `test/#`.
+    pub qos: u8,
+    /// false: monit's session (subscription, queued QoS 1/2 messages) outlives its connection.
+    pub clean_session: bool,
+    /// monit's connection goes away and comes back, if it does.
+    pub flaky: Option<Flaky>,
+}
+
+impl Default for MonitSetup {
+    fn default() -> Self {
+        MonitSetup {
+            qos: 0,
+            clean_session: true,
+            flaky: None,
+        }
+    }
+}
+
+/// A flaky monit: it closes its connection without DISCONNECT `away_after` the cut, and
+/// reconnects (same client id, same session) `back_after_drop` after the broker dropped willy,
+/// so the will is published while monit is away, whatever the broker's keepalive timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Flaky {
+    pub away_after: Duration,
+    pub back_after_drop: Duration,
+}
+
 /// willy's own subscription, made after each CONNACK that has no session.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Subscription {
@@ -387,6 +417,9 @@ pub struct Scenario {
     /// to a 3.1.1 subscriber.
     #[serde(default)]
     pub monit_protocol: Option<Protocol>,
+    /// monit's subscription QoS and session, and its schedule if it is flaky.
+    #[serde(default)]
+    pub monit: MonitSetup,
     /// pubby, the third client, if the scenario has one.
     #[serde(default)]
     pub publisher: Option<Publisher>,
@@ -487,6 +520,7 @@ struct RawScenario {
     publisher: Option<RawPublisher>,
     subscribe: Option<RawSubscribe>,
     takeover: Option<RawTakeover>,
+    monit: Option<RawMonit>,
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
@@ -517,6 +551,15 @@ struct RawPublisher {
 #[serde(deny_unknown_fields)]
 struct RawTakeover {
     after_ms: Spanned<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMonit {
+    qos: Option<Spanned<i64>>,
+    clean_session: Option<Spanned<bool>>,
+    away_after_ms: Option<Spanned<i64>>,
+    back_after_drop_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -937,6 +980,70 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         None => None,
     };
 
+    let monit = match &raw.monit {
+        Some(m) => {
+            // The first key given, for errors about the table as a whole.
+            let first = [
+                m.qos.as_ref().map(|x| (x.span(), "monit.qos")),
+                m.clean_session
+                    .as_ref()
+                    .map(|x| (x.span(), "monit.clean_session")),
+                m.away_after_ms
+                    .as_ref()
+                    .map(|x| (x.span(), "monit.away_after_ms")),
+                m.back_after_drop_ms
+                    .as_ref()
+                    .map(|x| (x.span(), "monit.back_after_drop_ms")),
+            ]
+            .into_iter()
+            .flatten()
+            .next();
+            if let (Some((span, key)), Protocol::V5) = (&first, protocol) {
+                return v.err(
+                    span.clone(),
+                    key,
+                    "the [monit] table runs over MQTT 3.1.1 only for now: monit's session and schedule are set on its 3.1.1 client".to_string(),
+                );
+            }
+            let flaky = match (&m.away_after_ms, &m.back_after_drop_ms) {
+                (None, None) => None,
+                (Some(a), Some(b)) => {
+                    if faults.is_empty() {
+                        return v.err(
+                            a.span(),
+                            "monit.away_after_ms",
+                            "a flaky monit is timed from the first fault: add a [[faults]] entry (e.g. a blackhole)".to_string(),
+                        );
+                    }
+                    Some(Flaky {
+                        away_after: ms(a, "monit.away_after_ms", 0)?,
+                        back_after_drop: ms(b, "monit.back_after_drop_ms", 0)?,
+                    })
+                }
+                (Some(x), None) | (None, Some(x)) => {
+                    return v.err(
+                        x.span(),
+                        if m.away_after_ms.is_some() {
+                            "monit.back_after_drop_ms"
+                        } else {
+                            "monit.away_after_ms"
+                        },
+                        "a flaky monit needs both away_after_ms (after the cut) and back_after_drop_ms (after the broker dropped willy)".to_string(),
+                    )
+                }
+            };
+            MonitSetup {
+                qos: match &m.qos {
+                    Some(q) => v.int_in(q, "monit.qos", 0, 2)? as u8,
+                    None => 0,
+                },
+                clean_session: m.clean_session.as_ref().map_or(true, |c| *c.get_ref()),
+                flaky,
+            }
+        }
+        None => MonitSetup::default(),
+    };
+
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
     let derived = will.is_some()
@@ -970,6 +1077,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         disconnect,
         late_subscriber: raw.late_subscriber.unwrap_or(false),
         monit_protocol,
+        monit,
         publisher,
         subscribe,
         clean_session,
@@ -1484,6 +1592,41 @@ will = true
             "{e}"
         );
         assert!(e.message.contains("\"3.1.1\" or \"5\""), "{e}");
+    }
+
+    #[test]
+    fn a_flaky_monit_needs_both_times_a_fault_and_mqtt_3_1_1() {
+        const MONIT: &str = "[monit]\nqos = 1\nclean_session = false\naway_after_ms = 1000\nback_after_drop_ms = 2000\n";
+        let with = |t: &str| GOOD.replace("[[faults]]", &format!("{t}[[faults]]"));
+        let s = parse("t", "t.toml", &with(MONIT)).unwrap();
+        assert_eq!((s.monit.qos, s.monit.clean_session), (1, false));
+        let fl = s.monit.flaky.unwrap();
+        assert_eq!(fl.away_after, Duration::from_millis(1000));
+        assert_eq!(fl.back_after_drop, Duration::from_millis(2000));
+        assert_eq!(
+            parse("t", "t.toml", GOOD).unwrap().monit,
+            MonitSetup::default()
+        );
+        let e = parse_err(&with(&MONIT.replace("back_after_drop_ms = 2000\n", "")));
+        assert_eq!(e.key.as_deref(), Some("monit.back_after_drop_ms"));
+        assert_eq!(e.line, Some(16));
+        let e = parse_err(&with(&MONIT.replace("qos = 1", "qos = 3")));
+        assert!(
+            e.to_string().starts_with("t.toml:14: key `monit.qos`"),
+            "{e}"
+        );
+        let e = parse_err(&with(&MONIT.replace("away_after_ms", "away_ms")));
+        assert!(e.message.contains("away_ms"), "{e}");
+        let no_fault = GOOD.split("[[faults]]").next().unwrap().to_string() + MONIT;
+        let e = parse_err(&no_fault);
+        assert_eq!(e.key.as_deref(), Some("monit.away_after_ms"));
+        assert!(e.message.contains("[[faults]]"), "{e}");
+        let v5 = with(MONIT)
+            .replace("\"ws\"", "\"tcp\"")
+            .replace("\"3.1.1\"", "\"5\"");
+        let e = parse_err(&v5);
+        assert_eq!(e.key.as_deref(), Some("monit.qos"));
+        assert!(e.message.contains("3.1.1"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [MQTT-3.8.4-6]: a message arrives at the lower of its publish QoS and the granted QoS.
 //! - [MQTT-3.1.4-2]: a second connection with willy's client id makes the broker close willy's;
 //!   that close is no DISCONNECT, so the will follows [MQTT-3.1.2-8].
+//! - [MQTT-3.1.2-5], [MQTT-4.4.0-1]: a QoS 1 will published while a Clean Session 0 subscriber
+//!   is away waits in its session and reaches it, once, at QoS 1, when it reconnects.
 
 mod common;
 
@@ -130,5 +132,38 @@ fn a_takeover_closes_willy_and_publishes_its_will_on_rumqttd() {
 fn a_takeover_closes_willy_and_publishes_its_will_on_mosquitto() {
     if let Some(s) = on_mosquitto_all_pass("client-id-takeover") {
         assert!(num(&s, "will_received_ms").is_some());
+    }
+}
+
+/// The flaky monit's checks all hold: it was away when willy was dropped, and the will came
+/// with its return, once, at QoS 1. Returns (willy's drop, the will) in ms.
+fn flaky_monit_gets_the_will_on_its_return(s: &Value) -> (f64, f64) {
+    for c in [
+        "will",
+        "keepalive-drop",
+        "monit-session-present",
+        "will-queued-for-subscriber",
+        "will-qos",
+        "will-once",
+    ] {
+        assert_eq!(status(s, c), "pass", "{c}");
+    }
+    let drop = num(s, "broker_drop_ms").unwrap();
+    let will = num(s, "will_received_ms").unwrap();
+    // monit came back 2 s after the drop: the will cannot have reached it before.
+    assert!(will - drop >= 1950.0, "drop {drop}, will {will}");
+    (drop, will)
+}
+
+#[test]
+fn rumqttd_keeps_a_qos1_will_for_an_absent_subscriber_and_sends_it_on_its_return() {
+    let s = run("will-qos1-flaky-monit", "builtin");
+    flaky_monit_gets_the_will_on_its_return(&s);
+}
+
+#[test]
+fn mosquitto_keeps_a_qos1_will_for_an_absent_subscriber_and_sends_it_on_its_return() {
+    if let Some(s) = on_mosquitto_all_pass("will-qos1-flaky-monit") {
+        flaky_monit_gets_the_will_on_its_return(&s);
     }
 }

@@ -2,17 +2,25 @@
 //!
 //! Connected straight to the broker (never through the proxy), subscribed to `test/#`. Every
 //! message it gets is recorded; a `true` from willy is the seed's moment to cut the network.
+//!
+//! A flaky monit (`[monit]` with a schedule) closes its connection without DISCONNECT when the
+//! runner says `away`, and reconnects with the same client id and session when it says `back`:
+//!
+//! ```text
+//!  connect, subscribe (no session yet) -> ... -> away: drop the event loop (FIN, no DISCONNECT)
+//!  -> back: CONNECT clean session 0 -> CONNACK (session present?) -> subscribe only if not
+//! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, MqttOptions, Packet};
 use tokio::sync::oneshot;
 
 use super::{payload_text, MomentHook};
 use crate::event::{Actor, Event, Journal};
-use crate::scenario::{Protocol, Trigger, MONITOR_FILTER, STATUS_TOPIC};
+use crate::scenario::{MonitSetup, Protocol, Trigger, MONITOR_FILTER, STATUS_TOPIC};
 
 pub struct Monit {
     /// The broker's plain-TCP listener.
@@ -24,11 +32,29 @@ pub struct Monit {
     pub hook: MomentHook,
     /// willy's current cycle.
     pub cycle: Arc<AtomicU32>,
+    /// Its subscription QoS and session.
+    pub setup: MonitSetup,
+    /// The runner's signals for a flaky monit to go away and to come back.
+    pub flaky: Option<FlakySignals>,
+}
+
+/// When a flaky monit leaves and returns: the runner decides, monit obeys.
+pub struct FlakySignals {
+    pub away: oneshot::Receiver<()>,
+    pub back: oneshot::Receiver<()>,
+}
+
+/// What monit does next: handle what its client reported, or leave.
+enum Step {
+    Polled(Result<Incoming, String>),
+    Away,
 }
 
 /// What either client library reported, reduced to what monit acts on.
 enum Incoming {
-    ConnAck,
+    ConnAck {
+        session_present: bool,
+    },
     SubAck,
     Publish {
         topic: String,
@@ -51,13 +77,14 @@ impl Client {
         broker: std::net::SocketAddr,
         protocol: Protocol,
         keepalive: Duration,
+        clean_session: bool,
     ) -> Client {
         let (host, port) = (broker.ip().to_string(), broker.port());
         match protocol {
             Protocol::V311 => {
                 let mut o = MqttOptions::new(id, host, port);
                 o.set_keep_alive(keepalive);
-                o.set_clean_session(true);
+                o.set_clean_session(clean_session);
                 let (c, el) = AsyncClient::new(o, 16);
                 Client::V4(c, Box::new(el))
             }
@@ -75,7 +102,9 @@ impl Client {
     async fn poll(&mut self) -> Result<Incoming, String> {
         match self {
             Client::V4(_, el) => match el.poll().await {
-                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => Ok(Incoming::ConnAck),
+                Ok(rumqttc::Event::Incoming(Packet::ConnAck(c))) => Ok(Incoming::ConnAck {
+                    session_present: c.session_present,
+                }),
                 Ok(rumqttc::Event::Incoming(Packet::SubAck(_))) => Ok(Incoming::SubAck),
                 Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => Ok(Incoming::Publish {
                     topic: p.topic.clone(),
@@ -89,7 +118,9 @@ impl Client {
             Client::V5(_, el) => {
                 use rumqttc::v5::mqttbytes::v5::Packet as P5;
                 match el.poll().await {
-                    Ok(rumqttc::v5::Event::Incoming(P5::ConnAck(_))) => Ok(Incoming::ConnAck),
+                    Ok(rumqttc::v5::Event::Incoming(P5::ConnAck(c))) => Ok(Incoming::ConnAck {
+                        session_present: c.session_present,
+                    }),
                     Ok(rumqttc::v5::Event::Incoming(P5::SubAck(_))) => Ok(Incoming::SubAck),
                     Ok(rumqttc::v5::Event::Incoming(P5::Publish(p))) => Ok(Incoming::Publish {
                         topic: payload_text(&p.topic),
@@ -104,13 +135,19 @@ impl Client {
         }
     }
 
-    fn subscribe(&self) {
+    fn subscribe(&self, qos: u8) {
         match self {
             Client::V4(c, _) => {
-                let _ = c.try_subscribe(MONITOR_FILTER, QoS::AtMostOnce);
+                let _ = c.try_subscribe(MONITOR_FILTER, super::pubby::qos(qos));
             }
             Client::V5(c, _) => {
-                let _ = c.try_subscribe(MONITOR_FILTER, rumqttc::v5::mqttbytes::QoS::AtMostOnce);
+                use rumqttc::v5::mqttbytes::QoS as Q5;
+                let q = match qos {
+                    0 => Q5::AtMostOnce,
+                    1 => Q5::AtLeastOnce,
+                    _ => Q5::ExactlyOnce,
+                };
+                let _ = c.try_subscribe(MONITOR_FILTER, q);
             }
         }
     }
@@ -119,13 +156,59 @@ impl Client {
 impl Monit {
     /// Connect, subscribe, and record every message until the task is dropped. `ready` fires at
     /// the first SUBACK, so willy starts only once nothing it publishes can be missed.
-    pub async fn run(self, ready: oneshot::Sender<()>) {
+    pub async fn run(mut self, ready: oneshot::Sender<()>) {
         let mut ready = Some(ready);
-        let mut client = Client::new("monit", self.broker, self.protocol, self.keepalive);
+        let new_client = |m: &Monit| {
+            Client::new(
+                "monit",
+                m.broker,
+                m.protocol,
+                m.keepalive,
+                m.setup.clean_session,
+            )
+        };
+        let mut client = new_client(&self);
+        let (mut away, mut back) = match self.flaky.take() {
+            Some(f) => (Some(f.away), Some(f.back)),
+            None => (None, None),
+        };
+        let mut returned = false;
         loop {
-            match client.poll().await {
-                // Clean session: the subscription is made anew on every connection.
-                Ok(Incoming::ConnAck) => client.subscribe(),
+            let step = tokio::select! {
+                r = client.poll() => Step::Polled(r),
+                _ = async { away.as_mut().expect("guarded").await }, if away.is_some() => Step::Away,
+            };
+            let polled = match step {
+                Step::Polled(r) => r,
+                Step::Away => {
+                    away = None;
+                    // Dropping the event loop closes the socket: a FIN, no DISCONNECT.
+                    drop(client);
+                    self.journal
+                        .record(Actor::Monit, Event::ConnectionAbandoned);
+                    if let Some(b) = back.take() {
+                        // The runner always sends it (or ends the run, dropping this task).
+                        let _ = b.await;
+                    }
+                    returned = true;
+                    client = new_client(&self);
+                    continue;
+                }
+            };
+            match polled {
+                // The subscription is made on every connection without a session: with a clean
+                // session that is every one; with a kept one the broker still holds it
+                // [MQTT-3.1.2-4], and subscribing again would hide whether it did.
+                Ok(Incoming::ConnAck { session_present }) => {
+                    if returned {
+                        self.journal
+                            .record(Actor::Monit, Event::Connected { session_present });
+                        returned = false;
+                    }
+                    if !session_present {
+                        client.subscribe(self.setup.qos);
+                    }
+                }
                 Ok(Incoming::SubAck) => {
                     self.journal.record(
                         Actor::Monit,
@@ -171,10 +254,10 @@ impl Monit {
 /// A subscriber that arrives after the will was published: whatever it gets at once was
 /// retained [MQTT-3.1.2-17]. It records its SUBACK and each message, until dropped.
 pub async fn late_subscriber(broker: std::net::SocketAddr, protocol: Protocol, journal: Journal) {
-    let mut client = Client::new("late", broker, protocol, Duration::from_secs(5));
+    let mut client = Client::new("late", broker, protocol, Duration::from_secs(5), true);
     loop {
         match client.poll().await {
-            Ok(Incoming::ConnAck) => client.subscribe(),
+            Ok(Incoming::ConnAck { .. }) => client.subscribe(0),
             Ok(Incoming::SubAck) => journal.record(Actor::Monit, Event::LateSubscribed),
             Ok(Incoming::Publish {
                 topic,
