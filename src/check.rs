@@ -77,6 +77,8 @@ pub struct Facts {
     /// A flaky monit's absence and what reached it after (scenarios with `[monit]` away/back).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flaky_monit: Option<FlakyMonitSeen>,
+    /// Each `true` monit received (willy publishes it at QoS 0): when, and at what QoS.
+    pub status_true_qos: Vec<(f64, u8)>,
 }
 
 /// A flaky monit: when it left, when it was back, and each copy of the will it got.
@@ -610,6 +612,23 @@ impl Facts {
         }
         f.add_fault_facts(records, cut, &cut_conns);
         f.flaky_monit = FlakyMonitSeen::collect(s, records, f.cut_at_ms);
+        f.status_true_qos = records
+            .iter()
+            .filter_map(|r| match (r.actor, &r.event) {
+                (
+                    Actor::Monit,
+                    Event::MessageReceived {
+                        topic,
+                        payload,
+                        qos,
+                        ..
+                    },
+                ) if topic == crate::scenario::STATUS_TOPIC && payload == "true" => {
+                    Some((r.ms, *qos))
+                }
+                _ => None,
+            })
+            .collect();
         f
     }
 }
@@ -961,6 +980,33 @@ fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Check> {
     checks
 }
 
+/// [MQTT-3.8.4-6]: a message is delivered at the lower of its publish QoS and the granted QoS,
+/// so willy's `true` (published at QoS 0) reaches a QoS 1 or 2 subscriber at QoS 0.
+fn no_qos_upgrade(s: &Scenario, f: &Facts) -> Check {
+    let upgraded: Vec<String> = f
+        .status_true_qos
+        .iter()
+        .filter(|(_, q)| *q != 0)
+        .map(|(t, q)| format!("QoS {q} at {t:.0} ms"))
+        .collect();
+    check(
+        "no-qos-upgrade",
+        Some("MQTT-3.8.4-6"),
+        !f.status_true_qos.is_empty() && upgraded.is_empty(),
+        format!(
+            "willy's true, published at QoS 0, reaches monit (subscribed at QoS {}) at QoS 0",
+            s.monit.qos
+        ),
+        if f.status_true_qos.is_empty() {
+            "monit received no true".into()
+        } else if upgraded.is_empty() {
+            format!("{} at QoS 0", f.status_true_qos.len())
+        } else {
+            upgraded.join(", ")
+        },
+    )
+}
+
 /// How long after a flaky monit's return its queued will may take: the spec sets no time
 /// ("re-send" on reconnect, [MQTT-4.4.0-1]); on loopback a queued message follows the CONNACK
 /// within milliseconds, so a second is the harness's wait, not a tolerance of the spec.
@@ -1151,6 +1197,9 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
     }
     if let Some(d) = &f.delivery {
         checks.extend(delivery_checks(s, d));
+    }
+    if s.monit.qos > 0 {
+        checks.push(no_qos_upgrade(s, f));
     }
     let Some(cut) = s.cut() else { return checks };
     if f.cut_at_ms.is_none() {
@@ -1954,6 +2003,25 @@ mod tests {
         };
         assert!(will_delay_check(&s, &Profile::rumqttd(), &none).is_none());
         assert!(will_delay_check(&scenario("v5-last-will"), &Profile::rumqttd(), &f).is_none());
+    }
+
+    #[test]
+    fn a_qos0_true_at_a_qos1_subscriber_must_stay_qos0() {
+        let mut s = scenario("will-qos1-flaky-monit");
+        let f = |q: u8| Facts {
+            status_true_qos: vec![(70.0, q)],
+            ..Facts::default()
+        };
+        assert!(no_qos_upgrade(&s, &f(0)).pass);
+        let up = no_qos_upgrade(&s, &f(1));
+        assert!(!up.pass && up.actual == "QoS 1 at 70 ms", "{up:?}");
+        assert!(
+            !no_qos_upgrade(&s, &Facts::default()).pass,
+            "no true: nothing shown"
+        );
+        assert!(Profile::rumqttd().deviation("no-qos-upgrade", &s).is_some());
+        s.monit.qos = 0;
+        assert!(Profile::rumqttd().deviation("no-qos-upgrade", &s).is_none());
     }
 
     fn profile_listing(check: &'static str, applies: crate::broker::profile::Applies) -> Profile {

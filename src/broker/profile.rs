@@ -58,6 +58,8 @@ pub enum Applies {
     MayAtOddKeepalive,
     /// In every MQTT 5 run whose will is delayed (Will Delay and Session Expiry both > 0).
     WithWillDelay,
+    /// In every run where monit subscribes at QoS 1 or 2.
+    WithMonitQos,
     /// In every MQTT 5 run with a Will Delay but no Session Expiry: the session ends at the
     /// close, so the will is due at once.
     WithWillDelayNoSession,
@@ -75,6 +77,7 @@ impl Applies {
             Applies::Always => true,
             Applies::MayAtOddKeepalive => s.keepalive.as_secs() % 2 == 1,
             Applies::WithWillDelay => crate::check::will_delay_ms(s) > 0.0,
+            Applies::WithMonitQos => s.monit.qos > 0,
             Applies::WithWillDelayNoSession => {
                 s.protocol == crate::scenario::Protocol::V5
                     && s.will.as_ref().and_then(|w| w.delay_s).unwrap_or(0) > 0
@@ -90,6 +93,7 @@ impl Applies {
         matches!(
             self,
             Applies::Always
+                | Applies::WithMonitQos
                 | Applies::WithWillDelay
                 | Applies::WithWillDelayNoSession
                 | Applies::WithTrafficToWilly
@@ -147,6 +151,12 @@ impl Profile {
             will_delay_late_ms: 250,
             timing_model: "per-read timeout of 1.5 x keepalive (src/link/network.rs)".to_string(),
             deviations: vec![
+                Deviation {
+                    check: "no-qos-upgrade",
+                    applies: Applies::WithMonitQos,
+                    reason: "every message forwarded to a subscription is sent at the subscription's QoS, whatever QoS it was published at: a QoS 0 publish reaches a QoS 1 subscriber at QoS 1",
+                    evidence: "rumqttd 0.20.0 src/router/routing.rs forward_device_data(): `publish.qos = protocol::qos(qos)` with `qos = request.qos`, the filter's QoS; measured (will-qos1-flaky-monit): willy's QoS 0 true at monit with QoS 1; mosquitto delivers it at QoS 0",
+                },
                 Deviation {
                     check: "will-on-disconnect e0020400",
                     applies: Applies::Always,
