@@ -119,6 +119,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> std::io::Result<TempDir> {
+        sweep_stale(&std::env::temp_dir());
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "{TEMP_PREFIX}{}-{}",
@@ -127,6 +128,36 @@ impl TempDir {
         ));
         std::fs::create_dir_all(&dir)?;
         Ok(TempDir(dir))
+    }
+}
+
+/// The process a temp dir of ours belongs to: `unplug-mosquitto-PID-N` gives PID.
+fn owner_pid(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Remove the temp dirs of unplug processes that are gone: a run killed with SIGKILL never
+/// drops its TempDir, so the next run cleans up after it. A dir whose process still exists
+/// (or whose PID was reused) is left alone.
+fn sweep_stale(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(owner_pid) else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -303,6 +334,30 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_our_temp_dirs_name_an_owner() {
+        assert_eq!(owner_pid("unplug-mosquitto-4242-0"), Some(4242));
+        assert_eq!(owner_pid("unplug-mosquitto-4242"), None);
+        assert_eq!(owner_pid("unplug-test-4242-x"), None);
+        assert_eq!(owner_pid("unplug-mosquitto-x-1"), None);
+    }
+
+    #[test]
+    fn a_dead_runs_temp_dir_is_swept_and_a_live_ones_kept() {
+        let tmp = std::env::temp_dir().join(format!("unplug-sweep-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Above Linux's largest pid_max (2^22): no process can have this PID.
+        let dead = tmp.join(format!("{TEMP_PREFIX}99999999-0"));
+        let live = tmp.join(format!("{TEMP_PREFIX}{}-0", std::process::id()));
+        let other = tmp.join("someone-else-1-0");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        sweep_stale(&tmp);
+        assert!(!dead.exists() && live.exists() && other.exists());
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 
     #[test]
     fn version_is_read_off_the_first_help_line() {
