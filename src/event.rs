@@ -477,6 +477,9 @@ struct Sink {
     stream: Option<Box<dyn Write + Send>>,
     /// The first write error, reported once at the end instead of lost.
     error: Option<std::io::Error>,
+    /// Set by [`Journal::close`]: what comes later (rumqttd's threads outlive a run) is not
+    /// recorded, so the files and the records a run judged and drew are the same.
+    closed: bool,
 }
 
 impl Journal {
@@ -492,6 +495,7 @@ impl Journal {
             echo,
             stream: None,
             error: None,
+            closed: false,
         }))
     }
 
@@ -507,6 +511,7 @@ impl Journal {
             },
             stream: None,
             error: None,
+            closed: false,
         })
     }
 
@@ -522,6 +527,7 @@ impl Journal {
             },
             stream: Some(out),
             error: None,
+            closed: false,
         })
     }
 
@@ -545,6 +551,9 @@ impl Journal {
     /// Record an event now. The clocks are read under the lock, so records are in time order.
     pub fn record(&self, actor: Actor, event: Event) {
         let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if sink.closed {
+            return;
+        }
         let rec = Record {
             ms: self.ms_since_start(Instant::now()),
             t: Utc::now(),
@@ -555,9 +564,22 @@ impl Journal {
         sink.records.push(rec);
     }
 
+    /// End the journal: flush the files, record nothing more, and return every record, which
+    /// is then exactly what the files hold.
+    pub fn close(&self) -> std::io::Result<Vec<Record>> {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.closed = true;
+        Self::flush_sink(&mut sink)?;
+        Ok(sink.records.clone())
+    }
+
     /// Flush the files; returns the first write error seen, if any.
     pub fn flush(&self) -> std::io::Result<()> {
         let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Self::flush_sink(&mut sink)
+    }
+
+    fn flush_sink(sink: &mut Sink) -> std::io::Result<()> {
         if let Some(w) = sink.jsonl.as_mut() {
             w.flush()?;
         }
@@ -624,6 +646,17 @@ pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_closed_journal_records_nothing_more() {
+        let j = Journal::in_memory();
+        j.record(Actor::Runner, Event::LateSubscribed);
+        let at_close = j.close().unwrap();
+        j.record(Actor::Runner, Event::LateSubscribed);
+        assert_eq!(at_close.len(), 1);
+        assert_eq!(j.records(), at_close);
+    }
+
     use super::*;
 
     #[test]

@@ -433,12 +433,12 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     summary.timing_model = broker.profile.timing_model.clone();
     // Only now: a broker that stops closes willy's connections, which must not count as a drop.
     broker.stop().await;
-    journal
-        .flush()
+    let all = journal
+        .close()
         .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
     summary.write(&opts.out_dir)?;
-    // Drawn from every record, as the files have them (the broker's stop adds a few).
-    crate::report::svg::write_run(&opts.out_dir, &s.name, &journal.records(), &summary)?;
+    // Drawn from every record the files hold (the broker's stop adds a few after the summary's).
+    crate::report::svg::write_run(&opts.out_dir, &s.name, &all, &summary)?;
     Ok(RunResult {
         summary,
         interrupted,
