@@ -452,7 +452,7 @@ fn arrow(from: Side) -> &'static str {
 }
 
 /// Where the writer puts records besides the in-memory list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Echo {
     /// Print log lines on stdout.
     pub stdout: bool,
@@ -478,8 +478,23 @@ struct Sink {
     /// The first write error, reported once at the end instead of lost.
     error: Option<std::io::Error>,
     /// Set by [`Journal::close`]: what comes later (rumqttd's threads outlive a run) is not
-    /// recorded, so the files and the records a run judged and drew are the same.
+    /// recorded, so the files and the records a run's picture is drawn from are the same.
     closed: bool,
+}
+
+impl Default for Sink {
+    /// Records in memory only, echoed nowhere.
+    fn default() -> Sink {
+        Sink {
+            records: Vec::new(),
+            jsonl: None,
+            log: None,
+            echo: Echo::default(),
+            stream: None,
+            error: None,
+            closed: false,
+        }
+    }
 }
 
 impl Journal {
@@ -489,45 +504,23 @@ impl Journal {
         let jsonl = File::create(dir.join(format!("{name}.events.jsonl")))?;
         let log = File::create(dir.join(format!("{name}.log")))?;
         Ok(Self::with_sink(Sink {
-            records: Vec::new(),
             jsonl: Some(BufWriter::new(jsonl)),
             log: Some(BufWriter::new(log)),
             echo,
-            stream: None,
-            error: None,
-            closed: false,
+            ..Sink::default()
         }))
     }
 
     /// A journal that only keeps records in memory (tests).
     pub fn in_memory() -> Journal {
-        Self::with_sink(Sink {
-            records: Vec::new(),
-            jsonl: None,
-            log: None,
-            echo: Echo {
-                stdout: false,
-                wire: false,
-            },
-            stream: None,
-            error: None,
-            closed: false,
-        })
+        Self::with_sink(Sink::default())
     }
 
     /// A journal that writes each record as one JSON line to `out`, flushed at once.
     pub fn streaming(out: Box<dyn Write + Send>) -> Journal {
         Self::with_sink(Sink {
-            records: Vec::new(),
-            jsonl: None,
-            log: None,
-            echo: Echo {
-                stdout: false,
-                wire: false,
-            },
             stream: Some(out),
-            error: None,
-            closed: false,
+            ..Sink::default()
         })
     }
 

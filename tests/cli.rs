@@ -46,21 +46,22 @@ fn unknown_scenario_is_exit_2_with_the_closest_name() {
     assert!(!e.contains("panicked"), "{e}");
 }
 
-#[test]
-fn bad_scenario_file_is_exit_2_naming_file_line_and_key() {
-    let dir = out_dir("badfile");
+/// Run `unplug scenario DIR/mine.toml` for a file with `text`, in a fresh directory.
+fn run_file(test: &str, text: &str) -> std::process::Output {
+    let dir = out_dir(test);
     let path = dir.join("mine.toml");
-    std::fs::write(
-        &path,
-        "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 2\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\n[[faults]]\nkind = \"blackhole\"\ncycle = 3\n",
-    )
-    .unwrap();
-    let o = unplug(&[
+    std::fs::write(&path, text).unwrap();
+    unplug(&[
         "scenario",
         path.to_str().unwrap(),
         "--out",
         dir.to_str().unwrap(),
-    ]);
+    ])
+}
+
+#[test]
+fn bad_scenario_file_is_exit_2_naming_file_line_and_key() {
+    let o = run_file("badfile", "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 2\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\n[[faults]]\nkind = \"blackhole\"\ncycle = 3\n");
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
@@ -135,19 +136,7 @@ fn suite_runs_scenarios_in_parallel_and_prints_a_table() {
 
 #[test]
 fn v5_only_keys_on_a_3_1_1_scenario_are_exit_2_naming_the_key() {
-    let dir = out_dir("v5-key");
-    let path = dir.join("mine.toml");
-    std::fs::write(
-        &path,
-        "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 1\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\ndisconnect_reason = 4\n",
-    )
-    .unwrap();
-    let o = unplug(&[
-        "scenario",
-        path.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let o = run_file("v5-key", "transport = \"tcp\"\nkeepalive_s = 2\ncycles = 1\nconnected_for_ms = 100\nidle_ms = 100\nreconnect_ms = 100\ndisconnect_reason = 4\n");
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
