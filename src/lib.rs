@@ -30,6 +30,8 @@
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
+//! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
+//! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 
 pub mod actor;
 pub mod broker;
@@ -37,6 +39,8 @@ pub mod check;
 pub mod compare;
 pub mod conformance;
 pub mod event;
+pub mod fsx;
+pub mod lifeline;
 pub mod logcapture;
 pub mod progress;
 pub mod proxy;

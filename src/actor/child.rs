@@ -169,13 +169,8 @@ async fn one_child(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true);
-    // SAFETY: only an async-signal-safe prctl between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
+    // Dies with the runner even if the runner is SIGKILLed (and even while SIGSTOPped).
+    crate::lifeline::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     let mut child = cmd.spawn().context("starting willy's process")?;
     let child_pid = child.id().unwrap_or(0);
     pid.store(child_pid, Ordering::SeqCst);

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  find the binary (--mosquitto-bin, PATH, /usr/sbin) --`-h`--> version
-//!  temp dir: mosquitto.conf (tcp + websockets listeners on 127.0.0.1)
+//!  temp dir: $TMPDIR/unplug-mosquitto-PID-RANDOM, created fresh, 0700
+//!      unplug.owner (our pid and its start time), mosquitto.conf (tcp + websockets listeners on
+//!      127.0.0.1), both created new: nothing already there is followed or reused
 //!  spawn (own process group, parent-death signal, kill on drop)
 //!      stdout/stderr --each line--> journal `mqtt | ...` (BrokerLog)
 //!  wait until both ports accept --> Broker { process: Some(..) }
@@ -14,9 +16,10 @@
 //! that is killed outright. It runs in its own process group so a terminal's Ctrl-C reaches only
 //! unplug, which then ends the run in order instead of losing the broker mid-judgement.
 
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,8 +31,14 @@ use crate::event::{Actor, Event, Journal};
 /// Where Debian puts it (not on a normal user's PATH).
 pub const DEBIAN_PATH: &str = "/usr/sbin/mosquitto";
 
-/// The start of every temp dir we make: tests find a leaked child by it in /proc/*/cmdline.
+/// The start of every temp dir we make (`unplug-mosquitto-PID-RANDOM`): tests find a leaked
+/// child by it in /proc/*/cmdline.
 pub const TEMP_PREFIX: &str = "unplug-mosquitto-";
+
+/// The file in each temp dir that says which process made it: `unplug-mosquitto pid=P start=T`
+/// (T: the process's start time in clock ticks after boot, /proc/P/stat field 22, so a reused
+/// pid is told apart).
+const OWNER_FILE: &str = "unplug.owner";
 
 /// How to install it, for the error when it is missing.
 pub const INSTALL_HINT: &str =
@@ -115,33 +124,100 @@ socket_domain ipv4
 }
 
 /// A private temp dir for one broker's config, removed on drop.
-struct TempDir(PathBuf);
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
+    /// A new dir with a random name in $TMPDIR (never one that already exists), 0700, with our
+    /// owner file in it.
     fn new() -> std::io::Result<TempDir> {
-        sweep_stale(&std::env::temp_dir());
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir)?;
+        let tmp = std::env::temp_dir();
+        sweep_stale(&tmp);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{TEMP_PREFIX}{}-", std::process::id()))
+            .rand_bytes(10)
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(&tmp)?;
+        let mut owner = crate::fsx::create_new(&dir.path().join(OWNER_FILE))?;
+        let me = std::process::id() as i32;
+        let start = start_time(me).unwrap_or(0);
+        writeln!(
+            owner,
+            "{} pid={me} start={start}",
+            TEMP_PREFIX.trim_end_matches('-')
+        )?;
         Ok(TempDir(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 }
 
-/// The process a temp dir of ours belongs to: `unplug-mosquitto-PID-N` gives PID.
+/// A process's start time (clock ticks after boot), field 22 of /proc/PID/stat; None if gone.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// The process a temp dir of ours belongs to: `unplug-mosquitto-PID-RANDOM` gives PID.
 fn owner_pid(name: &str) -> Option<i32> {
     let rest = name.strip_prefix(TEMP_PREFIX)?;
-    let (pid, n) = rest.split_once('-')?;
-    n.parse::<u32>().ok()?;
+    let (pid, random) = rest.split_once('-')?;
+    if random.is_empty() || !random.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
     pid.parse().ok()
 }
 
+/// Is `dir` (named for process `pid`) a temp dir that an unplug process of this user made,
+/// and is that process gone? Anything else (a symlink, another user's dir, a dir without our
+/// owner file or whose owner file names another process) is not ours to remove.
+fn ours_and_abandoned(dir: &Path, pid: i32) -> bool {
+    // /proc/self belongs to our effective uid.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return false;
+    }
+    let owner = dir.join(OWNER_FILE);
+    let Ok(ometa) = std::fs::symlink_metadata(&owner) else {
+        return false;
+    };
+    if !ometa.is_file() || ometa.uid() != uid || ometa.len() > 256 {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(&owner) else {
+        return false;
+    };
+    let expected = format!("{} pid={pid} start=", TEMP_PREFIX.trim_end_matches('-'));
+    let Some(start) = text
+        .trim_end()
+        .strip_prefix(&expected)
+        .and_then(|t| t.parse::<u64>().ok())
+    else {
+        return false;
+    };
+    let gone = matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    );
+    // A live process with another start time is a new process under a reused pid.
+    gone || start_time(pid).is_some_and(|t| t != start)
+}
+
 /// Remove the temp dirs of unplug processes that are gone: a run killed with SIGKILL never
-/// drops its TempDir, so the next run cleans up after it. A dir whose process still exists
-/// (or whose PID was reused) is left alone.
+/// drops its TempDir, so the next run cleans up after it. Only dirs that are provably ours
+/// ([`ours_and_abandoned`]) are removed; `remove_dir_all` does not follow symlinks inside.
 fn sweep_stale(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
@@ -151,19 +227,9 @@ fn sweep_stale(tmp: &Path) {
         let Some(pid) = name.to_str().and_then(owner_pid) else {
             continue;
         };
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        if gone {
+        if ours_and_abandoned(&e.path(), pid) {
             let _ = std::fs::remove_dir_all(e.path());
         }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -245,13 +311,14 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
     let dir = TempDir::new().context("creating a temp dir for the mosquitto config")?;
     let tcp_port = free_port()?;
     let ws_port = free_port()?;
-    let conf = dir.0.join("mosquitto.conf");
+    let conf = dir.path().join("mosquitto.conf");
     // /proc/self belongs to our effective uid.
     let as_root = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
-    std::fs::write(&conf, config(tcp_port, ws_port, as_root))
+    crate::fsx::create_new(&conf)
+        .and_then(|mut f| f.write_all(config(tcp_port, ws_port, as_root).as_bytes()))
         .with_context(|| format!("writing {}", conf.display()))?;
 
     // mosquitto 2.0 writes its log with stdio and does not flush a pipe per line: without
@@ -267,7 +334,7 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
     };
     cmd.arg("-c")
         .arg(&conf)
-        .current_dir(&dir.0)
+        .current_dir(dir.path())
         // Its log timestamps (strftime on local time) in UTC, like every other line.
         .env("TZ", "UTC")
         .stdin(Stdio::null())
@@ -275,23 +342,9 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Die with the thread that spawned us (the runner's main thread, alive for the whole
-            // run), so a SIGKILLed unplug leaves no broker behind.
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)?;
-            // The parent may have died before the line above took effect.
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(std::io::Error::other(
-                    "unplug exited while starting mosquitto",
-                ));
-            }
-            Ok(())
-        });
-    }
+    // Die with the thread that spawns it (the runner's main thread, alive for the whole run),
+    // so a SIGKILLed unplug leaves no broker behind.
+    crate::lifeline::die_with_parent(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {} -c {}", bin.display(), conf.display()))?;
@@ -312,7 +365,7 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
             process.stop().await;
             return Err(match exited {
                 Some(status) => anyhow::anyhow!(
-                    "mosquitto exited at start ({status}); its log is in the run's .log file"
+                    "mosquitto exited at start ({status}); its log is in the run's NAME.incomplete.log"
                 ),
                 None => e,
             });
@@ -338,25 +391,107 @@ mod tests {
     #[test]
     fn only_our_temp_dirs_name_an_owner() {
         assert_eq!(owner_pid("unplug-mosquitto-4242-0"), Some(4242));
+        assert_eq!(owner_pid("unplug-mosquitto-4242-Ab3xZ9"), Some(4242));
+        assert_eq!(owner_pid("unplug-mosquitto-4242-"), None);
         assert_eq!(owner_pid("unplug-mosquitto-4242"), None);
         assert_eq!(owner_pid("unplug-test-4242-x"), None);
         assert_eq!(owner_pid("unplug-mosquitto-x-1"), None);
     }
 
+    /// A dir as a run of process `pid` (started at `start`) leaves it, 0700 with its owner file.
+    fn our_dir(path: &Path, pid: i32, start: u64) {
+        std::fs::create_dir(path).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(
+            path.join(OWNER_FILE),
+            format!("unplug-mosquitto pid={pid} start={start}\n"),
+        )
+        .unwrap();
+    }
+
     #[test]
     fn a_dead_runs_temp_dir_is_swept_and_a_live_ones_kept() {
-        let tmp = std::env::temp_dir().join(format!("unplug-sweep-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tmp.path();
         // Above Linux's largest pid_max (2^22): no process can have this PID.
-        let dead = tmp.join(format!("{TEMP_PREFIX}99999999-0"));
-        let live = tmp.join(format!("{TEMP_PREFIX}{}-0", std::process::id()));
+        let dead = tmp.join(format!("{TEMP_PREFIX}99999999-a1"));
+        our_dir(&dead, 99_999_999, 5);
+        let me = std::process::id() as i32;
+        let live = tmp.join(format!("{TEMP_PREFIX}{me}-b2"));
+        our_dir(&live, me, start_time(me).unwrap());
+        // Our pid, another start time: a dead run whose pid was reused.
+        let reused = tmp.join(format!("{TEMP_PREFIX}{me}-c3"));
+        our_dir(&reused, me, start_time(me).unwrap() + 1);
         let other = tmp.join("someone-else-1-0");
-        for d in [&dead, &live, &other] {
-            std::fs::create_dir_all(d).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        sweep_stale(tmp);
+        assert!(!dead.exists() && !reused.exists());
+        assert!(live.exists() && other.exists());
+    }
+
+    #[test]
+    fn the_sweep_leaves_what_it_cannot_prove_is_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tmp = tmp.path();
+        let victim = tmp.join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("precious"), "data").unwrap();
+        our_dir(&victim.join("inner"), 99_999_999, 5);
+        // A symlink named like ours, pointing at someone's dir.
+        let link = tmp.join(format!("{TEMP_PREFIX}99999999-link"));
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        // Named like ours, no owner file (the old predictable name an attacker pre-creates).
+        let bare = tmp.join(format!("{TEMP_PREFIX}99999999-0"));
+        std::fs::create_dir(&bare).unwrap();
+        std::fs::set_permissions(&bare, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // An owner file that names another process.
+        let foreign = tmp.join(format!("{TEMP_PREFIX}99999999-f"));
+        our_dir(&foreign, 99_999_998, 5);
+        // An owner file that is a symlink to a file that would pass.
+        let linked = tmp.join(format!("{TEMP_PREFIX}99999999-g"));
+        std::fs::create_dir(&linked).unwrap();
+        std::fs::set_permissions(&linked, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(
+            victim.join("inner").join(OWNER_FILE),
+            linked.join(OWNER_FILE),
+        )
+        .unwrap();
+        // Open to others: not a dir we made.
+        let open = tmp.join(format!("{TEMP_PREFIX}99999999-h"));
+        our_dir(&open, 99_999_999, 5);
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        sweep_stale(tmp);
+        for kept in [&link, &bare, &foreign, &linked, &open] {
+            assert!(
+                std::fs::symlink_metadata(kept).is_ok(),
+                "{} was removed",
+                kept.display()
+            );
         }
-        sweep_stale(&tmp);
-        assert!(!dead.exists() && live.exists() && other.exists());
-        let _ = std::fs::remove_dir_all(&tmp);
+        assert_eq!(
+            std::fs::read_to_string(victim.join("precious")).unwrap(),
+            "data"
+        );
+    }
+
+    #[test]
+    fn a_new_temp_dir_is_private_random_and_says_whose_it_is() {
+        let a = TempDir::new().unwrap();
+        let b = TempDir::new().unwrap();
+        assert_ne!(a.path(), b.path());
+        let meta = std::fs::symlink_metadata(a.path()).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700);
+        let name = a.path().file_name().unwrap().to_str().unwrap();
+        assert_eq!(owner_pid(name), Some(std::process::id() as i32));
+        let owner = std::fs::read_to_string(a.path().join(OWNER_FILE)).unwrap();
+        assert!(owner.starts_with(&format!(
+            "unplug-mosquitto pid={} start=",
+            std::process::id()
+        )));
+        assert!(!ours_and_abandoned(a.path(), std::process::id() as i32));
+        let path = a.path().to_path_buf();
+        drop(a);
+        assert!(!path.exists());
     }
 
     #[test]
