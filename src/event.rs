@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -469,8 +469,10 @@ pub struct Journal {
 
 struct Sink {
     records: Vec<Record>,
-    jsonl: Option<BufWriter<File>>,
-    log: Option<BufWriter<File>>,
+    /// Each record is written whole, in one write, as it is recorded: a run killed outright
+    /// loses at most the line in flight.
+    jsonl: Option<File>,
+    log: Option<File>,
     echo: Echo,
     /// One JSON line per record, flushed at once: how a child process (willy under a crash or
     /// freeze fault) hands its records to the runner as they happen.
@@ -498,17 +500,16 @@ impl Default for Sink {
 }
 
 impl Journal {
-    /// A journal that writes `NAME.events.jsonl` and `NAME.log` in `dir` as it goes, so a run that
-    /// is killed still leaves every line it recorded.
-    pub fn to_files(dir: &Path, name: &str, echo: Echo) -> std::io::Result<Journal> {
-        let jsonl = File::create(dir.join(format!("{name}.events.jsonl")))?;
-        let log = File::create(dir.join(format!("{name}.log")))?;
-        Ok(Self::with_sink(Sink {
-            jsonl: Some(BufWriter::new(jsonl)),
-            log: Some(BufWriter::new(log)),
+    /// A journal that writes each record to `jsonl` (one JSON object a line) and `log` (the
+    /// log line) as it goes, so a run that is killed still leaves every line it recorded. The
+    /// files are the run's `.inprogress` ones ([`crate::report::files::RunFiles`]).
+    pub fn to_writers(jsonl: File, log: File, echo: Echo) -> Journal {
+        Self::with_sink(Sink {
+            jsonl: Some(jsonl),
+            log: Some(log),
             echo,
             ..Sink::default()
-        }))
+        })
     }
 
     /// A journal that only keeps records in memory (tests).
@@ -608,10 +609,10 @@ impl Sink {
         let json = serde_json::to_string(rec).expect("records always serialize");
         let mut result = Ok(());
         if let Some(w) = self.jsonl.as_mut() {
-            result = result.and_then(|_| writeln!(w, "{json}"));
+            result = result.and_then(|_| w.write_all(format!("{json}\n").as_bytes()));
         }
         if let Some(w) = self.log.as_mut() {
-            result = result.and_then(|_| writeln!(w, "{line}"));
+            result = result.and_then(|_| w.write_all(format!("{line}\n").as_bytes()));
         }
         if let Some(w) = self.stream.as_mut() {
             result = result.and_then(|_| writeln!(w, "{json}").and_then(|_| w.flush()));

@@ -1,5 +1,6 @@
 //! The `unplug` command line: parse, run, and map the outcome to an exit code
-//! (0 every check held, 1 a check failed, 2 usage or harness error).
+//! (0 every check held, 1 a check failed, 2 usage or harness error, 128 + the signal that
+//! interrupted it: 130 SIGINT, 143 SIGTERM).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use unplug::suite;
     name = "unplug",
     version,
     about = "Cut an MQTT client off the network and measure when (if ever) the rest of the system finds out",
-    after_help = "Examples:\n  unplug list\n  unplug scenario ws-last-will\n  unplug scenario native-no-will --keepalive 5 --out /tmp/runs\n  unplug scenario ./my-scenario.toml\n  unplug suite --jobs 4\n\nExit codes: 0 every check held, 1 a check failed, 2 usage or harness error."
+    after_help = "Examples:\n  unplug list\n  unplug scenario ws-last-will\n  unplug scenario native-no-will --keepalive 5 --out /tmp/runs\n  unplug scenario ./my-scenario.toml\n  unplug suite --jobs 4\n\nExit codes: 0 every check held, 1 a check failed, 2 usage or harness error, 130 SIGINT, 143 SIGTERM."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -63,6 +64,10 @@ enum Command {
         /// Name the run (and its files) NAME instead of the scenario's name.
         #[arg(long, value_parser = parse_name, value_name = "NAME")]
         name: Option<String>,
+        /// The run's id in its summary.json (suite, compare and conformance give each child
+        /// one, to read back only what that child wrote).
+        #[arg(long, hide = true, value_name = "ID")]
+        run_id: Option<String>,
     },
     /// Run many scenarios (default: all built-in) in parallel child processes, then print a table.
     #[command(
@@ -370,6 +375,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             broker,
             transport,
             name: run_name,
+            run_id,
         } => {
             let mut s = scenario::load(&name)?;
             s.apply(timing.overrides());
@@ -388,6 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 broker,
                 progress: !quiet && std::io::stdout().is_terminal(),
+                run_id,
             };
             let result = runner::run(&s, &opts)?;
             if !quiet {
@@ -395,14 +402,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             print!("{}", result.summary.verdict_lines());
             if !quiet {
+                let stem = match result.interrupted {
+                    Some(_) => unplug::report::files::incomplete_stem(&s.name),
+                    None => s.name.clone(),
+                };
                 println!(
-                    "files: {}/{}.{{log,events.jsonl,summary.json,svg}}",
+                    "files: {}/{stem}.{{log,events.jsonl,summary.json,svg}}",
                     out.display(),
-                    s.name
                 );
             }
-            Ok(if result.interrupted {
-                ExitCode::from(2)
+            Ok(if let Some(sig) = result.interrupted {
+                ExitCode::from(unplug::lifeline::exit_code(sig))
             } else if result.summary.pass {
                 ExitCode::SUCCESS
             } else {

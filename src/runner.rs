@@ -8,7 +8,7 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +21,9 @@ use crate::actor::MomentHook;
 use crate::broker::{self, BrokerChoice};
 use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
+use crate::lifeline::Interrupts;
 use crate::proxy::Proxy;
+use crate::report::files::RunFiles;
 use crate::report::Summary;
 use crate::scenario::{Fault, FaultKind, PublishFrom, Scenario, Transport, Trigger};
 use nix::sys::signal::Signal;
@@ -35,12 +37,15 @@ pub struct RunOptions {
     pub broker: BrokerChoice,
     /// Show a status line on the terminal (stdout is one and the run is not quiet).
     pub progress: bool,
+    /// The run's id in its summary (a suite gives each child one); None: start time and pid.
+    pub run_id: Option<String>,
 }
 
 /// What a finished (or interrupted) run produced.
 pub struct RunResult {
     pub summary: Summary,
-    pub interrupted: bool,
+    /// The signal that ended the run early (its files are `NAME.incomplete.*`).
+    pub interrupted: Option<Signal>,
 }
 
 /// Which faults have fired, so each fires once, at the first moment that matches it.
@@ -150,7 +155,9 @@ pub fn time_limit(s: &Scenario) -> Duration {
     per_cycle * s.cycles + s.keepalive * 2 + heals + flaky + Duration::from_secs(20)
 }
 
-/// Run a scenario on a fresh tokio runtime. Files are written even when the run is interrupted.
+/// Run a scenario on a fresh tokio runtime. A run that gets to its end replaces `NAME.*` in the
+/// output directory; one that is interrupted or fails leaves `NAME.*` alone and writes
+/// `NAME.incomplete.*` (see [`crate::report::files`]).
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -162,14 +169,129 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> 
     result
 }
 
+/// What [`drive`] hands back: the judged run, and the signal that ended it early, if any.
+struct Driven {
+    summary: Summary,
+    interrupted: Option<Signal>,
+}
+
+/// The run's files around [`drive`]: the journal goes to `.inprogress` files from the start;
+/// at the end the set is committed, or kept as `NAME.incomplete.*` when a signal or an error
+/// ended the run first. A signal before the cycles start (the broker or monit still starting)
+/// stops the run at once; during them, the control loop ends the run and judges what it saw.
 async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("creating the output directory {}", opts.out_dir.display()))?;
-    let journal = Journal::to_files(&opts.out_dir, &s.name, opts.echo)
-        .with_context(|| format!("creating the log files in {}", opts.out_dir.display()))?;
+    let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
+    let files = RunFiles::begin(&opts.out_dir, &s.name)?;
+    let (jsonl, log) = files
+        .writers()
+        .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
+    let journal = Journal::to_writers(jsonl, log, opts.echo);
     let started_at = chrono::Utc::now();
+    let run_id = opts.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            started_at.format("%Y%m%dT%H%M%S%.6fZ"),
+            std::process::id()
+        )
+    });
     crate::logcapture::install(&journal);
 
+    let driving = AtomicBool::new(false);
+    let outcome = {
+        let body = drive(s, opts, &journal, &interrupts, started_at, &driving);
+        let before_cycles = async {
+            let sig = interrupts.wait().await;
+            if driving.load(Ordering::SeqCst) {
+                // The control loop has it.
+                std::future::pending::<()>().await;
+            }
+            sig
+        };
+        tokio::select! {
+            r = body => r.map_err(Stop::Error),
+            sig = before_cycles => Err(Stop::Signal(sig)),
+        }
+    };
+    let incomplete = |reason: String, sig: Option<Signal>, error: Option<String>| {
+        journal.record(Actor::Runner, Event::RunEnded { reason });
+        let records = journal.records();
+        let facts = Facts::from_records(s, &records);
+        let mut summary = Summary::new(
+            s,
+            opts.broker.label(),
+            started_at,
+            &facts,
+            Vec::new(),
+            "",
+            journal.ms_since_start(std::time::Instant::now()),
+        );
+        summary.run_id = run_id.clone();
+        summary.mark_incomplete(sig.map(|g| g.as_str()), error);
+        summary
+    };
+    match outcome {
+        Ok(mut d) => {
+            d.summary.run_id = run_id.clone();
+            let all = journal
+                .close()
+                .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
+            // Drawn from every record the files hold (the broker's stop adds a few after the
+            // summary's).
+            let svg = crate::report::svg::render_run(&all, &d.summary);
+            match d.interrupted {
+                None => files.commit(&d.summary, &svg)?,
+                Some(sig) => {
+                    d.summary.mark_incomplete(Some(sig.as_str()), None);
+                    files.keep_incomplete(&d.summary, Some(&svg))?;
+                }
+            }
+            Ok(RunResult {
+                summary: d.summary,
+                interrupted: d.interrupted,
+            })
+        }
+        Err(Stop::Signal(sig)) => {
+            let summary = incomplete(
+                format!("interrupted ({}) before the cycles started", sig.as_str()),
+                Some(sig),
+                None,
+            );
+            let _ = journal.close();
+            files.keep_incomplete(&summary, None)?;
+            Ok(RunResult {
+                summary,
+                interrupted: Some(sig),
+            })
+        }
+        Err(Stop::Error(e)) => {
+            let summary = incomplete(format!("error: {e:#}"), None, Some(format!("{e:#}")));
+            let _ = journal.close();
+            if let Err(w) = files.keep_incomplete(&summary, None) {
+                return Err(e.context(format!("and its files could not be kept: {w:#}")));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Why a run stopped before [`drive`] returned.
+enum Stop {
+    Signal(Signal),
+    Error(anyhow::Error),
+}
+
+/// One run from the broker's start to its judgement; the caller owns the files.
+async fn drive(
+    s: &Scenario,
+    opts: &RunOptions,
+    journal: &Journal,
+    interrupts: &Interrupts,
+    started_at: chrono::DateTime<chrono::Utc>,
+    driving: &AtomicBool,
+) -> anyhow::Result<Driven> {
+    let journal = journal.clone();
     let mut broker = broker::start(&opts.broker, &journal).await?;
     let upstream = match s.transport {
         Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
@@ -326,17 +448,20 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     };
 
     let limit = time_limit(s);
-    let mut interrupted = false;
+    let mut interrupted = None;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // From here a signal ends the run through the loop below, which judges what it saw.
+    driving.store(true, Ordering::SeqCst);
     let mut late = None;
     let mut twin: Option<tokio::task::JoinHandle<()>> = None;
     let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = &mut ctrl_c => { interrupted = true; break "interrupted (Ctrl-C)".to_string(); }
+            sig = interrupts.wait() => {
+                interrupted = Some(sig);
+                break format!("interrupted ({})", sig.as_str());
+            }
         }
         let now = journal.ms_since_start(std::time::Instant::now());
         let records = journal.records();
@@ -433,13 +558,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     summary.timing_model = broker.profile.timing_model.clone();
     // Only now: a broker that stops closes willy's connections, which must not count as a drop.
     broker.stop().await;
-    let all = journal
-        .close()
-        .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
-    summary.write(&opts.out_dir)?;
-    // Drawn from every record the files hold (the broker's stop adds a few after the summary's).
-    crate::report::svg::write_run(&opts.out_dir, &s.name, &all, &summary)?;
-    Ok(RunResult {
+    Ok(Driven {
         summary,
         interrupted,
     })

@@ -151,9 +151,10 @@ fn start_run_until_cycle_2(out: &Path) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // TempDir naming in src/broker/mosquitto.rs: unplug-mosquitto-PID-N.
+    // TempDir naming in src/broker/mosquitto.rs: unplug-mosquitto-PID-RANDOM.
     let needle = format!("unplug-mosquitto-{}-", child.id());
-    let events = out.join("native-last-will.events.jsonl");
+    // The live journal, under its in-progress name until the run ends.
+    let events = out.join("native-last-will.events.jsonl.inprogress");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(&events).unwrap_or_default();
@@ -208,12 +209,18 @@ fn an_interrupted_run_stops_mosquitto_and_leaves_complete_json_lines() {
     )
     .unwrap();
     let st = wait_bounded(&mut child, Duration::from_secs(15)).expect("runner did not exit");
-    assert_eq!(st.code(), Some(2), "an interrupted run exits 2");
+    assert_eq!(
+        st.code(),
+        Some(130),
+        "an interrupted run exits 128 + SIGINT"
+    );
     assert_eq!(
         wait_until_gone(&needle, Duration::from_secs(1)),
         Vec::<u32>::new()
     );
-    let events = std::fs::File::open(out.join("native-last-will.events.jsonl")).unwrap();
+    // Its files are marked as the incomplete set; no complete set was written.
+    assert!(!out.join("native-last-will.summary.json").exists());
+    let events = std::fs::File::open(out.join("native-last-will.incomplete.events.jsonl")).unwrap();
     let mut n = 0;
     for line in BufReader::new(events).lines() {
         let line = line.unwrap();
@@ -222,12 +229,19 @@ fn an_interrupted_run_stops_mosquitto_and_leaves_complete_json_lines() {
     }
     assert!(n > 10, "only {n} records");
     let s: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("native-last-will.summary.json")).unwrap(),
+        &std::fs::read_to_string(out.join("native-last-will.incomplete.summary.json")).unwrap(),
     )
     .unwrap();
     assert!(
-        s["end_reason"].as_str().unwrap().contains("interrupted"),
+        s["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted (SIGINT)"),
         "{s:#}"
+    );
+    assert_eq!(
+        (&s["interrupted"], &s["pass"]),
+        (&Value::Bool(true), &Value::Bool(false))
     );
 }
 

@@ -158,3 +158,128 @@ fn a_fifo_at_the_old_temp_name_injects_nothing_into_mosquitto() {
         injected.display()
     );
 }
+
+#[test]
+fn result_files_replace_symlinks_in_the_output_dir_instead_of_writing_through_them() {
+    let dir = out_dir("out-symlinks");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let victim = dir.join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let name = "v5-disconnect-normal";
+    for f in [
+        format!("{name}.log"),
+        format!("{name}.events.jsonl"),
+        format!("{name}.summary.json"),
+        format!("{name}.svg"),
+        format!("{name}.log.inprogress"),
+        format!("{name}.events.jsonl.inprogress"),
+    ] {
+        std::os::unix::fs::symlink(&victim, out.join(f)).unwrap();
+    }
+    let (code, s) = run_scenario(name, &out, &[]);
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    for f in ["log", "events.jsonl", "summary.json", "svg"] {
+        let p = out.join(format!("{name}.{f}"));
+        assert!(!std::fs::symlink_metadata(&p).unwrap().is_symlink(), "{f}");
+    }
+}
+
+/// Every file of a run's set, by name, with its bytes.
+fn set_of(out: &Path, name: &str) -> Vec<(String, Vec<u8>)> {
+    ["log", "events.jsonl", "summary.json", "svg"]
+        .iter()
+        .map(|k| {
+            let f = format!("{name}.{k}");
+            let bytes = std::fs::read(out.join(&f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            (f, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_start_leaves_the_previous_run_untouched_and_marks_its_own_journal() {
+    let out = out_dir("failed-start");
+    let name = "v5-disconnect-normal";
+    let (code, s) = run_scenario(name, &out, &[]);
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    let before = set_of(&out, name);
+    // Nothing listens on a port we just closed: the broker is unreachable.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = unplug(&[
+        "scenario",
+        name,
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--broker",
+        &format!("tcp://127.0.0.1:{port}"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(set_of(&out, name), before, "the previous set changed");
+    let failed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("{name}.incomplete.summary.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(failed["pass"], false);
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not accept connections")),
+        "{failed:#}"
+    );
+    let log = std::fs::read_to_string(out.join(format!("{name}.incomplete.log"))).unwrap();
+    assert!(log.contains("run ended: error"), "{log}");
+    assert!(!out.join(format!("{name}.log.inprogress")).exists());
+}
+
+#[test]
+fn a_killed_run_loses_at_most_the_journal_line_in_flight() {
+    let out = out_dir("journal-flush");
+    let mut child = Command::new(BIN)
+        .args(["scenario", "native-last-will", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The log lines as the run prints them (each is echoed, then written to the files).
+    let mut seen = Vec::new();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.contains("Cycle 2")) {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no Cycle 2 within 20 s: {seen:#?}");
+        }
+        seen.push(line.trim_end().to_string());
+    }
+    child.kill().unwrap(); // SIGKILL: nothing runs after this
+    child.wait().unwrap();
+    // (Before issue 11 the live log had the final name: look there too, so this test tells the
+    // buffering apart from the naming.)
+    let log = std::fs::read_to_string(out.join("native-last-will.log.inprogress"))
+        .or_else(|_| std::fs::read_to_string(out.join("native-last-will.log")))
+        .unwrap_or_default();
+    let on_disk: Vec<&str> = log.lines().collect();
+    // Every line but the one in flight (printed, maybe not yet written) is on disk.
+    let missing: Vec<&String> = seen[..seen.len() - 1]
+        .iter()
+        .filter(|l| !on_disk.contains(&l.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "lost to SIGKILL: {missing:#?}");
+    assert!(log.is_empty() || log.ends_with('\n'), "a line was cut");
+    let events = std::fs::read_to_string(out.join("native-last-will.events.jsonl.inprogress"))
+        .or_else(|_| std::fs::read_to_string(out.join("native-last-will.events.jsonl")))
+        .unwrap_or_default();
+    for line in events.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}

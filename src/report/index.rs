@@ -33,7 +33,8 @@ struct Set {
     /// Relative to the index, `/`-separated; empty for DIR itself.
     rel: String,
     dir: PathBuf,
-    runs: Vec<Summary>,
+    /// Each run's file stem (`NAME`, or `NAME.incomplete`) and summary.
+    runs: Vec<(String, Summary)>,
 }
 
 /// Every directory under `root` (itself included) with at least one summary, in path order.
@@ -56,8 +57,8 @@ fn find_sets(root: &Path) -> anyhow::Result<Vec<Set>> {
                     format!("{rel}/{name}")
                 };
                 stack.push((p.clone(), sub, depth + 1));
-            } else if name.ends_with(".summary.json") {
-                runs.push(Summary::read(p)?);
+            } else if let Some(stem) = name.strip_suffix(".summary.json") {
+                runs.push((stem.to_string(), Summary::read(p)?));
             }
         }
         if !runs.is_empty() {
@@ -93,13 +94,15 @@ th{background:#eceff3}td.n{text-align:right}\
 .check{display:inline-block;margin-right:.6em;white-space:nowrap}\
 img{max-width:100%;border:1px solid #c3c8cf}details{margin:.2em 0}";
 
-fn run_row(prefix: &str, s: &Summary) -> String {
-    let name = &s.scenario;
-    let verdict = if s.pass {
-        "<span class=\"pass\">PASS</span>"
-    } else {
-        "<span class=\"fail\">FAIL</span>"
-    };
+/// A run's row; `name` is the stem of its files (an incomplete run's are `NAME.incomplete.*`).
+fn run_row(prefix: &str, name: &str, s: &Summary) -> String {
+    // Only a complete run can pass: an interrupted one or one that failed to start says so.
+    let word = s.verdict_word();
+    let class = if word == "PASS" { "pass" } else { "fail" };
+    let mut verdict = format!("<span class=\"{class}\">{word}</span>");
+    if let Some(e) = &s.error {
+        verdict += &format!("<br>{}", esc(e));
+    }
     let checks: Vec<String> = s
         .checks
         .iter()
@@ -155,7 +158,7 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
     let failed: usize = sets
         .iter()
         .flat_map(|s| &s.runs)
-        .filter(|r| !r.pass)
+        .filter(|(_, r)| !r.pass)
         .count();
     html += &format!(
         "<p>{total} runs, {failed} failed. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
@@ -198,8 +201,8 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
             );
         }
         html += "<table><tr><th>run</th><th>broker</th><th>transport / MQTT</th><th>ka s</th><th>last pkt → drop</th><th>last pkt → will</th><th>cut → willy notices</th><th>verdict</th><th>checks</th><th>files</th></tr>\n";
-        for s in &set.runs {
-            html += &run_row(&prefix, s);
+        for (stem, s) in &set.runs {
+            html += &run_row(&prefix, stem, s);
         }
         html += "</table>\n";
     }
@@ -232,6 +235,52 @@ mod tests {
         let html = render(&dir, "runs").unwrap();
         assert!(html.contains("0 runs, 0 failed"), "{html}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_interrupted_run_is_never_shown_as_a_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let sc = crate::scenario::load("ws-last-will").unwrap();
+        let mut s = Summary::new(
+            &sc,
+            "b",
+            chrono::Utc::now(),
+            &crate::check::Facts::default(),
+            Vec::new(),
+            "done",
+            1.0,
+        );
+        // Even a summary that claims a pass (as the old runner wrote them) is not one once it
+        // says it was interrupted.
+        s.interrupted = true;
+        s.pass = true;
+        std::fs::write(
+            dir.path().join("ws-last-will.incomplete.summary.json"),
+            s.to_json(),
+        )
+        .unwrap();
+        let html = render(dir.path(), "runs").unwrap();
+        assert!(html.contains(">INTERRUPTED<"), "{html}");
+        assert!(!html.contains(">PASS<"), "{html}");
+        assert!(
+            html.contains("href=\"ws-last-will.incomplete.log\""),
+            "{html}"
+        );
+        // A summary from before `interrupted` existed says it only in its end reason.
+        let mut old = serde_json::to_value(&s).unwrap();
+        let o = old.as_object_mut().unwrap();
+        for k in ["schema_version", "run_id", "interrupted", "error"] {
+            o.remove(k);
+        }
+        o.insert("end_reason".into(), "interrupted (Ctrl-C)".into());
+        std::fs::write(
+            dir.path().join("ws-last-will.summary.json"),
+            serde_json::to_string(&old).unwrap(),
+        )
+        .unwrap();
+        let html = render(dir.path(), "runs").unwrap();
+        assert_eq!(html.matches(">INTERRUPTED<").count(), 2, "{html}");
+        assert!(!html.contains(">PASS<"), "{html}");
     }
 
     #[test]

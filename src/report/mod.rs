@@ -1,6 +1,7 @@
 //! What a run leaves behind besides its journal: `NAME.summary.json`, and the tables that
 //! `suite` prints.
 
+pub mod files;
 pub mod index;
 pub mod svg;
 pub mod table;
@@ -14,9 +15,28 @@ use serde::{Deserialize, Serialize};
 use crate::check::{Check, Facts};
 use crate::scenario::Scenario;
 
+/// The version of `NAME.summary.json`'s layout. 1: `schema_version`, `run_id`, `interrupted`
+/// and `error` added to the fields before it (files without it are version 0: the same fields
+/// minus these four).
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// `NAME.summary.json`: what CI and other tools read. Times are ms since the run's start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// [`SCHEMA_VERSION`] when written; 0 in files from before it existed.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// Names this run among all others (`--run-id`, or start time and process id): a suite
+    /// reads back only the summary its own child wrote.
+    #[serde(default)]
+    pub run_id: String,
+    /// The run was ended by SIGINT or SIGTERM before its outcome was decided: its checks judge
+    /// a partial journal and `pass` is false whatever they say.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// The run could not start or went wrong as a harness (exit 2): why. `pass` is false.
+    #[serde(default)]
+    pub error: Option<String>,
     pub scenario: String,
     pub description: String,
     pub broker: String,
@@ -69,6 +89,10 @@ impl Summary {
         duration_ms: f64,
     ) -> Summary {
         Summary {
+            schema_version: SCHEMA_VERSION,
+            run_id: String::new(),
+            interrupted: false,
+            error: None,
             scenario: s.name.clone(),
             description: s.description.clone(),
             broker: broker.to_string(),
@@ -100,14 +124,53 @@ impl Summary {
         }
     }
 
+    /// The summary of a run that did not get to its end: ended by `signal`, or by `error`.
+    /// Nothing in it may read as a pass.
+    pub fn mark_incomplete(&mut self, signal: Option<&str>, error: Option<String>) {
+        self.interrupted = signal.is_some();
+        self.error = error;
+        self.pass = false;
+        if let Some(sig) = signal {
+            self.end_reason = format!("interrupted ({sig})");
+        }
+        if let Some(e) = &self.error {
+            self.end_reason = format!("did not run to its end: {e}");
+        }
+    }
+
+    /// Was the run interrupted? Also true of a summary from before `interrupted` existed
+    /// (schema 0), whose runner judged an interrupted run like any other and said so only in
+    /// `end_reason`.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted || self.end_reason.starts_with("interrupted")
+    }
+
+    /// Did the run get to its end (not interrupted, no harness error)?
+    pub fn complete(&self) -> bool {
+        !self.was_interrupted() && self.error.is_none()
+    }
+
+    /// `PASS`, `FAIL`, `INTERRUPTED` or `ERROR`: the run's verdict in one word. Only a complete
+    /// run can pass.
+    pub fn verdict_word(&self) -> &'static str {
+        match (self.was_interrupted(), &self.error, self.pass) {
+            (true, _, _) => "INTERRUPTED",
+            (_, Some(_), _) => "ERROR",
+            (_, _, true) => "PASS",
+            _ => "FAIL",
+        }
+    }
+
+    /// The JSON text of `NAME.summary.json`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a summary always serializes") + "\n"
+    }
+
     /// Write `NAME.summary.json` atomically (temp file + rename): a reader never sees half of it.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(format!("{}.summary.json", self.scenario));
-        let tmp = dir.join(format!(".{}.summary.json.tmp", self.scenario));
-        let json = serde_json::to_string_pretty(self)? + "\n";
-        std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        crate::fsx::write_atomic(&path, self.to_json().as_bytes())
+            .with_context(|| format!("writing {}", path.display()))
     }
 
     pub fn read(path: &Path) -> anyhow::Result<Summary> {
@@ -130,7 +193,7 @@ impl Summary {
                 c.name, c.expected, c.actual
             ));
         }
-        let verdict = if self.pass { "PASS" } else { "FAIL" };
+        let verdict = self.verdict_word();
         out.push_str(&format!(
             "{verdict}: {} ({} checks, {})\n",
             self.scenario,
