@@ -82,27 +82,34 @@ pub fn plan(
     cells
 }
 
-/// The table's rows, one per cell; a run without a summary says why.
+/// The table's rows, one per cell; a run without a verdict says why.
 pub fn rows(cells: &[Cell], runs: &[ChildRun]) -> Vec<Vec<String>> {
     cells
         .iter()
         .zip(runs)
-        .map(|(c, r)| match &r.summary {
-            Some(s) => table::compare_row(&stem(&c.scenario), s),
-            None => {
+        .map(|(c, r)| match (&r.summary, r.problem()) {
+            (Some(s), None) => table::compare_row(&stem(&c.scenario), s),
+            (_, problem) => {
                 let mut row = vec![
                     stem(&c.scenario),
                     c.broker.label().to_string(),
                     c.transport.map_or("-", |t| t.as_str()).to_string(),
                 ];
                 row.resize(table::COMPARE_HEADER.len() - 1, "-".to_string());
-                let why = r.error.lines().last().unwrap_or("").trim();
-                row.push(format!(
-                    "ERROR (exit {}): {why}",
-                    r.exit.map_or("signal".to_string(), |c| c.to_string())
-                ));
+                row.push(problem.unwrap_or_default());
                 row
             }
+        })
+        .collect()
+}
+
+/// Each cell's broker and transport, for a picture row without a summary.
+pub fn labels(cells: &[Cell], own_transport: impl Fn(&str) -> Transport) -> Vec<(String, String)> {
+    cells
+        .iter()
+        .map(|c| {
+            let t = c.transport.unwrap_or_else(|| own_transport(&c.scenario));
+            (c.broker.label().to_string(), t.as_str().to_string())
         })
         .collect()
 }

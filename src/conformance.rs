@@ -76,6 +76,29 @@ pub fn rows(brokers: &[String], runs: &[(String, usize, &Summary)]) -> Vec<Row> 
     out
 }
 
+/// A run that has no verdict (`status`: error, interrupted, not-run) fills its broker's cells of
+/// its scenario with that word, never leaving them to read as "not run there" or as a pass;
+/// a scenario no broker finished gets a row of its own.
+pub fn mark_missing(rows: &mut Vec<Row>, brokers: usize, missing: &[(String, usize, &str)]) {
+    for (scenario, col, status) in missing {
+        let mut any = false;
+        for r in rows.iter_mut().filter(|r| r.scenario == *scenario) {
+            r.cells[*col] = Some(status.to_string());
+            any = true;
+        }
+        if !any {
+            let mut cells = vec![None; brokers];
+            cells[*col] = Some(status.to_string());
+            rows.push(Row {
+                scenario: scenario.clone(),
+                check: "-".to_string(),
+                spec: String::new(),
+                cells,
+            });
+        }
+    }
+}
+
 pub fn header(brokers: &[String]) -> Vec<String> {
     let mut h = vec![
         "scenario".to_string(),
@@ -125,9 +148,9 @@ pub fn markdown(
     }
     for e in errors {
         out += &format!(
-            "- {} did not run: {}\n",
+            "- {} has no verdict: {}\n",
             e.name,
-            e.error.lines().last().unwrap_or("").trim()
+            e.problem().unwrap_or_default()
         );
     }
     out
@@ -176,6 +199,26 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("**builtin**, v5-x"), "{md}");
+    }
+
+    #[test]
+    fn a_run_without_a_verdict_fills_its_cells_with_why() {
+        let brokers = vec!["builtin".to_string(), "mosquitto".to_string()];
+        let a = summary(vec![("will", Status::Pass)]);
+        let mut r = rows(&brokers, &[("s".to_string(), 0, &a)]);
+        mark_missing(
+            &mut r,
+            2,
+            &[
+                ("s".to_string(), 1, "error"),
+                ("t".to_string(), 0, "interrupted"),
+            ],
+        );
+        assert_eq!(
+            cells(&r)[0],
+            vec!["s", "will", "MQTT-3.14.4-3", "pass", "error"]
+        );
+        assert_eq!(cells(&r)[1], vec!["t", "-", "", "interrupted", "-"]);
     }
 
     #[test]

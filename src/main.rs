@@ -36,7 +36,12 @@ enum Command {
     #[command(hide = true)]
     WillyChild,
     /// List the built-in scenarios with their descriptions.
-    List,
+    List {
+        /// Print JSON: one object per scenario (name, description, transport, protocol,
+        /// keepalive_s, cycles, will, faults, expect_will).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
         after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
@@ -86,6 +91,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         broker: BrokerArgs,
+        #[command(flatten)]
+        machine: MachineOut,
     },
     /// Run scenarios on several brokers and transports and print them side by side.
     #[command(
@@ -113,6 +120,8 @@ enum Command {
         /// Directory for every run's files and COMPARE.md.
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        machine: MachineOut,
     },
     /// Run the will's conformance scenarios (MQTT 3.1.1 and 5) on each broker and print the table
     /// of spec checks x brokers: pass, FAIL, or a deviation the broker's profile documents.
@@ -132,6 +141,8 @@ enum Command {
         /// Directory for every run's files and CONFORMANCE.md.
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        machine: MachineOut,
     },
     /// Write DIR/index.html: every run under DIR with its verdict, checks and picture, and links
     /// to its log, events and summary. Static; opens with no network.
@@ -146,6 +157,36 @@ enum Command {
         #[arg(long, default_value = "unplug results")]
         title: String,
     },
+}
+
+/// Machine-readable results of many runs, for CI.
+#[derive(Args, Clone)]
+struct MachineOut {
+    /// Also write JUnit XML to FILE: a testsuite per run, a testcase for its verdict and one per
+    /// check (a failure with expected and actual; a run that did not finish is an error).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write every run's status and whole summary as one JSON document to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl MachineOut {
+    fn write(&self, batch: &suite::Batch, command: &str) -> anyhow::Result<()> {
+        if let Some(p) = &self.junit {
+            write_file(p, &batch.to_junit(&format!("unplug {command}")))?;
+        }
+        if let Some(p) = &self.json {
+            write_file(p, &batch.to_json(command))?;
+        }
+        Ok(())
+    }
+}
+
+/// Write a file of ours whole (temp file + rename: never through a symlink).
+fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    unplug::fsx::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Which broker a run uses.
@@ -255,7 +296,7 @@ fn run_cells(
     cells: &[compare::Cell],
     out: &std::path::Path,
     jobs: u16,
-) -> anyhow::Result<Vec<suite::ChildRun>> {
+) -> anyhow::Result<suite::Batch> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     if std::io::stderr().is_terminal() {
@@ -275,34 +316,62 @@ fn show_progress() -> bool {
     std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
-/// The comparison picture of many child runs (those that left a summary).
+/// The comparison picture of many child runs: a finished run's bars, or why a run has none.
+/// `labels` gives each run's broker and transport for a row without a summary.
 fn write_picture(
     path: &std::path::Path,
     title: &str,
     runs: &[suite::ChildRun],
+    labels: &[(String, String)],
 ) -> anyhow::Result<()> {
-    let summaries: Vec<unplug::report::Summary> =
-        runs.iter().filter_map(|r| r.summary.clone()).collect();
-    unplug::report::svg::write_compare(path, title, &summaries)
+    use unplug::report::svg::CompareRow;
+    let rows: Vec<CompareRow> = runs
+        .iter()
+        .zip(labels)
+        .map(|(r, (broker, transport))| match (&r.summary, r.problem()) {
+            (Some(s), None) => CompareRow::Run(s),
+            (_, problem) => CompareRow::Missing {
+                name: &r.name,
+                broker,
+                transport,
+                status: r.status_word(),
+                reason: problem.unwrap_or_default(),
+            },
+        })
+        .collect();
+    write_file(
+        path,
+        &unplug::report::svg::render_compare_rows(title, &rows),
+    )
 }
 
-/// The exit code of many child runs: 2 if one could not run, else 1 if a check failed.
-fn children_exit_code(runs: &[suite::ChildRun]) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
-    for r in runs {
-        match (&r.summary, r.exit) {
-            (Some(s), Some(0 | 1)) if !s.pass => code = ExitCode::from(1),
-            (Some(_), Some(0)) => {}
-            _ => {
-                eprintln!(
-                    "unplug: {} failed to run (exit {:?}): {}",
-                    r.name, r.exit, r.error
-                );
-                return ExitCode::from(2);
-            }
+/// Say on stderr what did not finish, and hand back the exit code of many child runs.
+fn children_exit_code(batch: &suite::Batch) -> ExitCode {
+    for r in &batch.runs {
+        if let Some(p) = r.problem() {
+            eprintln!("unplug: {}: {p}", r.name);
         }
     }
-    code
+    if let Some(sig) = batch.interrupted {
+        let done = batch.runs.iter().filter(|r| r.summary.is_some()).count();
+        eprintln!(
+            "unplug: interrupted ({}): {done} of {} runs finished; the tables show only those",
+            sig.as_str(),
+            batch.runs.len()
+        );
+    }
+    ExitCode::from(batch.exit_code())
+}
+
+/// A line above a table whose batch was interrupted.
+fn interrupted_note(batch: &suite::Batch) -> String {
+    match batch.interrupted {
+        Some(sig) => format!(
+            "**Interrupted ({})**: only the runs that finished have a verdict.\n\n",
+            sig.as_str()
+        ),
+        None => String::new(),
+    }
 }
 
 #[derive(Args, Clone, Copy)]
@@ -352,7 +421,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unplug::actor::child::child_main()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List => {
+        Command::List { json: true } => {
+            let list: Vec<serde_json::Value> = scenario::BUILTIN
+                .iter()
+                .map(|(name, _)| {
+                    let s = scenario::load(name).map_err(anyhow::Error::from)?;
+                    Ok(serde_json::json!({
+                        "name": s.name,
+                        "description": s.description,
+                        "transport": s.transport.as_str(),
+                        "protocol": s.protocol.as_str(),
+                        "keepalive_s": s.keepalive.as_secs(),
+                        "cycles": s.cycles,
+                        "will": s.will.is_some(),
+                        "faults": s.faults.iter().map(|f| f.kind.label()).collect::<Vec<_>>(),
+                        "expect_will": s.expect.will,
+                    }))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { json: false } => {
             let rows: Vec<Vec<String>> = scenario::BUILTIN
                 .iter()
                 .map(|(name, _)| {
@@ -425,6 +515,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
             out,
             broker,
+            machine,
         } => {
             let broker = broker.choice()?;
             let names: Vec<String> = if scenarios.is_empty() {
@@ -447,36 +538,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let mut extra = timing.args();
             extra.extend(broker.args());
-            let runs = rt.block_on(suite::run_children(
+            let batch = rt.block_on(suite::run_children(
                 &names,
                 &out,
                 jobs as usize,
                 &extra,
                 show_progress(),
             ))?;
-            write_picture(&out.join("SUITE.svg"), "unplug suite", &runs)?;
-            let rows = suite::table_rows(&runs);
+            let labels: Vec<(String, String)> = batch
+                .runs
+                .iter()
+                .map(|_| (broker.label().to_string(), "-".to_string()))
+                .collect();
+            write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, &labels)?;
+            let rows = suite::table_rows(&batch.runs);
             print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
-            std::fs::write(
-                out.join("SUITE.md"),
-                table::render_markdown(&table::SUITE_HEADER, &rows),
-            )
-            .with_context(|| format!("writing {}", out.join("SUITE.md").display()))?;
-            let mut code = ExitCode::SUCCESS;
-            for r in &runs {
-                match (&r.summary, r.exit) {
-                    (Some(s), Some(0 | 1)) if !s.pass => code = ExitCode::from(1),
-                    (Some(_), Some(0)) => {}
-                    _ => {
-                        eprintln!(
-                            "unplug: scenario {} failed to run (exit {:?}): {}",
-                            r.name, r.exit, r.error
-                        );
-                        return Ok(ExitCode::from(2));
-                    }
-                }
-            }
-            Ok(code)
+            write_file(
+                &out.join("SUITE.md"),
+                &(interrupted_note(&batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
+            )?;
+            machine.write(&batch, "suite")?;
+            Ok(children_exit_code(&batch))
         }
         Command::Compare {
             scenarios,
@@ -486,6 +568,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timing,
             jobs,
             out,
+            machine,
         } => {
             let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
             let scenarios: Vec<String> = if scenarios.is_empty() {
@@ -505,20 +588,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 |n| own[n],
                 &timing.args(),
             );
-            let runs = run_cells(&cells, &out, jobs)?;
-            write_picture(&out.join("COMPARE.svg"), "unplug compare", &runs)?;
-            let rows = compare::rows(&cells, &runs);
+            let batch = run_cells(&cells, &out, jobs)?;
+            let labels = compare::labels(&cells, |n| own[n]);
+            write_picture(
+                &out.join("COMPARE.svg"),
+                "unplug compare",
+                &batch.runs,
+                &labels,
+            )?;
+            let rows = compare::rows(&cells, &batch.runs);
             print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
-            let md = out.join("COMPARE.md");
-            std::fs::write(&md, compare::markdown(&rows, &runs))
-                .with_context(|| format!("writing {}", md.display()))?;
-            Ok(children_exit_code(&runs))
+            write_file(
+                &out.join("COMPARE.md"),
+                &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
+            )?;
+            machine.write(&batch, "compare")?;
+            Ok(children_exit_code(&batch))
         }
         Command::Conformance {
             brokers,
             mosquitto_bin,
             jobs,
             out,
+            machine,
         } => {
             let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
             let scenarios: Vec<String> = conformance::CONFORMANCE_SCENARIOS
@@ -527,29 +619,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect();
             let own = own_transports(&scenarios)?;
             let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
-            let runs = run_cells(&cells, &out, jobs)?;
+            let batch = run_cells(&cells, &out, jobs)?;
+            let runs = &batch.runs;
             let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
+            let column = |c: &compare::Cell| brokers.iter().position(|b| *b == c.broker);
             let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
                 .iter()
-                .zip(&runs)
-                .filter_map(|(c, r)| {
-                    let col = brokers.iter().position(|b| *b == c.broker)?;
-                    Some((c.scenario.clone(), col, r.summary.as_ref()?))
-                })
+                .zip(runs)
+                .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.summary.as_ref()?)))
                 .collect();
             let errors: Vec<&suite::ChildRun> =
                 runs.iter().filter(|r| r.summary.is_none()).collect();
-            let rows = conformance::rows(&labels, &judged);
+            let mut rows = conformance::rows(&labels, &judged);
+            let missing: Vec<(String, usize, &str)> = cells
+                .iter()
+                .zip(runs)
+                .filter(|(_, r)| r.summary.is_none())
+                .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.status_word())))
+                .collect();
+            conformance::mark_missing(&mut rows, labels.len(), &missing);
             let header = conformance::header(&labels);
             let header: Vec<&str> = header.iter().map(|h| h.as_str()).collect();
             print!(
                 "{}",
                 table::render_text(&header, &conformance::cells(&rows))
             );
-            let md = out.join("CONFORMANCE.md");
-            std::fs::write(&md, conformance::markdown(&labels, &rows, &judged, &errors))
-                .with_context(|| format!("writing {}", md.display()))?;
-            Ok(children_exit_code(&runs))
+            write_file(
+                &out.join("CONFORMANCE.md"),
+                &(interrupted_note(&batch)
+                    + &conformance::markdown(&labels, &rows, &judged, &errors)),
+            )?;
+            machine.write(&batch, "conformance")?;
+            Ok(children_exit_code(&batch))
         }
         Command::Index { dir, title } => {
             if !dir.is_dir() {

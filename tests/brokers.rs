@@ -112,29 +112,6 @@ fn ws_last_will_on_mosquitto() {
     }
 }
 
-/// Pids of live (not zombie) processes whose command line contains `needle`.
-fn live_processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if !String::from_utf8_lossy(&cmd).contains(needle) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next());
-        if !matches!(state, Some("Z") | Some("X") | None) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// Start a mosquitto run and wait (bounded) until its broker is up and cycle 2 has begun.
 fn start_run_until_cycle_2(out: &Path) -> (Child, String) {
     let child = Command::new(BIN)
@@ -178,17 +155,6 @@ fn wait_bounded(child: &mut Child, within: Duration) -> Option<std::process::Exi
         std::thread::sleep(Duration::from_millis(20));
     }
     None
-}
-
-fn wait_until_gone(needle: &str, within: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = live_processes_with(needle);
-        if left.is_empty() || Instant::now() >= deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

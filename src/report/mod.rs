@@ -1,6 +1,7 @@
 //! What a run leaves behind besides its journal: `NAME.summary.json`, and the tables that
 //! `suite` prints.
 
+pub mod batch;
 pub mod files;
 pub mod index;
 pub mod svg;

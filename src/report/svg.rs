@@ -1190,9 +1190,37 @@ pub fn write_run(
     Ok(path)
 }
 
+/// One row of a comparison picture.
+pub enum CompareRow<'a> {
+    /// A run that finished: its bars and verdict.
+    Run(&'a Summary),
+    /// A run with no verdict (it failed to run, was interrupted, or never started): its names,
+    /// `status` where the verdict goes, and `reason` where the bars go.
+    Missing {
+        name: &'a str,
+        broker: &'a str,
+        transport: &'a str,
+        status: &'a str,
+        reason: String,
+    },
+}
+
 /// Many runs side by side (SUITE.svg, COMPARE.svg): one row per run, the same intervals as bars
 /// on a shared axis of seconds after willy's last packet.
 pub fn render_compare(title: &str, runs: &[Summary]) -> String {
+    let rows: Vec<CompareRow> = runs.iter().map(CompareRow::Run).collect();
+    render_compare_rows(title, &rows)
+}
+
+/// [`render_compare`] with rows for runs that have no verdict, each saying why.
+pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
+    let runs: Vec<&Summary> = rows
+        .iter()
+        .filter_map(|r| match r {
+            CompareRow::Run(s) => Some(*s),
+            CompareRow::Missing { .. } => None,
+        })
+        .collect();
     const ROW: f64 = 34.0;
     const TOP: f64 = 62.0;
     const NAME_X: f64 = 16.0;
@@ -1234,7 +1262,7 @@ pub fn render_compare(title: &str, runs: &[Summary]) -> String {
     let lo = values.iter().copied().fold(0.0, f64::min);
     let hi = values.iter().copied().fold(1000.0, f64::max) * 1.05;
     let x = |ms: f64| X0 + (ms - lo) / (hi - lo) * (X1 - X0);
-    let bottom = TOP + ROW * runs.len() as f64;
+    let bottom = TOP + ROW * rows.len() as f64;
 
     // Axis grid first, under the rows' bars.
     let step = nice_step((hi - lo) / 1000.0, 12.0);
@@ -1244,22 +1272,44 @@ pub fn render_compare(title: &str, runs: &[Summary]) -> String {
         ticks.push(k as f64 * step * 1000.0);
         k += 1;
     }
-    for (i, s) in runs.iter().enumerate() {
+    for i in 0..rows.len() {
         let y = TOP + ROW * i as f64;
         if i % 2 == 0 {
             doc.rect(0.0, y, WIDTH, ROW, "zebra");
         }
-        let _ = s;
     }
     for t in &ticks {
         doc.line(x(*t), TOP, x(*t), bottom, "axisgrid");
     }
     doc.line(x(0.0), TOP, x(0.0), bottom, "axis");
 
-    for (i, s) in runs.iter().enumerate() {
+    for (i, row) in rows.iter().enumerate() {
         let y = TOP + ROW * i as f64;
         doc.open(&format!("run-{}", i + 1));
         let mid = y + ROW / 2.0 + 4.0;
+        let s = match row {
+            CompareRow::Run(s) => *s,
+            CompareRow::Missing {
+                name,
+                broker,
+                transport,
+                status,
+                reason,
+            } => {
+                doc.text(NAME_X, mid, "", &fit(name, 11.0, BROKER_X - NAME_X - 10.0));
+                doc.text(
+                    BROKER_X,
+                    mid,
+                    "",
+                    &fit(broker, 11.0, TRANSPORT_X - BROKER_X - 10.0),
+                );
+                doc.text(TRANSPORT_X, mid, "", transport);
+                doc.text(VERDICT_X, mid, "fail", status);
+                doc.text(X0 + 6.0, mid, "sub", &fit(reason, 10.0, X1 - X0 - 12.0));
+                doc.close();
+                continue;
+            }
+        };
         doc.text(
             NAME_X,
             mid,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -111,4 +112,45 @@ pub fn run_on(tag: &str, name: &str, broker: &str) -> Value {
     let (code, s) = run_scenario(name, &out, &["--broker", broker]);
     assert_eq!(code, 0, "{name} on {broker}: {:?}", failed_checks(&s));
     s
+}
+
+/// Pids of live (not zombie) processes whose command line contains `needle`.
+pub fn live_processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmd).contains(needle) {
+            continue;
+        }
+        if is_live(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Is process `pid` there and not a zombie?
+pub fn is_live(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
+    !matches!(state, Some("Z") | Some("X") | None)
+}
+
+/// Poll (every 20 ms, at most `within`) until no live process has `needle` in its command
+/// line; the ones left.
+pub fn wait_until_gone(needle: &str, within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = live_processes_with(needle);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
