@@ -32,6 +32,7 @@
 //! - [`logcapture`]: the broker's tracing output as journal lines.
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
+//! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
 
 pub mod actor;
 pub mod broker;
@@ -41,6 +42,7 @@ pub mod conformance;
 pub mod event;
 pub mod fsx;
 pub mod lifeline;
+pub mod limits;
 pub mod logcapture;
 pub mod progress;
 pub mod proxy;

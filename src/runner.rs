@@ -159,6 +159,8 @@ pub fn time_limit(s: &Scenario) -> Duration {
 /// output directory; one that is interrupted or fails leaves `NAME.*` alone and writes
 /// `NAME.incomplete.*` (see [`crate::report::files`]).
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
+    // A packet the broker or our clients would refuse: say so now, not at the time limit.
+    crate::limits::check(scenario, &opts.broker)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

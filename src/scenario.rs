@@ -530,7 +530,7 @@ struct RawScenario {
 #[serde(deny_unknown_fields)]
 struct RawWill {
     topic: Spanned<String>,
-    payload: String,
+    payload: Spanned<String>,
     qos: Option<Spanned<i64>>,
     retain: Option<bool>,
     delay_s: Option<Spanned<i64>>,
@@ -770,6 +770,12 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     ),
                 );
             }
+            if let Some(p) = crate::limits::string_problem(t) {
+                return v.err(w.topic.span(), "will.topic", format!("the topic {p}"));
+            }
+            if let Some(p) = crate::limits::will_payload_problem(w.payload.get_ref()) {
+                return v.err(w.payload.span(), "will.payload", format!("the payload {p}"));
+            }
             let qos = match &w.qos {
                 Some(q) => v.int_in(q, "will.qos", 0, 2)? as u8,
                 None => 0,
@@ -784,13 +790,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             let content_type = match &w.content_type {
                 Some(c) => {
                     v5_only(c.span(), "will.content_type")?;
-                    if c.get_ref().len() > usize::from(u16::MAX) {
-                        return v.err(
-                            c.span(),
-                            "will.content_type",
-                            "too long: expected at most 65535 bytes (an MQTT UTF-8 string)"
-                                .to_string(),
-                        );
+                    if let Some(p) = crate::limits::string_problem(c.get_ref()) {
+                        return v.err(c.span(), "will.content_type", format!("the value {p}"));
                     }
                     Some(c.get_ref().clone())
                 }
@@ -798,7 +799,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             };
             Some(Will {
                 topic: t.clone(),
-                payload: w.payload,
+                payload: w.payload.into_inner(),
                 qos,
                 retain: w.retain.unwrap_or(false),
                 delay_s,
@@ -859,6 +860,13 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     ),
                 );
             }
+            if let Some(problem) = crate::limits::string_problem(t) {
+                return v.err(
+                    p.topic.span(),
+                    "publisher.topic",
+                    format!("the topic {problem}"),
+                );
+            }
             Some(Publisher {
                 topic: t.clone(),
                 qos: match &p.qos {
@@ -895,6 +903,13 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     sub.topic.span(),
                     "subscribe.topic",
                     format!("{t:?} is not a topic filter: expected levels split by '/', with '+' or '#' (last) only as a whole level"),
+                );
+            }
+            if let Some(problem) = crate::limits::string_problem(t) {
+                return v.err(
+                    sub.topic.span(),
+                    "subscribe.topic",
+                    format!("the filter {problem}"),
                 );
             }
             Some(Subscription {
@@ -1246,16 +1261,23 @@ fn fault_kind(
     })
 }
 
+/// The most a scenario file may hold: the built-ins are under 2 KB. A larger file is refused
+/// before it is read whole (`/dev/zero` would otherwise grow memory without bound).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Find a scenario by built-in name or by path (anything ending in `.toml` or containing `/`).
+/// Only a regular file is read (a FIFO would block, a device never end), up to
+/// [`MAX_FILE_BYTES`].
 pub fn load(arg: &str) -> Result<Scenario, ScenarioError> {
     if arg.ends_with(".toml") || arg.contains('/') {
         let path = Path::new(arg);
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            file: arg.to_string(),
-            line: None,
-            key: None,
-            message: format!("cannot read the scenario file: {e}"),
-        })?;
+        let text =
+            crate::fsx::read_regular_capped(path, MAX_FILE_BYTES).map_err(|e| ScenarioError {
+                file: arg.to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read the scenario file: {e}"),
+            })?;
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())

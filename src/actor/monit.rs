@@ -85,6 +85,9 @@ impl Client {
                 let mut o = MqttOptions::new(id, host, port);
                 o.set_keep_alive(keepalive);
                 o.set_clean_session(clean_session);
+                // A will larger than rumqttc's default 10 KiB must still reach monit.
+                let max = crate::limits::CLIENT_MAX_PACKET;
+                o.set_max_packet_size(max, max);
                 let (c, el) = AsyncClient::new(o, 16);
                 Client::V4(c, Box::new(el))
             }
@@ -93,6 +96,7 @@ impl Client {
                 // rumqttc's v5 options panic below 5 s; monit's own keepalive is not measured.
                 o.set_keep_alive(keepalive.max(Duration::from_secs(5)));
                 o.set_clean_start(true);
+                o.set_max_packet_size(Some(crate::limits::CLIENT_MAX_PACKET as u32));
                 let (c, el) = rumqttc::v5::AsyncClient::new(o, 16);
                 Client::V5(c, Box::new(el))
             }

@@ -80,6 +80,9 @@ impl Willy {
         };
         o.set_keep_alive(s.keepalive);
         o.set_clean_session(s.clean_session);
+        // rumqttc's default 10 KiB would refuse a larger will's CONNECT on every attempt.
+        let max = crate::limits::CLIENT_MAX_PACKET;
+        o.set_max_packet_size(max, max);
         if let Some(w) = &s.will {
             let qos = match w.qos {
                 0 => QoS::AtMostOnce,

@@ -17,6 +17,13 @@ use crate::event::Journal;
 /// The version we embed: Cargo.toml pins it exactly.
 pub const VERSION: &str = "0.20.0";
 
+/// The largest packet (remaining length) our rumqttd takes: its `max_payload_size`, checked
+/// against each incoming packet's remaining length (rumqttd 0.20 src/protocol/v4/mod.rs
+/// `check`), not preallocated. Room for the largest will a valid scenario can set (a
+/// 65,535-byte topic and payload, `limits`); at the old 20 KiB a bigger will's CONNECT was
+/// dropped and the run looped until its time limit.
+pub const MAX_PACKET: usize = 256 * 1024;
+
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 fn listener(name: &str, addr: SocketAddr) -> ServerSettings {
@@ -27,7 +34,7 @@ fn listener(name: &str, addr: SocketAddr) -> ServerSettings {
         next_connection_delay_ms: 1,
         connections: ConnectionSettings {
             connection_timeout_ms: 60_000,
-            max_payload_size: 20_480,
+            max_payload_size: MAX_PACKET,
             max_inflight_count: 100,
             auth: None,
             external_auth: None,
