@@ -160,6 +160,30 @@ fn a_fifo_at_the_old_temp_name_injects_nothing_into_mosquitto() {
 }
 
 #[test]
+fn a_regular_file_at_the_old_temp_name_does_not_stop_the_run() {
+    if mosquitto_or_skip("a_regular_file_at_the_old_temp_name_does_not_stop_the_run").is_none() {
+        return;
+    }
+    let tmp = out_dir("attack-file");
+    let out = tmp.join("out");
+    let o = run_after(
+        &tmp,
+        "for n in 0 1 2 3; do echo x > \"$TMPDIR/unplug-mosquitto-$$-$n\"; done",
+        &[
+            "scenario",
+            "v5-disconnect-normal",
+            "--broker",
+            "mosquitto",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        |_| {},
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
 fn result_files_replace_symlinks_in_the_output_dir_instead_of_writing_through_them() {
     let dir = out_dir("out-symlinks");
     let out = dir.join("out");
@@ -282,4 +306,68 @@ fn a_killed_run_loses_at_most_the_journal_line_in_flight() {
     for line in events.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
+}
+
+#[test]
+fn a_run_ended_by_sigterm_exits_143_and_leaves_the_previous_set_as_it_was() {
+    let out = out_dir("run-sigterm");
+    let name = "native-last-will";
+    let (code, s) = run_scenario(name, &out, &["--keepalive", "1"]);
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    let before = set_of(&out, name);
+    let mut child = Command::new(BIN)
+        .args(["scenario", name, "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let live = out.join(format!("{name}.events.jsonl.inprogress"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // (Before issue 11 the live journal had its final name, which the previous run left here:
+    // wait for it to be truncated and refilled.)
+    let old_live = out.join(format!("{name}.events.jsonl"));
+    let started = |p: &Path| {
+        let t = std::fs::read_to_string(p).unwrap_or_default();
+        t.contains(r#""event":"cycle_started""#) && !t.contains(r#""event":"run_ended""#)
+    };
+    while !(started(&live) || started(&old_live)) {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no cycle started within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run did not end within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(st.code(), Some(143), "{st}");
+    assert_eq!(set_of(&out, name), before, "the previous set changed");
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("{name}.incomplete.summary.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&s["interrupted"], &s["pass"]),
+        (
+            &serde_json::Value::Bool(true),
+            &serde_json::Value::Bool(false)
+        )
+    );
+    assert_eq!(s["end_reason"], "interrupted (SIGTERM)");
 }

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! The child must never outlive the run: `stop` at the end, `Drop` on an error or a panic
-//! (Ctrl-C ends the run normally, so it reaches `stop`), and `PR_SET_PDEATHSIG` for a runner
+//! (SIGINT or SIGTERM during the cycles ends the run normally, so it reaches `stop`; during the
+//! start the run is dropped, so `Drop`), and `PR_SET_PDEATHSIG` for a runner
 //! that is killed outright. It runs in its own process group so a terminal's Ctrl-C reaches only
 //! unplug, which then ends the run in order instead of losing the broker mid-judgement.
 
@@ -72,7 +73,9 @@ fn on_path(name: &str) -> Option<PathBuf> {
 
 /// `mosquitto -h` prints `mosquitto version 2.0.11` on its first line (and exits non-zero).
 pub fn version(bin: &Path) -> anyhow::Result<String> {
-    let out = std::process::Command::new(bin)
+    let mut cmd = std::process::Command::new(bin);
+    crate::lifeline::die_with_parent_std(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+    let out = cmd
         .arg("-h")
         .stdin(Stdio::null())
         .output()

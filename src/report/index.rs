@@ -214,7 +214,8 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
 pub fn write(root: &Path, title: &str) -> anyhow::Result<PathBuf> {
     let html = render(root, title)?;
     let path = root.join("index.html");
-    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
+    crate::fsx::write_atomic(&path, html.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

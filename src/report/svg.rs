@@ -1185,7 +1185,7 @@ pub fn write_run(
     s: &Summary,
 ) -> anyhow::Result<PathBuf> {
     let path = dir.join(format!("{name}.svg"));
-    std::fs::write(&path, render_run(records, s))
+    crate::fsx::write_atomic(&path, render_run(records, s).as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
@@ -1412,6 +1412,6 @@ pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
 
 /// Write a comparison picture to `path`.
 pub fn write_compare(path: &Path, title: &str, runs: &[Summary]) -> anyhow::Result<()> {
-    std::fs::write(path, render_compare(title, runs))
+    crate::fsx::write_atomic(path, render_compare(title, runs).as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
