@@ -36,6 +36,8 @@ enum Command {
     WillyChild,
     /// List the built-in scenarios with their descriptions.
     List,
+    /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
+    Profiles,
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
         after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
@@ -153,11 +155,68 @@ struct BrokerArgs {
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]
     mosquitto_bin: Option<PathBuf>,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// How a broker given by URL is reached and judged.
+#[derive(Args, Clone)]
+struct AccessArgs {
+    /// The user name every client logs in with (a URL broker; or put user:pass@ in the URL).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// The environment variable holding the password (never given on the command line).
+    #[arg(long, value_name = "VAR", requires = "username")]
+    password_env: Option<String>,
+    /// Judge a URL broker by this profile instead of recognising it (see `unplug profiles`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+impl AccessArgs {
+    /// Attach the login and profile to a URL broker; refuse them for the others.
+    fn apply(&self, choice: BrokerChoice) -> anyhow::Result<BrokerChoice> {
+        let login = match &self.username {
+            None => None,
+            Some(u) => Some(unplug::broker::url::Login {
+                username: u.clone(),
+                password: match &self.password_env {
+                    None => None,
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!("--password-env {var}: that environment variable is not set (or not UTF-8)")
+                    })?),
+                },
+            }),
+        };
+        if let Some(p) = &self.profile {
+            if unplug::broker::profile::Profile::by_name(p).is_none() {
+                anyhow::bail!("--profile {p:?}: no such profile (see `unplug profiles`)");
+            }
+        }
+        match choice {
+            BrokerChoice::Url(u) => {
+                let mut u = u.with_login(login)?;
+                if self.profile.is_some() {
+                    u.profile = self.profile.clone();
+                }
+                Ok(BrokerChoice::Url(u))
+            }
+            c if login.is_some() || self.profile.is_some() => anyhow::bail!(
+                "--username, --password-env and --profile apply to a broker given by URL (not {})",
+                c.label()
+            ),
+            c => Ok(c),
+        }
+    }
 }
 
 impl BrokerArgs {
     fn choice(&self) -> anyhow::Result<BrokerChoice> {
-        with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())
+        let c = self
+            .access
+            .apply(with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())?)?;
+        c.export_password();
+        Ok(c)
     }
 }
 
@@ -308,6 +367,10 @@ struct Timing {
     /// The seed's own timing: keepalive 60 s, 20 s connected, 10 s idle (a run takes minutes).
     #[arg(long)]
     seed_timing: bool,
+    /// How long after the cut to keep watching for a drop or will later than the broker's
+    /// profile allows, in seconds (default: 4 x keepalive + 10 s).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    observe: Option<u64>,
 }
 
 impl Timing {
@@ -315,6 +378,7 @@ impl Timing {
         Overrides {
             keepalive_s: self.keepalive,
             seed_timing: self.seed_timing,
+            observe_s: self.observe,
         }
     }
 
@@ -325,6 +389,9 @@ impl Timing {
         }
         if self.seed_timing {
             v.push("--seed-timing".to_string());
+        }
+        if let Some(o) = self.observe {
+            v.extend(["--observe".to_string(), o.to_string()]);
         }
         v
     }
@@ -359,6 +426,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 table::render_text(&["scenario", "description"], &rows)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles => {
+            let rows: Vec<Vec<String>> = unplug::broker::profile::Profile::known()
+                .into_iter()
+                .map(|(name, p)| {
+                    vec![
+                        name.to_string(),
+                        format!("+{} ms", p.keepalive_late_ms),
+                        p.deviations.len().to_string(),
+                        p.timing_model,
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render_text(&["profile", "late allowance", "deviations", "timing model"], &rows)
+            );
+            println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
             Ok(ExitCode::SUCCESS)
         }
         Command::Scenario {

@@ -147,7 +147,7 @@ pub fn time_limit(s: &Scenario) -> Duration {
     let flaky = s.monit.flaky.map_or(Duration::ZERO, |f| {
         f.away_after + f.back_after_drop + Duration::from_secs(2)
     });
-    per_cycle * s.cycles + s.keepalive * 2 + heals + flaky + Duration::from_secs(20)
+    per_cycle * s.cycles + s.observe_window() + heals + flaky + Duration::from_secs(20)
 }
 
 /// Run a scenario on a fresh tokio runtime. Files are written even when the run is interrupted.
@@ -169,10 +169,21 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         .with_context(|| format!("creating the log files in {}", opts.out_dir.display()))?;
     let started_at = chrono::Utc::now();
     crate::logcapture::install(&journal);
+    crate::broker::access::set_login(match &opts.broker {
+        BrokerChoice::Url(u) => u.login.clone(),
+        _ => None,
+    });
 
     let mut broker = broker::start(&opts.broker, &journal).await?;
     let upstream = match s.transport {
         Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
+        // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
+        Transport::Ws if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() => {
+            anyhow::bail!(
+                "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
+                broker.name
+            )
+        }
         Transport::Ws => broker
             .endpoints
             .ws
@@ -260,7 +271,8 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                 broker.endpoints.tcp
             )
         })?
-        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?;
+        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
 
     // pubby connects now; it publishes from the start or from the cut.
     let (pubby_go, pubby) = match &s.publisher {
@@ -332,6 +344,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     tokio::pin!(ctrl_c);
     let mut late = None;
     let mut twin: Option<tokio::task::JoinHandle<()>> = None;
+    let mut refused: Option<String> = None;
     let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
@@ -379,6 +392,12 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                 journal.clone(),
             )));
         }
+        if facts.cut_at_ms.is_none() {
+            if let Some(why) = willy_refused(&records) {
+                refused = Some(why);
+                break "the broker refused willy's connection".to_string();
+            }
+        }
         let in_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst);
         progress.update(s, &broker.profile, &facts, in_cycle, now);
         let in_final_cycle = in_cycle >= s.cycles;
@@ -417,6 +436,11 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         },
     );
 
+    if let Some(why) = refused {
+        broker.stop().await;
+        let _ = journal.close();
+        anyhow::bail!("{why}");
+    }
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
     let checks = check::evaluate(s, &broker.profile, &facts);
@@ -442,6 +466,27 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     Ok(RunResult {
         summary,
         interrupted,
+    })
+}
+
+/// The broker's refusal of willy's CONNECT (a login it does not accept, a protocol it does not
+/// speak), said in the broker's terms: retrying will not change it.
+fn willy_refused(records: &[crate::event::Record]) -> Option<String> {
+    records.iter().find_map(|r| match (&r.actor, &r.event) {
+        (Actor::Willy, Event::ConnectionFailed { error })
+            if error.starts_with(crate::broker::access::REFUSED) =>
+        {
+            Some(format!(
+                "the broker refused willy: {}",
+                &error[crate::broker::access::REFUSED.len()..]
+            ))
+        }
+        (Actor::Willy, Event::ConnectionFailed { error })
+            if error.starts_with("the broker closed the connection after an MQTT 5") =>
+        {
+            Some(format!("willy: {error}"))
+        }
+        _ => None,
     })
 }
 
@@ -489,7 +534,13 @@ pub fn outcome_decided(
             .is_some_and(|t| now_ms >= t + SETTLE_MS);
     }
     if now_ms >= deadline + SETTLE_MS {
-        return true;
+        // Past the profile's deadline: what the spec says must happen and has not is late, not
+        // absent. Keep watching for it until the observation window ends, so a late drop or
+        // will is measured with its real time.
+        let watch_until = f.cut_at_ms.unwrap_or(deadline) + s.observe_window().as_secs_f64() * 1000.0;
+        if !awaiting_late_outcome(s, p, f) || now_ms >= watch_until {
+            return true;
+        }
     }
     // willy's own detection is checked too: wait for it, up to the end of its window.
     // (Its window passing decides only the detection, not the will, which may still be due.)
@@ -505,6 +556,20 @@ pub fn outcome_decided(
         (_, Some(drop)) if !s.expect.will => detected && now_ms >= drop + SETTLE_MS,
         _ => false,
     }
+}
+
+/// Is something the spec requires still missing after the cut: the broker's drop of a
+/// silenced willy, or an expected will? Not when the broker's profile already says it never
+/// comes in this run (a certain deviation), nor once the network healed before the drop.
+fn awaiting_late_outcome(s: &Scenario, p: &crate::broker::profile::Profile, f: &Facts) -> bool {
+    let Some(cut) = s.cut() else { return false };
+    let certain_deviation = |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
+    let drop_due = cut.kind.silences_client()
+        && s.takeover.is_none()
+        && f.heal_ms.is_none()
+        && !certain_deviation("keepalive-drop");
+    let will_due = s.expect.will && s.will.is_some() && !certain_deviation("will");
+    (drop_due && f.broker_drop_ms.is_none()) || (will_due && f.will_received_ms.is_none())
 }
 
 #[cfg(test)]
@@ -556,16 +621,39 @@ mod tests {
     }
 
     #[test]
-    fn a_will_that_never_comes_is_decided_at_the_deadline() {
+    fn a_will_that_never_comes_is_watched_for_until_the_observation_window_ends() {
         let s = crate::scenario::load("ws-last-will").unwrap();
         let p = Profile::rumqttd();
         assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 4000.0));
-        assert!(outcome_decided(
+        // Past the profile's deadline, no drop and no will yet: late, not absent.
+        assert!(!outcome_decided(
             &s,
             &p,
             &facts(1000.0, None, None),
             1000.0 + 3250.0 + 500.0
         ));
+        // 4 x keepalive + 10 s after the cut (at 1001 ms): nothing came, decided.
+        assert_eq!(s.observe_window(), Duration::from_secs(18));
+        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 1001.0 + 17_900.0));
+        assert!(outcome_decided(&s, &p, &facts(1000.0, None, None), 1001.0 + 18_000.0));
+    }
+
+    #[test]
+    fn a_late_will_ends_the_run_once_it_arrives() {
+        let s = crate::scenario::load("ws-last-will").unwrap();
+        let p = Profile::unknown();
+        // Dropped at 3 x keepalive, will right after: the run ends then, not at the window.
+        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 6900.0));
+        let f = facts(1000.0, Some(7000.0), Some(7001.0));
+        assert!(outcome_decided(&s, &p, &f, 7001.0 + 1.0));
+    }
+
+    #[test]
+    fn a_will_the_profile_says_never_comes_is_not_waited_for() {
+        let s = crate::scenario::load("keepalive-busy-topic").unwrap();
+        let p = Profile::rumqttd();
+        assert!(!awaiting_late_outcome(&s, &p, &facts(1000.0, None, None)));
+        assert!(awaiting_late_outcome(&s, &Profile::unknown(), &facts(1000.0, None, None)));
     }
 
     #[test]
@@ -618,6 +706,7 @@ mod tests {
         s.apply(crate::scenario::Overrides {
             keepalive_s: None,
             seed_timing: true,
+            observe_s: None,
         });
         // 2 cycles of 30 s, the cut, 90 s of keepalive: well inside.
         assert!(time_limit(&s) > Duration::from_secs(60 + 90 + 10));
