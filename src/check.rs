@@ -961,7 +961,8 @@ fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Facts) -> Check
         "no-will-after-disconnect",
         Some("MQTT-3.1.2-10, MQTT-3.14.4-3"),
         wrong.is_empty(),
-        "no will after a DISCONNECT that reached the broker: monit gets only what willy published".into(),
+        "no will after a DISCONNECT that reached the broker: monit gets only what willy published"
+            .into(),
         if wrong.is_empty() {
             "every message on the will topic before the cut was one willy published".into()
         } else {
@@ -2166,7 +2167,11 @@ mod tests {
         let c = evaluate(&s, &Profile::rumqttd(), &f);
         let bad = by_name(&c, "no-will-after-disconnect");
         assert!(!bad.pass);
-        assert!(bad.actual.contains("cycle 1") && bad.actual.contains("(e000)"), "{}", bad.actual);
+        assert!(
+            bad.actual.contains("cycle 1") && bad.actual.contains("(e000)"),
+            "{}",
+            bad.actual
+        );
         assert!(bad.actual.contains("3 ms after"), "{}", bad.actual);
     }
 
@@ -2177,7 +2182,13 @@ mod tests {
         records.extend([msg(5000.0, "true"), cut(5001.0, 4999.0)]);
         let f = Facts::from_records(&s, &records);
         assert!(f.wills_after_clean_disconnect.is_empty());
-        assert!(by_name(&evaluate(&s, &Profile::rumqttd(), &f), "no-will-after-disconnect").pass);
+        assert!(
+            by_name(
+                &evaluate(&s, &Profile::rumqttd(), &f),
+                "no-will-after-disconnect"
+            )
+            .pass
+        );
     }
 
     #[test]
@@ -2192,10 +2203,20 @@ mod tests {
         let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
         let drop = by_name(&c, "keepalive-drop");
         assert!(!drop.pass);
-        assert!(drop.actual.contains("closed 6004 ms after the last packet = 3.00 x keepalive, 3.0 s late; spec 1.5 x"), "{}", drop.actual);
+        assert!(
+            drop.actual.contains(
+                "closed 6004 ms after the last packet = 3.00 x keepalive, 3.0 s late; spec 1.5 x"
+            ),
+            "{}",
+            drop.actual
+        );
         let will = by_name(&c, "will-timing");
         assert!(!will.pass);
-        assert!(will.actual.contains("will 6005 ms after the last packet"), "{}", will.actual);
+        assert!(
+            will.actual.contains("will 6005 ms after the last packet"),
+            "{}",
+            will.actual
+        );
     }
 
     #[test]
@@ -2204,11 +2225,21 @@ mod tests {
         let records = vec![
             msg(100.0, "true"),
             cut(101.0, 99.0),
-            rec(18_200.0, Actor::Runner, Event::RunEnded { reason: "x".into() }),
+            rec(
+                18_200.0,
+                Actor::Runner,
+                Event::RunEnded { reason: "x".into() },
+            ),
         ];
         let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
         let drop = by_name(&c, "keepalive-drop");
-        assert!(drop.actual.contains("never closed the connection (observed for 18.1 s after willy's last packet)"), "{}", drop.actual);
+        assert!(
+            drop.actual.contains(
+                "never closed the connection (observed for 18.1 s after willy's last packet)"
+            ),
+            "{}",
+            drop.actual
+        );
     }
 
     #[test]

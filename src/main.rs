@@ -442,7 +442,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect();
             print!(
                 "{}",
-                table::render_text(&["profile", "late allowance", "deviations", "timing model"], &rows)
+                table::render_text(
+                    &["profile", "late allowance", "deviations", "timing model"],
+                    &rows
+                )
             );
             println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
             Ok(ExitCode::SUCCESS)

@@ -178,7 +178,9 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let upstream = match s.transport {
         Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
         // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
-        Transport::Ws if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() => {
+        Transport::Ws
+            if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() =>
+        {
             anyhow::bail!(
                 "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
                 broker.name
@@ -537,7 +539,8 @@ pub fn outcome_decided(
         // Past the profile's deadline: what the spec says must happen and has not is late, not
         // absent. Keep watching for it until the observation window ends, so a late drop or
         // will is measured with its real time.
-        let watch_until = f.cut_at_ms.unwrap_or(deadline) + s.observe_window().as_secs_f64() * 1000.0;
+        let watch_until =
+            f.cut_at_ms.unwrap_or(deadline) + s.observe_window().as_secs_f64() * 1000.0;
         if !awaiting_late_outcome(s, p, f) || now_ms >= watch_until {
             return true;
         }
@@ -563,7 +566,8 @@ pub fn outcome_decided(
 /// comes in this run (a certain deviation), nor once the network healed before the drop.
 fn awaiting_late_outcome(s: &Scenario, p: &crate::broker::profile::Profile, f: &Facts) -> bool {
     let Some(cut) = s.cut() else { return false };
-    let certain_deviation = |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
+    let certain_deviation =
+        |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
     let drop_due = cut.kind.silences_client()
         && s.takeover.is_none()
         && f.heal_ms.is_none()
@@ -634,8 +638,18 @@ mod tests {
         ));
         // 4 x keepalive + 10 s after the cut (at 1001 ms): nothing came, decided.
         assert_eq!(s.observe_window(), Duration::from_secs(18));
-        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 1001.0 + 17_900.0));
-        assert!(outcome_decided(&s, &p, &facts(1000.0, None, None), 1001.0 + 18_000.0));
+        assert!(!outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, None, None),
+            1001.0 + 17_900.0
+        ));
+        assert!(outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, None, None),
+            1001.0 + 18_000.0
+        ));
     }
 
     #[test]
@@ -653,7 +667,11 @@ mod tests {
         let s = crate::scenario::load("keepalive-busy-topic").unwrap();
         let p = Profile::rumqttd();
         assert!(!awaiting_late_outcome(&s, &p, &facts(1000.0, None, None)));
-        assert!(awaiting_late_outcome(&s, &Profile::unknown(), &facts(1000.0, None, None)));
+        assert!(awaiting_late_outcome(
+            &s,
+            &Profile::unknown(),
+            &facts(1000.0, None, None)
+        ));
     }
 
     #[test]

@@ -266,7 +266,10 @@ impl Monit {
                     );
                     if ready.is_some() && (refused || closed_before_connack >= 2) {
                         let why = if refused {
-                            format!("the broker refused monit: {}", &error[crate::broker::access::REFUSED.len()..])
+                            format!(
+                                "the broker refused monit: {}",
+                                &error[crate::broker::access::REFUSED.len()..]
+                            )
                         } else {
                             format!(
                                 "{} (monit, twice: {error})",

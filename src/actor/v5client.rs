@@ -71,8 +71,12 @@ impl Session {
             let key = crate::actor::v5wire::hex(&nanos.to_be_bytes());
             // 16 bytes, base64: the key only has to look like one.
             let key = format!("{key:0>22}==");
-            s.write(&v5wire::ws_upgrade(&format!("127.0.0.1:{port}"), path, &key))
-                .await?;
+            s.write(&v5wire::ws_upgrade(
+                &format!("127.0.0.1:{port}"),
+                path,
+                &key,
+            ))
+            .await?;
             s.ws_mask = Some((nanos ^ 0x5a5a_5a5a).to_be_bytes());
         }
         s.write(connect).await?;

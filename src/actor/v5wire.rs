@@ -75,7 +75,14 @@ pub fn connect(
     session_expiry_s: Option<u32>,
     will: Option<&Will>,
 ) -> Vec<u8> {
-    connect_as(client_id, keepalive_s, clean_start, session_expiry_s, will, None)
+    connect_as(
+        client_id,
+        keepalive_s,
+        clean_start,
+        session_expiry_s,
+        will,
+        None,
+    )
 }
 
 /// A v5 CONNECT with a login: User Name flag 0x80 and Password flag 0x40, the two written

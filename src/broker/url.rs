@@ -134,7 +134,8 @@ impl BrokerUrls {
                     Some((a, b)) => (a, Some(b)),
                     None => (u, None),
                 };
-                let decode = |x: &str| percent_decode(x).map_err(|e| UrlError::Percent(shown.clone(), e));
+                let decode =
+                    |x: &str| percent_decode(x).map_err(|e| UrlError::Percent(shown.clone(), e));
                 let this = Login {
                     username: decode(user)?,
                     password: pass.map(decode).transpose()?,
@@ -217,7 +218,9 @@ fn without_login(url: &str) -> String {
                 None => url.to_string(),
             }
         }
-        None => url.split_once('@').map_or(url.to_string(), |(_, h)| h.to_string()),
+        None => url
+            .split_once('@')
+            .map_or(url.to_string(), |(_, h)| h.to_string()),
     }
 }
 
@@ -282,9 +285,9 @@ pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broke
     let (ws, ws_path) = match &urls.ws {
         Some((hp, path)) => {
             let addr = resolve(hp)?;
-            wait_until_accepting(addr, within).await.map_err(|e| {
-                anyhow::anyhow!("--broker ws://{hp}{}: {e:#}", redact_query(path))
-            })?;
+            wait_until_accepting(addr, within)
+                .await
+                .map_err(|e| anyhow::anyhow!("--broker ws://{hp}{}: {e:#}", redact_query(path)))?;
             (Some(addr), path.clone())
         }
         None => (None, "/mqtt".to_string()),
@@ -294,8 +297,9 @@ pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broke
         .map_err(|e| anyhow::anyhow!("--broker tcp://{}: {e}", urls.tcp))?;
     let (profile, how) = match &urls.profile {
         Some(name) => (
-            super::profile::Profile::by_name(name)
-                .ok_or_else(|| anyhow::anyhow!("--profile {name:?}: no such profile (see `unplug profiles`)"))?,
+            super::profile::Profile::by_name(name).ok_or_else(|| {
+                anyhow::anyhow!("--profile {name:?}: no such profile (see `unplug profiles`)")
+            })?,
             format!("profile forced with --profile {name}"),
         ),
         None => super::recognise::profile_for(said.as_deref()),
@@ -372,19 +376,29 @@ mod tests {
     fn a_login_in_the_url_is_percent_decoded_and_never_described() {
         let u = BrokerUrls::parse("tcp://user:p%40ss%3Aw@127.0.0.1:1883,ws://user:p%40ss%3Aw@127.0.0.1:8080/mqtt?token=abc").unwrap();
         let l = u.login.clone().unwrap();
-        assert_eq!((l.username.as_str(), l.password.as_deref()), ("user", Some("p@ss:w")));
+        assert_eq!(
+            (l.username.as_str(), l.password.as_deref()),
+            ("user", Some("p@ss:w"))
+        );
         assert_eq!(u.tcp.host, "127.0.0.1");
         let shown = u.describe();
         assert!(!shown.contains("p%40ss") && !shown.contains("p@ss") && !shown.contains("user"));
-        assert!(shown.contains("?token=***") && !shown.contains("abc"), "{shown}");
+        assert!(
+            shown.contains("?token=***") && !shown.contains("abc"),
+            "{shown}"
+        );
         assert!(u.for_child().contains("token=abc") && !u.for_child().contains("user"));
     }
 
     #[test]
     fn errors_never_show_the_password() {
-        let e = BrokerUrls::parse("mqtts://u:hunter2@h:1").unwrap_err().to_string();
+        let e = BrokerUrls::parse("mqtts://u:hunter2@h:1")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
-        let e = BrokerUrls::parse("tcp://u:hunter2@h:99999").unwrap_err().to_string();
+        let e = BrokerUrls::parse("tcp://u:hunter2@h:99999")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 
@@ -393,8 +407,14 @@ mod tests {
         let u = BrokerUrls::parse("tcp://[::1]:1883").unwrap();
         assert_eq!((u.tcp.host.as_str(), u.tcp.port), ("::1", 1883));
         assert_eq!(u.describe(), "tcp://[::1]:1883");
-        assert!(matches!(BrokerUrls::parse("tcp://[::1"), Err(UrlError::Bracket(_))));
-        assert!(matches!(BrokerUrls::parse("tcp://[::1]"), Err(UrlError::Malformed(_))));
+        assert!(matches!(
+            BrokerUrls::parse("tcp://[::1"),
+            Err(UrlError::Bracket(_))
+        ));
+        assert!(matches!(
+            BrokerUrls::parse("tcp://[::1]"),
+            Err(UrlError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -404,7 +424,10 @@ mod tests {
             Err(UrlError::TwoLogins)
         );
         let u = BrokerUrls::parse("tcp://a:b@h:1").unwrap();
-        let other = Login { username: "x".into(), password: None };
+        let other = Login {
+            username: "x".into(),
+            password: None,
+        };
         assert_eq!(u.with_login(Some(other)), Err(UrlError::TwoLogins));
     }
 }
