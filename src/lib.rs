@@ -38,6 +38,7 @@ pub mod compare;
 pub mod conformance;
 pub mod event;
 pub mod logcapture;
+pub mod probe;
 pub mod progress;
 pub mod proxy;
 pub mod report;

@@ -130,6 +130,33 @@ enum Command {
         #[arg(long, default_value = "results", value_name = "DIR")]
         out: PathBuf,
     },
+    /// Give each broker its row of the will table: abrupt close, a silent client (3 runs) and its
+    /// clean 3.1.1 DISCONNECTs, v5 DISCONNECT 0x00 and 0x04, will delay 2 s with session expiry
+    /// 0 and 60; over TCP and WebSocket where the broker offers them.
+    #[command(
+        after_help = "Examples:\n  unplug probe --brokers tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt\n  unplug probe --brokers tcp://user:pass@broker.lan:1883 --transports tcp\n  unplug probe --brokers builtin,mosquitto --out /tmp/probe\n\nPrints one Markdown row per broker and transport (seconds; `!` where the spec is broken) and writes PROBE.md and every run's files into --out."
+    )]
+    Probe {
+        /// Brokers to probe: builtin, mosquitto, or a broker's URLs, separated by commas.
+        #[arg(long, default_value = "builtin", value_name = "LIST")]
+        brokers: String,
+        /// Transports to probe on (a broker given by URL only where it has a URL for it).
+        #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws", default_value = "tcp,ws")]
+        transports: Vec<unplug::scenario::Transport>,
+        /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+        #[arg(long, value_name = "PATH")]
+        mosquitto_bin: Option<PathBuf>,
+        #[command(flatten)]
+        access: AccessArgs,
+        #[command(flatten)]
+        timing: Timing,
+        /// How many runs at once.
+        #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Directory for every run's files and PROBE.md.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Write DIR/index.html: every run under DIR with its verdict, checks and picture, and links
     /// to its log, events and summary. Static; opens with no network.
     #[command(
@@ -316,12 +343,45 @@ fn run_cells(
         eprintln!("running {} runs, {jobs} at a time ...", cells.len());
     }
     let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-    rt.block_on(suite::run_specs(
-        &specs,
-        out,
-        jobs as usize,
-        show_progress(),
-    ))
+    rt.block_on(run_specs_sharing(&specs, out, jobs))
+}
+
+/// Run child specs `jobs` at a time, except that runs on a broker given by URL go one at a
+/// time: they share that broker, and two runs at once would take over each other's client ids
+/// ("willy", "monit") and hear each other's messages. A broker we start is each run's own.
+async fn run_specs_sharing(
+    specs: &[suite::ChildSpec],
+    out: &std::path::Path,
+    jobs: u16,
+) -> anyhow::Result<Vec<suite::ChildRun>> {
+    let shared = |s: &suite::ChildSpec| {
+        s.args
+            .windows(2)
+            .any(|w| w[0] == "--broker" && w[1].contains("://"))
+    };
+    let (own, url): (Vec<_>, Vec<_>) = specs.iter().cloned().partition(|s| !shared(s));
+    if !url.is_empty() && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{} runs on a broker given by URL go one at a time (they share it)",
+            url.len()
+        );
+    }
+    let progress = show_progress();
+    let (own_runs, url_runs) = tokio::join!(
+        suite::run_specs(&own, out, jobs as usize, progress),
+        suite::run_specs(&url, out, 1, progress && own.is_empty()),
+    );
+    let (mut own_runs, mut url_runs) = (own_runs?.into_iter(), url_runs?.into_iter());
+    Ok(specs
+        .iter()
+        .filter_map(|s| {
+            if shared(s) {
+                url_runs.next()
+            } else {
+                own_runs.next()
+            }
+        })
+        .collect())
 }
 
 /// Progress bars only for a person watching: stdout and stderr both a terminal.
@@ -524,6 +584,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if interactive {
                 eprintln!("running {} scenarios, {jobs} at a time ...", names.len());
             }
+            // Runs on a broker given by URL share it: one at a time (see run_specs_sharing).
+            let jobs = if matches!(broker, BrokerChoice::Url(_)) {
+                if interactive && jobs > 1 {
+                    eprintln!(
+                        "a broker given by URL is shared by every run: running them one at a time"
+                    );
+                }
+                1
+            } else {
+                jobs
+            };
             let mut extra = timing.args();
             extra.extend(broker.args());
             let runs = rt.block_on(suite::run_children(
@@ -629,6 +700,98 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::write(&md, conformance::markdown(&labels, &rows, &judged, &errors))
                 .with_context(|| format!("writing {}", md.display()))?;
             Ok(children_exit_code(&runs))
+        }
+        Command::Probe {
+            brokers,
+            transports,
+            mosquitto_bin,
+            access,
+            timing,
+            jobs,
+            out,
+        } => {
+            let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?
+                .into_iter()
+                .map(|b| {
+                    let b = access.apply(b)?;
+                    b.export_password();
+                    Ok(b)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut urls = 0;
+            let labelled: Vec<(BrokerChoice, String)> = brokers
+                .iter()
+                .map(|b| {
+                    let label = match b {
+                        BrokerChoice::Url(_) => {
+                            urls += 1;
+                            format!("url{urls}")
+                        }
+                        b => b.label().to_string(),
+                    };
+                    (b.clone(), label)
+                })
+                .collect();
+            let plan = unplug::probe::plan(&labelled, &transports, &timing.args());
+            let specs: Vec<_> = plan.iter().filter_map(|r| r.spec.clone()).collect();
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("probing: {} runs, {jobs} at a time ...", specs.len());
+            }
+            let runs = rt.block_on(run_specs_sharing(&specs, &out, jobs))?;
+            // Back in plan order, None where a run was not possible.
+            let mut done = runs.iter();
+            let outcomes: Vec<Option<Result<&unplug::report::Summary, String>>> = plan
+                .iter()
+                .map(|r| {
+                    r.spec.as_ref()?;
+                    let run = done.next()?;
+                    Some(match (&run.summary, run.exit) {
+                        (Some(s), Some(0 | 1)) => Ok(s),
+                        _ => Err(run
+                            .error
+                            .lines()
+                            .last()
+                            .unwrap_or("no summary")
+                            .trim()
+                            .to_string()),
+                    })
+                })
+                .collect();
+            let mut rows = Vec::new();
+            for (b, _) in &labelled {
+                for &t in &transports {
+                    let runs: Vec<_> = plan
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(r, _)| r.broker == *b && r.transport == t)
+                        .map(|(r, o)| (r.test, o.clone()))
+                        .collect();
+                    if runs.is_empty() {
+                        continue;
+                    }
+                    let name = runs
+                        .iter()
+                        .find_map(|(_, o)| {
+                            o.as_ref()?
+                                .as_ref()
+                                .ok()
+                                .map(|s| unplug::probe::broker_name(s))
+                        })
+                        .unwrap_or_else(|| b.label().to_string());
+                    rows.push(unplug::probe::row(&name, t, &runs));
+                }
+            }
+            let md = table::render_markdown(&unplug::probe::HEADER, &rows);
+            print!("{md}");
+            let path = out.join("PROBE.md");
+            std::fs::write(
+                &path,
+                format!("# The will table\n\nSeconds: the abrupt close's will from the cut; the silent client's drop and will from its last packet; a delayed will from the broker's close. `!`: the spec is broken there (a failed check or a deviation the broker's profile documents).\n\n{md}"),
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
+            Ok(ExitCode::from(unplug::probe::exit_code(&rows)))
         }
         Command::Index { dir, title } => {
             if !dir.is_dir() {
