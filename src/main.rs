@@ -134,10 +134,11 @@ enum Command {
     /// clean 3.1.1 DISCONNECTs, v5 DISCONNECT 0x00 and 0x04, will delay 2 s with session expiry
     /// 0 and 60; over TCP and WebSocket where the broker offers them.
     #[command(
-        after_help = "Examples:\n  unplug probe --brokers tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt\n  unplug probe --brokers tcp://user:pass@broker.lan:1883 --transports tcp\n  unplug probe --brokers builtin,mosquitto --out /tmp/probe\n\nPrints one Markdown row per broker and transport (seconds; `!` where the spec is broken) and writes PROBE.md and every run's files into --out."
+        after_help = "Examples:\n  unplug probe --brokers tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt\n  unplug probe --brokers builtin,mosquitto,lab=tcp://10.0.0.5:1883,ws://10.0.0.5:8080/mqtt\n  unplug probe --brokers tcp://user:pass@broker.lan:1883 --transports tcp\n  unplug probe --brokers builtin,mosquitto --out /tmp/probe\n\nPrints one Markdown row per broker and transport (seconds; `!` where the spec is broken) and writes PROBE.md and every run's files into --out."
     )]
     Probe {
-        /// Brokers to probe: builtin, mosquitto, or a broker's URLs, separated by commas.
+        /// Brokers to probe: builtin, mosquitto, or a broker's URLs, separated by commas; NAME=
+        /// before a URL names that broker in the table and the file names.
         #[arg(long, default_value = "builtin", value_name = "LIST")]
         brokers: String,
         /// Transports to probe on (a broker given by URL only where it has a URL for it).
@@ -270,6 +271,17 @@ fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
 /// `--brokers builtin,mosquitto,tcp://h:1,ws://h:2/mqtt`: a ws:// URL joins the tcp:// URL
 /// before it, making one broker.
 fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<BrokerChoice>> {
+    Ok(parse_labelled_brokers(list, bin)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// The same, where a URL broker may carry a name for tables and files: `amqtt=tcp://h:1`.
+fn parse_labelled_brokers(
+    list: &str,
+    bin: Option<&PathBuf>,
+) -> anyhow::Result<Vec<(Option<String>, BrokerChoice)>> {
     let mut groups: Vec<String> = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match groups.last_mut() {
@@ -289,11 +301,19 @@ fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<Broker
     groups
         .iter()
         .map(|g| {
+            let (label, g) = match g.split_once('=') {
+                Some((l, rest)) if rest.contains("://") && !l.contains("://") => {
+                    parse_name(l).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
+                    (Some(l.to_string()), rest)
+                }
+                _ => (None, g.as_str()),
+            };
             let c = BrokerChoice::parse(g).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
-            match c {
-                BrokerChoice::Mosquitto { .. } => with_bin(c, bin),
-                c => Ok(c),
-            }
+            let c = match c {
+                BrokerChoice::Mosquitto { .. } => with_bin(c, bin)?,
+                c => c,
+            };
+            Ok((label, c))
         })
         .collect()
 }
@@ -710,28 +730,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
             out,
         } => {
-            let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?
+            let brokers = parse_labelled_brokers(&brokers, mosquitto_bin.as_ref())?
                 .into_iter()
-                .map(|b| {
+                .map(|(l, b)| {
                     let b = access.apply(b)?;
                     b.export_password();
-                    Ok(b)
+                    Ok((l, b))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mut urls = 0;
             let labelled: Vec<(BrokerChoice, String)> = brokers
                 .iter()
-                .map(|b| {
-                    let label = match b {
-                        BrokerChoice::Url(_) => {
+                .map(|(l, b)| {
+                    let label = match (l, b) {
+                        (Some(l), _) => l.clone(),
+                        (None, BrokerChoice::Url(_)) => {
                             urls += 1;
                             format!("url{urls}")
                         }
-                        b => b.label().to_string(),
+                        (None, b) => b.label().to_string(),
                     };
                     (b.clone(), label)
                 })
                 .collect();
+            let named: Vec<&Option<String>> = brokers.iter().map(|(l, _)| l).collect();
             let plan = unplug::probe::plan(&labelled, &transports, &timing.args());
             let specs: Vec<_> = plan.iter().filter_map(|r| r.spec.clone()).collect();
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -760,7 +782,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 })
                 .collect();
             let mut rows = Vec::new();
-            for (b, _) in &labelled {
+            for ((b, _), given) in labelled.iter().zip(&named) {
                 for &t in &transports {
                     let runs: Vec<_> = plan
                         .iter()
@@ -780,6 +802,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 .map(|s| unplug::probe::broker_name(s))
                         })
                         .unwrap_or_else(|| b.label().to_string());
+                    let name = match given {
+                        Some(l) => format!("{l} ({name})"),
+                        None => name,
+                    };
                     rows.push(unplug::probe::row(&name, t, &runs));
                 }
             }
