@@ -313,6 +313,8 @@ fn parse_labelled_brokers(
                 BrokerChoice::Mosquitto { .. } => with_bin(c, bin)?,
                 c => c,
             };
+            // Child runs read a URL's password from their environment.
+            c.export_password();
             Ok((label, c))
         })
         .collect()
