@@ -298,6 +298,8 @@ fn parse_labelled_brokers(
     if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
         anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
     }
+    // Child runs get a URL's password through one environment variable: one password per call.
+    let mut passwords = std::collections::HashSet::new();
     groups
         .iter()
         .map(|g| {
@@ -314,6 +316,12 @@ fn parse_labelled_brokers(
                 c => c,
             };
             // Child runs read a URL's password from their environment.
+            if let BrokerChoice::Url(u) = &c {
+                passwords.insert(u.login.as_ref().and_then(|l| l.password.clone()));
+                if passwords.iter().flatten().count() > 1 {
+                    anyhow::bail!("--brokers: two brokers with different passwords; run them one call each");
+                }
+            }
             c.export_password();
             Ok((label, c))
         })
