@@ -44,21 +44,8 @@ fn publish(rng: &mut Rng, out: &mut Vec<u8>) {
 }
 
 fn ws_frame(rng: &mut Rng, payload: &[u8], out: &mut Vec<u8>) {
-    out.push(0x82);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
     let mask = (rng.next() as u32).to_ne_bytes();
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out.extend_from_slice(&unplug::actor::v5wire::ws_frame(payload, mask));
 }
 
 const UPGRADE: &[u8] = b"GET /mqtt HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";

@@ -7,12 +7,15 @@
 #   results/conformance/  the will's spec checks x brokers (CONFORMANCE.md)
 #   results/faults/       each network and process fault over TCP and WebSocket, on builtin and
 #                         mosquitto (the drop fault is TCP-only and runs in fast/)
+#   results/probe/        the will table (unplug probe): builtin, mosquitto, and two brokers from
+#                         the registries given by URL, amqtt (PyPI) and aedes (npm); PROBE.md
 #   results/index.html    every run above: verdicts, checks, pictures, links (unplug index)
 #
 #   scripts/regen-results.sh            # all of it
 #   scripts/regen-results.sh --fast     # everything but the seed timing
 #
-# mosquitto comes from Debian: apt-get install mosquitto.
+# mosquitto comes from Debian: apt-get install mosquitto; amqtt and aedes from
+# scripts/third-party-brokers.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +25,7 @@ seed="native-no-will native-last-will ws-no-will ws-last-will"
 faults="reset close native-crash native-freeze half-open-upstream half-open-downstream
 latency-under-keepalive bandwidth-under-keepalive heal-before-timeout refuse-vs-hang"
 
-for d in fast compare faults seed-timing conformance; do
+for d in fast compare faults seed-timing conformance probe; do
   mkdir -p "results/$d"
   if [ "$d" != seed-timing ] || [ "${1:-}" != "--fast" ]; then
     find "results/$d" -maxdepth 1 -type f -delete
@@ -41,6 +44,25 @@ if [ "${1:-}" != "--fast" ]; then
   "$bin" compare --jobs 8 --seed-timing --out results/seed-timing $seed \
     | tee results/seed-timing/COMPARE.txt || status=$?
 fi
+# The probe: the third-party brokers run here, on free loopback ports, for its runs only.
+scripts/third-party-brokers.sh
+tp=${UNPLUG_THIRD_PARTY:-/opt/unplug-third-party}
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+a_tcp=$(port); a_ws=$(port); e_tcp=$(port); e_ws=$(port)
+"$tp/amqtt/bin/python" scripts/independent/start-amqtt.py --port "$a_tcp" --ws-port "$a_ws" >/dev/null 2>&1 &
+amqtt_pid=$!
+node scripts/independent/start-aedes.js --prefix "$tp/aedes" --port "$e_tcp" --ws-port "$e_ws" --ws-path /mqtt >/dev/null 2>&1 &
+aedes_pid=$!
+trap 'kill $amqtt_pid $aedes_pid 2>/dev/null || true' EXIT
+for p in "$a_tcp" "$a_ws" "$e_tcp" "$e_ws"; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+done
+"$bin" probe --jobs 6 --out results/probe \
+  --brokers "builtin,mosquitto,amqtt=tcp://127.0.0.1:$a_tcp,ws://127.0.0.1:$a_ws/mqtt,aedes=tcp://127.0.0.1:$e_tcp,ws://127.0.0.1:$e_ws/mqtt" \
+  | tee results/probe/PROBE.txt || true
+kill $amqtt_pid $aedes_pid 2>/dev/null || true
+# The probe's URLs hold this run's ports: the files say "tcp://127.0.0.1:PORT", nothing secret.
+
 "$bin" index results
 echo "results/ regenerated (exit $status)"
 exit "$status"

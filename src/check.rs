@@ -79,7 +79,102 @@ pub struct Facts {
     pub flaky_monit: Option<FlakyMonitSeen>,
     /// Each `true` monit received (willy publishes it at QoS 0): when, and at what QoS.
     pub status_true_qos: Vec<(f64, u8)>,
+    /// When the run stopped observing (its `RunEnded`): "never" means never before this.
+    pub observed_until_ms: Option<f64>,
+    /// Will messages monit got after one of willy's clean DISCONNECTs, before the cut: each a
+    /// message on the will topic with the will payload that willy did not publish itself.
+    pub wills_after_clean_disconnect: Vec<CleanDisconnectWill>,
 }
+
+/// A will the broker published after willy's clean DISCONNECT [MQTT-3.1.2-10, MQTT-3.14.4-3].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanDisconnectWill {
+    /// willy's cycle, from the runner's `CycleStarted`.
+    pub cycle: u32,
+    /// When the DISCONNECT reached the broker (the wire tap's record) and its bytes.
+    pub disconnect_ms: f64,
+    pub disconnect_hex: String,
+    /// When monit got the will.
+    pub will_ms: f64,
+}
+
+impl CleanDisconnectWill {
+    /// Walk the run up to the cut: every message monit gets on the will topic with the will's
+    /// payload is one of willy's own PUBLISHes that reached the broker (the wire tap counts them
+    /// by topic and payload size) or, when none is left to pair it with, a will. A will after a
+    /// clean DISCONNECT breaks the spec; the seed's will payload is willy's own `false`, so only
+    /// this count tells them apart. A PUBLISH is recorded just after the proxy wrote it, and
+    /// monit's copy may be recorded a hair before that: a copy pairs with an own PUBLISH recorded
+    /// up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it.
+    fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Vec<CleanDisconnectWill> {
+        let Some(w) = &s.will else {
+            return Vec::new();
+        };
+        let until = cut.unwrap_or(f64::INFINITY);
+        let mut own: Vec<(f64, bool)> = Vec::new(); // (ms, paired)
+        let mut copies: Vec<f64> = Vec::new();
+        // Clean DISCONNECTs (not 0x04: that one asks for the will): (cycle, ms, bytes).
+        let mut clean: Vec<(u32, f64, String)> = Vec::new();
+        let mut cycle = 0;
+        for r in records.iter().filter(|r| r.ms < until) {
+            match (&r.actor, &r.event) {
+                (Actor::Willy, Event::CycleStarted { cycle: c }) => cycle = *c,
+                (
+                    _,
+                    Event::Packet {
+                        from: Side::Client,
+                        dropped: false,
+                        kind,
+                        fields,
+                        hex,
+                        ..
+                    },
+                ) => match kind.as_str() {
+                    "PUBLISH"
+                        if fields.get("topic").and_then(|t| t.as_str()) == Some(&w.topic)
+                            && fields.get("payload_len").and_then(|l| l.as_u64())
+                                == Some(w.payload.len() as u64) =>
+                    {
+                        own.push((r.ms, false))
+                    }
+                    "DISCONNECT" if fields.get("reason").and_then(|v| v.as_u64()) != Some(4) => {
+                        clean.push((cycle, r.ms, hex.clone().unwrap_or_default()))
+                    }
+                    _ => {}
+                },
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. })
+                    if *topic == w.topic && *payload == w.payload =>
+                {
+                    copies.push(r.ms)
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for c in copies {
+            let pair = own
+                .iter_mut()
+                .find(|(t, paired)| !*paired && *t >= c - OWN_COPY_MS && *t <= c + PROMPT_MS);
+            if let Some(p) = pair {
+                p.1 = true;
+                continue;
+            }
+            if let Some((cycle, ms, hex)) = clean.iter().rev().find(|(_, ms, _)| *ms <= c) {
+                out.push(CleanDisconnectWill {
+                    cycle: *cycle,
+                    disconnect_ms: *ms,
+                    disconnect_hex: hex.clone(),
+                    will_ms: c,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// How long before monit's copy willy's own PUBLISH may have reached the broker: the broker
+/// forwards a QoS 0 message to a subscriber on loopback within a few ms; a second is ample.
+pub const OWN_COPY_MS: f64 = 1000.0;
 
 /// A flaky monit: when it left, when it was back, and each copy of the will it got.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -472,6 +567,11 @@ impl Facts {
                 _ => {}
             }
         }
+        f.observed_until_ms = records.iter().rev().find_map(|r| match r.event {
+            Event::RunEnded { .. } => Some(r.ms),
+            _ => None,
+        });
+        f.wills_after_clean_disconnect = CleanDisconnectWill::collect(s, records, f.cut_at_ms);
         let Some(cut) = f.cut_at_ms else {
             // No network fault: what monit learns comes from willy's own DISCONNECTs.
             f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);
@@ -738,6 +838,43 @@ impl Status {
     }
 }
 
+/// "never" said with how long the run looked: `within 18.3 s of willy's last packet`.
+fn observed(f: &Facts, from_ms: f64) -> String {
+    match f.observed_until_ms {
+        Some(end) => format!(
+            "observed for {:.1} s after willy's last packet",
+            (end - from_ms) / 1000.0
+        ),
+        None => "the run ended before it was observed".into(),
+    }
+}
+
+/// The spec's keepalive arithmetic in words.
+pub mod timing {
+    use std::time::Duration;
+
+    /// `3.00 x keepalive; spec 1.5 x` or, past the bound, `3.00 x keepalive, 7.5 s late; spec
+    /// 1.5 x`; `delay_ms` is a will delay due on top of the bound.
+    pub fn ratio(d_ms: f64, keepalive: Duration, delay_ms: f64) -> String {
+        let ka = keepalive.as_secs_f64() * 1000.0;
+        let bound = 1.5 * ka + delay_ms;
+        let x = (d_ms - delay_ms) / ka;
+        let late = d_ms - bound;
+        let spec = if delay_ms > 0.0 {
+            format!("spec 1.5 x + will delay {:.1} s", delay_ms / 1000.0)
+        } else {
+            "spec 1.5 x".to_string()
+        };
+        if late >= 1000.0 {
+            format!("{x:.2} x keepalive, {:.1} s late; {spec}", late / 1000.0)
+        } else if late <= -1000.0 {
+            format!("{x:.2} x keepalive, {:.1} s early; {spec}", -late / 1000.0)
+        } else {
+            format!("{x:.2} x keepalive; {spec}")
+        }
+    }
+}
+
 fn ms(x: Option<f64>) -> String {
     x.map_or("never".to_string(), |v| format!("{v:.0} ms"))
 }
@@ -799,6 +936,39 @@ fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) -> Check {
             wrong.join("; ")
         },
     }
+}
+
+/// [MQTT-3.1.2-10], [MQTT-3.14.4-3]: a DISCONNECT that reached the broker removes the will, so
+/// no clean cycle may end in one. Judged in every run with a will (3.1.1 and 5, TCP and WS)
+/// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`.
+fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Facts) -> Check {
+    let wrong: Vec<String> = f
+        .wills_after_clean_disconnect
+        .iter()
+        .map(|x| {
+            format!(
+                "cycle {}: the will {}: {} reached monit {:.0} ms after willy's DISCONNECT ({}) reached the broker at {:.0} ms",
+                x.cycle,
+                w.topic,
+                w.payload,
+                x.will_ms - x.disconnect_ms,
+                if x.disconnect_hex.is_empty() { "?" } else { &x.disconnect_hex },
+                x.disconnect_ms
+            )
+        })
+        .collect();
+    check(
+        "no-will-after-disconnect",
+        Some("MQTT-3.1.2-10, MQTT-3.14.4-3"),
+        wrong.is_empty(),
+        "no will after a DISCONNECT that reached the broker: monit gets only what willy published"
+            .into(),
+        if wrong.is_empty() {
+            "every message on the will topic before the cut was one willy published".into()
+        } else {
+            wrong.join("; ")
+        },
+    )
 }
 
 /// [MQTT-3.1.2-17]: a will with Will Retain 1 is published as a retained message, so a
@@ -1189,8 +1359,10 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
 /// The spec checks alone: `pass` is whether the spec holds.
 fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
     let mut checks = Vec::new();
-    if let (Some(d), Some(_)) = (s.disconnect, &s.will) {
-        checks.push(will_on_disconnect(d, f));
+    match (s.disconnect, &s.will) {
+        (Some(d), Some(_)) => checks.push(will_on_disconnect(d, f)),
+        (None, Some(w)) => checks.push(no_will_after_clean_disconnect(w, f)),
+        _ => {}
     }
     if let (true, Some(w)) = (s.late_subscriber, &s.will) {
         checks.push(retained_will(w, f));
@@ -1234,7 +1406,10 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
             },
             actual: match f.will_received_ms {
                 Some(t) => format!("will received at {t:.0} ms"),
-                None => "no will received".into(),
+                None => format!(
+                    "no will received ({})",
+                    observed(f, f.reference_ms().unwrap_or(f.cut_at_ms.unwrap_or(0.0)))
+                ),
             },
         },
         None => Check {
@@ -1269,8 +1444,11 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                 pass: delta.is_some_and(|d| d >= lo && d <= hi),
                 expected: format!("the broker closes willy {lo:.0}..{hi:.0} ms after its last packet (1.5 x {} s, {} late allowance {} ms)", s.keepalive.as_secs(), p.broker, p.keepalive_late_ms),
                 actual: match delta {
-                    Some(d) => format!("closed {d:.0} ms after the last packet"),
-                    None => "the broker never closed the connection".into(),
+                    Some(d) => format!(
+                        "closed {d:.0} ms after the last packet = {}",
+                        timing::ratio(d, s.keepalive, 0.0)
+                    ),
+                    None => format!("the broker never closed the connection ({})", observed(f, last)),
                 } + &match f.publishes_to_silent_willy {
                     0 => String::new(),
                     n => format!(" (meanwhile it sent willy {n} PUBLISHes)"),
@@ -1298,10 +1476,11 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
                     },
                     actual: match delta {
                         Some(d) => format!(
-                            "{d:.0} ms after the last packet (at {})",
-                            ms(f.will_received_ms)
+                            "will {d:.0} ms after the last packet (at {}): {}",
+                            ms(f.will_received_ms),
+                            timing::ratio(d, s.keepalive, delay)
                         ),
-                        None => "no will".into(),
+                        None => format!("no will ({})", observed(f, last)),
                     },
                 });
                 if let Some(c) = will_delay_check(s, p, f) {
@@ -1806,7 +1985,7 @@ mod tests {
         assert_eq!(f.will_received_ms, Some(3102.0));
         let checks = evaluate(&s, &Profile::rumqttd(), &f);
         assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
-        assert_eq!(checks.len(), 4);
+        assert_eq!(checks.len(), 5);
     }
 
     fn packet(ms: f64, kind: &str, dropped: bool) -> Record {
@@ -1929,8 +2108,138 @@ mod tests {
     fn a_run_that_never_reached_its_trigger_fails() {
         let s = scenario("ws-last-will");
         let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &[]));
-        assert_eq!(c.len(), 1);
-        assert!(!c[0].pass);
+        assert_eq!(c.len(), 2);
+        assert!(!by_name(&c, "fault-applied").pass);
+        assert!(by_name(&c, "no-will-after-disconnect").pass);
+    }
+
+    /// willy's cycle 1 as the wire tap and monit see it: `false` published and received, then
+    /// the DISCONNECT; `extra` more copies of `false` at monit after the DISCONNECT.
+    fn clean_cycle(extra: usize) -> Vec<Record> {
+        let publish_false = rec(
+            20.0,
+            Actor::Wire,
+            Event::Packet {
+                conn: 1,
+                from: Side::Client,
+                dropped: false,
+                kind: "PUBLISH".into(),
+                framing: "ws binary masked".into(),
+                size: 23,
+                hex: None,
+                fields: serde_json::json!({"topic": "test/connected", "payload_len": 5}),
+            },
+        );
+        let disconnect = rec(
+            30.0,
+            Actor::Wire,
+            Event::Packet {
+                conn: 1,
+                from: Side::Client,
+                dropped: false,
+                kind: "DISCONNECT".into(),
+                framing: "ws binary masked".into(),
+                size: 2,
+                hex: Some("e000".into()),
+                fields: serde_json::Value::Null,
+            },
+        );
+        // monit's copy of willy's own `false` may be recorded before the tap's record.
+        let mut r = vec![
+            rec(0.0, Actor::Willy, Event::CycleStarted { cycle: 1 }),
+            msg(19.5, "false"),
+            publish_false,
+            disconnect,
+        ];
+        for i in 0..extra {
+            r.push(msg(33.0 + i as f64, "false"));
+        }
+        r
+    }
+
+    #[test]
+    fn a_will_after_a_clean_disconnect_fails_even_when_it_reads_like_willys_own_false() {
+        let s = scenario("ws-last-will");
+        let mut records = clean_cycle(1);
+        records.extend([msg(5000.0, "true"), cut(5001.0, 4999.0)]);
+        let f = Facts::from_records(&s, &records);
+        assert_eq!(f.wills_after_clean_disconnect.len(), 1);
+        let c = evaluate(&s, &Profile::rumqttd(), &f);
+        let bad = by_name(&c, "no-will-after-disconnect");
+        assert!(!bad.pass);
+        assert!(
+            bad.actual.contains("cycle 1") && bad.actual.contains("(e000)"),
+            "{}",
+            bad.actual
+        );
+        assert!(bad.actual.contains("3 ms after"), "{}", bad.actual);
+    }
+
+    #[test]
+    fn willys_own_false_at_monit_is_not_a_will() {
+        let s = scenario("native-last-will");
+        let mut records = clean_cycle(0);
+        records.extend([msg(5000.0, "true"), cut(5001.0, 4999.0)]);
+        let f = Facts::from_records(&s, &records);
+        assert!(f.wills_after_clean_disconnect.is_empty());
+        assert!(
+            by_name(
+                &evaluate(&s, &Profile::rumqttd(), &f),
+                "no-will-after-disconnect"
+            )
+            .pass
+        );
+    }
+
+    #[test]
+    fn a_late_drop_and_will_are_reported_with_their_ratio() {
+        let s = scenario("ws-last-will");
+        let records = vec![
+            msg(100.0, "true"),
+            cut(101.0, 99.0),
+            drop_at(6103.0),
+            msg(6104.0, "false"),
+        ];
+        let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
+        let drop = by_name(&c, "keepalive-drop");
+        assert!(!drop.pass);
+        assert!(
+            drop.actual.contains(
+                "closed 6004 ms after the last packet = 3.00 x keepalive, 3.0 s late; spec 1.5 x"
+            ),
+            "{}",
+            drop.actual
+        );
+        let will = by_name(&c, "will-timing");
+        assert!(!will.pass);
+        assert!(
+            will.actual.contains("will 6005 ms after the last packet"),
+            "{}",
+            will.actual
+        );
+    }
+
+    #[test]
+    fn never_says_how_long_the_run_watched() {
+        let s = scenario("ws-last-will");
+        let records = vec![
+            msg(100.0, "true"),
+            cut(101.0, 99.0),
+            rec(
+                18_200.0,
+                Actor::Runner,
+                Event::RunEnded { reason: "x".into() },
+            ),
+        ];
+        let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
+        let drop = by_name(&c, "keepalive-drop");
+        assert!(
+            drop.actual.contains(
+                "never closed the connection (observed for 18.1 s after willy's last packet)"
+            ),
+            "{}",
+            drop.actual
+        );
     }
 
     #[test]

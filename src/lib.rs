@@ -44,6 +44,7 @@ pub mod fsx;
 pub mod lifeline;
 pub mod limits;
 pub mod logcapture;
+pub mod probe;
 pub mod progress;
 pub mod proxy;
 pub mod report;

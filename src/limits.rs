@@ -29,6 +29,32 @@ pub const CLIENT_MAX_PACKET: usize = 256 * 1024;
 /// The will's client id, as willy connects.
 const CLIENT_ID: &str = "willy";
 
+/// What rumqttc's clients accept unless told otherwise (incoming and outgoing).
+const RUMQTTC_DEFAULT_MAX: usize = 10 * 1024;
+
+/// The largest packet monit is to receive in this process's run (see [`expect_incoming`]).
+static LARGEST_INCOMING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Note the largest packet monit will receive in the run of `s` (the will's PUBLISH, with a
+/// fixed header of up to 5 bytes), for [`v5_max_packet`]. One run per process.
+pub fn expect_incoming(s: &Scenario) {
+    let largest = largest_packets(s)
+        .iter()
+        .map(|(_, n)| n + 5)
+        .max()
+        .unwrap_or(0);
+    LARGEST_INCOMING.store(largest, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The Maximum Packet Size an MQTT 5 monit announces in its CONNECT. rumqttc's v5 client raises
+/// its 10 KiB limit only through that property, and a broker that speaks only 3.1.1 (amqtt)
+/// stops answering a CONNECT that carries it instead of refusing the protocol level: so only a
+/// run whose will needs more sends it.
+pub fn v5_max_packet() -> Option<u32> {
+    let need = LARGEST_INCOMING.load(std::sync::atomic::Ordering::SeqCst);
+    (need > RUMQTTC_DEFAULT_MAX).then_some(CLIENT_MAX_PACKET as u32)
+}
+
 /// Why `text` cannot be an MQTT UTF-8 string on the wire (a topic, a content type), if it
 /// cannot.
 pub fn string_problem(text: &str) -> Option<String> {
@@ -172,6 +198,15 @@ mod tests {
             "{e}"
         );
         assert!(check_packets(&s, 3000, "x").is_ok());
+    }
+
+    #[test]
+    fn an_mqtt5_monit_announces_a_packet_size_only_for_a_will_that_needs_it() {
+        expect_incoming(&with_will("test/w", "small"));
+        assert_eq!(v5_max_packet(), None);
+        expect_incoming(&with_will("test/w", &"x".repeat(12_000)));
+        assert_eq!(v5_max_packet(), Some(CLIENT_MAX_PACKET as u32));
+        expect_incoming(&with_will("test/w", "small"));
     }
 
     #[test]

@@ -42,6 +42,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
+    Profiles,
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
         after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
@@ -144,6 +146,34 @@ enum Command {
         #[command(flatten)]
         machine: MachineOut,
     },
+    /// Give each broker its row of the will table: abrupt close, a silent client (3 runs) and its
+    /// clean 3.1.1 DISCONNECTs, v5 DISCONNECT 0x00 and 0x04, will delay 2 s with session expiry
+    /// 0 and 60; over TCP and WebSocket where the broker offers them.
+    #[command(
+        after_help = "Examples:\n  unplug probe --brokers tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt\n  unplug probe --brokers builtin,mosquitto,lab=tcp://10.0.0.5:1883,ws://10.0.0.5:8080/mqtt\n  unplug probe --brokers tcp://user:pass@broker.lan:1883 --transports tcp\n  unplug probe --brokers builtin,mosquitto --out /tmp/probe\n\nPrints one Markdown row per broker and transport (seconds; `!` where the spec is broken) and writes PROBE.md and every run's files into --out."
+    )]
+    Probe {
+        /// Brokers to probe: builtin, mosquitto, or a broker's URLs, separated by commas; NAME=
+        /// before a URL names that broker in the table and the file names.
+        #[arg(long, default_value = "builtin", value_name = "LIST")]
+        brokers: String,
+        /// Transports to probe on (a broker given by URL only where it has a URL for it).
+        #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws", default_value = "tcp,ws")]
+        transports: Vec<unplug::scenario::Transport>,
+        /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+        #[arg(long, value_name = "PATH")]
+        mosquitto_bin: Option<PathBuf>,
+        #[command(flatten)]
+        access: AccessArgs,
+        #[command(flatten)]
+        timing: Timing,
+        /// How many runs at once.
+        #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+        /// Directory for every run's files and PROBE.md.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Write DIR/index.html: every run under DIR with its verdict, checks and picture, and links
     /// to its log, events and summary. Static; opens with no network.
     #[command(
@@ -199,11 +229,68 @@ struct BrokerArgs {
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]
     mosquitto_bin: Option<PathBuf>,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// How a broker given by URL is reached and judged.
+#[derive(Args, Clone)]
+struct AccessArgs {
+    /// The user name every client logs in with (a URL broker; or put user:pass@ in the URL).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// The environment variable holding the password (never given on the command line).
+    #[arg(long, value_name = "VAR", requires = "username")]
+    password_env: Option<String>,
+    /// Judge a URL broker by this profile instead of recognising it (see `unplug profiles`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+impl AccessArgs {
+    /// Attach the login and profile to a URL broker; refuse them for the others.
+    fn apply(&self, choice: BrokerChoice) -> anyhow::Result<BrokerChoice> {
+        let login = match &self.username {
+            None => None,
+            Some(u) => Some(unplug::broker::url::Login {
+                username: u.clone(),
+                password: match &self.password_env {
+                    None => None,
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!("--password-env {var}: that environment variable is not set (or not UTF-8)")
+                    })?),
+                },
+            }),
+        };
+        if let Some(p) = &self.profile {
+            if unplug::broker::profile::Profile::by_name(p).is_none() {
+                anyhow::bail!("--profile {p:?}: no such profile (see `unplug profiles`)");
+            }
+        }
+        match choice {
+            BrokerChoice::Url(u) => {
+                let mut u = u.with_login(login)?;
+                if self.profile.is_some() {
+                    u.profile = self.profile.clone();
+                }
+                Ok(BrokerChoice::Url(u))
+            }
+            c if login.is_some() || self.profile.is_some() => anyhow::bail!(
+                "--username, --password-env and --profile apply to a broker given by URL (not {})",
+                c.label()
+            ),
+            c => Ok(c),
+        }
+    }
 }
 
 impl BrokerArgs {
     fn choice(&self) -> anyhow::Result<BrokerChoice> {
-        with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())
+        let c = self
+            .access
+            .apply(with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())?)?;
+        c.export_password();
+        Ok(c)
     }
 }
 
@@ -230,6 +317,17 @@ fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
 /// `--brokers builtin,mosquitto,tcp://h:1,ws://h:2/mqtt`: a ws:// URL joins the tcp:// URL
 /// before it, making one broker.
 fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<BrokerChoice>> {
+    Ok(parse_labelled_brokers(list, bin)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// The same, where a URL broker may carry a name for tables and files: `amqtt=tcp://h:1`.
+fn parse_labelled_brokers(
+    list: &str,
+    bin: Option<&PathBuf>,
+) -> anyhow::Result<Vec<(Option<String>, BrokerChoice)>> {
     let mut groups: Vec<String> = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match groups.last_mut() {
@@ -246,14 +344,34 @@ fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<Broker
     if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
         anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
     }
+    // Child runs get a URL's password through one environment variable: one password per call.
+    let mut passwords = std::collections::HashSet::new();
     groups
         .iter()
         .map(|g| {
+            let (label, g) = match g.split_once('=') {
+                Some((l, rest)) if rest.contains("://") && !l.contains("://") => {
+                    parse_name(l).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
+                    (Some(l.to_string()), rest)
+                }
+                _ => (None, g.as_str()),
+            };
             let c = BrokerChoice::parse(g).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
-            match c {
-                BrokerChoice::Mosquitto { .. } => with_bin(c, bin),
-                c => Ok(c),
+            let c = match c {
+                BrokerChoice::Mosquitto { .. } => with_bin(c, bin)?,
+                c => c,
+            };
+            // Child runs read a URL's password from their environment.
+            if let BrokerChoice::Url(u) = &c {
+                passwords.insert(u.login.as_ref().and_then(|l| l.password.clone()));
+                if passwords.iter().flatten().count() > 1 {
+                    anyhow::bail!(
+                        "--brokers: two brokers with different passwords; run them one call each"
+                    );
+                }
             }
+            c.export_password();
+            Ok((label, c))
         })
         .collect()
 }
@@ -303,12 +421,48 @@ fn run_cells(
         eprintln!("running {} runs, {jobs} at a time ...", cells.len());
     }
     let specs: Vec<_> = cells.iter().map(|c| c.spec.clone()).collect();
-    rt.block_on(suite::run_specs(
-        &specs,
-        out,
-        jobs as usize,
-        show_progress(),
-    ))
+    rt.block_on(run_specs_sharing(&specs, out, jobs))
+}
+
+/// Run child specs `jobs` at a time, except that runs on a broker given by URL go one at a
+/// time: they share that broker, and two runs at once would take over each other's client ids
+/// ("willy", "monit") and hear each other's messages. A broker we start is each run's own.
+async fn run_specs_sharing(
+    specs: &[suite::ChildSpec],
+    out: &std::path::Path,
+    jobs: u16,
+) -> anyhow::Result<suite::Batch> {
+    let shared = |s: &suite::ChildSpec| {
+        s.args
+            .windows(2)
+            .any(|w| w[0] == "--broker" && w[1].contains("://"))
+    };
+    let (own, url): (Vec<_>, Vec<_>) = specs.iter().cloned().partition(|s| !shared(s));
+    if !url.is_empty() && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{} runs on a broker given by URL go one at a time (they share it)",
+            url.len()
+        );
+    }
+    let progress = show_progress();
+    let (own_runs, url_runs) = tokio::join!(
+        suite::run_specs(&own, out, jobs as usize, progress),
+        suite::run_specs(&url, out, 1, progress && own.is_empty()),
+    );
+    let (own_runs, url_runs) = (own_runs?, url_runs?);
+    let interrupted = own_runs.interrupted.or(url_runs.interrupted);
+    let (mut own_runs, mut url_runs) = (own_runs.runs.into_iter(), url_runs.runs.into_iter());
+    let runs = specs
+        .iter()
+        .filter_map(|s| {
+            if shared(s) {
+                url_runs.next()
+            } else {
+                own_runs.next()
+            }
+        })
+        .collect();
+    Ok(suite::Batch { runs, interrupted })
 }
 
 /// Progress bars only for a person watching: stdout and stderr both a terminal.
@@ -382,6 +536,10 @@ struct Timing {
     /// The seed's own timing: keepalive 60 s, 20 s connected, 10 s idle (a run takes minutes).
     #[arg(long)]
     seed_timing: bool,
+    /// How long after the cut to keep watching for a drop or will later than the broker's
+    /// profile allows, in seconds (default: 4 x keepalive + 10 s).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    observe: Option<u64>,
 }
 
 impl Timing {
@@ -389,6 +547,7 @@ impl Timing {
         Overrides {
             keepalive_s: self.keepalive,
             seed_timing: self.seed_timing,
+            observe_s: self.observe,
         }
     }
 
@@ -399,6 +558,9 @@ impl Timing {
         }
         if self.seed_timing {
             v.push("--seed-timing".to_string());
+        }
+        if let Some(o) = self.observe {
+            v.extend(["--observe".to_string(), o.to_string()]);
         }
         v
     }
@@ -454,6 +616,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 table::render_text(&["scenario", "description"], &rows)
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profiles => {
+            let rows: Vec<Vec<String>> = unplug::broker::profile::Profile::known()
+                .into_iter()
+                .map(|(name, p)| {
+                    vec![
+                        name.to_string(),
+                        format!("+{} ms", p.keepalive_late_ms),
+                        p.deviations.len().to_string(),
+                        p.timing_model,
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render_text(
+                    &["profile", "late allowance", "deviations", "timing model"],
+                    &rows
+                )
+            );
+            println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
             Ok(ExitCode::SUCCESS)
         }
         Command::Scenario {
@@ -536,6 +720,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if interactive {
                 eprintln!("running {} scenarios, {jobs} at a time ...", names.len());
             }
+            // Runs on a broker given by URL share it: one at a time (see run_specs_sharing).
+            let jobs = if matches!(broker, BrokerChoice::Url(_)) {
+                if interactive && jobs > 1 {
+                    eprintln!(
+                        "a broker given by URL is shared by every run: running them one at a time"
+                    );
+                }
+                1
+            } else {
+                jobs
+            };
             let mut extra = timing.args();
             extra.extend(broker.args());
             let batch = rt.block_on(suite::run_children(
@@ -651,6 +846,104 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             machine.write(&batch, "conformance")?;
             Ok(children_exit_code(&batch))
+        }
+        Command::Probe {
+            brokers,
+            transports,
+            mosquitto_bin,
+            access,
+            timing,
+            jobs,
+            out,
+        } => {
+            let brokers = parse_labelled_brokers(&brokers, mosquitto_bin.as_ref())?
+                .into_iter()
+                .map(|(l, b)| {
+                    let b = access.apply(b)?;
+                    b.export_password();
+                    Ok((l, b))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut urls = 0;
+            let labelled: Vec<(BrokerChoice, String)> = brokers
+                .iter()
+                .map(|(l, b)| {
+                    let label = match (l, b) {
+                        (Some(l), _) => l.clone(),
+                        (None, BrokerChoice::Url(_)) => {
+                            urls += 1;
+                            format!("url{urls}")
+                        }
+                        (None, b) => b.label().to_string(),
+                    };
+                    (b.clone(), label)
+                })
+                .collect();
+            let named: Vec<&Option<String>> = brokers.iter().map(|(l, _)| l).collect();
+            let plan = unplug::probe::plan(&labelled, &transports, &timing.args());
+            let specs: Vec<_> = plan.iter().filter_map(|r| r.spec.clone()).collect();
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+            if std::io::stderr().is_terminal() {
+                eprintln!("probing: {} runs, {jobs} at a time ...", specs.len());
+            }
+            let runs = rt.block_on(run_specs_sharing(&specs, &out, jobs))?;
+            // Back in plan order, None where a run was not possible.
+            let mut done = runs.runs.iter();
+            let outcomes: Vec<Option<Result<&unplug::report::Summary, String>>> = plan
+                .iter()
+                .map(|r| {
+                    r.spec.as_ref()?;
+                    let run = done.next()?;
+                    Some(match (&run.summary, run.exit) {
+                        (Some(s), Some(0 | 1)) => Ok(s),
+                        _ => Err(run
+                            .error
+                            .lines()
+                            .last()
+                            .unwrap_or("no summary")
+                            .trim()
+                            .to_string()),
+                    })
+                })
+                .collect();
+            let mut rows = Vec::new();
+            for ((b, _), given) in labelled.iter().zip(&named) {
+                for &t in &transports {
+                    let runs: Vec<_> = plan
+                        .iter()
+                        .zip(&outcomes)
+                        .filter(|(r, _)| r.broker == *b && r.transport == t)
+                        .map(|(r, o)| (r.test, o.clone()))
+                        .collect();
+                    if runs.is_empty() {
+                        continue;
+                    }
+                    let name = runs
+                        .iter()
+                        .find_map(|(_, o)| {
+                            o.as_ref()?
+                                .as_ref()
+                                .ok()
+                                .map(|s| unplug::probe::broker_name(s))
+                        })
+                        .unwrap_or_else(|| b.label().to_string());
+                    let name = match given {
+                        Some(l) => format!("{l} ({name})"),
+                        None => name,
+                    };
+                    rows.push(unplug::probe::row(&name, t, &runs));
+                }
+            }
+            let md = table::render_markdown(&unplug::probe::HEADER, &rows);
+            print!("{md}");
+            let path = out.join("PROBE.md");
+            std::fs::write(
+                &path,
+                format!("# The will table\n\nSeconds: the abrupt close's will from the cut; the silent client's drop and will from its last packet; a delayed will from the broker's close. `!`: the spec is broken there (a failed check or a deviation the broker's profile documents).\n\n{md}"),
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
+            Ok(ExitCode::from(unplug::probe::exit_code(&rows)))
         }
         Command::Index { dir, title } => {
             if !dir.is_dir() {

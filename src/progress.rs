@@ -129,11 +129,19 @@ pub fn waiting_for(s: &Scenario, f: &Facts, cycle: u32, now_ms: f64) -> String {
     };
     let bound = 1.5 * s.keepalive.as_secs_f64() * 1000.0;
     let reference = f.reference_ms().unwrap_or(cut);
+    let window = s.observe_window().as_secs_f64() * 1000.0;
     match (f.broker_drop_ms, f.will_received_ms) {
         (None, None) if now_ms - reference <= bound + 1000.0 => format!(
             "waiting for keepalive expiry: {} of {}",
             s1(now_ms - reference),
             s1(bound)
+        ),
+        // Past the bound and its allowance: the run watches on for a late drop.
+        (None, None) if fault.kind.silences_client() && f.heal_ms.is_none() => format!(
+            "no drop yet, {} after the last packet ({:.1} x keepalive); watching until {} after the cut",
+            s1(now_ms - reference),
+            (now_ms - reference) / (s.keepalive.as_secs_f64() * 1000.0),
+            s1(window)
         ),
         (Some(_), None) if s.expect.will => "waiting for the will at monit".to_string(),
         _ if cycle < s.cycles => format!("waiting for cycle {} of {}", cycle + 1, s.cycles),

@@ -152,7 +152,7 @@ pub fn time_limit(s: &Scenario) -> Duration {
     let flaky = s.monit.flaky.map_or(Duration::ZERO, |f| {
         f.away_after + f.back_after_drop + Duration::from_secs(2)
     });
-    per_cycle * s.cycles + s.keepalive * 2 + heals + flaky + Duration::from_secs(20)
+    per_cycle * s.cycles + s.observe_window() + heals + flaky + Duration::from_secs(20)
 }
 
 /// Run a scenario on a fresh tokio runtime. A run that gets to its end replaces `NAME.*` in the
@@ -161,6 +161,7 @@ pub fn time_limit(s: &Scenario) -> Duration {
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
     // A packet the broker or our clients would refuse: say so now, not at the time limit.
     crate::limits::check(scenario, &opts.broker)?;
+    crate::limits::expect_incoming(scenario);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,6 +200,10 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
         )
     });
     crate::logcapture::install(&journal);
+    crate::broker::access::set_login(match &opts.broker {
+        BrokerChoice::Url(u) => u.login.clone(),
+        _ => None,
+    });
 
     let driving = AtomicBool::new(false);
     let outcome = {
@@ -297,6 +302,15 @@ async fn drive(
     let mut broker = broker::start(&opts.broker, &journal).await?;
     let upstream = match s.transport {
         Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
+        // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
+        Transport::Ws
+            if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() =>
+        {
+            anyhow::bail!(
+                "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
+                broker.name
+            )
+        }
         Transport::Ws => broker
             .endpoints
             .ws
@@ -384,7 +398,8 @@ async fn drive(
                 broker.endpoints.tcp
             )
         })?
-        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?;
+        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
 
     // pubby connects now; it publishes from the start or from the cut.
     let (pubby_go, pubby) = match &s.publisher {
@@ -456,6 +471,7 @@ async fn drive(
     driving.store(true, Ordering::SeqCst);
     let mut late = None;
     let mut twin: Option<tokio::task::JoinHandle<()>> = None;
+    let mut refused: Option<String> = None;
     let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
@@ -506,6 +522,12 @@ async fn drive(
                 journal.clone(),
             )));
         }
+        if facts.cut_at_ms.is_none() {
+            if let Some(why) = willy_refused(&records) {
+                refused = Some(why);
+                break "the broker refused willy's connection".to_string();
+            }
+        }
         let in_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst);
         progress.update(s, &broker.profile, &facts, in_cycle, now);
         let in_final_cycle = in_cycle >= s.cycles;
@@ -544,6 +566,11 @@ async fn drive(
         },
     );
 
+    if let Some(why) = refused {
+        broker.stop().await;
+        let _ = journal.close();
+        anyhow::bail!("{why}");
+    }
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
     let checks = check::evaluate(s, &broker.profile, &facts);
@@ -563,6 +590,27 @@ async fn drive(
     Ok(Driven {
         summary,
         interrupted,
+    })
+}
+
+/// The broker's refusal of willy's CONNECT (a login it does not accept, a protocol it does not
+/// speak), said in the broker's terms: retrying will not change it.
+fn willy_refused(records: &[crate::event::Record]) -> Option<String> {
+    records.iter().find_map(|r| match (&r.actor, &r.event) {
+        (Actor::Willy, Event::ConnectionFailed { error })
+            if error.starts_with(crate::broker::access::REFUSED) =>
+        {
+            Some(format!(
+                "the broker refused willy: {}",
+                &error[crate::broker::access::REFUSED.len()..]
+            ))
+        }
+        (Actor::Willy, Event::ConnectionFailed { error })
+            if error.starts_with("the broker closed the connection after an MQTT 5") =>
+        {
+            Some(format!("willy: {error}"))
+        }
+        _ => None,
     })
 }
 
@@ -610,7 +658,14 @@ pub fn outcome_decided(
             .is_some_and(|t| now_ms >= t + SETTLE_MS);
     }
     if now_ms >= deadline + SETTLE_MS {
-        return true;
+        // Past the profile's deadline: what the spec says must happen and has not is late, not
+        // absent. Keep watching for it until the observation window ends, so a late drop or
+        // will is measured with its real time.
+        let watch_until =
+            f.cut_at_ms.unwrap_or(deadline) + s.observe_window().as_secs_f64() * 1000.0;
+        if !awaiting_late_outcome(s, p, f) || now_ms >= watch_until {
+            return true;
+        }
     }
     // willy's own detection is checked too: wait for it, up to the end of its window.
     // (Its window passing decides only the detection, not the will, which may still be due.)
@@ -626,6 +681,21 @@ pub fn outcome_decided(
         (_, Some(drop)) if !s.expect.will => detected && now_ms >= drop + SETTLE_MS,
         _ => false,
     }
+}
+
+/// Is something the spec requires still missing after the cut: the broker's drop of a
+/// silenced willy, or an expected will? Not when the broker's profile already says it never
+/// comes in this run (a certain deviation), nor once the network healed before the drop.
+fn awaiting_late_outcome(s: &Scenario, p: &crate::broker::profile::Profile, f: &Facts) -> bool {
+    let Some(cut) = s.cut() else { return false };
+    let certain_deviation =
+        |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
+    let drop_due = cut.kind.silences_client()
+        && s.takeover.is_none()
+        && f.heal_ms.is_none()
+        && !certain_deviation("keepalive-drop");
+    let will_due = s.expect.will && s.will.is_some() && !certain_deviation("will");
+    (drop_due && f.broker_drop_ms.is_none()) || (will_due && f.will_received_ms.is_none())
 }
 
 #[cfg(test)]
@@ -677,15 +747,52 @@ mod tests {
     }
 
     #[test]
-    fn a_will_that_never_comes_is_decided_at_the_deadline() {
+    fn a_will_that_never_comes_is_watched_for_until_the_observation_window_ends() {
         let s = crate::scenario::load("ws-last-will").unwrap();
         let p = Profile::rumqttd();
         assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 4000.0));
-        assert!(outcome_decided(
+        // Past the profile's deadline, no drop and no will yet: late, not absent.
+        assert!(!outcome_decided(
             &s,
             &p,
             &facts(1000.0, None, None),
             1000.0 + 3250.0 + 500.0
+        ));
+        // 4 x keepalive + 10 s after the cut (at 1001 ms): nothing came, decided.
+        assert_eq!(s.observe_window(), Duration::from_secs(18));
+        assert!(!outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, None, None),
+            1001.0 + 17_900.0
+        ));
+        assert!(outcome_decided(
+            &s,
+            &p,
+            &facts(1000.0, None, None),
+            1001.0 + 18_000.0
+        ));
+    }
+
+    #[test]
+    fn a_late_will_ends_the_run_once_it_arrives() {
+        let s = crate::scenario::load("ws-last-will").unwrap();
+        let p = Profile::unknown();
+        // Dropped at 3 x keepalive, will right after: the run ends then, not at the window.
+        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 6900.0));
+        let f = facts(1000.0, Some(7000.0), Some(7001.0));
+        assert!(outcome_decided(&s, &p, &f, 7001.0 + 1.0));
+    }
+
+    #[test]
+    fn a_will_the_profile_says_never_comes_is_not_waited_for() {
+        let s = crate::scenario::load("keepalive-busy-topic").unwrap();
+        let p = Profile::rumqttd();
+        assert!(!awaiting_late_outcome(&s, &p, &facts(1000.0, None, None)));
+        assert!(awaiting_late_outcome(
+            &s,
+            &Profile::unknown(),
+            &facts(1000.0, None, None)
         ));
     }
 
@@ -739,6 +846,7 @@ mod tests {
         s.apply(crate::scenario::Overrides {
             keepalive_s: None,
             seed_timing: true,
+            observe_s: None,
         });
         // 2 cycles of 30 s, the cut, 90 s of keepalive: well inside.
         assert!(time_limit(&s) > Duration::from_secs(60 + 90 + 10));

@@ -435,6 +435,10 @@ pub struct Scenario {
     pub takeover: Option<Takeover>,
     pub faults: Vec<Fault>,
     pub expect: Expect,
+    /// How long after the cut the run keeps watching for a drop or a will later than the
+    /// broker's profile allows (`--observe`); None: [`Scenario::observe_window`]'s default.
+    #[serde(default)]
+    pub observe: Option<Duration>,
 }
 
 fn yes() -> bool {
@@ -447,6 +451,8 @@ pub struct Overrides {
     pub keepalive_s: Option<u64>,
     /// The seed's own timing: keepalive 60 s, 20 s connected, 10 s idle.
     pub seed_timing: bool,
+    /// How long to keep watching after the cut for a late drop or will, seconds.
+    pub observe_s: Option<u64>,
 }
 
 impl Scenario {
@@ -459,6 +465,20 @@ impl Scenario {
         if let Some(ka) = o.keepalive_s {
             self.keepalive = Duration::from_secs(ka);
         }
+        if let Some(w) = o.observe_s {
+            self.observe = Some(Duration::from_secs(w));
+        }
+    }
+
+    /// How long after the cut a run keeps watching for the broker's drop and the will when they
+    /// are later than the profile allows, so that a late outcome is measured, not called
+    /// "never": 4 x keepalive + 10 s by default (a drop at twice the spec's 1.5 x keepalive,
+    /// with room), plus a will delay that is due on top; `--observe` sets it.
+    pub fn observe_window(&self) -> Duration {
+        let delay = self.will.as_ref().and_then(|w| w.delay_s).unwrap_or(0);
+        let delay = Duration::from_secs(u64::from(delay.min(self.session_expiry_s.unwrap_or(0))));
+        self.observe
+            .unwrap_or(self.keepalive * 4 + Duration::from_secs(10) + delay)
     }
 
     /// The first fault, which decides the run's outcome (the cut).
@@ -681,13 +701,6 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             )
         }
     };
-    if protocol == Protocol::V5 && transport == Transport::Ws {
-        return v.err(
-            raw.transport.span(),
-            "transport",
-            "MQTT 5 runs over tcp only: willy writes its v5 packets itself, without WebSocket framing".to_string(),
-        );
-    }
     // Keys that only MQTT 5 can express are refused on 3.1.1 rather than ignored.
     let v5_only = |span: std::ops::Range<usize>, key: &str| -> Result<(), ScenarioError> {
         if protocol == Protocol::V5 {
@@ -1099,6 +1112,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         takeover,
         faults,
         expect,
+        observe: None,
     })
 }
 
@@ -1441,8 +1455,8 @@ will = true
     fn seed_timing_overrides() {
         let mut s = parse("t", "t.toml", GOOD).unwrap();
         s.apply(Overrides {
-            keepalive_s: None,
             seed_timing: true,
+            ..Overrides::default()
         });
         assert_eq!(s.keepalive, Duration::from_secs(60));
         assert_eq!(s.connected_for, Duration::from_secs(20));

@@ -72,10 +72,13 @@ pub async fn run_specs(
 ) -> anyhow::Result<Batch> {
     let exe = std::env::current_exe().context("finding this program's own path")?;
     let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
+    // Unique per batch, also for two batches of one process started in the same microsecond.
+    static BATCHES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let batch_id = format!(
-        "{}-{}",
+        "{}-{}-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id()
+        std::process::id(),
+        BATCHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let bar = if progress {

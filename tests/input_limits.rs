@@ -35,7 +35,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A two-cycle scenario cut in cycle 2, with this will.
+/// A two-cycle scenario cut in cycle 2, with this will; `transport` may carry a protocol line
+/// after it (`tcp\"\nprotocol = \"5`).
 fn will_scenario(dir: &Path, name: &str, transport: &str, topic: &str, payload: &str) -> String {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -49,11 +50,15 @@ fn will_scenario(dir: &Path, name: &str, transport: &str, topic: &str, payload: 
 }
 
 #[test]
-fn a_12_kb_will_reaches_monit_over_tcp_and_ws() {
+fn a_12_kb_will_reaches_monit_over_tcp_ws_and_mqtt_5() {
     let dir = out_dir("big-will");
     let payload = "x".repeat(12_000);
-    for transport in ["tcp", "ws"] {
-        let name = format!("big-{transport}");
+    for (tag, transport) in [
+        ("tcp", "tcp"),
+        ("ws", "ws"),
+        ("v5", "tcp\"\nprotocol = \"5"),
+    ] {
+        let name = format!("big-{tag}");
         let path = will_scenario(&dir, &name, transport, "test/big", &payload);
         // Bounded well under the run's time limit (44 s), which is where the old code ended.
         let o = unplug_within(

@@ -287,9 +287,12 @@ fn conformance_with_failed_children_shows_errors_not_previous_passes() {
     let out = out_dir("conformance-stale");
     previous_passes(
         &out,
-        &["native-last-will.url.tcp", "v5-disconnect-normal.url.tcp"],
+        &[
+            "native-last-will.mosquitto.tcp",
+            "v5-disconnect-normal.mosquitto.tcp",
+        ],
     );
-    let broker = format!("tcp://127.0.0.1:{}", closed_port());
+    // Every child fails at once: its mosquitto binary is not there.
     let o = unplug(&[
         "conformance",
         "--jobs",
@@ -297,7 +300,9 @@ fn conformance_with_failed_children_shows_errors_not_previous_passes() {
         "--out",
         out.to_str().unwrap(),
         "--brokers",
-        &broker,
+        "mosquitto",
+        "--mosquitto-bin",
+        "/nonexistent/mosquitto",
     ]);
     assert_eq!(o.status.code(), Some(2));
     let md = std::fs::read_to_string(out.join("CONFORMANCE.md")).unwrap();

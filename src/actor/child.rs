@@ -32,6 +32,9 @@ pub struct Setup {
     pub target: Target,
     /// The cycle to start at (a restart after a crash goes on with the next one).
     pub first_cycle: u32,
+    /// The run's login (only ever on this pipe, never on the command line or in a file).
+    #[serde(default)]
+    pub login: Option<crate::broker::url::Login>,
 }
 
 /// A moment of willy's cycle, sent to the runner; the child waits for "go".
@@ -70,6 +73,7 @@ pub fn child_main() -> anyhow::Result<()> {
         .read_line(&mut line)
         .context("reading the setup line")?;
     let setup: Setup = serde_json::from_str(&line).context("the setup line is not JSON")?;
+    crate::broker::access::set_login(setup.login.clone());
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let journal = Journal::streaming(Box::new(LineOut {
         buf: Vec::new(),
@@ -186,6 +190,7 @@ async fn one_child(
         scenario: scenario.clone(),
         target: target.clone(),
         first_cycle: first,
+        login: crate::broker::access::login(),
     })?;
     stdin.write_all(format!("{setup}\n").as_bytes()).await?;
     let mut lines = BufReader::new(stdout).lines();

@@ -88,6 +88,7 @@ impl Client {
                 // A will larger than rumqttc's default 10 KiB must still reach monit.
                 let max = crate::limits::CLIENT_MAX_PACKET;
                 o.set_max_packet_size(max, max);
+                crate::broker::access::apply_v4(&mut o);
                 let (c, el) = AsyncClient::new(o, 16);
                 Client::V4(c, Box::new(el))
             }
@@ -96,7 +97,10 @@ impl Client {
                 // rumqttc's v5 options panic below 5 s; monit's own keepalive is not measured.
                 o.set_keep_alive(keepalive.max(Duration::from_secs(5)));
                 o.set_clean_start(true);
-                o.set_max_packet_size(Some(crate::limits::CLIENT_MAX_PACKET as u32));
+                if let Some(max) = crate::limits::v5_max_packet() {
+                    o.set_max_packet_size(Some(max));
+                }
+                crate::broker::access::apply_v5(&mut o);
                 let (c, el) = rumqttc::v5::AsyncClient::new(o, 16);
                 Client::V5(c, Box::new(el))
             }
@@ -133,6 +137,11 @@ impl Client {
                         qos: p.qos as u8,
                     }),
                     Ok(_) => Ok(Incoming::Other),
+                    Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => Err(format!(
+                        "{}{}",
+                        crate::broker::access::REFUSED,
+                        crate::broker::access::v5_refusal(code)
+                    )),
                     Err(e) => Err(e.to_string()),
                 }
             }
@@ -159,8 +168,10 @@ impl Client {
 
 impl Monit {
     /// Connect, subscribe, and record every message until the task is dropped. `ready` fires at
-    /// the first SUBACK, so willy starts only once nothing it publishes can be missed.
-    pub async fn run(mut self, ready: oneshot::Sender<()>) {
+    /// the first SUBACK, so willy starts only once nothing it publishes can be missed; or with
+    /// the reason monit cannot get in, said in the broker's terms, at once for a refused
+    /// CONNECT and after two closes without CONNACK.
+    pub async fn run(mut self, ready: oneshot::Sender<Result<(), String>>) {
         let mut ready = Some(ready);
         let new_client = |m: &Monit| {
             Client::new(
@@ -177,6 +188,8 @@ impl Monit {
             None => (None, None),
         };
         let mut returned = false;
+        let mut closed_before_connack = 0;
+        let mut connected = false;
         loop {
             let step = tokio::select! {
                 r = client.poll() => Step::Polled(r),
@@ -204,6 +217,7 @@ impl Monit {
                 // session that is every one; with a kept one the broker still holds it
                 // [MQTT-3.1.2-4], and subscribing again would hide whether it did.
                 Ok(Incoming::ConnAck { session_present }) => {
+                    connected = true;
                     if returned {
                         self.journal
                             .record(Actor::Monit, Event::Connected { session_present });
@@ -221,7 +235,7 @@ impl Monit {
                         },
                     );
                     if let Some(r) = ready.take() {
-                        let _ = r.send(());
+                        let _ = r.send(Ok(()));
                     }
                 }
                 Ok(Incoming::Publish {
@@ -246,8 +260,35 @@ impl Monit {
                 }
                 Ok(Incoming::Other) => {}
                 Err(error) => {
-                    self.journal
-                        .record(Actor::Monit, Event::ConnectionFailed { error });
+                    let refused = error.starts_with(crate::broker::access::REFUSED);
+                    if !connected && !refused {
+                        closed_before_connack += 1;
+                    }
+                    self.journal.record(
+                        Actor::Monit,
+                        Event::ConnectionFailed {
+                            error: error.clone(),
+                        },
+                    );
+                    if ready.is_some() && (refused || closed_before_connack >= 2) {
+                        let why = if refused {
+                            format!(
+                                "the broker refused monit: {}",
+                                &error[crate::broker::access::REFUSED.len()..]
+                            )
+                        } else {
+                            format!(
+                                "{} (monit, twice: {error})",
+                                crate::broker::access::closed_before_connack(
+                                    self.protocol == Protocol::V5
+                                )
+                            )
+                        };
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Err(why));
+                        }
+                        return;
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

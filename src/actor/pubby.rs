@@ -46,6 +46,7 @@ impl Pubby {
         let p = &self.publisher;
         let mut o = MqttOptions::new("pubby", self.broker.ip().to_string(), self.broker.port());
         o.set_keep_alive(Duration::from_secs(5));
+        crate::broker::access::apply_v4(&mut o);
         o.set_clean_session(true);
         // Room for every message that may wait on a slow acknowledgement.
         let (client, mut el) = AsyncClient::new(o, 64);

@@ -28,6 +28,7 @@ impl Twin {
         let url = format!("mqtt://{}", self.broker);
         let mut o = MqttOptions::new("willy", self.broker.ip().to_string(), self.broker.port());
         o.set_keep_alive(self.keepalive);
+        crate::broker::access::apply_v4(&mut o);
         o.set_clean_session(true);
         let (_client, mut el) = AsyncClient::new(o, 4);
         self.journal.record(

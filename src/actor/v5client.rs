@@ -26,6 +26,8 @@ pub struct Session {
     awaiting_pingresp: bool,
     /// A network write or read may take this long before the connection is called stuck.
     step: Duration,
+    /// Over WebSocket: each packet goes out in a masked binary frame with this key.
+    ws_mask: Option<[u8; 4]>,
 }
 
 /// The CONNACK as willy saw it.
@@ -36,8 +38,12 @@ pub struct Connack {
 
 impl Session {
     /// Connect and wait for the CONNACK, all within `limit` (rumqttc's connection timeout).
+    /// With `ws_path`, over WebSocket: the HTTP upgrade first, then every packet in a frame;
+    /// the broker's side (the 101 answer, then frames) goes through the wire tap's decoder,
+    /// which knows both.
     pub async fn connect(
         port: u16,
+        ws_path: Option<&str>,
         connect: &[u8],
         keepalive: Duration,
         limit: Duration,
@@ -56,15 +62,40 @@ impl Session {
             next_ping: Instant::now() + keepalive,
             awaiting_pingresp: false,
             step: limit,
+            ws_mask: None,
         };
+        if let Some(path) = ws_path {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let key = crate::actor::v5wire::hex(&nanos.to_be_bytes());
+            // 16 bytes, base64: the key only has to look like one.
+            let key = format!("{key:0>22}==");
+            s.write(&v5wire::ws_upgrade(
+                &format!("127.0.0.1:{port}"),
+                path,
+                &key,
+            ))
+            .await?;
+            s.ws_mask = Some((nanos ^ 0x5a5a_5a5a).to_be_bytes());
+        }
         s.write(connect).await?;
         let connack = loop {
             let packets = match timeout_at(deadline, s.read_some()).await {
                 Err(_) => {
                     return Err("network timeout (no CONNACK within the connection timeout)".into())
                 }
+                Ok(Err(e)) if e.starts_with("connection closed") => {
+                    return Err(crate::broker::access::closed_before_connack(true))
+                }
                 Ok(r) => r?,
             };
+            if let Some(line) = packets.iter().find_map(|d| match d {
+                Decoded::HttpUpgrade { line } if !line.contains(" 101") => Some(line.clone()),
+                _ => None,
+            }) {
+                return Err(format!("the WebSocket upgrade was refused: {line}"));
+            }
             if let Some(c) = packets.into_iter().find_map(|d| match d {
                 Decoded::Packet(p) if p.kind == PacketKind::Connack => match p.fields {
                     Fields::Connack {
@@ -83,8 +114,9 @@ impl Session {
         };
         if connack.code != 0 {
             return Err(format!(
-                "connection refused, reason code 0x{:02x}",
-                connack.code
+                "{}{}",
+                crate::broker::access::REFUSED,
+                crate::broker::access::v5_code_refusal(connack.code)
             ));
         }
         s.next_ping = Instant::now() + s.keepalive;
@@ -92,6 +124,15 @@ impl Session {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        // The upgrade request goes out before the mask is set; everything after it is framed.
+        let framed;
+        let bytes = match self.ws_mask {
+            Some(mask) => {
+                framed = v5wire::ws_frame(bytes, mask);
+                &framed[..]
+            }
+            None => bytes,
+        };
         match timeout(self.step, self.stream.write_all(bytes)).await {
             Err(_) => Err("timed out writing to the network".into()),
             Ok(r) => r.map_err(|e| format!("I/O: {e}")),

@@ -75,6 +75,26 @@ pub fn connect(
     session_expiry_s: Option<u32>,
     will: Option<&Will>,
 ) -> Vec<u8> {
+    connect_as(
+        client_id,
+        keepalive_s,
+        clean_start,
+        session_expiry_s,
+        will,
+        None,
+    )
+}
+
+/// A v5 CONNECT with a login: User Name flag 0x80 and Password flag 0x40, the two written
+/// after the will [MQTT-3.1.3-1].
+pub fn connect_as(
+    client_id: &str,
+    keepalive_s: u16,
+    clean_start: bool,
+    session_expiry_s: Option<u32>,
+    will: Option<&Will>,
+    login: Option<&crate::broker::url::Login>,
+) -> Vec<u8> {
     let mut body = Vec::new();
     string(b"MQTT", &mut body);
     body.push(5);
@@ -86,6 +106,12 @@ pub fn connect(
         flags |= 0x04 | (w.qos << 3);
         if w.retain {
             flags |= 0x20;
+        }
+    }
+    if let Some(l) = login {
+        flags |= 0x80;
+        if l.password.is_some() {
+            flags |= 0x40;
         }
     }
     body.push(flags);
@@ -113,7 +139,41 @@ pub fn connect(
         string(w.topic.as_bytes(), &mut body);
         string(w.payload, &mut body);
     }
+    if let Some(l) = login {
+        string(l.username.as_bytes(), &mut body);
+        if let Some(p) = &l.password {
+            string(p.as_bytes(), &mut body);
+        }
+    }
     packet(0x10, &body)
+}
+
+/// One masked binary WebSocket frame around `payload`, as a client sends it [RFC 6455 5.2].
+/// The mask only has to be unpredictable to a cache in between; any key serves a test client.
+pub fn ws_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = vec![0x82];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// The HTTP request that opens a WebSocket connection for MQTT [RFC 6455 4.1, MQTT-6.0.0-3].
+pub fn ws_upgrade(host: &str, path: &str, key: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+    )
+    .into_bytes()
 }
 
 /// A v5 PUBLISH at QoS 0 with no properties.

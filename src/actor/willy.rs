@@ -83,6 +83,7 @@ impl Willy {
         // rumqttc's default 10 KiB would refuse a larger will's CONNECT on every attempt.
         let max = crate::limits::CLIENT_MAX_PACKET;
         o.set_max_packet_size(max, max);
+        crate::broker::access::apply_v4(&mut o);
         if let Some(w) = &s.will {
             let qos = match w.qos {
                 0 => QoS::AtMostOnce,
@@ -223,17 +224,28 @@ impl Willy {
             content_type: w.content_type.as_deref(),
         });
         let ka = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
-        let connect = v5wire::connect(
+        let login = crate::broker::access::login();
+        let connect = v5wire::connect_as(
             "willy",
             ka,
             s.clean_session,
             s.session_expiry_s,
             will.as_ref(),
+            login.as_ref(),
         );
-        let (mut session, connack) =
-            Session::connect(self.target.port, &connect, s.keepalive, s.connect_timeout)
-                .await
-                .map_err(StepError::Failed)?;
+        let ws_path = match self.target.transport {
+            Transport::Ws => Some(self.target.ws_path.as_str()),
+            Transport::Tcp => None,
+        };
+        let (mut session, connack) = Session::connect(
+            self.target.port,
+            ws_path,
+            &connect,
+            s.keepalive,
+            s.connect_timeout,
+        )
+        .await
+        .map_err(StepError::Failed)?;
         self.record(Event::Connected {
             session_present: connack.session_present,
         });
@@ -390,6 +402,11 @@ impl Willy {
 /// rumqttc's error, with the io cause where there is one.
 pub fn describe(e: &ConnectionError) -> String {
     match e {
+        ConnectionError::ConnectionRefused(code) => format!(
+            "{}{}",
+            crate::broker::access::REFUSED,
+            crate::broker::access::v4_refusal(*code)
+        ),
         ConnectionError::NetworkTimeout => {
             "network timeout (no CONNACK within the connection timeout)".to_string()
         }

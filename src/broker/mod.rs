@@ -10,9 +10,11 @@
 //! A broker is only ever reached through its [`Endpoints`]; nothing else in the run knows which
 //! broker it is, except the profile the checks read.
 
+pub mod access;
 pub mod builtin;
 pub mod mosquitto;
 pub mod profile;
+pub mod recognise;
 pub mod url;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -65,6 +67,11 @@ impl Broker {
     }
 }
 
+/// The environment variable a parent hands its child runs the broker's password in.
+pub const CHILD_PASSWORD_ENV: &str = "UNPLUG_CHILD_BROKER_PASSWORD";
+
+use url::{BrokerUrls, Login};
+
 /// Which broker to run against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerChoice {
@@ -107,9 +114,35 @@ impl BrokerChoice {
                     v.push(b.display().to_string());
                 }
             }
-            BrokerChoice::Url(u) => v.push(u.describe()),
+            BrokerChoice::Url(u) => {
+                v.push(u.for_child());
+                if let Some(p) = &u.profile {
+                    v.extend(["--profile".to_string(), p.clone()]);
+                }
+                if let Some(l) = &u.login {
+                    v.extend(["--username".to_string(), l.username.clone()]);
+                    if l.password.is_some() {
+                        v.extend(["--password-env".to_string(), CHILD_PASSWORD_ENV.to_string()]);
+                    }
+                }
+            }
         }
         v
+    }
+
+    /// Put the login's password where child runs read it ([`CHILD_PASSWORD_ENV`]), never on
+    /// their command line. Call before starting children.
+    pub fn export_password(&self) {
+        if let BrokerChoice::Url(BrokerUrls {
+            login: Some(Login {
+                password: Some(p), ..
+            }),
+            ..
+        }) = self
+        {
+            // Set once, before any child or runtime thread exists.
+            std::env::set_var(CHILD_PASSWORD_ENV, p);
+        }
     }
 }
 

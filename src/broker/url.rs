@@ -1,18 +1,23 @@
 //! A broker someone else runs, given by URL: `--broker tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt`.
 //!
 //! ```text
-//!  "tcp://host:port,ws://host:port/path" --parse--> BrokerUrls { tcp, ws }
-//!        --start: resolve each host, connect once--> Broker { endpoints, profile: unknown }
+//!  "tcp://[user:pass@]host:port,ws://host:port/path" --parse--> BrokerUrls { tcp, ws, login }
+//!        --start: resolve each host, connect once--> Broker { endpoints, profile }
+//!        --recognise: what the broker says of itself ($SYS/broker/version) --> its profile,
+//!                     or the spec's own bound for a broker we do not know
 //! ```
 //!
 //! Only the endpoints the user listed exist. monit always connects over plain TCP, so a `tcp://`
 //! URL is required; a WebSocket scenario also needs a `ws://` one. Nothing is started or stopped.
+//! A login (`user:pass@`, percent-decoded, or `--username` with `--password-env`) is used by
+//! every client of the run and never written anywhere: [`BrokerUrls::describe`] leaves it out
+//! and hides the values of a URL's query.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::{wait_until_accepting, Broker, Endpoints};
-use crate::event::Journal;
+use crate::event::{Actor, Event, Journal};
 
 /// One `host:port` as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +28,28 @@ pub struct HostPort {
 
 impl std::fmt::Display for HostPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.host, self.port)
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A login for a broker that wants one. Its `Debug` hides the password, so no log line, error
+/// or file can carry it by accident.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    pub username: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
     }
 }
 
@@ -32,8 +58,12 @@ impl std::fmt::Display for HostPort {
 pub struct BrokerUrls {
     /// MQTT over plain TCP (`tcp://` or `mqtt://`): monit's way in, so always present.
     pub tcp: HostPort,
-    /// MQTT over WebSocket (`ws://host:port/path`), with its path.
+    /// MQTT over WebSocket (`ws://host:port/path`), with its path (and query, if any).
     pub ws: Option<(HostPort, String)>,
+    /// The login every client of the run uses, from the URL's `user:pass@` or the flags.
+    pub login: Option<Login>,
+    /// The profile to judge by, forced with `--profile`; None: recognise the broker.
+    pub profile: Option<String>,
 }
 
 /// Why a `--broker` URL list was refused.
@@ -41,6 +71,12 @@ pub struct BrokerUrls {
 pub enum UrlError {
     #[error("{0:?} is not a broker URL: expected tcp://HOST:PORT or ws://HOST:PORT/PATH")]
     Malformed(String),
+    #[error("{0:?}: an IPv6 address needs its closing bracket: [::1]:1883")]
+    Bracket(String),
+    #[error("{0:?}: bad percent-encoding in the login ({1})")]
+    Percent(String, &'static str),
+    #[error("two different logins given (in two URLs, or a URL and --username)")]
+    TwoLogins,
     #[error(
         "{0:?}: unsupported scheme {1:?} (tcp://, mqtt:// and ws:// are supported; TLS is not)"
     )]
@@ -56,66 +92,172 @@ pub enum UrlError {
 }
 
 impl BrokerUrls {
-    /// Parse a comma-separated list of URLs.
+    /// Parse a comma-separated list of URLs. Errors show a URL without its login.
     pub fn parse(list: &str) -> Result<BrokerUrls, UrlError> {
         let mut tcp = None;
         let mut ws = None;
+        let mut login: Option<Login> = None;
         for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            let (scheme, rest) = url
-                .split_once("://")
-                .ok_or_else(|| UrlError::Malformed(url.to_string()))?;
-            let (authority, path) = match rest.find('/') {
+            let shown = without_login(url);
+            let malformed = || UrlError::Malformed(shown.clone());
+            let (scheme, rest) = url.split_once("://").ok_or_else(malformed)?;
+            let (authority, path) = match rest.find(['/', '?']) {
                 Some(i) => (&rest[..i], &rest[i..]),
                 None => (rest, ""),
             };
-            let (host, port) = authority
-                .rsplit_once(':')
-                .ok_or_else(|| UrlError::Malformed(url.to_string()))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let (userinfo, hostport) = match authority.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, authority),
+            };
+            let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+                let (host, after) = inner
+                    .split_once(']')
+                    .ok_or_else(|| UrlError::Bracket(shown.clone()))?;
+                (host, after.strip_prefix(':').ok_or_else(malformed)?)
+            } else {
+                hostport.rsplit_once(':').ok_or_else(malformed)?
+            };
             if host.is_empty() {
-                return Err(UrlError::Malformed(url.to_string()));
+                return Err(malformed());
             }
             let port: u16 = port
                 .parse()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| UrlError::Port(url.to_string()))?;
+                .ok_or_else(|| UrlError::Port(shown.clone()))?;
             let hp = HostPort {
                 host: host.to_string(),
                 port,
             };
+            if let Some(u) = userinfo {
+                let (user, pass) = match u.split_once(':') {
+                    Some((a, b)) => (a, Some(b)),
+                    None => (u, None),
+                };
+                let decode =
+                    |x: &str| percent_decode(x).map_err(|e| UrlError::Percent(shown.clone(), e));
+                let this = Login {
+                    username: decode(user)?,
+                    password: pass.map(decode).transpose()?,
+                };
+                match &login {
+                    Some(l) if *l != this => return Err(UrlError::TwoLogins),
+                    _ => login = Some(this),
+                }
+            }
             match scheme.to_ascii_lowercase().as_str() {
                 "tcp" | "mqtt" => {
                     if !path.is_empty() && path != "/" {
-                        return Err(UrlError::Malformed(url.to_string()));
+                        return Err(malformed());
                     }
                     if tcp.replace(hp).is_some() {
                         return Err(UrlError::Duplicate("tcp://"));
                     }
                 }
                 "ws" => {
-                    let path = if path.is_empty() { "/mqtt" } else { path };
-                    if ws.replace((hp, path.to_string())).is_some() {
+                    let path = if path.is_empty() {
+                        "/mqtt".to_string()
+                    } else if path.starts_with('?') {
+                        format!("/mqtt{path}")
+                    } else {
+                        path.to_string()
+                    };
+                    if ws.replace((hp, path)).is_some() {
                         return Err(UrlError::Duplicate("ws://"));
                     }
                 }
-                other => return Err(UrlError::Scheme(url.to_string(), other.to_string())),
+                other => return Err(UrlError::Scheme(shown.clone(), other.to_string())),
             }
         }
         Ok(BrokerUrls {
             tcp: tcp.ok_or(UrlError::NoTcp)?,
             ws,
+            login,
+            profile: None,
         })
     }
 
-    /// The list back as the user could have written it.
+    /// Add the login of `--username` and `--password-env`; one in the URL too is an error
+    /// unless it is the same.
+    pub fn with_login(mut self, login: Option<Login>) -> Result<BrokerUrls, UrlError> {
+        match (&self.login, login) {
+            (Some(a), Some(b)) if *a != b => return Err(UrlError::TwoLogins),
+            (_, Some(b)) => self.login = Some(b),
+            _ => {}
+        }
+        Ok(self)
+    }
+
+    /// The list as it may be shown and written: no login, and the values of a query hidden.
     pub fn describe(&self) -> String {
+        let mut s = format!("tcp://{}", self.tcp);
+        if let Some((hp, path)) = &self.ws {
+            s += &format!(",ws://{hp}{}", redact_query(path));
+        }
+        s
+    }
+
+    /// The list a child run is given on its command line: the query as it is (the broker
+    /// needs it), the login left out (the child gets it through the environment).
+    pub fn for_child(&self) -> String {
         let mut s = format!("tcp://{}", self.tcp);
         if let Some((hp, path)) = &self.ws {
             s += &format!(",ws://{hp}{path}");
         }
         s
     }
+}
+
+/// `user:pass@` taken out of a URL, for error messages.
+fn without_login(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}{}", &rest[end..]),
+                None => url.to_string(),
+            }
+        }
+        None => url
+            .split_once('@')
+            .map_or(url.to_string(), |(_, h)| h.to_string()),
+    }
+}
+
+/// `/mqtt?token=abc&x=1` -> `/mqtt?token=***&x=***`: a query often carries a token.
+pub fn redact_query(path: &str) -> String {
+    match path.split_once('?') {
+        None => path.to_string(),
+        Some((p, q)) => {
+            let parts: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) => format!("{k}=***"),
+                    None => kv.to_string(),
+                })
+                .collect();
+            format!("{p}?{}", parts.join("&"))
+        }
+    }
+}
+
+/// RFC 3986 percent-decoding of a URL's user or password, as UTF-8.
+fn percent_decode(s: &str) -> Result<String, &'static str> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).ok_or("a % needs two hex digits")?;
+            let hex = std::str::from_utf8(hex).map_err(|_| "a % needs two hex digits")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "a % needs two hex digits")?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "not UTF-8 once decoded")
 }
 
 fn resolve(hp: &HostPort) -> anyhow::Result<SocketAddr> {
@@ -131,8 +273,10 @@ fn resolve(hp: &HostPort) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("--broker: {hp} resolves to no address"))
 }
 
-/// "Start" a broker given by URL: resolve its endpoints and make sure they accept connections.
-pub async fn start(urls: &BrokerUrls, _journal: &Journal) -> anyhow::Result<Broker> {
+/// "Start" a broker given by URL: resolve its endpoints, make sure they accept connections,
+/// and learn which broker it is (or take the profile `--profile` forced). A broker that refuses
+/// our login, or closes the connection without a CONNACK, ends the run here.
+pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broker> {
     let within = Duration::from_secs(5);
     let tcp = resolve(&urls.tcp)?;
     wait_until_accepting(tcp, within)
@@ -143,20 +287,38 @@ pub async fn start(urls: &BrokerUrls, _journal: &Journal) -> anyhow::Result<Brok
             let addr = resolve(hp)?;
             wait_until_accepting(addr, within)
                 .await
-                .map_err(|e| anyhow::anyhow!("--broker ws://{hp}{path}: {e:#}"))?;
+                .map_err(|e| anyhow::anyhow!("--broker ws://{hp}{}: {e:#}", redact_query(path)))?;
             (Some(addr), path.clone())
         }
         None => (None, "/mqtt".to_string()),
     };
+    let said = super::recognise::ask(tcp)
+        .await
+        .map_err(|e| anyhow::anyhow!("--broker tcp://{}: {e}", urls.tcp))?;
+    let (profile, how) = match &urls.profile {
+        Some(name) => (
+            super::profile::Profile::by_name(name).ok_or_else(|| {
+                anyhow::anyhow!("--profile {name:?}: no such profile (see `unplug profiles`)")
+            })?,
+            format!("profile forced with --profile {name}"),
+        ),
+        None => super::recognise::profile_for(said.as_deref()),
+    };
+    journal.record(
+        Actor::Runner,
+        Event::Note {
+            message: format!("broker at {}: {} ({how})", urls.describe(), profile.broker),
+        },
+    );
     Ok(Broker {
-        name: format!("broker at {}", urls.describe()),
+        name: format!("{} at {} ({how})", profile.broker, urls.describe()),
         endpoints: Endpoints {
             tcp,
             ws,
             ws_path,
             v5: None,
         },
-        profile: super::profile::Profile::unknown(),
+        profile,
         process: None,
     })
 }
@@ -208,5 +370,64 @@ mod tests {
             BrokerUrls::parse("tcp://a:1,tcp://b:2"),
             Err(UrlError::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn a_login_in_the_url_is_percent_decoded_and_never_described() {
+        let u = BrokerUrls::parse("tcp://user:p%40ss%3Aw@127.0.0.1:1883,ws://user:p%40ss%3Aw@127.0.0.1:8080/mqtt?token=abc").unwrap();
+        let l = u.login.clone().unwrap();
+        assert_eq!(
+            (l.username.as_str(), l.password.as_deref()),
+            ("user", Some("p@ss:w"))
+        );
+        assert_eq!(u.tcp.host, "127.0.0.1");
+        let shown = u.describe();
+        assert!(!shown.contains("p%40ss") && !shown.contains("p@ss") && !shown.contains("user"));
+        assert!(
+            shown.contains("?token=***") && !shown.contains("abc"),
+            "{shown}"
+        );
+        assert!(u.for_child().contains("token=abc") && !u.for_child().contains("user"));
+    }
+
+    #[test]
+    fn errors_never_show_the_password() {
+        let e = BrokerUrls::parse("mqtts://u:hunter2@h:1")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = BrokerUrls::parse("tcp://u:hunter2@h:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_literals_parse_and_a_missing_bracket_is_named() {
+        let u = BrokerUrls::parse("tcp://[::1]:1883").unwrap();
+        assert_eq!((u.tcp.host.as_str(), u.tcp.port), ("::1", 1883));
+        assert_eq!(u.describe(), "tcp://[::1]:1883");
+        assert!(matches!(
+            BrokerUrls::parse("tcp://[::1"),
+            Err(UrlError::Bracket(_))
+        ));
+        assert!(matches!(
+            BrokerUrls::parse("tcp://[::1]"),
+            Err(UrlError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn two_different_logins_are_refused() {
+        assert_eq!(
+            BrokerUrls::parse("tcp://a:b@h:1,ws://c:d@h:2/mqtt"),
+            Err(UrlError::TwoLogins)
+        );
+        let u = BrokerUrls::parse("tcp://a:b@h:1").unwrap();
+        let other = Login {
+            username: "x".into(),
+            password: None,
+        };
+        assert_eq!(u.with_login(Some(other)), Err(UrlError::TwoLogins));
     }
 }
