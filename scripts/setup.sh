@@ -8,6 +8,8 @@
 #         fonts-dejavu-core  the picture test renders the SVG's text with DejaVu Sans
 #   cargo cargo-nextest      the test runner of `cargo nextest run` (README, .ci/run), built from
 #                            crates.io at a pinned version (its rust-version is 1.91)
+#   pip   amqtt 0.12.1       a third-party broker that never drops a silent client (a venv)
+#   npm   aedes 1.2.0        a third-party broker that follows the spec (its own prefix)
 #
 # apt needs root: run as root, or with sudo on PATH. cargo-nextest goes to cargo's install root
 # ($CARGO_INSTALL_ROOT, else $CARGO_HOME/bin, else ~/.cargo/bin), which rustup puts on PATH.
@@ -58,4 +60,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     exit 1
   }
 fi
+# Brokers nobody here wrote, judged by tests/third_party.rs: amqtt (PyPI) and aedes (npm), into
+# their own directory (scripts/third-party-brokers.sh says which and why). python3 also runs
+# tests/brokers/misbroker.py, the deliberately misbehaving test broker (standard library only).
+for tool in python3 node npm; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "setup: $tool not found: the third-party broker tests need Python 3 and Node.js" >&2
+    exit 1
+  }
+done
+"$(dirname "$0")/third-party-brokers.sh"
 echo "setup: ready ($(cargo nextest --version | head -n1), $(command -v mosquitto || echo /usr/sbin/mosquitto))"
