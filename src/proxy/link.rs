@@ -44,6 +44,10 @@ pub struct ConnStats {
     pub down_bytes: AtomicU64,
     pub dropped_up: AtomicU64,
     pub dropped_down: AtomicU64,
+    /// How many writes carried bytes to the broker / to willy: with no fault active, one per
+    /// chunk read, however many packets it holds (what the coalescing tests and benches count).
+    pub up_writes: AtomicU64,
+    pub down_writes: AtomicU64,
 }
 
 impl ConnStats {
@@ -55,6 +59,8 @@ impl ConnStats {
             down_bytes: AtomicU64::new(0),
             dropped_up: AtomicU64::new(0),
             dropped_down: AtomicU64::new(0),
+            up_writes: AtomicU64::new(0),
+            down_writes: AtomicU64::new(0),
         }
     }
 
@@ -222,6 +228,27 @@ impl Link {
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// `write_all`, counting each write that carried bytes.
+    async fn write_counted<W: AsyncWrite + Unpin>(
+        &self,
+        dst: &mut W,
+        mut bytes: &[u8],
+    ) -> std::io::Result<()> {
+        let writes = match self.flow {
+            Flow::Up => &self.stats.up_writes,
+            Flow::Down => &self.stats.down_writes,
+        };
+        while !bytes.is_empty() {
+            let n = dst.write(bytes).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            writes.fetch_add(1, Ordering::Relaxed);
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
     /// Write `bytes` on to dst. Once dst is gone (a write failed: that side closed, its own
     /// link reports how), count them as dropped instead, so src is still read to its end.
     async fn forward<W: AsyncWrite + Unpin>(&self, dst: &mut W, bytes: &[u8], dst_gone: &mut bool) {
@@ -229,7 +256,7 @@ impl Link {
             self.count_dropped(bytes.len());
             return;
         }
-        if let Err(e) = dst.write_all(bytes).await {
+        if let Err(e) = self.write_counted(dst, bytes).await {
             *dst_gone = true;
             self.count_dropped(bytes.len());
             let (to, from) = match self.flow {
