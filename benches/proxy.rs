@@ -282,9 +282,8 @@ async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
     let took = t0.elapsed().as_secs_f64();
     let cpu = cpu_s() - cpu0;
     assert_eq!(n, sent, "every byte arrived");
-    // Let the journal take the last records before counting them.
     let records = if path == PathKind::Unplug && mqtt {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        proxy.settle().await;
         Some(
             journal
                 .records()

@@ -557,6 +557,32 @@ impl Journal {
         sink.records.push(rec);
     }
 
+    /// Record an event that happened at `at` (the monotonic clock) and `t` (UTC), both read
+    /// earlier by the caller: the proxy stamps its wire records on the data path, where the
+    /// bytes were forwarded, and records them later from its recorder. In memory it takes its
+    /// place in time order (after the records of the same moment), so the checks, which read
+    /// the records in order, see it where it happened; the files get it when it comes.
+    pub fn record_at(&self, at: Instant, t: DateTime<Utc>, actor: Actor, event: Event) {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if sink.closed {
+            return;
+        }
+        let rec = Record {
+            ms: self.ms_since_start(at),
+            t,
+            actor,
+            event,
+        };
+        sink.write(&rec);
+        // Usually last already; else a few places back (the records made meanwhile).
+        let i = sink
+            .records
+            .iter()
+            .rposition(|r| r.ms <= rec.ms)
+            .map_or(0, |i| i + 1);
+        sink.records.insert(i, rec);
+    }
+
     /// End the journal: flush the files, record nothing more, and return every record, which
     /// is then exactly what the files hold.
     pub fn close(&self) -> std::io::Result<Vec<Record>> {
@@ -651,6 +677,37 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_record_stamped_earlier_takes_its_place_in_time_order() {
+        let j = Journal::in_memory();
+        let earlier = (Instant::now(), Utc::now());
+        j.record(Actor::Runner, Event::LateSubscribed);
+        j.record_at(earlier.0, earlier.1, Actor::Runner, Event::Disconnected);
+        let same = Instant::now();
+        j.record_at(
+            same,
+            Utc::now(),
+            Actor::Runner,
+            Event::CycleStarted { cycle: 1 },
+        );
+        j.record_at(
+            same,
+            Utc::now(),
+            Actor::Runner,
+            Event::CycleStarted { cycle: 2 },
+        );
+        let events: Vec<Event> = j.records().into_iter().map(|r| r.event).collect();
+        assert_eq!(
+            events,
+            [
+                Event::Disconnected,
+                Event::LateSubscribed,
+                Event::CycleStarted { cycle: 1 },
+                Event::CycleStarted { cycle: 2 },
+            ]
+        );
+    }
 
     #[test]
     fn record_round_trips_through_jsonl() {

@@ -4,6 +4,8 @@
 //!  willy --TCP--> listener (127.0.0.1:free) --accept--> connection N
 //!                                                        |-- link Up:   willy  -> broker
 //!                                                        '-- link Down: broker -> willy
+//!  every link --chunks, stamped after their writes--> Recorder thread (wiretap.rs)
+//!                                                      --decode, Journal::record_at--> journal
 //!  Proxy::apply(n, fault) / heal(n) --watch<NetState>--> every link and the listener
 //!                                  --Cut (reset, close)--> every open connection, once
 //! ```
@@ -34,7 +36,7 @@ use crate::scenario::{FaultKind, NewConnections};
 use fault::{Flow, NetState};
 use link::{ConnStats, Link};
 use tokio::sync::mpsc;
-use wiretap::WireTap;
+use wiretap::{Message, Recorder, Stamp};
 
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
@@ -48,6 +50,8 @@ struct Shared {
     /// The broker listener every connection is forwarded to.
     upstream: SocketAddr,
     journal: Journal,
+    /// Decodes and records what the links forward, on its own thread (see wiretap.rs).
+    recorder: Recorder,
     /// The one source of truth for what the network does now.
     net: watch::Sender<NetState>,
     /// The faults in effect, by their number in the scenario: `net` is computed from these, so
@@ -81,11 +85,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Proxy {
     /// Listen on a free loopback port and forward every connection to `upstream`.
     pub async fn start(upstream: SocketAddr, journal: Journal) -> std::io::Result<Proxy> {
+        Self::start_with_queue(upstream, journal, wiretap::RECORD_QUEUE).await
+    }
+
+    /// [`Proxy::start`] with room for `queue` chunks waiting for the recorder (tests make it
+    /// small to see the links wait).
+    async fn start_with_queue(
+        upstream: SocketAddr,
+        journal: Journal,
+        queue: usize,
+    ) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
             upstream,
+            recorder: Recorder::start(journal.clone(), queue),
             journal,
             net,
             active: Mutex::new(Vec::new()),
@@ -157,6 +172,12 @@ impl Proxy {
         self.shared
             .net
             .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
+    }
+
+    /// Wait until every record of what the links have handled so far is in the journal (they
+    /// record through their own thread, a moment after forwarding).
+    pub async fn settle(&self) {
+        self.shared.recorder.settle().await;
     }
 
     /// The journal the proxy records into.
@@ -330,25 +351,34 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         },
     );
 
-    let level = wiretap::shared_level();
+    let recorder = shared.recorder.clone();
+    let waits = &stats.recorder_waits;
+    recorder.send(Message::Opened { conn: id }, waits).await;
+    // What a held connection sent while the network was down went first: decoded first.
+    if !early.is_empty() {
+        let m = Message::Bytes {
+            conn: id,
+            flow: Flow::Up,
+            at: Stamp::now(),
+            bytes: early.into(),
+            fates: wiretap::Fates::All { dropped: false },
+        };
+        recorder.send(m, waits).await;
+    }
     let link = |flow| Link {
         flow,
         stats: stats.clone(),
         net: shared.net.subscribe(),
-        journal: journal.clone(),
-        tap: WireTap::new(id, flow, level.clone()),
+        start: journal.start(),
+        recorder: recorder.clone(),
     };
-    let mut up = link(Flow::Up);
-    // What a held connection sent while the network was down went first: decode it first.
-    up.tap.feed(&early, false);
-    up.tap.flush(&journal);
     // Both links run in this task on borrowed halves, so a fault can still reach the sockets.
     let cut = {
         let (client_r, client_w) = client.split();
         let (broker_r, broker_w) = broker.split();
         let both = async {
             tokio::join!(
-                up.run(client_r, broker_w),
+                link(Flow::Up).run(client_r, broker_w),
                 link(Flow::Down).run(broker_r, client_w)
             )
         };
@@ -373,28 +403,28 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             Cut::Reset => "reset",
             Cut::Close => "close",
         };
-        journal.record(
-            Actor::Proxy,
-            Event::ConnectionCut {
-                conn: id,
-                fault: fault.to_string(),
-                how,
-            },
-        );
+        let event = Event::ConnectionCut {
+            conn: id,
+            fault: fault.to_string(),
+            how,
+        };
+        let at = Stamp::now();
+        recorder.send(Message::Event { at, event }, waits).await;
     }
 
     lock(&shared.conns).remove(&id);
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    journal.record(
-        Actor::Proxy,
-        Event::ConnectionClosed {
-            conn: id,
-            up_bytes: get(&stats.up_bytes),
-            down_bytes: get(&stats.down_bytes),
-            dropped_up_bytes: get(&stats.dropped_up),
-            dropped_down_bytes: get(&stats.dropped_down),
-        },
-    );
+    // Through the recorder, after this connection's wire records.
+    let event = Event::ConnectionClosed {
+        conn: id,
+        up_bytes: get(&stats.up_bytes),
+        down_bytes: get(&stats.down_bytes),
+        dropped_up_bytes: get(&stats.dropped_up),
+        dropped_down_bytes: get(&stats.dropped_down),
+    };
+    let at = Stamp::now();
+    recorder.send(Message::Event { at, event }, waits).await;
+    recorder.send(Message::Closed { conn: id }, waits).await;
 }
 
 #[cfg(test)]
@@ -686,6 +716,7 @@ mod tests {
             "{:?}",
             t0.elapsed()
         );
+        proxy.settle().await;
         assert!(journal
             .records()
             .iter()
@@ -865,6 +896,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(received(&mut p.got, 10).await, [publish, publish].concat());
+        proxy.settle().await;
         let dropped = journal
             .records()
             .iter()
