@@ -548,6 +548,45 @@ mod tests {
     }
 
     #[test]
+    fn without_a_drop_fault_a_chunk_of_many_packets_is_one_piece() {
+        let stream = [CONNECT, PINGREQ, PUBLISH, PUBLISH, PINGREQ, PUBLISH].concat();
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&FlowState::default(), &stream, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].range, 0..stream.len());
+        // The gate still follows the packets: a drop fault applied now finds the next one.
+        g.pieces(&drop_pingreq(), &[PINGREQ, PUBLISH].concat(), &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].dropped && out[0].starts && out[0].packet == 12);
+        assert!(!out[1].dropped);
+    }
+
+    #[test]
+    fn a_drop_fault_cuts_a_chunk_only_around_the_packets_it_takes() {
+        let stream = [
+            CONNECT, PUBLISH, PUBLISH, PINGREQ, PUBLISH, PINGREQ, PINGREQ,
+        ]
+        .concat();
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&drop_pingreq(), &stream, &mut out);
+        let shape: Vec<(usize, bool)> = out.iter().map(|p| (p.range.len(), p.dropped)).collect();
+        let passing = CONNECT.len() + 2 * PUBLISH.len();
+        assert_eq!(
+            shape,
+            [
+                (passing, false),
+                (2, true),
+                (PUBLISH.len(), false),
+                (2, true),
+                (2, true)
+            ],
+            "each dropped packet its own piece (one record each); what passes between, one"
+        );
+    }
+
+    #[test]
     fn without_a_drop_fault_everything_passes() {
         let stream = [CONNECT, PINGREQ, PUBLISH].concat();
         assert_eq!(survivors(&stream, 3, &FlowState::default()), stream);
