@@ -9,6 +9,7 @@
 //!          plain   client --> copy_bidirectional (32 KiB) --> server   (what noxious does, no toxics)
 //!          unplug  client --> unplug::proxy::Proxy (tap decoding every packet, journal in memory)
 //!                                                     --> server
+//!          runs    the same, PUBLISH floods recorded as runs (PublishRecords::Runs)
 //!  latency:    CONNECT/CONNACK, then 64-byte PUBLISH round trips, one trip on each path in turn
 //!              (the order rotates each trip): p50/p99 of each, and what each proxy adds
 //!  throughput: CONNECT, then 64-byte PUBLISHes one way, in 64 KiB writes; and raw bytes (not
@@ -28,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use unplug::event::{Event, Journal};
-use unplug::proxy::Proxy;
+use unplug::proxy::{Options, Proxy, PublishRecords};
 
 const DEBUG: bool = cfg!(debug_assertions);
 const TRIPS: usize = if DEBUG { 200 } else { 20_000 };
@@ -56,6 +57,11 @@ fn connect_packet() -> Vec<u8> {
     p.extend_from_slice(b"bench");
     p
 }
+
+const RUNS: Options = Options {
+    publishes: PublishRecords::Runs,
+    record_queue: 256,
+};
 
 const CONNACK: [u8; 4] = [0x20, 2, 0, 0];
 
@@ -132,9 +138,16 @@ enum PathKind {
     Direct,
     Plain,
     Unplug,
+    /// The same with PUBLISH floods recorded as runs (exact counts, one record per run).
+    UnplugRuns,
 }
 
-const PATHS: [PathKind; 3] = [PathKind::Direct, PathKind::Plain, PathKind::Unplug];
+const PATHS: [PathKind; 4] = [
+    PathKind::Direct,
+    PathKind::Plain,
+    PathKind::Unplug,
+    PathKind::UnplugRuns,
+];
 
 impl PathKind {
     fn name(self) -> &'static str {
@@ -142,7 +155,12 @@ impl PathKind {
             PathKind::Direct => "direct",
             PathKind::Plain => "plain Rust proxy",
             PathKind::Unplug => "unplug, tap decoding",
+            PathKind::UnplugRuns => "unplug, PUBLISH runs",
         }
+    }
+
+    fn unplug(self) -> bool {
+        matches!(self, PathKind::Unplug | PathKind::UnplugRuns)
     }
 }
 
@@ -184,14 +202,17 @@ async fn conn_of(proxy: &Proxy) -> std::sync::Arc<unplug::proxy::link::ConnStats
 async fn latency() {
     let (echo, _) = server(true).await;
     let plain = plain_proxy(echo).await;
-    let journal = Journal::in_memory();
-    let proxy = Proxy::start(echo, journal.clone()).await.unwrap();
+    let proxy = Proxy::start(echo, Journal::in_memory()).await.unwrap();
+    let runs = Proxy::start_with(echo, Journal::in_memory(), RUNS)
+        .await
+        .unwrap();
     let mut conns = Vec::new();
     for p in PATHS {
         let addr = match p {
             PathKind::Direct => echo,
             PathKind::Plain => plain,
             PathKind::Unplug => proxy.addr,
+            PathKind::UnplugRuns => runs.addr,
         };
         conns.push(open(addr, true).await);
     }
@@ -251,17 +272,23 @@ struct Stream {
 async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
     let (sink, mut got) = server(false).await;
     let journal = Journal::in_memory();
-    let proxy = Proxy::start(sink, journal.clone()).await.unwrap();
+    let options = match path {
+        PathKind::UnplugRuns => RUNS,
+        _ => Options::default(),
+    };
+    let proxy = Proxy::start_with(sink, journal.clone(), options)
+        .await
+        .unwrap();
     let plain = plain_proxy(sink).await;
     let addr = match path {
         PathKind::Direct => sink,
         PathKind::Plain => plain,
-        PathKind::Unplug => proxy.addr,
+        PathKind::Unplug | PathKind::UnplugRuns => proxy.addr,
     };
     let unit: Vec<u8> = if mqtt { publish() } else { vec![0xab; PACKET] };
     let block: Vec<u8> = unit.iter().copied().cycle().take(WRITE).collect();
     let mut s = open(addr, mqtt).await;
-    let stats = if path == PathKind::Unplug {
+    let stats = if path.unplug() {
         Some(conn_of(&proxy).await)
     } else {
         None
@@ -282,14 +309,18 @@ async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
     let took = t0.elapsed().as_secs_f64();
     let cpu = cpu_s() - cpu0;
     assert_eq!(n, sent, "every byte arrived");
-    let records = if path == PathKind::Unplug && mqtt {
+    let records = if path.unplug() && mqtt {
         proxy.settle().await;
         Some(
             journal
                 .records()
                 .iter()
-                .filter(|r| matches!(&r.event, Event::Packet { kind, .. } if kind == "PUBLISH"))
-                .count(),
+                .map(|r| match &r.event {
+                    Event::Packet { kind, .. } if kind == "PUBLISH" => 1,
+                    Event::PublishRun { count, .. } => *count as usize,
+                    _ => 0,
+                })
+                .sum(),
         )
     } else {
         None
@@ -342,7 +373,7 @@ async fn throughput(mqtt: bool) {
             }
         }
         if let Some(n) = r.last().and_then(|x| x.records) {
-            print!("  PUBLISH records {n} of {}", total / PACKET);
+            print!("  PUBLISHes recorded {n} of {}", total / PACKET);
         }
         println!();
     }

@@ -194,6 +194,20 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         fields: serde_json::Value,
     },
+    /// A run of PUBLISH packets one side sent back to back, as one record: what the wire tap
+    /// records instead of a `packet` each when a proxy is told to aggregate floods. Exact:
+    /// every PUBLISH is in exactly one run or one `packet` record.
+    PublishRun {
+        conn: u64,
+        from: Side,
+        dropped: bool,
+        /// How many PUBLISH packets, and their bytes (MQTT packet sizes).
+        count: u64,
+        bytes: u64,
+        /// When the first and the last of them were forwarded (ms since the run's start).
+        first_ms: f64,
+        last_ms: f64,
+    },
     /// Something else the wire tap saw: the HTTP upgrade, a WebSocket control frame
     /// (ping, pong, close), or bytes it could not decode.
     WireFrame {
@@ -419,6 +433,25 @@ impl fmt::Display for Event {
                         }
                     }
                 }
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
+            Event::PublishRun {
+                conn,
+                from,
+                dropped,
+                count,
+                bytes,
+                first_ms,
+                last_ms,
+            } => {
+                write!(
+                    f,
+                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms",
+                    arrow(*from)
+                )?;
                 if *dropped {
                     write!(f, " dropped by the fault")?;
                 }

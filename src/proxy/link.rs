@@ -222,6 +222,7 @@ impl Link {
     /// A proxy record about this connection, stamped now, in order with its wire records.
     async fn tell(&self, event: Event) {
         let m = Message::Event {
+            conn: self.stats.id,
             at: Stamp::now(),
             event,
         };

@@ -38,6 +38,26 @@ use link::{ConnStats, Link};
 use tokio::sync::mpsc;
 use wiretap::{Message, Recorder, Stamp};
 
+pub use wiretap::PublishRecords;
+
+/// How a proxy records what it forwards. The default is what a run's checks need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// A record per PUBLISH (default), or runs of them for floods.
+    pub publishes: PublishRecords,
+    /// How many chunks may wait for the recorder before a link waits for it.
+    pub record_queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            publishes: PublishRecords::Each,
+            record_queue: wiretap::RECORD_QUEUE,
+        }
+    }
+}
+
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
     /// Where willy connects.
@@ -85,22 +105,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Proxy {
     /// Listen on a free loopback port and forward every connection to `upstream`.
     pub async fn start(upstream: SocketAddr, journal: Journal) -> std::io::Result<Proxy> {
-        Self::start_with_queue(upstream, journal, wiretap::RECORD_QUEUE).await
+        Self::start_with(upstream, journal, Options::default()).await
     }
 
-    /// [`Proxy::start`] with room for `queue` chunks waiting for the recorder (tests make it
-    /// small to see the links wait).
-    async fn start_with_queue(
+    /// [`Proxy::start`], recording as `options` say.
+    pub async fn start_with(
         upstream: SocketAddr,
         journal: Journal,
-        queue: usize,
+        options: Options,
     ) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
             upstream,
-            recorder: Recorder::start(journal.clone(), queue),
+            recorder: Recorder::start(journal.clone(), options.record_queue, options.publishes),
             journal,
             net,
             active: Mutex::new(Vec::new()),
@@ -409,7 +428,16 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             how,
         };
         let at = Stamp::now();
-        recorder.send(Message::Event { at, event }, waits).await;
+        recorder
+            .send(
+                Message::Event {
+                    conn: id,
+                    at,
+                    event,
+                },
+                waits,
+            )
+            .await;
     }
 
     lock(&shared.conns).remove(&id);
@@ -423,7 +451,16 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         dropped_down_bytes: get(&stats.dropped_down),
     };
     let at = Stamp::now();
-    recorder.send(Message::Event { at, event }, waits).await;
+    recorder
+        .send(
+            Message::Event {
+                conn: id,
+                at,
+                event,
+            },
+            waits,
+        )
+        .await;
     recorder.send(Message::Closed { conn: id }, waits).await;
 }
 
@@ -1139,7 +1176,11 @@ mod forwarding_tests {
     async fn a_full_recorder_makes_the_link_wait_and_loses_nothing_and_keeps_the_order() {
         const N: u32 = 10_000;
         let (addr, mut got) = sink().await;
-        let proxy = Proxy::start_with_queue(addr, Journal::in_memory(), 1)
+        let options = Options {
+            record_queue: 1,
+            ..Options::default()
+        };
+        let proxy = Proxy::start_with(addr, Journal::in_memory(), options)
             .await
             .unwrap();
         let (mut s, stats) = connect(&proxy).await;
@@ -1187,5 +1228,53 @@ mod forwarding_tests {
             matches!(mine.last().unwrap().event, Event::ConnectionClosed { .. }),
             "the close comes after every packet"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publish_runs_count_every_publish_exactly_and_keep_the_other_packets() {
+        const N: u32 = 10_000;
+        let (addr, mut got) = sink().await;
+        let options = Options {
+            publishes: PublishRecords::Runs,
+            ..Options::default()
+        };
+        let proxy = Proxy::start_with(addr, Journal::in_memory(), options)
+            .await
+            .unwrap();
+        let (mut s, stats) = connect(&proxy).await;
+        let half: Vec<u8> = (0..N / 2).flat_map(numbered_publish).collect();
+        let stream = [&CONNECT[..], &half, &PINGREQ, &half].concat();
+        for part in stream.chunks(4096) {
+            s.write_all(part).await.unwrap();
+        }
+        assert_eq!(received(&mut got, stream.len()).await.len(), stream.len());
+        drop(s);
+        let records = records_until_closed(&proxy, stats.id).await;
+        let mut counted = 0;
+        let mut bytes = 0;
+        let mut kinds = Vec::new();
+        for r in &records {
+            match &r.event {
+                Event::PublishRun {
+                    count,
+                    bytes: b,
+                    first_ms,
+                    last_ms,
+                    ..
+                } => {
+                    assert!(first_ms <= last_ms && r.ms == *first_ms);
+                    counted += count;
+                    bytes += b;
+                    if kinds.last() != Some(&"run") {
+                        kinds.push("run");
+                    }
+                }
+                Event::Packet { kind, .. } => kinds.push(kind.as_str()),
+                _ => {}
+            }
+        }
+        assert_eq!(counted, u64::from(N), "every PUBLISH in exactly one run");
+        assert_eq!(bytes, u64::from(N) * 11);
+        assert_eq!(kinds, ["CONNECT", "run", "PINGREQ", "run"]);
     }
 }

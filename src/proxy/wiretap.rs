@@ -30,10 +30,24 @@ use tokio::sync::mpsc;
 use super::fault::Flow;
 use crate::event::{Actor, Event, Journal, Side};
 use crate::scenario::PACKET_NAMES;
-use crate::tap::{Decoded, Decoder, Direction, Framing, PacketInfo, WsOpcode};
+use crate::tap::{Decoded, Decoder, Direction, Framing, PacketInfo, PacketKind, WsOpcode};
 
 /// Chunks (of at most one read buffer each) waiting for the recorder before a link waits.
 pub const RECORD_QUEUE: usize = 256;
+
+/// How the wire tap records PUBLISH packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PublishRecords {
+    /// A `packet` record each, with its topic and fields: what the checks read (they pair
+    /// willy's own PUBLISHes with monit's copies one by one).
+    #[default]
+    Each,
+    /// For floods: the PUBLISHes one side sends back to back as one `publish_run` record with
+    /// their exact count, bytes, first and last time. Every other packet is still recorded
+    /// alone; a run ends at any other packet of that side, at a change of fate, when the
+    /// connection says something (a side closed) and whenever the recorder has caught up.
+    Runs,
+}
 
 /// When something happened, read once on the data path: the journal's two clocks.
 #[derive(Debug, Clone, Copy)]
@@ -83,7 +97,7 @@ pub enum Message {
         fates: Fates,
     },
     /// A proxy record about the connection, kept in order with its wire records.
-    Event { at: Stamp, event: Event },
+    Event { conn: u64, at: Stamp, event: Event },
     /// Both directions ended: the taps go.
     Closed { conn: u64 },
     /// Answered once everything sent before it is recorded.
@@ -99,11 +113,11 @@ pub struct Recorder {
 
 impl Recorder {
     /// Start a recorder thread that records into `journal`, with room for `queue` messages.
-    pub fn start(journal: Journal, queue: usize) -> Recorder {
+    pub fn start(journal: Journal, queue: usize, publishes: PublishRecords) -> Recorder {
         let (tx, rx) = mpsc::channel(queue);
         std::thread::Builder::new()
             .name("unplug-recorder".into())
-            .spawn(move || record_all(rx, journal))
+            .spawn(move || record_all(rx, journal, publishes))
             .expect("a thread for the proxy's recorder");
         Recorder { tx }
     }
@@ -140,9 +154,11 @@ const IDLE_MAX: Duration = Duration::from_millis(2);
 /// for work on its own instead of being woken: a link that sends does not make a system call
 /// to wake it, which on a round trip costs more than the recording saves (measured: p50 +10 us
 /// with a wake per chunk). Records come at most `IDLE_MAX` later; their times do not move.
-fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal) {
+fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: PublishRecords) {
+    let runs = publishes == PublishRecords::Runs;
     let mut conns: HashMap<u64, [WireTap; 2]> = HashMap::new();
     let mut idle = IDLE_MIN;
+    let end_runs = |taps: &mut [WireTap; 2]| taps.iter_mut().for_each(|t| t.end_run(&journal));
     loop {
         let m = match rx.try_recv() {
             Ok(m) => {
@@ -150,6 +166,8 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal) {
                 m
             }
             Err(mpsc::error::TryRecvError::Empty) => {
+                // Caught up: what the runs hold goes in now, not at the flood's end.
+                conns.values_mut().for_each(end_runs);
                 std::thread::sleep(idle);
                 idle = (idle * 2).min(IDLE_MAX);
                 continue;
@@ -162,8 +180,8 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal) {
                 conns.insert(
                     conn,
                     [
-                        WireTap::new(conn, Flow::Up, level.clone()),
-                        WireTap::new(conn, Flow::Down, level),
+                        WireTap::new(conn, Flow::Up, level.clone()).with_runs(runs),
+                        WireTap::new(conn, Flow::Down, level).with_runs(runs),
                     ],
                 );
             }
@@ -200,15 +218,32 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal) {
                 }
                 tap.flush_at(&journal, at);
             }
-            Message::Event { at, event } => journal.record_at(at.at, at.t, Actor::Proxy, event),
+            Message::Event { conn, at, event } => {
+                if let Some(taps) = conns.get_mut(&conn) {
+                    end_runs(taps);
+                }
+                journal.record_at(at.at, at.t, Actor::Proxy, event)
+            }
             Message::Closed { conn } => {
-                conns.remove(&conn);
+                if let Some(mut taps) = conns.remove(&conn) {
+                    end_runs(&mut taps);
+                }
             }
             Message::Settle(done) => {
+                conns.values_mut().for_each(end_runs);
                 let _ = done.send(());
             }
         }
     }
+}
+
+/// PUBLISHes one side sent back to back, not recorded yet (see [`PublishRecords::Runs`]).
+struct Run {
+    dropped: bool,
+    count: u64,
+    bytes: u64,
+    first: Stamp,
+    last: Stamp,
 }
 
 /// One direction's decoder and the units it decoded that are not recorded yet.
@@ -217,7 +252,12 @@ pub struct WireTap {
     from: Side,
     decoder: Decoder,
     scratch: Vec<Decoded>,
-    pending: Vec<Event>,
+    /// Decoded since the last flush, each with its fate (dropped by a fault).
+    pending: Vec<(Decoded, bool)>,
+    /// PUBLISHes are recorded as runs ([`PublishRecords::Runs`]) ...
+    runs: bool,
+    /// ... and this one is under way.
+    run: Option<Run>,
 }
 
 /// The protocol level both directions of one connection share (the CONNECT sets it).
@@ -237,23 +277,80 @@ impl WireTap {
             decoder: Decoder::new(direction, level),
             scratch: Vec::new(),
             pending: Vec::new(),
+            runs: false,
+            run: None,
         }
+    }
+
+    /// Record PUBLISHes as runs (`true`) or one by one.
+    pub fn with_runs(mut self, runs: bool) -> WireTap {
+        self.runs = runs;
+        self
     }
 
     /// Decode the next bytes of the stream; `dropped` says a fault swallowed them.
     pub fn feed(&mut self, bytes: &[u8], dropped: bool) {
         self.decoder.feed(bytes, &mut self.scratch);
-        for d in self.scratch.drain(..) {
-            self.pending
-                .push(to_event(self.conn, self.from, dropped, d));
-        }
+        self.pending
+            .extend(self.scratch.drain(..).map(|d| (d, dropped)));
     }
 
     /// Record what was decoded since the last flush, at the moment the link stamped.
     pub fn flush_at(&mut self, journal: &Journal, at: Stamp) {
-        for e in self.pending.drain(..) {
-            journal.record_at(at.at, at.t, Actor::Wire, e);
+        let mut pending = std::mem::take(&mut self.pending);
+        for (d, dropped) in pending.drain(..) {
+            if self.runs {
+                if let Decoded::Packet(p) = &d {
+                    if p.kind == PacketKind::Publish {
+                        self.add_to_run(journal, dropped, p.size as u64, at);
+                        continue;
+                    }
+                }
+            }
+            self.end_run(journal);
+            journal.record_at(
+                at.at,
+                at.t,
+                Actor::Wire,
+                to_event(self.conn, self.from, dropped, d),
+            );
         }
+        // The allocation is kept for the next chunk.
+        self.pending = pending;
+    }
+
+    fn add_to_run(&mut self, journal: &Journal, dropped: bool, bytes: u64, at: Stamp) {
+        if let Some(r) = self.run.as_mut().filter(|r| r.dropped == dropped) {
+            r.count += 1;
+            r.bytes += bytes;
+            r.last = at;
+            return;
+        }
+        self.end_run(journal);
+        self.run = Some(Run {
+            dropped,
+            count: 1,
+            bytes,
+            first: at,
+            last: at,
+        });
+    }
+
+    /// Record the run under way, if any, at the time of its first PUBLISH.
+    pub fn end_run(&mut self, journal: &Journal) {
+        let Some(r) = self.run.take() else {
+            return;
+        };
+        let event = Event::PublishRun {
+            conn: self.conn,
+            from: self.from,
+            dropped: r.dropped,
+            count: r.count,
+            bytes: r.bytes,
+            first_ms: journal.ms_since_start(r.first.at),
+            last_ms: journal.ms_since_start(r.last.at),
+        };
+        journal.record_at(r.first.at, r.first.t, Actor::Wire, event);
     }
 }
 
