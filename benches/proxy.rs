@@ -3,6 +3,7 @@
 //!
 //!   cargo bench --bench proxy
 //!   UNPLUG_BENCH_MB=16 cargo bench --bench proxy     (smaller streams: a quicker look)
+//!   UNPLUG_BENCH_PROFILE=runs cargo bench --bench proxy   (one path alone, to profile it)
 //!
 //! ```text
 //!  paths:  direct  client ---------------------------------> server
@@ -381,6 +382,26 @@ async fn throughput(mqtt: bool) {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // For a profile of one path alone: UNPLUG_BENCH_PROFILE=runs|each (small-PUBLISH stream).
+    if let Ok(which) = std::env::var("UNPLUG_BENCH_PROFILE") {
+        let path = if which == "runs" {
+            PathKind::UnplugRuns
+        } else {
+            PathKind::Unplug
+        };
+        rt.block_on(async {
+            for _ in 0..ROUNDS {
+                let r = one_stream(path, true, stream_bytes()).await;
+                println!(
+                    "{}: {:.1} MB/s, CPU {:.2} s/GiB",
+                    path.name(),
+                    r.mb_s,
+                    r.cpu_s
+                );
+            }
+        });
+        return;
+    }
     rt.block_on(async {
         latency().await;
         throughput(true).await;
