@@ -109,6 +109,8 @@ pub enum Message {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Message>,
+    /// A link that found the queue full resumes once this many places are free.
+    resume: usize,
 }
 
 impl Recorder {
@@ -119,7 +121,10 @@ impl Recorder {
             .name("unplug-recorder".into())
             .spawn(move || record_all(rx, journal, publishes))
             .expect("a thread for the proxy's recorder");
-        Recorder { tx }
+        Recorder {
+            tx,
+            resume: (queue / 4).max(1),
+        }
     }
 
     /// Hand `m` over; when the queue is full, wait (counted in `waits`) rather than lose it.
@@ -128,8 +133,14 @@ impl Recorder {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(m)) => {
                 waits.fetch_add(1, Ordering::Relaxed);
-                // Err only when the recorder's thread is gone (it panicked): nothing to do.
-                let _ = self.tx.send(m).await;
+                // Wait for room for many, not one: the link is woken once per many chunks the
+                // recorder takes, not once per chunk. Err only when the recorder's thread is
+                // gone (it panicked): nothing to do.
+                if let Ok(mut room) = self.tx.reserve_many(self.resume).await {
+                    room.next()
+                        .expect("reserve_many gives at least one")
+                        .send(m);
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
