@@ -262,9 +262,11 @@ pub struct WireTap {
     conn: u64,
     from: Side,
     decoder: Decoder,
-    scratch: Vec<Decoded>,
-    /// Decoded since the last flush, each with its fate (dropped by a fault).
-    pending: Vec<(Decoded, bool)>,
+    /// Decoded since the last flush (the decoder appends to it) ...
+    pending: Vec<Decoded>,
+    /// ... and for each feed since: how many units `pending` held after it, and their fate
+    /// (dropped by a fault).
+    fates: Vec<(usize, bool)>,
     /// PUBLISHes are recorded as runs ([`PublishRecords::Runs`]) ...
     runs: bool,
     /// ... and this one is under way.
@@ -286,8 +288,8 @@ impl WireTap {
             conn,
             from,
             decoder: Decoder::new(direction, level),
-            scratch: Vec::new(),
             pending: Vec::new(),
+            fates: Vec::new(),
             runs: false,
             run: None,
         }
@@ -301,15 +303,20 @@ impl WireTap {
 
     /// Decode the next bytes of the stream; `dropped` says a fault swallowed them.
     pub fn feed(&mut self, bytes: &[u8], dropped: bool) {
-        self.decoder.feed(bytes, &mut self.scratch);
-        self.pending
-            .extend(self.scratch.drain(..).map(|d| (d, dropped)));
+        self.decoder.feed(bytes, &mut self.pending);
+        self.fates.push((self.pending.len(), dropped));
     }
 
     /// Record what was decoded since the last flush, at the moment the link stamped.
     pub fn flush_at(&mut self, journal: &Journal, at: Stamp) {
         let mut pending = std::mem::take(&mut self.pending);
-        for (d, dropped) in pending.drain(..) {
+        let fates = std::mem::take(&mut self.fates);
+        let mut fate = fates.iter();
+        let (mut upto, mut dropped) = (0, false);
+        for (i, d) in pending.drain(..).enumerate() {
+            while i >= upto {
+                (upto, dropped) = *fate.next().expect("every unit came from a feed");
+            }
             if self.runs {
                 if let Decoded::Packet(p) = &d {
                     if p.kind == PacketKind::Publish {
@@ -326,8 +333,10 @@ impl WireTap {
                 to_event(self.conn, self.from, dropped, d),
             );
         }
-        // The allocation is kept for the next chunk.
+        // The allocations are kept for the next chunk.
         self.pending = pending;
+        self.fates = fates;
+        self.fates.clear();
     }
 
     fn add_to_run(&mut self, journal: &Journal, dropped: bool, bytes: u64, at: Stamp) {
