@@ -3,7 +3,7 @@
 //!
 //!   cargo bench --bench proxy
 //!   UNPLUG_BENCH_MB=16 cargo bench --bench proxy     (smaller streams: a quicker look)
-//!   UNPLUG_BENCH_PROFILE=runs cargo bench --bench proxy   (one path alone, to profile it)
+//!   UNPLUG_BENCH_PROFILE=runs|each|raw|plain cargo bench --bench proxy   (one path alone)
 //!
 //! ```text
 //!  paths:  direct  client ---------------------------------> server
@@ -387,16 +387,18 @@ async fn throughput(mqtt: bool) {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // For a profile of one path alone: UNPLUG_BENCH_PROFILE=runs|each (small-PUBLISH stream).
+    // For a profile of one path alone: UNPLUG_BENCH_PROFILE=runs|each (small-PUBLISH stream),
+    // raw (raw bytes through unplug), plain (raw bytes through the plain proxy).
     if let Ok(which) = std::env::var("UNPLUG_BENCH_PROFILE") {
-        let path = if which == "runs" {
-            PathKind::UnplugRuns
-        } else {
-            PathKind::Unplug
+        let (path, mqtt) = match which.as_str() {
+            "runs" => (PathKind::UnplugRuns, true),
+            "raw" => (PathKind::Unplug, false),
+            "plain" => (PathKind::Plain, false),
+            _ => (PathKind::Unplug, true),
         };
         rt.block_on(async {
             for _ in 0..ROUNDS {
-                let r = one_stream(path, true, stream_bytes()).await;
+                let r = one_stream(path, mqtt, stream_bytes()).await;
                 println!(
                     "{}: {:.1} MB/s, CPU {:.2} s/GiB",
                     path.name(),
