@@ -319,9 +319,7 @@ fn parse_labelled_brokers(
             if let BrokerChoice::Url(u) = &c {
                 passwords.insert(u.login.as_ref().and_then(|l| l.password.clone()));
                 if passwords.iter().flatten().count() > 1 {
-                    anyhow::bail!(
-                        "--brokers: two brokers with different passwords; run them one call each"
-                    );
+                    anyhow::bail!("--brokers: two brokers with different passwords; run them one call each");
                 }
             }
             c.export_password();
