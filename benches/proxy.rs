@@ -1,53 +1,181 @@
-//! Proxy added latency: a request/response over loopback, straight to an echo server vs through
-//! the proxy with the wire tap decoding every packet. Prints p50/p99 of each and the difference.
+//! The proxy against a direct connection and a plain Rust proxy, raced side by side in one
+//! process so that the neighbours' noise falls on every path alike.
 //!
-//!   cargo bench --bench proxy            (release; 20,000 round trips each way)
+//!   cargo bench --bench proxy
+//!   UNPLUG_BENCH_MB=16 cargo bench --bench proxy     (smaller streams: a quicker look)
+//!   UNPLUG_BENCH_PROFILE=runs|each|raw|plain cargo bench --bench proxy   (one path alone)
 //!
-//! Each request is a 22-byte MQTT PUBLISH, so the tap has real packets to decode and record.
+//! ```text
+//!  paths:  direct  client ---------------------------------> server
+//!          plain   client --> copy_bidirectional (32 KiB) --> server   (what noxious does, no toxics)
+//!          unplug  client --> unplug::proxy::Proxy (tap decoding every packet, journal in memory)
+//!                                                     --> server
+//!          runs    the same, PUBLISH floods recorded as runs (PublishRecords::Runs)
+//!  latency:    CONNECT/CONNACK, then 64-byte PUBLISH round trips, one trip on each path in turn
+//!              (the order rotates each trip): p50/p99 of each, and what each proxy adds
+//!  throughput: CONNECT, then 64-byte PUBLISHes one way, in 64 KiB writes; and raw bytes (not
+//!              MQTT, the tap idle); the paths take turns, round after round; timed until the
+//!              server has every byte and the proxy has recorded every packet
+//!              -> MB/s, CPU seconds per GiB of the whole process (getrusage), that CPU minus
+//!                 the direct path's (what the proxy itself costs), writes per packet
+//! ```
+//!
+//! Every stream starts with CONNECT, as every real MQTT stream does, so the tap decodes and
+//! records each packet (a stream that starts otherwise is passed as opaque and hides the cost).
 
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use unplug::event::Journal;
-use unplug::proxy::Proxy;
+use tokio::sync::oneshot;
+use unplug::event::{Event, Journal};
+use unplug::proxy::{Options, Proxy, PublishRecords};
 
-async fn echo_server() -> std::net::SocketAddr {
+const DEBUG: bool = cfg!(debug_assertions);
+const TRIPS: usize = if DEBUG { 200 } else { 20_000 };
+const ROUNDS: usize = if DEBUG { 1 } else { 3 };
+const PACKET: usize = 64;
+const WRITE: usize = 64 * 1024;
+
+fn stream_bytes() -> usize {
+    let mb: usize = std::env::var("UNPLUG_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    if DEBUG {
+        1 << 20
+    } else {
+        mb << 20
+    }
+}
+
+/// CONNECT, MQTT 3.1.1, client id "bench", keepalive 60 s, clean session.
+fn connect_packet() -> Vec<u8> {
+    let mut p = vec![0x10, 17, 0, 4];
+    p.extend_from_slice(b"MQTT");
+    p.extend_from_slice(&[4, 0x02, 0, 60, 0, 5]);
+    p.extend_from_slice(b"bench");
+    p
+}
+
+const RUNS: Options = Options {
+    publishes: PublishRecords::Runs,
+    record_queue: 256,
+};
+
+const CONNACK: [u8; 4] = [0x20, 2, 0, 0];
+
+/// A QoS 0 PUBLISH of exactly `PACKET` bytes to `test/connected`.
+fn publish() -> Vec<u8> {
+    let topic = b"test/connected";
+    let mut p = vec![0x30, (PACKET - 2) as u8, 0, topic.len() as u8];
+    p.extend_from_slice(topic);
+    p.resize(PACKET, b'!');
+    p
+}
+
+/// A broker stand-in: reads the CONNECT, answers CONNACK, then echoes (round trips) or reads
+/// to the end and reports how many bytes came (streams).
+async fn server(echo: bool) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<usize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             let _ = s.set_nodelay(true);
+            let tx = tx.clone();
             tokio::spawn(async move {
+                let mut head = [0u8; 1];
+                if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                if head[0] == 0x10 {
+                    let mut rest = vec![0u8; connect_packet().len() - 1];
+                    s.read_exact(&mut rest).await.unwrap();
+                    s.write_all(&CONNACK).await.unwrap();
+                }
+                let mut n = if head[0] == 0x10 { 0 } else { 1 };
                 let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
+                if echo {
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                    return;
+                }
+                let mut buf = vec![0u8; 256 * 1024];
+                while let Ok(k) = r.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                    n += k;
+                }
+                let _ = tx.send(n);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A plain Rust proxy: copy both ways with 32 KiB buffers, nodelay, nothing else.
+async fn plain_proxy(upstream: SocketAddr) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut b = TcpStream::connect(upstream).await.unwrap();
+                let _ = c.set_nodelay(true);
+                let _ = b.set_nodelay(true);
+                let _ =
+                    tokio::io::copy_bidirectional_with_sizes(&mut c, &mut b, 32 << 10, 32 << 10)
+                        .await;
             });
         }
     });
     addr
 }
 
-fn publish() -> Vec<u8> {
-    let mut p = vec![0x30, 20, 0, 14];
-    p.extend_from_slice(b"test/connected");
-    p.extend_from_slice(b"true");
-    p.extend_from_slice(b"!!");
-    p
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PathKind {
+    Direct,
+    Plain,
+    Unplug,
+    /// The same with PUBLISH floods recorded as runs (exact counts, one record per run).
+    UnplugRuns,
 }
 
-async fn round_trips(addr: std::net::SocketAddr, n: usize) -> Vec<Duration> {
+const PATHS: [PathKind; 4] = [
+    PathKind::Direct,
+    PathKind::Plain,
+    PathKind::Unplug,
+    PathKind::UnplugRuns,
+];
+
+impl PathKind {
+    fn name(self) -> &'static str {
+        match self {
+            PathKind::Direct => "direct",
+            PathKind::Plain => "plain Rust proxy",
+            PathKind::Unplug => "unplug, tap decoding",
+            PathKind::UnplugRuns => "unplug, PUBLISH runs",
+        }
+    }
+
+    fn unplug(self) -> bool {
+        matches!(self, PathKind::Unplug | PathKind::UnplugRuns)
+    }
+}
+
+async fn open(addr: SocketAddr, mqtt: bool) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.set_nodelay(true).unwrap();
-    let req = publish();
-    let mut resp = vec![0u8; req.len()];
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        s.write_all(&req).await.unwrap();
-        s.read_exact(&mut resp).await.unwrap();
-        out.push(t.elapsed());
+    if mqtt {
+        s.write_all(&connect_packet()).await.unwrap();
+        let mut ack = [0u8; 4];
+        s.read_exact(&mut ack).await.unwrap();
+        assert_eq!(ack, CONNACK);
     }
-    out
+    s
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -55,29 +183,235 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_s() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let tv = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    tv(u.user_time()) + tv(u.system_time())
+}
+
+/// Wait until the proxy has the connection open both ways and return its counters.
+async fn conn_of(proxy: &Proxy) -> std::sync::Arc<unplug::proxy::link::ConnStats> {
+    for _ in 0..400 {
+        if let Some(c) = proxy.open_connections().into_iter().last() {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the proxy never connected upstream");
+}
+
+async fn latency() {
+    let (echo, _) = server(true).await;
+    let plain = plain_proxy(echo).await;
+    let proxy = Proxy::start(echo, Journal::in_memory()).await.unwrap();
+    let runs = Proxy::start_with(echo, Journal::in_memory(), RUNS)
+        .await
+        .unwrap();
+    let mut conns = Vec::new();
+    for p in PATHS {
+        let addr = match p {
+            PathKind::Direct => echo,
+            PathKind::Plain => plain,
+            PathKind::Unplug => proxy.addr,
+            PathKind::UnplugRuns => runs.addr,
+        };
+        conns.push(open(addr, true).await);
+    }
+    let stats = conn_of(&proxy).await;
+    let req = publish();
+    let mut resp = vec![0u8; req.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(TRIPS); PATHS.len()];
+    let warm = TRIPS / 20;
+    for i in 0..warm + TRIPS {
+        for k in 0..PATHS.len() {
+            let j = (i + k) % PATHS.len();
+            let s = &mut conns[j];
+            let t = Instant::now();
+            s.write_all(&req).await.unwrap();
+            s.read_exact(&mut resp).await.unwrap();
+            if i >= warm {
+                times[j].push(t.elapsed());
+            }
+        }
+    }
+    for t in &mut times {
+        t.sort();
+    }
+    let (d50, d99) = (pct(&times[0], 0.5), pct(&times[0], 0.99));
+    println!("64-byte PUBLISH round trips after CONNECT, {TRIPS} per path, interleaved per trip:");
+    for (j, p) in PATHS.iter().enumerate() {
+        let (p50, p99) = (pct(&times[j], 0.5), pct(&times[j], 0.99));
+        print!("  {:<22} p50 {p50:6.1} us  p99 {p99:6.1} us", p.name());
+        if *p != PathKind::Direct {
+            print!(
+                "   added p50 {:5.1} us  p99 {:5.1} us",
+                p50 - d50,
+                p99 - d99
+            );
+        }
+        println!();
+    }
+    let packets = (warm + TRIPS) as f64;
+    let up = stats.up_writes.load(Ordering::Relaxed) as f64;
+    let down = stats.down_writes.load(Ordering::Relaxed) as f64;
+    println!(
+        "  unplug writes per packet: up {:.3}, down {:.3}",
+        up / (packets + 1.0),
+        down / (packets + 1.0)
+    );
+}
+
+struct Stream {
+    mb_s: f64,
+    cpu_s: f64,
+    writes: Option<u64>,
+    records: Option<usize>,
+}
+
+/// Send `total` bytes of `pattern` one way through `path` and time it until the server has
+/// them all.
+async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
+    let (sink, mut got) = server(false).await;
+    let journal = Journal::in_memory();
+    let options = match path {
+        PathKind::UnplugRuns => RUNS,
+        _ => Options::default(),
+    };
+    let proxy = Proxy::start_with(sink, journal.clone(), options)
+        .await
+        .unwrap();
+    let plain = plain_proxy(sink).await;
+    let addr = match path {
+        PathKind::Direct => sink,
+        PathKind::Plain => plain,
+        PathKind::Unplug | PathKind::UnplugRuns => proxy.addr,
+    };
+    let unit: Vec<u8> = if mqtt { publish() } else { vec![0xab; PACKET] };
+    let block: Vec<u8> = unit.iter().copied().cycle().take(WRITE).collect();
+    let mut s = open(addr, mqtt).await;
+    let stats = if path.unplug() {
+        Some(conn_of(&proxy).await)
+    } else {
+        None
+    };
+    let (done_tx, done_rx) = oneshot::channel();
+    let cpu0 = cpu_s();
+    let t0 = Instant::now();
+    tokio::spawn(async move {
+        let _ = done_tx.send(got.recv().await);
+    });
+    let mut sent = 0;
+    while sent < total {
+        s.write_all(&block).await.unwrap();
+        sent += block.len();
+    }
+    s.shutdown().await.unwrap();
+    let n = done_rx.await.unwrap().unwrap();
+    assert_eq!(n, sent, "every byte arrived");
+    // Until it is all recorded too: the recorder's queue can hold 8 MiB it has not decoded yet
+    // when the last byte arrives, and its work is part of the proxy's.
+    if path.unplug() {
+        proxy.settle().await;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    let cpu = cpu_s() - cpu0;
+    let records = if path.unplug() && mqtt {
+        Some(
+            journal
+                .records()
+                .iter()
+                .map(|r| match &r.event {
+                    Event::Packet { kind, .. } if kind == "PUBLISH" => 1,
+                    Event::PublishRun { count, .. } => *count as usize,
+                    _ => 0,
+                })
+                .sum(),
+        )
+    } else {
+        None
+    };
+    Stream {
+        mb_s: sent as f64 / took / 1e6,
+        cpu_s: cpu / (sent as f64 / (1u64 << 30) as f64),
+        writes: stats.map(|s| s.up_writes.load(Ordering::Relaxed)),
+        records,
+    }
+}
+
+async fn throughput(mqtt: bool) {
+    let total = stream_bytes();
+    let what = if mqtt {
+        "small-PUBLISH stream (CONNECT, then 64 B PUBLISHes)"
+    } else {
+        "raw bytes (not MQTT: the tap idle)"
+    };
+    println!(
+        "{what}, {} MiB per path, {ROUNDS} rounds, paths in turn:",
+        total >> 20
+    );
+    let mut results: Vec<Vec<Stream>> = PATHS.iter().map(|_| Vec::new()).collect();
+    for round in 0..ROUNDS {
+        for k in 0..PATHS.len() {
+            let j = (round + k) % PATHS.len();
+            results[j].push(one_stream(PATHS[j], mqtt, total).await);
+        }
+    }
+    let packets = (total / PACKET) as f64;
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let direct_cpu = med(results[0].iter().map(|r| r.cpu_s).collect());
+    for (j, p) in PATHS.iter().enumerate() {
+        let r = &results[j];
+        let mb = med(r.iter().map(|x| x.mb_s).collect());
+        let cpu = med(r.iter().map(|x| x.cpu_s).collect());
+        print!("  {:<22} {mb:8.1} MB/s  CPU {cpu:6.2} s/GiB", p.name());
+        if *p != PathKind::Direct {
+            print!(" (proxy alone {:6.2})", cpu - direct_cpu);
+        }
+        if let Some(w) = r.last().and_then(|x| x.writes) {
+            if mqtt {
+                print!("  writes per packet {:.4}", w as f64 / (packets + 1.0));
+            } else {
+                print!("  writes {w}");
+            }
+        }
+        if let Some(n) = r.last().and_then(|x| x.records) {
+            print!("  PUBLISHes recorded {n} of {}", total / PACKET);
+        }
+        println!();
+    }
+}
+
 fn main() {
-    let n: usize = if cfg!(debug_assertions) { 200 } else { 20_000 };
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // For a profile of one path alone: UNPLUG_BENCH_PROFILE=runs|each (small-PUBLISH stream),
+    // raw (raw bytes through unplug), plain (raw bytes through the plain proxy).
+    if let Ok(which) = std::env::var("UNPLUG_BENCH_PROFILE") {
+        let (path, mqtt) = match which.as_str() {
+            "runs" => (PathKind::UnplugRuns, true),
+            "raw" => (PathKind::Unplug, false),
+            "plain" => (PathKind::Plain, false),
+            _ => (PathKind::Unplug, true),
+        };
+        rt.block_on(async {
+            for _ in 0..ROUNDS {
+                let r = one_stream(path, mqtt, stream_bytes()).await;
+                println!(
+                    "{}: {:.1} MB/s, CPU {:.2} s/GiB",
+                    path.name(),
+                    r.mb_s,
+                    r.cpu_s
+                );
+            }
+        });
+        return;
+    }
     rt.block_on(async {
-        let echo = echo_server().await;
-        let proxy = Proxy::start(echo, Journal::in_memory()).await.unwrap();
-        // Warm up both paths.
-        round_trips(echo, 500.min(n)).await;
-        round_trips(proxy.addr, 500.min(n)).await;
-        let mut direct = round_trips(echo, n).await;
-        let mut proxied = round_trips(proxy.addr, n).await;
-        direct.sort();
-        proxied.sort();
-        let (d50, d99) = (pct(&direct, 0.5), pct(&direct, 0.99));
-        let (p50, p99) = (pct(&proxied, 0.5), pct(&proxied, 0.99));
-        println!("round trip direct:       p50 {d50:.1} us  p99 {d99:.1} us  ({n} trips)");
-        println!(
-            "round trip through proxy: p50 {p50:.1} us  p99 {p99:.1} us  (tap on, both directions)"
-        );
-        println!(
-            "added by the proxy:       p50 {:.1} us  p99 {:.1} us",
-            p50 - d50,
-            p99 - d99
-        );
+        latency().await;
+        throughput(true).await;
+        throughput(false).await;
     });
 }

@@ -194,6 +194,20 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         fields: serde_json::Value,
     },
+    /// A run of PUBLISH packets one side sent back to back, as one record: what the wire tap
+    /// records instead of a `packet` each when a proxy is told to aggregate floods. Exact:
+    /// every PUBLISH is in exactly one run or one `packet` record.
+    PublishRun {
+        conn: u64,
+        from: Side,
+        dropped: bool,
+        /// How many PUBLISH packets, and their bytes (MQTT packet sizes).
+        count: u64,
+        bytes: u64,
+        /// When the first and the last of them were forwarded (ms since the run's start).
+        first_ms: f64,
+        last_ms: f64,
+    },
     /// Something else the wire tap saw: the HTTP upgrade, a WebSocket control frame
     /// (ping, pong, close), or bytes it could not decode.
     WireFrame {
@@ -424,6 +438,25 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
+            Event::PublishRun {
+                conn,
+                from,
+                dropped,
+                count,
+                bytes,
+                first_ms,
+                last_ms,
+            } => {
+                write!(
+                    f,
+                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms",
+                    arrow(*from)
+                )?;
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
             Event::WireFrame {
                 conn,
                 from,
@@ -558,6 +591,32 @@ impl Journal {
         sink.records.push(rec);
     }
 
+    /// Record an event that happened at `at` (the monotonic clock) and `t` (UTC), both read
+    /// earlier by the caller: the proxy stamps its wire records on the data path, where the
+    /// bytes were forwarded, and records them later from its recorder. In memory it takes its
+    /// place in time order (after the records of the same moment), so the checks, which read
+    /// the records in order, see it where it happened; the files get it when it comes.
+    pub fn record_at(&self, at: Instant, t: DateTime<Utc>, actor: Actor, event: Event) {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if sink.closed {
+            return;
+        }
+        let rec = Record {
+            ms: self.ms_since_start(at),
+            t,
+            actor,
+            event,
+        };
+        sink.write(&rec);
+        // Usually last already; else a few places back (the records made meanwhile).
+        let i = sink
+            .records
+            .iter()
+            .rposition(|r| r.ms <= rec.ms)
+            .map_or(0, |i| i + 1);
+        sink.records.insert(i, rec);
+    }
+
     /// End the journal: flush the files, record nothing more, and return every record, which
     /// is then exactly what the files hold.
     pub fn close(&self) -> std::io::Result<Vec<Record>> {
@@ -652,6 +711,37 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_record_stamped_earlier_takes_its_place_in_time_order() {
+        let j = Journal::in_memory();
+        let earlier = (Instant::now(), Utc::now());
+        j.record(Actor::Runner, Event::LateSubscribed);
+        j.record_at(earlier.0, earlier.1, Actor::Runner, Event::Disconnected);
+        let same = Instant::now();
+        j.record_at(
+            same,
+            Utc::now(),
+            Actor::Runner,
+            Event::CycleStarted { cycle: 1 },
+        );
+        j.record_at(
+            same,
+            Utc::now(),
+            Actor::Runner,
+            Event::CycleStarted { cycle: 2 },
+        );
+        let events: Vec<Event> = j.records().into_iter().map(|r| r.event).collect();
+        assert_eq!(
+            events,
+            [
+                Event::Disconnected,
+                Event::LateSubscribed,
+                Event::CycleStarted { cycle: 1 },
+                Event::CycleStarted { cycle: 2 },
+            ]
+        );
+    }
 
     #[test]
     fn record_round_trips_through_jsonl() {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  active faults --NetState::of--> NetState { up: FlowState, down: FlowState, new connections }
-//!  chunk --PacketGate::pieces--> [Piece { bytes, packet type, dropped? }]    (drop: packet-exact)
+//!  chunk --PacketGate::pieces--> [Piece { bytes, packet type, dropped? }]    (drop: packet-exact;
+//!                                  passing bytes stay one piece: one write)
 //!  piece --Pacer::verdict(FlowState, arrival)--> Pass | Deliver(at) | Drop   (latency, bandwidth,
 //!                                                                             blackhole)
 //! ```
@@ -244,13 +245,13 @@ enum Framer {
     Opaque,
 }
 
-/// A run of bytes of one packet.
+/// A run of bytes: one packet a drop fault takes (or its rest), or the bytes passing between.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
     pub range: Range<usize>,
-    /// The MQTT packet type these bytes belong to; 0 when the stream is opaque.
+    /// The MQTT packet type of the first bytes; 0 when the stream is opaque.
     pub packet: u8,
-    /// True when these bytes start their packet.
+    /// True when these bytes start their packet (what a dropped piece's record needs).
     pub starts: bool,
     /// The bytes vanish (a drop fault matched the packet at its first byte).
     pub dropped: bool,
@@ -262,7 +263,9 @@ impl PacketGate {
         self.state == Framer::Opaque
     }
 
-    /// Split `chunk` into per-packet pieces and decide which vanish under `f`.
+    /// Split `chunk` into pieces and decide which vanish under `f`: each packet a drop fault
+    /// takes is a piece of its own; the bytes between them are one piece each (with no drop
+    /// fault, the whole chunk is one piece).
     pub fn pieces(&mut self, f: &FlowState, chunk: &[u8], out: &mut Vec<Piece>) {
         out.clear();
         let mut i = 0;
@@ -271,12 +274,7 @@ impl PacketGate {
             match self.state {
                 Framer::Opaque => {
                     i = chunk.len();
-                    out.push(Piece {
-                        range: start..i,
-                        packet: 0,
-                        starts: false,
-                        dropped: false,
-                    });
+                    push_or_extend(out, start..i, 0, false, false);
                     continue;
                 }
                 Framer::Type => {
@@ -295,16 +293,11 @@ impl PacketGate {
                     };
                     i += 1;
                     self.advance_length(chunk, &mut i);
-                    out.push(Piece {
-                        range: start..i,
-                        packet: ty,
-                        starts: true,
-                        dropped: self.dropping,
-                    });
+                    push_or_extend(out, start..i, ty, true, self.dropping);
                 }
                 Framer::Length { ty, .. } | Framer::Body { ty, .. } => {
                     self.advance_length(chunk, &mut i);
-                    push_or_extend(out, start..i, ty, self.dropping);
+                    push_or_extend(out, start..i, ty, false, self.dropping);
                 }
             }
             self.offset += (i - start) as u64;
@@ -351,14 +344,28 @@ impl PacketGate {
     }
 }
 
-fn push_or_extend(out: &mut Vec<Piece>, range: Range<usize>, packet: u8, dropped: bool) {
+/// Add the next run of bytes: onto the piece before when both pass (forwarded bytes go out in
+/// as few writes as possible), as a piece of its own when a drop fault takes its packet.
+fn push_or_extend(
+    out: &mut Vec<Piece>,
+    range: Range<usize>,
+    packet: u8,
+    starts: bool,
+    dropped: bool,
+) {
     if range.is_empty() {
         return;
+    }
+    if let Some(last) = out.last_mut() {
+        if !dropped && !last.dropped && last.range.end == range.start {
+            last.range.end = range.end;
+            return;
+        }
     }
     out.push(Piece {
         range,
         packet,
-        starts: false,
+        starts,
         dropped,
     });
 }
@@ -538,6 +545,45 @@ mod tests {
                 "chunks of {n}"
             );
         }
+    }
+
+    #[test]
+    fn without_a_drop_fault_a_chunk_of_many_packets_is_one_piece() {
+        let stream = [CONNECT, PINGREQ, PUBLISH, PUBLISH, PINGREQ, PUBLISH].concat();
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&FlowState::default(), &stream, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].range, 0..stream.len());
+        // The gate still follows the packets: a drop fault applied now finds the next one.
+        g.pieces(&drop_pingreq(), &[PINGREQ, PUBLISH].concat(), &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].dropped && out[0].starts && out[0].packet == 12);
+        assert!(!out[1].dropped);
+    }
+
+    #[test]
+    fn a_drop_fault_cuts_a_chunk_only_around_the_packets_it_takes() {
+        let stream = [
+            CONNECT, PUBLISH, PUBLISH, PINGREQ, PUBLISH, PINGREQ, PINGREQ,
+        ]
+        .concat();
+        let mut g = PacketGate::default();
+        let mut out = Vec::new();
+        g.pieces(&drop_pingreq(), &stream, &mut out);
+        let shape: Vec<(usize, bool)> = out.iter().map(|p| (p.range.len(), p.dropped)).collect();
+        let passing = CONNECT.len() + 2 * PUBLISH.len();
+        assert_eq!(
+            shape,
+            [
+                (passing, false),
+                (2, true),
+                (PUBLISH.len(), false),
+                (2, true),
+                (2, true)
+            ],
+            "each dropped packet its own piece (one record each); what passes between, one"
+        );
     }
 
     #[test]

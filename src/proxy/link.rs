@@ -1,11 +1,14 @@
 //! One direction of one proxied connection: read a chunk, ask the faults what happens to each
-//! piece of it, write it on now, later, or never, repeat until end of stream.
+//! piece of it, write it on now, later, or never, hand it to the recorder, repeat until end of
+//! stream.
 //!
 //! ```text
-//!   src --read (stamp arrival)--> chunk --PacketGate--> pieces (packet-exact; drop faults)
-//!       --Pacer::verdict--> Pass: write_all(dst) now         (+ last_up stamp when Up)
-//!                       \-> Deliver(at): queue, write at `at` (latency, bandwidth; order kept)
-//!                       \-> Drop: count it, discard         (blackhole)
+//!   src --read 32 KiB (stamp arrival)--> chunk --PacketGate--> pieces (one, unless a drop fault
+//!                                                              takes packets out of it)
+//!       --Pacer::verdict--> Pass: write(dst) now, one write per piece  (+ last_up stamp when Up)
+//!                       \-> Deliver(at): queue (a slice of the chunk, not a copy), write at `at`
+//!                       \-> Drop: count it, discard                   (blackhole)
+//!       --stamp once--> Recorder (its thread decodes and records; a full queue makes us wait)
 //!   net changed --> a shaping fault healed: everything queued is due now
 //!   EOF/error --> drain the queue, wait until this direction is not blackholed (a FIN into a
 //!                 dead link arrives when the link comes back) --> shutdown(dst)
@@ -14,21 +17,25 @@
 //! ```
 //!
 //! Reading goes on while pieces wait, so a delay is measured from each chunk's arrival (as
-//! toxiproxy does), not from when the one before it was written. The link never waits on
-//! decoding or on the journal for a chunk it forwards.
+//! toxiproxy does), not from when the one before it was written. The link never decodes and
+//! never takes the journal's lock: it stamps each chunk just after writing what passes and
+//! hands it over (see wiretap.rs).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::fault::{Flow, NetState, Pacer, PacketGate, Piece, Verdict};
-use super::wiretap::WireTap;
-use crate::event::{Actor, Event, Journal, Side};
-use crate::scenario::PACKET_NAMES;
+use super::wiretap::{FatePiece, Fates, Message, Recorder, Stamp};
+use crate::event::{Event, Side};
+
+/// How much one read takes: what noxious reads, and where the bench stops gaining.
+pub const READ_BUF: usize = 32 * 1024;
 
 /// Stop reading while this much waits in the queue: a slow link pushes back, like TCP.
 const MAX_QUEUED: usize = 1 << 20;
@@ -44,6 +51,12 @@ pub struct ConnStats {
     pub down_bytes: AtomicU64,
     pub dropped_up: AtomicU64,
     pub dropped_down: AtomicU64,
+    /// How many writes carried bytes to the broker / to willy: with no fault active, one per
+    /// chunk read, however many packets it holds (what the coalescing tests and benches count).
+    pub up_writes: AtomicU64,
+    pub down_writes: AtomicU64,
+    /// How often a link found the recorder's queue full and waited for it (backpressure).
+    pub recorder_waits: AtomicU64,
 }
 
 impl ConnStats {
@@ -55,6 +68,9 @@ impl ConnStats {
             down_bytes: AtomicU64::new(0),
             dropped_up: AtomicU64::new(0),
             dropped_down: AtomicU64::new(0),
+            up_writes: AtomicU64::new(0),
+            down_writes: AtomicU64::new(0),
+            recorder_waits: AtomicU64::new(0),
         }
     }
 
@@ -72,15 +88,16 @@ pub struct Link {
     pub flow: Flow,
     pub stats: Arc<ConnStats>,
     pub net: watch::Receiver<NetState>,
-    pub journal: Journal,
-    /// Decodes what passes, beside the forwarding (see wiretap.rs).
-    pub tap: WireTap,
+    /// The run's start: `last_up_us` is measured from it.
+    pub start: Instant,
+    /// Decodes and records what passes, off this task (see wiretap.rs).
+    pub recorder: Recorder,
 }
 
-/// Bytes waiting for their delivery time.
+/// Bytes waiting for their delivery time: a slice of the chunk they came in.
 struct Queued {
     at: Instant,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 impl Link {
@@ -97,7 +114,7 @@ impl Link {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = BytesMut::with_capacity(READ_BUF);
         let mut pieces: Vec<Piece> = Vec::new();
         let mut gate = PacketGate::default();
         let mut pacer = Pacer::new(self.stats.id * 2 + u64::from(self.flow == Flow::Down));
@@ -115,56 +132,57 @@ impl Link {
                 break;
             }
             let due = queue.front().map(|q| q.at);
+            // The last chunk may still be shared with the recorder or the queue: then this
+            // takes fresh memory, else it reuses what is there.
+            buf.reserve(READ_BUF);
             tokio::select! {
-                r = src.read(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {
+                r = src.read_buf(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {
                     let arrival = Instant::now();
-                    let n = match r {
-                        Ok(0) => { self.source_ended(&mut ended, "closed (EOF)".to_string()); continue }
-                        Ok(n) => n,
-                        Err(e) => { self.source_ended(&mut ended, format!("failed: {e}")); continue }
+                    match r {
+                        Ok(0) => { self.source_ended(&mut ended, "closed (EOF)".to_string()).await; continue }
+                        Ok(_) => {}
+                        Err(e) => { self.source_ended(&mut ended, format!("failed: {e}")).await; continue }
                     };
+                    let chunk = buf.split().freeze();
                     state = *self.net.borrow();
                     let f = *state.flow(self.flow);
-                    gate.pieces(&f, &buf[..n], &mut pieces);
+                    gate.pieces(&f, &chunk, &mut pieces);
                     if f.drop_packets != 0 && gate.is_opaque() && !told_opaque {
                         told_opaque = true;
-                        self.journal.record(Actor::Proxy, Event::Note {
-                            message: format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id),
-                        });
+                        let message = format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id);
+                        self.tell(Event::Note { message }).await;
                     }
                     for p in &pieces {
-                        let bytes = &buf[p.range.clone()];
-                        self.tap.feed(bytes, p.dropped || f.blackhole);
                         if p.dropped {
-                            self.count_dropped(bytes.len());
-                            if p.starts {
-                                self.journal.record(Actor::Proxy, Event::PacketDropped {
-                                    conn: self.stats.id,
-                                    from: self.side(),
-                                    packet: PACKET_NAMES[usize::from(p.packet)].to_string(),
-                                });
-                            }
+                            self.count_dropped(p.range.len());
                             continue;
                         }
-                        for part in bytes.chunks(Pacer::piece_len(&f)) {
+                        let piece = chunk.slice(p.range.clone());
+                        let mut off = 0;
+                        while off < piece.len() {
+                            let part = piece.slice(off..piece.len().min(off.saturating_add(Pacer::piece_len(&f))));
+                            off += part.len();
                             match pacer.verdict(&f, arrival, part.len()) {
                                 Verdict::Drop => self.count_dropped(part.len()),
                                 Verdict::Pass if queue.is_empty() => {
-                                    self.forward(&mut dst, part, &mut dst_gone).await;
+                                    self.forward(&mut dst, &part, &mut dst_gone).await;
                                 }
                                 Verdict::Pass => {
                                     queued += part.len();
-                                    queue.push_back(Queued { at: arrival, bytes: part.to_vec() });
+                                    queue.push_back(Queued { at: arrival, bytes: part });
                                 }
                                 Verdict::Deliver(at) => {
                                     queued += part.len();
-                                    queue.push_back(Queued { at, bytes: part.to_vec() });
+                                    queue.push_back(Queued { at, bytes: part });
                                 }
                             }
                         }
                     }
-                    // Recorded after the writes: forwarding never waits for the journal.
-                    self.tap.flush(&self.journal);
+                    // Stamped after the writes (a packet is recorded as forwarded when it was
+                    // written), handed over without waiting for the journal.
+                    let fates = fates(&pieces, f.blackhole);
+                    let m = Message::Bytes { conn: self.stats.id, flow: self.flow, at: Stamp::now(), bytes: chunk, fates };
+                    self.recorder.send(m, &self.stats.recorder_waits).await;
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
                     let q = queue.pop_front().expect("due only when queued");
@@ -201,16 +219,24 @@ impl Link {
         how
     }
 
+    /// A proxy record about this connection, stamped now, in order with its wire records.
+    async fn tell(&self, event: Event) {
+        let m = Message::Event {
+            conn: self.stats.id,
+            at: Stamp::now(),
+            event,
+        };
+        self.recorder.send(m, &self.stats.recorder_waits).await;
+    }
+
     /// The source ended: say so now (that moment is what the checks measure), once.
-    fn source_ended(&self, ended: &mut Option<String>, how: String) {
-        self.journal.record(
-            Actor::Proxy,
-            Event::SideClosed {
-                conn: self.stats.id,
-                side: self.side(),
-                how: how.clone(),
-            },
-        );
+    async fn source_ended(&self, ended: &mut Option<String>, how: String) {
+        self.tell(Event::SideClosed {
+            conn: self.stats.id,
+            side: self.side(),
+            how: how.clone(),
+        })
+        .await;
         *ended = Some(how);
     }
 
@@ -222,6 +248,27 @@ impl Link {
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// `write_all`, counting each write that carried bytes.
+    async fn write_counted<W: AsyncWrite + Unpin>(
+        &self,
+        dst: &mut W,
+        mut bytes: &[u8],
+    ) -> std::io::Result<()> {
+        let writes = match self.flow {
+            Flow::Up => &self.stats.up_writes,
+            Flow::Down => &self.stats.down_writes,
+        };
+        while !bytes.is_empty() {
+            let n = dst.write(bytes).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            writes.fetch_add(1, Ordering::Relaxed);
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
     /// Write `bytes` on to dst. Once dst is gone (a write failed: that side closed, its own
     /// link reports how), count them as dropped instead, so src is still read to its end.
     async fn forward<W: AsyncWrite + Unpin>(&self, dst: &mut W, bytes: &[u8], dst_gone: &mut bool) {
@@ -229,22 +276,20 @@ impl Link {
             self.count_dropped(bytes.len());
             return;
         }
-        if let Err(e) = dst.write_all(bytes).await {
+        if let Err(e) = self.write_counted(dst, bytes).await {
             *dst_gone = true;
             self.count_dropped(bytes.len());
             let (to, from) = match self.flow {
                 Flow::Up => ("the broker", "willy"),
                 Flow::Down => ("willy", "the broker"),
             };
-            self.journal.record(
-                Actor::Proxy,
-                Event::Note {
-                    message: format!(
-                        "conn {}: writing to {to} failed ({e}); what {from} sends is read and discarded until it closes",
-                        self.stats.id
-                    ),
-                },
-            );
+            self.tell(Event::Note {
+                message: format!(
+                    "conn {}: writing to {to} failed ({e}); what {from} sends is read and discarded until it closes",
+                    self.stats.id
+                ),
+            })
+            .await;
             return;
         }
         let c = match self.flow {
@@ -254,9 +299,27 @@ impl Link {
         c.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if self.flow == Flow::Up {
             let us = Instant::now()
-                .saturating_duration_since(self.journal.start())
+                .saturating_duration_since(self.start)
                 .as_micros() as u64;
             self.stats.last_up_us.store(us, Ordering::Relaxed);
         }
+    }
+}
+
+/// What the recorder needs to know of a chunk's pieces: usually that every byte went alike.
+fn fates(pieces: &[Piece], blackhole: bool) -> Fates {
+    match pieces {
+        [] => Fates::All { dropped: blackhole },
+        [p] if !p.dropped => Fates::All { dropped: blackhole },
+        _ => Fates::Pieces(
+            pieces
+                .iter()
+                .map(|p| FatePiece {
+                    range: p.range.clone(),
+                    dropped: p.dropped || blackhole,
+                    dropped_packet: (p.dropped && p.starts).then_some(p.packet),
+                })
+                .collect(),
+        ),
     }
 }
