@@ -687,14 +687,20 @@ pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
     use anyhow::Context;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    text.lines()
+    let mut records: Vec<Record> = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l)
                 .with_context(|| format!("{}:{}: not an event record", path.display(), i + 1))
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    // The proxy's records reach the file a little after they happened (its recorder thread):
+    // read back in time order, as the journal held them in memory (a stable sort keeps the
+    // order of records of one instant).
+    records.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    Ok(records)
 }
 
 #[cfg(test)]

@@ -559,6 +559,9 @@ async fn drive(
     if let Some(l) = late {
         l.abort();
     }
+    // The proxy records on its own thread, a little after forwarding: what it forwarded so far
+    // is in the journal before the run is judged.
+    proxy.settle().await;
     journal.record(
         Actor::Runner,
         Event::RunEnded {
@@ -568,7 +571,6 @@ async fn drive(
 
     if let Some(why) = refused {
         broker.stop().await;
-        let _ = journal.close();
         anyhow::bail!("{why}");
     }
     let records = journal.records();
