@@ -938,11 +938,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let md = table::render_markdown(&unplug::probe::HEADER, &rows);
             print!("{md}");
             let path = out.join("PROBE.md");
-            std::fs::write(
+            unplug::fsx::write_atomic(
                 &path,
-                format!("# The will table\n\nSeconds: the abrupt close's will from the cut; the silent client's drop and will from its last packet; a delayed will from the broker's close. `!`: the spec is broken there (a failed check or a deviation the broker's profile documents).\n\n{md}"),
+                format!("# The will table\n\n{}Seconds: the abrupt close's will from the cut; the silent client's drop and will from its last packet; a delayed will from the broker's close. `!`: the spec is broken there (a failed check or a deviation the broker's profile documents).\n\n{md}", interrupted_note(&runs)).as_bytes(),
             )
             .with_context(|| format!("writing {}", path.display()))?;
+            if runs.interrupted.is_some() {
+                return Ok(children_exit_code(&runs));
+            }
             Ok(ExitCode::from(unplug::probe::exit_code(&rows)))
         }
         Command::Index { dir, title } => {
