@@ -13,7 +13,7 @@
 //!         v
 //!    journal: every record = { ms (monotonic since start), t (UTC), actor, event }
 //!         |
-//!         +--> checks: pure functions of (Scenario, broker profile, records) -> [Check]
+//!         +--> judge: pure functions of (Scenario, broker profile, records) -> [Check]
 //!         +--> report: NAME.log (seed compose style), NAME.events.jsonl, NAME.summary.json
 //!         +--> suite: many runs (child processes of this binary) -> one table
 //! ```
@@ -25,7 +25,9 @@
 //! - [`proxy`]: the fault-injecting TCP proxy: listener, links, network state.
 //! - [`actor`]: willy (the client that is cut off) and monit (the subscriber).
 //! - [`event`]: the journal: records, the log line format, the JSONL writer.
-//! - [`check`]: the spec checks, pure over records.
+//! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced), `timing` (the
+//!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
+//!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once.
 //! - [`report`]: the summary JSON and tables.
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
@@ -36,11 +38,11 @@
 
 pub mod actor;
 pub mod broker;
-pub mod check;
 pub mod compare;
 pub mod conformance;
 pub mod event;
 pub mod fsx;
+pub mod judge;
 pub mod lifeline;
 pub mod limits;
 pub mod logcapture;

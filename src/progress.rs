@@ -16,7 +16,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::broker::profile::Profile;
-use crate::check::{self, Facts};
+use crate::judge::{self, timing, Facts};
 use crate::scenario::Scenario;
 
 /// Runs shorter than this get no status line.
@@ -99,7 +99,7 @@ pub fn expected_ms(s: &Scenario, p: &Profile, f: &Facts) -> f64 {
     if s.cut().is_some_and(|c| c.heal_after.is_none()) {
         cycles += ms(s.connect_timeout);
     }
-    let outcome = check::will_deadline_ms(s, p, f).map_or(0.0, |d| d + 500.0);
+    let outcome = judge::will_deadline_ms(s, p, f).map_or(0.0, |d| d + timing::SETTLE_MS);
     cycles.max(outcome)
 }
 
@@ -127,7 +127,7 @@ pub fn waiting_for(s: &Scenario, f: &Facts, cycle: u32, now_ms: f64) -> String {
             fault.cycle
         );
     };
-    let bound = 1.5 * s.keepalive.as_secs_f64() * 1000.0;
+    let bound = timing::keepalive_bound_ms(s.keepalive);
     let reference = f.reference_ms().unwrap_or(cut);
     let window = s.observe_window().as_secs_f64() * 1000.0;
     match (f.broker_drop_ms, f.will_received_ms) {

@@ -19,8 +19,8 @@ use crate::actor::monit::Monit;
 use crate::actor::willy::{Target, Willy};
 use crate::actor::MomentHook;
 use crate::broker::{self, BrokerChoice};
-use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
+use crate::judge::{self, timing, CheckId, Facts};
 use crate::lifeline::Interrupts;
 use crate::proxy::Proxy;
 use crate::report::files::RunFiles;
@@ -508,7 +508,7 @@ async fn drive(
             let back_at = facts
                 .broker_drop_ms
                 .map(|d| d + fl.back_after_drop.as_secs_f64() * 1000.0)
-                .or(check::will_deadline_ms(s, &broker.profile, &facts));
+                .or(judge::will_deadline_ms(s, &broker.profile, &facts));
             if monit_away.is_none() && back_at.is_some_and(|b| now >= b) {
                 if let Some(tx) = monit_back.take() {
                     let _ = tx.send(());
@@ -575,7 +575,7 @@ async fn drive(
     }
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
-    let checks = check::evaluate(s, &broker.profile, &facts);
+    let checks = judge::evaluate(s, &broker.profile, &facts);
     let summary = Summary::new(
         s,
         &broker.name,
@@ -633,8 +633,7 @@ pub fn outcome_decided(
     f: &Facts,
     now_ms: f64,
 ) -> bool {
-    // Time for a will that follows the broker's close to arrive and be recorded.
-    const SETTLE_MS: f64 = 500.0;
+    use timing::SETTLE_MS;
     if s.cut().is_none() {
         // A will that follows willy's last DISCONNECT needs a moment to reach monit.
         return f
@@ -642,7 +641,7 @@ pub fn outcome_decided(
             .last()
             .map_or(true, |d| d.will_ms.is_some() || now_ms >= d.ms + SETTLE_MS);
     }
-    let Some(deadline) = check::will_deadline_ms(s, p, f) else {
+    let Some(deadline) = judge::will_deadline_ms(s, p, f) else {
         return false; // the fault has not happened yet
     };
     // A flaky monit must be back, and given the time its queued will may take.
@@ -651,7 +650,7 @@ pub fn outcome_decided(
             .flaky_monit
             .as_ref()
             .and_then(|m| m.back_ms)
-            .is_some_and(|b| now_ms >= b + check::QUEUED_WAIT_MS + SETTLE_MS);
+            .is_some_and(|b| now_ms >= b + timing::QUEUED_WAIT_MS + SETTLE_MS);
     }
     // The late subscriber needs the will, then a moment after its SUBACK for a retained one.
     if s.late_subscriber && f.will_received_ms.is_some() {
@@ -673,9 +672,9 @@ pub fn outcome_decided(
     // (Its window passing decides only the detection, not the will, which may still be due.)
     let detect_by = f
         .cut_at_ms
-        .map_or(f64::INFINITY, |c| c + check::client_ping_window(s).1);
+        .map_or(f64::INFINITY, |c| c + judge::client_ping_window(s).1);
     let detected = f.client_detect_ms.is_some()
-        || !check::client_detect_expected(s)
+        || !judge::client_detect_expected(s)
         || now_ms >= detect_by + SETTLE_MS;
     match (f.will_received_ms, f.broker_drop_ms) {
         // The will came: nothing more to learn once willy noticed too (or had its time).
@@ -691,12 +690,12 @@ pub fn outcome_decided(
 fn awaiting_late_outcome(s: &Scenario, p: &crate::broker::profile::Profile, f: &Facts) -> bool {
     let Some(cut) = s.cut() else { return false };
     let certain_deviation =
-        |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
+        |check: CheckId| p.deviation(&check, s).is_some_and(|d| d.applies.certain());
     let drop_due = cut.kind.silences_client()
         && s.takeover.is_none()
         && f.heal_ms.is_none()
-        && !certain_deviation("keepalive-drop");
-    let will_due = s.expect.will && s.will.is_some() && !certain_deviation("will");
+        && !certain_deviation(CheckId::KeepaliveDrop);
+    let will_due = s.expect.will && s.will.is_some() && !certain_deviation(CheckId::Will);
     (drop_due && f.broker_drop_ms.is_none()) || (will_due && f.will_received_ms.is_none())
 }
 
@@ -816,7 +815,7 @@ mod tests {
         let mut f = facts(1000.0, Some(4000.0), None);
         // Long past the will's deadline, monit still away: not decided.
         assert!(!outcome_decided(&s, &p, &f, 20_000.0));
-        f.flaky_monit = Some(crate::check::FlakyMonitSeen {
+        f.flaky_monit = Some(crate::judge::FlakyMonitSeen {
             away_ms: Some(2000.0),
             back_ms: Some(6000.0),
             session_present: Some(true),

@@ -1078,7 +1078,9 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         && faults.first().is_some_and(|f| {
             f.kind.ends_at_once()
                 || (f.kind.silences_client()
-                    && f.heal_after.map_or(true, |h| h >= keepalive * 3 / 2))
+                    && f.heal_after.map_or(true, |h| {
+                        h >= crate::judge::timing::keepalive_bound(keepalive)
+                    }))
         });
     // [MQTT-3.14.4-3]: DISCONNECT with reason 0x04 asks the server to publish the will.
     let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::event::{Actor, Event, Record, Side};
+use crate::judge::timing;
 use crate::report::Summary;
 
 /// The width of every picture, in px.
@@ -543,11 +544,11 @@ pub fn render_run(records: &[Record], summary: &Summary) -> String {
         doc.line(x, y1, x, AXIS_Y, class);
         doc.line(x, AXIS_Y + 22.0, x, y2, class);
     };
-    let reference = summary.last_packet_ms.or(summary.last_upstream_ms);
+    let reference = timing::reference_ms(summary.last_packet_ms, summary.last_upstream_ms);
     let bracket_bottom = BRACKET_Y + BRACKET_ROW * 4.0;
     if let Some(r) = reference {
         guide(&mut doc, sc.x(r), LANES_Y, bracket_bottom - 6.0, "g-last");
-        let bound = r + 1.5 * ka_ms;
+        let bound = r + timing::bound_of_ms(ka_ms);
         if bound <= t_end {
             guide(
                 &mut doc,
@@ -922,7 +923,7 @@ fn ratio(ms: f64, ka_ms: f64) -> String {
 /// The intervals the checks judge, measured from willy's last packet.
 fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) {
     let ka_ms = s.keepalive_s as f64 * 1000.0;
-    let Some(r) = s.last_packet_ms.or(s.last_upstream_ms) else {
+    let Some(r) = timing::reference_ms(s.last_packet_ms, s.last_upstream_ms) else {
         doc.open(BRACKETS[0]);
         doc.text(
             LEFT,
@@ -1031,7 +1032,7 @@ fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) {
     doc.close();
 
     doc.open(BRACKETS[3]);
-    let bound = 1.5 * ka_ms;
+    let bound = timing::bound_of_ms(ka_ms);
     bracket(
         doc,
         sc,
@@ -1041,7 +1042,8 @@ fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) {
         "b-bound",
         true,
         &format!(
-            "bound: 1.5 × keepalive = {} after the last packet (MQTT-3.1.2-24)",
+            "bound: {} = {} after the last packet (MQTT-3.1.2-24)",
+            timing::BOUND_WORDS,
             secs(bound)
         ),
     );
@@ -1153,19 +1155,19 @@ fn draw_checks(doc: &mut Doc, s: &Summary, y0: f64) -> f64 {
     doc.text(x, y, "bold", "checks:");
     x += bold_width("checks:", 11.0) + 8.0;
     for c in &s.checks {
-        let mark = if c.status == crate::check::Status::Fail {
+        let mark = if c.status == crate::judge::Status::Fail {
             "FAIL"
         } else {
             c.status.as_str()
         };
-        let w = bold_width(mark, 11.0) + 5.0 + text_width(&c.name, 11.0) + 18.0;
+        let w = bold_width(mark, 11.0) + 5.0 + text_width(&c.name.to_string(), 11.0) + 18.0;
         if x + w > WIDTH - 8.0 {
             x = 16.0;
             y += 16.0;
         }
         let class = if c.pass { "pass" } else { "fail" };
         doc.text(x, y, class, mark);
-        doc.text(x + bold_width(mark, 11.0) + 5.0, y, "", &c.name);
+        doc.text(x + bold_width(mark, 11.0) + 5.0, y, "", &c.name.to_string());
         x += w;
     }
     doc.close();
@@ -1246,7 +1248,7 @@ pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
     ] {
         doc.text(x, TOP - 6.0, "bold", h);
     }
-    let reference = |s: &Summary| s.last_packet_ms.or(s.last_upstream_ms);
+    let reference = |s: &Summary| timing::reference_ms(s.last_packet_ms, s.last_upstream_ms);
     let values: Vec<f64> = runs
         .iter()
         .filter(|s| reference(s).is_some())
@@ -1254,7 +1256,7 @@ pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
             [
                 s.drop_after_last_packet_ms,
                 s.will_after_last_packet_ms,
-                Some(1.5 * s.keepalive_s as f64 * 1000.0),
+                Some(timing::bound_of_secs_ms(s.keepalive_s)),
             ]
         })
         .flatten()
@@ -1339,7 +1341,7 @@ pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
             doc.close();
             continue;
         }
-        let bound = 1.5 * s.keepalive_s as f64 * 1000.0;
+        let bound = timing::bound_of_secs_ms(s.keepalive_s);
         doc.line(x(bound), y + 3.0, x(bound), y + ROW - 3.0, "g-bound");
         let bars = [
             (
@@ -1404,7 +1406,7 @@ pub fn render_compare_rows(title: &str, rows: &[CompareRow]) -> String {
         500.0,
         ly + 3.5,
         "small",
-        "1.5 × keepalive: the spec's bound for the drop",
+        &format!("{}: the spec's bound for the drop", timing::BOUND_WORDS),
     );
     doc.close();
     doc.finish(ly + 18.0, title)
