@@ -88,15 +88,13 @@ impl CheckId {
 
 impl fmt::Display for CheckId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so `{:<22}` lines the names up as it did when they were strings.
         match self {
             CheckId::WillOnDisconnect(bytes) => {
-                write!(f, "{WILL_ON_DISCONNECT} ")?;
-                bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                f.pad(&format!("{WILL_ON_DISCONNECT} {hex}"))
             }
-            id => {
-                let name = NAMES.iter().find(|(n, _)| n == id).map_or("?", |(_, s)| s);
-                f.write_str(name)
-            }
+            id => f.pad(NAMES.iter().find(|(n, _)| n == id).map_or("?", |(_, s)| s)),
         }
     }
 }
@@ -164,6 +162,7 @@ mod tests {
         }
         let d = CheckId::WillOnDisconnect(vec![0xe0, 0x01, 0x04]);
         assert_eq!(d.to_string(), "will-on-disconnect e00104");
+        assert_eq!(format!("{:<8}|", CheckId::Will), "will    |");
         assert_eq!("will-on-disconnect e00104".parse::<CheckId>().unwrap(), d);
         assert!("will-on-disconnect".parse::<CheckId>().is_err());
         assert!("no-such-check".parse::<CheckId>().is_err());
