@@ -75,6 +75,13 @@ pub enum Event {
         protocol: String,
         keepalive_s: u64,
     },
+    /// What the run runs, whole, so that a saved journal can be judged again (`unplug judge`):
+    /// the validated scenario, and the broker profile the checks read, by the name
+    /// `--profile` takes (`rumqttd`, `mosquitto 2.0.11`, `unknown broker`).
+    ScenarioRecorded {
+        scenario: Box<crate::scenario::Scenario>,
+        profile: String,
+    },
     /// willy begins a cycle (the seed's banner).
     CycleStarted { cycle: u32 },
     /// willy is about to connect with this configuration.
@@ -267,6 +274,11 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "scenario {scenario}: broker {broker}, transport {transport}, MQTT {protocol}, keepalive {keepalive_s} s"
+            ),
+            Event::ScenarioRecorded { scenario, profile } => write!(
+                f,
+                "judged by the {profile} profile; scenario {} recorded whole in the events.jsonl",
+                scenario.name
             ),
             Event::CycleStarted { cycle } => {
                 let bar = "_".repeat(38);

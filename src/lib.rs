@@ -28,7 +28,7 @@
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced), `timing` (the
 //!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
 //!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once.
-//! - [`report`]: the summary JSON and tables.
+//! - [`report`]: the summary JSON and tables; `rejudge` judges a saved journal again (`unplug judge`).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`logcapture`]: the broker's tracing output as journal lines.

@@ -323,6 +323,13 @@ async fn drive(
     );
     journal.record(
         Actor::Runner,
+        Event::ScenarioRecorded {
+            scenario: Box::new(s.clone()),
+            profile: broker.profile.broker.clone(),
+        },
+    );
+    journal.record(
+        Actor::Runner,
         Event::RunStarted {
             scenario: s.name.clone(),
             broker: broker.name.clone(),

@@ -400,6 +400,20 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_is_found_again_by_the_name_a_journal_records() {
+        let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
+        profiles.push(Profile::mosquitto("2.0.11"));
+        for p in profiles {
+            assert_eq!(
+                Profile::by_name(&p.broker).as_ref(),
+                Some(&p),
+                "{}",
+                p.broker
+            );
+        }
+    }
+
+    #[test]
     fn every_listed_deviation_names_a_check_the_judge_makes() {
         let encodings = disconnect_encodings();
         let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();

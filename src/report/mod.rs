@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod files;
 pub mod index;
+pub mod rejudge;
 pub mod svg;
 pub mod table;
 
