@@ -19,6 +19,8 @@
 //! ```
 //!
 //! # Layout
+//! - [`mqtt`]: the protocol's vocabulary, depending on nothing: packet kinds and names, topic
+//!   filters, DISCONNECT forms and their bytes.
 //! - [`scenario`]: the file format and its validation; the built-in scenarios.
 //! - [`runner`]: one run, from starting the broker to writing the files.
 //! - [`broker`]: the brokers (rumqttd in-process) and their timing profiles.
@@ -46,6 +48,7 @@ pub mod judge;
 pub mod lifeline;
 pub mod limits;
 pub mod logcapture;
+pub mod mqtt;
 pub mod probe;
 pub mod progress;
 pub mod proxy;

@@ -20,9 +20,10 @@ use rumqttc::{
 use tokio::time::{sleep, timeout_at, Instant};
 
 use super::v5client::Session;
-use super::v5wire::{self, DisconnectForm};
+use super::v5wire;
 use super::MomentHook;
 use crate::event::{Actor, Event, Journal};
+use crate::mqtt::DisconnectForm;
 use crate::scenario::{Protocol, Scenario, Transport, Trigger, V5Disconnect, STATUS_TOPIC};
 
 /// How willy reaches the broker (through the proxy).
@@ -281,12 +282,12 @@ impl Willy {
             reason: 0,
             form: DisconnectForm::Short,
         });
-        let bytes = v5wire::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
+        let bytes = crate::mqtt::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
         session.write(&bytes).await.map_err(StepError::Failed)?;
         self.record(Event::Note {
             message: format!(
                 "wrote DISCONNECT {} (reason 0x{:02x}, {:?} form) itself: rumqttc's v5 client cannot choose the reason code",
-                v5wire::hex(&bytes),
+                crate::mqtt::hex(&bytes),
                 d.reason,
                 d.form
             ),

@@ -136,7 +136,7 @@ pub fn traffic_to_willy(s: &crate::scenario::Scenario) -> bool {
             };
             long_enough
                 && p.every < timing::keepalive_bound(s.keepalive)
-                && crate::scenario::filter_matches(&sub.filter, &p.topic)
+                && crate::mqtt::filter_matches(&sub.filter, &p.topic)
         }
         _ => false,
     }
@@ -387,7 +387,7 @@ mod tests {
 
     /// Every DISCONNECT willy can write, as `will-on-disconnect` names it.
     fn disconnect_encodings() -> Vec<Vec<u8>> {
-        use crate::actor::v5wire::{disconnect, DisconnectForm};
+        use crate::mqtt::{disconnect, DisconnectForm};
         let forms = [
             DisconnectForm::Short,
             DisconnectForm::Reason,

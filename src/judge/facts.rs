@@ -310,7 +310,7 @@ impl Delivery {
         let (Some(p), Some(sub)) = (&s.publisher, &s.subscribe) else {
             return None;
         };
-        if !crate::scenario::filter_matches(&sub.filter, &p.topic) {
+        if !crate::mqtt::filter_matches(&sub.filter, &p.topic) {
             return None;
         }
         let mut d = Delivery::default();

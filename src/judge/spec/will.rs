@@ -13,7 +13,7 @@ use crate::scenario::Scenario;
 /// Named after the bytes willy wrote (`will-on-disconnect e00104`), because brokers differ by
 /// encoding and a profile's deviation names exactly one.
 pub(crate) fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) -> Finding {
-    let bytes = crate::actor::v5wire::disconnect(d.reason, d.form).unwrap_or_default();
+    let bytes = crate::mqtt::disconnect(d.reason, d.form).unwrap_or_default();
     let wrong: Vec<String> = f
         .disconnects
         .iter()
