@@ -519,6 +519,9 @@ struct Sink {
     jsonl: Option<File>,
     log: Option<File>,
     echo: Echo,
+    /// Where an echoed line goes: given by the runner (the terminal, around its status line),
+    /// so the journal knows nothing of the screen.
+    print: Option<fn(&str)>,
     /// One JSON line per record, flushed at once: how a child process (willy under a crash or
     /// freeze fault) hands its records to the runner as they happen.
     stream: Option<Box<dyn Write + Send>>,
@@ -537,6 +540,7 @@ impl Default for Sink {
             jsonl: None,
             log: None,
             echo: Echo::default(),
+            print: None,
             stream: None,
             error: None,
             closed: false,
@@ -548,11 +552,13 @@ impl Journal {
     /// A journal that writes each record to `jsonl` (one JSON object a line) and `log` (the
     /// log line) as it goes, so a run that is killed still leaves every line it recorded. The
     /// files are the run's `.inprogress` ones ([`crate::report::files::RunFiles`]).
-    pub fn to_writers(jsonl: File, log: File, echo: Echo) -> Journal {
+    /// Lines `echo` selects go to `print`.
+    pub fn to_writers(jsonl: File, log: File, echo: Echo, print: fn(&str)) -> Journal {
         Self::with_sink(Sink {
             jsonl: Some(jsonl),
             log: Some(log),
             echo,
+            print: Some(print),
             ..Sink::default()
         })
     }
@@ -670,12 +676,10 @@ impl Journal {
 impl Sink {
     fn write(&mut self, rec: &Record) {
         let line = rec.log_line();
-        if self.echo.stdout && (self.echo.wire || rec.actor != Actor::Wire) {
-            // A closed stdout (a pipe into `head`) must not end the run: the files still get it.
-            crate::progress::suspend(|| {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
-            });
+        if let Some(print) = self.print {
+            if self.echo.stdout && (self.echo.wire || rec.actor != Actor::Wire) {
+                print(&line);
+            }
         }
         let json = serde_json::to_string(rec).expect("records always serialize");
         let mut result = Ok(());

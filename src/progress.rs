@@ -34,6 +34,16 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// One log line on stdout, without tearing the status line: the journal's echo. A closed
+/// stdout (a pipe into `head`) must not end the run: the files still get it.
+pub fn print_line(line: &str) {
+    suspend(|| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    });
+}
+
 /// The status line of one run.
 pub struct RunProgress {
     bar: Option<ProgressBar>,

@@ -190,7 +190,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let (jsonl, log) = files
         .writers()
         .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
-    let journal = Journal::to_writers(jsonl, log, opts.echo);
+    let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
     let started_at = chrono::Utc::now();
     let run_id = opts.run_id.clone().unwrap_or_else(|| {
         format!(

@@ -21,7 +21,7 @@ use tokio::time::{sleep, timeout_at, Instant};
 
 use super::v5client::Session;
 use super::v5wire;
-use super::MomentHook;
+use super::{describe, MomentHook};
 use crate::event::{Actor, Event, Journal};
 use crate::mqtt::DisconnectForm;
 use crate::scenario::{Protocol, Scenario, Transport, Trigger, V5Disconnect, STATUS_TOPIC};
@@ -179,7 +179,7 @@ impl Willy {
         // A session the broker kept still holds the subscription [MQTT-3.1.2-4]: subscribing
         // again would hide whether it did.
         if let (Some(sub), false) = (&s.subscribe, connack.session_present) {
-            let _ = client.try_subscribe(&sub.filter, super::pubby::qos(sub.qos));
+            let _ = client.try_subscribe(&sub.filter, super::qos(sub.qos));
             self.drive_until(&mut el, "the SUBACK", step_limit(s), |e| {
                 matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))
             })
@@ -397,23 +397,5 @@ impl Willy {
                 Ok(Err(e)) => return Err(StepError::Lost(e)),
             }
         }
-    }
-}
-
-/// rumqttc's error, with the io cause where there is one.
-pub fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => format!(
-            "{}{}",
-            crate::broker::access::REFUSED,
-            crate::broker::access::v4_refusal(*code)
-        ),
-        ConnectionError::NetworkTimeout => {
-            "network timeout (no CONNACK within the connection timeout)".to_string()
-        }
-        ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
-            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
-        }
-        other => other.to_string(),
     }
 }
