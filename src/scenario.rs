@@ -731,10 +731,10 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     ),
                 );
             }
-            if let Some(p) = crate::limits::string_problem(t) {
+            if let Some(p) = crate::mqtt::string_problem(t) {
                 return v.err(w.topic.span(), "will.topic", format!("the topic {p}"));
             }
-            if let Some(p) = crate::limits::will_payload_problem(w.payload.get_ref()) {
+            if let Some(p) = crate::mqtt::will_payload_problem(w.payload.get_ref()) {
                 return v.err(w.payload.span(), "will.payload", format!("the payload {p}"));
             }
             let qos = match &w.qos {
@@ -751,7 +751,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             let content_type = match &w.content_type {
                 Some(c) => {
                     v5_only(c.span(), "will.content_type")?;
-                    if let Some(p) = crate::limits::string_problem(c.get_ref()) {
+                    if let Some(p) = crate::mqtt::string_problem(c.get_ref()) {
                         return v.err(c.span(), "will.content_type", format!("the value {p}"));
                     }
                     Some(c.get_ref().clone())
@@ -821,7 +821,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     ),
                 );
             }
-            if let Some(problem) = crate::limits::string_problem(t) {
+            if let Some(problem) = crate::mqtt::string_problem(t) {
                 return v.err(
                     p.topic.span(),
                     "publisher.topic",
@@ -866,7 +866,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     format!("{t:?} is not a topic filter: expected levels split by '/', with '+' or '#' (last) only as a whole level"),
                 );
             }
-            if let Some(problem) = crate::limits::string_problem(t) {
+            if let Some(problem) = crate::mqtt::string_problem(t) {
                 return v.err(
                     sub.topic.span(),
                     "subscribe.topic",
