@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::parse::{RawFault, Validator};
+use super::raw::{RawFault, Validator};
 use super::*;
 
 /// The kind of one `[[faults]]` entry with its own parameters; a key that belongs to another

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 mod faults;
 mod parse;
+mod raw;
 
 pub use parse::parse;
 
