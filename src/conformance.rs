@@ -52,13 +52,13 @@ pub fn rows(brokers: &[String], runs: &[(String, usize, &Summary)]) -> Vec<Row> 
         for c in &s.checks {
             let i = match out
                 .iter()
-                .position(|r| r.scenario == *scenario && r.check == c.name)
+                .position(|r| r.scenario == *scenario && r.check == c.name.to_string())
             {
                 Some(i) => i,
                 None => {
                     out.push(Row {
                         scenario: scenario.clone(),
-                        check: c.name.clone(),
+                        check: c.name.to_string(),
                         spec: c.spec.clone().unwrap_or_default(),
                         cells: vec![None; brokers.len()],
                     });
@@ -159,16 +159,16 @@ pub fn markdown(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Check, Status};
+    use crate::judge::{Check, Status};
 
     fn summary(checks: Vec<(&str, Status)>) -> Summary {
         let sc = crate::scenario::load("v5-disconnect-normal").unwrap();
-        let f = crate::check::Facts::default();
+        let f = crate::judge::Facts::default();
         let mut s = Summary::new(&sc, "b", chrono::Utc::now(), &f, Vec::new(), "done", 1.0);
         s.checks = checks
             .into_iter()
             .map(|(n, st)| Check {
-                name: n.into(),
+                name: n.parse().unwrap(),
                 spec: Some("MQTT-3.14.4-3".into()),
                 status: st,
                 pass: st != Status::Fail,

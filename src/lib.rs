@@ -13,20 +13,28 @@
 //!         v
 //!    journal: every record = { ms (monotonic since start), t (UTC), actor, event }
 //!         |
-//!         +--> checks: pure functions of (Scenario, broker profile, records) -> [Check]
+//!         +--> judge: pure functions of (Scenario, broker profile, records) -> [Check]
 //!         +--> report: NAME.log (seed compose style), NAME.events.jsonl, NAME.summary.json
 //!         +--> suite: many runs (child processes of this binary) -> one table
 //! ```
 //!
 //! # Layout
-//! - [`scenario`]: the file format and its validation; the built-in scenarios.
+//! - [`mqtt`]: the protocol's vocabulary, depending on nothing: packet kinds and names, topic
+//!   filters, DISCONNECT forms and their bytes.
+//! - [`scenario`]: the validated `Scenario` and the built-in scenarios; `parse.rs` one parser
+//!   per table, `faults.rs` a `[[faults]]` entry's kind.
 //! - [`runner`]: one run, from starting the broker to writing the files.
 //! - [`broker`]: the brokers (rumqttd in-process) and their timing profiles.
 //! - [`proxy`]: the fault-injecting TCP proxy: listener, links, network state.
-//! - [`actor`]: willy (the client that is cut off) and monit (the subscriber).
-//! - [`event`]: the journal: records, the log line format, the JSONL writer.
-//! - [`check`]: the spec checks, pure over records.
-//! - [`report`]: the summary JSON and tables.
+//! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
+//!   helpers they share in `actor/mod.rs`.
+//! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), the
+//!   writer and reader (`journal.rs`); the terminal echo is the runner's, handed in.
+//! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced), `timing` (the
+//!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
+//!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once.
+//! - [`report`]: the summary JSON and tables; `svg/` the pictures (writer, timeline, legend,
+//!   compare); `rejudge` judges a saved journal again (`unplug judge`).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
@@ -36,14 +44,15 @@
 
 pub mod actor;
 pub mod broker;
-pub mod check;
 pub mod compare;
 pub mod conformance;
 pub mod event;
 pub mod fsx;
+pub mod judge;
 pub mod lifeline;
 pub mod limits;
 pub mod logcapture;
+pub mod mqtt;
 pub mod probe;
 pub mod progress;
 pub mod proxy;

@@ -13,13 +13,7 @@
 use crate::broker::BrokerChoice;
 use crate::scenario::{Protocol, Scenario};
 
-/// An MQTT UTF-8 string or binary data field has a two-byte length: at most 65,535 bytes
-/// (MQTT 3.1.1 1.5.3 and 3.1.3.3 for the will message; MQTT 5 1.5.4 and 1.5.6).
-pub const MAX_FIELD_BYTES: usize = 65_535;
-
-/// The largest remaining length the variable byte integer can say (MQTT 3.1.1 2.2.3, MQTT 5
-/// 1.5.5): 268,435,455.
-pub const SPEC_MAX_REMAINING: usize = 268_435_455;
+pub use crate::mqtt::{string_problem, will_payload_problem, MAX_FIELD_BYTES, SPEC_MAX_REMAINING};
 
 /// What willy's and monit's rumqttc accept and send (its default is 10 KiB, which refused any
 /// will over ~10 KB): room for the largest CONNECT a valid scenario can make (a 65,535-byte
@@ -53,34 +47,6 @@ pub fn expect_incoming(s: &Scenario) {
 pub fn v5_max_packet() -> Option<u32> {
     let need = LARGEST_INCOMING.load(std::sync::atomic::Ordering::SeqCst);
     (need > RUMQTTC_DEFAULT_MAX).then_some(CLIENT_MAX_PACKET as u32)
-}
-
-/// Why `text` cannot be an MQTT UTF-8 string on the wire (a topic, a content type), if it
-/// cannot.
-pub fn string_problem(text: &str) -> Option<String> {
-    if text.contains('\0') {
-        return Some(
-            "contains U+0000, which an MQTT UTF-8 string must not hold [MQTT-1.5.3-2] (MQTT 5: [MQTT-1.5.4-2])"
-                .to_string(),
-        );
-    }
-    if text.len() > MAX_FIELD_BYTES {
-        return Some(format!(
-            "is {} bytes: an MQTT UTF-8 string is at most {MAX_FIELD_BYTES} bytes (its length is two bytes, MQTT 3.1.1 1.5.3)",
-            text.len()
-        ));
-    }
-    None
-}
-
-/// Why `payload` cannot be a will's payload, if it cannot.
-pub fn will_payload_problem(payload: &str) -> Option<String> {
-    (payload.len() > MAX_FIELD_BYTES).then(|| {
-        format!(
-            "is {} bytes: a will payload is at most {MAX_FIELD_BYTES} bytes (its length is two bytes: MQTT 3.1.1 3.1.3.3, MQTT 5 3.1.3.4)",
-            payload.len()
-        )
-    })
 }
 
 /// The length of a variable byte integer holding `n`.

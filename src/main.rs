@@ -44,6 +44,21 @@ enum Command {
     },
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
     Profiles,
+    /// Judge a saved run again from its journal: the checks and the verdict, as the run had them.
+    #[command(
+        after_help = "Examples:\n  unplug judge results/ws-last-will.events.jsonl\n  unplug judge /tmp/runs/x.events.jsonl --profile mosquitto --json\n\nThe journal records the scenario it ran and the broker profile it was judged by; --profile judges it by another. Exit 0 when every check holds, 1 when one fails."
+    )]
+    Judge {
+        /// The run's NAME.events.jsonl.
+        #[arg(value_name = "RUN.events.jsonl")]
+        journal: PathBuf,
+        /// Judge by this broker profile instead of the recorded one (see `unplug profiles`).
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Print the summary JSON on stdout instead of the check lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
         after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
@@ -639,6 +654,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Judge {
+            journal,
+            profile,
+            json,
+        } => {
+            let summary = unplug::report::rejudge::rejudge_file(&journal, profile.as_deref())?;
+            if json {
+                print!("{}", summary.to_json());
+            } else {
+                print!("{}", summary.verdict_lines());
+            }
+            Ok(if summary.pass {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Scenario {
             scenario: name,

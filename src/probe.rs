@@ -11,7 +11,7 @@
 //! broker's profile lists it as a known deviation: documented, still not the spec).
 
 use crate::broker::BrokerChoice;
-use crate::check::Status;
+use crate::judge::Status;
 use crate::report::Summary;
 use crate::scenario::Transport;
 use crate::suite::ChildSpec;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::broker::profile::Profile;
-use crate::check::{self, Facts};
+use crate::judge::{self, timing, Facts};
 use crate::scenario::Scenario;
 
 /// Runs shorter than this get no status line.
@@ -32,6 +32,16 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
         Some(b) => b.suspend(f),
         None => f(),
     }
+}
+
+/// One log line on stdout, without tearing the status line: the journal's echo. A closed
+/// stdout (a pipe into `head`) must not end the run: the files still get it.
+pub fn print_line(line: &str) {
+    suspend(|| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    });
 }
 
 /// The status line of one run.
@@ -99,7 +109,7 @@ pub fn expected_ms(s: &Scenario, p: &Profile, f: &Facts) -> f64 {
     if s.cut().is_some_and(|c| c.heal_after.is_none()) {
         cycles += ms(s.connect_timeout);
     }
-    let outcome = check::will_deadline_ms(s, p, f).map_or(0.0, |d| d + 500.0);
+    let outcome = judge::will_deadline_ms(s, p, f).map_or(0.0, |d| d + timing::SETTLE_MS);
     cycles.max(outcome)
 }
 
@@ -127,7 +137,7 @@ pub fn waiting_for(s: &Scenario, f: &Facts, cycle: u32, now_ms: f64) -> String {
             fault.cycle
         );
     };
-    let bound = 1.5 * s.keepalive.as_secs_f64() * 1000.0;
+    let bound = timing::keepalive_bound_ms(s.keepalive);
     let reference = f.reference_ms().unwrap_or(cut);
     let window = s.observe_window().as_secs_f64() * 1000.0;
     match (f.broker_drop_ms, f.will_received_ms) {

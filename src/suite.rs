@@ -292,7 +292,7 @@ mod tests {
             &sc,
             "b",
             chrono::Utc::now(),
-            &crate::check::Facts::default(),
+            &crate::judge::Facts::default(),
             Vec::new(),
             "done",
             1.0,

@@ -31,3 +31,30 @@ pub type MomentHook = Arc<dyn Fn(u32, Trigger) + Send + Sync>;
 pub fn payload_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// rumqttc's QoS for a scenario's 0..=2.
+pub fn qos(q: u8) -> rumqttc::QoS {
+    match q {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    }
+}
+
+/// rumqttc's error, with the io cause where there is one.
+pub fn describe(e: &rumqttc::ConnectionError) -> String {
+    match e {
+        rumqttc::ConnectionError::ConnectionRefused(code) => format!(
+            "{}{}",
+            crate::broker::access::REFUSED,
+            crate::broker::access::v4_refusal(*code)
+        ),
+        rumqttc::ConnectionError::NetworkTimeout => {
+            "network timeout (no CONNACK within the connection timeout)".to_string()
+        }
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
+        }
+        other => other.to_string(),
+    }
+}

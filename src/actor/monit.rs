@@ -121,7 +121,7 @@ impl Client {
                     qos: p.qos as u8,
                 }),
                 Ok(_) => Ok(Incoming::Other),
-                Err(e) => Err(super::willy::describe(&e)),
+                Err(e) => Err(super::describe(&e)),
             },
             Client::V5(_, el) => {
                 use rumqttc::v5::mqttbytes::v5::Packet as P5;
@@ -151,7 +151,7 @@ impl Client {
     fn subscribe(&self, qos: u8) {
         match self {
             Client::V4(c, _) => {
-                let _ = c.try_subscribe(MONITOR_FILTER, super::pubby::qos(qos));
+                let _ = c.try_subscribe(MONITOR_FILTER, super::qos(qos));
             }
             Client::V5(c, _) => {
                 use rumqttc::v5::mqttbytes::QoS as Q5;

@@ -13,10 +13,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, MqttOptions, Outgoing, QoS};
+use rumqttc::{AsyncClient, MqttOptions, Outgoing};
 use tokio::sync::oneshot;
 use tokio::time::MissedTickBehavior;
 
+use super::{describe, qos};
 use crate::event::{Actor, Event, Journal};
 use crate::scenario::Publisher;
 
@@ -25,15 +26,6 @@ pub struct Pubby {
     pub broker: SocketAddr,
     pub publisher: Publisher,
     pub journal: Journal,
-}
-
-/// rumqttc's QoS for a scenario's 0..=2.
-pub fn qos(q: u8) -> QoS {
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
 }
 
 impl Pubby {
@@ -58,7 +50,7 @@ impl Pubby {
                     Ok(_) => {}
                     Err(e) => {
                         self.record(Event::ConnectionFailed {
-                            error: super::willy::describe(&e),
+                            error: describe(&e),
                         });
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
@@ -116,7 +108,7 @@ impl Pubby {
                     Ok(_) => {}
                     Err(e) => {
                         self.record(Event::ConnectionFailed {
-                            error: super::willy::describe(&e),
+                            error: describe(&e),
                         });
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }

@@ -53,7 +53,7 @@ impl Twin {
                     self.journal.record(
                         Actor::Twin,
                         Event::ConnectionFailed {
-                            error: super::willy::describe(&e),
+                            error: super::describe(&e),
                         },
                     );
                     // One takeover is the experiment: a twin that lost its connection stays

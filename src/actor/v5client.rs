@@ -68,7 +68,7 @@ impl Session {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.subsec_nanos());
-            let key = crate::actor::v5wire::hex(&nanos.to_be_bytes());
+            let key = crate::mqtt::hex(&nanos.to_be_bytes());
             // 16 bytes, base64: the key only has to look like one.
             let key = format!("{key:0>22}==");
             s.write(&v5wire::ws_upgrade(

@@ -16,18 +16,6 @@
 //!             e0 02 RR 00          (reason code, empty properties)
 //! ```
 
-/// How a v5 DISCONNECT is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DisconnectForm {
-    /// `e0 00`: remaining length 0, which the spec allows for reason 0x00 only.
-    Short,
-    /// `e0 01 RR`.
-    Reason,
-    /// `e0 02 RR 00`: the reason and a zero-length property block.
-    Properties,
-}
-
 /// A will as CONNECT carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will<'a> {
@@ -187,27 +175,10 @@ pub fn publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {
 
 pub const PINGREQ: [u8; 2] = [0xc0, 0x00];
 
-/// A v5 DISCONNECT. The short form can only say 0x00: asking it for another reason is a
-/// harness bug, refused here rather than sent.
-pub fn disconnect(reason: u8, form: DisconnectForm) -> Result<Vec<u8>, String> {
-    match form {
-        DisconnectForm::Short if reason == 0 => Ok(vec![0xe0, 0x00]),
-        DisconnectForm::Short => Err(format!(
-            "the short DISCONNECT form cannot carry reason 0x{reason:02x}"
-        )),
-        DisconnectForm::Reason => Ok(vec![0xe0, 0x01, reason]),
-        DisconnectForm::Properties => Ok(vec![0xe0, 0x02, reason, 0x00]),
-    }
-}
-
-/// Lowercase hex, for the log line that says which bytes willy wrote.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mqtt::{disconnect, hex, DisconnectForm};
     use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
     use std::sync::atomic::{AtomicU8, Ordering};
     use std::sync::Arc;

@@ -20,9 +20,10 @@ use rumqttc::{
 use tokio::time::{sleep, timeout_at, Instant};
 
 use super::v5client::Session;
-use super::v5wire::{self, DisconnectForm};
-use super::MomentHook;
+use super::v5wire;
+use super::{describe, MomentHook};
 use crate::event::{Actor, Event, Journal};
+use crate::mqtt::DisconnectForm;
 use crate::scenario::{Protocol, Scenario, Transport, Trigger, V5Disconnect, STATUS_TOPIC};
 
 /// How willy reaches the broker (through the proxy).
@@ -178,7 +179,7 @@ impl Willy {
         // A session the broker kept still holds the subscription [MQTT-3.1.2-4]: subscribing
         // again would hide whether it did.
         if let (Some(sub), false) = (&s.subscribe, connack.session_present) {
-            let _ = client.try_subscribe(&sub.filter, super::pubby::qos(sub.qos));
+            let _ = client.try_subscribe(&sub.filter, super::qos(sub.qos));
             self.drive_until(&mut el, "the SUBACK", step_limit(s), |e| {
                 matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))
             })
@@ -281,12 +282,12 @@ impl Willy {
             reason: 0,
             form: DisconnectForm::Short,
         });
-        let bytes = v5wire::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
+        let bytes = crate::mqtt::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
         session.write(&bytes).await.map_err(StepError::Failed)?;
         self.record(Event::Note {
             message: format!(
                 "wrote DISCONNECT {} (reason 0x{:02x}, {:?} form) itself: rumqttc's v5 client cannot choose the reason code",
-                v5wire::hex(&bytes),
+                crate::mqtt::hex(&bytes),
                 d.reason,
                 d.form
             ),
@@ -396,23 +397,5 @@ impl Willy {
                 Ok(Err(e)) => return Err(StepError::Lost(e)),
             }
         }
-    }
-}
-
-/// rumqttc's error, with the io cause where there is one.
-pub fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => format!(
-            "{}{}",
-            crate::broker::access::REFUSED,
-            crate::broker::access::v4_refusal(*code)
-        ),
-        ConnectionError::NetworkTimeout => {
-            "network timeout (no CONNACK within the connection timeout)".to_string()
-        }
-        ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
-            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
-        }
-        other => other.to_string(),
     }
 }

@@ -8,11 +8,26 @@
 //!
 //! A run has one broker, so the login is the run's, held here rather than threaded through
 //! every actor. The password is only ever handed to a client library or written into a CONNECT;
-//! [`super::url::Login`]'s `Debug` hides it and nothing formats it.
+//! [`Login`]'s `Debug` hides it and nothing formats it.
 
 use std::sync::RwLock;
 
-use super::url::Login;
+/// A login for a broker that wants one. Its `Debug` hides the password, so no log line, error
+/// or file can carry it by accident.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Login {
+    pub username: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
 
 static LOGIN: RwLock<Option<Login>> = RwLock::new(None);
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::judge::id::CheckId;
+use crate::judge::timing;
+
 /// The allowance a broker with an exact keepalive timer gets: the proxy's stamp and the
 /// scheduling of a loaded 2-core machine, a few hundred ms. A missed or coarse timer is seconds
 /// late, so this never hides one. Measured: rumqttd closes 3001-3004 ms after the last packet at
@@ -44,7 +47,7 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deviation {
     /// The check's name (`keepalive-drop`, `will-timing`, ...).
-    pub check: &'static str,
+    pub check: CheckId,
     /// When it applies.
     pub applies: Applies,
     /// One line: why the broker does this.
@@ -82,7 +85,13 @@ impl Applies {
         match self {
             Applies::Always => true,
             Applies::MayAtOddKeepalive => s.keepalive.as_secs() % 2 == 1,
-            Applies::WithWillDelay => crate::check::will_delay_ms(s) > 0.0,
+            Applies::WithWillDelay => {
+                timing::will_delay_ms(
+                    s.protocol == crate::scenario::Protocol::V5,
+                    s.will.as_ref().and_then(|w| w.delay_s),
+                    s.session_expiry_s,
+                ) > 0.0
+            }
             Applies::WithMonitQos => s.monit.qos > 0,
             Applies::WithWillDelayNoSession => {
                 s.protocol == crate::scenario::Protocol::V5
@@ -126,8 +135,8 @@ pub fn traffic_to_willy(s: &crate::scenario::Scenario) -> bool {
                 (PublishFrom::Start, Some(_)) => false,
             };
             long_enough
-                && p.every < s.keepalive * 3 / 2
-                && crate::scenario::filter_matches(&sub.filter, &p.topic)
+                && p.every < timing::keepalive_bound(s.keepalive)
+                && crate::mqtt::filter_matches(&sub.filter, &p.topic)
         }
         _ => false,
     }
@@ -158,73 +167,73 @@ impl Profile {
             timing_model: "per-read timeout of 1.5 x keepalive (src/link/network.rs)".to_string(),
             deviations: vec![
                 Deviation {
-                    check: "no-qos-upgrade",
+                    check: CheckId::NoQosUpgrade,
                     applies: Applies::WithMonitQos,
                     reason: "every message forwarded to a subscription is sent at the subscription's QoS, whatever QoS it was published at: a QoS 0 publish reaches a QoS 1 subscriber at QoS 1",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs forward_device_data(): `publish.qos = protocol::qos(qos)` with `qos = request.qos`, the filter's QoS; measured (will-qos1-flaky-monit): willy's QoS 0 true at monit with QoS 1; mosquitto delivers it at QoS 0",
                 },
                 Deviation {
-                    check: "will-on-disconnect e0020400",
+                    check: CheckId::WillOnDisconnect(vec![0xe0, 0x02, 0x04, 0x00]),
                     applies: Applies::Always,
                     reason: "every v5 DISCONNECT that parses removes the will, whatever its reason code: 0x04 'with Will Message' is ignored",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs, Packet::Disconnect: `self.last_wills.remove(&client_id)`; measured: no will after e0 02 04 00",
                 },
                 Deviation {
-                    check: "will-on-disconnect e000",
+                    check: CheckId::WillOnDisconnect(vec![0xe0, 0x00]),
                     applies: Applies::WithWillDelay,
                     reason: "with a will delay, the task of a cleanly closed connection still waits out the delay; willy's next CONNECT (same client id, clean start) wakes it and it publishes a will after a normal DISCONNECT: the will of the new session, which it consumes",
                     evidence: "rumqttd 0.20.0 src/server/broker.rs remote(): `will_rx.recv_async()` under `timeout(will_delay_interval)`, fired by the next connection's `AwaitingWill::Fire`; src/router/routing.rs handle_last_will() looks the will up by client id; measured: will 0.5 s after e000, at the next CONNECT",
                 },
                 Deviation {
-                    check: "will",
+                    check: CheckId::Will,
                     applies: Applies::WithWillDelay,
                     reason: "the session's will was already consumed by the previous connection's delayed will task (see will-on-disconnect e000), so none follows the cut",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs handle_last_will(): `self.last_wills.remove(&client_id)`; measured: no will within 1.5 x keepalive + delay + 0.75 s",
                 },
                 Deviation {
-                    check: "will-timing",
+                    check: CheckId::WillTiming,
                     applies: Applies::WithWillDelay,
                     reason: "no will follows the cut (see the will deviation)",
                     evidence: "as for will",
                 },
                 Deviation {
-                    check: "keepalive-drop",
+                    check: CheckId::KeepaliveDrop,
                     applies: Applies::WithTrafficToWilly,
                     reason: "the 1.5 x keepalive timer is a timeout around each read, and every write to the client starts a new read: a silent client that the broker keeps sending to is never dropped",
                     evidence: "rumqttd 0.20.0 src/link/remote.rs RemoteLink::start: `select!` over `self.network.read()` (src/link/network.rs read(): `timeout(self.keepalive, ...)`, made anew on each call) and `link_rx.exchange` -> `writev`; measured (keepalive-busy-topic, keepalive 2 s, a message every 300 ms): willy's connection still open and sent 73 PUBLISHes 21.9 s after its last packet, no will; persistent-session-qos1/2 (6 messages every 250 ms from the cut): closed 4.3 s after the last packet, 3 s after the last write",
                 },
                 Deviation {
-                    check: "will",
+                    check: CheckId::Will,
                     applies: Applies::WithTrafficToWilly,
                     reason: "willy is never dropped while traffic flows to it (see keepalive-drop), so its will is never published",
                     evidence: "as for keepalive-drop",
                 },
                 Deviation {
-                    check: "will-timing",
+                    check: CheckId::WillTiming,
                     applies: Applies::WithTrafficToWilly,
                     reason: "no will (see keepalive-drop)",
                     evidence: "as for keepalive-drop",
                 },
                 Deviation {
-                    check: "dup-on-resend",
+                    check: CheckId::DupOnResend,
                     applies: Applies::Always,
                     reason: "for a persistent session the unacknowledged messages are not resent as such: the session's read cursor is moved back to the first of them and they are read from the log again as new publishes, DUP 0 (same packet ids)",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs handle_disconnection(): `request.cursor = *cursor` from `retransmissions` for `!connection.clean`; measured (persistent-session-qos1/2): packet ids 1-6 sent into the cut, sent again on willy's next connection with DUP 0",
                 },
                 Deviation {
-                    check: "will",
+                    check: CheckId::Will,
                     applies: Applies::WithV5WillPropertiesToV311Subscriber,
                     reason: "a v5 will with properties becomes a publish with properties, which the 3.1.1 encoder cannot write: the task serving the 3.1.1 subscriber panics and its connection drops, so the will never arrives; the subscriber's reconnect (same client id) panics again holding the listener's will-handler lock, which poisons it, and every later connection to that 3.1.1 listener panics on it: the listener is dead for every client until the broker restarts",
                     evidence: "rumqttd 0.20.0 src/router/routing.rs handle_last_will(): `will_props.map(|props| PublishProperties { .. })` (Some for any will property); src/protocol/v4/mod.rs:364 `unreachable!(\"This branch only matches for packets with Properties, which is not possible in v4\")`; then src/server/broker.rs:544 `sender.try_send(awaiting_will).unwrap()` (Disconnected, under `will_handlers.lock()`) and :538 `will_handlers.lock().unwrap()` (PoisonError) on each later connection; measured (v5-will-to-v4-subscriber, keepalive 2 s): willy dropped 3002 ms after its last packet, monit's connection lost 2-159 ms later (stderr: the unreachable! panic at v4/mod.rs:364), its reconnects 0.5 s and 1 s later accepted and closed at once (panics at broker.rs:544, then :538); a raw 3.1.1 CONNECT with another client id (\"probe\") 2 s after the drop: closed without CONNACK (PoisonError at :538), no will",
                 },
                 Deviation {
-                    check: "will-timing",
+                    check: CheckId::WillTiming,
                     applies: Applies::WithV5WillPropertiesToV311Subscriber,
                     reason: "no will reaches the 3.1.1 subscriber (see will)",
                     evidence: "as for will",
                 },
                 Deviation {
-                    check: "will-on-disconnect e00100",
+                    check: CheckId::WillOnDisconnect(vec![0xe0, 0x01, 0x00]),
                     applies: Applies::Always,
                     reason: "a v5 DISCONNECT of remaining length 1 (reason byte, no property length) fails to parse, so the connection ends as broken and the will is published although the reason is 0x00; the same parse failure is why e0 01 04 'works'",
                     evidence: "rumqttd 0.20.0 src/protocol/v5/disconnect.rs reads a property length whenever remaining length > 0 (the spec says 0 when it is < 2, MQTT 5 3.14.2.2.1); measured: will 3 ms after e0 01 00",
@@ -250,19 +259,19 @@ impl Profile {
             timing_model: "keepalive scan every 6 s on a whole-second clock (2.0 src/keepalive.c): up to 6.1 s after 1.5 x keepalive".to_string(),
             deviations: vec![
                 Deviation {
-                    check: "will-delay",
+                    check: CheckId::WillDelay,
                     applies: Applies::WithWillDelayNoSession,
                     reason: "the Will Delay Interval is waited out even when the session ends at the close (no Session Expiry), where the spec has the will published when the session ends, whichever comes first",
                     evidence: "mosquitto's own test/broker/07-will-delay.py expects a clean-start client's will 2-5 s after its close (delay 3 s, no session expiry); measured (2.0.11, v5-will-delay-no-session, delay 2 s): will 2204-2304 ms after the broker's close",
                 },
                 Deviation {
-                    check: "keepalive-drop",
+                    check: CheckId::KeepaliveDrop,
                     applies: Applies::MayAtOddKeepalive,
                     reason: "keepalive*3/2 is integer division on whole seconds: at an odd keepalive a silent client may be dropped up to 0.5 s before 1.5 x keepalive",
                     evidence: "mosquitto 2.0 src/keepalive.c keepalive__check: `db.now_s - context->last_msg_in <= (time_t)(context->keepalive)*3/2`",
                 },
                 Deviation {
-                    check: "will-timing",
+                    check: CheckId::WillTiming,
                     applies: Applies::MayAtOddKeepalive,
                     reason: "the will follows the early keepalive drop at an odd keepalive (see keepalive-drop)",
                     evidence: "mosquitto 2.0 src/keepalive.c keepalive__check, then context__disconnect -> will publish",
@@ -311,10 +320,10 @@ impl Profile {
     }
 
     /// The deviation this profile lists for `check` in a run at `keepalive_s`, if any.
-    pub fn deviation(&self, check: &str, s: &crate::scenario::Scenario) -> Option<&Deviation> {
+    pub fn deviation(&self, check: &CheckId, s: &crate::scenario::Scenario) -> Option<&Deviation> {
         self.deviations
             .iter()
-            .find(|d| d.check == check && d.applies.to(s))
+            .find(|d| d.check == *check && d.applies.to(s))
     }
 }
 
@@ -327,8 +336,8 @@ mod tests {
         let p = Profile::rumqttd();
         let mixed = crate::scenario::load("v5-will-to-v4-subscriber").unwrap();
         assert!(v5_will_properties_to_v311(&mixed));
-        assert!(p.deviation("will", &mixed).is_some());
-        assert!(p.deviation("will-timing", &mixed).is_some());
+        assert!(p.deviation(&CheckId::Will, &mixed).is_some());
+        assert!(p.deviation(&CheckId::WillTiming, &mixed).is_some());
         // A Will Delay of 0 is still a property on the wire.
         let mut delay0 = mixed.clone();
         let w = delay0.will.as_mut().unwrap();
@@ -342,9 +351,9 @@ mod tests {
         let mut v5_monit = mixed.clone();
         v5_monit.monit_protocol = None;
         assert!(!v5_will_properties_to_v311(&v5_monit));
-        assert!(p.deviation("will", &v5_monit).is_none());
+        assert!(p.deviation(&CheckId::Will, &v5_monit).is_none());
         assert!(Profile::mosquitto("2.0.11")
-            .deviation("will", &mixed)
+            .deviation(&CheckId::Will, &mixed)
             .is_none());
     }
 
@@ -353,9 +362,9 @@ mod tests {
         let busy = crate::scenario::load("keepalive-busy-topic").unwrap();
         assert!(traffic_to_willy(&busy));
         let p = Profile::rumqttd();
-        assert!(p.deviation("keepalive-drop", &busy).is_some());
+        assert!(p.deviation(&CheckId::KeepaliveDrop, &busy).is_some());
         let quiet = crate::scenario::load("half-open-upstream").unwrap();
-        assert!(p.deviation("keepalive-drop", &quiet).is_none());
+        assert!(p.deviation(&CheckId::KeepaliveDrop, &quiet).is_none());
         // Messages on a topic willy does not subscribe to are no traffic to willy.
         let mut other = busy.clone();
         other.subscribe.as_mut().unwrap().filter = "elsewhere/#".into();
@@ -374,5 +383,54 @@ mod tests {
         assert!(!traffic_to_willy(
             &crate::scenario::load("qos-downgrade").unwrap()
         ));
+    }
+
+    /// Every DISCONNECT willy can write, as `will-on-disconnect` names it.
+    fn disconnect_encodings() -> Vec<Vec<u8>> {
+        use crate::mqtt::{disconnect, DisconnectForm};
+        let forms = [
+            DisconnectForm::Short,
+            DisconnectForm::Reason,
+            DisconnectForm::Properties,
+        ];
+        (0..=u8::MAX)
+            .flat_map(|r| forms.map(|f| disconnect(r, f)))
+            .filter_map(Result::ok)
+            .collect()
+    }
+
+    #[test]
+    fn a_profile_is_found_again_by_the_name_a_journal_records() {
+        let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
+        profiles.push(Profile::mosquitto("2.0.11"));
+        for p in profiles {
+            assert_eq!(
+                Profile::by_name(&p.broker).as_ref(),
+                Some(&p),
+                "{}",
+                p.broker
+            );
+        }
+    }
+
+    #[test]
+    fn every_listed_deviation_names_a_check_the_judge_makes() {
+        let encodings = disconnect_encodings();
+        let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
+        profiles.push(Profile::mosquitto("2.0.11"));
+        for p in profiles {
+            for d in &p.deviations {
+                let name = d.check.to_string();
+                assert_eq!(name.parse::<CheckId>().as_ref(), Ok(&d.check), "{name}");
+                match &d.check {
+                    CheckId::WillOnDisconnect(bytes) => assert!(
+                        encodings.contains(bytes),
+                        "{}: {name} is no DISCONNECT willy writes",
+                        p.broker
+                    ),
+                    id => assert!(CheckId::plain().any(|c| c == id), "{}: {name}", p.broker),
+                }
+            }
+        }
     }
 }

@@ -61,7 +61,7 @@ pub async fn ask(addr: SocketAddr) -> Result<Option<String>, String> {
                 break Err(format!(
                     "{} ({})",
                     access::closed_before_connack(false),
-                    super::super::actor::willy::describe(&e)
+                    crate::actor::describe(&e)
                 ))
             }
             // Lost after the CONNACK: we learnt nothing of its name, but it lets us in.

@@ -36,22 +36,7 @@ impl std::fmt::Display for HostPort {
     }
 }
 
-/// A login for a broker that wants one. Its `Debug` hides the password, so no log line, error
-/// or file can carry it by accident.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Login {
-    pub username: String,
-    pub password: Option<String>,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login")
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
+pub use super::access::Login;
 
 /// The endpoints of a broker given by URL.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,6 @@ use tokio::sync::mpsc;
 
 use super::fault::Flow;
 use crate::event::{Actor, Event, Journal, Side};
-use crate::scenario::PACKET_NAMES;
 use crate::tap::{Decoded, Decoder, Direction, Framing, PacketInfo, PacketKind, WsOpcode};
 
 /// Chunks (of at most one read buffer each) waiting for the recorder before a link waits.
@@ -220,7 +219,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
                                     Event::PacketDropped {
                                         conn,
                                         from: tap.from,
-                                        packet: PACKET_NAMES[usize::from(packet)].to_string(),
+                                        packet: crate::mqtt::v311_name(packet).to_string(),
                                     },
                                 );
                             }

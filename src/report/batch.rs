@@ -193,7 +193,7 @@ impl Batch {
                 let spec = c.spec.as_deref().unwrap_or("");
                 let body = if c.pass {
                     match c.status {
-                        crate::check::Status::Pass => String::new(),
+                        crate::judge::Status::Pass => String::new(),
                         st => format!(
                             "<system-out>{}: expected {}; {}</system-out>",
                             st.as_str(),
@@ -214,7 +214,7 @@ impl Batch {
                 cases += &format!(
                     "    <testcase classname=\"{}\" name=\"{}\" time=\"0\">{body}</testcase>\n",
                     xml(&r.name),
-                    xml(&c.name)
+                    xml(&c.name.to_string())
                 );
             }
             let props = match &r.summary {
@@ -265,7 +265,7 @@ fn xml(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Check, Status};
+    use crate::judge::{Check, Status};
 
     fn finished(name: &str, checks: Vec<(&str, Status)>) -> ChildRun {
         let sc = crate::scenario::load("ws-last-will").unwrap();
@@ -273,7 +273,7 @@ mod tests {
             &sc,
             "rumqttd",
             chrono::Utc::now(),
-            &crate::check::Facts::default(),
+            &crate::judge::Facts::default(),
             Vec::new(),
             "done",
             1500.0,
@@ -282,7 +282,7 @@ mod tests {
         s.checks = checks
             .into_iter()
             .map(|(n, st)| Check {
-                name: n.into(),
+                name: n.parse().unwrap(),
                 spec: Some("MQTT-3.1.2-24".into()),
                 status: st,
                 pass: st != Status::Fail,

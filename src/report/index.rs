@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::check::Status;
+use crate::judge::Status;
 use crate::report::Summary;
 
 /// How deep below DIR to look for runs (results/SET/NAME.summary.json is depth 1).
@@ -117,7 +117,7 @@ fn run_row(prefix: &str, name: &str, s: &Summary) -> String {
                 esc(&c.expected),
                 esc(&c.actual),
                 c.status.as_str(),
-                esc(&c.name)
+                esc(&c.name.to_string())
             )
         })
         .collect();
@@ -246,7 +246,7 @@ mod tests {
             &sc,
             "b",
             chrono::Utc::now(),
-            &crate::check::Facts::default(),
+            &crate::judge::Facts::default(),
             Vec::new(),
             "done",
             1.0,

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod files;
 pub mod index;
+pub mod rejudge;
 pub mod svg;
 pub mod table;
 
@@ -13,7 +14,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::check::{Check, Facts};
+use crate::judge::{Check, Facts};
 use crate::scenario::Scenario;
 
 /// The version of `NAME.summary.json`'s layout. 1: `schema_version`, `run_id`, `interrupted`
@@ -53,7 +54,7 @@ pub struct Summary {
     pub last_packet_ms: Option<f64>,
     pub last_packet_kind: Option<String>,
     /// PINGREQ/PINGRESP and WebSocket control frames per connection.
-    pub wire_counts: Vec<crate::check::WireCounts>,
+    pub wire_counts: Vec<crate::judge::WireCounts>,
     pub broker_drop_ms: Option<f64>,
     pub client_detect_ms: Option<f64>,
     pub will_received_ms: Option<f64>,
@@ -186,7 +187,7 @@ impl Summary {
         let mut out = String::new();
         for c in &self.checks {
             let mark = match c.status {
-                crate::check::Status::Fail => "FAIL",
+                crate::judge::Status::Fail => "FAIL",
                 st => st.as_str(),
             };
             out.push_str(&format!(

@@ -39,14 +39,14 @@ pub fn suite_row(s: &Summary) -> Vec<String> {
 
 /// `pass` or `FAIL`, naming the checks that are known deviations or unexpectedly passed.
 pub fn verdict(s: &Summary) -> String {
-    use crate::check::Status;
+    use crate::judge::Status;
     let mut v = if s.pass { "pass" } else { "FAIL" }.to_string();
     for st in [Status::Deviation, Status::UnexpectedPass] {
-        let names: Vec<&str> = s
+        let names: Vec<String> = s
             .checks
             .iter()
             .filter(|c| c.status == st)
-            .map(|c| c.name.as_str())
+            .map(|c| c.name.to_string())
             .collect();
         if !names.is_empty() {
             v += &format!(" ({}: {})", st.as_str(), names.join(", "));

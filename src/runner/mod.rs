@@ -19,14 +19,21 @@ use crate::actor::monit::Monit;
 use crate::actor::willy::{Target, Willy};
 use crate::actor::MomentHook;
 use crate::broker::{self, BrokerChoice};
-use crate::check::{self, Facts};
 use crate::event::{Actor, Echo, Event, Journal};
+use crate::judge::{self, Facts};
 use crate::lifeline::Interrupts;
 use crate::proxy::Proxy;
 use crate::report::files::RunFiles;
 use crate::report::Summary;
-use crate::scenario::{Fault, FaultKind, PublishFrom, Scenario, Transport, Trigger};
+use crate::scenario::{FaultKind, PublishFrom, Scenario, Transport};
 use nix::sys::signal::Signal;
+
+mod fault_plan;
+mod outcome;
+
+use fault_plan::FaultPlan;
+use outcome::willy_refused;
+pub use outcome::{outcome_decided, stuck_for_good};
 use std::sync::atomic::Ordering;
 
 /// How the run is set up, besides the scenario.
@@ -46,97 +53,6 @@ pub struct RunResult {
     pub summary: Summary,
     /// The signal that ended the run early (its files are `NAME.incomplete.*`).
     pub interrupted: Option<Signal>,
-}
-
-/// Which faults have fired, so each fires once, at the first moment that matches it.
-struct FaultPlan {
-    scenario: Scenario,
-    proxy: Arc<Proxy>,
-    fired: Mutex<Vec<bool>>,
-    /// willy's process while it runs as a child (crash, freeze); 0 when in-process or gone.
-    willy_pid: Arc<AtomicU32>,
-}
-
-impl FaultPlan {
-    /// Put fault `n` into effect: on the network (the proxy) or on willy's process. The proxy
-    /// records every fault, with when willy's bytes last went through.
-    fn apply(&self, n: u32, f: &Fault) {
-        self.proxy.apply(n, &f.kind, f.new_connections);
-        match f.kind {
-            FaultKind::Crash { .. } => self.signal(Signal::SIGKILL),
-            FaultKind::Freeze => self.signal(Signal::SIGSTOP),
-            _ => {}
-        }
-    }
-
-    /// Lift fault `n` alone.
-    fn heal(&self, n: u32, f: &Fault) {
-        if f.kind == FaultKind::Freeze {
-            self.signal(Signal::SIGCONT);
-        }
-        self.proxy.heal(n);
-    }
-
-    fn signal(&self, sig: Signal) {
-        let pid = self.willy_pid.load(Ordering::SeqCst);
-        let journal = self.proxy.journal();
-        if pid == 0 {
-            journal.record(
-                Actor::Runner,
-                Event::Note {
-                    message: format!("no willy process to send {sig} to"),
-                },
-            );
-            return;
-        }
-        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig) {
-            Ok(()) => journal.record(
-                Actor::Runner,
-                Event::ProcessSignalled {
-                    pid,
-                    signal: sig.as_str().to_string(),
-                },
-            ),
-            Err(e) => journal.record(
-                Actor::Runner,
-                Event::Note {
-                    message: format!("cannot send {sig} to willy's process {pid}: {e}"),
-                },
-            ),
-        }
-    }
-
-    fn on_moment(self: &Arc<Self>, cycle: u32, trigger: Trigger) {
-        let mut fired = self.fired.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, f) in self.scenario.faults.iter().enumerate() {
-            if fired[i] || f.cycle != cycle || f.trigger != trigger {
-                continue;
-            }
-            fired[i] = true;
-            let plan = self.clone();
-            let fault = f.clone();
-            let n = i as u32 + 1;
-            let apply = move || {
-                plan.apply(n, &fault);
-                if let Some(h) = fault.heal_after {
-                    let plan = plan.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(h).await;
-                        plan.heal(n, &fault);
-                    });
-                }
-            };
-            if f.after.is_zero() {
-                apply();
-            } else {
-                let after = f.after;
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    apply();
-                });
-            }
-        }
-    }
 }
 
 /// The longest a run may take before the runner gives up on it: every cycle with two failed
@@ -190,7 +106,7 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let (jsonl, log) = files
         .writers()
         .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
-    let journal = Journal::to_writers(jsonl, log, opts.echo);
+    let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
     let started_at = chrono::Utc::now();
     let run_id = opts.run_id.clone().unwrap_or_else(|| {
         format!(
@@ -320,6 +236,13 @@ async fn drive(
         Proxy::start(upstream, journal.clone())
             .await
             .context("starting the proxy")?,
+    );
+    journal.record(
+        Actor::Runner,
+        Event::ScenarioRecorded {
+            scenario: Box::new(s.clone()),
+            profile: broker.profile.broker.clone(),
+        },
     );
     journal.record(
         Actor::Runner,
@@ -508,7 +431,7 @@ async fn drive(
             let back_at = facts
                 .broker_drop_ms
                 .map(|d| d + fl.back_after_drop.as_secs_f64() * 1000.0)
-                .or(check::will_deadline_ms(s, &broker.profile, &facts));
+                .or(judge::will_deadline_ms(s, &broker.profile, &facts));
             if monit_away.is_none() && back_at.is_some_and(|b| now >= b) {
                 if let Some(tx) = monit_back.take() {
                     let _ = tx.send(());
@@ -575,7 +498,7 @@ async fn drive(
     }
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
-    let checks = check::evaluate(s, &broker.profile, &facts);
+    let checks = judge::evaluate(s, &broker.profile, &facts);
     let summary = Summary::new(
         s,
         &broker.name,
@@ -593,264 +516,4 @@ async fn drive(
         summary,
         interrupted,
     })
-}
-
-/// The broker's refusal of willy's CONNECT (a login it does not accept, a protocol it does not
-/// speak), said in the broker's terms: retrying will not change it.
-fn willy_refused(records: &[crate::event::Record]) -> Option<String> {
-    records.iter().find_map(|r| match (&r.actor, &r.event) {
-        (Actor::Willy, Event::ConnectionFailed { error })
-            if error.starts_with(crate::broker::access::REFUSED) =>
-        {
-            Some(format!(
-                "the broker refused willy: {}",
-                &error[crate::broker::access::REFUSED.len()..]
-            ))
-        }
-        (Actor::Willy, Event::ConnectionFailed { error })
-            if error.starts_with("the broker closed the connection after an MQTT 5") =>
-        {
-            Some(format!("willy: {error}"))
-        }
-        _ => None,
-    })
-}
-
-/// willy cannot finish its cycles because the network never comes back: it has shown its
-/// reconnect behaviour (a failure in the last cycle, or two anywhere after the cut, as when a
-/// short keepalive makes it notice the dead link before the cycle ends).
-pub fn stuck_for_good(s: &Scenario, f: &Facts, in_final_cycle: bool) -> bool {
-    let heals = s.faults.iter().any(|f| f.heal_after.is_some());
-    !heals
-        && (f.attempts_failed_after_cut >= 2
-            || (in_final_cycle && f.attempts_failed_after_cut >= 1))
-}
-
-/// Is there nothing more to learn from waiting? (Pure, so it is tested on hand-made facts.)
-pub fn outcome_decided(
-    s: &Scenario,
-    p: &crate::broker::profile::Profile,
-    f: &Facts,
-    now_ms: f64,
-) -> bool {
-    // Time for a will that follows the broker's close to arrive and be recorded.
-    const SETTLE_MS: f64 = 500.0;
-    if s.cut().is_none() {
-        // A will that follows willy's last DISCONNECT needs a moment to reach monit.
-        return f
-            .disconnects
-            .last()
-            .map_or(true, |d| d.will_ms.is_some() || now_ms >= d.ms + SETTLE_MS);
-    }
-    let Some(deadline) = check::will_deadline_ms(s, p, f) else {
-        return false; // the fault has not happened yet
-    };
-    // A flaky monit must be back, and given the time its queued will may take.
-    if s.monit.flaky.is_some() {
-        return f
-            .flaky_monit
-            .as_ref()
-            .and_then(|m| m.back_ms)
-            .is_some_and(|b| now_ms >= b + check::QUEUED_WAIT_MS + SETTLE_MS);
-    }
-    // The late subscriber needs the will, then a moment after its SUBACK for a retained one.
-    if s.late_subscriber && f.will_received_ms.is_some() {
-        return f
-            .late_subscribed_ms
-            .is_some_and(|t| now_ms >= t + SETTLE_MS);
-    }
-    if now_ms >= deadline + SETTLE_MS {
-        // Past the profile's deadline: what the spec says must happen and has not is late, not
-        // absent. Keep watching for it until the observation window ends, so a late drop or
-        // will is measured with its real time.
-        let watch_until =
-            f.cut_at_ms.unwrap_or(deadline) + s.observe_window().as_secs_f64() * 1000.0;
-        if !awaiting_late_outcome(s, p, f) || now_ms >= watch_until {
-            return true;
-        }
-    }
-    // willy's own detection is checked too: wait for it, up to the end of its window.
-    // (Its window passing decides only the detection, not the will, which may still be due.)
-    let detect_by = f
-        .cut_at_ms
-        .map_or(f64::INFINITY, |c| c + check::client_ping_window(s).1);
-    let detected = f.client_detect_ms.is_some()
-        || !check::client_detect_expected(s)
-        || now_ms >= detect_by + SETTLE_MS;
-    match (f.will_received_ms, f.broker_drop_ms) {
-        // The will came: nothing more to learn once willy noticed too (or had its time).
-        (Some(w), _) if s.expect.will => detected || now_ms >= w + SETTLE_MS,
-        (_, Some(drop)) if !s.expect.will => detected && now_ms >= drop + SETTLE_MS,
-        _ => false,
-    }
-}
-
-/// Is something the spec requires still missing after the cut: the broker's drop of a
-/// silenced willy, or an expected will? Not when the broker's profile already says it never
-/// comes in this run (a certain deviation), nor once the network healed before the drop.
-fn awaiting_late_outcome(s: &Scenario, p: &crate::broker::profile::Profile, f: &Facts) -> bool {
-    let Some(cut) = s.cut() else { return false };
-    let certain_deviation =
-        |check: &str| p.deviation(check, s).is_some_and(|d| d.applies.certain());
-    let drop_due = cut.kind.silences_client()
-        && s.takeover.is_none()
-        && f.heal_ms.is_none()
-        && !certain_deviation("keepalive-drop");
-    let will_due = s.expect.will && s.will.is_some() && !certain_deviation("will");
-    (drop_due && f.broker_drop_ms.is_none()) || (will_due && f.will_received_ms.is_none())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::profile::Profile;
-
-    fn facts(last: f64, drop: Option<f64>, will: Option<f64>) -> Facts {
-        Facts {
-            cut_at_ms: Some(last + 1.0),
-            last_upstream_ms: Some(last),
-            broker_drop_ms: drop,
-            // willy hears of it when the broker closes (a FIN), or never.
-            client_detect_ms: drop,
-            will_received_ms: will,
-            ..Facts::default()
-        }
-    }
-
-    #[test]
-    fn with_a_will_expected_the_run_may_end_once_it_arrived() {
-        let s = crate::scenario::load("ws-last-will").unwrap();
-        let p = Profile::rumqttd();
-        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 2000.0));
-        assert!(outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, Some(4000.0), Some(4001.0)),
-            4002.0
-        ));
-    }
-
-    #[test]
-    fn without_a_will_the_run_waits_past_the_drop() {
-        let s = crate::scenario::load("ws-no-will").unwrap();
-        let p = Profile::rumqttd();
-        assert!(!outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, Some(4000.0), None),
-            4100.0
-        ));
-        assert!(outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, Some(4000.0), None),
-            4600.0
-        ));
-    }
-
-    #[test]
-    fn a_will_that_never_comes_is_watched_for_until_the_observation_window_ends() {
-        let s = crate::scenario::load("ws-last-will").unwrap();
-        let p = Profile::rumqttd();
-        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 4000.0));
-        // Past the profile's deadline, no drop and no will yet: late, not absent.
-        assert!(!outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, None, None),
-            1000.0 + 3250.0 + 500.0
-        ));
-        // 4 x keepalive + 10 s after the cut (at 1001 ms): nothing came, decided.
-        assert_eq!(s.observe_window(), Duration::from_secs(18));
-        assert!(!outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, None, None),
-            1001.0 + 17_900.0
-        ));
-        assert!(outcome_decided(
-            &s,
-            &p,
-            &facts(1000.0, None, None),
-            1001.0 + 18_000.0
-        ));
-    }
-
-    #[test]
-    fn a_late_will_ends_the_run_once_it_arrives() {
-        let s = crate::scenario::load("ws-last-will").unwrap();
-        let p = Profile::unknown();
-        // Dropped at 3 x keepalive, will right after: the run ends then, not at the window.
-        assert!(!outcome_decided(&s, &p, &facts(1000.0, None, None), 6900.0));
-        let f = facts(1000.0, Some(7000.0), Some(7001.0));
-        assert!(outcome_decided(&s, &p, &f, 7001.0 + 1.0));
-    }
-
-    #[test]
-    fn a_will_the_profile_says_never_comes_is_not_waited_for() {
-        let s = crate::scenario::load("keepalive-busy-topic").unwrap();
-        let p = Profile::rumqttd();
-        assert!(!awaiting_late_outcome(&s, &p, &facts(1000.0, None, None)));
-        assert!(awaiting_late_outcome(
-            &s,
-            &Profile::unknown(),
-            &facts(1000.0, None, None)
-        ));
-    }
-
-    #[test]
-    fn before_the_cut_nothing_is_decided() {
-        let s = crate::scenario::load("ws-last-will").unwrap();
-        assert!(!outcome_decided(
-            &s,
-            &Profile::rumqttd(),
-            &Facts::default(),
-            1e9
-        ));
-    }
-
-    #[test]
-    fn a_flaky_monit_run_waits_for_monits_return_and_its_queued_will() {
-        let s = crate::scenario::load("will-qos1-flaky-monit").unwrap();
-        let p = Profile::rumqttd();
-        let mut f = facts(1000.0, Some(4000.0), None);
-        // Long past the will's deadline, monit still away: not decided.
-        assert!(!outcome_decided(&s, &p, &f, 20_000.0));
-        f.flaky_monit = Some(crate::check::FlakyMonitSeen {
-            away_ms: Some(2000.0),
-            back_ms: Some(6000.0),
-            session_present: Some(true),
-            wills: vec![(6005.0, 1)],
-        });
-        assert!(!outcome_decided(&s, &p, &f, 6005.0 + 500.0));
-        assert!(outcome_decided(&s, &p, &f, 6000.0 + 1000.0 + 500.0));
-    }
-
-    #[test]
-    fn an_unhealed_cut_ends_the_cycles_once_willy_has_shown_its_reconnects() {
-        let s = crate::scenario::load("native-last-will").unwrap();
-        let failed = |n| Facts {
-            attempts_failed_after_cut: n,
-            ..Facts::default()
-        };
-        assert!(!stuck_for_good(&s, &failed(0), true));
-        assert!(stuck_for_good(&s, &failed(1), true));
-        assert!(
-            !stuck_for_good(&s, &failed(1), false),
-            "a ping timeout mid-cycle is not the end"
-        );
-        assert!(stuck_for_good(&s, &failed(2), false));
-    }
-
-    #[test]
-    fn seed_timing_fits_in_the_time_limit() {
-        let mut s = crate::scenario::load("ws-last-will").unwrap();
-        s.apply(crate::scenario::Overrides {
-            keepalive_s: None,
-            seed_timing: true,
-            observe_s: None,
-        });
-        // 2 cycles of 30 s, the cut, 90 s of keepalive: well inside.
-        assert!(time_limit(&s) > Duration::from_secs(60 + 90 + 10));
-    }
 }

@@ -1,0 +1,253 @@
+//! Each record as a log line, in the seed's compose style: `willy  | 2026-...Z connected`.
+
+use std::fmt;
+
+use chrono::SecondsFormat;
+
+use super::{Event, Record, Side};
+
+impl Record {
+    /// The record as a log line in the seed's compose style: `willy  | 2026-...Z connected`.
+    pub fn log_line(&self) -> String {
+        format!(
+            "{:<6} | {} {}",
+            self.actor.as_str(),
+            self.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            self.event
+        )
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::RunStarted {
+                scenario,
+                broker,
+                transport,
+                protocol,
+                keepalive_s,
+            } => write!(
+                f,
+                "scenario {scenario}: broker {broker}, transport {transport}, MQTT {protocol}, keepalive {keepalive_s} s"
+            ),
+            Event::ScenarioRecorded { scenario, profile } => write!(
+                f,
+                "judged by the {profile} profile; scenario {} recorded whole in the events.jsonl",
+                scenario.name
+            ),
+            Event::CycleStarted { cycle } => {
+                let bar = "_".repeat(38);
+                write!(f, "{bar} Cycle {cycle} {bar}")
+            }
+            Event::Connecting { url, will, attempt } => {
+                let will = match will {
+                    Some(w) => format!("{{ will: {w} }}"),
+                    None => "{}".to_string(),
+                };
+                if *attempt > 1 {
+                    write!(f, "Connection configuration {url} {will} (attempt {attempt})")
+                } else {
+                    write!(f, "Connection configuration {url} {will}")
+                }
+            }
+            Event::Connected { session_present } => {
+                write!(f, "connected (session present: {session_present})")
+            }
+            Event::Published { topic, payload } => {
+                if topic == crate::scenario::STATUS_TOPIC {
+                    write!(f, "connected: {payload} was published")
+                } else {
+                    write!(f, "{topic}: {payload} was published")
+                }
+            }
+            Event::DisconnectRequested => write!(f, "disconnect"),
+            Event::Disconnected => write!(f, "disconnected"),
+            Event::ConnectionFailed { error } => write!(f, "connection lost: {error}"),
+            Event::ConnectionAbandoned => {
+                write!(f, "closed its connection without DISCONNECT (flaky, as scheduled)")
+            }
+            Event::Subscribed { filter } => write!(f, "subscribed to {filter}"),
+            Event::LateReceived {
+                topic,
+                payload,
+                retain,
+            } => write!(f, "late subscriber: {topic}: {payload} (retain {})", u8::from(*retain)),
+            Event::Received {
+                topic,
+                payload,
+                qos,
+                retain,
+                dup,
+            } => write!(
+                f,
+                "received {topic}: {payload} (q{qos}, r{}, dup {})",
+                u8::from(*retain),
+                u8::from(*dup)
+            ),
+            Event::SubscribeGranted { filter, granted } => {
+                let g: Vec<String> = granted
+                    .iter()
+                    .map(|q| match q {
+                        0..=2 => format!("QoS {q}"),
+                        _ => format!("failure 0x{q:02x}"),
+                    })
+                    .collect();
+                write!(f, "subscribed to {filter}: granted {}", g.join(", "))
+            }
+            Event::LateSubscribed => write!(f, "late subscriber: subscribed to {}", crate::scenario::MONITOR_FILTER),
+            Event::MessageReceived {
+                topic,
+                payload,
+                retain,
+                qos,
+            } => {
+                write!(f, "{topic}: {payload}")?;
+                if *retain || *qos > 0 {
+                    write!(f, " (q{qos}, r{})", u8::from(*retain))?;
+                }
+                Ok(())
+            }
+            Event::ConnectionAccepted { conn, held } => {
+                if *held {
+                    write!(f, "conn {conn}: accepted while the network is down; held")
+                } else {
+                    write!(f, "conn {conn}: accepted from willy")
+                }
+            }
+            Event::UpstreamOpened { conn } => write!(f, "conn {conn}: connected to the broker"),
+            Event::SideClosed { conn, side, how } => {
+                let side = match side {
+                    Side::Client => "willy",
+                    Side::Broker => "broker",
+                };
+                write!(f, "conn {conn}: {side} side {how}")
+            }
+            Event::ConnectionClosed {
+                conn,
+                up_bytes,
+                down_bytes,
+                dropped_up_bytes,
+                dropped_down_bytes,
+            } => write!(
+                f,
+                "conn {conn}: closed; forwarded {up_bytes} B up, {down_bytes} B down; dropped {dropped_up_bytes} B up, {dropped_down_bytes} B down"
+            ),
+            Event::PacketDropped { conn, from, packet } => {
+                let from = match from {
+                    Side::Client => "willy",
+                    Side::Broker => "the broker",
+                };
+                write!(f, "conn {conn}: dropped a {packet} from {from}")
+            }
+            Event::ConnectionCut { conn, fault, how } => {
+                write!(f, "conn {conn}: fault {fault} cut it: {how}")
+            }
+            Event::ProcessSignalled { pid, signal } => {
+                write!(f, "willy's process {pid} got {signal}")
+            }
+            Event::ListenerChanged { open } => {
+                if *open {
+                    write!(f, "listener open again")
+                } else {
+                    write!(f, "listener closed: new connections are refused")
+                }
+            }
+            Event::FaultApplied {
+                fault,
+                n,
+                last_upstream,
+            } => {
+                write!(f, "fault {fault} applied")?;
+                if *n > 0 {
+                    write!(f, " (fault {n} of the scenario)")?;
+                }
+                for c in last_upstream {
+                    match c.ms {
+                        Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
+                        None => write!(f, "; conn {}: nothing sent to broker yet", c.conn)?,
+                    }
+                }
+                Ok(())
+            }
+            Event::FaultHealed { fault, n } => {
+                write!(f, "fault {fault} healed")?;
+                if *n > 0 {
+                    write!(f, " (fault {n} of the scenario)")?;
+                }
+                Ok(())
+            }
+            Event::Packet {
+                conn,
+                from,
+                dropped,
+                kind,
+                framing,
+                size,
+                hex,
+                fields,
+            } => {
+                write!(f, "conn {conn}: {} {kind} ({framing}, {size} B", arrow(*from))?;
+                if let Some(h) = hex {
+                    write!(f, ": {h}")?;
+                }
+                write!(f, ")")?;
+                if let serde_json::Value::Object(m) = fields {
+                    for (k, v) in m {
+                        match v {
+                            serde_json::Value::Null => {}
+                            serde_json::Value::String(s) => write!(f, " {k}={s}")?,
+                            other => write!(f, " {k}={other}")?,
+                        }
+                    }
+                }
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
+            Event::PublishRun {
+                conn,
+                from,
+                dropped,
+                count,
+                bytes,
+                first_ms,
+                last_ms,
+            } => {
+                write!(
+                    f,
+                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms",
+                    arrow(*from)
+                )?;
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
+            Event::WireFrame {
+                conn,
+                from,
+                dropped,
+                what,
+            } => {
+                write!(f, "conn {conn}: {} {what}", arrow(*from))?;
+                if *dropped {
+                    write!(f, " dropped by the fault")?;
+                }
+                Ok(())
+            }
+            Event::BrokerLog { line, .. } => write!(f, "{line}"),
+            Event::Note { message } => write!(f, "{message}"),
+            Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
+        }
+    }
+}
+
+/// The direction of a wire record as the broker's verbose log would say it.
+fn arrow(from: Side) -> &'static str {
+    match from {
+        Side::Client => "willy -> mqtt",
+        Side::Broker => "mqtt -> willy",
+    }
+}

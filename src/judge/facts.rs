@@ -1,0 +1,787 @@
+//! Facts: the journal reduced to the moments the checks, the summary, the runner's control loop
+//! and the status line use.
+//!
+//! ```text
+//!  records --Facts::from_records--> Facts { cut, last upstream, broker drop, will, ... }
+//! ```
+//!
+//! No I/O and no clock: built from a saved journal as from a live one.
+
+use serde::{Deserialize, Serialize};
+
+use super::timing::{self, OWN_COPY_MS, PROMPT_MS};
+use crate::event::{Actor, Event, Record, Side};
+use crate::scenario::Scenario;
+
+/// What the records say happened, reduced to the moments the checks and the summary use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Facts {
+    /// When the first fault took effect.
+    pub cut_at_ms: Option<f64>,
+    /// willy's last bytes the proxy forwarded to the broker before the cut.
+    pub last_upstream_ms: Option<f64>,
+    /// The last complete MQTT packet from willy that reached the broker on a connection open
+    /// at the cut (the wire tap's view): the keepalive timer's true reference.
+    pub last_packet_ms: Option<f64>,
+    pub last_packet_kind: Option<String>,
+    /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
+    /// (traffic *to* a silent client, as on a busy subscription).
+    pub publishes_to_silent_willy: u32,
+    /// The twin (willy's client id, straight to the broker): when it started to connect and
+    /// when its CONNACK came.
+    pub twin_connecting_ms: Option<f64>,
+    pub twin_connack_ms: Option<f64>,
+    /// What willy's own subscription got of pubby's messages (when it subscribes to them).
+    pub delivery: Option<Delivery>,
+    /// PINGREQ/PINGRESP and WebSocket control frames seen, per connection.
+    pub wire_counts: Vec<WireCounts>,
+    /// When the late subscriber's SUBACK came, and the will as it got it (retain flag).
+    pub late_subscribed_ms: Option<f64>,
+    pub late_will_retained: Option<bool>,
+    /// Every DISCONNECT willy got through to the broker, and whether the will followed it.
+    pub disconnects: Vec<DisconnectSeen>,
+    /// When the broker closed a connection that was open at the cut (seen by the proxy).
+    pub broker_drop_ms: Option<f64>,
+    /// When willy's client library first reported the connection lost after the cut.
+    pub client_detect_ms: Option<f64>,
+    /// When the first fault healed.
+    pub heal_ms: Option<f64>,
+    /// The will reaching monit after the cut; None if it never did.
+    pub will_received_ms: Option<f64>,
+    /// The first message monit got after the cut that willy did not publish after the network
+    /// came back: with no will set, there must be none.
+    pub first_news_ms: Option<f64>,
+    pub first_news: Option<String>,
+    /// How willy's connection attempts went after the cut: (failed, succeeded).
+    pub attempts_failed_after_cut: u32,
+    /// When willy's side of a connection open at the cut closed (seen by the proxy).
+    pub client_close_ms: Option<f64>,
+    /// When the connection attempt that failed first after the cut started, if the first
+    /// failure was a connection attempt rather than an established connection.
+    pub detect_attempt_started_ms: Option<f64>,
+    /// willy disconnected cleanly after the cut and before it first reported an error.
+    pub disconnected_before_detect: bool,
+    /// Every fault that took effect, with when it healed.
+    pub faults: Vec<FaultSpan>,
+    /// Every connection attempt of willy's, from `Connecting` to `Connected` or the error.
+    pub attempts: Vec<Attempt>,
+    /// A flaky monit's absence and what reached it after (scenarios with `[monit]` away/back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaky_monit: Option<FlakyMonitSeen>,
+    /// Each `true` monit received (willy publishes it at QoS 0): when, and at what QoS.
+    pub status_true_qos: Vec<(f64, u8)>,
+    /// When the run stopped observing (its `RunEnded`): "never" means never before this.
+    pub observed_until_ms: Option<f64>,
+    /// Will messages monit got after one of willy's clean DISCONNECTs, before the cut: each a
+    /// message on the will topic with the will payload that willy did not publish itself.
+    pub wills_after_clean_disconnect: Vec<CleanDisconnectWill>,
+}
+
+/// A will the broker published after willy's clean DISCONNECT [MQTT-3.1.2-10, MQTT-3.14.4-3].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CleanDisconnectWill {
+    /// willy's cycle, from the runner's `CycleStarted`.
+    pub cycle: u32,
+    /// When the DISCONNECT reached the broker (the wire tap's record) and its bytes.
+    pub disconnect_ms: f64,
+    pub disconnect_hex: String,
+    /// When monit got the will.
+    pub will_ms: f64,
+}
+
+impl CleanDisconnectWill {
+    /// Walk the run up to the cut: every message monit gets on the will topic with the will's
+    /// payload is one of willy's own PUBLISHes that reached the broker (the wire tap counts them
+    /// by topic and payload size) or, when none is left to pair it with, a will. A will after a
+    /// clean DISCONNECT breaks the spec; the seed's will payload is willy's own `false`, so only
+    /// this count tells them apart. A PUBLISH is recorded just after the proxy wrote it, and
+    /// monit's copy may be recorded a hair before that: a copy pairs with an own PUBLISH recorded
+    /// up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it.
+    fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Vec<CleanDisconnectWill> {
+        let Some(w) = &s.will else {
+            return Vec::new();
+        };
+        let until = cut.unwrap_or(f64::INFINITY);
+        let mut own: Vec<(f64, bool)> = Vec::new(); // (ms, paired)
+        let mut copies: Vec<f64> = Vec::new();
+        // Clean DISCONNECTs (not 0x04: that one asks for the will): (cycle, ms, bytes).
+        let mut clean: Vec<(u32, f64, String)> = Vec::new();
+        let mut cycle = 0;
+        for r in records.iter().filter(|r| r.ms < until) {
+            match (&r.actor, &r.event) {
+                (Actor::Willy, Event::CycleStarted { cycle: c }) => cycle = *c,
+                (
+                    _,
+                    Event::Packet {
+                        from: Side::Client,
+                        dropped: false,
+                        kind,
+                        fields,
+                        hex,
+                        ..
+                    },
+                ) => match kind.as_str() {
+                    "PUBLISH"
+                        if fields.get("topic").and_then(|t| t.as_str()) == Some(&w.topic)
+                            && fields.get("payload_len").and_then(|l| l.as_u64())
+                                == Some(w.payload.len() as u64) =>
+                    {
+                        own.push((r.ms, false))
+                    }
+                    "DISCONNECT" if fields.get("reason").and_then(|v| v.as_u64()) != Some(4) => {
+                        clean.push((cycle, r.ms, hex.clone().unwrap_or_default()))
+                    }
+                    _ => {}
+                },
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. })
+                    if *topic == w.topic && *payload == w.payload =>
+                {
+                    copies.push(r.ms)
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for c in copies {
+            let pair = own
+                .iter_mut()
+                .find(|(t, paired)| !*paired && *t >= c - OWN_COPY_MS && *t <= c + PROMPT_MS);
+            if let Some(p) = pair {
+                p.1 = true;
+                continue;
+            }
+            if let Some((cycle, ms, hex)) = clean.iter().rev().find(|(_, ms, _)| *ms <= c) {
+                out.push(CleanDisconnectWill {
+                    cycle: *cycle,
+                    disconnect_ms: *ms,
+                    disconnect_hex: hex.clone(),
+                    will_ms: c,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// A flaky monit: when it left, when it was back, and each copy of the will it got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FlakyMonitSeen {
+    /// monit closed its connection without DISCONNECT.
+    pub away_ms: Option<f64>,
+    /// monit's CONNACK on its return.
+    pub back_ms: Option<f64>,
+    pub session_present: Option<bool>,
+    /// Each copy of the will monit received after the cut: (ms, QoS).
+    pub wills: Vec<(f64, u8)>,
+}
+
+impl FlakyMonitSeen {
+    fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Option<FlakyMonitSeen> {
+        s.monit.flaky?;
+        let mut seen = FlakyMonitSeen::default();
+        let cut = cut?;
+        for r in records.iter().filter(|r| r.actor == Actor::Monit) {
+            match &r.event {
+                Event::ConnectionAbandoned => {
+                    seen.away_ms.get_or_insert(r.ms);
+                }
+                Event::Connected { session_present } if seen.back_ms.is_none() => {
+                    seen.back_ms = Some(r.ms);
+                    seen.session_present = Some(*session_present);
+                }
+                Event::MessageReceived {
+                    topic,
+                    payload,
+                    qos,
+                    ..
+                } if r.ms > cut
+                    && s.will
+                        .as_ref()
+                        .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
+                {
+                    seen.wills.push((r.ms, *qos))
+                }
+                _ => {}
+            }
+        }
+        Some(seen)
+    }
+}
+
+/// A DISCONNECT from willy that reached the broker (the wire tap's view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisconnectSeen {
+    pub ms: f64,
+    /// The v5 reason code; None for the two-byte form `e000`.
+    pub reason: Option<u8>,
+    /// When monit got the will after it (before willy's next connection attempt).
+    pub will_ms: Option<f64>,
+}
+
+impl DisconnectSeen {
+    /// Pair each DISCONNECT willy sent with the will message, if one followed it before willy
+    /// tried to connect again.
+    fn collect(s: &Scenario, records: &[Record]) -> Vec<DisconnectSeen> {
+        // Only a v5 willy chooses its DISCONNECT; a 3.1.1 will of "false" could not be told
+        // from willy's own "false" published just before it.
+        let (Some(w), Some(_)) = (&s.will, s.disconnect) else {
+            return Vec::new();
+        };
+        let mut out: Vec<DisconnectSeen> = Vec::new();
+        let mut open = false;
+        for r in records {
+            match (&r.actor, &r.event) {
+                (
+                    _,
+                    Event::Packet {
+                        from: Side::Client,
+                        dropped: false,
+                        kind,
+                        fields,
+                        ..
+                    },
+                ) if kind == "DISCONNECT" => {
+                    let reason = fields
+                        .get("reason")
+                        .and_then(|v| v.as_u64())
+                        .map(|v| v as u8);
+                    out.push(DisconnectSeen {
+                        ms: r.ms,
+                        reason,
+                        will_ms: None,
+                    });
+                    open = true;
+                }
+                // A will after a DISCONNECT belongs to it until the next DISCONNECT or a fault
+                // (a broker may fire it late, at willy's next CONNECT); the will payload is
+                // the scenario's own, so it is never willy's "false".
+                (Actor::Proxy, Event::FaultApplied { .. }) => open = false,
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. })
+                    if open && *topic == w.topic && *payload == w.payload =>
+                {
+                    if let Some(d) = out.last_mut() {
+                        d.will_ms.get_or_insert(r.ms);
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// pubby's messages and what willy's subscription got of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Delivery {
+    /// pubby's messages willy should get, as (ms written, payload): from the cut on when pubby
+    /// publishes from the cut, else those written while willy was subscribed and connected.
+    pub due: Vec<(f64, String)>,
+    /// What willy received on pubby's topic.
+    pub received: Vec<Delivered>,
+    /// The QoS the broker granted willy's subscription (its first SUBACK); 128: refused.
+    pub granted: Option<u8>,
+    /// willy's first CONNACK after the first fault healed, and its Session Present flag.
+    pub reconnected_ms: Option<f64>,
+    pub session_present: Option<bool>,
+    /// PUBLISHes of pubby's topic the broker sent willy again on a later connection (same
+    /// packet id, not acknowledged on the earlier one), as the wire tap saw them.
+    pub resent: Vec<Resent>,
+}
+
+/// A PUBLISH the broker sent again on a new connection [MQTT-4.4.0-1].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resent {
+    pub ms: f64,
+    pub packet_id: u64,
+    pub dup: bool,
+}
+
+/// One message willy received from pubby.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivered {
+    pub ms: f64,
+    pub payload: String,
+    pub qos: u8,
+    pub dup: bool,
+}
+
+impl Delivery {
+    fn collect(s: &Scenario, records: &[Record]) -> Option<Delivery> {
+        let (Some(p), Some(sub)) = (&s.publisher, &s.subscribe) else {
+            return None;
+        };
+        if !crate::mqtt::filter_matches(&sub.filter, &p.topic) {
+            return None;
+        }
+        let mut d = Delivery::default();
+        let mut cut = None;
+        let mut heal = None;
+        let mut subscribed_since = None;
+        let mut connected = false;
+        // (conn, packet id) of PUBLISHes to willy not yet acknowledged.
+        let mut unacked: Vec<(u64, u64)> = Vec::new();
+        for r in records {
+            if let Event::Packet {
+                conn,
+                from,
+                dropped,
+                kind,
+                fields,
+                ..
+            } = &r.event
+            {
+                let id = fields.get("packet_id").and_then(|v| v.as_u64());
+                let topic = fields.get("topic").and_then(|v| v.as_str());
+                match (from, kind.as_str(), id) {
+                    (Side::Broker, "PUBLISH", Some(id)) if topic == Some(p.topic.as_str()) => {
+                        if let Some(i) = unacked.iter().position(|(c, x)| *x == id && c != conn) {
+                            unacked.remove(i);
+                            d.resent.push(Resent {
+                                ms: r.ms,
+                                packet_id: id,
+                                dup: fields.get("dup").and_then(|v| v.as_bool()) == Some(true),
+                            });
+                        }
+                        unacked.push((*conn, id));
+                    }
+                    (Side::Client, "PUBACK" | "PUBREC", Some(id)) if !dropped => {
+                        unacked.retain(|(c, x)| !(c == conn && *x == id));
+                    }
+                    _ => {}
+                }
+            }
+            match (r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultApplied { n, .. }) if *n <= 1 && cut.is_none() => {
+                    cut = Some(r.ms)
+                }
+                (Actor::Proxy, Event::FaultHealed { n, .. }) if *n <= 1 && heal.is_none() => {
+                    heal = Some(r.ms)
+                }
+                (Actor::Willy, Event::SubscribeGranted { granted, .. }) => {
+                    d.granted
+                        .get_or_insert(granted.first().copied().unwrap_or(0x80));
+                    subscribed_since.get_or_insert(r.ms);
+                }
+                (Actor::Willy, Event::Connected { session_present }) => {
+                    connected = true;
+                    if heal.is_some() && d.reconnected_ms.is_none() {
+                        d.reconnected_ms = Some(r.ms);
+                        d.session_present = Some(*session_present);
+                    }
+                }
+                (Actor::Willy, Event::DisconnectRequested | Event::ConnectionFailed { .. }) => {
+                    connected = false
+                }
+                (Actor::Pubby, Event::Published { payload, .. }) => {
+                    let due = match p.from {
+                        crate::scenario::PublishFrom::Cut => true,
+                        crate::scenario::PublishFrom::Start => {
+                            subscribed_since.is_some() && connected && cut.is_none()
+                        }
+                    };
+                    if due {
+                        d.due.push((r.ms, payload.clone()));
+                    }
+                }
+                (
+                    Actor::Willy,
+                    Event::Received {
+                        topic,
+                        payload,
+                        qos,
+                        dup,
+                        ..
+                    },
+                ) if *topic == p.topic => d.received.push(Delivered {
+                    ms: r.ms,
+                    payload: payload.clone(),
+                    qos: *qos,
+                    dup: *dup,
+                }),
+                _ => {}
+            }
+        }
+        Some(d)
+    }
+
+    /// The QoS willy's messages must arrive at: the lower of pubby's and the granted one.
+    pub fn effective_qos(&self, s: &Scenario) -> Option<u8> {
+        let p = s.publisher.as_ref()?;
+        let granted = self
+            .granted
+            .filter(|g| *g <= 2)
+            .or(s.subscribe.as_ref().map(|sub| sub.qos))?;
+        Some(p.qos.min(granted))
+    }
+
+    /// Payloads received more than once.
+    pub fn duplicates(&self) -> Vec<String> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut dups = Vec::new();
+        for r in &self.received {
+            if seen.contains(&r.payload.as_str()) {
+                dups.push(r.payload.clone());
+            } else {
+                seen.push(&r.payload);
+            }
+        }
+        dups
+    }
+}
+
+/// What the wire tap counted on one connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireCounts {
+    pub conn: u64,
+    /// PINGREQs willy sent (forwarded or not) and how many of them a fault swallowed.
+    pub pingreq: u32,
+    pub pingreq_dropped: u32,
+    pub pingresp: u32,
+    pub ws_ping: u32,
+    pub ws_pong: u32,
+    pub ws_close: u32,
+}
+
+impl WireCounts {
+    fn count(all: &mut Vec<WireCounts>, r: &Record) {
+        let (conn, what, dropped) = match &r.event {
+            Event::Packet {
+                conn,
+                kind,
+                dropped,
+                ..
+            } => (*conn, kind.as_str(), *dropped),
+            Event::WireFrame {
+                conn,
+                what,
+                dropped,
+                ..
+            } => (*conn, what.as_str(), *dropped),
+            _ => return,
+        };
+        let i = match all.iter().position(|c| c.conn == conn) {
+            Some(i) => i,
+            None => {
+                all.push(WireCounts {
+                    conn,
+                    ..WireCounts::default()
+                });
+                all.len() - 1
+            }
+        };
+        let c = &mut all[i];
+        match what {
+            "PINGREQ" => {
+                c.pingreq += 1;
+                c.pingreq_dropped += u32::from(dropped);
+            }
+            "PINGRESP" => c.pingresp += 1,
+            w if w.starts_with("ws ping") => c.ws_ping += 1,
+            w if w.starts_with("ws pong") => c.ws_pong += 1,
+            w if w.starts_with("ws close") => c.ws_close += 1,
+            _ => {}
+        }
+    }
+}
+
+/// One fault's time in effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultSpan {
+    pub n: u32,
+    pub fault: String,
+    pub applied_ms: f64,
+    pub healed_ms: Option<f64>,
+}
+
+/// One connection attempt of willy's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    pub started_ms: f64,
+    pub ended_ms: f64,
+    pub connected: bool,
+}
+
+impl Facts {
+    /// What the keepalive is measured from: the last packet that reached the broker, or, when
+    /// the tap saw none (a stream it could not decode), the last bytes forwarded.
+    pub fn reference_ms(&self) -> Option<f64> {
+        timing::reference_ms(self.last_packet_ms, self.last_upstream_ms)
+    }
+
+    pub fn from_records(s: &Scenario, records: &[Record]) -> Facts {
+        let mut f = Facts::default();
+        let mut cut_conns: Vec<u64> = Vec::new();
+        for r in records {
+            if let (Actor::Proxy, Event::FaultApplied { last_upstream, .. }) = (r.actor, &r.event) {
+                f.cut_at_ms = Some(r.ms);
+                f.last_upstream_ms = last_upstream.iter().filter_map(|c| c.ms).reduce(f64::max);
+                cut_conns = last_upstream.iter().map(|c| c.conn).collect();
+                break;
+            }
+        }
+        for r in records {
+            WireCounts::count(&mut f.wire_counts, r);
+        }
+        f.disconnects = DisconnectSeen::collect(s, records);
+        f.delivery = Delivery::collect(s, records);
+        for r in records.iter().filter(|r| r.actor == Actor::Twin) {
+            match r.event {
+                Event::Connecting { .. } => {
+                    f.twin_connecting_ms.get_or_insert(r.ms);
+                }
+                Event::Connected { .. } => {
+                    f.twin_connack_ms.get_or_insert(r.ms);
+                }
+                _ => {}
+            }
+        }
+        for r in records {
+            match &r.event {
+                Event::LateSubscribed => {
+                    f.late_subscribed_ms.get_or_insert(r.ms);
+                }
+                Event::LateReceived {
+                    topic,
+                    payload,
+                    retain,
+                } if s
+                    .will
+                    .as_ref()
+                    .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
+                {
+                    f.late_will_retained.get_or_insert(*retain);
+                }
+                _ => {}
+            }
+        }
+        f.observed_until_ms = records.iter().rev().find_map(|r| match r.event {
+            Event::RunEnded { .. } => Some(r.ms),
+            _ => None,
+        });
+        f.wills_after_clean_disconnect = CleanDisconnectWill::collect(s, records, f.cut_at_ms);
+        let Some(cut) = f.cut_at_ms else {
+            // No network fault: what monit learns comes from willy's own DISCONNECTs.
+            f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);
+            return f;
+        };
+        // After a heal, willy's own publishes reach monit again: from the first one on, a
+        // message is no longer news of the cut.
+        let mut own_publish_after_heal = None;
+        for r in records.iter().filter(|r| r.ms >= cut) {
+            match (&r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultHealed { .. }) if f.heal_ms.is_none() => {
+                    f.heal_ms = Some(r.ms)
+                }
+                (
+                    Actor::Proxy,
+                    Event::SideClosed {
+                        conn,
+                        side: Side::Broker,
+                        ..
+                    },
+                ) if f.broker_drop_ms.is_none() && cut_conns.contains(conn) => {
+                    f.broker_drop_ms = Some(r.ms)
+                }
+                (Actor::Willy, Event::ConnectionFailed { .. }) => {
+                    f.client_detect_ms.get_or_insert(r.ms);
+                    f.attempts_failed_after_cut += 1;
+                }
+                (Actor::Willy, Event::Published { .. })
+                    if f.heal_ms.is_some() && own_publish_after_heal.is_none() =>
+                {
+                    own_publish_after_heal = Some(r.ms)
+                }
+                _ => {}
+            }
+        }
+        // Packets are recorded just after they are written, so one forwarded before the cut
+        // may be recorded after it; what the fault swallowed is marked dropped.
+        let drop_at = f.broker_drop_ms.unwrap_or(f64::INFINITY);
+        for r in records.iter().filter(|r| r.ms <= drop_at) {
+            if let Event::Packet {
+                conn,
+                from: Side::Client,
+                dropped: false,
+                kind,
+                ..
+            } = &r.event
+            {
+                if cut_conns.contains(conn) {
+                    f.last_packet_ms = Some(r.ms);
+                    f.last_packet_kind = Some(kind.clone());
+                }
+            }
+        }
+        if let Some(last) = f.last_packet_ms {
+            f.publishes_to_silent_willy = records
+                .iter()
+                .filter(|r| r.ms > last && r.ms <= drop_at)
+                .filter(|r| {
+                    matches!(&r.event, Event::Packet { conn, from: Side::Broker, kind, .. }
+                        if kind == "PUBLISH" && cut_conns.contains(conn))
+                })
+                .count() as u32;
+        }
+        let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
+        // What willy published just before the cut may reach monit just after it: its own
+        // message, not news of the cut (a fault at "disconnected" follows the last "false").
+        let mut in_flight: Vec<(String, String)> = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r.ms < cut && r.ms >= cut - PROMPT_MS)
+        {
+            match (r.actor, &r.event) {
+                (Actor::Willy, Event::Published { topic, payload }) => {
+                    in_flight.push((topic.clone(), payload.clone()))
+                }
+                (Actor::Monit, Event::MessageReceived { topic, payload, .. }) => {
+                    if let Some(i) = in_flight
+                        .iter()
+                        .position(|(t, p)| t == topic && p == payload)
+                    {
+                        in_flight.remove(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        // After the cut, a slow link may still deliver willy's own PUBLISHes: the wire tap saw
+        // each one go through, so a message matching one (topic, payload size) is willy's.
+        let mut forwarded: Vec<(String, u64)> = Vec::new();
+        for r in records.iter().filter(|r| r.ms > cut && r.ms < news_until) {
+            if let Event::Packet {
+                from: Side::Client,
+                dropped: false,
+                kind,
+                fields,
+                ..
+            } = &r.event
+            {
+                if kind == "PUBLISH" {
+                    let topic = fields
+                        .get("topic")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default();
+                    let len = fields
+                        .get("payload_len")
+                        .and_then(|l| l.as_u64())
+                        .unwrap_or(u64::MAX);
+                    forwarded.push((topic.to_string(), len));
+                }
+            }
+            if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) =
+                (r.actor, &r.event)
+            {
+                if let Some(i) = in_flight
+                    .iter()
+                    .position(|(t, p)| t == topic && p == payload)
+                {
+                    in_flight.remove(i);
+                    continue;
+                }
+                if let Some(i) = forwarded
+                    .iter()
+                    .position(|(t, n)| t == topic && *n == payload.len() as u64)
+                {
+                    forwarded.remove(i);
+                    continue;
+                }
+                if f.first_news_ms.is_none() {
+                    f.first_news_ms = Some(r.ms);
+                    f.first_news = Some(format!("{topic}: {payload}"));
+                }
+                if let Some(w) = &s.will {
+                    if f.will_received_ms.is_none() && *topic == w.topic && *payload == w.payload {
+                        f.will_received_ms = Some(r.ms);
+                    }
+                }
+            }
+        }
+        f.add_fault_facts(records, cut, &cut_conns);
+        f.flaky_monit = FlakyMonitSeen::collect(s, records, f.cut_at_ms);
+        f.status_true_qos = records
+            .iter()
+            .filter_map(|r| match (r.actor, &r.event) {
+                (
+                    Actor::Monit,
+                    Event::MessageReceived {
+                        topic,
+                        payload,
+                        qos,
+                        ..
+                    },
+                ) if topic == crate::scenario::STATUS_TOPIC && payload == "true" => {
+                    Some((r.ms, *qos))
+                }
+                _ => None,
+            })
+            .collect();
+        f
+    }
+}
+
+impl Facts {
+    /// The facts the fault catalog's checks use (beyond the first cut).
+    fn add_fault_facts(&mut self, records: &[Record], cut: f64, cut_conns: &[u64]) {
+        let mut attempt_start: Option<f64> = None;
+        for r in records {
+            match (r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultApplied { fault, n, .. }) => {
+                    self.faults.push(FaultSpan {
+                        n: *n,
+                        fault: fault.clone(),
+                        applied_ms: r.ms,
+                        healed_ms: None,
+                    })
+                }
+                (Actor::Proxy, Event::FaultHealed { n, .. }) => {
+                    if let Some(fs) = self
+                        .faults
+                        .iter_mut()
+                        .find(|fs| fs.n == *n && fs.healed_ms.is_none())
+                    {
+                        fs.healed_ms = Some(r.ms);
+                    }
+                }
+                (
+                    Actor::Proxy,
+                    Event::SideClosed {
+                        conn,
+                        side: Side::Client,
+                        ..
+                    },
+                ) if r.ms >= cut && self.client_close_ms.is_none() && cut_conns.contains(conn) => {
+                    self.client_close_ms = Some(r.ms)
+                }
+                (Actor::Willy, Event::Connecting { .. }) => attempt_start = Some(r.ms),
+                (Actor::Willy, Event::Connected { .. }) => {
+                    if let Some(st) = attempt_start.take() {
+                        self.attempts.push(Attempt {
+                            started_ms: st,
+                            ended_ms: r.ms,
+                            connected: true,
+                        });
+                    }
+                }
+                (Actor::Willy, Event::Disconnected)
+                    if r.ms >= cut && self.client_detect_ms.map_or(true, |d| r.ms < d) =>
+                {
+                    self.disconnected_before_detect = true
+                }
+                (Actor::Willy, Event::ConnectionFailed { .. }) => {
+                    if let Some(st) = attempt_start.take() {
+                        self.attempts.push(Attempt {
+                            started_ms: st,
+                            ended_ms: r.ms,
+                            connected: false,
+                        });
+                        if Some(r.ms) == self.client_detect_ms {
+                            self.detect_attempt_started_ms = Some(st);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

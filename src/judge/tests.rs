@@ -1,0 +1,873 @@
+//! The judge on hand-made record lists.
+
+use super::*;
+use crate::event::ConnLastUpstream;
+use crate::event::{Actor, Event, Record, Side};
+use crate::judge::spec::{delivery::no_qos_upgrade, will::will_delay_check};
+use crate::judge::timing::*;
+use chrono::Utc;
+
+fn rec(ms: f64, actor: Actor, event: Event) -> Record {
+    Record {
+        ms,
+        t: Utc::now(),
+        actor,
+        event,
+    }
+}
+
+fn scenario(name: &str) -> Scenario {
+    crate::scenario::load(name).unwrap()
+}
+
+fn msg(ms: f64, payload: &str) -> Record {
+    rec(
+        ms,
+        Actor::Monit,
+        Event::MessageReceived {
+            topic: "test/connected".into(),
+            payload: payload.into(),
+            retain: false,
+            qos: 0,
+        },
+    )
+}
+
+fn cut(ms: f64, last: f64) -> Record {
+    rec(
+        ms,
+        Actor::Proxy,
+        Event::FaultApplied {
+            fault: "blackhole".into(),
+            n: 1,
+            last_upstream: vec![ConnLastUpstream {
+                conn: 3,
+                ms: Some(last),
+            }],
+        },
+    )
+}
+
+fn drop_at(ms: f64) -> Record {
+    rec(
+        ms,
+        Actor::Proxy,
+        Event::SideClosed {
+            conn: 3,
+            side: Side::Broker,
+            how: "closed (EOF)".into(),
+        },
+    )
+}
+
+fn by_name<'a>(c: &'a [Check], name: &str) -> &'a Check {
+    c.iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no check {name} in {c:?}"))
+}
+
+/// A flaky-monit run: cut at 1000, monit away at 2000, willy dropped at 4000, monit back
+/// at 6000 (session present `present`), then the will copies `wills` (ms, QoS).
+fn flaky_run(present: bool, wills: &[(f64, u8)]) -> Vec<Check> {
+    let s = scenario("will-qos1-flaky-monit");
+    let mut records = vec![
+        cut(1000.0, 999.0),
+        rec(2000.0, Actor::Monit, Event::ConnectionAbandoned),
+        drop_at(4000.0),
+        rec(
+            6000.0,
+            Actor::Monit,
+            Event::Connected {
+                session_present: present,
+            },
+        ),
+    ];
+    for (ms, qos) in wills {
+        records.push(rec(
+            *ms,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/connected".into(),
+                payload: "false".into(),
+                retain: false,
+                qos: *qos,
+            },
+        ));
+    }
+    let f = Facts::from_records(&s, &records);
+    evaluate(&s, &Profile::rumqttd(), &f)
+}
+
+#[test]
+fn a_will_kept_for_a_flaky_monit_and_sent_once_on_its_return_passes() {
+    let c = flaky_run(true, &[(6002.0, 1)]);
+    for name in [
+        "monit-session-present",
+        "will-queued-for-subscriber",
+        "will-qos",
+        "will-once",
+    ] {
+        assert!(by_name(&c, name).pass, "{:?}", by_name(&c, name));
+    }
+    // monit could not see when the broker published it: no will-timing.
+    assert!(c.iter().all(|c| c.name != "will-timing"), "{c:?}");
+}
+
+#[test]
+fn a_flaky_monits_will_lost_twice_or_downgraded_fails() {
+    let lost = flaky_run(true, &[]);
+    assert!(!by_name(&lost, "will-queued-for-subscriber").pass);
+    assert!(!by_name(&lost, "will-once").pass);
+    assert!(!by_name(&lost, "will-qos").pass);
+    let twice = flaky_run(true, &[(6002.0, 1), (6300.0, 1)]);
+    assert!(!by_name(&twice, "will-once").pass);
+    assert!(by_name(&twice, "will-queued-for-subscriber").pass);
+    let q0 = flaky_run(true, &[(6002.0, 0)]);
+    assert!(!by_name(&q0, "will-qos").pass);
+    let late = flaky_run(true, &[(6000.0 + QUEUED_WAIT_MS + 1.0, 1)]);
+    assert!(!by_name(&late, "will-queued-for-subscriber").pass);
+    let no_session = flaky_run(false, &[(6002.0, 1)]);
+    assert!(!by_name(&no_session, "monit-session-present").pass);
+}
+
+#[test]
+fn a_will_published_before_monit_left_is_not_a_queued_delivery() {
+    let s = scenario("will-qos1-flaky-monit");
+    let records = vec![
+        cut(1000.0, 999.0),
+        drop_at(1500.0),
+        rec(2000.0, Actor::Monit, Event::ConnectionAbandoned),
+        rec(
+            6000.0,
+            Actor::Monit,
+            Event::Connected {
+                session_present: true,
+            },
+        ),
+        rec(
+            6001.0,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/connected".into(),
+                payload: "false".into(),
+                retain: false,
+                qos: 1,
+            },
+        ),
+    ];
+    let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &records));
+    assert!(!by_name(&c, "will-queued-for-subscriber").pass);
+}
+
+#[test]
+fn will_on_time_passes_every_check() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        msg(100.0, "true"),
+        cut(101.0, 99.0),
+        drop_at(3101.0),
+        msg(3102.0, "false"),
+        rec(
+            4050.0,
+            Actor::Willy,
+            Event::ConnectionFailed {
+                error: "ping timeout".into(),
+            },
+        ),
+    ];
+    let f = Facts::from_records(&s, &records);
+    assert_eq!(f.last_upstream_ms, Some(99.0));
+    assert_eq!(f.will_received_ms, Some(3102.0));
+    let checks = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
+    assert_eq!(checks.len(), 5);
+}
+
+fn packet(ms: f64, kind: &str, dropped: bool) -> Record {
+    rec(
+        ms,
+        Actor::Wire,
+        Event::Packet {
+            conn: 3,
+            from: Side::Client,
+            dropped,
+            kind: kind.into(),
+            framing: "tcp".into(),
+            size: 2,
+            hex: None,
+            fields: serde_json::Value::Null,
+        },
+    )
+}
+
+#[test]
+fn keepalive_is_measured_from_the_last_packet_that_reached_the_broker() {
+    let s = scenario("native-last-will");
+    let records = vec![
+        packet(98.5, "PUBLISH", false),
+        cut(101.0, 99.0),
+        packet(2099.0, "PINGREQ", true),
+        drop_at(3099.0),
+        msg(3100.0, "false"),
+    ];
+    let f = Facts::from_records(&s, &records);
+    assert_eq!(f.last_packet_ms, Some(98.5));
+    assert_eq!(f.last_packet_kind.as_deref(), Some("PUBLISH"));
+    assert_eq!(f.reference_ms(), Some(98.5));
+    assert_eq!(f.wire_counts[0].pingreq, 1);
+    assert_eq!(f.wire_counts[0].pingreq_dropped, 1);
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(
+        by_name(&c, "keepalive-drop").actual.contains("3000 ms")
+            || by_name(&c, "keepalive-drop").actual.contains("3001 ms"),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn missing_will_fails() {
+    let s = scenario("ws-last-will");
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(3101.0)]);
+    let checks = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(!by_name(&checks, "will").pass);
+    assert!(!by_name(&checks, "will-timing").pass);
+    assert!(by_name(&checks, "keepalive-drop").pass);
+}
+
+#[test]
+fn a_drop_before_one_and_a_half_keepalive_fails() {
+    let s = scenario("native-no-will");
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(2099.0)]);
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(!by_name(&c, "keepalive-drop").pass, "{c:#?}");
+}
+
+#[test]
+fn a_drop_later_than_the_profile_allows_fails() {
+    let s = scenario("native-no-will");
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 3000.0 + 251.0)]);
+    assert!(!by_name(&evaluate(&s, &Profile::rumqttd(), &f), "keepalive-drop").pass);
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 3000.0 + 249.0)]);
+    assert!(by_name(&evaluate(&s, &Profile::rumqttd(), &f), "keepalive-drop").pass);
+}
+
+#[test]
+fn no_will_scenario_fails_when_monit_hears_something() {
+    let s = scenario("native-no-will");
+    let f = Facts::from_records(
+        &s,
+        &[cut(101.0, 99.0), drop_at(3101.0), msg(3102.0, "false")],
+    );
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(!by_name(&c, "no-news-without-will").pass);
+    assert!(c.iter().all(|c| c.name != "will-timing"));
+}
+
+#[test]
+fn messages_before_the_cut_are_not_the_will() {
+    let s = scenario("ws-last-will");
+    let f = Facts::from_records(&s, &[msg(50.0, "false"), cut(101.0, 99.0)]);
+    assert_eq!(f.will_received_ms, None);
+}
+
+#[test]
+fn willys_own_false_after_heal_is_not_the_will() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        cut(101.0, 99.0),
+        rec(
+            1000.0,
+            Actor::Proxy,
+            Event::FaultHealed {
+                fault: "blackhole".into(),
+                n: 1,
+            },
+        ),
+        rec(
+            1500.0,
+            Actor::Willy,
+            Event::Published {
+                topic: "test/connected".into(),
+                payload: "true".into(),
+            },
+        ),
+        msg(1501.0, "true"),
+        msg(3600.0, "false"),
+    ];
+    let f = Facts::from_records(&s, &records);
+    assert_eq!(f.will_received_ms, None);
+    assert_eq!(f.first_news_ms, None);
+}
+
+#[test]
+fn a_run_that_never_reached_its_trigger_fails() {
+    let s = scenario("ws-last-will");
+    let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &[]));
+    assert_eq!(c.len(), 2);
+    assert!(!by_name(&c, "fault-applied").pass);
+    assert!(by_name(&c, "no-will-after-disconnect").pass);
+}
+
+/// willy's cycle 1 as the wire tap and monit see it: `false` published and received, then
+/// the DISCONNECT; `extra` more copies of `false` at monit after the DISCONNECT.
+fn clean_cycle(extra: usize) -> Vec<Record> {
+    let publish_false = rec(
+        20.0,
+        Actor::Wire,
+        Event::Packet {
+            conn: 1,
+            from: Side::Client,
+            dropped: false,
+            kind: "PUBLISH".into(),
+            framing: "ws binary masked".into(),
+            size: 23,
+            hex: None,
+            fields: serde_json::json!({"topic": "test/connected", "payload_len": 5}),
+        },
+    );
+    let disconnect = rec(
+        30.0,
+        Actor::Wire,
+        Event::Packet {
+            conn: 1,
+            from: Side::Client,
+            dropped: false,
+            kind: "DISCONNECT".into(),
+            framing: "ws binary masked".into(),
+            size: 2,
+            hex: Some("e000".into()),
+            fields: serde_json::Value::Null,
+        },
+    );
+    // monit's copy of willy's own `false` may be recorded before the tap's record.
+    let mut r = vec![
+        rec(0.0, Actor::Willy, Event::CycleStarted { cycle: 1 }),
+        msg(19.5, "false"),
+        publish_false,
+        disconnect,
+    ];
+    for i in 0..extra {
+        r.push(msg(33.0 + i as f64, "false"));
+    }
+    r
+}
+
+#[test]
+fn a_will_after_a_clean_disconnect_fails_even_when_it_reads_like_willys_own_false() {
+    let s = scenario("ws-last-will");
+    let mut records = clean_cycle(1);
+    records.extend([msg(5000.0, "true"), cut(5001.0, 4999.0)]);
+    let f = Facts::from_records(&s, &records);
+    assert_eq!(f.wills_after_clean_disconnect.len(), 1);
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    let bad = by_name(&c, "no-will-after-disconnect");
+    assert!(!bad.pass);
+    assert!(
+        bad.actual.contains("cycle 1") && bad.actual.contains("(e000)"),
+        "{}",
+        bad.actual
+    );
+    assert!(bad.actual.contains("3 ms after"), "{}", bad.actual);
+}
+
+#[test]
+fn willys_own_false_at_monit_is_not_a_will() {
+    let s = scenario("native-last-will");
+    let mut records = clean_cycle(0);
+    records.extend([msg(5000.0, "true"), cut(5001.0, 4999.0)]);
+    let f = Facts::from_records(&s, &records);
+    assert!(f.wills_after_clean_disconnect.is_empty());
+    assert!(
+        by_name(
+            &evaluate(&s, &Profile::rumqttd(), &f),
+            "no-will-after-disconnect"
+        )
+        .pass
+    );
+}
+
+#[test]
+fn a_late_drop_and_will_are_reported_with_their_ratio() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        msg(100.0, "true"),
+        cut(101.0, 99.0),
+        drop_at(6103.0),
+        msg(6104.0, "false"),
+    ];
+    let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
+    let drop = by_name(&c, "keepalive-drop");
+    assert!(!drop.pass);
+    assert!(
+        drop.actual.contains(
+            "closed 6004 ms after the last packet = 3.00 x keepalive, 3.0 s late; spec 1.5 x"
+        ),
+        "{}",
+        drop.actual
+    );
+    let will = by_name(&c, "will-timing");
+    assert!(!will.pass);
+    assert!(
+        will.actual.contains("will 6005 ms after the last packet"),
+        "{}",
+        will.actual
+    );
+}
+
+#[test]
+fn never_says_how_long_the_run_watched() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        msg(100.0, "true"),
+        cut(101.0, 99.0),
+        rec(
+            18_200.0,
+            Actor::Runner,
+            Event::RunEnded { reason: "x".into() },
+        ),
+    ];
+    let c = evaluate(&s, &Profile::unknown(), &Facts::from_records(&s, &records));
+    let drop = by_name(&c, "keepalive-drop");
+    assert!(
+        drop.actual.contains(
+            "never closed the connection (observed for 18.1 s after willy's last packet)"
+        ),
+        "{}",
+        drop.actual
+    );
+}
+
+#[test]
+fn client_detection_is_the_first_willy_error_after_the_cut() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        rec(
+            10.0,
+            Actor::Willy,
+            Event::ConnectionFailed {
+                error: "before".into(),
+            },
+        ),
+        cut(101.0, 99.0),
+        rec(
+            8000.0,
+            Actor::Willy,
+            Event::ConnectionFailed {
+                error: "network timeout".into(),
+            },
+        ),
+        rec(
+            14000.0,
+            Actor::Willy,
+            Event::ConnectionFailed {
+                error: "network timeout".into(),
+            },
+        ),
+    ];
+    let f = Facts::from_records(&s, &records);
+    assert_eq!(f.client_detect_ms, Some(8000.0));
+    assert_eq!(f.attempts_failed_after_cut, 2);
+}
+
+#[test]
+fn a_delayed_will_without_a_session_is_due_at_the_close() {
+    let s = scenario("v5-will-delay-no-session");
+    let f = |will_after_close: f64| Facts {
+        broker_drop_ms: Some(5000.0),
+        will_received_ms: Some(5000.0 + will_after_close),
+        ..Facts::default()
+    };
+    let p = Profile::rumqttd();
+    assert!(will_delay_check(&s, &p, &f(2.0)).unwrap().holds);
+    let late = will_delay_check(&s, &p, &f(2204.0)).unwrap();
+    assert!(!late.holds, "{late:?}");
+    assert!(late.expected.contains("-50..250 ms"), "{}", late.expected);
+    // mosquitto lists waiting out the delay as its deviation, for exactly these runs.
+    let m = Profile::mosquitto("2.0.11");
+    assert!(m.deviation(&CheckId::WillDelay, &s).is_some());
+    assert!(m
+        .deviation(&CheckId::WillDelay, &scenario("v5-will-delay"))
+        .is_none());
+}
+
+#[test]
+fn a_delayed_will_with_a_session_is_due_after_the_shorter_interval() {
+    let s = scenario("v5-session-expiry-shorter-than-delay");
+    let f = Facts {
+        broker_drop_ms: Some(5000.0),
+        will_received_ms: Some(6303.0),
+        ..Facts::default()
+    };
+    let c = will_delay_check(&s, &Profile::mosquitto("2.0.11"), &f).unwrap();
+    assert!(c.holds, "{c:?}");
+    // No will, or no delay: nothing to judge here (the will check says it).
+    let none = Facts {
+        will_received_ms: None,
+        ..f.clone()
+    };
+    assert!(will_delay_check(&s, &Profile::rumqttd(), &none).is_none());
+    assert!(will_delay_check(&scenario("v5-last-will"), &Profile::rumqttd(), &f).is_none());
+}
+
+#[test]
+fn a_qos0_true_at_a_qos1_subscriber_must_stay_qos0() {
+    let mut s = scenario("will-qos1-flaky-monit");
+    let f = |q: u8| Facts {
+        status_true_qos: vec![(70.0, q)],
+        ..Facts::default()
+    };
+    assert!(no_qos_upgrade(&s, &f(0)).holds);
+    let up = no_qos_upgrade(&s, &f(1));
+    assert!(!up.holds && up.actual == "QoS 1 at 70 ms", "{up:?}");
+    assert!(
+        !no_qos_upgrade(&s, &Facts::default()).holds,
+        "no true: nothing shown"
+    );
+    assert!(Profile::rumqttd()
+        .deviation(&CheckId::NoQosUpgrade, &s)
+        .is_some());
+    s.monit.qos = 0;
+    assert!(Profile::rumqttd()
+        .deviation(&CheckId::NoQosUpgrade, &s)
+        .is_none());
+}
+
+fn profile_listing(check: CheckId, applies: crate::broker::profile::Applies) -> Profile {
+    let mut p = Profile::rumqttd();
+    p.deviations.push(crate::broker::profile::Deviation {
+        check,
+        applies,
+        reason: "test",
+        evidence: "test",
+    });
+    p
+}
+
+#[test]
+fn a_listed_failure_is_a_deviation_not_a_failure() {
+    use crate::broker::profile::Applies;
+    let s = scenario("native-no-will");
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 2000.0)]);
+    let c = evaluate(
+        &s,
+        &profile_listing(CheckId::KeepaliveDrop, Applies::Always),
+        &f,
+    );
+    let k = by_name(&c, "keepalive-drop");
+    assert_eq!(k.status, Status::Deviation);
+    assert!(k.pass, "a deviation does not fail the run");
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert_eq!(by_name(&c, "keepalive-drop").status, Status::Fail);
+}
+
+#[test]
+fn a_listed_check_that_holds_is_an_unexpected_pass() {
+    use crate::broker::profile::Applies;
+    let s = scenario("native-no-will");
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 3001.0)]);
+    let c = evaluate(
+        &s,
+        &profile_listing(CheckId::KeepaliveDrop, Applies::Always),
+        &f,
+    );
+    let k = by_name(&c, "keepalive-drop");
+    assert_eq!(k.status, Status::UnexpectedPass);
+    assert!(k.pass);
+}
+
+#[test]
+fn an_odd_keepalive_deviation_is_only_possible_and_only_at_odd_keepalives() {
+    use crate::broker::profile::Applies;
+    let p = profile_listing(CheckId::KeepaliveDrop, Applies::MayAtOddKeepalive);
+    let mut s = scenario("native-no-will");
+    // keepalive 2 (even): not listed, an early drop fails.
+    let f = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 2000.0)]);
+    assert_eq!(
+        by_name(&evaluate(&s, &p, &f), "keepalive-drop").status,
+        Status::Fail
+    );
+    s.keepalive = std::time::Duration::from_secs(3);
+    let early = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 4100.0)]);
+    assert_eq!(
+        by_name(&evaluate(&s, &p, &early), "keepalive-drop").status,
+        Status::Deviation
+    );
+    let on_time = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 4600.0)]);
+    assert_eq!(
+        by_name(&evaluate(&s, &p, &on_time), "keepalive-drop").status,
+        Status::Pass
+    );
+}
+
+#[test]
+fn mosquittos_timing_model_allows_its_six_second_scan_and_no_more() {
+    let s = scenario("native-no-will");
+    let p = Profile::mosquitto("2.0.11");
+    // 1.5 x 2 s + one 6 s scan period + 100 ms wake-up + 250 ms margin.
+    let ok = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 9350.0)]);
+    assert_eq!(
+        by_name(&evaluate(&s, &p, &ok), "keepalive-drop").status,
+        Status::Pass
+    );
+    let late = Facts::from_records(&s, &[cut(101.0, 99.0), drop_at(99.0 + 9351.0)]);
+    assert_eq!(
+        by_name(&evaluate(&s, &p, &late), "keepalive-drop").status,
+        Status::Fail
+    );
+}
+
+// --- pubby's messages at willy: QoS, the persistent session, DUP ---
+
+fn publish_to_willy(ms: f64, conn: u64, id: u64, dup: bool, topic: &str) -> Record {
+    rec(
+        ms,
+        Actor::Wire,
+        Event::Packet {
+            conn,
+            from: Side::Broker,
+            dropped: conn == 1,
+            kind: "PUBLISH".into(),
+            framing: "tcp".into(),
+            size: 12,
+            hex: None,
+            fields: serde_json::json!({"topic": topic, "packet_id": id, "dup": dup, "qos": 1}),
+        },
+    )
+}
+
+/// A persistent-session run: cut at 100, pubby's 1..=n into the cut (sent on conn 1 and
+/// lost), heal at 10000, willy back at 10010 and given `got` (payload, qos, dup).
+fn session_run(name: &str, n: u32, got: &[(&str, u8, bool)]) -> Vec<Check> {
+    let s = scenario(name);
+    let topic = s.publisher.as_ref().unwrap().topic.clone();
+    let mut r = vec![
+        rec(
+            1.0,
+            Actor::Willy,
+            Event::Connected {
+                session_present: false,
+            },
+        ),
+        rec(
+            2.0,
+            Actor::Willy,
+            Event::SubscribeGranted {
+                filter: topic.clone(),
+                granted: vec![s.subscribe.as_ref().unwrap().qos],
+            },
+        ),
+        cut(100.0, 50.0),
+    ];
+    for i in 1..=n {
+        let ms = 100.0 + f64::from(i) * 250.0;
+        r.push(rec(
+            ms,
+            Actor::Pubby,
+            Event::Published {
+                topic: topic.clone(),
+                payload: i.to_string(),
+            },
+        ));
+        r.push(publish_to_willy(ms + 1.0, 1, u64::from(i), false, &topic));
+    }
+    r.push(rec(
+        10000.0,
+        Actor::Proxy,
+        Event::FaultHealed {
+            fault: "blackhole".into(),
+            n: 1,
+        },
+    ));
+    r.push(rec(
+        10010.0,
+        Actor::Willy,
+        Event::Connected {
+            session_present: true,
+        },
+    ));
+    for (k, (payload, qos, dup)) in got.iter().enumerate() {
+        let ms = 10011.0 + k as f64;
+        let id: u64 = payload.parse().unwrap();
+        r.push(publish_to_willy(ms, 4, id, *dup, &topic));
+        r.push(rec(
+            ms,
+            Actor::Willy,
+            Event::Received {
+                topic: topic.clone(),
+                payload: payload.to_string(),
+                qos: *qos,
+                retain: false,
+                dup: *dup,
+            },
+        ));
+    }
+    let f = Facts::from_records(&s, &r);
+    spec_checks(&s, &Profile::rumqttd(), &f)
+}
+
+fn verdict(checks: &[Check], name: &str) -> bool {
+    checks
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {checks:#?}"))
+        .pass
+}
+
+#[test]
+fn every_queued_message_delivered_once_with_dup_passes() {
+    let got: Vec<(&str, u8, bool)> = ["1", "2", "3"].iter().map(|p| (*p, 2, true)).collect();
+    let c = session_run("persistent-session-qos2", 3, &got);
+    for name in [
+        "delivery-qos",
+        "session-present",
+        "queued-delivery",
+        "dup-on-resend",
+        "no-duplicates",
+    ] {
+        assert!(verdict(&c, name), "{name}: {c:#?}");
+    }
+}
+
+#[test]
+fn a_lost_queued_message_fails_queued_delivery() {
+    let c = session_run(
+        "persistent-session-qos1",
+        3,
+        &[("1", 1, true), ("3", 1, true)],
+    );
+    assert!(!verdict(&c, "queued-delivery"));
+    let q = c.iter().find(|c| c.name == "queued-delivery").unwrap();
+    assert!(q.actual.contains("missing: 2"), "{}", q.actual);
+}
+
+#[test]
+fn a_qos2_message_delivered_twice_fails_no_duplicates() {
+    let c = session_run(
+        "persistent-session-qos2",
+        2,
+        &[("1", 2, true), ("2", 2, true), ("2", 2, true)],
+    );
+    assert!(!verdict(&c, "no-duplicates"));
+    assert!(verdict(&c, "queued-delivery"));
+}
+
+#[test]
+fn a_resend_without_dup_fails_dup_on_resend() {
+    let c = session_run(
+        "persistent-session-qos1",
+        2,
+        &[("1", 1, false), ("2", 1, true)],
+    );
+    assert!(!verdict(&c, "dup-on-resend"));
+}
+
+#[test]
+fn a_message_above_the_lower_qos_fails_delivery_qos() {
+    // qos-downgrade: published at QoS 2, subscribed at QoS 0.
+    let s = scenario("qos-downgrade");
+    let got = |qos| {
+        vec![
+            rec(
+                1.0,
+                Actor::Willy,
+                Event::SubscribeGranted {
+                    filter: "presence".into(),
+                    granted: vec![0],
+                },
+            ),
+            rec(
+                5.0,
+                Actor::Willy,
+                Event::Received {
+                    topic: "presence".into(),
+                    payload: "1".into(),
+                    qos,
+                    retain: false,
+                    dup: false,
+                },
+            ),
+        ]
+    };
+    let ok = spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &got(0)));
+    assert!(verdict(&ok, "delivery-qos"));
+    let bad = spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &got(2)));
+    assert!(!verdict(&bad, "delivery-qos"));
+    // No fault, no session: nothing else is judged.
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+}
+
+// --- client-id takeover ---
+
+fn takeover_run(close: Option<f64>, will: Option<f64>) -> Vec<Check> {
+    let s = scenario("client-id-takeover");
+    let mut r = vec![
+        cut(100.0, 50.0),
+        rec(
+            600.0,
+            Actor::Twin,
+            Event::Connecting {
+                url: "mqtt://127.0.0.1:1".into(),
+                will: None,
+                attempt: 1,
+            },
+        ),
+        rec(
+            602.0,
+            Actor::Twin,
+            Event::Connected {
+                session_present: false,
+            },
+        ),
+    ];
+    if let Some(c) = close {
+        r.push(drop_at(c));
+    }
+    if let Some(w) = will {
+        r.push(rec(
+            w,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/will".into(),
+                payload: "offline".into(),
+                retain: false,
+                qos: 0,
+            },
+        ));
+    }
+    r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    spec_checks(&s, &Profile::rumqttd(), &Facts::from_records(&s, &r))
+}
+
+#[test]
+fn a_takeover_closes_willy_and_publishes_its_will_at_once() {
+    let c = takeover_run(Some(601.5), Some(603.0));
+    assert!(verdict(&c, "takeover-close"), "{c:#?}");
+    assert!(verdict(&c, "takeover-will"), "{c:#?}");
+    // The keepalive does not decide this run: its checks are not made.
+    assert!(c.iter().all(|c| c.name != "keepalive-drop"), "{c:#?}");
+}
+
+#[test]
+fn a_will_only_at_the_keepalive_expiry_fails_the_takeover() {
+    let c = takeover_run(Some(3050.0), Some(3051.0));
+    assert!(!verdict(&c, "takeover-close"));
+    assert!(!verdict(&c, "takeover-will"));
+    let c = takeover_run(Some(601.5), None);
+    assert!(verdict(&c, "takeover-close"));
+    assert!(!verdict(&c, "takeover-will"));
+}
+
+/// The spec checks alone, as checks whose `pass` is whether the spec holds (no profile read).
+fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
+    spec::spec_checks(s, p, f)
+        .into_iter()
+        .map(|x| Check {
+            name: x.id,
+            spec: x.spec,
+            status: if x.holds { Status::Pass } else { Status::Fail },
+            pass: x.holds,
+            expected: x.expected,
+            actual: x.actual,
+        })
+        .collect()
+}
