@@ -96,7 +96,11 @@ impl CleanDisconnectWill {
     /// clean DISCONNECT breaks the spec; the seed's will payload is willy's own `false`, so only
     /// this count tells them apart. A PUBLISH is recorded just after the proxy wrote it, and
     /// monit's copy may be recorded a hair before that: a copy pairs with an own PUBLISH recorded
-    /// up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it.
+    /// up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it. A copy left over is a
+    /// will after a clean DISCONNECT only while that DISCONNECT was willy's last word: until its
+    /// next CONNECT reached the broker. (A connection that ends without its DISCONNECT reaching
+    /// the broker, as when rumqttc's WebSocket close resets it with a PINGRESP unread, earns its
+    /// will: that is MQTT-3.1.2-8, not a broken 3.1.2-10.)
     fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Vec<CleanDisconnectWill> {
         let Some(w) = &s.will else {
             return Vec::new();
@@ -104,8 +108,9 @@ impl CleanDisconnectWill {
         let until = cut.unwrap_or(f64::INFINITY);
         let mut own: Vec<(f64, bool)> = Vec::new(); // (ms, paired)
         let mut copies: Vec<f64> = Vec::new();
-        // Clean DISCONNECTs (not 0x04: that one asks for the will): (cycle, ms, bytes).
-        let mut clean: Vec<(u32, f64, String)> = Vec::new();
+        // Clean DISCONNECTs (not 0x04: that one asks for the will): (cycle, ms, bytes, until
+        // the next CONNECT).
+        let mut clean: Vec<(u32, f64, String, f64)> = Vec::new();
         let mut cycle = 0;
         for r in records.iter().filter(|r| r.ms < until) {
             match (&r.actor, &r.event) {
@@ -129,7 +134,12 @@ impl CleanDisconnectWill {
                         own.push((r.ms, false))
                     }
                     "DISCONNECT" if fields.get("reason").and_then(|v| v.as_u64()) != Some(4) => {
-                        clean.push((cycle, r.ms, hex.clone().unwrap_or_default()))
+                        clean.push((cycle, r.ms, hex.clone().unwrap_or_default(), f64::INFINITY))
+                    }
+                    "CONNECT" => {
+                        for d in clean.iter_mut().filter(|d| d.3 == f64::INFINITY) {
+                            d.3 = r.ms;
+                        }
                     }
                     _ => {}
                 },
@@ -150,7 +160,11 @@ impl CleanDisconnectWill {
                 p.1 = true;
                 continue;
             }
-            if let Some((cycle, ms, hex)) = clean.iter().rev().find(|(_, ms, _)| *ms <= c) {
+            if let Some((cycle, ms, hex, _)) = clean
+                .iter()
+                .rev()
+                .find(|(_, ms, _, until)| *ms <= c && c < *until)
+            {
                 out.push(CleanDisconnectWill {
                     cycle: *cycle,
                     disconnect_ms: *ms,

@@ -370,6 +370,52 @@ fn a_will_after_a_clean_disconnect_fails_even_when_it_reads_like_willys_own_fals
     assert!(bad.actual.contains("3 ms after"), "{}", bad.actual);
 }
 
+/// Regression (a mosquitto run by URL, 2026-11-29): rumqttc closed its WebSocket with a
+/// PINGRESP unread, the kernel sent RST, and willy's DISCONNECT of cycle 2 never reached the
+/// broker, which rightly published the will. Cycle 1's clean DISCONNECT is not to blame: cycle 2's
+/// CONNECT ended its window.
+#[test]
+fn a_will_after_a_reset_cycle_is_not_pinned_on_an_earlier_clean_disconnect() {
+    let s = scenario("ws-last-will");
+    let mut records = clean_cycle(0);
+    let packet = |ms: f64, kind: &str, fields: serde_json::Value| {
+        rec(
+            ms,
+            Actor::Wire,
+            Event::Packet {
+                conn: 2,
+                from: Side::Client,
+                dropped: false,
+                kind: kind.into(),
+                framing: "ws binary masked".into(),
+                size: 23,
+                hex: None,
+                fields,
+            },
+        )
+    };
+    records.extend([
+        rec(1000.0, Actor::Willy, Event::CycleStarted { cycle: 2 }),
+        packet(1001.0, "CONNECT", serde_json::Value::Null),
+        packet(
+            3001.0,
+            "PUBLISH",
+            serde_json::json!({"topic": "test/connected", "payload_len": 5}),
+        ),
+        msg(3001.5, "false"),
+        // No DISCONNECT: the connection was reset. The will follows at once.
+        msg(3002.0, "false"),
+        msg(5000.0, "true"),
+        cut(5001.0, 4999.0),
+    ]);
+    let f = Facts::from_records(&s, &records);
+    assert!(
+        f.wills_after_clean_disconnect.is_empty(),
+        "{:?}",
+        f.wills_after_clean_disconnect
+    );
+}
+
 #[test]
 fn willys_own_false_at_monit_is_not_a_will() {
     let s = scenario("native-last-will");
