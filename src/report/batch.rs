@@ -268,16 +268,7 @@ mod tests {
     use crate::judge::{Check, Status};
 
     fn finished(name: &str, checks: Vec<(&str, Status)>) -> ChildRun {
-        let sc = crate::scenario::load("ws-last-will").unwrap();
-        let mut s = Summary::new(
-            &sc,
-            "rumqttd",
-            chrono::Utc::now(),
-            &crate::judge::Facts::default(),
-            Vec::new(),
-            "done",
-            1500.0,
-        );
+        let mut s = Summary::blank("rumqttd", 1500.0);
         s.scenario = name.to_string();
         s.checks = checks
             .into_iter()

@@ -112,16 +112,7 @@ mod tests {
     use std::io::Write;
 
     fn summary(name: &str) -> Summary {
-        let sc = crate::scenario::load("ws-last-will").unwrap();
-        let mut s = Summary::new(
-            &sc,
-            "b",
-            chrono::Utc::now(),
-            &crate::judge::Facts::default(),
-            Vec::new(),
-            "done",
-            1.0,
-        );
+        let mut s = Summary::blank("b", 1.0);
         s.scenario = name.to_string();
         s
     }

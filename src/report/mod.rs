@@ -205,3 +205,21 @@ impl Summary {
         out
     }
 }
+
+#[cfg(test)]
+impl Summary {
+    /// A finished `ws-last-will` run on `broker` with no facts and no checks, for tests that
+    /// need a summary to read, list or tabulate.
+    pub fn blank(broker: &str, duration_ms: f64) -> Summary {
+        let sc = crate::scenario::load("ws-last-will").unwrap();
+        Summary::new(
+            &sc,
+            broker,
+            chrono::Utc::now(),
+            &crate::judge::Facts::default(),
+            Vec::new(),
+            "done",
+            duration_ms,
+        )
+    }
+}
