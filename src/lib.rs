@@ -23,9 +23,13 @@
 //!   filters, DISCONNECT forms and their bytes.
 //! - [`scenario`]: the validated `Scenario` and the built-in scenarios; `parse.rs` one parser
 //!   per table, `faults.rs` a `[[faults]]` entry's kind.
-//! - [`runner`]: one run, from starting the broker to writing the files.
-//! - [`broker`]: the brokers (rumqttd in-process) and their timing profiles.
-//! - [`proxy`]: the fault-injecting TCP proxy: listener, links, network state.
+//! - [`runner`]: one run, from starting the broker to writing the files; `fault_plan.rs` puts
+//!   faults in effect at their moments, `outcome.rs` says when there is nothing more to learn.
+//! - [`broker`]: the brokers (rumqttd in-process, mosquitto, a URL), their timing profiles,
+//!   recognising a URL broker (`recognise.rs`), its login and refusals (`access.rs`).
+//! - [`proxy`]: the fault-injecting TCP proxy: listener, links (one write per chunk), network
+//!   state; the wire tap decodes and records on a recorder thread, off the forwarding path.
+//! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
 //! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
 //!   helpers they share in `actor/mod.rs`.
 //! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), the
