@@ -221,12 +221,9 @@ impl Link {
 
     /// A proxy record about this connection, stamped now, in order with its wire records.
     async fn tell(&self, event: Event) {
-        let m = Message::Event {
-            conn: self.stats.id,
-            at: Stamp::now(),
-            event,
-        };
-        self.recorder.send(m, &self.stats.recorder_waits).await;
+        self.recorder
+            .tell(self.stats.id, event, &self.stats.recorder_waits)
+            .await;
     }
 
     /// The source ended: say so now (that moment is what the checks measure), once.

@@ -427,17 +427,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             fault: fault.to_string(),
             how,
         };
-        let at = Stamp::now();
-        recorder
-            .send(
-                Message::Event {
-                    conn: id,
-                    at,
-                    event,
-                },
-                waits,
-            )
-            .await;
+        recorder.tell(id, event, waits).await;
     }
 
     lock(&shared.conns).remove(&id);
@@ -450,17 +440,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         dropped_up_bytes: get(&stats.dropped_up),
         dropped_down_bytes: get(&stats.dropped_down),
     };
-    let at = Stamp::now();
-    recorder
-        .send(
-            Message::Event {
-                conn: id,
-                at,
-                event,
-            },
-            waits,
-        )
-        .await;
+    recorder.tell(id, event, waits).await;
     recorder.send(Message::Closed { conn: id }, waits).await;
 }
 

@@ -126,6 +126,12 @@ impl Recorder {
         }
     }
 
+    /// A proxy record about connection `conn`, stamped now, in order with its wire records.
+    pub async fn tell(&self, conn: u64, event: Event, waits: &AtomicU64) {
+        let at = Stamp::now();
+        self.send(Message::Event { conn, at, event }, waits).await;
+    }
+
     /// Hand `m` over; when the queue is full, wait (counted in `waits`) rather than lose it.
     pub async fn send(&self, m: Message, waits: &AtomicU64) {
         match self.tx.try_send(m) {
