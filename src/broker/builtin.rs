@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-use super::{free_port, wait_until_accepting, Broker, Endpoints};
+use super::{hold_port, wait_until_accepting, Broker, Endpoints};
 use crate::event::Journal;
 
 /// The version we embed: Cargo.toml pins it exactly.
@@ -66,9 +66,11 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
     if STARTED.swap(true, Ordering::SeqCst) {
         anyhow::bail!("the builtin broker runs once per process (rumqttd has no shutdown API)");
     }
-    let tcp: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let ws: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let v5: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    // Held until rumqttd listens on them (see `PortHold`).
+    let holds = [hold_port()?, hold_port()?, hold_port()?];
+    let [tcp, ws, v5]: [SocketAddr; 3] = holds
+        .each_ref()
+        .map(|h| SocketAddr::from(([127, 0, 0, 1], h.port)));
     let cfg = config(tcp, ws, v5);
     std::thread::Builder::new()
         .name("rumqttd".into())
@@ -83,6 +85,7 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
     wait_until_accepting(tcp, within).await?;
     wait_until_accepting(ws, within).await?;
     wait_until_accepting(v5, within).await?;
+    drop(holds);
     Ok(Broker {
         name: format!("rumqttd {VERSION} (builtin)"),
         endpoints: Endpoints {

@@ -17,7 +17,7 @@ pub mod profile;
 pub mod recognise;
 pub mod url;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -155,11 +155,31 @@ pub async fn start(choice: &BrokerChoice, journal: &Journal) -> anyhow::Result<B
     }
 }
 
-/// A port nothing listens on right now. Another process could take it before we bind it; on a
-/// loopback-only test machine that race has not been seen, and a bind failure is reported.
-pub fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+/// A loopback port held for a listener that a broker opens itself (rumqttd in this process,
+/// mosquitto in a child), until it listens.
+///
+/// Choosing a free port and letting the broker bind it later leaves a window in which another
+/// process takes it: an ephemeral port for an outgoing connection, or another run's listener.
+/// Measured with 34 runs at once beside busy builds: one run's rumqttd lost its MQTT 5 port that
+/// way ("Address already in use" in its log), and its monit then talked to another process's
+/// listener. Holding the port bound (SO_REUSEADDR, never listening) closes the window: the
+/// kernel hands no held port to a `bind(0)` or a `connect`, while the broker's own bind (tokio,
+/// mio and mosquitto all set SO_REUSEADDR) and listen succeed beside it, since Linux lets two
+/// SO_REUSEADDR sockets share a port while neither listens. Drop it once the broker accepts.
+pub struct PortHold {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+pub fn hold_port() -> std::io::Result<PortHold> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let port = socket.local_addr()?.port();
+    Ok(PortHold {
+        _socket: socket,
+        port,
+    })
 }
 
 /// Poll-connect until `addr` accepts, closing each probe at once: rumqttd's WebSocket listener
@@ -183,5 +203,29 @@ pub async fn wait_until_accepting(addr: SocketAddr, within: Duration) -> anyhow:
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A held port is free for the broker's own listener (SO_REUSEADDR, as tokio and mosquitto
+    /// bind), taken for everyone else once that listener listens, and accepts its clients.
+    #[tokio::test]
+    async fn a_held_port_lets_the_broker_listen_and_no_one_else() {
+        let hold = hold_port().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], hold.port));
+        let broker = tokio::net::TcpListener::bind(addr).await.unwrap();
+        assert!(tokio::net::TcpListener::bind(addr).await.is_err());
+        wait_until_accepting(addr, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (_client, _) = tokio::time::timeout(Duration::from_secs(5), broker.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        drop(hold);
+        assert_eq!(broker.local_addr().unwrap(), addr);
     }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{free_port, wait_until_accepting, Broker, Endpoints};
+use super::{hold_port, wait_until_accepting, Broker, Endpoints};
 use crate::event::{Actor, Event, Journal};
 
 /// Where Debian puts it (not on a normal user's PATH).
@@ -312,8 +312,9 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
     let bin = find(explicit_bin)?;
     let version = version(&bin)?;
     let dir = TempDir::new().context("creating a temp dir for the mosquitto config")?;
-    let tcp_port = free_port()?;
-    let ws_port = free_port()?;
+    // Held until mosquitto listens on them (see `PortHold`).
+    let holds = (hold_port()?, hold_port()?);
+    let (tcp_port, ws_port) = (holds.0.port, holds.1.port);
     let conf = dir.path().join("mosquitto.conf");
     // /proc/self belongs to our effective uid.
     let as_root = {
@@ -374,6 +375,7 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
             });
         }
     }
+    drop(holds);
     Ok(Broker {
         name: format!("mosquitto {version}"),
         endpoints: Endpoints {
