@@ -25,12 +25,10 @@ const EARLY_MS: f64 = 50.0;
 /// mosquitto 2.0's late allowance (Profile::mosquitto): 6 s scan + 100 ms wake-up + 250 ms.
 const MOSQUITTO_LATE_MS: f64 = 6350.0;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port held for a broker this test starts, until it is dropped (see `PortHold`): no other
+/// process is handed it meanwhile.
+fn free_port() -> unplug::broker::PortHold {
+    unplug::broker::hold_port().unwrap()
 }
 
 /// Run a scenario on mosquitto at keepalive 2 s; return its summary.
@@ -242,7 +240,8 @@ struct OwnMosquitto {
 impl OwnMosquitto {
     fn start(bin: &Path, test: &str) -> OwnMosquitto {
         let dir = out_dir(&format!("{test}-broker"));
-        let (tcp, ws) = (free_port(), free_port());
+        let holds = (free_port(), free_port());
+        let (tcp, ws) = (holds.0.port, holds.1.port);
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -265,6 +264,7 @@ impl OwnMosquitto {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+        drop(holds);
         OwnMosquitto {
             child,
             dir,

@@ -9,19 +9,16 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port held for a broker this test starts, until it is dropped (see `PortHold`): no other
+/// process is handed it meanwhile.
+fn free_port() -> unplug::broker::PortHold {
+    unplug::broker::hold_port().unwrap()
 }
 
 fn installed(test: &str, what: &str) -> Option<PathBuf> {
@@ -96,7 +93,8 @@ fn script(name: &str) -> PathBuf {
 }
 
 fn amqtt(dir: &Path) -> Running {
-    let (tcp, ws) = (free_port(), free_port());
+    let holds = (free_port(), free_port());
+    let (tcp, ws) = (holds.0.port, holds.1.port);
     let mut cmd = Command::new(dir.join("amqtt/bin/python"));
     cmd.arg(script("start-amqtt.py")).args([
         "--port",
@@ -108,7 +106,8 @@ fn amqtt(dir: &Path) -> Running {
 }
 
 fn aedes(dir: &Path) -> Running {
-    let (tcp, ws) = (free_port(), free_port());
+    let holds = (free_port(), free_port());
+    let (tcp, ws) = (holds.0.port, holds.1.port);
     let mut cmd = Command::new("node");
     cmd.arg(script("start-aedes.js")).args([
         "--prefix",
