@@ -45,6 +45,10 @@
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 //! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
+//!
+//! The binary is apart from this library: `src/main.rs` names the commands and dispatches them;
+//! `src/cli/` holds each command's flags and work (`info`, `run`, `batch`, `probe`) and the
+//! flags and child-run helpers they share (`args`, `children`).
 
 pub mod actor;
 pub mod broker;
