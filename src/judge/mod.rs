@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use facts::*;
 pub use id::CheckId;
+pub use live::LiveFacts;
 pub use spec::faults::client_detect_expected;
 
 use crate::broker::profile::Profile;
