@@ -277,7 +277,7 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
-    let mut stage = Stage::set_up(s, opts, journal).await?;
+    let mut stage = Stage::set_up(s, &opts.broker, journal).await?;
     let mut actors = Actors::wire(s, &stage, journal).await?;
     // From here a signal ends the run through the control loop, which judges what it saw.
     driving.store(true, Ordering::SeqCst);

@@ -18,11 +18,10 @@ use tokio::task::JoinHandle;
 
 use super::extras::{Extras, FlakyMonit};
 use super::fault_plan::FaultPlan;
-use super::RunOptions;
 use crate::actor::monit::Monit;
 use crate::actor::willy::{Target, Willy};
 use crate::actor::MomentHook;
-use crate::broker::{self, Broker};
+use crate::broker::{self, Broker, BrokerChoice};
 use crate::event::{Actor, Event, Journal};
 use crate::proxy::Proxy;
 use crate::scenario::{FaultKind, Scenario, Transport};
@@ -34,14 +33,14 @@ pub(super) struct Stage {
 }
 
 impl Stage {
-    /// Start the broker and a proxy to its listener for the scenario's transport, and record
+    /// Start the broker `choice` says and a proxy to its listener for the scenario's transport, and record
     /// the scenario, the run's start and the addresses.
     pub(super) async fn set_up(
         s: &Scenario,
-        opts: &RunOptions,
+        choice: &BrokerChoice,
         journal: &Journal,
     ) -> anyhow::Result<Stage> {
-        let broker = broker::start(&opts.broker, journal).await?;
+        let broker = broker::start(choice, journal).await?;
         let upstream = match s.transport {
             Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
             // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
