@@ -23,8 +23,11 @@
 //!   filters, DISCONNECT forms and their bytes.
 //! - [`scenario`]: the validated `Scenario` and the built-in scenarios; `parse.rs` one parser
 //!   per table, `faults.rs` a `[[faults]]` entry's kind.
-//! - [`runner`]: one run, from starting the broker to writing the files; `fault_plan.rs` puts
-//!   faults in effect at their moments, `outcome.rs` says when there is nothing more to learn.
+//! - [`runner`]: one run as named steps, from starting the broker to writing the files;
+//!   `stage.rs` sets up the broker and proxy, wires the actors and tears them down,
+//!   `extras.rs` starts the twin, pubby, a flaky monit's absence and the late subscriber at
+//!   their moments, `fault_plan.rs` puts faults in effect at theirs, `outcome.rs` says when
+//!   there is nothing more to learn.
 //! - [`broker`]: the brokers (rumqttd in-process, mosquitto, a URL), their timing profiles,
 //!   recognising a URL broker (`recognise.rs`), its login and refusals (`access.rs`).
 //! - [`proxy`]: the fault-injecting TCP proxy: listener, links (one write per chunk), network
@@ -34,7 +37,8 @@
 //!   helpers they share in `actor/mod.rs`.
 //! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), the
 //!   writer and reader (`journal.rs`); the terminal echo is the runner's, handed in.
-//! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced), `timing` (the
+//! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; `live` keeps
+//!   them as a run goes, from only the records the control loop has not seen), `timing` (the
 //!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
 //!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once.
 //! - [`report`]: the summary JSON and tables; `svg/` the pictures (writer, timeline, legend,
@@ -45,6 +49,10 @@
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 //! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
+//!
+//! The binary is apart from this library: `src/main.rs` names the commands and dispatches them;
+//! `src/cli/` holds each command's flags and work (`info`, `run`, `batch`, `probe`) and the
+//! flags and child-run helpers they share (`args`, `children`).
 
 pub mod actor;
 pub mod broker;

@@ -150,7 +150,7 @@ pub fn waiting_for(s: &Scenario, f: &Facts, cycle: u32, now_ms: f64) -> String {
         (None, None) if fault.kind.silences_client() && f.heal_ms.is_none() => format!(
             "no drop yet, {} after the last packet ({:.1} x keepalive); watching until {} after the cut",
             s1(now_ms - reference),
-            (now_ms - reference) / (s.keepalive.as_secs_f64() * 1000.0),
+            timing::in_keepalives(now_ms - reference, s.keepalive),
             s1(window)
         ),
         (Some(_), None) if s.expect.will => "waiting for the will at monit".to_string(),

@@ -45,6 +45,23 @@ struct Sink {
     /// Set by [`Journal::close`]: what comes later (rumqttd's threads outlive a run) is not
     /// recorded, so the files and the records a run's picture is drawn from are the same.
     closed: bool,
+    /// For each [`Cursor`]: how many leading records its reader has, unchanged since it read
+    /// them (a late record put in before that point shortens it).
+    readers: Vec<usize>,
+}
+
+/// A reader's place in the journal, for [`Journal::read_fresh`]: the runner's control loop
+/// takes only what it has not seen each tick instead of a copy of every record.
+#[derive(Debug)]
+pub struct Cursor(usize);
+
+/// What a reader has not seen: the records from index `from` on. Usually `from` is the
+/// count it had; a late record (the proxy's, [`Journal::record_at`]) that went in before
+/// that moves `from` back to it, and the reader replaces its copy from there.
+#[derive(Debug)]
+pub struct Fresh {
+    pub from: usize,
+    pub records: Vec<Record>,
 }
 
 impl Default for Sink {
@@ -59,6 +76,7 @@ impl Default for Sink {
             stream: None,
             error: None,
             closed: false,
+            readers: Vec::new(),
         }
     }
 }
@@ -148,6 +166,9 @@ impl Journal {
             .rposition(|r| r.ms <= rec.ms)
             .map_or(0, |i| i + 1);
         sink.records.insert(i, rec);
+        for seen in &mut sink.readers {
+            *seen = (*seen).min(i);
+        }
     }
 
     /// End the journal: flush the files, record nothing more, and return every record, which
@@ -185,6 +206,24 @@ impl Journal {
             .unwrap_or_else(|p| p.into_inner())
             .records
             .clone()
+    }
+
+    /// A new reader's place: it has seen nothing yet.
+    pub fn cursor(&self) -> Cursor {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.readers.push(0);
+        Cursor(sink.readers.len() - 1)
+    }
+
+    /// The records `cursor`'s reader has not seen (see [`Fresh`]); it has seen them all after.
+    pub fn read_fresh(&self, cursor: &mut Cursor) -> Fresh {
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let from = sink.readers[cursor.0];
+        sink.readers[cursor.0] = sink.records.len();
+        Fresh {
+            from,
+            records: sink.records[from..].to_vec(),
+        }
     }
 }
 

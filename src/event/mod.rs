@@ -16,7 +16,7 @@
 mod format;
 mod journal;
 
-pub use journal::{read_jsonl, Echo, Journal};
+pub use journal::{read_jsonl, Cursor, Echo, Fresh, Journal};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

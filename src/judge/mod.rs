@@ -1,7 +1,7 @@
 //! The judge: pure functions of (scenario, broker profile, records).
 //!
 //! ```text
-//!  records --facts::Facts::from_records--> Facts
+//!  records --facts::Facts::from_records--> Facts   (live.rs: the same, as a run goes)
 //!  (scenario, profile, facts) --spec::spec_checks--> [Finding { id: CheckId, holds, ... }]
 //!  [Finding] + profile's deviations --evaluate (each status computed once)--> [Check]
 //!  timing.rs: the spec's arithmetic (1.5 x keepalive, will delay, allowances), for all
@@ -16,6 +16,7 @@
 
 pub mod facts;
 pub mod id;
+pub mod live;
 pub mod spec;
 pub mod timing;
 
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use facts::*;
 pub use id::CheckId;
+pub use live::LiveFacts;
 pub use spec::faults::client_detect_expected;
 
 use crate::broker::profile::Profile;

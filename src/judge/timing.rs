@@ -65,6 +65,18 @@ pub fn bound_of_secs_ms(keepalive_s: u64) -> f64 {
     bound_of_ms(keepalive_s as f64 * 1000.0)
 }
 
+/// `d_ms` counted in keepalives (the status line's "2.3 x keepalive").
+pub fn in_keepalives(d_ms: f64, keepalive: Duration) -> f64 {
+    d_ms / (keepalive.as_secs_f64() * 1000.0)
+}
+
+/// How long after the cut a run watches for a drop or a will later than the profile allows,
+/// unless `--observe` says: 4 x keepalive + 10 s (a drop at twice the spec's 1.5 x keepalive,
+/// with room), plus a will delay that is due on top.
+pub fn observe_window(keepalive: Duration, will_delay: Duration) -> Duration {
+    keepalive * 4 + Duration::from_secs(10) + will_delay
+}
+
 /// What the keepalive is measured from: the last packet that reached the broker, or, when the
 /// tap saw none (a stream it could not decode), the last bytes forwarded.
 pub fn reference_ms(last_packet_ms: Option<f64>, last_upstream_ms: Option<f64>) -> Option<f64> {

@@ -1,40 +1,40 @@
-//! One run of one scenario, end to end.
+//! One run of one scenario, end to end, as named steps.
 //!
 //! ```text
-//!  broker::start -> Proxy::start(broker listener) -> monit (subscribed) -> pubby (if any)
-//!      -> willy (cycles)
-//!      faults fire from willy's and monit's moments (FaultPlan), heal on their timers
-//!  every 50 ms: is the outcome decided and have the cycles run?  -> stop, judge, write files
+//!  run_async: Begun::begin (output dir, signals, .inprogress files, journal, run id)
+//!    -> drive: Stage::set_up (broker, proxy; the scenario recorded)       stage.rs
+//!              -> Actors::wire (fault plan, monit subscribed, pubby, willy) stage.rs
+//!              -> watch: every 50 ms the facts so far (LiveFacts) -> extras, status line;
+//!                 until the outcome is decided and the cycles have run     extras.rs, outcome.rs
+//!              -> Actors::tear_down (actors stopped, the proxy's records in)
+//!              -> judge_run (facts of every record -> checks -> Summary); broker stopped
+//!    -> Begun::keep_files (committed, or NAME.incomplete.*)
+//!  faults fire from willy's and monit's moments (fault_plan.rs), heal on their timers
 //! ```
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::oneshot;
-
-use crate::actor::monit::Monit;
-use crate::actor::willy::{Target, Willy};
-use crate::actor::MomentHook;
-use crate::broker::{self, BrokerChoice};
-use crate::event::{Actor, Echo, Event, Journal};
-use crate::judge::{self, Facts};
-use crate::lifeline::Interrupts;
-use crate::proxy::Proxy;
-use crate::report::files::RunFiles;
-use crate::report::Summary;
-use crate::scenario::{FaultKind, PublishFrom, Scenario, Transport};
 use nix::sys::signal::Signal;
 
+use crate::broker::{Broker, BrokerChoice};
+use crate::event::{Actor, Echo, Event, Journal};
+use crate::judge::{self, Facts, LiveFacts};
+use crate::lifeline::Interrupts;
+use crate::report::files::RunFiles;
+use crate::report::Summary;
+use crate::scenario::Scenario;
+
+mod extras;
 mod fault_plan;
 mod outcome;
+mod stage;
 
-use fault_plan::FaultPlan;
 use outcome::willy_refused;
 pub use outcome::{outcome_decided, stuck_for_good};
-use std::sync::atomic::Ordering;
+use stage::{Actors, Stage};
 
 /// How the run is set up, besides the scenario.
 #[derive(Debug, Clone)]
@@ -94,38 +94,80 @@ struct Driven {
     interrupted: Option<Signal>,
 }
 
+/// Why a run stopped before [`drive`] returned.
+enum Stop {
+    Signal(Signal),
+    Error(anyhow::Error),
+}
+
 /// The run's files around [`drive`]: the journal goes to `.inprogress` files from the start;
 /// at the end the set is committed, or kept as `NAME.incomplete.*` when a signal or an error
 /// ended the run first. A signal before the cycles start (the broker or monit still starting)
 /// stops the run at once; during them, the control loop ends the run and judges what it saw.
 async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> {
-    std::fs::create_dir_all(&opts.out_dir)
-        .with_context(|| format!("creating the output directory {}", opts.out_dir.display()))?;
-    let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
-    let files = RunFiles::begin(&opts.out_dir, &s.name)?;
-    let (jsonl, log) = files
-        .writers()
-        .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
-    let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
-    let started_at = chrono::Utc::now();
-    let run_id = opts.run_id.clone().unwrap_or_else(|| {
-        format!(
-            "{}-{}",
-            started_at.format("%Y%m%dT%H%M%S%.6fZ"),
-            std::process::id()
-        )
-    });
-    crate::logcapture::install(&journal);
-    crate::broker::access::set_login(match &opts.broker {
-        BrokerChoice::Url(u) => u.login.clone(),
-        _ => None,
-    });
+    let begun = Begun::begin(s, opts)?;
+    let outcome = begun.drive_until_signal(s, opts).await;
+    begun.keep_files(s, opts, outcome)
+}
 
-    let driving = AtomicBool::new(false);
-    let outcome = {
-        let body = drive(s, opts, &journal, &interrupts, started_at, &driving);
+/// A run whose files and journal exist: what the steps around [`drive`] share.
+struct Begun {
+    interrupts: Interrupts,
+    files: RunFiles,
+    journal: Journal,
+    started_at: chrono::DateTime<chrono::Utc>,
+    /// The run's id in its summary: the one given, or its start time and our pid.
+    run_id: String,
+}
+
+impl Begun {
+    /// The output directory, the signal handlers, the `.inprogress` files and the journal
+    /// writing to them; the broker's log and a URL broker's login routed.
+    fn begin(s: &Scenario, opts: &RunOptions) -> anyhow::Result<Begun> {
+        std::fs::create_dir_all(&opts.out_dir)
+            .with_context(|| format!("creating the output directory {}", opts.out_dir.display()))?;
+        let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
+        let files = RunFiles::begin(&opts.out_dir, &s.name)?;
+        let (jsonl, log) = files
+            .writers()
+            .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
+        let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
+        let started_at = chrono::Utc::now();
+        let run_id = opts.run_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                started_at.format("%Y%m%dT%H%M%S%.6fZ"),
+                std::process::id()
+            )
+        });
+        crate::logcapture::install(&journal);
+        crate::broker::access::set_login(match &opts.broker {
+            BrokerChoice::Url(u) => u.login.clone(),
+            _ => None,
+        });
+        Ok(Begun {
+            interrupts,
+            files,
+            journal,
+            started_at,
+            run_id,
+        })
+    }
+
+    /// [`drive`], unless a signal comes before the cycles start (after that, the control loop
+    /// has it).
+    async fn drive_until_signal(&self, s: &Scenario, opts: &RunOptions) -> Result<Driven, Stop> {
+        let driving = AtomicBool::new(false);
+        let body = drive(
+            s,
+            opts,
+            &self.journal,
+            &self.interrupts,
+            self.started_at,
+            &driving,
+        );
         let before_cycles = async {
-            let sig = interrupts.wait().await;
+            let sig = self.interrupts.wait().await;
             if driving.load(Ordering::SeqCst) {
                 // The control loop has it.
                 std::future::pending::<()>().await;
@@ -136,73 +178,94 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
             r = body => r.map_err(Stop::Error),
             sig = before_cycles => Err(Stop::Signal(sig)),
         }
-    };
-    let incomplete = |reason: String, sig: Option<Signal>, error: Option<String>| {
-        journal.record(Actor::Runner, Event::RunEnded { reason });
-        let records = journal.records();
+    }
+
+    /// Close the journal and commit the run's files, or keep them as `NAME.incomplete.*`.
+    fn keep_files(
+        self,
+        s: &Scenario,
+        opts: &RunOptions,
+        outcome: Result<Driven, Stop>,
+    ) -> anyhow::Result<RunResult> {
+        match outcome {
+            Ok(mut d) => {
+                d.summary.run_id = self.run_id.clone();
+                let all = self.journal.close().with_context(|| {
+                    format!("writing the log files in {}", opts.out_dir.display())
+                })?;
+                // Drawn from every record the files hold (the broker's stop adds a few after
+                // the summary's).
+                let svg = crate::report::svg::render_run(&all, &d.summary);
+                match d.interrupted {
+                    None => self.files.commit(&d.summary, &svg)?,
+                    Some(sig) => {
+                        d.summary.mark_incomplete(Some(sig.as_str()), None);
+                        self.files.keep_incomplete(&d.summary, Some(&svg))?;
+                    }
+                }
+                Ok(RunResult {
+                    summary: d.summary,
+                    interrupted: d.interrupted,
+                })
+            }
+            Err(Stop::Signal(sig)) => {
+                let summary = self.incomplete(
+                    s,
+                    opts,
+                    format!("interrupted ({}) before the cycles started", sig.as_str()),
+                    Some(sig),
+                    None,
+                );
+                let _ = self.journal.close();
+                self.files.keep_incomplete(&summary, None)?;
+                Ok(RunResult {
+                    summary,
+                    interrupted: Some(sig),
+                })
+            }
+            Err(Stop::Error(e)) => {
+                let summary = self.incomplete(
+                    s,
+                    opts,
+                    format!("error: {e:#}"),
+                    None,
+                    Some(format!("{e:#}")),
+                );
+                let _ = self.journal.close();
+                if let Err(w) = self.files.keep_incomplete(&summary, None) {
+                    return Err(e.context(format!("and its files could not be kept: {w:#}")));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The summary of a run that did not get to its judgement: its end recorded, no checks.
+    fn incomplete(
+        &self,
+        s: &Scenario,
+        opts: &RunOptions,
+        reason: String,
+        sig: Option<Signal>,
+        error: Option<String>,
+    ) -> Summary {
+        self.journal
+            .record(Actor::Runner, Event::RunEnded { reason });
+        let records = self.journal.records();
         let facts = Facts::from_records(s, &records);
         let mut summary = Summary::new(
             s,
             opts.broker.label(),
-            started_at,
+            self.started_at,
             &facts,
             Vec::new(),
             "",
-            journal.ms_since_start(std::time::Instant::now()),
+            self.journal.ms_since_start(std::time::Instant::now()),
         );
-        summary.run_id = run_id.clone();
+        summary.run_id = self.run_id.clone();
         summary.mark_incomplete(sig.map(|g| g.as_str()), error);
         summary
-    };
-    match outcome {
-        Ok(mut d) => {
-            d.summary.run_id = run_id.clone();
-            let all = journal
-                .close()
-                .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
-            // Drawn from every record the files hold (the broker's stop adds a few after the
-            // summary's).
-            let svg = crate::report::svg::render_run(&all, &d.summary);
-            match d.interrupted {
-                None => files.commit(&d.summary, &svg)?,
-                Some(sig) => {
-                    d.summary.mark_incomplete(Some(sig.as_str()), None);
-                    files.keep_incomplete(&d.summary, Some(&svg))?;
-                }
-            }
-            Ok(RunResult {
-                summary: d.summary,
-                interrupted: d.interrupted,
-            })
-        }
-        Err(Stop::Signal(sig)) => {
-            let summary = incomplete(
-                format!("interrupted ({}) before the cycles started", sig.as_str()),
-                Some(sig),
-                None,
-            );
-            let _ = journal.close();
-            files.keep_incomplete(&summary, None)?;
-            Ok(RunResult {
-                summary,
-                interrupted: Some(sig),
-            })
-        }
-        Err(Stop::Error(e)) => {
-            let summary = incomplete(format!("error: {e:#}"), None, Some(format!("{e:#}")));
-            let _ = journal.close();
-            if let Err(w) = files.keep_incomplete(&summary, None) {
-                return Err(e.context(format!("and its files could not be kept: {w:#}")));
-            }
-            Err(e)
-        }
     }
-}
-
-/// Why a run stopped before [`drive`] returned.
-enum Stop {
-    Signal(Signal),
-    Error(anyhow::Error),
 }
 
 /// One run from the broker's start to its judgement; the caller owns the files.
@@ -214,187 +277,57 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
-    let journal = journal.clone();
-    let mut broker = broker::start(&opts.broker, &journal).await?;
-    let upstream = match s.transport {
-        Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
-        // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
-        Transport::Ws
-            if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() =>
-        {
-            anyhow::bail!(
-                "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
-                broker.name
-            )
-        }
-        Transport::Ws => broker
-            .endpoints
-            .ws
-            .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
-    };
-    let proxy = Arc::new(
-        Proxy::start(upstream, journal.clone())
-            .await
-            .context("starting the proxy")?,
-    );
+    let mut stage = Stage::set_up(s, &opts.broker, journal).await?;
+    let mut actors = Actors::wire(s, &stage, journal).await?;
+    // From here a signal ends the run through the control loop, which judges what it saw.
+    driving.store(true, Ordering::SeqCst);
+    let end = watch(s, opts, &stage.broker, &mut actors, journal, interrupts).await;
+    actors.tear_down(&stage).await;
     journal.record(
         Actor::Runner,
-        Event::ScenarioRecorded {
-            scenario: Box::new(s.clone()),
-            profile: broker.profile.broker.clone(),
+        Event::RunEnded {
+            reason: end.reason.clone(),
         },
     );
-    journal.record(
-        Actor::Runner,
-        Event::RunStarted {
-            scenario: s.name.clone(),
-            broker: broker.name.clone(),
-            transport: s.transport.as_str().to_string(),
-            protocol: s.protocol.as_str().to_string(),
-            keepalive_s: s.keepalive.as_secs(),
-        },
-    );
-    journal.record(
-        Actor::Runner,
-        Event::Note {
-            message: format!(
-                "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
-                broker.endpoints.tcp,
-                broker.endpoints.ws.map_or("-".to_string(), |a| format!(
-                    "{a}{}",
-                    broker.endpoints.ws_path
-                )),
-                proxy.addr,
-                broker.endpoints.tcp_for(s.monit_protocol())
-            ),
-        },
-    );
+    if let Some(why) = end.refused {
+        stage.broker.stop().await;
+        anyhow::bail!("{why}");
+    }
+    let summary = judge_run(s, &stage.broker, journal, started_at, &end.reason);
+    // Only now: a broker that stops closes willy's connections, which must not count as a drop.
+    stage.broker.stop().await;
+    Ok(Driven {
+        summary,
+        interrupted: end.interrupted,
+    })
+}
 
-    let plan = Arc::new(FaultPlan {
-        scenario: s.clone(),
-        proxy: proxy.clone(),
-        fired: Mutex::new(vec![false; s.faults.len()]),
-        willy_pid: Arc::new(AtomicU32::new(0)),
-    });
-    let hook: MomentHook = {
-        let plan = plan.clone();
-        Arc::new(move |cycle, trigger| plan.on_moment(cycle, trigger))
-    };
-    let cycle = Arc::new(AtomicU32::new(0));
+/// How the control loop ended.
+struct End {
+    /// Said in the journal's `RunEnded` and the summary.
+    reason: String,
+    interrupted: Option<Signal>,
+    /// The broker refused willy's connection: the run is an error, not a verdict.
+    refused: Option<String>,
+}
 
-    let (ready_tx, ready_rx) = oneshot::channel();
-    // A flaky monit leaves and returns when the runner says (see the loop below).
-    let (mut monit_away, mut monit_back, flaky_signals) = match s.monit.flaky {
-        Some(_) => {
-            let (away_tx, away) = oneshot::channel();
-            let (back_tx, back) = oneshot::channel();
-            (
-                Some(away_tx),
-                Some(back_tx),
-                Some(crate::actor::monit::FlakySignals { away, back }),
-            )
-        }
-        None => (None, None, None),
-    };
-    // rumqttd 0.20 panics writing a v5 will with properties to a 3.1.1 subscriber (see its
-    // profile): a v5 run keeps monit on the v5 listener, speaking v5, unless the scenario asks
-    // for a 3.1.1 monit to show exactly that (v5-will-to-v4-subscriber).
-    let monit_protocol = s.monit_protocol();
-    let monit = tokio::spawn(
-        Monit {
-            broker: broker.endpoints.tcp_for(monit_protocol),
-            protocol: monit_protocol,
-            keepalive: s.keepalive,
-            journal: journal.clone(),
-            hook: hook.clone(),
-            cycle: cycle.clone(),
-            setup: s.monit,
-            flaky: flaky_signals,
-        }
-        .run(ready_tx),
-    );
-    tokio::time::timeout(Duration::from_secs(10), ready_rx)
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "monit could not subscribe at {} within 10 s",
-                broker.endpoints.tcp
-            )
-        })?
-        .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?
-        .map_err(|why| anyhow::anyhow!("{why}"))?;
-
-    // pubby connects now; it publishes from the start or from the cut.
-    let (pubby_go, pubby) = match &s.publisher {
-        Some(p) => {
-            let (go_tx, go_rx) = oneshot::channel();
-            let task = tokio::spawn(
-                crate::actor::pubby::Pubby {
-                    broker: broker.endpoints.tcp,
-                    publisher: p.clone(),
-                    journal: journal.clone(),
-                }
-                .run(go_rx),
-            );
-            (Some((p.from, go_tx)), Some(task))
-        }
-        None => (None, None),
-    };
-    let mut pubby_go = pubby_go;
-    let mut start_pubby = |cut: bool| {
-        if pubby_go
-            .as_ref()
-            .is_some_and(|(from, _)| *from == PublishFrom::Start || cut)
-        {
-            if let Some((_, go)) = pubby_go.take() {
-                let _ = go.send(());
-            }
-        }
-    };
-    start_pubby(false);
-
-    let target = Target {
-        transport: s.transport,
-        port: proxy.addr.port(),
-        ws_path: broker.endpoints.ws_path.clone(),
-    };
-    // A fault on willy's process needs willy in a process of its own.
-    let willy = if s.faults.iter().any(|f| f.kind.on_process()) {
-        let restart = s
-            .faults
-            .iter()
-            .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
-        tokio::spawn(crate::actor::child::drive(
-            s.clone(),
-            target,
-            journal.clone(),
-            hook,
-            cycle.clone(),
-            plan.willy_pid.clone(),
-            restart,
-        ))
-    } else {
-        tokio::spawn(
-            Willy {
-                scenario: s.clone(),
-                target,
-                journal: journal.clone(),
-                hook,
-                cycle: cycle.clone(),
-                first_cycle: 1,
-            }
-            .run(),
-        )
-    };
-
+/// The control loop: every 50 ms, read the facts so far, start or tell the extra actors,
+/// redraw the status line, and stop once the outcome is decided and willy's cycles have run
+/// (or it cannot run them), at a signal, at the broker's refusal, or at the time limit.
+async fn watch(
+    s: &Scenario,
+    opts: &RunOptions,
+    broker: &Broker,
+    actors: &mut Actors,
+    journal: &Journal,
+    interrupts: &Interrupts,
+) -> End {
     let limit = time_limit(s);
     let mut interrupted = None;
+    let mut refused = None;
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    // From here a signal ends the run through the loop below, which judges what it saw.
-    driving.store(true, Ordering::SeqCst);
-    let mut late = None;
-    let mut twin: Option<tokio::task::JoinHandle<()>> = None;
-    let mut refused: Option<String> = None;
+    let mut cursor = journal.cursor();
+    let mut live = LiveFacts::new(s);
     let progress = crate::progress::RunProgress::new(opts.progress);
     let reason = loop {
         tokio::select! {
@@ -405,58 +338,22 @@ async fn drive(
             }
         }
         let now = journal.ms_since_start(std::time::Instant::now());
-        let records = journal.records();
-        let facts = Facts::from_records(s, &records);
-        start_pubby(facts.cut_at_ms.is_some());
-        if let (Some(t), Some(cut), None) = (s.takeover, facts.cut_at_ms, &twin) {
-            if now >= cut + t.after.as_secs_f64() * 1000.0 {
-                twin = Some(tokio::spawn(
-                    crate::actor::twin::Twin {
-                        broker: broker.endpoints.tcp,
-                        keepalive: s.keepalive,
-                        journal: journal.clone(),
-                    }
-                    .run(),
-                ));
-            }
-        }
-        if let (Some(fl), Some(cut)) = (s.monit.flaky, facts.cut_at_ms) {
-            if now >= cut + fl.away_after.as_secs_f64() * 1000.0 {
-                if let Some(tx) = monit_away.take() {
-                    let _ = tx.send(());
-                }
-            }
-            // Back once the broker dropped willy (its will then published while monit was
-            // away), or at the will's deadline if it never does.
-            let back_at = facts
-                .broker_drop_ms
-                .map(|d| d + fl.back_after_drop.as_secs_f64() * 1000.0)
-                .or(judge::will_deadline_ms(s, &broker.profile, &facts));
-            if monit_away.is_none() && back_at.is_some_and(|b| now >= b) {
-                if let Some(tx) = monit_back.take() {
-                    let _ = tx.send(());
-                }
-            }
-        }
-        if s.late_subscriber && late.is_none() && facts.will_received_ms.is_some() {
-            late = Some(tokio::spawn(crate::actor::monit::late_subscriber(
-                broker.endpoints.tcp_for(s.monit_protocol()),
-                s.monit_protocol(),
-                journal.clone(),
-            )));
-        }
+        live.update(journal.read_fresh(&mut cursor));
+        let facts = live.facts();
+        actors.extras.on_tick(s, &broker.profile, facts, now);
+        // Before the cut; a refusal is seen in the tick its record comes.
         if facts.cut_at_ms.is_none() {
-            if let Some(why) = willy_refused(&records) {
+            if let Some(why) = willy_refused(live.fresh()) {
                 refused = Some(why);
                 break "the broker refused willy's connection".to_string();
             }
         }
-        let in_cycle = cycle.load(std::sync::atomic::Ordering::SeqCst);
-        progress.update(s, &broker.profile, &facts, in_cycle, now);
+        let in_cycle = actors.cycle.load(Ordering::SeqCst);
+        progress.update(s, &broker.profile, facts, in_cycle, now);
         let in_final_cycle = in_cycle >= s.cycles;
-        let cycles_done = willy.is_finished() || stuck_for_good(s, &facts, in_final_cycle);
-        if cycles_done && outcome_decided(s, &broker.profile, &facts, now) {
-            break if willy.is_finished() {
+        let cycles_done = actors.willy.is_finished() || stuck_for_good(s, facts, in_final_cycle);
+        if cycles_done && outcome_decided(s, &broker.profile, facts, now) {
+            break if actors.willy.is_finished() {
                 "every cycle ran and the outcome is decided".to_string()
             } else {
                 "the outcome is decided and willy keeps failing to reconnect".to_string()
@@ -467,53 +364,33 @@ async fn drive(
         }
     };
     progress.finish();
-    willy.abort();
-    // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
-    if plan.willy_pid.load(Ordering::SeqCst) != 0 {
-        plan.signal(Signal::SIGKILL);
+    End {
+        reason,
+        interrupted,
+        refused,
     }
-    monit.abort();
-    if let Some(p) = pubby {
-        p.abort();
-    }
-    if let Some(t) = twin {
-        t.abort();
-    }
-    if let Some(l) = late {
-        l.abort();
-    }
-    // The proxy records on its own thread, a little after forwarding: what it forwarded so far
-    // is in the journal before the run is judged.
-    proxy.settle().await;
-    journal.record(
-        Actor::Runner,
-        Event::RunEnded {
-            reason: reason.clone(),
-        },
-    );
+}
 
-    if let Some(why) = refused {
-        broker.stop().await;
-        anyhow::bail!("{why}");
-    }
+/// The run judged from every record, as a saved run would be: facts, checks, the summary.
+fn judge_run(
+    s: &Scenario,
+    broker: &Broker,
+    journal: &Journal,
+    started_at: chrono::DateTime<chrono::Utc>,
+    reason: &str,
+) -> Summary {
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
     let checks = judge::evaluate(s, &broker.profile, &facts);
-    let summary = Summary::new(
+    let mut summary = Summary::new(
         s,
         &broker.name,
         started_at,
         &facts,
         checks,
-        &reason,
+        reason,
         journal.ms_since_start(std::time::Instant::now()),
     );
-    let mut summary = summary;
     summary.timing_model = broker.profile.timing_model.clone();
-    // Only now: a broker that stops closes willy's connections, which must not count as a drop.
-    broker.stop().await;
-    Ok(Driven {
-        summary,
-        interrupted,
-    })
+    summary
 }

@@ -425,13 +425,12 @@ impl Scenario {
 
     /// How long after the cut a run keeps watching for the broker's drop and the will when they
     /// are later than the profile allows, so that a late outcome is measured, not called
-    /// "never": 4 x keepalive + 10 s by default (a drop at twice the spec's 1.5 x keepalive,
-    /// with room), plus a will delay that is due on top; `--observe` sets it.
+    /// "never": [`crate::judge::timing::observe_window`] by default; `--observe` sets it.
     pub fn observe_window(&self) -> Duration {
         let delay = self.will.as_ref().and_then(|w| w.delay_s).unwrap_or(0);
         let delay = Duration::from_secs(u64::from(delay.min(self.session_expiry_s.unwrap_or(0))));
         self.observe
-            .unwrap_or(self.keepalive * 4 + Duration::from_secs(10) + delay)
+            .unwrap_or(crate::judge::timing::observe_window(self.keepalive, delay))
     }
 
     /// The first fault, which decides the run's outcome (the cut).

@@ -1,0 +1,259 @@
+//! The flags several commands share, and the parsers behind them: which broker (`--broker`,
+//! `--brokers`, `--mosquitto-bin`, a URL broker's login and profile), the timing overrides, a
+//! run's name and transport, and the machine-readable outputs of many runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use unplug::broker::BrokerChoice;
+use unplug::scenario::Overrides;
+use unplug::suite;
+
+/// Machine-readable results of many runs, for CI.
+#[derive(Args, Clone)]
+pub struct MachineOut {
+    /// Also write JUnit XML to FILE: a testsuite per run, a testcase for its verdict and one per
+    /// check (a failure with expected and actual; a run that did not finish is an error).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write every run's status and whole summary as one JSON document to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl MachineOut {
+    pub fn write(&self, batch: &suite::Batch, command: &str) -> anyhow::Result<()> {
+        if let Some(p) = &self.junit {
+            write_file(p, &batch.to_junit(&format!("unplug {command}")))?;
+        }
+        if let Some(p) = &self.json {
+            write_file(p, &batch.to_json(command))?;
+        }
+        Ok(())
+    }
+}
+
+/// Write a file of ours whole (temp file + rename: never through a symlink).
+pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    unplug::fsx::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Which broker a run uses.
+#[derive(Args, Clone)]
+pub struct BrokerArgs {
+    /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
+    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH].
+    #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
+    broker: BrokerChoice,
+    /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+    #[arg(long, value_name = "PATH")]
+    mosquitto_bin: Option<PathBuf>,
+    #[command(flatten)]
+    access: AccessArgs,
+}
+
+/// How a broker given by URL is reached and judged.
+#[derive(Args, Clone)]
+pub struct AccessArgs {
+    /// The user name every client logs in with (a URL broker; or put user:pass@ in the URL).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// The environment variable holding the password (never given on the command line).
+    #[arg(long, value_name = "VAR", requires = "username")]
+    password_env: Option<String>,
+    /// Judge a URL broker by this profile instead of recognising it (see `unplug profiles`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+}
+
+impl AccessArgs {
+    /// Attach the login and profile to a URL broker; refuse them for the others.
+    pub fn apply(&self, choice: BrokerChoice) -> anyhow::Result<BrokerChoice> {
+        let login = match &self.username {
+            None => None,
+            Some(u) => Some(unplug::broker::url::Login {
+                username: u.clone(),
+                password: match &self.password_env {
+                    None => None,
+                    Some(var) => Some(std::env::var(var).map_err(|_| {
+                        anyhow::anyhow!("--password-env {var}: that environment variable is not set (or not UTF-8)")
+                    })?),
+                },
+            }),
+        };
+        if let Some(p) = &self.profile {
+            if unplug::broker::profile::Profile::by_name(p).is_none() {
+                anyhow::bail!("--profile {p:?}: no such profile (see `unplug profiles`)");
+            }
+        }
+        match choice {
+            BrokerChoice::Url(u) => {
+                let mut u = u.with_login(login)?;
+                if self.profile.is_some() {
+                    u.profile = self.profile.clone();
+                }
+                Ok(BrokerChoice::Url(u))
+            }
+            c if login.is_some() || self.profile.is_some() => anyhow::bail!(
+                "--username, --password-env and --profile apply to a broker given by URL (not {})",
+                c.label()
+            ),
+            c => Ok(c),
+        }
+    }
+}
+
+impl BrokerArgs {
+    pub fn choice(&self) -> anyhow::Result<BrokerChoice> {
+        let c = self
+            .access
+            .apply(with_bin(self.broker.clone(), self.mosquitto_bin.as_ref())?)?;
+        c.export_password();
+        Ok(c)
+    }
+}
+
+/// Attach `--mosquitto-bin` to a mosquitto choice; refuse it for any other broker.
+pub fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<BrokerChoice> {
+    match (choice, bin) {
+        (BrokerChoice::Mosquitto { .. }, Some(b)) => Ok(BrokerChoice::Mosquitto {
+            bin: Some(b.clone()),
+        }),
+        (c, None) => Ok(c),
+        (c, Some(_)) => anyhow::bail!(
+            "--mosquitto-bin only applies to the mosquitto broker (not {})",
+            c.label()
+        ),
+    }
+}
+
+pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
+    BrokerChoice::parse(s).map_err(|e| {
+        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH])")
+    })
+}
+
+/// `--brokers builtin,mosquitto,tcp://h:1,ws://h:2/mqtt`: a ws:// URL joins the tcp:// URL
+/// before it, making one broker.
+pub fn parse_brokers(list: &str, bin: Option<&PathBuf>) -> anyhow::Result<Vec<BrokerChoice>> {
+    Ok(parse_labelled_brokers(list, bin)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// The same, where a URL broker may carry a name for tables and files: `amqtt=tcp://h:1`.
+pub fn parse_labelled_brokers(
+    list: &str,
+    bin: Option<&PathBuf>,
+) -> anyhow::Result<Vec<(Option<String>, BrokerChoice)>> {
+    let mut groups: Vec<String> = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match groups.last_mut() {
+            Some(g) if part.starts_with("ws://") && g.contains("://") => {
+                g.push(',');
+                g.push_str(part);
+            }
+            _ => groups.push(part.to_string()),
+        }
+    }
+    if groups.is_empty() {
+        anyhow::bail!("--brokers: no broker given (expected e.g. builtin,mosquitto)");
+    }
+    if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
+        anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
+    }
+    // Child runs get a URL's password through one environment variable: one password per call.
+    let mut passwords = std::collections::HashSet::new();
+    groups
+        .iter()
+        .map(|g| {
+            let (label, g) = match g.split_once('=') {
+                Some((l, rest)) if rest.contains("://") && !l.contains("://") => {
+                    parse_name(l).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
+                    (Some(l.to_string()), rest)
+                }
+                _ => (None, g.as_str()),
+            };
+            let c = BrokerChoice::parse(g).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
+            let c = match c {
+                BrokerChoice::Mosquitto { .. } => with_bin(c, bin)?,
+                c => c,
+            };
+            // Child runs read a URL's password from their environment.
+            if let BrokerChoice::Url(u) = &c {
+                passwords.insert(u.login.as_ref().and_then(|l| l.password.clone()));
+                if passwords.iter().flatten().count() > 1 {
+                    anyhow::bail!(
+                        "--brokers: two brokers with different passwords; run them one call each"
+                    );
+                }
+            }
+            c.export_password();
+            Ok((label, c))
+        })
+        .collect()
+}
+
+pub fn parse_transport(s: &str) -> Result<unplug::scenario::Transport, String> {
+    match s.trim() {
+        "tcp" => Ok(unplug::scenario::Transport::Tcp),
+        "ws" => Ok(unplug::scenario::Transport::Ws),
+        other => Err(format!("unknown transport {other:?} (expected tcp or ws)")),
+    }
+}
+
+pub fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a usable run name (letters, digits, '.', '_' and '-', not starting with '.')"
+        ))
+    }
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct Timing {
+    /// Override the scenario's keepalive, in seconds.
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=65535))]
+    keepalive: Option<u64>,
+    /// The seed's own timing: keepalive 60 s, 20 s connected, 10 s idle (a run takes minutes).
+    #[arg(long)]
+    seed_timing: bool,
+    /// How long after the cut to keep watching for a drop or will later than the broker's
+    /// profile allows, in seconds (default: 4 x keepalive + 10 s).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    observe: Option<u64>,
+}
+
+impl Timing {
+    pub fn overrides(self) -> Overrides {
+        Overrides {
+            keepalive_s: self.keepalive,
+            seed_timing: self.seed_timing,
+            observe_s: self.observe,
+        }
+    }
+
+    pub fn args(self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(k) = self.keepalive {
+            v.extend(["--keepalive".to_string(), k.to_string()]);
+        }
+        if self.seed_timing {
+            v.push("--seed-timing".to_string());
+        }
+        if let Some(o) = self.observe {
+            v.extend(["--observe".to_string(), o.to_string()]);
+        }
+        v
+    }
+}

@@ -1,0 +1,253 @@
+//! The commands of many runs, each a child process: `suite` (scenarios on one broker),
+//! `compare` (scenarios x brokers x transports) and `conformance` (the will's spec checks x
+//! brokers). Each prints its table, writes it as Markdown and a picture, and exits as its runs did.
+//!
+//! ```text
+//! names --load (refuse a bad one first)--> child specs --children::run_*--> Batch
+//!                                                                            |
+//!                        table (stdout) + TABLE.md + TABLE.svg + --junit/--json <--+
+//! ```
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use unplug::broker::BrokerChoice;
+use unplug::compare;
+use unplug::conformance;
+use unplug::report::table;
+use unplug::scenario;
+use unplug::suite;
+
+use super::args::{parse_brokers, parse_transport, write_file, BrokerArgs, MachineOut, Timing};
+use super::children::{
+    children_exit_code, interrupted_note, own_transports, run_cells, show_progress, write_picture,
+};
+
+/// The flags of `unplug suite` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct SuiteArgs {
+    /// Scenario names or paths; all built-in scenarios when none are given.
+    scenarios: Vec<String>,
+    #[command(flatten)]
+    timing: Timing,
+    /// How many scenarios run at once.
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Directory for every run's files and SUITE.md.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    machine: MachineOut,
+}
+
+/// `unplug suite`: the scenarios (all built-in ones by default) on one broker.
+pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
+    let SuiteArgs {
+        scenarios,
+        timing,
+        jobs,
+        out,
+        broker,
+        machine,
+    } = args;
+    let broker = broker.choice()?;
+    let names: Vec<String> = if scenarios.is_empty() {
+        scenario::BUILTIN
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    } else {
+        // Refuse a bad name before starting anything.
+        for n in &scenarios {
+            scenario::load(n)?;
+        }
+        scenarios
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let interactive = std::io::stderr().is_terminal();
+    if interactive {
+        eprintln!("running {} scenarios, {jobs} at a time ...", names.len());
+    }
+    // Runs on a broker given by URL share it: one at a time (see run_specs_sharing).
+    let jobs = if matches!(broker, BrokerChoice::Url(_)) {
+        if interactive && jobs > 1 {
+            eprintln!("a broker given by URL is shared by every run: running them one at a time");
+        }
+        1
+    } else {
+        jobs
+    };
+    let mut extra = timing.args();
+    extra.extend(broker.args());
+    let batch = rt.block_on(suite::run_children(
+        &names,
+        &out,
+        jobs as usize,
+        &extra,
+        show_progress(),
+    ))?;
+    let labels: Vec<(String, String)> = batch
+        .runs
+        .iter()
+        .map(|_| (broker.label().to_string(), "-".to_string()))
+        .collect();
+    write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, &labels)?;
+    let rows = suite::table_rows(&batch.runs);
+    print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
+    write_file(
+        &out.join("SUITE.md"),
+        &(interrupted_note(&batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
+    )?;
+    machine.write(&batch, "suite")?;
+    Ok(children_exit_code(&batch))
+}
+
+/// The flags of `unplug compare` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Scenario names or paths; the seed's four (native-no-will, native-last-will, ws-no-will,
+    /// ws-last-will) when none are given.
+    scenarios: Vec<String>,
+    /// Brokers to compare: builtin, mosquitto, or a broker's URLs (a ws:// URL joins the
+    /// tcp:// URL before it), separated by commas.
+    #[arg(long, default_value = "builtin,mosquitto", value_name = "LIST")]
+    brokers: String,
+    /// Transports to run every scenario over; each scenario's own when not given.
+    #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws")]
+    transports: Option<Vec<unplug::scenario::Transport>>,
+    /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+    #[arg(long, value_name = "PATH")]
+    mosquitto_bin: Option<PathBuf>,
+    #[command(flatten)]
+    timing: Timing,
+    /// How many runs at once.
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Directory for every run's files and COMPARE.md.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    machine: MachineOut,
+}
+
+/// `unplug compare`: every scenario on every broker (and transport), side by side.
+pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let CompareArgs {
+        scenarios,
+        brokers,
+        transports,
+        mosquitto_bin,
+        timing,
+        jobs,
+        out,
+        machine,
+    } = args;
+    let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
+    let scenarios: Vec<String> = if scenarios.is_empty() {
+        compare::DEFAULT_SCENARIOS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        scenarios
+    };
+    // Refuse a bad name before starting anything; learn each one's own transport.
+    let own = own_transports(&scenarios)?;
+    let cells = compare::plan(
+        &scenarios,
+        &brokers,
+        transports.as_deref(),
+        |n| own[n],
+        &timing.args(),
+    );
+    let batch = run_cells(&cells, &out, jobs)?;
+    let labels = compare::labels(&cells, |n| own[n]);
+    write_picture(
+        &out.join("COMPARE.svg"),
+        "unplug compare",
+        &batch.runs,
+        &labels,
+    )?;
+    let rows = compare::rows(&cells, &batch.runs);
+    print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+    write_file(
+        &out.join("COMPARE.md"),
+        &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
+    )?;
+    machine.write(&batch, "compare")?;
+    Ok(children_exit_code(&batch))
+}
+
+/// The flags of `unplug conformance` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct ConformanceArgs {
+    /// Brokers to judge: builtin, mosquitto, or a broker's URLs, separated by commas.
+    #[arg(long, default_value = "builtin,mosquitto", value_name = "LIST")]
+    brokers: String,
+    /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
+    #[arg(long, value_name = "PATH")]
+    mosquitto_bin: Option<PathBuf>,
+    /// How many runs at once.
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Directory for every run's files and CONFORMANCE.md.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    machine: MachineOut,
+}
+
+/// `unplug conformance`: the table of the will's spec checks x brokers.
+pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let ConformanceArgs {
+        brokers,
+        mosquitto_bin,
+        jobs,
+        out,
+        machine,
+    } = args;
+    let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
+    let scenarios: Vec<String> = conformance::CONFORMANCE_SCENARIOS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let own = own_transports(&scenarios)?;
+    let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
+    let batch = run_cells(&cells, &out, jobs)?;
+    let runs = &batch.runs;
+    let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
+    let column = |c: &compare::Cell| brokers.iter().position(|b| *b == c.broker);
+    let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
+        .iter()
+        .zip(runs)
+        .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.summary.as_ref()?)))
+        .collect();
+    let errors: Vec<&suite::ChildRun> = runs.iter().filter(|r| r.summary.is_none()).collect();
+    let mut rows = conformance::rows(&labels, &judged);
+    let missing: Vec<(String, usize, &str)> = cells
+        .iter()
+        .zip(runs)
+        .filter(|(_, r)| r.summary.is_none())
+        .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.status_word())))
+        .collect();
+    conformance::mark_missing(&mut rows, labels.len(), &missing);
+    let header = conformance::header(&labels);
+    let header: Vec<&str> = header.iter().map(|h| h.as_str()).collect();
+    print!(
+        "{}",
+        table::render_text(&header, &conformance::cells(&rows))
+    );
+    write_file(
+        &out.join("CONFORMANCE.md"),
+        &(interrupted_note(&batch) + &conformance::markdown(&labels, &rows, &judged, &errors)),
+    )?;
+    machine.write(&batch, "conformance")?;
+    Ok(children_exit_code(&batch))
+}

@@ -1,0 +1,144 @@
+//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again) and
+//! `index` (the results page).
+//!
+//! ```text
+//! built-in scenarios ---> list      (a table, or JSON)
+//! broker profiles    ---> profiles  (a table)
+//! RUN.events.jsonl   ---> judge     (the checks and verdict; exit 0 or 1)
+//! DIR of runs        ---> index     (DIR/index.html)
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use unplug::report::table;
+use unplug::scenario;
+
+/// The flags of `unplug list` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct ListArgs {
+    /// Print JSON: one object per scenario (name, description, transport, protocol,
+    /// keepalive_s, cycles, will, faults, expect_will).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `unplug list`: the built-in scenarios, as a table or (`--json`) one object each.
+pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    if args.json {
+        let list: Vec<serde_json::Value> = scenario::BUILTIN
+            .iter()
+            .map(|(name, _)| {
+                let s = scenario::load(name).map_err(anyhow::Error::from)?;
+                Ok(serde_json::json!({
+                    "name": s.name,
+                    "description": s.description,
+                    "transport": s.transport.as_str(),
+                    "protocol": s.protocol.as_str(),
+                    "keepalive_s": s.keepalive.as_secs(),
+                    "cycles": s.cycles,
+                    "will": s.will.is_some(),
+                    "faults": s.faults.iter().map(|f| f.kind.label()).collect::<Vec<_>>(),
+                    "expect_will": s.expect.will,
+                }))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let rows: Vec<Vec<String>> = scenario::BUILTIN
+            .iter()
+            .map(|(name, _)| {
+                let s = scenario::load(name).map_err(anyhow::Error::from)?;
+                Ok(vec![s.name, s.description])
+            })
+            .collect::<anyhow::Result<_>>()?;
+        print!(
+            "{}",
+            table::render_text(&["scenario", "description"], &rows)
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `unplug profiles`: each broker profile's allowance, deviations and timing model.
+pub fn profiles() -> anyhow::Result<ExitCode> {
+    let rows: Vec<Vec<String>> = unplug::broker::profile::Profile::known()
+        .into_iter()
+        .map(|(name, p)| {
+            vec![
+                name.to_string(),
+                format!("+{} ms", p.keepalive_late_ms),
+                p.deviations.len().to_string(),
+                p.timing_model,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render_text(
+            &["profile", "late allowance", "deviations", "timing model"],
+            &rows
+        )
+    );
+    println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flags of `unplug judge` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct JudgeArgs {
+    /// The run's NAME.events.jsonl.
+    #[arg(value_name = "RUN.events.jsonl")]
+    journal: PathBuf,
+    /// Judge by this broker profile instead of the recorded one (see `unplug profiles`).
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
+    /// Print the summary JSON on stdout instead of the check lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `unplug judge RUN.events.jsonl`: the saved run's checks and verdict, judged again.
+pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
+    let JudgeArgs {
+        journal,
+        profile,
+        json,
+    } = args;
+    let summary = unplug::report::rejudge::rejudge_file(&journal, profile.as_deref())?;
+    if json {
+        print!("{}", summary.to_json());
+    } else {
+        print!("{}", summary.verdict_lines());
+    }
+    Ok(if summary.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The flags of `unplug index` (its help line and examples are on `Command` in main.rs).
+#[derive(Args)]
+pub struct IndexArgs {
+    /// The directory holding the runs (searched three levels down).
+    #[arg(default_value = "results", value_name = "DIR")]
+    dir: PathBuf,
+    /// The page's title.
+    #[arg(long, default_value = "unplug results")]
+    title: String,
+}
+
+/// `unplug index DIR`: write DIR/index.html and print its path.
+pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let IndexArgs { dir, title } = args;
+    if !dir.is_dir() {
+        anyhow::bail!("{}: no such directory", dir.display());
+    }
+    let path = unplug::report::index::write(&dir, &title)?;
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}

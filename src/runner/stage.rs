@@ -1,0 +1,219 @@
+//! The stage a run plays on, and its actors: set up, wired, torn down.
+//!
+//! ```text
+//!  Stage::set_up:    broker::start -> Proxy::start(broker listener) -> the scenario recorded
+//!  Actors::wire:     fault plan (fires from willy's and monit's moments)
+//!                    -> monit (subscribed) -> extras (pubby connects) -> willy (cycles)
+//!  Actors::tear_down: willy, monit and the extras stopped -> the proxy's records in
+//! ```
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::extras::{Extras, FlakyMonit};
+use super::fault_plan::FaultPlan;
+use crate::actor::monit::Monit;
+use crate::actor::willy::{Target, Willy};
+use crate::actor::MomentHook;
+use crate::broker::{self, Broker, BrokerChoice};
+use crate::event::{Actor, Event, Journal};
+use crate::proxy::Proxy;
+use crate::scenario::{FaultKind, Scenario, Transport};
+
+/// The broker and the proxy in front of it.
+pub(super) struct Stage {
+    pub(super) broker: Broker,
+    pub(super) proxy: Arc<Proxy>,
+}
+
+impl Stage {
+    /// Start the broker `choice` says and a proxy to its listener for the scenario's transport, and record
+    /// the scenario, the run's start and the addresses.
+    pub(super) async fn set_up(
+        s: &Scenario,
+        choice: &BrokerChoice,
+        journal: &Journal,
+    ) -> anyhow::Result<Stage> {
+        let broker = broker::start(choice, journal).await?;
+        let upstream = match s.transport {
+            Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
+            // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
+            Transport::Ws
+                if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() =>
+            {
+                anyhow::bail!(
+                    "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
+                    broker.name
+                )
+            }
+            Transport::Ws => broker
+                .endpoints
+                .ws
+                .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
+        };
+        let proxy = Arc::new(
+            Proxy::start(upstream, journal.clone())
+                .await
+                .context("starting the proxy")?,
+        );
+        journal.record(
+            Actor::Runner,
+            Event::ScenarioRecorded {
+                scenario: Box::new(s.clone()),
+                profile: broker.profile.broker.clone(),
+            },
+        );
+        journal.record(
+            Actor::Runner,
+            Event::RunStarted {
+                scenario: s.name.clone(),
+                broker: broker.name.clone(),
+                transport: s.transport.as_str().to_string(),
+                protocol: s.protocol.as_str().to_string(),
+                keepalive_s: s.keepalive.as_secs(),
+            },
+        );
+        journal.record(
+            Actor::Runner,
+            Event::Note {
+                message: format!(
+                    "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
+                    broker.endpoints.tcp,
+                    broker.endpoints.ws.map_or("-".to_string(), |a| format!(
+                        "{a}{}",
+                        broker.endpoints.ws_path
+                    )),
+                    proxy.addr,
+                    broker.endpoints.tcp_for(s.monit_protocol())
+                ),
+            },
+        );
+        Ok(Stage { broker, proxy })
+    }
+}
+
+/// Everything that acts in a run, once wired.
+pub(super) struct Actors {
+    /// Puts faults in effect at willy's and monit's moments; knows willy's process.
+    plan: Arc<FaultPlan>,
+    monit: JoinHandle<()>,
+    pub(super) willy: JoinHandle<()>,
+    /// willy's cycle, as willy sets it.
+    pub(super) cycle: Arc<AtomicU32>,
+    pub(super) extras: Extras,
+}
+
+impl Actors {
+    /// The fault plan, then monit (waited for until it is subscribed), then pubby, then
+    /// willy, which starts its cycles.
+    pub(super) async fn wire(
+        s: &Scenario,
+        stage: &Stage,
+        journal: &Journal,
+    ) -> anyhow::Result<Actors> {
+        let endpoints = &stage.broker.endpoints;
+        let plan = Arc::new(FaultPlan {
+            scenario: s.clone(),
+            proxy: stage.proxy.clone(),
+            fired: Mutex::new(vec![false; s.faults.len()]),
+            willy_pid: Arc::new(AtomicU32::new(0)),
+        });
+        let hook: MomentHook = {
+            let plan = plan.clone();
+            Arc::new(move |cycle, trigger| plan.on_moment(cycle, trigger))
+        };
+        let cycle = Arc::new(AtomicU32::new(0));
+
+        let (ready_tx, ready_rx) = oneshot::channel();
+        // A flaky monit leaves and returns when the runner says (see `Extras::on_tick`).
+        let (flaky, flaky_signals) = FlakyMonit::signals(s);
+        // rumqttd 0.20 panics writing a v5 will with properties to a 3.1.1 subscriber (see its
+        // profile): a v5 run keeps monit on the v5 listener, speaking v5, unless the scenario
+        // asks for a 3.1.1 monit to show exactly that (v5-will-to-v4-subscriber).
+        let monit_protocol = s.monit_protocol();
+        let monit = tokio::spawn(
+            Monit {
+                broker: endpoints.tcp_for(monit_protocol),
+                protocol: monit_protocol,
+                keepalive: s.keepalive,
+                journal: journal.clone(),
+                hook: hook.clone(),
+                cycle: cycle.clone(),
+                setup: s.monit,
+                flaky: flaky_signals,
+            }
+            .run(ready_tx),
+        );
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!("monit could not subscribe at {} within 10 s", endpoints.tcp)
+            })?
+            .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))?
+            .map_err(|why| anyhow::anyhow!("{why}"))?;
+
+        // pubby connects now; it publishes from the start or from the cut.
+        let extras = Extras::start(s, endpoints, journal, flaky);
+
+        let target = Target {
+            transport: s.transport,
+            port: stage.proxy.addr.port(),
+            ws_path: endpoints.ws_path.clone(),
+        };
+        // A fault on willy's process needs willy in a process of its own.
+        let willy = if s.faults.iter().any(|f| f.kind.on_process()) {
+            let restart = s
+                .faults
+                .iter()
+                .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
+            tokio::spawn(crate::actor::child::drive(
+                s.clone(),
+                target,
+                journal.clone(),
+                hook,
+                cycle.clone(),
+                plan.willy_pid.clone(),
+                restart,
+            ))
+        } else {
+            tokio::spawn(
+                Willy {
+                    scenario: s.clone(),
+                    target,
+                    journal: journal.clone(),
+                    hook,
+                    cycle: cycle.clone(),
+                    first_cycle: 1,
+                }
+                .run(),
+            )
+        };
+        Ok(Actors {
+            plan,
+            monit,
+            willy,
+            cycle,
+            extras,
+        })
+    }
+
+    /// Stop every actor, then let the proxy record what it forwarded so far: it records on
+    /// its own thread, a little after forwarding, and all of it must be in the journal before
+    /// the run is judged.
+    pub(super) async fn tear_down(self, stage: &Stage) {
+        self.willy.abort();
+        // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
+        if self.plan.willy_pid.load(Ordering::SeqCst) != 0 {
+            self.plan.signal(Signal::SIGKILL);
+        }
+        self.monit.abort();
+        self.extras.abort();
+        stage.proxy.settle().await;
+    }
+}
