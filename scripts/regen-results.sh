@@ -33,15 +33,15 @@ for d in fast compare faults seed-timing conformance probe; do
 done
 
 status=0
-"$bin" suite --jobs 6 --out results/fast | tee results/fast/SUITE.txt || status=$?
-"$bin" compare --jobs 6 --out results/compare | tee results/compare/COMPARE.txt || status=$?
+"$bin" suite --out results/fast | tee results/fast/SUITE.txt || status=$?
+"$bin" compare --out results/compare | tee results/compare/COMPARE.txt || status=$?
 # shellcheck disable=SC2086
-"$bin" compare --jobs 6 --transports tcp,ws --out results/faults $faults \
+"$bin" compare --transports tcp,ws --out results/faults $faults \
   | tee results/faults/COMPARE.txt || status=$?
-"$bin" conformance --jobs 6 --out results/conformance | tee results/conformance/CONFORMANCE.txt || status=$?
+"$bin" conformance --out results/conformance | tee results/conformance/CONFORMANCE.txt || status=$?
 if [ "${1:-}" != "--fast" ]; then
   # shellcheck disable=SC2086
-  "$bin" compare --jobs 8 --seed-timing --out results/seed-timing $seed \
+  "$bin" compare --seed-timing --out results/seed-timing $seed \
     | tee results/seed-timing/COMPARE.txt || status=$?
 fi
 # The probe: the third-party brokers run here, on free loopback ports, for its runs only.
@@ -57,7 +57,7 @@ trap 'kill $amqtt_pid $aedes_pid 2>/dev/null || true' EXIT
 for p in "$a_tcp" "$a_ws" "$e_tcp" "$e_ws"; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
 done
-"$bin" probe --jobs 6 --out results/probe \
+"$bin" probe --out results/probe \
   --brokers "builtin,mosquitto,amqtt=tcp://127.0.0.1:$a_tcp,ws://127.0.0.1:$a_ws/mqtt,aedes=tcp://127.0.0.1:$e_tcp,ws://127.0.0.1:$e_ws/mqtt" \
   | tee results/probe/PROBE.txt || true
 kill $amqtt_pid $aedes_pid 2>/dev/null || true

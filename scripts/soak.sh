@@ -3,7 +3,7 @@
 # report each scenario's verdicts across the runs. A scenario whose verdict differs between
 # runs is flaky: the script lists it and exits 1.
 #
-#   scripts/soak.sh N [JOBS]     (JOBS: the suite's --jobs, default 4)
+#   scripts/soak.sh N [JOBS]     (JOBS: the suite's --jobs, default the suite's own: all at once)
 #
 # Each suite writes into $SOAK_DIR/suite-I (default: a fresh /tmp/unplug-soak.XXXXXX) with its
 # SUITE.md and --json file; the summary is printed and saved as $SOAK_DIR/SOAK.md. Extra suite
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N=${1:?usage: scripts/soak.sh N [JOBS]}
-JOBS=${2:-4}
+JOBS=${2:-}
 case "$N$JOBS" in *[!0-9]*) echo "soak: N and JOBS are whole numbers" >&2; exit 2 ;; esac
 
 cargo build --release --locked --quiet
@@ -34,14 +34,14 @@ for _ in $(seq 1 $((cores > 1 ? cores - 1 : 1))); do
   (while :; do :; done) &
   burners+=($!)
 done
-echo "soak: $N suites, --jobs $JOBS, ${#burners[@]} CPU burner(s) on $cores cores, into $DIR"
+echo "soak: $N suites, --jobs ${JOBS:-default}, ${#burners[@]} CPU burner(s) on $cores cores, into $DIR"
 
 start=$(date +%s)
 for i in $(seq 1 "$N"); do
   out="$DIR/suite-$i"
   t0=$(date +%s)
   # shellcheck disable=SC2086
-  if "$BIN" suite --jobs "$JOBS" --out "$out" --json "$out.json" ${SOAK_ARGS:-} \
+  if "$BIN" suite ${JOBS:+--jobs "$JOBS"} --out "$out" --json "$out.json" ${SOAK_ARGS:-} \
     >"$out.stdout" 2>"$out.stderr"; then code=0; else code=$?; fi
   echo "soak: suite $i/$N exit $code in $(($(date +%s) - t0)) s"
   if [ "$code" -ge 128 ]; then

@@ -18,7 +18,7 @@ use cli::{batch, info, probe, run};
     name = "unplug",
     version,
     about = "Cut an MQTT client off the network and measure when (if ever) the rest of the system finds out",
-    after_help = "Examples:\n  unplug list\n  unplug scenario ws-last-will\n  unplug scenario native-no-will --keepalive 5 --out /tmp/runs\n  unplug scenario ./my-scenario.toml\n  unplug suite --jobs 4\n\nExit codes: 0 every check held, 1 a check failed, 2 usage or harness error, 130 SIGINT, 143 SIGTERM."
+    after_help = "Examples:\n  unplug list\n  unplug scenario ws-last-will\n  unplug scenario native-no-will --keepalive 5 --out /tmp/runs\n  unplug scenario ./my-scenario.toml\n  unplug suite\n\nExit codes: 0 every check held, 1 a check failed, 2 usage or harness error, 130 SIGINT, 143 SIGTERM."
 )]
 struct Cli {
     #[command(subcommand)]

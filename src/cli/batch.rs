@@ -22,7 +22,9 @@ use unplug::report::table;
 use unplug::scenario;
 use unplug::suite;
 
-use super::args::{parse_brokers, parse_transport, write_file, BrokerArgs, MachineOut, Timing};
+use super::args::{
+    jobs_for, parse_brokers, parse_transport, write_file, BrokerArgs, MachineOut, Timing, MAX_JOBS,
+};
 use super::children::{
     children_exit_code, interrupted_note, own_transports, run_cells, show_progress, write_picture,
 };
@@ -34,9 +36,9 @@ pub struct SuiteArgs {
     scenarios: Vec<String>,
     #[command(flatten)]
     timing: Timing,
-    /// How many scenarios run at once.
-    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// How many scenarios run at once [default: all of them, at most 64].
+    #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    jobs: Option<u16>,
     /// Directory for every run's files and SUITE.md.
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -72,6 +74,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let interactive = std::io::stderr().is_terminal();
+    let jobs = jobs_for(jobs, names.len());
     if interactive {
         eprintln!("running {} scenarios, {jobs} at a time ...", names.len());
     }
@@ -127,9 +130,9 @@ pub struct CompareArgs {
     mosquitto_bin: Option<PathBuf>,
     #[command(flatten)]
     timing: Timing,
-    /// How many runs at once.
-    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// How many runs at once [default: all of them, at most 64].
+    #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    jobs: Option<u16>,
     /// Directory for every run's files and COMPARE.md.
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -167,7 +170,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         |n| own[n],
         &timing.args(),
     );
-    let batch = run_cells(&cells, &out, jobs)?;
+    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
     let labels = compare::labels(&cells, |n| own[n]);
     write_picture(
         &out.join("COMPARE.svg"),
@@ -194,9 +197,9 @@ pub struct ConformanceArgs {
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]
     mosquitto_bin: Option<PathBuf>,
-    /// How many runs at once.
-    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// How many runs at once [default: all of them, at most 64].
+    #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    jobs: Option<u16>,
     /// Directory for every run's files and CONFORMANCE.md.
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -220,7 +223,7 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let own = own_transports(&scenarios)?;
     let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
-    let batch = run_cells(&cells, &out, jobs)?;
+    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
     let runs = &batch.runs;
     let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
     let column = |c: &compare::Cell| brokers.iter().position(|b| *b == c.broker);

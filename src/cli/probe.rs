@@ -16,7 +16,9 @@ use clap::Args;
 use unplug::broker::BrokerChoice;
 use unplug::report::table;
 
-use super::args::{parse_labelled_brokers, parse_transport, AccessArgs, Timing};
+use super::args::{
+    jobs_for, parse_labelled_brokers, parse_transport, AccessArgs, Timing, MAX_JOBS,
+};
 use super::children::{children_exit_code, interrupted_note, run_specs_sharing};
 
 /// The flags of `unplug probe` (its help line and examples are on `Command` in main.rs).
@@ -36,9 +38,9 @@ pub struct ProbeArgs {
     access: AccessArgs,
     #[command(flatten)]
     timing: Timing,
-    /// How many runs at once.
-    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    jobs: u16,
+    /// How many runs at once [default: all of them, at most 64].
+    #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
+    jobs: Option<u16>,
     /// Directory for every run's files and PROBE.md.
     #[arg(long, default_value = "results", value_name = "DIR")]
     out: PathBuf,
@@ -83,6 +85,7 @@ pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let specs: Vec<_> = plan.iter().filter_map(|r| r.spec.clone()).collect();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let jobs = jobs_for(jobs, specs.len());
     if std::io::stderr().is_terminal() {
         eprintln!("probing: {} runs, {jobs} at a time ...", specs.len());
     }
