@@ -44,7 +44,11 @@ fn per_record(journal: &Journal, bytes: &[u8], packets: usize) -> f64 {
 }
 
 fn main() {
-    let packets = if cfg!(debug_assertions) { 2_000 } else { 200_000 };
+    let packets = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        200_000
+    };
     let bytes = stream(packets);
     let dir = std::env::temp_dir().join(format!("unplug-bench-journal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

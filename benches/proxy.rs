@@ -322,7 +322,7 @@ async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
                 .records()
                 .iter()
                 .map(|r| match &r.event {
-                    Event::Packet { kind, .. } if kind == "PUBLISH" => 1,
+                    Event::Packet { kind, .. } if *kind == unplug::mqtt::PacketKind::Publish => 1,
                     Event::PublishRun { count, .. } => *count as usize,
                     _ => 0,
                 })

@@ -192,15 +192,7 @@ impl fmt::Display for Event {
                     write!(f, ": {h}")?;
                 }
                 write!(f, ")")?;
-                if let serde_json::Value::Object(m) = fields {
-                    for (k, v) in m {
-                        match v {
-                            serde_json::Value::Null => {}
-                            serde_json::Value::String(s) => write!(f, " {k}={s}")?,
-                            other => write!(f, " {k}={other}")?,
-                        }
-                    }
-                }
+                write!(f, "{}", super::packet::LogFields(fields))?;
                 if *dropped {
                     write!(f, " dropped by the fault")?;
                 }

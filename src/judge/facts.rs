@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::timing::{self, OWN_COPY_MS, PROMPT_MS};
 use crate::event::{Actor, Event, Record, Side};
+use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
+use crate::tap::Fields;
 
 /// What the records say happened, reduced to the moments the checks and the summary use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -23,7 +25,7 @@ pub struct Facts {
     /// The last complete MQTT packet from willy that reached the broker on a connection open
     /// at the cut (the wire tap's view): the keepalive timer's true reference.
     pub last_packet_ms: Option<f64>,
-    pub last_packet_kind: Option<String>,
+    pub last_packet_kind: Option<PacketKind>,
     /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
     /// (traffic *to* a silent client, as on a busy subscription).
     pub publishes_to_silent_willy: u32,
@@ -125,18 +127,19 @@ impl CleanDisconnectWill {
                         hex,
                         ..
                     },
-                ) => match kind.as_str() {
-                    "PUBLISH"
-                        if fields.get("topic").and_then(|t| t.as_str()) == Some(&w.topic)
-                            && fields.get("payload_len").and_then(|l| l.as_u64())
-                                == Some(w.payload.len() as u64) =>
-                    {
+                ) => match (kind, fields) {
+                    (
+                        PacketKind::Publish,
+                        Fields::Publish {
+                            topic, payload_len, ..
+                        },
+                    ) if *topic == w.topic && *payload_len == w.payload.len() => {
                         own.push((r.ms, false))
                     }
-                    "DISCONNECT" if fields.get("reason").and_then(|v| v.as_u64()) != Some(4) => {
+                    (PacketKind::Disconnect, f) if disconnect_reason(f) != Some(4) => {
                         clean.push((cycle, r.ms, hex.clone().unwrap_or_default(), f64::INFINITY))
                     }
-                    "CONNECT" => {
+                    (PacketKind::Connect, _) => {
                         for d in clean.iter_mut().filter(|d| d.3 == f64::INFINITY) {
                             d.3 = r.ms;
                         }
@@ -254,11 +257,8 @@ impl DisconnectSeen {
                         fields,
                         ..
                     },
-                ) if kind == "DISCONNECT" => {
-                    let reason = fields
-                        .get("reason")
-                        .and_then(|v| v.as_u64())
-                        .map(|v| v as u8);
+                ) if *kind == PacketKind::Disconnect => {
+                    let reason = disconnect_reason(fields);
                     out.push(DisconnectSeen {
                         ms: r.ms,
                         reason,
@@ -344,21 +344,27 @@ impl Delivery {
                 ..
             } = &r.event
             {
-                let id = fields.get("packet_id").and_then(|v| v.as_u64());
-                let topic = fields.get("topic").and_then(|v| v.as_str());
-                match (from, kind.as_str(), id) {
-                    (Side::Broker, "PUBLISH", Some(id)) if topic == Some(p.topic.as_str()) => {
+                let id = packet_id(fields).map(u64::from);
+                match (from, kind, id, fields) {
+                    (
+                        Side::Broker,
+                        PacketKind::Publish,
+                        Some(id),
+                        Fields::Publish { topic, dup, .. },
+                    ) if *topic == p.topic => {
                         if let Some(i) = unacked.iter().position(|(c, x)| *x == id && c != conn) {
                             unacked.remove(i);
                             d.resent.push(Resent {
                                 ms: r.ms,
                                 packet_id: id,
-                                dup: fields.get("dup").and_then(|v| v.as_bool()) == Some(true),
+                                dup: *dup,
                             });
                         }
                         unacked.push((*conn, id));
                     }
-                    (Side::Client, "PUBACK" | "PUBREC", Some(id)) if !dropped => {
+                    (Side::Client, PacketKind::Puback | PacketKind::Pubrec, Some(id), _)
+                        if !dropped =>
+                    {
                         unacked.retain(|(c, x)| !(c == conn && *x == id));
                     }
                     _ => {}
@@ -458,19 +464,8 @@ pub struct WireCounts {
 
 impl WireCounts {
     fn count(all: &mut Vec<WireCounts>, r: &Record) {
-        let (conn, what, dropped) = match &r.event {
-            Event::Packet {
-                conn,
-                kind,
-                dropped,
-                ..
-            } => (*conn, kind.as_str(), *dropped),
-            Event::WireFrame {
-                conn,
-                what,
-                dropped,
-                ..
-            } => (*conn, what.as_str(), *dropped),
+        let conn = match &r.event {
+            Event::Packet { conn, .. } | Event::WireFrame { conn, .. } => *conn,
             _ => return,
         };
         let i = match all.iter().position(|c| c.conn == conn) {
@@ -484,15 +479,22 @@ impl WireCounts {
             }
         };
         let c = &mut all[i];
-        match what {
-            "PINGREQ" => {
+        match &r.event {
+            Event::Packet {
+                kind: PacketKind::Pingreq,
+                dropped,
+                ..
+            } => {
                 c.pingreq += 1;
-                c.pingreq_dropped += u32::from(dropped);
+                c.pingreq_dropped += u32::from(*dropped);
             }
-            "PINGRESP" => c.pingresp += 1,
-            w if w.starts_with("ws ping") => c.ws_ping += 1,
-            w if w.starts_with("ws pong") => c.ws_pong += 1,
-            w if w.starts_with("ws close") => c.ws_close += 1,
+            Event::Packet {
+                kind: PacketKind::Pingresp,
+                ..
+            } => c.pingresp += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws ping") => c.ws_ping += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws pong") => c.ws_pong += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws close") => c.ws_close += 1,
             _ => {}
         }
     }
@@ -622,7 +624,7 @@ impl Facts {
             {
                 if cut_conns.contains(conn) {
                     f.last_packet_ms = Some(r.ms);
-                    f.last_packet_kind = Some(kind.clone());
+                    f.last_packet_kind = Some(*kind);
                 }
             }
         }
@@ -632,7 +634,7 @@ impl Facts {
                 .filter(|r| r.ms > last && r.ms <= drop_at)
                 .filter(|r| {
                     matches!(&r.event, Event::Packet { conn, from: Side::Broker, kind, .. }
-                        if kind == "PUBLISH" && cut_conns.contains(conn))
+                        if *kind == PacketKind::Publish && cut_conns.contains(conn))
                 })
                 .count() as u32;
         }
@@ -666,22 +668,15 @@ impl Facts {
             if let Event::Packet {
                 from: Side::Client,
                 dropped: false,
-                kind,
-                fields,
+                kind: PacketKind::Publish,
+                fields:
+                    Fields::Publish {
+                        topic, payload_len, ..
+                    },
                 ..
             } = &r.event
             {
-                if kind == "PUBLISH" {
-                    let topic = fields
-                        .get("topic")
-                        .and_then(|t| t.as_str())
-                        .unwrap_or_default();
-                    let len = fields
-                        .get("payload_len")
-                        .and_then(|l| l.as_u64())
-                        .unwrap_or(u64::MAX);
-                    forwarded.push((topic.to_string(), len));
-                }
+                forwarded.push((topic.clone(), *payload_len as u64));
             }
             if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) =
                 (r.actor, &r.event)
@@ -797,5 +792,25 @@ impl Facts {
                 _ => {}
             }
         }
+    }
+}
+
+/// The reason code of a DISCONNECT's fields; `None` for the two-byte form (and other packets).
+fn disconnect_reason(f: &Fields) -> Option<u8> {
+    match f {
+        Fields::Disconnect { reason } => *reason,
+        _ => None,
+    }
+}
+
+/// The packet identifier of a packet's fields, if it has one.
+fn packet_id(f: &Fields) -> Option<u16> {
+    match f {
+        Fields::Publish { packet_id, .. } => *packet_id,
+        Fields::Subscribe { packet_id, .. }
+        | Fields::Suback { packet_id, .. }
+        | Fields::Unsubscribe { packet_id, .. }
+        | Fields::Ack { packet_id } => Some(*packet_id),
+        _ => None,
     }
 }

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use super::fault::Flow;
 use crate::event::{Actor, Event, Journal, Side};
-use crate::tap::{Decoded, Decoder, Direction, Framing, PacketInfo, PacketKind, WsOpcode};
+use crate::tap::{Decoded, Decoder, Direction, PacketInfo, PacketKind};
 
 /// Chunks (of at most one read buffer each) waiting for the recorder before a link waits.
 pub const RECORD_QUEUE: usize = 256;
@@ -379,27 +379,6 @@ impl WireTap {
     }
 }
 
-/// `ws binary masked`, `tcp`.
-pub fn framing_text(f: &Framing) -> String {
-    match f {
-        Framing::Tcp => "tcp".to_string(),
-        Framing::Ws { opcode, masked } => {
-            format!(
-                "ws {}{}",
-                opcode_text(opcode),
-                if *masked { " masked" } else { "" }
-            )
-        }
-    }
-}
-
-fn opcode_text(op: &WsOpcode) -> String {
-    match op {
-        WsOpcode::Other(n) => format!("opcode 0x{n:x}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
 fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
     match d {
         Decoded::Packet(PacketInfo {
@@ -412,11 +391,11 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             conn,
             from,
             dropped,
-            kind: kind.as_str().to_string(),
-            framing: framing_text(&framing),
+            kind,
+            framing,
             size,
             hex,
-            fields: serde_json::to_value(&fields).unwrap_or(serde_json::Value::Null),
+            fields,
         },
         Decoded::WsControl {
             opcode,
@@ -429,7 +408,7 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             dropped,
             what: format!(
                 "ws {}{}{}, {payload_len} B",
-                opcode_text(&opcode),
+                opcode,
                 if masked { " masked" } else { "" },
                 close_code.map(|c| format!(" code {c}")).unwrap_or_default()
             ),
