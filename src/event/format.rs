@@ -9,11 +9,26 @@ use super::{Event, Record, Side};
 impl Record {
     /// The record as a log line in the seed's compose style: `willy  | 2026-...Z connected`.
     pub fn log_line(&self) -> String {
-        format!(
+        self.log_line_display().to_string()
+    }
+
+    /// The log line, written where the caller wants it (the journal's reused buffer).
+    pub fn log_line_display(&self) -> impl fmt::Display + '_ {
+        LogLine(self)
+    }
+}
+
+struct LogLine<'a>(&'a Record);
+
+impl fmt::Display for LogLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(
+            f,
             "{:<6} | {} {}",
-            self.actor.as_str(),
-            self.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            self.event
+            r.actor.as_str(),
+            r.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
+            r.event
         )
     }
 }

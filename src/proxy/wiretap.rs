@@ -174,21 +174,31 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
     let runs = publishes == PublishRecords::Runs;
     let mut conns: HashMap<u64, [WireTap; 2]> = HashMap::new();
     let mut idle = IDLE_MIN;
+    // Lines left in the journal's buffers since the last write_out.
+    let mut unwritten = false;
     let end_runs = |taps: &mut [WireTap; 2]| taps.iter_mut().for_each(|t| t.end_run(&journal));
     loop {
         let m = match rx.try_recv() {
             Ok(m) => {
                 idle = IDLE_MIN;
+                unwritten = true;
                 m
             }
             Err(mpsc::error::TryRecvError::Empty) => {
-                // Caught up: what the runs hold goes in now, not at the flood's end.
+                // Caught up: what the runs hold goes in now, not at the flood's end, and the
+                // lines of this batch go to the files in one write each.
                 conns.values_mut().for_each(end_runs);
+                if std::mem::take(&mut unwritten) {
+                    journal.write_out();
+                }
                 std::thread::sleep(idle);
                 idle = (idle * 2).min(IDLE_MAX);
                 continue;
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => return,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                journal.write_out();
+                return;
+            }
         };
         match m {
             Message::Opened { conn } => {
@@ -247,6 +257,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
             }
             Message::Settle(done) => {
                 conns.values_mut().for_each(end_runs);
+                journal.write_out();
                 let _ = done.send(());
             }
         }
