@@ -217,6 +217,10 @@ impl fmt::Display for Event {
                 conn,
                 from,
                 dropped,
+                topic,
+                qos,
+                retain,
+                payload_len,
                 count,
                 bytes,
                 first_ms,
@@ -224,7 +228,7 @@ impl fmt::Display for Event {
             } => {
                 write!(
                     f,
-                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms",
+                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms: topic={topic} qos={qos} retain={retain} payload_len={payload_len}",
                     arrow(*from)
                 )?;
                 if *dropped {

@@ -212,13 +212,19 @@ pub enum Event {
         )]
         fields: Fields,
     },
-    /// A run of PUBLISH packets one side sent back to back, as one record: what the wire tap
-    /// records instead of a `packet` each when a proxy is told to aggregate floods. Exact:
-    /// every PUBLISH is in exactly one run or one `packet` record.
+    /// A run of QoS 0 PUBLISH packets one side sent back to back with one topic, retain flag
+    /// and payload size, as one record: what the wire tap records instead of a `packet` each
+    /// when told to aggregate floods (`[tap] publishes = "runs"`). Exact: every PUBLISH is in
+    /// exactly one run or one `packet` record.
     PublishRun {
         conn: u64,
         from: Side,
         dropped: bool,
+        /// What the PUBLISHes of the run share.
+        topic: String,
+        qos: u8,
+        retain: bool,
+        payload_len: usize,
         /// How many PUBLISH packets, and their bytes (MQTT packet sizes).
         count: u64,
         bytes: u64,

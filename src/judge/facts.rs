@@ -115,6 +115,12 @@ impl CleanDisconnectWill {
         let mut clean: Vec<(u32, f64, String, f64)> = Vec::new();
         let mut cycle = 0;
         for r in records.iter().filter(|r| r.ms < until) {
+            own.extend(
+                wire_publishes(r)
+                    .filter(|p| p.from == Side::Client && !p.dropped)
+                    .filter(|p| p.topic == w.topic && p.payload_len == w.payload.len())
+                    .map(|p| (p.ms, false)),
+            );
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::CycleStarted { cycle: c }) => cycle = *c,
                 (
@@ -128,14 +134,6 @@ impl CleanDisconnectWill {
                         ..
                     },
                 ) => match (kind, fields) {
-                    (
-                        PacketKind::Publish,
-                        Fields::Publish {
-                            topic, payload_len, ..
-                        },
-                    ) if *topic == w.topic && *payload_len == w.payload.len() => {
-                        own.push((r.ms, false))
-                    }
                     (PacketKind::Disconnect, f) if disconnect_reason(f) != Some(4) => {
                         clean.push((cycle, r.ms, hex.clone().unwrap_or_default(), f64::INFINITY))
                     }
@@ -627,15 +625,22 @@ impl Facts {
                     f.last_packet_kind = Some(*kind);
                 }
             }
+            if let Event::PublishRun { conn, .. } = &r.event {
+                let last = wire_publishes(r)
+                    .filter(|p| p.from == Side::Client && !p.dropped && p.ms <= drop_at)
+                    .last();
+                if let (Some(p), true) = (last, cut_conns.contains(conn)) {
+                    f.last_packet_ms = Some(p.ms);
+                    f.last_packet_kind = Some(PacketKind::Publish);
+                }
+            }
         }
         if let Some(last) = f.last_packet_ms {
             f.publishes_to_silent_willy = records
                 .iter()
-                .filter(|r| r.ms > last && r.ms <= drop_at)
-                .filter(|r| {
-                    matches!(&r.event, Event::Packet { conn, from: Side::Broker, kind, .. }
-                        if *kind == PacketKind::Publish && cut_conns.contains(conn))
-                })
+                .flat_map(wire_publishes)
+                .filter(|p| p.ms > last && p.ms <= drop_at)
+                .filter(|p| p.from == Side::Broker && cut_conns.contains(&p.conn))
                 .count() as u32;
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
@@ -664,19 +669,16 @@ impl Facts {
         // After the cut, a slow link may still deliver willy's own PUBLISHes: the wire tap saw
         // each one go through, so a message matching one (topic, payload size) is willy's.
         let mut forwarded: Vec<(String, u64)> = Vec::new();
-        for r in records.iter().filter(|r| r.ms > cut && r.ms < news_until) {
-            if let Event::Packet {
-                from: Side::Client,
-                dropped: false,
-                kind: PacketKind::Publish,
-                fields:
-                    Fields::Publish {
-                        topic, payload_len, ..
-                    },
-                ..
-            } = &r.event
-            {
-                forwarded.push((topic.clone(), *payload_len as u64));
+        // (A run of PUBLISHes begun before the cut may go on after it: its record comes first.)
+        for r in records.iter().filter(|r| r.ms < news_until) {
+            forwarded.extend(
+                wire_publishes(r)
+                    .filter(|p| p.ms > cut && p.ms < news_until)
+                    .filter(|p| p.from == Side::Client && !p.dropped)
+                    .map(|p| (p.topic.to_string(), p.payload_len as u64)),
+            );
+            if r.ms <= cut {
+                continue;
             }
             if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) =
                 (r.actor, &r.event)
@@ -813,4 +815,79 @@ fn packet_id(f: &Fields) -> Option<u16> {
         | Fields::Ack { packet_id } => Some(*packet_id),
         _ => None,
     }
+}
+
+/// One PUBLISH the wire tap saw.
+struct WirePublish<'a> {
+    ms: f64,
+    conn: u64,
+    from: Side,
+    dropped: bool,
+    topic: &'a str,
+    payload_len: usize,
+}
+
+/// Each PUBLISH a record stands for: a `packet` record's one, or every one of a `publish_run`
+/// (`[tap] publishes = "runs"`), so the checks count and pair them alike in both modes. A run
+/// keeps only its first and last times: its PUBLISHes are placed evenly between them.
+fn wire_publishes(r: &Record) -> impl Iterator<Item = WirePublish<'_>> {
+    let (conn, from, dropped, topic, payload_len, count, first, last) = match &r.event {
+        Event::Packet {
+            conn,
+            from,
+            dropped,
+            kind: PacketKind::Publish,
+            fields: Fields::Publish {
+                topic, payload_len, ..
+            },
+            ..
+        } => (
+            *conn,
+            *from,
+            *dropped,
+            topic.as_str(),
+            *payload_len,
+            1,
+            r.ms,
+            r.ms,
+        ),
+        Event::PublishRun {
+            conn,
+            from,
+            dropped,
+            topic,
+            payload_len,
+            count,
+            first_ms,
+            last_ms,
+            ..
+        } => (
+            *conn,
+            *from,
+            *dropped,
+            topic.as_str(),
+            *payload_len,
+            *count,
+            *first_ms,
+            *last_ms,
+        ),
+        _ => (0, Side::Client, false, "", 0, 0, 0.0, 0.0),
+    };
+    let step = if count > 1 {
+        (last - first) / (count - 1) as f64
+    } else {
+        0.0
+    };
+    (0..count).map(move |i| WirePublish {
+        ms: if i + 1 == count {
+            last
+        } else {
+            first + step * i as f64
+        },
+        conn,
+        from,
+        dropped,
+        topic,
+        payload_len,
+    })
 }

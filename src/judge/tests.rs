@@ -940,3 +940,56 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
         })
         .collect()
 }
+
+/// willy's `false` twice back to back, as the tap records it with `[tap] publishes = "runs"`:
+/// one run of two.
+fn false_run(ms: f64) -> Record {
+    rec(
+        ms,
+        Actor::Wire,
+        Event::PublishRun {
+            conn: 1,
+            from: Side::Client,
+            dropped: false,
+            topic: "test/connected".into(),
+            qos: 0,
+            retain: false,
+            payload_len: 5,
+            count: 2,
+            bytes: 46,
+            first_ms: ms,
+            last_ms: ms + 1.0,
+        },
+    )
+}
+
+#[test]
+fn a_publish_run_pairs_each_of_its_publishes_with_a_copy_at_monit() {
+    let s = scenario("ws-last-will");
+    let disconnect = clean_cycle(0).pop().unwrap();
+    let with = |copies: usize| {
+        let mut r = vec![
+            rec(0.0, Actor::Willy, Event::CycleStarted { cycle: 1 }),
+            false_run(20.0),
+        ];
+        r.extend((0..copies).map(|i| msg(21.5 + i as f64, "false")));
+        r.push(disconnect.clone());
+        r.push(msg(40.0, "false")); // after the DISCONNECT: willy's or a will?
+        r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+        Facts::from_records(&s, &r)
+            .wills_after_clean_disconnect
+            .len()
+    };
+    // Two PUBLISHes: two copies are willy's; a third copy (at 40, after the DISCONNECT at 30)
+    // is a will.
+    assert_eq!(
+        with(1),
+        0,
+        "the run's second PUBLISH pairs with the copy at 40"
+    );
+    assert_eq!(
+        with(2),
+        1,
+        "both PUBLISHes paired: the copy at 40 is a will"
+    );
+}

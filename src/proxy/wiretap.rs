@@ -29,24 +29,12 @@ use tokio::sync::mpsc;
 
 use super::fault::Flow;
 use crate::event::{Actor, Event, Journal, Side};
-use crate::tap::{Decoded, Decoder, Direction, PacketInfo, PacketKind};
+use crate::tap::{Decoded, Decoder, Direction, Fields, PacketInfo, PacketKind};
 
 /// Chunks (of at most one read buffer each) waiting for the recorder before a link waits.
 pub const RECORD_QUEUE: usize = 256;
 
-/// How the wire tap records PUBLISH packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PublishRecords {
-    /// A `packet` record each, with its topic and fields: what the checks read (they pair
-    /// willy's own PUBLISHes with monit's copies one by one).
-    #[default]
-    Each,
-    /// For floods: the PUBLISHes one side sends back to back as one `publish_run` record with
-    /// their exact count, bytes, first and last time. Every other packet is still recorded
-    /// alone; a run ends at any other packet of that side, at a change of fate, when the
-    /// connection says something (a side closed) and whenever the recorder has caught up.
-    Runs,
-}
+pub use crate::scenario::PublishRecords;
 
 /// When something happened, read once on the data path: the journal's two clocks.
 #[derive(Debug, Clone, Copy)]
@@ -266,6 +254,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
 
 /// PUBLISHes one side sent back to back, not recorded yet (see [`PublishRecords::Runs`]).
 struct Run {
+    key: RunKey,
     dropped: bool,
     count: u64,
     bytes: u64,
@@ -334,11 +323,10 @@ impl WireTap {
                 (upto, dropped) = *fate.next().expect("every unit came from a feed");
             }
             if self.runs {
-                if let Decoded::Packet(p) = &d {
-                    if p.kind == PacketKind::Publish {
-                        self.add_to_run(journal, dropped, p.size as u64, at);
-                        continue;
-                    }
+                if let Some((topic, retain, payload_len, size)) = run_member(&d) {
+                    let key = (topic, retain, payload_len);
+                    self.add_to_run(journal, key, dropped, size, at);
+                    continue;
                 }
             }
             self.end_run(journal);
@@ -355,8 +343,20 @@ impl WireTap {
         self.fates.clear();
     }
 
-    fn add_to_run(&mut self, journal: &Journal, dropped: bool, bytes: u64, at: Stamp) {
-        if let Some(r) = self.run.as_mut().filter(|r| r.dropped == dropped) {
+    fn add_to_run(
+        &mut self,
+        journal: &Journal,
+        (topic, retain, payload_len): (&str, bool, usize),
+        dropped: bool,
+        bytes: u64,
+        at: Stamp,
+    ) {
+        if let Some(r) = self.run.as_mut().filter(|r| {
+            r.dropped == dropped
+                && r.key.topic == topic
+                && r.key.retain == retain
+                && r.key.payload_len == payload_len
+        }) {
             r.count += 1;
             r.bytes += bytes;
             r.last = at;
@@ -364,6 +364,11 @@ impl WireTap {
         }
         self.end_run(journal);
         self.run = Some(Run {
+            key: RunKey {
+                topic: topic.to_string(),
+                retain,
+                payload_len,
+            },
             dropped,
             count: 1,
             bytes,
@@ -381,12 +386,46 @@ impl WireTap {
             conn: self.conn,
             from: self.from,
             dropped: r.dropped,
+            topic: r.key.topic,
+            qos: 0,
+            retain: r.key.retain,
+            payload_len: r.key.payload_len,
             count: r.count,
             bytes: r.bytes,
             first_ms: journal.ms_since_start(r.first.at),
             last_ms: journal.ms_since_start(r.last.at),
         };
         journal.record_at(r.first.at, r.first.t, Actor::Wire, event);
+    }
+}
+
+/// What the PUBLISHes of one run share.
+#[derive(Debug, PartialEq, Eq)]
+struct RunKey {
+    topic: String,
+    retain: bool,
+    payload_len: usize,
+}
+
+/// A PUBLISH that may join a run, as (topic, retain, payload size, packet size): QoS 0 only
+/// (a QoS 1 or 2 PUBLISH carries a packet id the delivery checks pair with its
+/// acknowledgement, so it is recorded alone).
+fn run_member(d: &Decoded) -> Option<(&str, bool, usize, u64)> {
+    match d {
+        Decoded::Packet(PacketInfo {
+            kind: PacketKind::Publish,
+            fields:
+                Fields::Publish {
+                    topic,
+                    qos: 0,
+                    retain,
+                    payload_len,
+                    ..
+                },
+            size,
+            ..
+        }) => Some((topic, *retain, *payload_len, *size as u64)),
+        _ => None,
     }
 }
 
@@ -493,5 +532,72 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("topic=test/connected"), "{line}");
+    }
+
+    /// A QoS `qos` PUBLISH to `topic` with `payload` bytes of payload (packet id 1 above QoS 0).
+    fn publish(topic: &str, qos: u8, payload: usize) -> Vec<u8> {
+        let id = if qos > 0 { 2 } else { 0 };
+        let mut p = vec![0x30 | (qos << 1), (2 + topic.len() + id + payload) as u8, 0];
+        p.push(topic.len() as u8);
+        p.extend_from_slice(topic.as_bytes());
+        if qos > 0 {
+            p.extend_from_slice(&[0, 1]);
+        }
+        p.resize(p.len() + payload, b'x');
+        p
+    }
+
+    #[test]
+    fn a_run_holds_qos0_publishes_of_one_topic_retain_and_payload_size() {
+        let mut tap = WireTap::new(1, Flow::Up, shared_level()).with_runs(true);
+        let stream = [
+            publish("a", 0, 4),
+            publish("a", 0, 4),
+            publish("a", 0, 4),
+            publish("a", 0, 5), // another size: a new run
+            publish("b", 0, 5), // another topic: a new run
+            publish("b", 1, 5), // QoS 1: alone, with its packet id
+            publish("b", 0, 5),
+        ]
+        .concat();
+        tap.feed(&stream, false);
+        let journal = Journal::in_memory();
+        tap.flush_at(&journal, Stamp::now());
+        tap.end_run(&journal);
+        let got: Vec<String> = journal
+            .records()
+            .iter()
+            .map(|r| match &r.event {
+                Event::PublishRun {
+                    topic,
+                    payload_len,
+                    count,
+                    bytes,
+                    ..
+                } => format!("run {topic} {payload_len} x{count} {bytes} B"),
+                Event::Packet { kind, fields, .. } => format!("{kind} {fields:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "run a 4 x3 27 B".to_string(),
+                "run a 5 x1 10 B".to_string(),
+                "run b 5 x1 10 B".to_string(),
+                format!(
+                    "PUBLISH {:?}",
+                    Fields::Publish {
+                        topic: "b".into(),
+                        qos: 1,
+                        retain: false,
+                        dup: false,
+                        packet_id: Some(1),
+                        payload_len: 5
+                    }
+                ),
+                "run b 5 x1 10 B".to_string(),
+            ]
+        );
     }
 }
