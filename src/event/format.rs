@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use chrono::SecondsFormat;
+use std::cell::RefCell;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Event, Record, Side};
 
@@ -23,14 +25,48 @@ struct LogLine<'a>(&'a Record);
 impl fmt::Display for LogLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
-        write!(
-            f,
-            "{:<6} | {} {}",
-            r.actor.as_str(),
-            r.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            r.event
-        )
+        LOG_TIME.with_borrow_mut(|c| {
+            let t = c.text(r.t, |t| t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+            write!(f, "{:<6} | {t} {}", r.actor.as_str(), r.event)
+        })
     }
+}
+
+/// The last wall time formatted, and its text: the wire records of one chunk share their
+/// stamp, so in a flood the time is formatted once per chunk, not once per record.
+#[derive(Default)]
+pub(super) struct TimeText {
+    t: Option<DateTime<Utc>>,
+    text: String,
+}
+
+impl TimeText {
+    fn text(&mut self, t: DateTime<Utc>, format: impl FnOnce(&DateTime<Utc>) -> String) -> &str {
+        if self.t != Some(t) {
+            self.text = format(&t);
+            self.t = Some(t);
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static LOG_TIME: RefCell<TimeText> = RefCell::default();
+    static JSON_TIME: RefCell<TimeText> = RefCell::default();
+}
+
+/// `t` in the JSONL as chrono writes it (`serialize_with`), formatted once per distinct time.
+pub(super) fn serialize_t<S: serde::Serializer>(
+    t: &DateTime<Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    JSON_TIME.with_borrow_mut(|c| {
+        let text = c.text(*t, |t| {
+            let quoted = serde_json::to_string(t).expect("a time always serializes");
+            quoted.trim_matches('"').to_string()
+        });
+        s.serialize_str(text)
+    })
 }
 
 impl fmt::Display for Event {

@@ -261,6 +261,7 @@ pub struct Record {
     /// Milliseconds since the run's start, from the one monotonic clock.
     pub ms: f64,
     /// Wall-clock time, for the log lines only; never used to measure.
+    #[serde(serialize_with = "format::serialize_t")]
     pub t: DateTime<Utc>,
     pub actor: Actor,
     #[serde(flatten)]
