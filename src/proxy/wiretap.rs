@@ -8,6 +8,8 @@
 //!                  v
 //!   recorder thread (one per proxy): per connection two WireTaps (one protocol level)
 //!           WireTap::feed(piece, dropped) -> decoded units -> Journal::record_at(stamp, ...)
+//!           (typed records; their lines wait in the journal's buffers)
+//!           caught up (queue empty) -> Journal::write_out: one write per file for the batch
 //! ```
 //!
 //! Each link hands over every byte it read, in stream order, with its fate (forwarded or
