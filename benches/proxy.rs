@@ -3,13 +3,14 @@
 //!
 //!   cargo bench --bench proxy
 //!   UNPLUG_BENCH_MB=16 cargo bench --bench proxy     (smaller streams: a quicker look)
-//!   UNPLUG_BENCH_PROFILE=runs|each|raw|plain cargo bench --bench proxy   (one path alone)
+//!   UNPLUG_BENCH_PROFILE=runs|each|direct|plain-mqtt|raw|plain cargo bench --bench proxy
+//!       (one path alone, e.g. under `strace -f -c` or `perf`)
 //!
 //! ```text
 //!  paths:  direct  client ---------------------------------> server
 //!          plain   client --> copy_bidirectional (32 KiB) --> server   (what noxious does, no toxics)
-//!          unplug  client --> unplug::proxy::Proxy (tap decoding every packet, journal in memory)
-//!                                                     --> server
+//!          unplug  client --> unplug::proxy::Proxy (tap decoding every packet, a record each,
+//!                             journal writing its JSONL and log files as a run's does) --> server
 //!          runs    the same, PUBLISH floods recorded as runs (PublishRecords::Runs)
 //!  latency:    CONNECT/CONNACK, then 64-byte PUBLISH round trips, one trip on each path in turn
 //!              (the order rotates each trip): p50/p99 of each, and what each proxy adds
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use unplug::event::{Event, Journal};
+use unplug::event::{Echo, Event, Journal};
 use unplug::proxy::{Options, Proxy, PublishRecords};
 
 const DEBUG: bool = cfg!(debug_assertions);
@@ -58,6 +59,28 @@ fn connect_packet() -> Vec<u8> {
     p.extend_from_slice(&[4, 0x02, 0, 60, 0, 5]);
     p.extend_from_slice(b"bench");
     p
+}
+
+/// A journal like a run's: every record kept and written to its JSONL and log files (in the
+/// temporary directory, removed at the end).
+fn run_journal() -> Journal {
+    use std::sync::atomic::AtomicUsize;
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = journal_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    // Unlinked at once: written like any file, its space freed when the journal goes.
+    let file = |ext: &str| {
+        let path = dir.join(format!("{n}.{ext}"));
+        let f = std::fs::File::create(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    };
+    Journal::to_writers(file("events.jsonl"), file("log"), Echo::default(), |_| {})
+}
+
+fn journal_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("unplug-bench-proxy-{}", std::process::id()))
 }
 
 const RUNS: Options = Options {
@@ -204,10 +227,8 @@ async fn conn_of(proxy: &Proxy) -> std::sync::Arc<unplug::proxy::link::ConnStats
 async fn latency() {
     let (echo, _) = server(true).await;
     let plain = plain_proxy(echo).await;
-    let proxy = Proxy::start(echo, Journal::in_memory()).await.unwrap();
-    let runs = Proxy::start_with(echo, Journal::in_memory(), RUNS)
-        .await
-        .unwrap();
+    let proxy = Proxy::start(echo, run_journal()).await.unwrap();
+    let runs = Proxy::start_with(echo, run_journal(), RUNS).await.unwrap();
     let mut conns = Vec::new();
     for p in PATHS {
         let addr = match p {
@@ -273,7 +294,7 @@ struct Stream {
 /// them all.
 async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
     let (sink, mut got) = server(false).await;
-    let journal = Journal::in_memory();
+    let journal = run_journal();
     let options = match path {
         PathKind::UnplugRuns => RUNS,
         _ => Options::default(),
@@ -322,7 +343,7 @@ async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
                 .records()
                 .iter()
                 .map(|r| match &r.event {
-                    Event::Packet { kind, .. } if kind == "PUBLISH" => 1,
+                    Event::Packet { kind, .. } if *kind == unplug::mqtt::PacketKind::Publish => 1,
                     Event::PublishRun { count, .. } => *count as usize,
                     _ => 0,
                 })
@@ -392,6 +413,8 @@ fn main() {
     if let Ok(which) = std::env::var("UNPLUG_BENCH_PROFILE") {
         let (path, mqtt) = match which.as_str() {
             "runs" => (PathKind::UnplugRuns, true),
+            "direct" => (PathKind::Direct, true),
+            "plain-mqtt" => (PathKind::Plain, true),
             "raw" => (PathKind::Unplug, false),
             "plain" => (PathKind::Plain, false),
             _ => (PathKind::Unplug, true),
@@ -407,6 +430,7 @@ fn main() {
                 );
             }
         });
+        let _ = std::fs::remove_dir_all(journal_dir());
         return;
     }
     rt.block_on(async {
@@ -414,4 +438,5 @@ fn main() {
         throughput(true).await;
         throughput(false).await;
     });
+    let _ = std::fs::remove_dir_all(journal_dir());
 }

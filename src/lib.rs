@@ -35,8 +35,9 @@
 //! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
 //! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
 //!   helpers they share in `actor/mod.rs`.
-//! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), the
-//!   writer and reader (`journal.rs`); the terminal echo is the runner's, handed in.
+//! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), a wire
+//!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer and reader
+//!   (`journal.rs`); the terminal echo is the runner's, handed in.
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; `live` keeps
 //!   them as a run goes, from only the records the control loop has not seen), `timing` (the
 //!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`

@@ -6,10 +6,10 @@
 //!  tap (decoded packets) -------------------+--> mqtt <-- actor (v5 writer), judge (check names)
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// MQTT control packet types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PacketKind {
     Connect,

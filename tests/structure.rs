@@ -632,15 +632,15 @@ fn keepalive_arithmetic_is_only_in_judge_timing() {
                 .iter()
                 .any(|p| squeezed.contains(p));
             let scaled = squeezed.contains("keepalive")
-                && [
+                && ([
                     "keepalive*",
                     "keepalive.as_secs_f64()*",
                     "keepalive.as_millis()*",
-                    "*keepalive",
                     "keepalive/",
                 ]
                 .iter()
-                .any(|p| squeezed.contains(p));
+                .any(|p| squeezed.contains(p))
+                    || multiplied_from_the_left(&squeezed));
             if factor || scaled {
                 found.push(format!("{}:{}: {}", f.rel, n + 1, line.trim()));
             }
@@ -651,4 +651,24 @@ fn keepalive_arithmetic_is_only_in_judge_timing() {
         "keepalive arithmetic outside src/judge/timing.rs:\n{}",
         found.join("\n")
     );
+}
+
+/// `x * keepalive`, told from a dereference (`(*keepalive_s).into()`): the `*` follows an
+/// operand (a name, a number or a closing bracket).
+fn multiplied_from_the_left(squeezed: &str) -> bool {
+    squeezed.match_indices("*keepalive").any(|(i, _)| {
+        squeezed[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ')' || c == ']')
+    })
+}
+
+#[test]
+fn a_dereferenced_keepalive_is_not_arithmetic() {
+    assert!(!multiplied_from_the_left(
+        "(\"keepalive_s\",Num((*keepalive_s).into())),"
+    ));
+    assert!(multiplied_from_the_left("letb=3*keepalive;"));
+    assert!(multiplied_from_the_left("f(x)*keepalive_ms"));
 }

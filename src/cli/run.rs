@@ -43,6 +43,10 @@ pub struct ScenarioArgs {
     /// Name the run (and its files) NAME instead of the scenario's name.
     #[arg(long, value_parser = parse_name, value_name = "NAME")]
     name: Option<String>,
+    /// How the wire tap records PUBLISHes: a record each, or runs of them for floods
+    /// (overrides the scenario's `[tap] publishes`).
+    #[arg(long, value_name = "each|runs")]
+    publishes: Option<unplug::scenario::PublishRecords>,
     /// The run's id in its summary.json (suite, compare and conformance give each child
     /// one, to read back only what that child wrote).
     #[arg(long, hide = true, value_name = "ID")]
@@ -60,10 +64,12 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         broker,
         transport,
         name: run_name,
+        publishes,
         run_id,
     } = args;
     let mut s = scenario::load(&name)?;
     s.apply(timing.overrides());
+    s.publishes = publishes.unwrap_or(s.publishes);
     if let Some(t) = transport {
         s.transport = t;
     }

@@ -2,20 +2,71 @@
 
 use std::fmt;
 
-use chrono::SecondsFormat;
+use std::cell::RefCell;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::{Event, Record, Side};
 
 impl Record {
     /// The record as a log line in the seed's compose style: `willy  | 2026-...Z connected`.
     pub fn log_line(&self) -> String {
-        format!(
-            "{:<6} | {} {}",
-            self.actor.as_str(),
-            self.t.to_rfc3339_opts(SecondsFormat::Nanos, true),
-            self.event
-        )
+        self.log_line_display().to_string()
     }
+
+    /// The log line, written where the caller wants it (the journal's reused buffer).
+    pub fn log_line_display(&self) -> impl fmt::Display + '_ {
+        LogLine(self)
+    }
+}
+
+struct LogLine<'a>(&'a Record);
+
+impl fmt::Display for LogLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        LOG_TIME.with_borrow_mut(|c| {
+            let t = c.text(r.t, |t| t.to_rfc3339_opts(SecondsFormat::Nanos, true));
+            write!(f, "{:<6} | {t} {}", r.actor.as_str(), r.event)
+        })
+    }
+}
+
+/// The last wall time formatted, and its text: the wire records of one chunk share their
+/// stamp, so in a flood the time is formatted once per chunk, not once per record.
+#[derive(Default)]
+pub(super) struct TimeText {
+    t: Option<DateTime<Utc>>,
+    text: String,
+}
+
+impl TimeText {
+    fn text(&mut self, t: DateTime<Utc>, format: impl FnOnce(&DateTime<Utc>) -> String) -> &str {
+        if self.t != Some(t) {
+            self.text = format(&t);
+            self.t = Some(t);
+        }
+        &self.text
+    }
+}
+
+thread_local! {
+    static LOG_TIME: RefCell<TimeText> = RefCell::default();
+    static JSON_TIME: RefCell<TimeText> = RefCell::default();
+}
+
+/// `t` in the JSONL as chrono writes it (`serialize_with`), formatted once per distinct time.
+pub(super) fn serialize_t<S: serde::Serializer>(
+    t: &DateTime<Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    JSON_TIME.with_borrow_mut(|c| {
+        let text = c.text(*t, |t| {
+            let quoted = serde_json::to_string(t).expect("a time always serializes");
+            quoted.trim_matches('"').to_string()
+        });
+        s.serialize_str(text)
+    })
 }
 
 impl fmt::Display for Event {
@@ -192,15 +243,7 @@ impl fmt::Display for Event {
                     write!(f, ": {h}")?;
                 }
                 write!(f, ")")?;
-                if let serde_json::Value::Object(m) = fields {
-                    for (k, v) in m {
-                        match v {
-                            serde_json::Value::Null => {}
-                            serde_json::Value::String(s) => write!(f, " {k}={s}")?,
-                            other => write!(f, " {k}={other}")?,
-                        }
-                    }
-                }
+                write!(f, "{}", super::packet::LogFields(fields))?;
                 if *dropped {
                     write!(f, " dropped by the fault")?;
                 }
@@ -210,6 +253,10 @@ impl fmt::Display for Event {
                 conn,
                 from,
                 dropped,
+                topic,
+                qos,
+                retain,
+                payload_len,
                 count,
                 bytes,
                 first_ms,
@@ -217,7 +264,7 @@ impl fmt::Display for Event {
             } => {
                 write!(
                     f,
-                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms",
+                    "conn {conn}: {} {count} PUBLISH ({bytes} B) from {first_ms:.3} to {last_ms:.3} ms: topic={topic} qos={qos} retain={retain} payload_len={payload_len}",
                     arrow(*from)
                 )?;
                 if *dropped {

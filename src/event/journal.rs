@@ -1,8 +1,9 @@
 //! The journal writer: records kept in memory and written, each whole, to the run's files as
 //! they happen; a saved journal read back.
 
+use std::fmt::Write as _;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -10,6 +11,9 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use super::{Actor, Event, Record};
+
+/// How many bytes of lines a file's buffer holds before it is written out anyway.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Where the writer puts records besides the in-memory list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,10 +33,16 @@ pub struct Journal {
 
 struct Sink {
     records: Vec<Record>,
-    /// Each record is written whole, in one write, as it is recorded: a run killed outright
-    /// loses at most the line in flight.
-    jsonl: Option<File>,
-    log: Option<File>,
+    /// Each record is written whole as it is recorded: at once by [`Journal::record`]; the
+    /// proxy's records ([`Journal::record_at`]) wait in the buffers until its recorder has
+    /// caught up ([`Journal::write_out`]), so a run killed outright loses at most the lines of
+    /// the recorder's last batch, and a flood costs one write per batch, not two per record.
+    jsonl: Option<BufWriter<File>>,
+    log: Option<BufWriter<File>>,
+    /// The line being formatted, kept between records so a record allocates nothing to be
+    /// written.
+    json_buf: Vec<u8>,
+    log_buf: String,
     echo: Echo,
     /// Where an echoed line goes: given by the runner (the terminal, around its status line),
     /// so the journal knows nothing of the screen.
@@ -71,6 +81,8 @@ impl Default for Sink {
             records: Vec::new(),
             jsonl: None,
             log: None,
+            json_buf: Vec::new(),
+            log_buf: String::new(),
             echo: Echo::default(),
             print: None,
             stream: None,
@@ -88,8 +100,8 @@ impl Journal {
     /// Lines `echo` selects go to `print`.
     pub fn to_writers(jsonl: File, log: File, echo: Echo, print: fn(&str)) -> Journal {
         Self::with_sink(Sink {
-            jsonl: Some(jsonl),
-            log: Some(log),
+            jsonl: Some(BufWriter::with_capacity(WRITE_BUFFER, jsonl)),
+            log: Some(BufWriter::with_capacity(WRITE_BUFFER, log)),
             echo,
             print: Some(print),
             ..Sink::default()
@@ -139,6 +151,7 @@ impl Journal {
             event,
         };
         sink.write(&rec);
+        sink.write_out();
         sink.records.push(rec);
     }
 
@@ -169,6 +182,15 @@ impl Journal {
         for seen in &mut sink.readers {
             *seen = (*seen).min(i);
         }
+    }
+
+    /// Write out the lines [`Journal::record_at`] left in the buffers (the recorder calls it
+    /// whenever it has caught up). A write error is kept for [`Journal::flush`].
+    pub fn write_out(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_out();
     }
 
     /// End the journal: flush the files, record nothing more, and return every record, which
@@ -228,23 +250,48 @@ impl Journal {
 }
 
 impl Sink {
+    /// Format `rec` into the buffers of whoever wants it; nothing is formatted for a journal
+    /// kept only in memory.
     fn write(&mut self, rec: &Record) {
-        let line = rec.log_line();
-        if let Some(print) = self.print {
-            if self.echo.stdout && (self.echo.wire || rec.actor != Actor::Wire) {
-                print(&line);
+        let echo = self.print.is_some()
+            && self.echo.stdout
+            && (self.echo.wire || rec.actor != Actor::Wire);
+        let mut result = Ok(());
+        if echo || self.log.is_some() {
+            self.log_buf.clear();
+            let _ = write!(self.log_buf, "{}", rec.log_line_display());
+            if let (true, Some(print)) = (echo, self.print) {
+                print(&self.log_buf);
+            }
+            if let Some(w) = self.log.as_mut() {
+                self.log_buf.push('\n');
+                result = result.and_then(|_| w.write_all(self.log_buf.as_bytes()));
             }
         }
-        let json = serde_json::to_string(rec).expect("records always serialize");
+        if self.jsonl.is_some() || self.stream.is_some() {
+            self.json_buf.clear();
+            serde_json::to_writer(&mut self.json_buf, rec).expect("records always serialize");
+            self.json_buf.push(b'\n');
+            if let Some(w) = self.jsonl.as_mut() {
+                result = result.and_then(|_| w.write_all(&self.json_buf));
+            }
+            if let Some(w) = self.stream.as_mut() {
+                result = result.and_then(|_| w.write_all(&self.json_buf).and_then(|_| w.flush()));
+            }
+        }
+        if let Err(e) = result {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    /// Hand the buffered lines to the files.
+    fn write_out(&mut self) {
         let mut result = Ok(());
         if let Some(w) = self.jsonl.as_mut() {
-            result = result.and_then(|_| w.write_all(format!("{json}\n").as_bytes()));
+            result = result.and_then(|_| w.flush());
         }
         if let Some(w) = self.log.as_mut() {
-            result = result.and_then(|_| w.write_all(format!("{line}\n").as_bytes()));
-        }
-        if let Some(w) = self.stream.as_mut() {
-            result = result.and_then(|_| writeln!(w, "{json}").and_then(|_| w.flush()));
+            result = result.and_then(|_| w.flush());
         }
         if let Err(e) = result {
             self.error.get_or_insert(e);

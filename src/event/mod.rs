@@ -11,15 +11,20 @@
 //! Both clocks are read at the moment of the call, so a record's time is when it happened, not
 //! when the writer got to it. Checks and reports read only records, never the live actors.
 //!
-//! `mod.rs` holds the types; `format.rs` the log line of each; `journal.rs` the writer.
+//! `mod.rs` holds the types; `format.rs` the log line of each; `packet.rs` a wire packet's
+//! typed parts as the JSONL spells them; `journal.rs` the writer.
 
 mod format;
 mod journal;
+mod packet;
 
 pub use journal::{read_jsonl, Cursor, Echo, Fresh, Journal};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::mqtt::PacketKind;
+use crate::tap::{Fields, Framing};
 
 /// Who a record is about: the log's first column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,24 +195,36 @@ pub enum Event {
         /// A fault swallowed it: it never reached the other side.
         dropped: bool,
         /// `PINGREQ`, `CONNECT`, ...
-        kind: String,
+        kind: PacketKind,
         /// `tcp`, or the WebSocket frame that carried it: `ws binary masked`.
-        framing: String,
+        #[serde(with = "packet::framing")]
+        framing: Framing,
         size: usize,
         /// The whole packet in hex when it is 16 bytes or less (seed 001: `c000`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hex: Option<String>,
-        /// The packet's fields (client id, keepalive, will, topic, reason code ...).
-        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-        fields: serde_json::Value,
+        /// The packet's fields (client id, keepalive, will, topic, reason code ...), written
+        /// with their keys in alphabetical order.
+        #[serde(
+            default,
+            skip_serializing_if = "Fields::is_none",
+            serialize_with = "packet::serialize_fields"
+        )]
+        fields: Fields,
     },
-    /// A run of PUBLISH packets one side sent back to back, as one record: what the wire tap
-    /// records instead of a `packet` each when a proxy is told to aggregate floods. Exact:
-    /// every PUBLISH is in exactly one run or one `packet` record.
+    /// A run of QoS 0 PUBLISH packets one side sent back to back with one topic, retain flag
+    /// and payload size, as one record: what the wire tap records instead of a `packet` each
+    /// when told to aggregate floods (`[tap] publishes = "runs"`). Exact: every PUBLISH is in
+    /// exactly one run or one `packet` record.
     PublishRun {
         conn: u64,
         from: Side,
         dropped: bool,
+        /// What the PUBLISHes of the run share.
+        topic: String,
+        qos: u8,
+        retain: bool,
+        payload_len: usize,
         /// How many PUBLISH packets, and their bytes (MQTT packet sizes).
         count: u64,
         bytes: u64,
@@ -244,6 +261,7 @@ pub struct Record {
     /// Milliseconds since the run's start, from the one monotonic clock.
     pub ms: f64,
     /// Wall-clock time, for the log lines only; never used to measure.
+    #[serde(serialize_with = "format::serialize_t")]
     pub t: DateTime<Utc>,
     pub actor: Actor,
     #[serde(flatten)]

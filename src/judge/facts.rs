@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::timing::{self, OWN_COPY_MS, PROMPT_MS};
 use crate::event::{Actor, Event, Record, Side};
+use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
+use crate::tap::Fields;
 
 mod flaky;
 
@@ -27,7 +29,7 @@ pub struct Facts {
     /// The last complete MQTT packet from willy that reached the broker on a connection open
     /// at the cut (the wire tap's view): the keepalive timer's true reference.
     pub last_packet_ms: Option<f64>,
-    pub last_packet_kind: Option<String>,
+    pub last_packet_kind: Option<PacketKind>,
     /// PUBLISHes the broker sent on a connection open at the cut after willy's last packet
     /// (traffic *to* a silent client, as on a busy subscription).
     pub publishes_to_silent_willy: u32,
@@ -117,6 +119,12 @@ impl CleanDisconnectWill {
         let mut clean: Vec<(u32, f64, String, f64)> = Vec::new();
         let mut cycle = 0;
         for r in records.iter().filter(|r| r.ms < until) {
+            own.extend(
+                wire_publishes(r)
+                    .filter(|p| p.from == Side::Client && !p.dropped)
+                    .filter(|p| p.topic == w.topic && p.payload_len == w.payload.len())
+                    .map(|p| (p.ms, false)),
+            );
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::CycleStarted { cycle: c }) => cycle = *c,
                 (
@@ -129,18 +137,11 @@ impl CleanDisconnectWill {
                         hex,
                         ..
                     },
-                ) => match kind.as_str() {
-                    "PUBLISH"
-                        if fields.get("topic").and_then(|t| t.as_str()) == Some(&w.topic)
-                            && fields.get("payload_len").and_then(|l| l.as_u64())
-                                == Some(w.payload.len() as u64) =>
-                    {
-                        own.push((r.ms, false))
-                    }
-                    "DISCONNECT" if fields.get("reason").and_then(|v| v.as_u64()) != Some(4) => {
+                ) => match (kind, fields) {
+                    (PacketKind::Disconnect, f) if disconnect_reason(f) != Some(4) => {
                         clean.push((cycle, r.ms, hex.clone().unwrap_or_default(), f64::INFINITY))
                     }
-                    "CONNECT" => {
+                    (PacketKind::Connect, _) => {
                         for d in clean.iter_mut().filter(|d| d.3 == f64::INFINITY) {
                             d.3 = r.ms;
                         }
@@ -213,11 +214,8 @@ impl DisconnectSeen {
                         fields,
                         ..
                     },
-                ) if kind == "DISCONNECT" => {
-                    let reason = fields
-                        .get("reason")
-                        .and_then(|v| v.as_u64())
-                        .map(|v| v as u8);
+                ) if *kind == PacketKind::Disconnect => {
+                    let reason = disconnect_reason(fields);
                     out.push(DisconnectSeen {
                         ms: r.ms,
                         reason,
@@ -303,21 +301,27 @@ impl Delivery {
                 ..
             } = &r.event
             {
-                let id = fields.get("packet_id").and_then(|v| v.as_u64());
-                let topic = fields.get("topic").and_then(|v| v.as_str());
-                match (from, kind.as_str(), id) {
-                    (Side::Broker, "PUBLISH", Some(id)) if topic == Some(p.topic.as_str()) => {
+                let id = packet_id(fields).map(u64::from);
+                match (from, kind, id, fields) {
+                    (
+                        Side::Broker,
+                        PacketKind::Publish,
+                        Some(id),
+                        Fields::Publish { topic, dup, .. },
+                    ) if *topic == p.topic => {
                         if let Some(i) = unacked.iter().position(|(c, x)| *x == id && c != conn) {
                             unacked.remove(i);
                             d.resent.push(Resent {
                                 ms: r.ms,
                                 packet_id: id,
-                                dup: fields.get("dup").and_then(|v| v.as_bool()) == Some(true),
+                                dup: *dup,
                             });
                         }
                         unacked.push((*conn, id));
                     }
-                    (Side::Client, "PUBACK" | "PUBREC", Some(id)) if !dropped => {
+                    (Side::Client, PacketKind::Puback | PacketKind::Pubrec, Some(id), _)
+                        if !dropped =>
+                    {
                         unacked.retain(|(c, x)| !(c == conn && *x == id));
                     }
                     _ => {}
@@ -417,19 +421,8 @@ pub struct WireCounts {
 
 impl WireCounts {
     fn count(all: &mut Vec<WireCounts>, r: &Record) {
-        let (conn, what, dropped) = match &r.event {
-            Event::Packet {
-                conn,
-                kind,
-                dropped,
-                ..
-            } => (*conn, kind.as_str(), *dropped),
-            Event::WireFrame {
-                conn,
-                what,
-                dropped,
-                ..
-            } => (*conn, what.as_str(), *dropped),
+        let conn = match &r.event {
+            Event::Packet { conn, .. } | Event::WireFrame { conn, .. } => *conn,
             _ => return,
         };
         let i = match all.iter().position(|c| c.conn == conn) {
@@ -443,15 +436,22 @@ impl WireCounts {
             }
         };
         let c = &mut all[i];
-        match what {
-            "PINGREQ" => {
+        match &r.event {
+            Event::Packet {
+                kind: PacketKind::Pingreq,
+                dropped,
+                ..
+            } => {
                 c.pingreq += 1;
-                c.pingreq_dropped += u32::from(dropped);
+                c.pingreq_dropped += u32::from(*dropped);
             }
-            "PINGRESP" => c.pingresp += 1,
-            w if w.starts_with("ws ping") => c.ws_ping += 1,
-            w if w.starts_with("ws pong") => c.ws_pong += 1,
-            w if w.starts_with("ws close") => c.ws_close += 1,
+            Event::Packet {
+                kind: PacketKind::Pingresp,
+                ..
+            } => c.pingresp += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws ping") => c.ws_ping += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws pong") => c.ws_pong += 1,
+            Event::WireFrame { what, .. } if what.starts_with("ws close") => c.ws_close += 1,
             _ => {}
         }
     }
@@ -581,18 +581,25 @@ impl Facts {
             {
                 if cut_conns.contains(conn) {
                     f.last_packet_ms = Some(r.ms);
-                    f.last_packet_kind = Some(kind.clone());
+                    f.last_packet_kind = Some(*kind);
+                }
+            }
+            if let Event::PublishRun { conn, .. } = &r.event {
+                let last = wire_publishes(r)
+                    .filter(|p| p.from == Side::Client && !p.dropped && p.ms <= drop_at)
+                    .last();
+                if let (Some(p), true) = (last, cut_conns.contains(conn)) {
+                    f.last_packet_ms = Some(p.ms);
+                    f.last_packet_kind = Some(PacketKind::Publish);
                 }
             }
         }
         if let Some(last) = f.last_packet_ms {
             f.publishes_to_silent_willy = records
                 .iter()
-                .filter(|r| r.ms > last && r.ms <= drop_at)
-                .filter(|r| {
-                    matches!(&r.event, Event::Packet { conn, from: Side::Broker, kind, .. }
-                        if kind == "PUBLISH" && cut_conns.contains(conn))
-                })
+                .flat_map(wire_publishes)
+                .filter(|p| p.ms > last && p.ms <= drop_at)
+                .filter(|p| p.from == Side::Broker && cut_conns.contains(&p.conn))
                 .count() as u32;
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
@@ -621,26 +628,16 @@ impl Facts {
         // After the cut, a slow link may still deliver willy's own PUBLISHes: the wire tap saw
         // each one go through, so a message matching one (topic, payload size) is willy's.
         let mut forwarded: Vec<(String, u64)> = Vec::new();
-        for r in records.iter().filter(|r| r.ms > cut && r.ms < news_until) {
-            if let Event::Packet {
-                from: Side::Client,
-                dropped: false,
-                kind,
-                fields,
-                ..
-            } = &r.event
-            {
-                if kind == "PUBLISH" {
-                    let topic = fields
-                        .get("topic")
-                        .and_then(|t| t.as_str())
-                        .unwrap_or_default();
-                    let len = fields
-                        .get("payload_len")
-                        .and_then(|l| l.as_u64())
-                        .unwrap_or(u64::MAX);
-                    forwarded.push((topic.to_string(), len));
-                }
+        // (A run of PUBLISHes begun before the cut may go on after it: its record comes first.)
+        for r in records.iter().filter(|r| r.ms < news_until) {
+            forwarded.extend(
+                wire_publishes(r)
+                    .filter(|p| p.ms > cut && p.ms < news_until)
+                    .filter(|p| p.from == Side::Client && !p.dropped)
+                    .map(|p| (p.topic.to_string(), p.payload_len as u64)),
+            );
+            if r.ms <= cut {
+                continue;
             }
             if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) =
                 (r.actor, &r.event)
@@ -757,4 +754,99 @@ impl Facts {
             }
         }
     }
+}
+
+/// The reason code of a DISCONNECT's fields; `None` for the two-byte form (and other packets).
+fn disconnect_reason(f: &Fields) -> Option<u8> {
+    match f {
+        Fields::Disconnect { reason } => *reason,
+        _ => None,
+    }
+}
+
+/// The packet identifier of a packet's fields, if it has one.
+fn packet_id(f: &Fields) -> Option<u16> {
+    match f {
+        Fields::Publish { packet_id, .. } => *packet_id,
+        Fields::Subscribe { packet_id, .. }
+        | Fields::Suback { packet_id, .. }
+        | Fields::Unsubscribe { packet_id, .. }
+        | Fields::Ack { packet_id } => Some(*packet_id),
+        _ => None,
+    }
+}
+
+/// One PUBLISH the wire tap saw.
+struct WirePublish<'a> {
+    ms: f64,
+    conn: u64,
+    from: Side,
+    dropped: bool,
+    topic: &'a str,
+    payload_len: usize,
+}
+
+/// Each PUBLISH a record stands for: a `packet` record's one, or every one of a `publish_run`
+/// (`[tap] publishes = "runs"`), so the checks count and pair them alike in both modes. A run
+/// keeps only its first and last times: its PUBLISHes are placed evenly between them.
+fn wire_publishes(r: &Record) -> impl Iterator<Item = WirePublish<'_>> {
+    let (conn, from, dropped, topic, payload_len, count, first, last) = match &r.event {
+        Event::Packet {
+            conn,
+            from,
+            dropped,
+            kind: PacketKind::Publish,
+            fields: Fields::Publish {
+                topic, payload_len, ..
+            },
+            ..
+        } => (
+            *conn,
+            *from,
+            *dropped,
+            topic.as_str(),
+            *payload_len,
+            1,
+            r.ms,
+            r.ms,
+        ),
+        Event::PublishRun {
+            conn,
+            from,
+            dropped,
+            topic,
+            payload_len,
+            count,
+            first_ms,
+            last_ms,
+            ..
+        } => (
+            *conn,
+            *from,
+            *dropped,
+            topic.as_str(),
+            *payload_len,
+            *count,
+            *first_ms,
+            *last_ms,
+        ),
+        _ => (0, Side::Client, false, "", 0, 0, 0.0, 0.0),
+    };
+    let step = if count > 1 {
+        (last - first) / (count - 1) as f64
+    } else {
+        0.0
+    };
+    (0..count).map(move |i| WirePublish {
+        ms: if i + 1 == count {
+            last
+        } else {
+            first + step * i as f64
+        },
+        conn,
+        from,
+        dropped,
+        topic,
+        payload_len,
+    })
 }

@@ -5,7 +5,30 @@ use crate::event::ConnLastUpstream;
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::spec::{delivery::no_qos_upgrade, will::will_delay_check};
 use crate::judge::timing::*;
+use crate::mqtt::PacketKind;
+use crate::tap::{Fields, Framing, WsOpcode};
 use chrono::Utc;
+
+fn kind(name: &str) -> PacketKind {
+    PacketKind::from_name(name).expect("a packet kind")
+}
+
+const WS_MASKED: Framing = Framing::Ws {
+    opcode: WsOpcode::Binary,
+    masked: true,
+};
+
+/// A PUBLISH's fields with what a test cares about; the rest as a QoS 0 message.
+fn publish_fields(topic: &str, payload_len: usize, packet_id: Option<u16>, dup: bool) -> Fields {
+    Fields::Publish {
+        topic: topic.into(),
+        qos: u8::from(packet_id.is_some()),
+        retain: false,
+        dup,
+        packet_id,
+        payload_len,
+    }
+}
 
 fn rec(ms: f64, actor: Actor, event: Event) -> Record {
     Record {
@@ -183,7 +206,7 @@ fn will_on_time_passes_every_check() {
     assert_eq!(checks.len(), 5);
 }
 
-fn packet(ms: f64, kind: &str, dropped: bool) -> Record {
+fn packet(ms: f64, kind_name: &str, dropped: bool) -> Record {
     rec(
         ms,
         Actor::Wire,
@@ -191,11 +214,11 @@ fn packet(ms: f64, kind: &str, dropped: bool) -> Record {
             conn: 3,
             from: Side::Client,
             dropped,
-            kind: kind.into(),
-            framing: "tcp".into(),
+            kind: kind(kind_name),
+            framing: Framing::Tcp,
             size: 2,
             hex: None,
-            fields: serde_json::Value::Null,
+            fields: Fields::None,
         },
     )
 }
@@ -212,7 +235,7 @@ fn keepalive_is_measured_from_the_last_packet_that_reached_the_broker() {
     ];
     let f = Facts::from_records(&s, &records);
     assert_eq!(f.last_packet_ms, Some(98.5));
-    assert_eq!(f.last_packet_kind.as_deref(), Some("PUBLISH"));
+    assert_eq!(f.last_packet_kind, Some(PacketKind::Publish));
     assert_eq!(f.reference_ms(), Some(98.5));
     assert_eq!(f.wire_counts[0].pingreq, 1);
     assert_eq!(f.wire_counts[0].pingreq_dropped, 1);
@@ -318,11 +341,11 @@ fn clean_cycle(extra: usize) -> Vec<Record> {
             conn: 1,
             from: Side::Client,
             dropped: false,
-            kind: "PUBLISH".into(),
-            framing: "ws binary masked".into(),
+            kind: PacketKind::Publish,
+            framing: WS_MASKED,
             size: 23,
             hex: None,
-            fields: serde_json::json!({"topic": "test/connected", "payload_len": 5}),
+            fields: publish_fields("test/connected", 5, None, false),
         },
     );
     let disconnect = rec(
@@ -332,11 +355,11 @@ fn clean_cycle(extra: usize) -> Vec<Record> {
             conn: 1,
             from: Side::Client,
             dropped: false,
-            kind: "DISCONNECT".into(),
-            framing: "ws binary masked".into(),
+            kind: PacketKind::Disconnect,
+            framing: WS_MASKED,
             size: 2,
             hex: Some("e000".into()),
-            fields: serde_json::Value::Null,
+            fields: Fields::None,
         },
     );
     // monit's copy of willy's own `false` may be recorded before the tap's record.
@@ -378,7 +401,7 @@ fn a_will_after_a_clean_disconnect_fails_even_when_it_reads_like_willys_own_fals
 fn a_will_after_a_reset_cycle_is_not_pinned_on_an_earlier_clean_disconnect() {
     let s = scenario("ws-last-will");
     let mut records = clean_cycle(0);
-    let packet = |ms: f64, kind: &str, fields: serde_json::Value| {
+    let packet = |ms: f64, name: &str, fields: Fields| {
         rec(
             ms,
             Actor::Wire,
@@ -386,8 +409,8 @@ fn a_will_after_a_reset_cycle_is_not_pinned_on_an_earlier_clean_disconnect() {
                 conn: 2,
                 from: Side::Client,
                 dropped: false,
-                kind: kind.into(),
-                framing: "ws binary masked".into(),
+                kind: kind(name),
+                framing: WS_MASKED,
                 size: 23,
                 hex: None,
                 fields,
@@ -396,11 +419,11 @@ fn a_will_after_a_reset_cycle_is_not_pinned_on_an_earlier_clean_disconnect() {
     };
     records.extend([
         rec(1000.0, Actor::Willy, Event::CycleStarted { cycle: 2 }),
-        packet(1001.0, "CONNECT", serde_json::Value::Null),
+        packet(1001.0, "CONNECT", Fields::None),
         packet(
             3001.0,
             "PUBLISH",
-            serde_json::json!({"topic": "test/connected", "payload_len": 5}),
+            publish_fields("test/connected", 5, None, false),
         ),
         msg(3001.5, "false"),
         // No DISCONNECT: the connection was reset. The will follows at once.
@@ -664,7 +687,7 @@ fn mosquittos_timing_model_allows_its_six_second_scan_and_no_more() {
 
 // --- pubby's messages at willy: QoS, the persistent session, DUP ---
 
-fn publish_to_willy(ms: f64, conn: u64, id: u64, dup: bool, topic: &str) -> Record {
+fn publish_to_willy(ms: f64, conn: u64, id: u16, dup: bool, topic: &str) -> Record {
     rec(
         ms,
         Actor::Wire,
@@ -672,11 +695,11 @@ fn publish_to_willy(ms: f64, conn: u64, id: u64, dup: bool, topic: &str) -> Reco
             conn,
             from: Side::Broker,
             dropped: conn == 1,
-            kind: "PUBLISH".into(),
-            framing: "tcp".into(),
+            kind: PacketKind::Publish,
+            framing: Framing::Tcp,
             size: 12,
             hex: None,
-            fields: serde_json::json!({"topic": topic, "packet_id": id, "dup": dup, "qos": 1}),
+            fields: publish_fields(topic, 0, Some(id), dup),
         },
     )
 }
@@ -714,7 +737,7 @@ fn session_run(name: &str, n: u32, got: &[(&str, u8, bool)]) -> Vec<Check> {
                 payload: i.to_string(),
             },
         ));
-        r.push(publish_to_willy(ms + 1.0, 1, u64::from(i), false, &topic));
+        r.push(publish_to_willy(ms + 1.0, 1, i as u16, false, &topic));
     }
     r.push(rec(
         10000.0,
@@ -733,7 +756,7 @@ fn session_run(name: &str, n: u32, got: &[(&str, u8, bool)]) -> Vec<Check> {
     ));
     for (k, (payload, qos, dup)) in got.iter().enumerate() {
         let ms = 10011.0 + k as f64;
-        let id: u64 = payload.parse().unwrap();
+        let id: u16 = payload.parse().unwrap();
         r.push(publish_to_willy(ms, 4, id, *dup, &topic));
         r.push(rec(
             ms,
@@ -916,4 +939,57 @@ fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
             actual: x.actual,
         })
         .collect()
+}
+
+/// willy's `false` twice back to back, as the tap records it with `[tap] publishes = "runs"`:
+/// one run of two.
+fn false_run(ms: f64) -> Record {
+    rec(
+        ms,
+        Actor::Wire,
+        Event::PublishRun {
+            conn: 1,
+            from: Side::Client,
+            dropped: false,
+            topic: "test/connected".into(),
+            qos: 0,
+            retain: false,
+            payload_len: 5,
+            count: 2,
+            bytes: 46,
+            first_ms: ms,
+            last_ms: ms + 1.0,
+        },
+    )
+}
+
+#[test]
+fn a_publish_run_pairs_each_of_its_publishes_with_a_copy_at_monit() {
+    let s = scenario("ws-last-will");
+    let disconnect = clean_cycle(0).pop().unwrap();
+    let with = |copies: usize| {
+        let mut r = vec![
+            rec(0.0, Actor::Willy, Event::CycleStarted { cycle: 1 }),
+            false_run(20.0),
+        ];
+        r.extend((0..copies).map(|i| msg(21.5 + i as f64, "false")));
+        r.push(disconnect.clone());
+        r.push(msg(40.0, "false")); // after the DISCONNECT: willy's or a will?
+        r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+        Facts::from_records(&s, &r)
+            .wills_after_clean_disconnect
+            .len()
+    };
+    // Two PUBLISHes: two copies are willy's; a third copy (at 40, after the DISCONNECT at 30)
+    // is a will.
+    assert_eq!(
+        with(1),
+        0,
+        "the run's second PUBLISH pairs with the copy at 40"
+    );
+    assert_eq!(
+        with(2),
+        1,
+        "both PUBLISHes paired: the copy at 40 is a will"
+    );
 }

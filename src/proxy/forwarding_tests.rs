@@ -3,7 +3,9 @@
 
 use super::tests::received;
 use super::*;
+use crate::mqtt::PacketKind;
 use crate::scenario::Direction;
+use crate::tap::Fields;
 use std::time::Duration;
 
 /// MQTT 3.1.1, client id "t", keepalive 60 s, clean session.
@@ -85,7 +87,15 @@ async fn a_chunk_of_many_packets_with_no_fault_goes_out_in_one_write() {
         .journal()
         .records()
         .iter()
-        .filter(|r| matches!(&r.event, Event::Packet { kind, .. } if kind == "PUBLISH"))
+        .filter(|r| {
+            matches!(
+                &r.event,
+                Event::Packet {
+                    kind: PacketKind::Publish,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(publishes, 100, "the tap still sees every packet");
 }
@@ -126,7 +136,7 @@ async fn a_drop_fault_takes_exactly_the_named_packets_out_of_a_shared_chunk() {
     let wire: Vec<(String, bool)> = records
         .iter()
         .filter_map(|r| match &r.event {
-            Event::Packet { kind, dropped, .. } => Some((kind.clone(), *dropped)),
+            Event::Packet { kind, dropped, .. } => Some((kind.as_str().to_string(), *dropped)),
             _ => None,
         })
         .collect();
@@ -194,9 +204,10 @@ async fn full_recorder_loses_nothing(record_queue: usize) {
     let topics: Vec<String> = mine
         .iter()
         .filter_map(|r| match &r.event {
-            Event::Packet { kind, fields, .. } if kind == "PUBLISH" => {
-                fields["topic"].as_str().map(str::to_string)
-            }
+            Event::Packet {
+                fields: Fields::Publish { topic, .. },
+                ..
+            } => Some(topic.clone()),
             _ => None,
         })
         .collect();

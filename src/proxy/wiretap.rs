@@ -8,6 +8,8 @@
 //!                  v
 //!   recorder thread (one per proxy): per connection two WireTaps (one protocol level)
 //!           WireTap::feed(piece, dropped) -> decoded units -> Journal::record_at(stamp, ...)
+//!           (typed records; their lines wait in the journal's buffers)
+//!           caught up (queue empty) -> Journal::write_out: one write per file for the batch
 //! ```
 //!
 //! Each link hands over every byte it read, in stream order, with its fate (forwarded or
@@ -29,24 +31,12 @@ use tokio::sync::mpsc;
 
 use super::fault::Flow;
 use crate::event::{Actor, Event, Journal, Side};
-use crate::tap::{Decoded, Decoder, Direction, Framing, PacketInfo, PacketKind, WsOpcode};
+use crate::tap::{Decoded, Decoder, Direction, Fields, PacketInfo, PacketKind};
 
 /// Chunks (of at most one read buffer each) waiting for the recorder before a link waits.
 pub const RECORD_QUEUE: usize = 256;
 
-/// How the wire tap records PUBLISH packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PublishRecords {
-    /// A `packet` record each, with its topic and fields: what the checks read (they pair
-    /// willy's own PUBLISHes with monit's copies one by one).
-    #[default]
-    Each,
-    /// For floods: the PUBLISHes one side sends back to back as one `publish_run` record with
-    /// their exact count, bytes, first and last time. Every other packet is still recorded
-    /// alone; a run ends at any other packet of that side, at a change of fate, when the
-    /// connection says something (a side closed) and whenever the recorder has caught up.
-    Runs,
-}
+pub use crate::scenario::PublishRecords;
 
 /// When something happened, read once on the data path: the journal's two clocks.
 #[derive(Debug, Clone, Copy)]
@@ -174,21 +164,31 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
     let runs = publishes == PublishRecords::Runs;
     let mut conns: HashMap<u64, [WireTap; 2]> = HashMap::new();
     let mut idle = IDLE_MIN;
+    // Lines left in the journal's buffers since the last write_out.
+    let mut unwritten = false;
     let end_runs = |taps: &mut [WireTap; 2]| taps.iter_mut().for_each(|t| t.end_run(&journal));
     loop {
         let m = match rx.try_recv() {
             Ok(m) => {
                 idle = IDLE_MIN;
+                unwritten = true;
                 m
             }
             Err(mpsc::error::TryRecvError::Empty) => {
-                // Caught up: what the runs hold goes in now, not at the flood's end.
+                // Caught up: what the runs hold goes in now, not at the flood's end, and the
+                // lines of this batch go to the files in one write each.
                 conns.values_mut().for_each(end_runs);
+                if std::mem::take(&mut unwritten) {
+                    journal.write_out();
+                }
                 std::thread::sleep(idle);
                 idle = (idle * 2).min(IDLE_MAX);
                 continue;
             }
-            Err(mpsc::error::TryRecvError::Disconnected) => return,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                journal.write_out();
+                return;
+            }
         };
         match m {
             Message::Opened { conn } => {
@@ -247,6 +247,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
             }
             Message::Settle(done) => {
                 conns.values_mut().for_each(end_runs);
+                journal.write_out();
                 let _ = done.send(());
             }
         }
@@ -255,6 +256,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
 
 /// PUBLISHes one side sent back to back, not recorded yet (see [`PublishRecords::Runs`]).
 struct Run {
+    key: RunKey,
     dropped: bool,
     count: u64,
     bytes: u64,
@@ -323,11 +325,10 @@ impl WireTap {
                 (upto, dropped) = *fate.next().expect("every unit came from a feed");
             }
             if self.runs {
-                if let Decoded::Packet(p) = &d {
-                    if p.kind == PacketKind::Publish {
-                        self.add_to_run(journal, dropped, p.size as u64, at);
-                        continue;
-                    }
+                if let Some((topic, retain, payload_len, size)) = run_member(&d) {
+                    let key = (topic, retain, payload_len);
+                    self.add_to_run(journal, key, dropped, size, at);
+                    continue;
                 }
             }
             self.end_run(journal);
@@ -344,8 +345,20 @@ impl WireTap {
         self.fates.clear();
     }
 
-    fn add_to_run(&mut self, journal: &Journal, dropped: bool, bytes: u64, at: Stamp) {
-        if let Some(r) = self.run.as_mut().filter(|r| r.dropped == dropped) {
+    fn add_to_run(
+        &mut self,
+        journal: &Journal,
+        (topic, retain, payload_len): (&str, bool, usize),
+        dropped: bool,
+        bytes: u64,
+        at: Stamp,
+    ) {
+        if let Some(r) = self.run.as_mut().filter(|r| {
+            r.dropped == dropped
+                && r.key.topic == topic
+                && r.key.retain == retain
+                && r.key.payload_len == payload_len
+        }) {
             r.count += 1;
             r.bytes += bytes;
             r.last = at;
@@ -353,6 +366,11 @@ impl WireTap {
         }
         self.end_run(journal);
         self.run = Some(Run {
+            key: RunKey {
+                topic: topic.to_string(),
+                retain,
+                payload_len,
+            },
             dropped,
             count: 1,
             bytes,
@@ -370,6 +388,10 @@ impl WireTap {
             conn: self.conn,
             from: self.from,
             dropped: r.dropped,
+            topic: r.key.topic,
+            qos: 0,
+            retain: r.key.retain,
+            payload_len: r.key.payload_len,
             count: r.count,
             bytes: r.bytes,
             first_ms: journal.ms_since_start(r.first.at),
@@ -379,24 +401,33 @@ impl WireTap {
     }
 }
 
-/// `ws binary masked`, `tcp`.
-pub fn framing_text(f: &Framing) -> String {
-    match f {
-        Framing::Tcp => "tcp".to_string(),
-        Framing::Ws { opcode, masked } => {
-            format!(
-                "ws {}{}",
-                opcode_text(opcode),
-                if *masked { " masked" } else { "" }
-            )
-        }
-    }
+/// What the PUBLISHes of one run share.
+#[derive(Debug, PartialEq, Eq)]
+struct RunKey {
+    topic: String,
+    retain: bool,
+    payload_len: usize,
 }
 
-fn opcode_text(op: &WsOpcode) -> String {
-    match op {
-        WsOpcode::Other(n) => format!("opcode 0x{n:x}"),
-        other => format!("{other:?}").to_lowercase(),
+/// A PUBLISH that may join a run, as (topic, retain, payload size, packet size): QoS 0 only
+/// (a QoS 1 or 2 PUBLISH carries a packet id the delivery checks pair with its
+/// acknowledgement, so it is recorded alone).
+fn run_member(d: &Decoded) -> Option<(&str, bool, usize, u64)> {
+    match d {
+        Decoded::Packet(PacketInfo {
+            kind: PacketKind::Publish,
+            fields:
+                Fields::Publish {
+                    topic,
+                    qos: 0,
+                    retain,
+                    payload_len,
+                    ..
+                },
+            size,
+            ..
+        }) => Some((topic, *retain, *payload_len, *size as u64)),
+        _ => None,
     }
 }
 
@@ -412,11 +443,11 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             conn,
             from,
             dropped,
-            kind: kind.as_str().to_string(),
-            framing: framing_text(&framing),
+            kind,
+            framing,
             size,
             hex,
-            fields: serde_json::to_value(&fields).unwrap_or(serde_json::Value::Null),
+            fields,
         },
         Decoded::WsControl {
             opcode,
@@ -429,7 +460,7 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             dropped,
             what: format!(
                 "ws {}{}{}, {payload_len} B",
-                opcode_text(&opcode),
+                opcode,
                 if masked { " masked" } else { "" },
                 close_code.map(|c| format!(" code {c}")).unwrap_or_default()
             ),
@@ -503,5 +534,72 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("topic=test/connected"), "{line}");
+    }
+
+    /// A QoS `qos` PUBLISH to `topic` with `payload` bytes of payload (packet id 1 above QoS 0).
+    fn publish(topic: &str, qos: u8, payload: usize) -> Vec<u8> {
+        let id = if qos > 0 { 2 } else { 0 };
+        let mut p = vec![0x30 | (qos << 1), (2 + topic.len() + id + payload) as u8, 0];
+        p.push(topic.len() as u8);
+        p.extend_from_slice(topic.as_bytes());
+        if qos > 0 {
+            p.extend_from_slice(&[0, 1]);
+        }
+        p.resize(p.len() + payload, b'x');
+        p
+    }
+
+    #[test]
+    fn a_run_holds_qos0_publishes_of_one_topic_retain_and_payload_size() {
+        let mut tap = WireTap::new(1, Flow::Up, shared_level()).with_runs(true);
+        let stream = [
+            publish("a", 0, 4),
+            publish("a", 0, 4),
+            publish("a", 0, 4),
+            publish("a", 0, 5), // another size: a new run
+            publish("b", 0, 5), // another topic: a new run
+            publish("b", 1, 5), // QoS 1: alone, with its packet id
+            publish("b", 0, 5),
+        ]
+        .concat();
+        tap.feed(&stream, false);
+        let journal = Journal::in_memory();
+        tap.flush_at(&journal, Stamp::now());
+        tap.end_run(&journal);
+        let got: Vec<String> = journal
+            .records()
+            .iter()
+            .map(|r| match &r.event {
+                Event::PublishRun {
+                    topic,
+                    payload_len,
+                    count,
+                    bytes,
+                    ..
+                } => format!("run {topic} {payload_len} x{count} {bytes} B"),
+                Event::Packet { kind, fields, .. } => format!("{kind} {fields:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "run a 4 x3 27 B".to_string(),
+                "run a 5 x1 10 B".to_string(),
+                "run b 5 x1 10 B".to_string(),
+                format!(
+                    "PUBLISH {:?}",
+                    Fields::Publish {
+                        topic: "b".into(),
+                        qos: 1,
+                        retain: false,
+                        dup: false,
+                        packet_id: Some(1),
+                        payload_len: 5
+                    }
+                ),
+                "run b 5 x1 10 B".to_string(),
+            ]
+        );
     }
 }

@@ -107,7 +107,7 @@ impl Summary {
             cut_at_ms: f.cut_at_ms,
             last_upstream_ms: f.last_upstream_ms,
             last_packet_ms: f.last_packet_ms,
-            last_packet_kind: f.last_packet_kind.clone(),
+            last_packet_kind: f.last_packet_kind.map(|k| k.as_str().to_string()),
             wire_counts: f.wire_counts.clone(),
             broker_drop_ms: f.broker_drop_ms,
             client_detect_ms: f.client_detect_ms,

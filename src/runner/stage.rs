@@ -58,9 +58,16 @@ impl Stage {
                 .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
         };
         let proxy = Arc::new(
-            Proxy::start(upstream, journal.clone())
-                .await
-                .context("starting the proxy")?,
+            Proxy::start_with(
+                upstream,
+                journal.clone(),
+                crate::proxy::Options {
+                    publishes: s.publishes,
+                    ..Default::default()
+                },
+            )
+            .await
+            .context("starting the proxy")?,
         );
         journal.record(
             Actor::Runner,

@@ -392,10 +392,49 @@ pub struct Scenario {
     /// broker's profile allows (`--observe`); None: [`Scenario::observe_window`]'s default.
     #[serde(default)]
     pub observe: Option<Duration>,
+    /// How the wire tap records PUBLISHes (`[tap] publishes`); left out of a journal when it
+    /// is the default, so journals stay as they were.
+    #[serde(default, skip_serializing_if = "PublishRecords::is_each")]
+    pub publishes: PublishRecords,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// How the wire tap records PUBLISH packets: the scenario's `[tap] publishes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishRecords {
+    /// A `packet` record each, with its topic and fields (the default).
+    #[default]
+    Each,
+    /// For floods: the QoS 0 PUBLISHes one side sends back to back with the same topic,
+    /// retain flag and payload size as one `publish_run` record with their exact count, bytes,
+    /// first and last time. Every other packet is still recorded alone (QoS 1 and 2 PUBLISHes
+    /// too: the delivery checks pair their packet ids); a run ends at any other packet of that
+    /// side, at a change of key or fate, when the connection says something (a side closed)
+    /// and whenever the recorder has caught up.
+    Runs,
+}
+
+impl PublishRecords {
+    fn is_each(&self) -> bool {
+        *self == PublishRecords::Each
+    }
+}
+
+impl std::str::FromStr for PublishRecords {
+    type Err = String;
+
+    /// `each` or `runs` (the command line's `--publishes`).
+    fn from_str(s: &str) -> Result<PublishRecords, String> {
+        match s {
+            "each" => Ok(PublishRecords::Each),
+            "runs" => Ok(PublishRecords::Runs),
+            _ => Err(format!("unknown value {s:?}: expected each or runs")),
+        }
+    }
 }
 
 /// Timing overrides from the command line.

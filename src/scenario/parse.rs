@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  TOML text --toml--> RawScenario --parse: protocol, [will], [publisher], [subscribe],
-//!                                    [[faults]] (faults.rs), [takeover], [monit]--> Scenario
+//!                                    [[faults]] (faults.rs), [takeover], [monit], [tap]--> Scenario
 //! ```
 
 use std::time::Duration;
@@ -60,6 +60,10 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let faults = faults(&v, &raw.faults, transport, cycles)?;
     let takeover = takeover(&v, &raw.takeover, &faults)?;
     let monit = monit(&v, &raw.monit, &faults)?;
+    let publishes = match raw.tap.as_ref().and_then(|t| t.publishes.as_ref()) {
+        Some(p) => v.choice(p, "tap.publishes", "each, runs")?,
+        None => PublishRecords::Each,
+    };
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -104,6 +108,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         faults,
         expect,
         observe: None,
+        publishes,
     })
 }
 

@@ -36,6 +36,13 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+    pub(super) tap: Option<RawTap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTap {
+    pub(super) publishes: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

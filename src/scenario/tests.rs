@@ -321,3 +321,19 @@ fn unknown_name_suggests_the_closest() {
     let e = load("ws-last-wil").unwrap_err();
     assert!(e.message.contains("did you mean `ws-last-will`"), "{e}");
 }
+
+#[test]
+fn tap_publishes_is_each_unless_the_file_says_runs() {
+    assert_eq!(
+        parse("t", "t.toml", GOOD).unwrap().publishes,
+        PublishRecords::Each
+    );
+    let runs = format!("{GOOD}\n[tap]\npublishes = \"runs\"\n");
+    assert_eq!(
+        parse("t", "t.toml", &runs).unwrap().publishes,
+        PublishRecords::Runs
+    );
+    let e = parse_err(&format!("{GOOD}\n[tap]\npublishes = \"some\"\n"));
+    assert_eq!(e.key.as_deref(), Some("tap.publishes"));
+    assert!(e.message.contains("each, runs"), "{}", e.message);
+}

@@ -42,7 +42,7 @@ mod ws;
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use mqtt::MAX_REMAINING;
 
@@ -133,6 +133,64 @@ pub enum Framing {
     },
 }
 
+impl std::fmt::Display for WsOpcode {
+    /// `binary`, `continuation`, `opcode 0xb`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WsOpcode::Continuation => "continuation",
+            WsOpcode::Text => "text",
+            WsOpcode::Binary => "binary",
+            WsOpcode::Close => "close",
+            WsOpcode::Ping => "ping",
+            WsOpcode::Pong => "pong",
+            WsOpcode::Other(n) => return write!(f, "opcode 0x{n:x}"),
+        })
+    }
+}
+
+impl std::fmt::Display for Framing {
+    /// How the journal says it: `tcp`, `ws binary masked`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Framing::Tcp => f.write_str("tcp"),
+            Framing::Ws { opcode, masked } => {
+                write!(f, "ws {opcode}{}", if *masked { " masked" } else { "" })
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+
+    /// The inverse of `Display`: a saved journal's `framing` read back.
+    fn from_str(s: &str) -> Result<Framing, String> {
+        if s == "tcp" {
+            return Ok(Framing::Tcp);
+        }
+        let bad = || format!("not a framing: {s:?} (expected tcp or ws OPCODE [masked])");
+        let ws = s.strip_prefix("ws ").ok_or_else(bad)?;
+        let (op, masked) = match ws.strip_suffix(" masked") {
+            Some(op) => (op, true),
+            None => (ws, false),
+        };
+        let opcode = match op {
+            "continuation" => WsOpcode::Continuation,
+            "text" => WsOpcode::Text,
+            "binary" => WsOpcode::Binary,
+            "close" => WsOpcode::Close,
+            "ping" => WsOpcode::Ping,
+            "pong" => WsOpcode::Pong,
+            other => other
+                .strip_prefix("opcode 0x")
+                .and_then(|n| u8::from_str_radix(n, 16).ok())
+                .map(WsOpcode::Other)
+                .ok_or_else(bad)?,
+        };
+        Ok(Framing::Ws { opcode, masked })
+    }
+}
+
 /// One MQTT control packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PacketInfo {
@@ -150,10 +208,16 @@ pub struct PacketInfo {
 pub use crate::mqtt::PacketKind;
 
 /// The fields of a packet that are worth a line in the record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Read back untagged: each variant is tried in the order declared, and each has a field the
+/// later ones lack (`client_id`, `session_present`, `topic`, `filters` as pairs, `codes`,
+/// `filters` as names, `packet_id`), so a saved packet's fields come back as the variant they
+/// were written from. `Disconnect` (every field optional) comes last but `None` (null).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Fields {
     /// PINGREQ, PINGRESP, AUTH.
+    #[default]
     None,
     Connect {
         client_id: String,
@@ -186,13 +250,13 @@ pub enum Fields {
         packet_id: u16,
         codes: Vec<u8>,
     },
-    /// PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK.
-    Ack {
-        packet_id: u16,
-    },
     Unsubscribe {
         packet_id: u16,
         filters: Vec<String>,
+    },
+    /// PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK.
+    Ack {
+        packet_id: u16,
     },
     Disconnect {
         /// `None` for the two-byte form `e000` (3.1.1, or v5 with remaining length 0).
@@ -207,7 +271,7 @@ impl Fields {
 }
 
 /// The will of a CONNECT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WillInfo {
     pub topic: String,
     pub qos: u8,

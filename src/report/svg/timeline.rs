@@ -8,6 +8,7 @@ use super::legend::*;
 use super::writer::*;
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::timing;
+use crate::mqtt::PacketKind;
 use crate::report::Summary;
 
 /// The timeline's lanes, top to bottom: (id, name, what it shows).
@@ -348,8 +349,8 @@ pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], sc: &Scale) {
             } => {
                 let x = sc.x(r.ms);
                 let dir = if *from == Side::Client { -1.0 } else { 1.0 };
-                match kind.as_str() {
-                    "PINGREQ" => doc.poly(
+                match kind {
+                    PacketKind::Pingreq => doc.poly(
                         &[
                             (x - 5.0, y + dir * 4.0),
                             (x + 5.0, y + dir * 4.0),
@@ -357,7 +358,7 @@ pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], sc: &Scale) {
                         ],
                         "ping",
                     ),
-                    "PINGRESP" => doc.poly(
+                    PacketKind::Pingresp => doc.poly(
                         &[
                             (x - 5.0, y + dir * 14.0),
                             (x + 5.0, y + dir * 14.0),
@@ -369,6 +370,23 @@ pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], sc: &Scale) {
                 }
                 if *dropped {
                     doc.cross(x, y + dir * 9.0, 5.0);
+                }
+            }
+            // A run of PUBLISHes: a tick where it began and one where it ended.
+            Event::PublishRun {
+                from,
+                dropped,
+                first_ms,
+                last_ms,
+                ..
+            } => {
+                let dir = if *from == Side::Client { -1.0 } else { 1.0 };
+                for ms in [*first_ms, *last_ms] {
+                    let x = sc.x(ms);
+                    doc.line(x, y + dir * 2.0, x, y + dir * 14.0, "tick");
+                    if *dropped {
+                        doc.cross(x, y + dir * 9.0, 5.0);
+                    }
                 }
             }
             Event::WireFrame { from, what, .. } if what.starts_with("ws ") => {
@@ -420,7 +438,7 @@ pub(super) fn draw_broker(
                 dropped: false,
                 kind,
                 ..
-            } if kind == "CONNACK" && !open.iter().any(|o| o.0 == *conn) => {
+            } if *kind == PacketKind::Connack && !open.iter().any(|o| o.0 == *conn) => {
                 open.push((*conn, r.ms))
             }
             Event::UpstreamOpened { conn } if !tapped => open.push((*conn, r.ms)),
