@@ -44,6 +44,8 @@ enum Command {
     },
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
     Profiles,
+    /// A fault proxy with a wire tap in front of your own device, driven by toxiproxy's HTTP API.
+    Proxy(unplug::toxi::control::ProxyArgs),
     /// Judge a saved run again from its journal: the checks and the verdict, as the run had them.
     #[command(
         after_help = "Examples:\n  unplug judge results/ws-last-will.events.jsonl\n  unplug judge /tmp/runs/x.events.jsonl --profile mosquitto --json\n\nThe journal records the scenario it ran and the broker profile it was judged by; --profile judges it by another. Exit 0 when every check holds, 1 when one fails."
@@ -633,6 +635,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Proxy(args) => unplug::toxi::control::run(args),
         Command::Profiles => {
             let rows: Vec<Vec<String>> = unplug::broker::profile::Profile::known()
                 .into_iter()

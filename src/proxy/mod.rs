@@ -114,7 +114,19 @@ impl Proxy {
         journal: Journal,
         options: Options,
     ) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_at(any_port, upstream, journal, options).await
+    }
+
+    /// [`Proxy::start_with`] on the address `listen` (port 0: a free one; [`Proxy::addr`] says
+    /// which): the standalone proxy's listener, where a person's device connects.
+    pub async fn start_at(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        journal: Journal,
+        options: Options,
+    ) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
