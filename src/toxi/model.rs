@@ -130,7 +130,17 @@ pub struct Toxic {
     #[serde(rename = "type")]
     pub kind: String,
     pub stream: String,
+    /// Written as toxiproxy's Go writes its float32: `1`, not `1.0`.
+    #[serde(serialize_with = "as_go_number")]
     pub toxicity: f32,
+}
+
+fn as_go_number<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    if x.fract() == 0.0 {
+        s.serialize_i64(*x as i64)
+    } else {
+        s.serialize_f64(f64::from(*x))
+    }
 }
 
 /// What a toxic does to the proxy.
@@ -397,7 +407,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&t).unwrap(),
             serde_json::json!({"attributes":{"latency":100,"jitter":0},"name":"latency_downstream",
-                "type":"latency","stream":"downstream","toxicity":1.0})
+                "type":"latency","stream":"downstream","toxicity":1})
         );
     }
 
