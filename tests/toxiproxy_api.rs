@@ -343,6 +343,40 @@ fn a_toxiproxy_client_cuts_a_real_client_with_a_timeout_toxic_and_the_will_arriv
         .iter()
         .any(|r| r["event"] == "fault_healed" && r["fault"] == "blackhole upstream"));
     assert!(has(&recs, "connection_closed"));
+    // Judged from the journal alone: the will topic and keepalive from the CONNECT the tap
+    // saw, the will from the proxy's monit; rumqttd's profile (it drops at 1.5 x keepalive).
+    let journal = out.join("willy.events.jsonl");
+    let o = unplug(&["judge", journal.to_str().unwrap(), "--profile", "rumqttd"]);
+    let verdict = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{verdict}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for check in ["will ", "keepalive-drop ", "will-timing "] {
+        assert!(
+            verdict
+                .lines()
+                .any(|l| l.trim_start().starts_with("pass") && l.contains(check)),
+            "{check}: {verdict}"
+        );
+    }
+    assert!(
+        !verdict.contains("client-detect"),
+        "willy's own reports are not in a proxy's journal: {verdict}"
+    );
+    // When the proxy stopped it judged and drew the same.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("willy.summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        summary["checks"].as_array().unwrap().len(),
+        verdict.lines().filter(|l| l.starts_with("  ")).count()
+    );
+    assert!(std::fs::read_to_string(out.join("willy.svg"))
+        .unwrap()
+        .starts_with("<svg"));
     // The terminal had a line per packet too.
     assert!(
         served.seen.iter().any(|l| l.contains("CONNECT")),

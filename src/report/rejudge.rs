@@ -90,5 +90,12 @@ pub fn rejudge_file(path: &Path, profile: Option<&str>) -> anyhow::Result<Summar
         })
         .transpose()?;
     let records = crate::event::read_jsonl(path)?;
+    if crate::toxi::judge::is_proxy_journal(&records) {
+        // `unplug proxy`'s journal: no scenario was run; the tap's CONNECT stands for one.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
+        let name = name.trim_end_matches(".events.jsonl");
+        return crate::toxi::judge::judge(&records, profile, name)
+            .with_context(|| format!("{}", path.display()));
+    }
     rejudge(&records, profile).with_context(|| format!("{}", path.display()))
 }

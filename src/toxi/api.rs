@@ -62,6 +62,8 @@ struct Entry {
     down: Vec<u32>,
     /// The next fault number (the journal's `n`).
     next: u32,
+    /// monit for the device: subscribes at the broker to the will its CONNECT names.
+    monit: JoinHandle<()>,
 }
 
 /// A toxic and the faults it put into effect.
@@ -166,8 +168,18 @@ impl Entry {
         }
     }
 
-    /// Remove every toxic and close the journal (the proxy is going away).
-    async fn finish(mut self, name: &str) {
+    /// End the observation (what follows is no part of it: closing the device's connection
+    /// here would earn its will), remove every toxic, close the connections and the journal;
+    /// its records.
+    async fn finish(mut self, name: &str) -> Vec<crate::event::Record> {
+        self.proxy.settle().await;
+        self.proxy.journal().record(
+            Actor::Runner,
+            Event::RunEnded {
+                reason: format!("proxy {name} stopped"),
+            },
+        );
+        self.monit.abort();
         while !self.toxics.is_empty() {
             self.remove(0);
         }
@@ -182,8 +194,12 @@ impl Entry {
         }
         self.proxy.settle().await;
         self.note(format!("proxy {name} stopped"));
-        if let Err(e) = self.proxy.journal().close() {
-            eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
+        match self.proxy.journal().close() {
+            Ok(records) => records,
+            Err(e) => {
+                eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
+                self.proxy.journal().records()
+            }
         }
     }
 }
@@ -310,7 +326,9 @@ impl Server {
                 ),
             },
         );
+        let monit = super::watch::spawn(&spec.name, upstream, journal.clone());
         let mut entry = Entry {
+            monit,
             listen,
             upstream: spec.upstream.clone(),
             enabled: true,
@@ -413,7 +431,7 @@ impl Server {
             .await
             .remove(name)
             .ok_or_else(ApiError::proxy_not_found)?;
-        entry.finish(name).await;
+        self.finish(name, entry).await;
         Ok(())
     }
 
@@ -533,7 +551,36 @@ impl Server {
     pub async fn shutdown(&self) {
         let all = std::mem::take(&mut *self.proxies.lock().await);
         for (name, e) in all {
-            e.finish(&name).await;
+            self.finish(&name, e).await;
+        }
+    }
+
+    /// Stop one proxy; judge what its journal saw and draw it (NAME.summary.json, NAME.svg),
+    /// when a device connected through it.
+    async fn finish(&self, name: &str, entry: Entry) {
+        let records = entry.finish(name).await;
+        if !super::judge::is_proxy_journal(&records) {
+            return;
+        }
+        let summary = match super::judge::judge(&records, None, name) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("unplug: proxy {name}: cannot judge its journal: {e:#}");
+                return;
+            }
+        };
+        let svg = crate::report::svg::render_run(&records, &summary);
+        for (kind, text) in [("svg", svg), ("summary.json", summary.to_json())] {
+            let p = self.out.join(format!("{name}.{kind}"));
+            if let Err(e) = crate::fsx::write_atomic(&p, text.as_bytes()) {
+                eprintln!("unplug: error: writing {}: {e}", p.display());
+            }
+        }
+        if let Some(print) = self.print {
+            if self.echo.stdout {
+                print(&format!("\nproxy {name}, judged from its journal:"));
+                print(summary.verdict_lines().trim_end());
+            }
         }
     }
 }

@@ -13,7 +13,11 @@
 //! - `model.rs`: toxiproxy's toxics, attributes and errors, and the faults each one means (pure).
 //! - `api.rs`: the proxies of one `unplug proxy` process and the HTTP routes over them.
 //! - `control.rs`: the command line, serving and controlling.
+//! - `judge.rs`: the scenario a proxy's journal amounts to (`unplug judge PROXY.events.jsonl`).
+//! - `watch.rs`: monit for a device: subscribes at the broker to each will the tap saw.
 
 pub mod api;
 pub mod control;
+pub mod judge;
 pub mod model;
+pub mod watch;
