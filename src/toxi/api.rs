@@ -569,7 +569,12 @@ impl Server {
                 return;
             }
         };
-        let svg = crate::report::svg::render_run(&records, &summary);
+        // Drawn up to the end of the observation: the proxy's own stop is no part of it.
+        let end = records
+            .iter()
+            .position(|r| matches!(r.event, Event::RunEnded { .. }))
+            .map_or(records.len(), |i| i + 1);
+        let svg = crate::report::svg::render_run(&records[..end], &summary);
         for (kind, text) in [("svg", svg), ("summary.json", summary.to_json())] {
             let p = self.out.join(format!("{name}.{kind}"));
             if let Err(e) = crate::fsx::write_atomic(&p, text.as_bytes()) {

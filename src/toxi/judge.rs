@@ -266,14 +266,22 @@ pub fn applies(id: &CheckId) -> bool {
 }
 
 /// A proxy's journal judged: the scenario it amounts to, the spec's checks that apply, the
-/// summary. `profile` is the broker's when given (`--profile`), else the spec's own.
+/// summary. `profile` is the broker's when given (`--profile`), else the one the proxy
+/// recognised, else the spec's own.
 pub fn judge(
     records: &[Record],
     profile: Option<crate::broker::profile::Profile>,
     name: &str,
 ) -> anyhow::Result<crate::report::Summary> {
     let scenario = scenario_of(records, name)?;
-    let profile = profile.unwrap_or_else(crate::broker::profile::Profile::unknown);
+    // The broker the proxy recognised when the device connected, else the spec's own.
+    let recognised = records.iter().find_map(|r| match &r.event {
+        Event::RunStarted { broker, .. } => crate::broker::profile::Profile::by_name(broker),
+        _ => None,
+    });
+    let profile = profile
+        .or(recognised)
+        .unwrap_or_else(crate::broker::profile::Profile::unknown);
     // The proxy ends its journal with RunEnded when it stops.
     let end = records
         .iter()

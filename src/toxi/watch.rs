@@ -25,7 +25,16 @@ use crate::event::{Actor, Event, Journal};
 /// One task: aborting it ends the watch and monit's connection.
 pub fn spawn(name: &str, broker: SocketAddr, journal: Journal) -> JoinHandle<()> {
     let id = format!("unplug-monit-{}-{name}", std::process::id());
+    let name = name.to_string();
+    // Which broker it is, as a scenario run against a URL learns it: its profile goes into
+    // the journal (with the first CONNECT, in RunStarted), so `unplug judge` reads it there.
+    let (said_tx, mut said_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
+        let _ = said_tx.send(crate::broker::recognise::ask(broker).await);
+    });
+    tokio::spawn(async move {
+        let mut profile: Option<String> = None;
+        let mut started = false;
         let mut topics = BTreeSet::new();
         let mut seen = 0usize;
         let mut mqtt: Option<(AsyncClient, EventLoop)> = None;
@@ -44,6 +53,29 @@ pub fn spawn(name: &str, broker: SocketAddr, journal: Journal) -> JoinHandle<()>
                     let from = seen.saturating_sub(64);
                     let fresh = journal.records_from(from);
                     seen = from + fresh.len();
+                    if let Ok(said) = said_rx.try_recv() {
+                        let (p, how) = match said {
+                            Ok(said) => crate::broker::recognise::profile_for(said.as_deref()),
+                            Err(e) => {
+                                let (p, _) = crate::broker::recognise::profile_for(None);
+                                (p, format!("not recognised: {e}"))
+                            }
+                        };
+                        note(&journal, format!("broker at {broker}: {} ({how})", p.broker));
+                        profile = Some(p.broker);
+                    }
+                    if let (false, Some(p), Some(c)) =
+                        (started, &profile, fresh.iter().find_map(connect_of))
+                    {
+                        started = true;
+                        journal.record(Actor::Runner, Event::RunStarted {
+                            scenario: name.clone(),
+                            broker: p.clone(),
+                            transport: if c.ws { "ws" } else { "tcp" }.to_string(),
+                            protocol: if c.protocol_level == 5 { "5" } else { "3.1.1" }.to_string(),
+                            keepalive_s: c.keepalive_s,
+                        });
+                    }
                     let wills: BTreeSet<String> = fresh
                         .iter()
                         .filter_map(|r| connect_of(r)?.will.map(|w| w.topic))
