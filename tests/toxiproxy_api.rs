@@ -196,6 +196,22 @@ impl Drop for Client {
     }
 }
 
+/// rumqttd, in this process: started once (it has no shutdown API), shared by the tests that
+/// run in one process (`cargo test`; nextest gives each test a process of its own).
+fn broker() -> std::net::SocketAddr {
+    static TCP: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    *TCP.get_or_init(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let b = rt
+            .block_on(unplug::broker::start(
+                &unplug::broker::BrokerChoice::Builtin,
+                &unplug::event::Journal::in_memory(),
+            ))
+            .unwrap();
+        b.endpoints.tcp
+    })
+}
+
 /// The journal's records, parsed.
 fn records(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -217,13 +233,8 @@ fn a_toxiproxy_client_cuts_a_real_client_with_a_timeout_toxic_and_the_will_arriv
     };
     let out = out_dir("toxiproxy-life");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let broker = rt
-        .block_on(unplug::broker::start(
-            &unplug::broker::BrokerChoice::Builtin,
-            &unplug::event::Journal::in_memory(),
-        ))
-        .unwrap();
-    let upstream = broker.endpoints.tcp.to_string();
+    let broker_tcp = broker();
+    let upstream = broker_tcp.to_string();
 
     let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
     let api = served.api();
@@ -244,11 +255,7 @@ fn a_toxiproxy_client_cuts_a_real_client_with_a_timeout_toxic_and_the_will_arriv
     let (sub_tx, sub_rx) = mpsc::channel::<()>();
     let (conn_tx, conn_rx) = mpsc::channel::<()>();
     rt.spawn(async move {
-        let mut o = MqttOptions::new(
-            "monit",
-            broker.endpoints.tcp.ip().to_string(),
-            broker.endpoints.tcp.port(),
-        );
+        let mut o = MqttOptions::new("monit", broker_tcp.ip().to_string(), broker_tcp.port());
         o.set_keep_alive(Duration::from_secs(5));
         let (c, mut ev) = AsyncClient::new(o, 10);
         c.subscribe(will_topic, QoS::AtLeastOnce).await.unwrap();
@@ -563,14 +570,7 @@ fn errors_have_toxiproxys_shape_and_status_codes() {
 #[test]
 fn ctrl_c_with_a_connection_open_completes_the_journal_and_exits_0() {
     let out = out_dir("toxiproxy-ctrl-c");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let broker = rt
-        .block_on(unplug::broker::start(
-            &unplug::broker::BrokerChoice::Builtin,
-            &unplug::event::Journal::in_memory(),
-        ))
-        .unwrap();
-    let upstream = broker.endpoints.tcp.to_string();
+    let upstream = broker().to_string();
     let mut served = Served::start(&[
         "--listen",
         "127.0.0.1:0",

@@ -89,9 +89,10 @@ pub fn connect_of(r: &Record) -> Option<ConnectSeen> {
 /// True for a journal a standalone proxy wrote: the tap saw a CONNECT, and nothing of a
 /// scenario run is in it (no scenario recorded, no willy of ours).
 pub fn is_proxy_journal(records: &[Record]) -> bool {
-    !records.iter().any(|r| {
-        matches!(r.event, Event::ScenarioRecorded { .. }) || r.actor == Actor::Willy
-    }) && records.iter().any(|r| connect_of(r).is_some())
+    !records
+        .iter()
+        .any(|r| matches!(r.event, Event::ScenarioRecorded { .. }) || r.actor == Actor::Willy)
+        && records.iter().any(|r| connect_of(r).is_some())
 }
 
 /// The fault a `FaultApplied` label names (`FaultKind::label`'s words, read back): what the
