@@ -464,6 +464,15 @@ fn errors_have_toxiproxys_shape_and_status_codes() {
         call("GET", "/proxies/nope", None),
         err(404, "proxy not found")
     );
+    // A web page cannot reach it through a browser, as toxiproxy's cannot.
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    s.write_all(
+        b"GET /proxies HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert_eq!(
         call("POST", "/proxies", Some(json!({"upstream": "127.0.0.1:9"}))),
         err(400, "missing required field: name")

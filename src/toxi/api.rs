@@ -689,6 +689,21 @@ pub fn router(server: Arc<Server>) -> Router {
             ),
         )
         .with_state(server)
+        .layer(axum::middleware::from_fn(no_browsers))
+}
+
+/// toxiproxy's guard against web pages: a request from a browser (its User-Agent starts with
+/// `Mozilla/`) could reach a local API through a page the person opens; 403, as toxiproxy.
+async fn no_browsers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let browser = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if browser {
+        return (StatusCode::FORBIDDEN, "User agent not allowed\n").into_response();
+    }
+    next.run(req).await
 }
 
 async fn update_proxy(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
