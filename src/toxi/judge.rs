@@ -318,6 +318,34 @@ pub fn judge(
 mod tests {
     use super::*;
 
+    /// results/proxy/: amqtt's client through `unplug proxy` to mosquitto, cut both ways for
+    /// 10 s (scripts/proxy-example.sh).
+    #[test]
+    fn the_scenario_comes_from_the_connect_the_tap_saw() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results/proxy/sensor-7.events.jsonl");
+        let records = crate::event::read_jsonl(&path).unwrap();
+        assert!(is_proxy_journal(&records));
+        let s = scenario_of(&records, "sensor-7").unwrap();
+        assert_eq!(s.keepalive, Duration::from_secs(1));
+        assert_eq!((s.transport, s.protocol), (Transport::Tcp, Protocol::V311));
+        let w = s.will.as_ref().unwrap();
+        assert_eq!(
+            (w.topic.as_str(), w.payload.as_str(), w.qos),
+            ("sensors/7/status", "offline", 1)
+        );
+        assert!(s.expect.will);
+        assert_eq!(
+            s.faults[0].kind,
+            FaultKind::Blackhole {
+                direction: Direction::Upstream
+            }
+        );
+        // Healed 10 s after the cut, long after the broker had dropped the device: judged as
+        // a cut never healed.
+        assert_eq!(s.faults[0].heal_after, None);
+    }
+
     #[test]
     fn a_label_reads_back_as_its_fault() {
         for k in [
