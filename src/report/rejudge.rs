@@ -35,6 +35,18 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
             format!("the journal names the profile {recorded:?}, which this unplug does not know")
         })?,
     };
+    Ok(judge_records(&scenario, &profile, records, |_| true))
+}
+
+/// `records` judged as a run of `scenario` by `profile`, up to the runner's `RunEnded`; only
+/// the checks `keep` keeps (all of them for a scenario run; `unplug proxy`'s journals leave
+/// out those that read the client's own reports).
+pub fn judge_records(
+    scenario: &crate::scenario::Scenario,
+    profile: &Profile,
+    records: &[Record],
+    keep: impl Fn(&crate::judge::CheckId) -> bool,
+) -> Summary {
     // The runner judges when it records RunEnded; what follows (the broker's stop closing
     // willy's connections) is no part of the run.
     let end = records.iter().position(|r| {
@@ -58,11 +70,14 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
             judged.last().map_or(0.0, |r| r.ms),
         ),
     };
-    let facts = Facts::from_records(&scenario, judged);
-    let checks = judge::evaluate(&scenario, &profile, &facts);
+    let facts = Facts::from_records(scenario, judged);
+    let checks = judge::evaluate(scenario, profile, &facts)
+        .into_iter()
+        .filter(|c| keep(&c.name))
+        .collect();
     let started_at = records.first().map_or_else(chrono::Utc::now, |r| r.t);
     let mut summary = Summary::new(
-        &scenario,
+        scenario,
         &broker,
         started_at,
         &facts,
@@ -78,7 +93,7 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
         summary.interrupted = true;
         summary.pass = false;
     }
-    Ok(summary)
+    summary
 }
 
 /// [`rejudge`] of the journal at `path`, with the profile `--profile` names, if any.

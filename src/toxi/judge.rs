@@ -283,35 +283,9 @@ pub fn judge(
     let profile = profile
         .or(recognised)
         .unwrap_or_else(crate::broker::profile::Profile::unknown);
-    // The proxy ends its journal with RunEnded when it stops.
-    let end = records
-        .iter()
-        .position(|r| matches!(r.event, Event::RunEnded { .. }));
-    let judged = &records[..end.map_or(records.len(), |i| i + 1)];
-    let facts = crate::judge::Facts::from_records(&scenario, judged);
-    let checks = crate::judge::evaluate(&scenario, &profile, &facts)
-        .into_iter()
-        .filter(|c| applies(&c.name))
-        .collect();
-    let (reason, duration_ms) = match end.map(|i| (&records[i].event, records[i].ms)) {
-        Some((Event::RunEnded { reason }, ms)) => (reason.clone(), ms),
-        _ => (
-            "the journal ends before the proxy stopped".to_string(),
-            judged.last().map_or(0.0, |r| r.ms),
-        ),
-    };
-    let started_at = records.first().map_or_else(chrono::Utc::now, |r| r.t);
-    let mut summary = crate::report::Summary::new(
-        &scenario,
-        &profile.broker,
-        started_at,
-        &facts,
-        checks,
-        &reason,
-        duration_ms,
-    );
-    summary.timing_model = profile.timing_model.clone();
-    Ok(summary)
+    Ok(crate::report::rejudge::judge_records(
+        &scenario, &profile, records, applies,
+    ))
 }
 
 #[cfg(test)]
