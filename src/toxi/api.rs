@@ -590,10 +590,13 @@ impl Server {
     }
 }
 
+/// `HOST:PORT` as an address, IPv4 first (the proxy reopens a closed listener on IPv4).
 async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
-    tokio::net::lookup_host(addr)
-        .await?
-        .next()
+    let all: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
         .ok_or_else(|| std::io::Error::other("no address"))
 }
 
