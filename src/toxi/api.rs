@@ -132,6 +132,14 @@ impl Entry {
         Ok(())
     }
 
+    /// Where the toxic called `name` is.
+    fn find(&self, name: &str) -> Result<usize, ApiError> {
+        self.toxics
+            .iter()
+            .position(|a| a.toxic.name == name)
+            .ok_or_else(ApiError::toxic_not_found)
+    }
+
     /// Take the toxic at `i` out of effect.
     fn remove(&mut self, i: usize) -> Applied {
         let a = self.toxics.remove(i);
@@ -504,11 +512,8 @@ impl Server {
 
     pub async fn toxic(&self, name: &str, toxic: &str) -> Result<Value, ApiError> {
         self.with(name, |e| {
-            e.toxics
-                .iter()
-                .find(|a| a.toxic.name == toxic)
-                .map(|a| json!(a.toxic))
-                .ok_or_else(ApiError::toxic_not_found)
+            let i = e.find(toxic)?;
+            Ok(json!(e.toxics[i].toxic))
         })
         .await
     }
@@ -520,11 +525,7 @@ impl Server {
         body: &[u8],
     ) -> Result<Value, ApiError> {
         self.with(name, |e| {
-            let i = e
-                .toxics
-                .iter()
-                .position(|a| a.toxic.name == toxic)
-                .ok_or_else(ApiError::toxic_not_found)?;
+            let i = e.find(toxic)?;
             let new = e.toxics[i].toxic.updated(body)?;
             e.remove(i);
             let v = json!(new);
@@ -536,11 +537,7 @@ impl Server {
 
     pub async fn remove_toxic(&self, name: &str, toxic: &str) -> Result<(), ApiError> {
         self.with(name, |e| {
-            let i = e
-                .toxics
-                .iter()
-                .position(|a| a.toxic.name == toxic)
-                .ok_or_else(ApiError::toxic_not_found)?;
+            let i = e.find(toxic)?;
             e.remove(i);
             Ok(())
         })
