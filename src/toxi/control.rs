@@ -28,7 +28,7 @@ pub const DEFAULT_API: &str = "127.0.0.1:8474";
 #[derive(Args, Debug)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  unplug proxy --listen 127.0.0.1:1884 --upstream 127.0.0.1:1883 --name sensor --out /tmp/runs\n  unplug proxy cut                 # nothing passes either way; the connection stays open\n  unplug proxy heal\n  unplug proxy toxic add latency -a latency=200 --stream downstream\n  unplug proxy toxic add drop -a packets=PINGREQ --stream upstream\n  unplug proxy toxic rm latency_downstream\n  unplug proxy list\n  unplug judge /tmp/runs/sensor.events.jsonl\n\nThe API (--api, toxiproxy's 127.0.0.1:8474 by default) speaks toxiproxy's HTTP API: its client libraries drive unplug unchanged. Ctrl-C stops every proxy; the journals (NAME.events.jsonl, NAME.log) are complete, exit 0. Exit 2 on bad input or when the API refuses."
+    after_help = "Examples:\n  unplug proxy --listen 127.0.0.1:1884 --upstream 127.0.0.1:1883 --name sensor --out /tmp/runs\n  unplug proxy cut                 # nothing passes either way; the connection stays open\n  unplug proxy heal\n  unplug proxy toxic add latency -a latency=200 --stream downstream\n  unplug proxy toxic add drop -a packets=PINGREQ --stream upstream\n  unplug proxy toxic rm latency_downstream\n  unplug proxy list\n  unplug judge /tmp/runs/sensor.events.jsonl\n\nThe API (--api, toxiproxy's 127.0.0.1:8474 by default) speaks toxiproxy's HTTP API: its client libraries drive unplug unchanged. Ctrl-C stops every proxy: its journal (NAME.events.jsonl, NAME.log) is complete and, when a device connected, judged and drawn (NAME.summary.json, NAME.svg); exit 0. Exit 2 on bad input or when the API refuses."
 )]
 pub struct ProxyArgs {
     #[command(subcommand)]
