@@ -759,3 +759,87 @@ fn bad_input_is_a_clear_error_and_exit_2() {
         "{help}"
     );
 }
+
+/// A client through `proxy`'s listen address, CONNECTed (3.1.1, keepalive 30 s) to rumqttd.
+fn connected(listen: &str, id: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut connect = vec![0x10, (12 + id.len()) as u8, 0, 4];
+    connect.extend_from_slice(b"MQTT\x04\x02\x00\x1e");
+    connect.extend_from_slice(&[0, id.len() as u8]);
+    connect.extend_from_slice(id.as_bytes());
+    s.write_all(&connect).unwrap();
+    let mut connack = [0u8; 4];
+    std::io::Read::read_exact(&mut s, &mut connack).unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    s
+}
+
+/// toxiproxy's `reset_peer` resets the connection after its timeout; its `timeout` above 0
+/// swallows the bytes, then closes the connection after its timeout.
+#[test]
+fn reset_peer_and_a_timeout_above_zero_end_the_connection_after_their_time() {
+    let out = out_dir("toxiproxy-timers");
+    let upstream = broker().to_string();
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    for (name, toxic, ends) in [
+        (
+            "rst",
+            json!({"type": "reset_peer", "attributes": {"timeout": 300}}),
+            "reset",
+        ),
+        (
+            "fin",
+            json!({"type": "timeout", "attributes": {"timeout": 300}}),
+            "eof",
+        ),
+    ] {
+        let (status, made) = request(
+            &api,
+            "POST",
+            "/proxies",
+            Some(&json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{made}");
+        let mut s = connected(made["listen"].as_str().unwrap(), name);
+        let added = Instant::now();
+        let (status, t) = request(
+            &api,
+            "POST",
+            &format!("/proxies/{name}/toxics"),
+            Some(&toxic),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{t}");
+        let mut buf = [0u8; 16];
+        let got = std::io::Read::read(&mut s, &mut buf);
+        let after = added.elapsed();
+        match (ends, &got) {
+            ("reset", Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            ("eof", Ok(0)) => {}
+            _ => panic!("{name}: expected {ends}, got {got:?}"),
+        }
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+            "{name}: ended {after:?} after the toxic"
+        );
+        assert_eq!(
+            request(&api, "DELETE", &format!("/proxies/{name}"), None)
+                .unwrap()
+                .0,
+            204
+        );
+        let recs = records(&out.join(format!("{name}.events.jsonl")));
+        let cut = recs
+            .iter()
+            .find(|r| r["event"] == "connection_cut")
+            .unwrap_or_else(|| panic!("{name}: {recs:#?}"));
+        assert_eq!(
+            cut["fault"],
+            if ends == "reset" { "reset" } else { "close" }
+        );
+    }
+    assert_eq!(served.interrupt(), 0);
+}
