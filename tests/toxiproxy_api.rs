@@ -776,7 +776,8 @@ fn connected(listen: &str, id: &str) -> std::net::TcpStream {
 }
 
 /// toxiproxy's `reset_peer` resets the connection after its timeout; its `timeout` above 0
-/// swallows the bytes, then closes the connection after its timeout.
+/// swallows the bytes, then closes the connection after its timeout. Each connection has its
+/// own timer, from when the toxic met it.
 #[test]
 fn reset_peer_and_a_timeout_above_zero_end_the_connection_after_their_time() {
     let out = out_dir("toxiproxy-timers");
@@ -824,6 +825,23 @@ fn reset_peer_and_a_timeout_above_zero_end_the_connection_after_their_time() {
         assert!(
             after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
             "{name}: ended {after:?} after the toxic"
+        );
+        // A connection opened while the toxic is there gets its own timer, as in toxiproxy.
+        let mut later = std::net::TcpStream::connect(made["listen"].as_str().unwrap()).unwrap();
+        later
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let opened = Instant::now();
+        let got = std::io::Read::read(&mut later, &mut buf);
+        let after = opened.elapsed();
+        match (ends, &got) {
+            ("reset", Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            ("eof", Ok(0)) => {}
+            _ => panic!("{name}, a later connection: expected {ends}, got {got:?}"),
+        }
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+            "{name}: a later connection ended {after:?} after it opened"
         );
         assert_eq!(
             request(&api, "DELETE", &format!("/proxies/{name}"), None)

@@ -183,6 +183,21 @@ impl Proxy {
         }
     }
 
+    /// End one open connection as a reset or close fault would, without a fault record: a
+    /// per-connection timer's cut (toxiproxy's `reset_peer` and `timeout` act on each
+    /// connection a set time after it opened). The cut is recorded as the connection's. False
+    /// when the connection is gone or `kind` ends none.
+    pub fn cut_connection(&self, id: u64, kind: &FaultKind) -> bool {
+        let cut = match kind {
+            FaultKind::Reset => Cut::Reset,
+            FaultKind::Close => Cut::Close,
+            _ => return false,
+        };
+        lock(&self.shared.conns)
+            .get(&id)
+            .is_some_and(|c| c.cut.send(cut).is_ok())
+    }
+
     /// Lift fault number `n` (if it is in effect): the network is what the other faults make
     /// it. Bytes flow again, held connections go through, the listener reopens.
     pub fn heal(&self, n: u32) {

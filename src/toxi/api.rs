@@ -118,11 +118,7 @@ impl Entry {
         let timer = effect.later.map(|(after, kind)| {
             let n = self.number();
             faults.push(n);
-            let proxy = self.proxy.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                proxy.apply(n, &kind, NewConnections::Accept);
-            })
+            tokio::spawn(later(self.proxy.clone(), n, after, kind))
         });
         self.toxics.push(Applied {
             toxic,
@@ -209,6 +205,36 @@ impl Entry {
                 self.proxy.journal().records()
             }
         }
+    }
+}
+
+/// A toxic's timer (toxiproxy's `reset_peer`, `timeout` above 0), per connection as
+/// toxiproxy's: the connections open `after` from now are cut together, recorded as fault `n`;
+/// each one opened later is cut `after` from when it was first seen (polled every 20 ms), until
+/// the toxic goes (the task is aborted).
+async fn later(proxy: Arc<Proxy>, n: u32, after: std::time::Duration, kind: FaultKind) {
+    use tokio::time::Instant;
+    tokio::time::sleep(after).await;
+    proxy.apply(n, &kind, NewConnections::Accept);
+    // When each connection is due; None: cut already (those open now, by the fault).
+    let mut due: BTreeMap<u64, Option<Instant>> = proxy
+        .open_connections()
+        .iter()
+        .map(|c| (c.id, None))
+        .collect();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let open = proxy.open_connections();
+        for c in &open {
+            let at = due.entry(c.id).or_insert(Some(now + after));
+            if at.is_some_and(|at| at <= now) {
+                proxy.cut_connection(c.id, &kind);
+                *at = None;
+            }
+        }
+        due.retain(|id, _| open.iter().any(|c| c.id == *id));
     }
 }
 
