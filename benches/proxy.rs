@@ -12,6 +12,9 @@
 //!          unplug  client --> unplug::proxy::Proxy (tap decoding every packet, a record each,
 //!                             journal writing its JSONL and log files as a run's does) --> server
 //!          runs    the same, PUBLISH floods recorded as runs (PublishRecords::Runs)
+//!          api     `unplug proxy`'s: made through its toxiproxy API, journal to files, its
+//!                  monit following the journal, while a client polls GET /proxies and adds
+//!                  and removes a toxic every 10 ms (latency only)
 //!  latency:    CONNECT/CONNACK, then 64-byte PUBLISH round trips, one trip on each path in turn
 //!              (the order rotates each trip): p50/p99 of each, and what each proxy adds
 //!  throughput: CONNECT, then 64-byte PUBLISHes one way, in 64 KiB writes; and raw bytes (not
@@ -165,7 +168,18 @@ enum PathKind {
     Unplug,
     /// The same with PUBLISH floods recorded as runs (exact counts, one record per run).
     UnplugRuns,
+    /// A proxy of `unplug proxy`, its API busy beside the data path (latency only).
+    UnplugApi,
 }
+
+/// The latency race adds `unplug proxy`'s path, API busy.
+const LATENCY_PATHS: [PathKind; 5] = [
+    PathKind::Direct,
+    PathKind::Plain,
+    PathKind::Unplug,
+    PathKind::UnplugRuns,
+    PathKind::UnplugApi,
+];
 
 const PATHS: [PathKind; 4] = [
     PathKind::Direct,
@@ -181,11 +195,15 @@ impl PathKind {
             PathKind::Plain => "plain Rust proxy",
             PathKind::Unplug => "unplug, tap decoding",
             PathKind::UnplugRuns => "unplug, PUBLISH runs",
+            PathKind::UnplugApi => "unplug proxy, API busy",
         }
     }
 
     fn unplug(self) -> bool {
-        matches!(self, PathKind::Unplug | PathKind::UnplugRuns)
+        matches!(
+            self,
+            PathKind::Unplug | PathKind::UnplugRuns | PathKind::UnplugApi
+        )
     }
 }
 
@@ -224,29 +242,72 @@ async fn conn_of(proxy: &Proxy) -> std::sync::Arc<unplug::proxy::link::ConnStats
     panic!("the proxy never connected upstream");
 }
 
+/// `unplug proxy`'s server with one proxy in front of `upstream`, its API on a free port, and
+/// a client keeping the API busy until `stop` is set: (the proxy's address, the client thread).
+async fn busy_api(
+    upstream: SocketAddr,
+    dir: &std::path::Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (SocketAddr, std::thread::JoinHandle<usize>) {
+    use unplug::toxi::api::{router, ProxySpec, Server};
+    let server = Server::new(dir.to_path_buf(), unplug::event::Echo::default(), None);
+    let made = server
+        .create(ProxySpec {
+            name: "bench".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: upstream.to_string(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let addr: SocketAddr = made["listen"].as_str().unwrap().parse().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(l, router(server)).await });
+    let client = std::thread::spawn(move || {
+        use unplug::toxi::control::request;
+        let toxic =
+            serde_json::json!({"name": "nothing", "type": "latency", "attributes": {"latency": 0}});
+        let mut calls = 0;
+        while !stop.load(Ordering::Relaxed) {
+            request(&api, "GET", "/proxies", None).unwrap();
+            request(&api, "POST", "/proxies/bench/toxics", Some(&toxic)).unwrap();
+            request(&api, "DELETE", "/proxies/bench/toxics/nothing", None).unwrap();
+            calls += 3;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        calls
+    });
+    (addr, client)
+}
+
 async fn latency() {
     let (echo, _) = server(true).await;
     let plain = plain_proxy(echo).await;
     let proxy = Proxy::start(echo, run_journal()).await.unwrap();
     let runs = Proxy::start_with(echo, run_journal(), RUNS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (api_proxy, api_client) = busy_api(echo, dir.path(), stop.clone()).await;
     let mut conns = Vec::new();
-    for p in PATHS {
+    for p in LATENCY_PATHS {
         let addr = match p {
             PathKind::Direct => echo,
             PathKind::Plain => plain,
             PathKind::Unplug => proxy.addr,
             PathKind::UnplugRuns => runs.addr,
+            PathKind::UnplugApi => api_proxy,
         };
         conns.push(open(addr, true).await);
     }
     let stats = conn_of(&proxy).await;
     let req = publish();
     let mut resp = vec![0u8; req.len()];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(TRIPS); PATHS.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(TRIPS); LATENCY_PATHS.len()];
     let warm = TRIPS / 20;
     for i in 0..warm + TRIPS {
-        for k in 0..PATHS.len() {
-            let j = (i + k) % PATHS.len();
+        for k in 0..LATENCY_PATHS.len() {
+            let j = (i + k) % LATENCY_PATHS.len();
             let s = &mut conns[j];
             let t = Instant::now();
             s.write_all(&req).await.unwrap();
@@ -261,7 +322,9 @@ async fn latency() {
     }
     let (d50, d99) = (pct(&times[0], 0.5), pct(&times[0], 0.99));
     println!("64-byte PUBLISH round trips after CONNECT, {TRIPS} per path, interleaved per trip:");
-    for (j, p) in PATHS.iter().enumerate() {
+    stop.store(true, Ordering::Relaxed);
+    let calls = api_client.join().unwrap();
+    for (j, p) in LATENCY_PATHS.iter().enumerate() {
         let (p50, p99) = (pct(&times[j], 0.5), pct(&times[j], 0.99));
         print!("  {:<22} p50 {p50:6.1} us  p99 {p99:6.1} us", p.name());
         if *p != PathKind::Direct {
@@ -273,6 +336,7 @@ async fn latency() {
         }
         println!();
     }
+    println!("  (the API answered {calls} requests meanwhile)");
     let packets = (warm + TRIPS) as f64;
     let up = stats.up_writes.load(Ordering::Relaxed) as f64;
     let down = stats.down_writes.load(Ordering::Relaxed) as f64;
@@ -306,7 +370,7 @@ async fn one_stream(path: PathKind, mqtt: bool, total: usize) -> Stream {
     let addr = match path {
         PathKind::Direct => sink,
         PathKind::Plain => plain,
-        PathKind::Unplug | PathKind::UnplugRuns => proxy.addr,
+        PathKind::Unplug | PathKind::UnplugRuns | PathKind::UnplugApi => proxy.addr,
     };
     let unit: Vec<u8> = if mqtt { publish() } else { vec![0xab; PACKET] };
     let block: Vec<u8> = unit.iter().copied().cycle().take(WRITE).collect();

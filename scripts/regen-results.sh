@@ -9,6 +9,7 @@
 #                         mosquitto (the drop fault is TCP-only and runs in fast/)
 #   results/probe/        the will table (unplug probe): builtin, mosquitto, and two brokers from
 #                         the registries given by URL, amqtt (PyPI) and aedes (npm); PROBE.md
+#   results/proxy/        a device through `unplug proxy` (scripts/proxy-example.sh)
 #   results/index.html    every run above: verdicts, checks, pictures, links (unplug index)
 #
 #   scripts/regen-results.sh            # all of it
@@ -25,7 +26,7 @@ seed="native-no-will native-last-will ws-no-will ws-last-will"
 faults="reset close native-crash native-freeze half-open-upstream half-open-downstream
 latency-under-keepalive bandwidth-under-keepalive heal-before-timeout refuse-vs-hang"
 
-for d in fast compare faults seed-timing conformance probe; do
+for d in fast compare faults seed-timing conformance probe proxy; do
   mkdir -p "results/$d"
   if [ "$d" != seed-timing ] || [ "${1:-}" != "--fast" ]; then
     find "results/$d" -maxdepth 1 -type f -delete
@@ -62,6 +63,8 @@ done
   | tee results/probe/PROBE.txt || true
 kill $amqtt_pid $aedes_pid 2>/dev/null || true
 # The probe's URLs hold this run's ports: the files say "tcp://127.0.0.1:PORT", nothing secret.
+# A device (amqtt's client) through `unplug proxy` in front of mosquitto, cut for 10 s.
+scripts/proxy-example.sh "$bin" | tee results/proxy/VERDICT.txt || status=$?
 
 "$bin" index results
 echo "results/ regenerated (exit $status)"

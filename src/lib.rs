@@ -32,6 +32,8 @@
 //!   recognising a URL broker (`recognise.rs`), its login and refusals (`access.rs`).
 //! - [`proxy`]: the fault-injecting TCP proxy: listener, links (one write per chunk), network
 //!   state; the wire tap decodes and records on a recorder thread, off the forwarding path.
+//! - [`toxi`]: `unplug proxy`, the proxy in front of a real device: toxiproxy's HTTP API over
+//!   it (`api.rs`), its toxics as our faults (`model.rs`), its command line (`control.rs`).
 //! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
 //! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
 //!   helpers they share in `actor/mod.rs`.
@@ -74,3 +76,4 @@ pub mod runner;
 pub mod scenario;
 pub mod suite;
 pub mod tap;
+pub mod toxi;

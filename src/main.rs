@@ -34,6 +34,8 @@ enum Command {
     List(info::ListArgs),
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
     Profiles,
+    /// A fault proxy with a wire tap in front of your own device, driven by toxiproxy's HTTP API.
+    Proxy(unplug::toxi::control::ProxyArgs),
     /// Judge a saved run again from its journal: the checks and the verdict, as the run had them.
     #[command(
         after_help = "Examples:\n  unplug judge results/ws-last-will.events.jsonl\n  unplug judge /tmp/runs/x.events.jsonl --profile mosquitto --json\n\nThe journal records the scenario it ran and the broker profile it was judged by; --profile judges it by another. Exit 0 when every check holds, 1 when one fails."
@@ -94,6 +96,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::List(args) => info::list(args),
         Command::Profiles => info::profiles(),
+        Command::Proxy(args) => unplug::toxi::control::run(args),
         Command::Judge(args) => info::judge(args),
         Command::Scenario(args) => run::scenario(args),
         Command::Suite(args) => batch::suite(args),

@@ -221,6 +221,16 @@ impl Journal {
         }
     }
 
+    /// A copy of the records from the `i`th on (a reader that follows the journal as it
+    /// grows; a record stamped earlier may land a few places before the end).
+    pub fn records_from(&self, i: usize) -> Vec<Record> {
+        let sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.records
+            .get(i..)
+            .map(<[Record]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// A copy of every record so far.
     pub fn records(&self) -> Vec<Record> {
         self.inner

@@ -114,7 +114,19 @@ impl Proxy {
         journal: Journal,
         options: Options,
     ) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_at(any_port, upstream, journal, options).await
+    }
+
+    /// [`Proxy::start_with`] on the address `listen` (port 0: a free one; [`Proxy::addr`] says
+    /// which): the standalone proxy's listener, where a person's device connects.
+    pub async fn start_at(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        journal: Journal,
+        options: Options,
+    ) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
@@ -169,6 +181,21 @@ impl Proxy {
         for c in lock(&self.shared.conns).values() {
             let _ = c.cut.send(cut);
         }
+    }
+
+    /// End one open connection as a reset or close fault would, without a fault record: a
+    /// per-connection timer's cut (toxiproxy's `reset_peer` and `timeout` act on each
+    /// connection a set time after it opened). The cut is recorded as the connection's. False
+    /// when the connection is gone or `kind` ends none.
+    pub fn cut_connection(&self, id: u64, kind: &FaultKind) -> bool {
+        let cut = match kind {
+            FaultKind::Reset => Cut::Reset,
+            FaultKind::Close => Cut::Close,
+            _ => return false,
+        };
+        lock(&self.shared.conns)
+            .get(&id)
+            .is_some_and(|c| c.cut.send(cut).is_ok())
     }
 
     /// Lift fault number `n` (if it is in effect): the network is what the other faults make

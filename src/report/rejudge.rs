@@ -9,8 +9,6 @@
 //! The journal carries what the runner judged with, so nothing else is read: not the scenario
 //! file (it may have changed since) and not the broker.
 
-use std::path::Path;
-
 use anyhow::Context;
 
 use super::Summary;
@@ -35,6 +33,18 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
             format!("the journal names the profile {recorded:?}, which this unplug does not know")
         })?,
     };
+    Ok(judge_records(&scenario, &profile, records, |_| true))
+}
+
+/// `records` judged as a run of `scenario` by `profile`, up to the runner's `RunEnded`; only
+/// the checks `keep` keeps (all of them for a scenario run; `unplug proxy`'s journals leave
+/// out those that read the client's own reports).
+pub fn judge_records(
+    scenario: &crate::scenario::Scenario,
+    profile: &Profile,
+    records: &[Record],
+    keep: impl Fn(&crate::judge::CheckId) -> bool,
+) -> Summary {
     // The runner judges when it records RunEnded; what follows (the broker's stop closing
     // willy's connections) is no part of the run.
     let end = records.iter().position(|r| {
@@ -58,11 +68,14 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
             judged.last().map_or(0.0, |r| r.ms),
         ),
     };
-    let facts = Facts::from_records(&scenario, judged);
-    let checks = judge::evaluate(&scenario, &profile, &facts);
+    let facts = Facts::from_records(scenario, judged);
+    let checks = judge::evaluate(scenario, profile, &facts)
+        .into_iter()
+        .filter(|c| keep(&c.name))
+        .collect();
     let started_at = records.first().map_or_else(chrono::Utc::now, |r| r.t);
     let mut summary = Summary::new(
-        &scenario,
+        scenario,
         &broker,
         started_at,
         &facts,
@@ -78,17 +91,15 @@ pub fn rejudge(records: &[Record], profile: Option<Profile>) -> anyhow::Result<S
         summary.interrupted = true;
         summary.pass = false;
     }
-    Ok(summary)
+    summary
 }
 
-/// [`rejudge`] of the journal at `path`, with the profile `--profile` names, if any.
-pub fn rejudge_file(path: &Path, profile: Option<&str>) -> anyhow::Result<Summary> {
-    let profile = profile
+/// The profile `--profile` names, if any.
+pub fn profile_named(profile: Option<&str>) -> anyhow::Result<Option<Profile>> {
+    profile
         .map(|name| {
             Profile::by_name(name)
                 .with_context(|| format!("no profile is called {name:?} (see `unplug profiles`)"))
         })
-        .transpose()?;
-    let records = crate::event::read_jsonl(path)?;
-    rejudge(&records, profile).with_context(|| format!("{}", path.display()))
+        .transpose()
 }

@@ -1,0 +1,741 @@
+//! The proxies a standalone `unplug proxy` runs, and toxiproxy's HTTP API over them.
+//!
+//! ```text
+//!  HTTP (axum) --route--> Server (one lock over the proxies)
+//!      POST /proxies {name, listen, upstream, enabled} --> Proxy::start_at + NAME.events.jsonl
+//!      POST /proxies/P/toxics {...} --Toxic::create/effect--> Proxy::apply(n, fault) per fault
+//!      DELETE /proxies/P/toxics/T --> Proxy::heal(n) for each of its faults
+//!      POST /proxies/P {"enabled": false} --> faults close + refuse (the proxy is down)
+//! ```
+//!
+//! Every endpoint answers with toxiproxy's JSON shapes and status codes, its errors as
+//! `{"error", "status"}`, so a toxiproxy client library drives `unplug` unchanged. Each proxy
+//! records into its own journal (`NAME.events.jsonl`, `NAME.log` in the output directory),
+//! which `unplug judge` reads. Nothing here is on the data path: a request changes the
+//! proxy's network state once, and the links read it per chunk as they always do.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use super::model::{ApiError, Stream, Toxic};
+use crate::event::{Actor, Echo, Event, Journal};
+use crate::proxy::{Options, Proxy};
+use crate::scenario::{FaultKind, NewConnections};
+
+/// The version `GET /version` reports: unplug's own, in toxiproxy's shape.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The proxies and where their journals go.
+pub struct Server {
+    proxies: Mutex<BTreeMap<String, Entry>>,
+    /// Each proxy's `NAME.events.jsonl` and `NAME.log` go here.
+    out: PathBuf,
+    /// What each journal prints on the terminal as it records.
+    echo: Echo,
+    /// Where the echo goes (the terminal); `None` prints nothing.
+    print: Option<fn(&str)>,
+}
+
+/// A proxy as the API holds it.
+struct Entry {
+    /// toxiproxy's `listen`: the address bound, with the real port when 0 was asked for.
+    listen: SocketAddr,
+    /// toxiproxy's `upstream`, as given (resolved when the proxy was created).
+    upstream: String,
+    enabled: bool,
+    proxy: Arc<Proxy>,
+    /// In the order they came; listed upstream first, as toxiproxy does.
+    toxics: Vec<Applied>,
+    /// The faults that keep a disabled proxy down.
+    down: Vec<u32>,
+    /// The next fault number (the journal's `n`).
+    next: u32,
+    /// monit for the device: subscribes at the broker to the will its CONNECT names.
+    monit: JoinHandle<()>,
+}
+
+/// A toxic and the faults it put into effect.
+struct Applied {
+    toxic: Toxic,
+    faults: Vec<u32>,
+    /// A fault it applies later (timeout > 0, reset_peer): aborted when the toxic goes.
+    timer: Option<JoinHandle<()>>,
+}
+
+impl Entry {
+    fn number(&mut self) -> u32 {
+        self.next += 1;
+        self.next
+    }
+
+    fn json(&self, name: &str) -> Value {
+        json!({
+            "name": name,
+            "listen": self.listen.to_string(),
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": self.toxic_list(),
+        })
+    }
+
+    fn toxic_list(&self) -> Vec<&Toxic> {
+        let mut list: Vec<&Toxic> = self.toxics.iter().map(|a| &a.toxic).collect();
+        list.sort_by_key(|t| t.stream != Stream::Upstream.as_str());
+        list
+    }
+
+    fn note(&self, message: String) {
+        self.proxy
+            .journal()
+            .record(Actor::Proxy, Event::Note { message });
+    }
+
+    /// Put `toxic` into effect: its faults now, its later fault on a timer.
+    fn apply(&mut self, toxic: Toxic) -> Result<(), ApiError> {
+        let effect = toxic.effect()?;
+        self.note(format!(
+            "toxic {} added: {} {} (toxicity {})",
+            toxic.name, toxic.kind, toxic.stream, toxic.toxicity
+        ));
+        let mut faults = Vec::new();
+        for (kind, new) in &effect.now {
+            let n = self.number();
+            self.proxy.apply(n, kind, *new);
+            faults.push(n);
+        }
+        let timer = effect.later.map(|(after, kind)| {
+            let n = self.number();
+            faults.push(n);
+            tokio::spawn(later(self.proxy.clone(), n, after, kind))
+        });
+        self.toxics.push(Applied {
+            toxic,
+            faults,
+            timer,
+        });
+        Ok(())
+    }
+
+    /// Where the toxic called `name` is.
+    fn find(&self, name: &str) -> Result<usize, ApiError> {
+        self.toxics
+            .iter()
+            .position(|a| a.toxic.name == name)
+            .ok_or_else(ApiError::toxic_not_found)
+    }
+
+    /// Take the toxic at `i` out of effect.
+    fn remove(&mut self, i: usize) -> Applied {
+        let a = self.toxics.remove(i);
+        if let Some(t) = &a.timer {
+            t.abort();
+        }
+        for n in &a.faults {
+            self.proxy.heal(*n);
+        }
+        self.note(format!("toxic {} removed", a.toxic.name));
+        a
+    }
+
+    fn set_enabled(&mut self, enabled: bool) {
+        if enabled == self.enabled {
+            return;
+        }
+        self.enabled = enabled;
+        if enabled {
+            for n in std::mem::take(&mut self.down) {
+                self.proxy.heal(n);
+            }
+            self.note("proxy enabled".to_string());
+            return;
+        }
+        self.note("proxy disabled: its connections closed, new ones refused".to_string());
+        for (kind, new) in [
+            (FaultKind::Close, NewConnections::Accept),
+            (FaultKind::Refuse, NewConnections::Refuse),
+        ] {
+            let n = self.number();
+            self.proxy.apply(n, &kind, new);
+            self.down.push(n);
+        }
+    }
+
+    /// End the observation (what follows is no part of it: closing the device's connection
+    /// here would earn its will), remove every toxic, close the connections and the journal;
+    /// its records.
+    async fn finish(mut self, name: &str) -> Vec<crate::event::Record> {
+        self.proxy.settle().await;
+        self.proxy.journal().record(
+            Actor::Runner,
+            Event::RunEnded {
+                reason: format!("proxy {name} stopped"),
+            },
+        );
+        self.monit.abort();
+        while !self.toxics.is_empty() {
+            self.remove(0);
+        }
+        self.set_enabled(false);
+        // The close takes a moment per connection (a FIN each way, then their ends): wait
+        // for it, bounded, so the journal ends with every connection's close.
+        for _ in 0..150 {
+            if self.proxy.open_connections().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.proxy.settle().await;
+        self.note(format!("proxy {name} stopped"));
+        match self.proxy.journal().close() {
+            Ok(records) => records,
+            Err(e) => {
+                eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
+                self.proxy.journal().records()
+            }
+        }
+    }
+}
+
+/// A toxic's timer (toxiproxy's `reset_peer`, `timeout` above 0), per connection as
+/// toxiproxy's: the connections open `after` from now are cut together, recorded as fault `n`;
+/// each one opened later is cut `after` from when it was first seen (polled every 20 ms), until
+/// the toxic goes (the task is aborted).
+async fn later(proxy: Arc<Proxy>, n: u32, after: std::time::Duration, kind: FaultKind) {
+    use tokio::time::Instant;
+    tokio::time::sleep(after).await;
+    proxy.apply(n, &kind, NewConnections::Accept);
+    // When each connection is due; None: cut already (those open now, by the fault).
+    let mut due: BTreeMap<u64, Option<Instant>> = proxy
+        .open_connections()
+        .iter()
+        .map(|c| (c.id, None))
+        .collect();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let open = proxy.open_connections();
+        for c in &open {
+            let at = due.entry(c.id).or_insert(Some(now + after));
+            if at.is_some_and(|at| at <= now) {
+                proxy.cut_connection(c.id, &kind);
+                *at = None;
+            }
+        }
+        due.retain(|id, _| open.iter().any(|c| c.id == *id));
+    }
+}
+
+/// A proxy to create: toxiproxy's `Proxy` fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySpec {
+    pub name: String,
+    pub listen: String,
+    pub upstream: String,
+    pub enabled: bool,
+}
+
+impl ProxySpec {
+    /// From a JSON object as `POST /proxies` and `/populate` take it.
+    fn from_json(v: &Value, at: &str) -> Result<ProxySpec, ApiError> {
+        let Value::Object(m) = v else {
+            return Err(ApiError::bad_body(format!(
+                "expected a JSON object, got {v}"
+            )));
+        };
+        let s = |k: &str| -> Result<String, ApiError> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(String::new()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(ApiError::bad_body(format!(
+                    "{k} must be a string, not {other}"
+                ))),
+            }
+        };
+        let spec = ProxySpec {
+            name: s("name")?,
+            listen: s("listen")?,
+            upstream: s("upstream")?,
+            enabled: enabled_of(m)?.unwrap_or(true),
+        };
+        if spec.name.is_empty() {
+            return Err(ApiError::missing_field(&format!("name{at}")));
+        }
+        if spec.upstream.is_empty() {
+            return Err(ApiError::missing_field(&format!("upstream{at}")));
+        }
+        Ok(spec)
+    }
+}
+
+fn enabled_of(m: &Map<String, Value>) -> Result<Option<bool>, ApiError> {
+    match m.get("enabled") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(ApiError::bad_body(format!(
+            "enabled must be true or false, not {other}"
+        ))),
+    }
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(ApiError::bad_body)
+}
+
+/// A proxy name becomes file names: keep it to what is safe there.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = name.len() <= 100
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_body(format!(
+            "proxy name {name:?}: up to 100 letters, digits, '-', '_' and '.', not starting with '.' (it names its journal files)"
+        )))
+    }
+}
+
+impl Server {
+    /// A server with no proxies; journals go to `out`, echoed as `echo` says through `print`.
+    pub fn new(out: PathBuf, echo: Echo, print: Option<fn(&str)>) -> Arc<Server> {
+        Arc::new(Server {
+            proxies: Mutex::new(BTreeMap::new()),
+            out,
+            echo,
+            print,
+        })
+    }
+
+    /// Start a proxy: its journal files, its listener.
+    pub async fn create(&self, spec: ProxySpec) -> Result<Value, ApiError> {
+        check_name(&spec.name)?;
+        let mut proxies = self.proxies.lock().await;
+        if proxies.contains_key(&spec.name) {
+            return Err(ApiError::proxy_exists());
+        }
+        let entry = self.start(&spec).await?;
+        let v = entry.json(&spec.name);
+        proxies.insert(spec.name, entry);
+        Ok(v)
+    }
+
+    async fn start(&self, spec: &ProxySpec) -> Result<Entry, ApiError> {
+        let listen: SocketAddr = match spec.listen.as_str() {
+            "" => SocketAddr::from(([127, 0, 0, 1], 0)),
+            l => resolve(l)
+                .await
+                .map_err(|e| ApiError::bad_body(format!("listen {l:?}: {e}")))?,
+        };
+        let upstream = resolve(&spec.upstream)
+            .await
+            .map_err(|e| ApiError::bad_body(format!("upstream {:?}: {e}", spec.upstream)))?;
+        let journal = self
+            .journal(&spec.name)
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        let proxy = Proxy::start_at(listen, upstream, journal.clone(), Options::default())
+            .await
+            .map_err(|e| ApiError::internal(format!("listen tcp {listen}: {e}")))?;
+        let listen = proxy.addr;
+        journal.record(
+            Actor::Proxy,
+            Event::Note {
+                message: format!(
+                    "proxy {} listening on {listen}, upstream {} ({upstream})",
+                    spec.name, spec.upstream
+                ),
+            },
+        );
+        let monit = super::watch::spawn(&spec.name, upstream, journal.clone());
+        let mut entry = Entry {
+            monit,
+            listen,
+            upstream: spec.upstream.clone(),
+            enabled: true,
+            proxy: Arc::new(proxy),
+            toxics: Vec::new(),
+            down: Vec::new(),
+            next: 0,
+        };
+        entry.set_enabled(spec.enabled);
+        Ok(entry)
+    }
+
+    fn journal(&self, name: &str) -> anyhow::Result<Journal> {
+        use anyhow::Context;
+        std::fs::create_dir_all(&self.out)
+            .with_context(|| format!("creating {}", self.out.display()))?;
+        let open = |kind: &str| {
+            let p = self.out.join(format!("{name}.{kind}"));
+            crate::fsx::Placed::create(&p)
+                .map(|placed| placed.file)
+                .with_context(|| format!("creating {}", p.display()))
+        };
+        let (jsonl, log) = (open("events.jsonl")?, open("log")?);
+        Ok(match self.print {
+            Some(print) => Journal::to_writers(jsonl, log, self.echo, print),
+            None => Journal::to_writers(jsonl, log, Echo::default(), |_| {}),
+        })
+    }
+
+    /// `GET /proxies`: every proxy by name.
+    pub async fn list(&self) -> Value {
+        let proxies = self.proxies.lock().await;
+        Value::Object(
+            proxies
+                .iter()
+                .map(|(name, e)| (name.clone(), e.json(name)))
+                .collect(),
+        )
+    }
+
+    async fn with<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut Entry) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut proxies = self.proxies.lock().await;
+        let e = proxies
+            .get_mut(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        f(e)
+    }
+
+    pub async fn show(&self, name: &str) -> Result<Value, ApiError> {
+        self.with(name, |e| Ok(e.json(name))).await
+    }
+
+    /// `POST|PATCH /proxies/P`: `enabled` turns it on or off. A new listen or upstream is not
+    /// taken (say so rather than pretend).
+    pub async fn update(&self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
+        let v = parse_body(body)?;
+        let Value::Object(m) = &v else {
+            return Err(ApiError::bad_body(format!(
+                "expected a JSON object, got {v}"
+            )));
+        };
+        let enabled = enabled_of(m)?;
+        let listen = m.get("listen").and_then(Value::as_str).map(str::to_string);
+        let upstream = m
+            .get("upstream")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let resolved_listen = match &listen {
+            Some(l) => Some(
+                resolve(l)
+                    .await
+                    .map_err(|e| ApiError::bad_body(format!("listen {l:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        self.with(name, |e| {
+            let moves = resolved_listen.is_some_and(|l| l != e.listen && l.port() != 0)
+                || upstream.as_ref().is_some_and(|u| *u != e.upstream);
+            if moves {
+                return Err(ApiError::not_covered(
+                    "changing a proxy's listen or upstream: delete it and create it again",
+                ));
+            }
+            if let Some(on) = enabled {
+                e.set_enabled(on);
+            }
+            Ok(e.json(name))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let entry = self
+            .proxies
+            .lock()
+            .await
+            .remove(name)
+            .ok_or_else(ApiError::proxy_not_found)?;
+        self.finish(name, entry).await;
+        Ok(())
+    }
+
+    /// `POST /populate`: create the proxies that are not there (or differ), keep the rest.
+    pub async fn populate(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let v = parse_body(body)?;
+        let Value::Array(list) = v else {
+            return Err(ApiError::bad_body("expected a JSON array of proxies"));
+        };
+        let specs = list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ProxySpec::from_json(p, &format!(" at proxy {}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::new();
+        for spec in specs {
+            let same = {
+                let proxies = self.proxies.lock().await;
+                proxies.get(&spec.name).map(|e| {
+                    e.upstream == spec.upstream
+                        && (spec.listen.is_empty() || spec.listen == e.listen.to_string())
+                })
+            };
+            match same {
+                Some(true) => {
+                    self.with(&spec.name, |e| {
+                        e.set_enabled(spec.enabled);
+                        Ok(())
+                    })
+                    .await?;
+                    out.push(self.show(&spec.name).await?);
+                }
+                Some(false) => {
+                    self.delete(&spec.name).await?;
+                    out.push(self.create(spec).await?);
+                }
+                None => out.push(self.create(spec).await?),
+            }
+        }
+        Ok(json!({ "proxies": out }))
+    }
+
+    /// `POST /reset`: every proxy enabled, every toxic removed.
+    pub async fn reset(&self) {
+        let mut proxies = self.proxies.lock().await;
+        for e in proxies.values_mut() {
+            e.set_enabled(true);
+            while !e.toxics.is_empty() {
+                e.remove(0);
+            }
+        }
+    }
+
+    pub async fn toxics(&self, name: &str) -> Result<Value, ApiError> {
+        self.with(name, |e| Ok(json!(e.toxic_list()))).await
+    }
+
+    pub async fn add_toxic(&self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
+        let toxic = Toxic::create(body)?;
+        self.with(name, |e| {
+            if e.toxics.iter().any(|a| a.toxic.name == toxic.name) {
+                return Err(ApiError::toxic_exists());
+            }
+            let v = json!(toxic);
+            e.apply(toxic)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    pub async fn toxic(&self, name: &str, toxic: &str) -> Result<Value, ApiError> {
+        self.with(name, |e| {
+            let i = e.find(toxic)?;
+            Ok(json!(e.toxics[i].toxic))
+        })
+        .await
+    }
+
+    pub async fn update_toxic(
+        &self,
+        name: &str,
+        toxic: &str,
+        body: &[u8],
+    ) -> Result<Value, ApiError> {
+        self.with(name, |e| {
+            let i = e.find(toxic)?;
+            let new = e.toxics[i].toxic.updated(body)?;
+            e.remove(i);
+            let v = json!(new);
+            e.apply(new)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    pub async fn remove_toxic(&self, name: &str, toxic: &str) -> Result<(), ApiError> {
+        self.with(name, |e| {
+            let i = e.find(toxic)?;
+            e.remove(i);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stop every proxy: toxics removed, connections closed, every journal complete.
+    pub async fn shutdown(&self) {
+        let all = std::mem::take(&mut *self.proxies.lock().await);
+        for (name, e) in all {
+            self.finish(&name, e).await;
+        }
+    }
+
+    /// Stop one proxy; judge what its journal saw and draw it (NAME.summary.json, NAME.svg),
+    /// when a device connected through it.
+    async fn finish(&self, name: &str, entry: Entry) {
+        let records = entry.finish(name).await;
+        if !super::judge::is_proxy_journal(&records) {
+            return;
+        }
+        let summary = match super::judge::judge(&records, None, name) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("unplug: proxy {name}: cannot judge its journal: {e:#}");
+                return;
+            }
+        };
+        // Drawn up to the end of the observation: the proxy's own stop is no part of it.
+        let end = records
+            .iter()
+            .position(|r| matches!(r.event, Event::RunEnded { .. }))
+            .map_or(records.len(), |i| i + 1);
+        let svg = crate::report::svg::render_run(&records[..end], &summary);
+        for (kind, text) in [("svg", svg), ("summary.json", summary.to_json())] {
+            let p = self.out.join(format!("{name}.{kind}"));
+            if let Err(e) = crate::fsx::write_atomic(&p, text.as_bytes()) {
+                eprintln!("unplug: error: writing {}: {e}", p.display());
+            }
+        }
+        if let Some(print) = self.print {
+            if self.echo.stdout {
+                print(&format!("\nproxy {name}, judged from its journal:"));
+                print(summary.verdict_lines().trim_end());
+            }
+        }
+    }
+}
+
+/// `HOST:PORT` as an address, IPv4 first (the proxy reopens a closed listener on IPv4).
+async fn resolve(addr: &str) -> std::io::Result<SocketAddr> {
+    let all: Vec<SocketAddr> = tokio::net::lookup_host(addr).await?.collect();
+    all.iter()
+        .find(|a| a.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| std::io::Error::other("no address"))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn ok(v: Value) -> Answer {
+    Ok(axum::Json(v).into_response())
+}
+
+fn created(v: Value) -> Answer {
+    Ok((StatusCode::CREATED, axum::Json(v)).into_response())
+}
+
+fn no_content() -> Answer {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+type S = State<Arc<Server>>;
+
+/// toxiproxy's routes over `server`.
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async {
+                (
+                    [("content-type", "application/json;charset=utf-8")],
+                    format!("{{\"version\": \"unplug-{VERSION}\"}}\n"),
+                )
+            }),
+        )
+        .route(
+            "/reset",
+            axum::routing::post(|State(s): S| async move {
+                s.reset().await;
+                no_content()
+            }),
+        )
+        .route(
+            "/proxies",
+            get(|State(s): S| async move { ok(s.list().await) }).post(
+                |State(s): S, body: Bytes| async move {
+                    let spec = ProxySpec::from_json(&parse_body(&body)?, "")?;
+                    created(s.create(spec).await?)
+                },
+            ),
+        )
+        .route(
+            "/populate",
+            axum::routing::post(|State(s): S, body: Bytes| async move {
+                created(s.populate(&body).await?)
+            }),
+        )
+        .route(
+            "/proxies/:proxy",
+            get(|State(s): S, Path(p): Path<String>| async move { ok(s.show(&p).await?) })
+                .post(update_proxy)
+                .patch(update_proxy)
+                .delete(|State(s): S, Path(p): Path<String>| async move {
+                    s.delete(&p).await?;
+                    no_content()
+                }),
+        )
+        .route(
+            "/proxies/:proxy/toxics",
+            get(|State(s): S, Path(p): Path<String>| async move { ok(s.toxics(&p).await?) }).post(
+                |State(s): S, Path(p): Path<String>, body: Bytes| async move {
+                    ok(s.add_toxic(&p, &body).await?)
+                },
+            ),
+        )
+        .route(
+            "/proxies/:proxy/toxics/:toxic",
+            get(
+                |State(s): S, Path((p, t)): Path<(String, String)>| async move {
+                    ok(s.toxic(&p, &t).await?)
+                },
+            )
+            .post(update_toxic)
+            .patch(update_toxic)
+            .delete(
+                |State(s): S, Path((p, t)): Path<(String, String)>| async move {
+                    s.remove_toxic(&p, &t).await?;
+                    no_content()
+                },
+            ),
+        )
+        .with_state(server)
+        .layer(axum::middleware::from_fn(no_browsers))
+}
+
+/// toxiproxy's guard against web pages: a request from a browser (its User-Agent starts with
+/// `Mozilla/`) could reach a local API through a page the person opens; 403, as toxiproxy.
+async fn no_browsers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let browser = req
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Mozilla/"));
+    if browser {
+        return (StatusCode::FORBIDDEN, "User agent not allowed\n").into_response();
+    }
+    next.run(req).await
+}
+
+async fn update_proxy(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
+    ok(s.update(&p, &body).await?)
+}
+
+async fn update_toxic(State(s): S, Path((p, t)): Path<(String, String)>, body: Bytes) -> Answer {
+    ok(s.update_toxic(&p, &t, &body).await?)
+}

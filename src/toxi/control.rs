@@ -1,0 +1,507 @@
+//! The command line of `unplug proxy`: serve (a proxy, the API, or both), or control a running
+//! one through its API (`cut`, `heal`, `toxic add|rm`, `list`).
+//!
+//! ```text
+//!  unplug proxy --listen A --upstream B --> Server::create(NAME) + HTTP API --> wait for Ctrl-C
+//!                                          --> Server::shutdown (journals complete) --> exit 0
+//!  unplug proxy cut|heal|toxic|list --> one HTTP request or a few --> a line each, exit 0
+//!                                       (an error answer or no API: its message, exit 2)
+//! ```
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::api::{self, ProxySpec, Server};
+use crate::event::Echo;
+use crate::lifeline::Interrupts;
+
+/// toxiproxy's API address, which its client libraries use by default.
+pub const DEFAULT_API: &str = "127.0.0.1:8474";
+
+#[derive(Args, Debug)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  unplug proxy --listen 127.0.0.1:1884 --upstream 127.0.0.1:1883 --name sensor --out /tmp/runs\n  unplug proxy cut                 # nothing passes either way; the connection stays open\n  unplug proxy heal\n  unplug proxy toxic add latency -a latency=200 --stream downstream\n  unplug proxy toxic add drop -a packets=PINGREQ --stream upstream\n  unplug proxy toxic rm latency_downstream\n  unplug proxy list\n  unplug judge /tmp/runs/sensor.events.jsonl\n\nThe API (--api, toxiproxy's 127.0.0.1:8474 by default) speaks toxiproxy's HTTP API: its client libraries drive unplug unchanged. Ctrl-C stops every proxy: its journal (NAME.events.jsonl, NAME.log) is complete and, when a device connected, judged and drawn (NAME.summary.json, NAME.svg); exit 0. Exit 2 on bad input or when the API refuses."
+)]
+pub struct ProxyArgs {
+    #[command(subcommand)]
+    pub control: Option<Control>,
+    #[command(flatten)]
+    pub serve: Serve,
+}
+
+#[derive(Args, Debug)]
+pub struct Serve {
+    /// Where the device connects: ADDR:PORT to listen on (port 0: a free one, printed).
+    #[arg(long, value_name = "ADDR:PORT", requires = "upstream")]
+    pub listen: Option<String>,
+    /// The broker every connection is forwarded to (TCP or WebSocket; bytes either way).
+    #[arg(long, value_name = "HOST:PORT", requires = "listen")]
+    pub upstream: Option<String>,
+    /// The proxy's name: its journal files are NAME.events.jsonl and NAME.log.
+    #[arg(long, default_value = "proxy", value_name = "NAME")]
+    pub name: String,
+    /// Directory for every proxy's journal files.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Serve toxiproxy's HTTP API here (port 0: a free one, printed).
+    #[arg(long, default_value = DEFAULT_API, value_name = "ADDR:PORT")]
+    pub api: String,
+    /// Serve no HTTP API (the proxy stays as it is until Ctrl-C).
+    #[arg(long, conflicts_with = "api")]
+    pub no_api: bool,
+    /// Print only the addresses, not a line per connection and packet.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Where a control command finds the API.
+#[derive(Args, Debug, Clone)]
+pub struct ApiAt {
+    /// The API of the running `unplug proxy` (or of a toxiproxy).
+    #[arg(long, default_value = DEFAULT_API, value_name = "ADDR:PORT")]
+    pub api: String,
+    /// Which proxy; the only one when not given.
+    #[arg(long, value_name = "NAME")]
+    pub proxy: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Control {
+    /// Cut the cable: nothing passes (toxiproxy's `timeout` toxic at 0), the sockets stay open.
+    Cut {
+        /// Which way: both, upstream (device -> broker) or downstream (broker -> device).
+        #[arg(long, default_value = "both", value_parser = ["both", "upstream", "downstream"])]
+        stream: String,
+        #[command(flatten)]
+        at: ApiAt,
+    },
+    /// Heal: remove every toxic of the proxy and enable it.
+    Heal {
+        #[command(flatten)]
+        at: ApiAt,
+    },
+    /// Add or remove one toxic (toxiproxy's types and unplug's: blackhole, drop, hang, refuse).
+    #[command(subcommand)]
+    Toxic(ToxicCommand),
+    /// List the proxies and their toxics.
+    List {
+        #[command(flatten)]
+        at: ApiAt,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ToxicCommand {
+    /// Add a toxic: `unplug proxy toxic add latency -a latency=200`.
+    Add {
+        /// latency, bandwidth, timeout, reset_peer, blackhole, drop, hang, refuse.
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// Its name (default TYPE_STREAM).
+        #[arg(long)]
+        name: Option<String>,
+        /// upstream (device -> broker) or downstream.
+        #[arg(long, default_value = "downstream", value_parser = ["upstream", "downstream"])]
+        stream: String,
+        /// 1 (every connection) or 0 (none).
+        #[arg(long, default_value_t = 1.0)]
+        toxicity: f64,
+        /// An attribute, KEY=VALUE (a number, or text: packets=PINGREQ,PUBACK).
+        #[arg(long = "attr", short = 'a', value_name = "KEY=VALUE", value_parser = parse_attr)]
+        attrs: Vec<(String, Value)>,
+        #[command(flatten)]
+        at: ApiAt,
+    },
+    /// Remove a toxic by name.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        at: ApiAt,
+    },
+}
+
+fn parse_attr(s: &str) -> Result<(String, Value), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. latency=200"))?;
+    if k.is_empty() {
+        return Err(format!("{s:?}: the attribute has no name"));
+    }
+    let v = match v.parse::<i64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::from(v),
+    };
+    Ok((k.to_string(), v))
+}
+
+/// `unplug proxy ...`.
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    match args.control {
+        Some(c) => control(c),
+        None => serve(args.serve),
+    }
+}
+
+fn print_line(line: &str) {
+    println!("{line}");
+}
+
+fn serve(s: Serve) -> anyhow::Result<ExitCode> {
+    let api_addr = (!s.no_api).then(|| s.api.clone());
+    // clap's `requires` gives both or neither.
+    let spec = match (&s.listen, &s.upstream) {
+        (Some(listen), Some(upstream)) => Some(ProxySpec {
+            name: s.name.clone(),
+            listen: listen.clone(),
+            upstream: upstream.clone(),
+            enabled: true,
+        }),
+        _ => None,
+    };
+    if spec.is_none() && api_addr.is_none() {
+        bail!(
+            "nothing to serve: give --listen and --upstream, or leave the API on (drop --no-api)"
+        );
+    }
+    serve_with(s, spec, api_addr.as_deref())
+}
+
+fn serve_with(
+    s: Serve,
+    spec: Option<ProxySpec>,
+    api_addr: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
+        let echo = Echo {
+            stdout: !s.quiet,
+            wire: true,
+        };
+        let server = Server::new(s.out.clone(), echo, Some(print_line));
+        let mut http = None;
+        if let Some(addr) = api_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("the API cannot listen on {addr}"))?;
+            let bound = listener.local_addr()?;
+            println!("api: toxiproxy's HTTP API on http://{bound}");
+            let app = api::router(server.clone());
+            let stop = interrupts.clone();
+            http = Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        stop.wait().await;
+                    })
+                    .await;
+            }));
+        }
+        if let Some(spec) = spec {
+            let (name, upstream) = (spec.name.clone(), spec.upstream.clone());
+            let made = match server.create(spec).await {
+                Ok(v) => v,
+                Err(e) => {
+                    server.shutdown().await;
+                    bail!("proxy {name}: {}", e.error);
+                }
+            };
+            println!(
+                "proxy {name}: listening on {}, forwarding to {upstream}; journal in {}/{name}.{{events.jsonl,log}}",
+                made["listen"].as_str().unwrap_or("?"),
+                s.out.display()
+            );
+        }
+        let sig = interrupts.wait().await;
+        server.shutdown().await;
+        if let Some(h) = http {
+            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+        }
+        println!("stopped ({sig}): every journal is complete in {}", s.out.display());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One HTTP/1.1 request to the API; (status, JSON body or Null).
+pub fn request(
+    api: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let host = api
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&host)
+        .with_context(|| format!("the API address {api:?}: expected ADDR:PORT"))?
+        .next()
+        .with_context(|| format!("the API address {api:?} names no address"))?;
+    let mut conn =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
+            format!("cannot reach the API at {host} (is `unplug proxy` running there?)")
+        })?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unplug\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)
+        .with_context(|| format!("reading the API's answer to {method} {path}"))?;
+    parse_response(&raw).with_context(|| format!("the API's answer to {method} {path}"))
+}
+
+fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Value)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP header")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    let v = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&body).unwrap_or(Value::String(body))
+    };
+    Ok((status, v))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The answer's JSON, or the API's error as ours.
+fn expect_ok(api: &str, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    let (status, v) = request(api, method, path, body)?;
+    if (200..300).contains(&status) {
+        return Ok(v);
+    }
+    let why = v["error"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string());
+    bail!("{method} {path}: {status} {why}")
+}
+
+/// The proxy a command acts on: the one named, or the only one there is.
+fn which_proxy(at: &ApiAt) -> anyhow::Result<String> {
+    if let Some(p) = &at.proxy {
+        return Ok(p.clone());
+    }
+    let all = expect_ok(&at.api, "GET", "/proxies", None)?;
+    let names: Vec<&String> = all
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    match names.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => bail!(
+            "the API at {} runs no proxy: start one with --listen and --upstream",
+            at.api
+        ),
+        many => bail!(
+            "the API at {} runs {} proxies ({}): say which with --proxy NAME",
+            at.api,
+            many.len(),
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn control(c: Control) -> anyhow::Result<ExitCode> {
+    match c {
+        Control::Cut { stream, at } => {
+            let p = which_proxy(&at)?;
+            let streams: &[&str] = match stream.as_str() {
+                "upstream" => &["upstream"],
+                "downstream" => &["downstream"],
+                _ => &["upstream", "downstream"],
+            };
+            for s in streams {
+                let body = json!({"name": format!("cut_{s}"), "type": "timeout", "stream": s,
+                    "toxicity": 1.0, "attributes": {"timeout": 0}});
+                expect_ok(
+                    &at.api,
+                    "POST",
+                    &format!("/proxies/{p}/toxics"),
+                    Some(&body),
+                )?;
+            }
+            println!("proxy {p}: cut ({}): nothing passes, the connections stay open; `unplug proxy heal` ends it", streams.join(" and "));
+        }
+        Control::Heal { at } => {
+            let p = which_proxy(&at)?;
+            let toxics = expect_ok(&at.api, "GET", &format!("/proxies/{p}/toxics"), None)?;
+            let names: Vec<String> = toxics
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t["name"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for n in &names {
+                expect_ok(&at.api, "DELETE", &format!("/proxies/{p}/toxics/{n}"), None)?;
+            }
+            expect_ok(
+                &at.api,
+                "POST",
+                &format!("/proxies/{p}"),
+                Some(&json!({"enabled": true})),
+            )?;
+            println!(
+                "proxy {p}: healed ({} toxics removed, enabled)",
+                names.len()
+            );
+        }
+        Control::Toxic(ToxicCommand::Add {
+            kind,
+            name,
+            stream,
+            toxicity,
+            attrs,
+            at,
+        }) => {
+            let p = which_proxy(&at)?;
+            let mut body = json!({"type": kind, "stream": stream, "toxicity": toxicity,
+                "attributes": attrs.into_iter().collect::<serde_json::Map<_, _>>()});
+            if let Some(n) = name {
+                body["name"] = Value::from(n);
+            }
+            let t = expect_ok(
+                &at.api,
+                "POST",
+                &format!("/proxies/{p}/toxics"),
+                Some(&body),
+            )?;
+            println!("proxy {p}: added {}", describe(&t));
+        }
+        Control::Toxic(ToxicCommand::Rm { name, at }) => {
+            let p = which_proxy(&at)?;
+            expect_ok(
+                &at.api,
+                "DELETE",
+                &format!("/proxies/{p}/toxics/{name}"),
+                None,
+            )?;
+            println!("proxy {p}: removed {name}");
+        }
+        Control::List { at, json } => {
+            let all = expect_ok(&at.api, "GET", "/proxies", None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = all
+                .as_object()
+                .into_iter()
+                .flat_map(|m| m.values())
+                .map(|p| {
+                    let toxics: Vec<String> = p["toxics"]
+                        .as_array()
+                        .map(|a| a.iter().map(describe).collect())
+                        .unwrap_or_default();
+                    vec![
+                        p["name"].as_str().unwrap_or("").to_string(),
+                        p["listen"].as_str().unwrap_or("").to_string(),
+                        p["upstream"].as_str().unwrap_or("").to_string(),
+                        if p["enabled"] == Value::Bool(true) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .to_string(),
+                        if toxics.is_empty() {
+                            "-".to_string()
+                        } else {
+                            toxics.join("; ")
+                        },
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                crate::report::table::render_text(
+                    &["proxy", "listen", "upstream", "enabled", "toxics"],
+                    &rows
+                )
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `name (type stream, attributes)`.
+fn describe(t: &Value) -> String {
+    let attrs: Vec<String> = t["attributes"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        .unwrap_or_default();
+    format!(
+        "{} ({} {}{}{})",
+        t["name"].as_str().unwrap_or("?"),
+        t["type"].as_str().unwrap_or("?"),
+        t["stream"].as_str().unwrap_or("?"),
+        if attrs.is_empty() { "" } else { " " },
+        attrs.join(" ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_attribute_is_a_number_or_text() {
+        assert_eq!(
+            parse_attr("latency=200").unwrap(),
+            ("latency".into(), json!(200))
+        );
+        assert_eq!(
+            parse_attr("packets=PINGREQ,PUBACK").unwrap(),
+            ("packets".into(), json!("PINGREQ,PUBACK"))
+        );
+        assert!(parse_attr("latency").is_err());
+        assert!(parse_attr("=3").is_err());
+    }
+
+    #[test]
+    fn a_chunked_answer_is_read_whole() {
+        let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
+        assert_eq!(parse_response(raw).unwrap(), (200, json!({"a": 1})));
+    }
+}

@@ -1,0 +1,497 @@
+//! Toxiproxy's vocabulary (toxics, their attributes, its error shape) and what each toxic means
+//! in our fault model. Pure: JSON in, faults out, so every rule is tested without a socket.
+//!
+//! ```text
+//!  POST /proxies/P/toxics {"type","stream","toxicity","attributes"}
+//!      --Toxic::create--> Toxic (defaults filled in, attributes checked)
+//!      --Toxic::effect--> Effect { now: [(FaultKind, NewConnections)], later: (after, FaultKind) }
+//! ```
+//!
+//! toxiproxy's `upstream` stream is client -> server, which is our `Flow::Up` (willy -> broker);
+//! its default stream is `downstream`, its default name `TYPE_STREAM`, its default toxicity 1.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::scenario::{Direction, FaultKind, NewConnections};
+
+/// toxiproxy's error body, `{"error": "...", "status": N}`, sent with the same HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    pub error: String,
+    pub status: u16,
+}
+
+impl ApiError {
+    fn new(error: impl Into<String>, status: u16) -> ApiError {
+        ApiError {
+            error: error.into(),
+            status,
+        }
+    }
+    pub fn bad_body(why: impl std::fmt::Display) -> ApiError {
+        ApiError::new(format!("bad request body: {why}"), 400)
+    }
+    pub fn missing_field(field: &str) -> ApiError {
+        ApiError::new(format!("missing required field: {field}"), 400)
+    }
+    pub fn proxy_not_found() -> ApiError {
+        ApiError::new("proxy not found", 404)
+    }
+    pub fn proxy_exists() -> ApiError {
+        ApiError::new("proxy already exists", 409)
+    }
+    pub fn invalid_stream() -> ApiError {
+        ApiError::new(
+            "stream was invalid, can be either upstream or downstream",
+            400,
+        )
+    }
+    pub fn invalid_toxic_type() -> ApiError {
+        ApiError::new("invalid toxic type", 400)
+    }
+    pub fn toxic_exists() -> ApiError {
+        ApiError::new("toxic already exists", 409)
+    }
+    pub fn toxic_not_found() -> ApiError {
+        ApiError::new("toxic not found", 404)
+    }
+    /// Something toxiproxy does that unplug does not (yet): said as such, in its error shape.
+    pub fn not_covered(what: impl std::fmt::Display) -> ApiError {
+        ApiError::new(format!("not implemented by unplug: {what}"), 501)
+    }
+    /// What toxiproxy answers when the OS refuses (a listen address in use, say).
+    pub fn internal(why: impl std::fmt::Display) -> ApiError {
+        ApiError::new(why.to_string(), 500)
+    }
+}
+
+/// The toxic types unplug knows, with each one's attributes and their defaults. toxiproxy's
+/// first, then ours (MQTT-aware, or about new connections).
+pub const TYPES: &[(&str, &[(&str, i64)])] = &[
+    ("latency", &[("latency", 0), ("jitter", 0)]),
+    ("bandwidth", &[("rate", 0)]),
+    ("timeout", &[("timeout", 0)]),
+    ("reset_peer", &[("timeout", 0)]),
+    ("slow_close", &[("delay", 0)]),
+    (
+        "slicer",
+        &[("average_size", 0), ("size_variation", 0), ("delay", 0)],
+    ),
+    ("limit_data", &[("bytes", 0)]),
+    // Ours.
+    ("blackhole", &[]),
+    ("drop", &[]),
+    ("hang", &[]),
+    ("refuse", &[]),
+];
+
+/// toxiproxy's toxic types that unplug has no fault for yet: accepted by name, refused with 501.
+pub const NOT_COVERED: &[&str] = &["slow_close", "slicer", "limit_data"];
+
+/// The direction a toxic acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Client -> server (willy -> broker).
+    Upstream,
+    /// Server -> client.
+    Downstream,
+}
+
+impl Stream {
+    pub fn parse(s: &str) -> Result<Stream, ApiError> {
+        match s {
+            "upstream" => Ok(Stream::Upstream),
+            "downstream" => Ok(Stream::Downstream),
+            _ => Err(ApiError::invalid_stream()),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Upstream => "upstream",
+            Stream::Downstream => "downstream",
+        }
+    }
+    fn direction(self) -> Direction {
+        match self {
+            Stream::Upstream => Direction::Upstream,
+            Stream::Downstream => Direction::Downstream,
+        }
+    }
+}
+
+/// One toxic as the API shows it (toxiproxy's `ToxicWrapper`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Toxic {
+    pub attributes: Map<String, Value>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub stream: String,
+    /// Written as toxiproxy's Go writes its float32: `1`, not `1.0`.
+    #[serde(serialize_with = "as_go_number")]
+    pub toxicity: f32,
+}
+
+fn as_go_number<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    if x.fract() == 0.0 {
+        s.serialize_i64(*x as i64)
+    } else {
+        s.serialize_f64(f64::from(*x))
+    }
+}
+
+/// What a toxic does to the proxy.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Effect {
+    /// Faults in effect for as long as the toxic is there.
+    pub now: Vec<(FaultKind, NewConnections)>,
+    /// A fault that acts once on the open connections this long after the toxic came (a
+    /// `timeout` above 0 closes them, `reset_peer` resets them).
+    pub later: Option<(Duration, FaultKind)>,
+}
+
+fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(ApiError::bad_body(format!(
+            "expected a JSON object, got {other}"
+        ))),
+        Err(e) => Err(ApiError::bad_body(e)),
+    }
+}
+
+fn string_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(ApiError::bad_body(format!(
+            "{key} must be a string, not {other}"
+        ))),
+    }
+}
+
+fn toxicity_field(m: &Map<String, Value>) -> Result<Option<f32>, ApiError> {
+    match m.get("toxicity") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(t) if (0.0..=1.0).contains(&t) => Ok(Some(t as f32)),
+            _ => Err(ApiError::bad_body(format!(
+                "toxicity {n} is not between 0 and 1"
+            ))),
+        },
+        Some(other) => Err(ApiError::bad_body(format!(
+            "toxicity must be a number, not {other}"
+        ))),
+    }
+}
+
+impl Toxic {
+    /// A new toxic from a create request's body, with toxiproxy's defaults.
+    pub fn create(body: &[u8]) -> Result<Toxic, ApiError> {
+        let m = object(body)?;
+        let stream = string_field(&m, "stream")?.unwrap_or_else(|| "downstream".to_string());
+        Stream::parse(&stream)?;
+        let kind = string_field(&m, "type")?.unwrap_or_default();
+        let Some((_, defaults)) = TYPES.iter().find(|(t, _)| *t == kind) else {
+            return Err(ApiError::invalid_toxic_type());
+        };
+        let name = string_field(&m, "name")?
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{kind}_{stream}"));
+        let mut attributes: Map<String, Value> = defaults
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        let toxic = Toxic {
+            attributes: Map::new(),
+            name,
+            stream,
+            toxicity: toxicity_field(&m)?.unwrap_or(1.0),
+            kind,
+        };
+        merge_attributes(&mut attributes, m.get("attributes"))?;
+        let toxic = Toxic {
+            attributes,
+            ..toxic
+        };
+        toxic.effect()?;
+        Ok(toxic)
+    }
+
+    /// This toxic after an update request: the attributes given replace theirs, the rest stay
+    /// (toxiproxy's rule); so does the toxicity when none is given.
+    pub fn updated(&self, body: &[u8]) -> Result<Toxic, ApiError> {
+        let m = object(body)?;
+        let mut t = self.clone();
+        merge_attributes(&mut t.attributes, m.get("attributes"))?;
+        if let Some(x) = toxicity_field(&m)? {
+            t.toxicity = x;
+        }
+        t.effect()?;
+        Ok(t)
+    }
+
+    fn int(&self, key: &str) -> i64 {
+        self.attributes
+            .get(key)
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+    }
+
+    fn ms(&self, key: &str) -> Duration {
+        Duration::from_millis(self.int(key).max(0) as u64)
+    }
+
+    /// What the toxic does in our fault model; an error (toxiproxy's shape) when it cannot be
+    /// done.
+    pub fn effect(&self) -> Result<Effect, ApiError> {
+        let direction = Stream::parse(&self.stream)?.direction();
+        if NOT_COVERED.contains(&self.kind.as_str()) {
+            return Err(ApiError::not_covered(format!(
+                "the {} toxic (unplug has latency, bandwidth, timeout, reset_peer, and its own \
+                 blackhole, drop, hang, refuse)",
+                self.kind
+            )));
+        }
+        if self.toxicity > 0.0 && self.toxicity < 1.0 {
+            return Err(ApiError::not_covered(format!(
+                "toxicity {} (a toxic acts on every connection or none: 1 or 0)",
+                self.toxicity
+            )));
+        }
+        if self.toxicity == 0.0 {
+            return Ok(Effect::default());
+        }
+        let accept = |k: FaultKind| (k, NewConnections::Accept);
+        Ok(match self.kind.as_str() {
+            "latency" => Effect {
+                now: vec![accept(FaultKind::Latency {
+                    direction,
+                    delay: self.ms("latency"),
+                    jitter: self.ms("jitter"),
+                })],
+                later: None,
+            },
+            // toxiproxy's rate is KB/s; 0 lets everything through.
+            "bandwidth" => match self.int("rate") {
+                0 => Effect::default(),
+                kb => Effect {
+                    now: vec![accept(FaultKind::Bandwidth {
+                        direction,
+                        bytes_per_s: kb as u64 * 1000,
+                    })],
+                    later: None,
+                },
+            },
+            // Nothing passes; above 0, the connections are closed after that long.
+            "timeout" | "blackhole" => Effect {
+                now: vec![accept(FaultKind::Blackhole { direction })],
+                later: match self.int("timeout") {
+                    0 => None,
+                    _ => Some((self.ms("timeout"), FaultKind::Close)),
+                },
+            },
+            "reset_peer" => Effect {
+                now: vec![],
+                later: Some((self.ms("timeout"), FaultKind::Reset)),
+            },
+            "drop" => Effect {
+                now: vec![accept(FaultKind::Drop {
+                    direction,
+                    packets: self.packets()?,
+                })],
+                later: None,
+            },
+            "hang" => Effect {
+                now: vec![(FaultKind::Hang, NewConnections::Hang)],
+                later: None,
+            },
+            "refuse" => Effect {
+                now: vec![(FaultKind::Refuse, NewConnections::Refuse)],
+                later: None,
+            },
+            _ => return Err(ApiError::invalid_toxic_type()),
+        })
+    }
+
+    /// The MQTT packet types a `drop` toxic takes: `"packets": ["PINGREQ"]` or `"PINGREQ,PUBACK"`.
+    fn packets(&self) -> Result<Vec<u8>, ApiError> {
+        let names: Vec<String> = match self.attributes.get("packets") {
+            Some(Value::String(s)) => s.split(',').map(|p| p.trim().to_string()).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| ApiError::bad_body("packets must be names of MQTT packets"))?,
+            _ => {
+                return Err(ApiError::bad_body(
+                    "a drop toxic needs attributes.packets, e.g. [\"PINGREQ\"]",
+                ))
+            }
+        };
+        let known = || crate::mqtt::PacketKind::v311();
+        let mut types = Vec::new();
+        for n in names.iter().filter(|n| !n.is_empty()) {
+            match known().find(|k| k.as_str().eq_ignore_ascii_case(n)) {
+                Some(k) => types.push(k.type_code()),
+                None => {
+                    let all: Vec<&str> = known().map(|k| k.as_str()).collect();
+                    return Err(ApiError::bad_body(format!(
+                        "unknown MQTT packet type {n:?}: expected one of {}",
+                        all.join(", ")
+                    )));
+                }
+            }
+        }
+        if types.is_empty() {
+            return Err(ApiError::bad_body(
+                "a drop toxic needs attributes.packets, e.g. [\"PINGREQ\"]",
+            ));
+        }
+        Ok(types)
+    }
+}
+
+/// Put the given attributes over `into`: toxiproxy's are whole numbers, at least 0; ours
+/// (`packets`) are what their toxic says.
+fn merge_attributes(into: &mut Map<String, Value>, given: Option<&Value>) -> Result<(), ApiError> {
+    let given = match given {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(ApiError::bad_body(format!(
+                "attributes must be an object, not {other}"
+            )))
+        }
+    };
+    for (k, v) in given {
+        if k == "packets" {
+            into.insert(k.clone(), v.clone());
+            continue;
+        }
+        if !into.contains_key(k) {
+            // toxiproxy ignores keys its toxic does not have; so do we.
+            continue;
+        }
+        match v.as_i64() {
+            Some(n) if n >= 0 => {
+                into.insert(k.clone(), Value::from(n));
+            }
+            _ => {
+                return Err(ApiError::bad_body(format!(
+                    "attributes.{k} must be a whole number of at least 0, not {v}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(json: &str) -> Result<Toxic, ApiError> {
+        Toxic::create(json.as_bytes())
+    }
+
+    #[test]
+    fn a_toxic_gets_toxiproxys_defaults() {
+        let t = create(r#"{"type":"latency","attributes":{"latency":100}}"#).unwrap();
+        assert_eq!(t.name, "latency_downstream");
+        assert_eq!(t.stream, "downstream");
+        assert_eq!(t.toxicity, 1.0);
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"attributes":{"latency":100,"jitter":0},"name":"latency_downstream",
+                "type":"latency","stream":"downstream","toxicity":1})
+        );
+    }
+
+    #[test]
+    fn timeout_zero_is_the_blackhole_and_above_zero_closes_later() {
+        let t =
+            create(r#"{"type":"timeout","stream":"upstream","attributes":{"timeout":0}}"#).unwrap();
+        let e = t.effect().unwrap();
+        assert_eq!(
+            e.now,
+            vec![(
+                FaultKind::Blackhole {
+                    direction: Direction::Upstream
+                },
+                NewConnections::Accept
+            )]
+        );
+        assert_eq!(e.later, None);
+        let t = create(r#"{"type":"timeout","attributes":{"timeout":1500}}"#).unwrap();
+        assert_eq!(
+            t.effect().unwrap().later,
+            Some((Duration::from_millis(1500), FaultKind::Close))
+        );
+    }
+
+    #[test]
+    fn bandwidth_is_kilobytes_a_second() {
+        let t = create(r#"{"type":"bandwidth","attributes":{"rate":5}}"#).unwrap();
+        assert_eq!(
+            t.effect().unwrap().now[0].0,
+            FaultKind::Bandwidth {
+                direction: Direction::Downstream,
+                bytes_per_s: 5000
+            }
+        );
+    }
+
+    #[test]
+    fn drop_names_mqtt_packets() {
+        let t =
+            create(r#"{"type":"drop","stream":"upstream","attributes":{"packets":["pingreq"]}}"#)
+                .unwrap();
+        assert_eq!(
+            t.effect().unwrap().now[0].0,
+            FaultKind::Drop {
+                direction: Direction::Upstream,
+                packets: vec![12]
+            }
+        );
+        let e = create(r#"{"type":"drop","attributes":{"packets":"PINGREQ,NOPE"}}"#).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.error.contains("\"NOPE\""), "{e:?}");
+    }
+
+    #[test]
+    fn bad_input_gets_toxiproxys_errors() {
+        assert_eq!(
+            create(r#"{"type":"nope"}"#).unwrap_err(),
+            ApiError::invalid_toxic_type()
+        );
+        assert_eq!(
+            create(r#"{"type":"latency","stream":"sideways"}"#).unwrap_err(),
+            ApiError::invalid_stream()
+        );
+        assert_eq!(create("{").unwrap_err().status, 400);
+        let e = create(r#"{"type":"latency","attributes":{"latency":-5}}"#).unwrap_err();
+        assert!(e.error.starts_with("bad request body: "), "{e:?}");
+        assert_eq!(create(r#"{"type":"slicer"}"#).unwrap_err().status, 501);
+        assert_eq!(
+            create(r#"{"type":"latency","toxicity":0.5}"#)
+                .unwrap_err()
+                .status,
+            501
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_what_it_does_not_give() {
+        let t = create(r#"{"type":"latency","attributes":{"latency":100,"jitter":5}}"#).unwrap();
+        let u = t.updated(br#"{"attributes":{"latency":200}}"#).unwrap();
+        assert_eq!(u.attributes["latency"], 200);
+        assert_eq!(u.attributes["jitter"], 5);
+        assert_eq!(u.toxicity, 1.0);
+        let off = t.updated(br#"{"toxicity":0}"#).unwrap();
+        assert_eq!(off.effect().unwrap(), Effect::default());
+    }
+}

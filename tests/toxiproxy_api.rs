@@ -1,0 +1,863 @@
+//! `unplug proxy` driven through toxiproxy's HTTP API by toxiproxy's own Node client
+//! (toxiproxy-node-client 4.1.0 from npm, unchanged; scripts/third-party-brokers.sh installs it
+//! and tests/toxiproxy/drive.js speaks to it a JSON line at a time), with a real MQTT client
+//! (rumqttc, with a will) through the proxy to a real broker (rumqttd, in this test's process).
+//!
+//! Without the client library installed the tests that need it say SKIPPED loudly and pass;
+//! with CI=true they fail.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+
+use common::*;
+use unplug::toxi::control::request;
+
+/// Where scripts/third-party-brokers.sh put toxiproxy-node-client, or None (SKIPPED).
+fn node_client(test: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(
+        std::env::var("UNPLUG_THIRD_PARTY").unwrap_or("/opt/unplug-third-party".into()),
+    )
+    .join("toxiproxy/node_modules");
+    if dir.join("toxiproxy-node-client").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{test}: {} missing, and CI=true (run scripts/third-party-brokers.sh)",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "\n*** SKIPPED {test}: toxiproxy-node-client missing in {} (run scripts/third-party-brokers.sh) ***\n",
+        dir.display()
+    );
+    None
+}
+
+/// A running `unplug proxy`: its stdout lines as they come; SIGKILLed on drop if still there.
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line so far, for messages.
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        let mut child = Command::new(BIN)
+            .arg("proxy")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("unplug proxy starts");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { return };
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Served {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line starting with `prefix` within 10 s.
+    fn line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no line starting {prefix:?}; got:\n{}",
+            self.seen.join("\n")
+        )
+    }
+
+    /// The API's ADDR:PORT from the line the server prints.
+    fn api(&mut self) -> String {
+        let l = self.line("api: ");
+        l.rsplit("http://").next().unwrap().to_string()
+    }
+
+    /// SIGINT, then its exit code (within 10 s).
+    fn interrupt(&mut self) -> i32 {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // What it printed after the signal, for the tests' messages.
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "unplug proxy did not stop on SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// toxiproxy-node-client behind tests/toxiproxy/drive.js.
+struct Client {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<String>,
+}
+
+impl Client {
+    fn start(modules: &Path, api: &str) -> Client {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/toxiproxy/drive.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(format!("http://{api}"))
+            .env("NODE_PATH", modules)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+        Client {
+            child,
+            stdin,
+            answers,
+        }
+    }
+
+    /// One command; the library's result, or its error message.
+    fn call(&mut self, command: Value) -> Result<Value, String> {
+        writeln!(self.stdin, "{command}").unwrap();
+        let line = self
+            .answers
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no answer to {command}"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        match v.get("error") {
+            Some(e) => Err(e.as_str().unwrap_or("").to_string()),
+            None => Ok(v["ok"].clone()),
+        }
+    }
+
+    fn ok(&mut self, command: Value) -> Value {
+        let c = command.clone();
+        self.call(command)
+            .unwrap_or_else(|e| panic!("{c}: the client library failed: {e}"))
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// rumqttd, in this process: started once (it has no shutdown API), shared by the tests that
+/// run in one process (`cargo test`; nextest gives each test a process of its own).
+fn broker() -> std::net::SocketAddr {
+    static TCP: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+    *TCP.get_or_init(|| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let b = rt
+            .block_on(unplug::broker::start(
+                &unplug::broker::BrokerChoice::Builtin,
+                &unplug::event::Journal::in_memory(),
+            ))
+            .unwrap();
+        b.endpoints.tcp
+    })
+}
+
+/// The journal's records, parsed.
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn has(records: &[Value], event: &str) -> bool {
+    records.iter().any(|r| r["event"] == event)
+}
+
+#[test]
+fn a_toxiproxy_client_cuts_a_real_client_with_a_timeout_toxic_and_the_will_arrives() {
+    let test = "a_toxiproxy_client_cuts_a_real_client";
+    let Some(modules) = node_client(test) else {
+        return;
+    };
+    let out = out_dir("toxiproxy-life");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let broker_tcp = broker();
+    let upstream = broker_tcp.to_string();
+
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+
+    let version = client.ok(json!({"op": "version"}));
+    assert!(version.as_str().unwrap().contains("unplug"), "{version}");
+    let made = client.ok(json!({"op": "create", "body":
+        {"name": "willy", "listen": "127.0.0.1:0", "upstream": upstream}}));
+    assert_eq!(made["name"], "willy");
+    assert_eq!(made["enabled"], true);
+    let listen: std::net::SocketAddr = made["listen"].as_str().unwrap().parse().unwrap();
+    assert_ne!(listen.port(), 0, "the real port is reported: {made}");
+
+    // monit straight to the broker, willy (keepalive 2 s, with a will) through the proxy.
+    let will_topic = "unplug/will/willy";
+    let (will_tx, will_rx) = mpsc::channel::<Instant>();
+    let (sub_tx, sub_rx) = mpsc::channel::<()>();
+    let (conn_tx, conn_rx) = mpsc::channel::<()>();
+    rt.spawn(async move {
+        let mut o = MqttOptions::new("monit", broker_tcp.ip().to_string(), broker_tcp.port());
+        o.set_keep_alive(Duration::from_secs(5));
+        let (c, mut ev) = AsyncClient::new(o, 10);
+        c.subscribe(will_topic, QoS::AtLeastOnce).await.unwrap();
+        for _ in 0..10_000 {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    let _ = sub_tx.send(());
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) if p.topic == will_topic => {
+                    let _ = will_tx.send(Instant::now());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        drop(c);
+    });
+    sub_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("monit subscribed");
+    rt.spawn(async move {
+        let mut o = MqttOptions::new("willy", listen.ip().to_string(), listen.port());
+        o.set_keep_alive(Duration::from_secs(2));
+        o.set_last_will(LastWill::new(
+            will_topic,
+            "willy is gone",
+            QoS::AtLeastOnce,
+            false,
+        ));
+        let (c, mut ev) = AsyncClient::new(o, 10);
+        for _ in 0..10_000 {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    let _ = conn_tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        drop(c);
+    });
+    conn_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("willy connected through the proxy");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The cable is pulled: toxiproxy's timeout toxic at 0 on willy's stream.
+    let cut = Instant::now();
+    let toxic = client.ok(json!({"op": "addToxic", "proxy": "willy", "body":
+        {"name": "cable", "type": "timeout", "stream": "upstream", "toxicity": 1.0,
+         "attributes": {"timeout": 0}}}));
+    assert_eq!(
+        toxic,
+        json!({"attributes": {"timeout": 0}, "name": "cable", "stream": "upstream",
+               "toxicity": 1, "type": "timeout"})
+    );
+    assert!(will_rx.try_recv().is_err(), "no will before the cut");
+    let will_at = will_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the broker dropped willy and published its will");
+    // rumqttd drops at 1.5 x keepalive (3 s) after willy's last packet, which was at most one
+    // keepalive (2 s) before the cut: from 1 s to 3 s after it, plus 500 ms of scheduling.
+    let after = will_at - cut;
+    assert!(
+        after >= Duration::from_millis(1000) && after <= Duration::from_millis(3500),
+        "the will came {after:?} after the cut"
+    );
+
+    assert_eq!(
+        client.ok(json!({"op": "getToxic", "proxy": "willy", "name": "cable"}))["type"],
+        "timeout"
+    );
+    client.ok(json!({"op": "removeToxic", "proxy": "willy", "name": "cable"}));
+    assert_eq!(
+        client.call(json!({"op": "getToxic", "proxy": "willy", "name": "cable"})),
+        Err("Request failed with status code 404".to_string())
+    );
+    client.ok(json!({"op": "remove", "proxy": "willy"}));
+    assert_eq!(client.ok(json!({"op": "all"})), json!({}));
+
+    assert_eq!(served.interrupt(), 0, "{}", served.seen.join("\n"));
+    let recs = records(&out.join("willy.events.jsonl"));
+    let connect = recs
+        .iter()
+        .find(|r| r["event"] == "packet" && r["kind"] == "CONNECT")
+        .unwrap_or_else(|| panic!("the tap saw willy's CONNECT: {recs:#?}"));
+    assert_eq!(connect["conn"], 1, "{connect}");
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "fault_applied" && r["fault"] == "blackhole upstream"));
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "fault_healed" && r["fault"] == "blackhole upstream"));
+    assert!(has(&recs, "connection_closed"));
+    // Judged from the journal alone: the will topic and keepalive from the CONNECT the tap
+    // saw, the will from the proxy's monit; rumqttd's profile (it drops at 1.5 x keepalive).
+    let journal = out.join("willy.events.jsonl");
+    let o = unplug(&["judge", journal.to_str().unwrap(), "--profile", "rumqttd"]);
+    let verdict = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{verdict}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for check in ["will ", "keepalive-drop ", "will-timing "] {
+        assert!(
+            verdict
+                .lines()
+                .any(|l| l.trim_start().starts_with("pass") && l.contains(check)),
+            "{check}: {verdict}"
+        );
+    }
+    assert!(
+        !verdict.contains("client-detect"),
+        "willy's own reports are not in a proxy's journal: {verdict}"
+    );
+    // When the proxy stopped it judged and drew the same.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("willy.summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        summary["checks"].as_array().unwrap().len(),
+        verdict.lines().filter(|l| l.starts_with("  ")).count()
+    );
+    assert!(std::fs::read_to_string(out.join("willy.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+    // The terminal had a line per packet too.
+    assert!(
+        served.seen.iter().any(|l| l.contains("CONNECT")),
+        "{}",
+        served.seen.join("\n")
+    );
+}
+
+#[test]
+fn the_library_manages_proxies_and_toxics_as_toxiproxy_does() {
+    let Some(modules) = node_client("the_library_manages_proxies_and_toxics") else {
+        return;
+    };
+    let out = out_dir("toxiproxy-manage");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+    let up = "127.0.0.1:9";
+    let made = client.ok(json!({"op": "populate", "body": [
+        {"name": "a", "listen": "127.0.0.1:0", "upstream": up},
+        {"name": "b", "listen": "127.0.0.1:0", "upstream": up, "enabled": false}]}));
+    assert_eq!(made, json!(["a", "b"]));
+    let all = client.ok(json!({"op": "all"}));
+    assert_eq!(all["a"]["enabled"], true);
+    assert_eq!(all["b"]["enabled"], false);
+    assert_eq!(
+        client.ok(json!({"op": "update", "proxy": "b", "body": {"enabled": true}}))["enabled"],
+        true
+    );
+    let lat = client.ok(json!({"op": "addToxic", "proxy": "a", "body":
+        {"type": "latency", "attributes": {"latency": 50}}}));
+    assert_eq!(lat["name"], "latency_downstream");
+    assert_eq!(lat["attributes"], json!({"latency": 50, "jitter": 0}));
+    let lat = client.ok(
+        json!({"op": "updateToxic", "proxy": "a", "name": "latency_downstream",
+        "body": {"attributes": {"jitter": 10}}}),
+    );
+    assert_eq!(lat["attributes"], json!({"latency": 50, "jitter": 10}));
+    // Ours beside toxiproxy's: drop PINGREQ on willy's stream.
+    let drop = client.ok(json!({"op": "addToxic", "proxy": "a", "body":
+        {"type": "drop", "stream": "upstream", "attributes": {"packets": ["PINGREQ"]}}}));
+    assert_eq!(drop["name"], "drop_upstream");
+    // Listed upstream first, as toxiproxy's chains are.
+    let (status, list) = request(&api, "GET", "/proxies/a/toxics", None).unwrap();
+    assert_eq!(status, 200);
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["drop_upstream", "latency_downstream"]);
+    assert_eq!(
+        client.call(json!({"op": "addToxic", "proxy": "a", "body": {"type": "slicer"}})),
+        Err("Request failed with status code 501".to_string())
+    );
+    client.ok(json!({"op": "reset"}));
+    let (_, list) = request(&api, "GET", "/proxies/a/toxics", None).unwrap();
+    assert_eq!(list, json!([]));
+    client.ok(json!({"op": "remove", "proxy": "a"}));
+    client.ok(json!({"op": "remove", "proxy": "b"}));
+    assert_eq!(client.ok(json!({"op": "all"})), json!({}));
+    assert_eq!(served.interrupt(), 0);
+}
+
+/// The API answers bad requests with toxiproxy's `{"error", "status"}` and its status codes.
+#[test]
+fn errors_have_toxiproxys_shape_and_status_codes() {
+    let out = out_dir("toxiproxy-errors");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        request(&api, method, path, body.as_ref()).unwrap()
+    };
+    let err = |status: u16, error: &str| (status, json!({"error": error, "status": status}));
+
+    assert_eq!(
+        call("GET", "/proxies/nope", None),
+        err(404, "proxy not found")
+    );
+    // A web page cannot reach it through a browser, as toxiproxy's cannot.
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    s.write_all(
+        b"GET /proxies HTTP/1.1\r\nHost: x\r\nUser-Agent: Mozilla/5.0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert_eq!(
+        call("POST", "/proxies", Some(json!({"upstream": "127.0.0.1:9"}))),
+        err(400, "missing required field: name")
+    );
+    assert_eq!(
+        call("POST", "/proxies", Some(json!({"name": "x"}))),
+        err(400, "missing required field: upstream")
+    );
+    let (status, body) = call("POST", "/proxies", Some(json!("not an object")));
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad request body: "),
+        "{body}"
+    );
+    let (status, made) = call(
+        "POST",
+        "/proxies",
+        Some(json!({"name": "x", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"})),
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["toxics"], json!([]));
+    assert_eq!(
+        call(
+            "POST",
+            "/proxies",
+            Some(json!({"name": "x", "upstream": "127.0.0.1:9"}))
+        ),
+        err(409, "proxy already exists")
+    );
+    // Listening where something already listens (the API itself): the OS's refusal, 500.
+    let (status, body) = call(
+        "POST",
+        "/proxies",
+        Some(json!({"name": "y", "listen": api, "upstream": "127.0.0.1:9"})),
+    );
+    assert_eq!(
+        (status, body["status"].clone()),
+        (500, json!(500)),
+        "{body}"
+    );
+    let toxics = "/proxies/x/toxics";
+    assert_eq!(
+        call("POST", toxics, Some(json!({"type": "nope"}))),
+        err(400, "invalid toxic type")
+    );
+    assert_eq!(
+        call(
+            "POST",
+            toxics,
+            Some(json!({"type": "latency", "stream": "sideways"}))
+        ),
+        err(
+            400,
+            "stream was invalid, can be either upstream or downstream"
+        )
+    );
+    let (status, body) = call(
+        "POST",
+        toxics,
+        Some(json!({"type": "latency", "attributes": {"latency": "slow"}})),
+    );
+    assert_eq!(
+        (status, body["status"].clone()),
+        (400, json!(400)),
+        "{body}"
+    );
+    assert_eq!(call("POST", toxics, Some(json!({"type": "hang"}))).0, 200);
+    assert_eq!(
+        call("POST", toxics, Some(json!({"type": "hang"}))),
+        err(409, "toxic already exists")
+    );
+    assert_eq!(
+        call("GET", "/proxies/x/toxics/nope", None),
+        err(404, "toxic not found")
+    );
+    assert_eq!(
+        call("DELETE", "/proxies/x/toxics/nope", None),
+        err(404, "toxic not found")
+    );
+    let (status, body) = call("POST", toxics, Some(json!({"type": "limit_data"})));
+    assert_eq!(
+        (status, body["status"].clone()),
+        (501, json!(501)),
+        "{body}"
+    );
+    assert_eq!(
+        call("DELETE", "/proxies/x/toxics/hang_downstream", None),
+        (204, Value::Null)
+    );
+    assert_eq!(call("POST", "/reset", None), (204, Value::Null));
+    assert_eq!(call("DELETE", "/proxies/x", None), (204, Value::Null));
+    assert_eq!(
+        call("DELETE", "/proxies/x", None),
+        err(404, "proxy not found")
+    );
+    assert_eq!(served.interrupt(), 0);
+}
+
+/// Ctrl-C while a client is connected through the proxy: the connection is closed, the journal
+/// ends with it, and the process exits 0.
+#[test]
+fn ctrl_c_with_a_connection_open_completes_the_journal_and_exits_0() {
+    let out = out_dir("toxiproxy-ctrl-c");
+    let upstream = broker().to_string();
+    let mut served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--name",
+        "dev",
+        "--no-api",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let line = served.line("proxy dev: listening on ");
+    let listen = line["proxy dev: listening on ".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // CONNECT, 3.1.1, client id "dev", keepalive 30 s.
+    s.write_all(b"\x10\x0f\x00\x04MQTT\x04\x02\x00\x1e\x00\x03dev")
+        .unwrap();
+    let mut connack = [0u8; 4];
+    std::io::Read::read_exact(&mut s, &mut connack).unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+
+    assert_eq!(served.interrupt(), 0, "{}", served.seen.join("\n"));
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut rest);
+    assert!(
+        rest.is_empty(),
+        "the proxy closed the connection (FIN), sent nothing more"
+    );
+    let recs = records(&out.join("dev.events.jsonl"));
+    let closed = recs
+        .iter()
+        .position(|r| r["event"] == "connection_closed")
+        .expect("the connection's close is in the journal");
+    let last = recs.last().unwrap();
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m == "proxy dev stopped"),
+        "the journal ends with the stop: {last}"
+    );
+    assert!(closed < recs.len() - 1);
+    let log = std::fs::read_to_string(out.join("dev.log")).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        recs.len(),
+        "the log has a line per record"
+    );
+}
+
+#[test]
+fn the_command_line_cuts_heals_and_lists_through_the_api() {
+    let out = out_dir("toxiproxy-cli");
+    let mut served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--name",
+        "dev",
+        "--api",
+        "127.0.0.1:0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let api = served.api();
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["proxy"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--api", &api]);
+        let o = unplug(&all);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, _) = ctl(&["cut"]);
+    assert_eq!(code, 0, "{stdout}");
+    let (_, list) = request(&api, "GET", "/proxies/dev/toxics", None).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["type"] == "timeout" && t["attributes"]["timeout"] == 0));
+    let (code, stdout, _) = ctl(&[
+        "toxic",
+        "add",
+        "drop",
+        "-a",
+        "packets=PINGREQ",
+        "--stream",
+        "upstream",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = ctl(&["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("drop_upstream (drop upstream packets=\"PINGREQ\")"),
+        "{stdout}"
+    );
+    let (code, _, _) = ctl(&["toxic", "rm", "drop_upstream"]);
+    assert_eq!(code, 0);
+    let (code, stdout, _) = ctl(&["heal"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("2 toxics removed"), "{stdout}");
+    let (_, list) = request(&api, "GET", "/proxies/dev/toxics", None).unwrap();
+    assert_eq!(list, json!([]));
+
+    // The API's refusal, in its words, exit 2.
+    let (code, _, stderr) = ctl(&["toxic", "add", "slicer"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("501 not implemented by unplug: the slicer toxic"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = ctl(&["toxic", "rm", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("404 toxic not found"), "{stderr}");
+    assert_eq!(served.interrupt(), 0);
+
+    // No API there at all.
+    let o = unplug(&["proxy", "list", "--api", &api]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot reach the API"));
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_exit_2() {
+    for (args, says) in [
+        (
+            vec![
+                "proxy",
+                "--listen",
+                "nonsense",
+                "--upstream",
+                "127.0.0.1:9",
+                "--no-api",
+            ],
+            "listen \"nonsense\"",
+        ),
+        (
+            vec![
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:9",
+                "--name",
+                "../x",
+                "--no-api",
+            ],
+            "proxy name \"../x\"",
+        ),
+        (vec!["proxy", "--no-api"], "nothing to serve"),
+        (vec!["proxy", "--listen", "127.0.0.1:0"], "--upstream"),
+        (
+            vec!["proxy", "toxic", "add", "latency", "-a", "latency"],
+            "expected KEY=VALUE",
+        ),
+    ] {
+        let o = unplug(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let o = unplug(&["proxy", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("unplug proxy --listen 127.0.0.1:1884"),
+        "{help}"
+    );
+}
+
+/// A client through `proxy`'s listen address, CONNECTed (3.1.1, keepalive 30 s) to rumqttd.
+fn connected(listen: &str, id: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(listen).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut connect = vec![0x10, (12 + id.len()) as u8, 0, 4];
+    connect.extend_from_slice(b"MQTT\x04\x02\x00\x1e");
+    connect.extend_from_slice(&[0, id.len() as u8]);
+    connect.extend_from_slice(id.as_bytes());
+    s.write_all(&connect).unwrap();
+    let mut connack = [0u8; 4];
+    std::io::Read::read_exact(&mut s, &mut connack).unwrap();
+    assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    s
+}
+
+/// toxiproxy's `reset_peer` resets the connection after its timeout; its `timeout` above 0
+/// swallows the bytes, then closes the connection after its timeout. Each connection has its
+/// own timer, from when the toxic met it.
+#[test]
+fn reset_peer_and_a_timeout_above_zero_end_the_connection_after_their_time() {
+    let out = out_dir("toxiproxy-timers");
+    let upstream = broker().to_string();
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    for (name, toxic, ends) in [
+        (
+            "rst",
+            json!({"type": "reset_peer", "attributes": {"timeout": 300}}),
+            "reset",
+        ),
+        (
+            "fin",
+            json!({"type": "timeout", "attributes": {"timeout": 300}}),
+            "eof",
+        ),
+    ] {
+        let (status, made) = request(
+            &api,
+            "POST",
+            "/proxies",
+            Some(&json!({"name": name, "listen": "127.0.0.1:0", "upstream": upstream})),
+        )
+        .unwrap();
+        assert_eq!(status, 201, "{made}");
+        let mut s = connected(made["listen"].as_str().unwrap(), name);
+        let added = Instant::now();
+        let (status, t) = request(
+            &api,
+            "POST",
+            &format!("/proxies/{name}/toxics"),
+            Some(&toxic),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{t}");
+        let mut buf = [0u8; 16];
+        let got = std::io::Read::read(&mut s, &mut buf);
+        let after = added.elapsed();
+        match (ends, &got) {
+            ("reset", Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            ("eof", Ok(0)) => {}
+            _ => panic!("{name}: expected {ends}, got {got:?}"),
+        }
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+            "{name}: ended {after:?} after the toxic"
+        );
+        // A connection opened while the toxic is there gets its own timer, as in toxiproxy.
+        let mut later = std::net::TcpStream::connect(made["listen"].as_str().unwrap()).unwrap();
+        later
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let opened = Instant::now();
+        let got = std::io::Read::read(&mut later, &mut buf);
+        let after = opened.elapsed();
+        match (ends, &got) {
+            ("reset", Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+            ("eof", Ok(0)) => {}
+            _ => panic!("{name}, a later connection: expected {ends}, got {got:?}"),
+        }
+        assert!(
+            after >= Duration::from_millis(300) && after < Duration::from_millis(1500),
+            "{name}: a later connection ended {after:?} after it opened"
+        );
+        assert_eq!(
+            request(&api, "DELETE", &format!("/proxies/{name}"), None)
+                .unwrap()
+                .0,
+            204
+        );
+        let recs = records(&out.join(format!("{name}.events.jsonl")));
+        let cut = recs
+            .iter()
+            .find(|r| r["event"] == "connection_cut")
+            .unwrap_or_else(|| panic!("{name}: {recs:#?}"));
+        assert_eq!(
+            cut["fault"],
+            if ends == "reset" { "reset" } else { "close" }
+        );
+    }
+    assert_eq!(served.interrupt(), 0);
+}
