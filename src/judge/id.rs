@@ -40,6 +40,9 @@ pub enum CheckId {
     NoClientError,
     AttemptsRefused,
     AttemptsHang,
+    IdleTimeoutCut,
+    WillAfterIdleCut,
+    NoIdleTimeoutCut,
 }
 
 /// Every check without data, with its name.
@@ -75,6 +78,9 @@ const NAMES: &[(CheckId, &str)] = &[
     (CheckId::NoClientError, "no-client-error"),
     (CheckId::AttemptsRefused, "attempts-refused"),
     (CheckId::AttemptsHang, "attempts-hang"),
+    (CheckId::IdleTimeoutCut, "idle-timeout-cut"),
+    (CheckId::WillAfterIdleCut, "will-after-idle-cut"),
+    (CheckId::NoIdleTimeoutCut, "no-idle-timeout-cut"),
 ];
 
 const WILL_ON_DISCONNECT: &str = "will-on-disconnect";

@@ -16,6 +16,7 @@
 
 pub mod facts;
 pub mod id;
+pub mod layers;
 pub mod spec;
 pub mod timing;
 

@@ -123,6 +123,24 @@ pub fn connect_timeout_window(connect_timeout: Duration) -> (f64, f64) {
     (ct - EARLY_MS, ct + CLIENT_LATE_MS)
 }
 
+/// How late the proxy's idle timeout may close a silent connection: it reads the byte counters
+/// every 20 ms (`proxy::idle::TICK`), so the close comes up to one tick after the timeout, plus
+/// the scheduler (the same 100 ms a client timer gets).
+pub const IDLE_LATE_MS: f64 = 20.0 + CLIENT_LATE_MS;
+
+/// When an intermediary's idle timeout closes a connection, after its last byte.
+pub fn idle_cut_window(idle: Duration) -> (f64, f64) {
+    let ms = idle.as_secs_f64() * 1000.0;
+    (ms - EARLY_MS, ms + IDLE_LATE_MS)
+}
+
+/// Does an idle timeout close a connection whose client pings every `keepalive` (rumqttc: a
+/// PINGREQ every keepalive, whatever else it sent; the PINGRESP follows within ms)? Only when
+/// the timeout is shorter than that gap.
+pub fn idle_timeout_cuts(idle: Duration, keepalive: Duration) -> bool {
+    idle < keepalive
+}
+
 /// Does a fault healed after `heal_after` end before the broker may drop willy (so the broker
 /// still hears it in time)?
 pub fn healed_before_bound(heal_after: Duration, keepalive: Duration) -> bool {

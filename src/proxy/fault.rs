@@ -62,6 +62,23 @@ pub struct NetState {
     pub refuse_new: bool,
     /// New connections are accepted and held without an answer.
     pub hold_new: bool,
+    /// An intermediary's idle timeout: open connections silent this long are closed.
+    pub idle: Option<IdleCut>,
+}
+
+/// An idle timeout in effect: after how long a silent connection is closed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleCut {
+    pub after: Duration,
+    /// RST both sides (SO_LINGER 0) instead of a FIN.
+    pub reset: bool,
+}
+
+impl IdleCut {
+    /// Is a connection silent since `last_byte` due to be closed at `now`?
+    pub fn due(&self, last_byte: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(last_byte) >= self.after
+    }
 }
 
 /// What a link does with a piece it has read.
@@ -117,6 +134,17 @@ impl NetState {
                 each(direction.up(), direction.down(), &|f| {
                     f.drop_packets |= mask
                 })
+            }
+            // Two idle timeouts: the shorter one closes first.
+            FaultKind::IdleTimeout { idle, reset } => {
+                let cut = IdleCut {
+                    after: *idle,
+                    reset: *reset,
+                };
+                self.idle = Some(
+                    self.idle
+                        .map_or(cut, |c| if c.after <= cut.after { c } else { cut }),
+                );
             }
             // Acts once on open connections (the proxy does that), or not on the network at all.
             FaultKind::Reset
@@ -378,6 +406,24 @@ mod tests {
     fn state(kind: FaultKind) -> NetState {
         let n = kind.default_new_connections();
         NetState::default().with(&kind, n)
+    }
+
+    #[test]
+    fn the_shorter_of_two_idle_timeouts_closes_and_only_after_its_whole_silence() {
+        let idle = |ms, reset| FaultKind::IdleTimeout {
+            idle: Duration::from_millis(ms),
+            reset,
+        };
+        let a = idle(3000, false);
+        let b = idle(2000, true);
+        let s = NetState::of([(&a, NewConnections::Accept), (&b, NewConnections::Accept)]);
+        let cut = s.idle.unwrap();
+        assert_eq!(cut.after, Duration::from_millis(2000));
+        assert!(cut.reset);
+        assert_eq!(s.verdict(Flow::Up), Verdict::Pass, "bytes still flow");
+        let t0 = Instant::now();
+        assert!(!cut.due(t0, t0 + Duration::from_millis(1999)));
+        assert!(cut.due(t0, t0 + Duration::from_millis(2000)));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! Each fault heals on its own: the state is recomputed from the faults still in effect.
 
 pub mod fault;
+pub mod idle;
 pub mod link;
 pub mod wiretap;
 
@@ -96,6 +97,11 @@ enum Cut {
     Reset,
     /// shutdown(write) both ways: both sides get a FIN, and no MQTT DISCONNECT.
     Close,
+    /// An idle timeout ran out (idle.rs): a FIN or RST as it says, after this much silence.
+    Idle {
+        reset: bool,
+        silent: std::time::Duration,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -404,10 +410,39 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         tokio::select! {
             _ = both => None,
             Some(cut) = cut_rx.recv() => Some(cut),
+            (reset, silent) = idle::watch(&stats, shared.net.subscribe()) => Some(Cut::Idle { reset, silent }),
         }
     };
     if let Some(cut) = cut {
         let how = match cut {
+            Cut::Idle { reset, silent } => {
+                // Recorded at the moment it closes (a FIN's drain may take a while): the
+                // checks measure the silence up to here.
+                let how = format!(
+                    "no bytes either way for {} ms: {} to willy and to the broker",
+                    silent.as_millis(),
+                    if reset { "RST" } else { "FIN" }
+                );
+                let event = Event::ConnectionCut {
+                    conn: id,
+                    fault: idle::FAULT_NAME.to_string(),
+                    how,
+                };
+                recorder.tell(id, event, waits).await;
+                if reset {
+                    for s in [&client, &broker] {
+                        let _ =
+                            socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+                    }
+                    drop(client);
+                    drop(broker);
+                } else {
+                    let message =
+                        format!("conn {id}: {}", close_both(client, broker, &stats).await);
+                    recorder.tell(id, Event::Note { message }, waits).await;
+                }
+                String::new()
+            }
             Cut::Reset => {
                 for s in [&client, &broker] {
                     let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
@@ -421,13 +456,17 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         let fault = match cut {
             Cut::Reset => "reset",
             Cut::Close => "close",
+            // Recorded above, at the moment it closed.
+            Cut::Idle { .. } => "",
         };
-        let event = Event::ConnectionCut {
-            conn: id,
-            fault: fault.to_string(),
-            how,
-        };
-        recorder.tell(id, event, waits).await;
+        if !fault.is_empty() {
+            let event = Event::ConnectionCut {
+                conn: id,
+                fault: fault.to_string(),
+                how,
+            };
+            recorder.tell(id, event, waits).await;
+        }
     }
 
     lock(&shared.conns).remove(&id);

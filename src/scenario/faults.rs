@@ -15,7 +15,7 @@ pub(super) fn fault_kind(
     transport: Transport,
 ) -> Result<FaultKind, ScenarioError> {
     const KINDS: &str =
-        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze";
+        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze, idle-timeout";
     let name = f.kind.get_ref().as_str();
     let direction = |v: &Validator<'_>| -> Result<Direction, ScenarioError> {
         match &f.direction {
@@ -33,6 +33,7 @@ pub(super) fn fault_kind(
         "bandwidth" => &["direction", "bytes_per_s"],
         "drop" => &["direction", "packets"],
         "crash" => &["restart"],
+        "idle-timeout" => &["idle_ms", "close"],
         "reset" | "close" | "refuse" | "hang" | "freeze" => &[],
         other => {
             return v.err(
@@ -42,13 +43,15 @@ pub(super) fn fault_kind(
             )
         }
     };
-    let given: [(&str, Option<std::ops::Range<usize>>); 6] = [
+    let given: [(&str, Option<std::ops::Range<usize>>); 8] = [
         ("direction", f.direction.as_ref().map(|x| x.span())),
         ("delay_ms", f.delay_ms.as_ref().map(|x| x.span())),
         ("jitter_ms", f.jitter_ms.as_ref().map(|x| x.span())),
         ("bytes_per_s", f.bytes_per_s.as_ref().map(|x| x.span())),
         ("packets", f.packets.as_ref().map(|x| x.span())),
         ("restart", f.restart.as_ref().map(|x| x.span())),
+        ("idle_ms", f.idle_ms.as_ref().map(|x| x.span())),
+        ("close", f.close.as_ref().map(|x| x.span())),
     ];
     for (key, span) in given {
         if let Some(span) = span {
@@ -152,6 +155,33 @@ pub(super) fn fault_kind(
             FaultKind::Drop {
                 direction: direction(v)?,
                 packets,
+            }
+        }
+        "idle-timeout" => {
+            let Some(idle) = &f.idle_ms else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.idle_ms",
+                    "an idle-timeout fault needs `idle_ms` (100 to 3600000)".to_string(),
+                );
+            };
+            let reset = match &f.close {
+                Some(c) => match c.get_ref().as_str() {
+                    "fin" => false,
+                    "rst" => true,
+                    other => {
+                        return v.err(
+                            c.span(),
+                            "faults.close",
+                            format!("unknown close {other:?}: expected one of fin, rst"),
+                        )
+                    }
+                },
+                None => false,
+            };
+            FaultKind::IdleTimeout {
+                idle: ms(idle, "faults.idle_ms", 100)?,
+                reset,
             }
         }
         "refuse" => FaultKind::Refuse,

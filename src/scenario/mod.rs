@@ -153,6 +153,9 @@ pub enum FaultKind {
     Crash { restart: bool },
     /// willy's process is stopped (SIGSTOP) until the fault heals (SIGCONT).
     Freeze,
+    /// An intermediary's idle timeout, as a load balancer has one: a connection that carried no
+    /// bytes either way for `idle` is closed on both sides (FIN, or RST when `reset`).
+    IdleTimeout { idle: Duration, reset: bool },
 }
 
 impl FaultKind {
@@ -184,6 +187,11 @@ impl FaultKind {
             FaultKind::Hang => "hang".to_string(),
             FaultKind::Crash { .. } => "crash".to_string(),
             FaultKind::Freeze => "freeze".to_string(),
+            FaultKind::IdleTimeout { idle, reset } => format!(
+                "idle-timeout {} ms {}",
+                idle.as_millis(),
+                if *reset { "rst" } else { "fin" }
+            ),
         }
     }
 

@@ -96,6 +96,10 @@ pub(super) struct RawFault {
     pub(super) bytes_per_s: Option<Spanned<i64>>,
     pub(super) packets: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) restart: Option<Spanned<bool>>,
+    /// idle-timeout: the silence after which the intermediary closes the connection.
+    pub(super) idle_ms: Option<Spanned<i64>>,
+    /// idle-timeout: how it closes it, "fin" or "rst".
+    pub(super) close: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -8,11 +8,13 @@
 //!     delivery.rs  delivery-qos, queued-delivery, dup-on-resend, no-qos-upgrade, ...
 //!     session.rs   a flaky monit's session, a twin's takeover
 //!     faults.rs    fault-applied, will-prompt, no-broker-drop, client-detect, attempts-*
+//!     layers.rs    idle-timeout-cut, will-after-idle-cut, no-idle-timeout-cut
 //! ```
 
 pub mod delivery;
 pub mod faults;
 pub mod keepalive;
+pub mod layers;
 pub mod session;
 pub mod will;
 
@@ -111,5 +113,6 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
         checks.extend(session::flaky_monit_checks(s, m, f));
     }
     checks.extend(faults::fault_checks(s, f));
+    checks.extend(layers::layer_checks(s, f));
     checks
 }

@@ -1,0 +1,99 @@
+//! Facts about the layers below and beside MQTT's keepalive: an intermediary's idle timeout
+//! (the proxy acting as a load balancer), and what each layer did first.
+//!
+//! ```text
+//!  records --LayerFacts::collect--> LayerFacts { idle cut: when, on which connection, the
+//!                                    last packet either way and willy's last before it,
+//!                                    the will and willy's error after it }
+//! ```
+//!
+//! No I/O and no clock, like the rest of the judge.
+
+use serde::Serialize;
+
+use crate::event::{Actor, Event, Record, Side};
+use crate::proxy::idle::FAULT_NAME;
+use crate::scenario::Scenario;
+
+/// The first close by an intermediary's idle timeout, and the moments around it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IdleCutSeen {
+    /// When the proxy closed the connection (ms since the run's start).
+    pub ms: f64,
+    pub conn: u64,
+    /// What both sides got, as the proxy recorded it.
+    pub how: String,
+    /// The last MQTT packet either way on that connection before the close.
+    pub last_packet_ms: Option<f64>,
+    /// willy's last packet on it (what the broker's keepalive is measured from).
+    pub last_client_packet_ms: Option<f64>,
+    pub last_client_packet_kind: Option<String>,
+    /// The will at monit after the close.
+    pub will_ms: Option<f64>,
+    /// willy's client reporting the loss after the close.
+    pub client_detect_ms: Option<f64>,
+}
+
+/// What the layers did, beyond the first cut's facts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LayerFacts {
+    pub idle_cut: Option<IdleCutSeen>,
+}
+
+impl LayerFacts {
+    pub fn collect(s: &Scenario, records: &[Record]) -> LayerFacts {
+        LayerFacts {
+            idle_cut: idle_cut(s, records),
+        }
+    }
+}
+
+fn idle_cut(s: &Scenario, records: &[Record]) -> Option<IdleCutSeen> {
+    let (ms, conn, how) = records.iter().find_map(|r| match &r.event {
+        Event::ConnectionCut { conn, fault, how } if fault == FAULT_NAME => {
+            Some((r.ms, *conn, how.clone()))
+        }
+        _ => None,
+    })?;
+    let mut seen = IdleCutSeen {
+        ms,
+        conn,
+        how,
+        ..IdleCutSeen::default()
+    };
+    for r in records.iter().filter(|r| r.ms <= ms) {
+        if let Event::Packet {
+            conn: c,
+            from,
+            dropped: false,
+            kind,
+            ..
+        } = &r.event
+        {
+            if *c == conn {
+                seen.last_packet_ms = Some(r.ms);
+                if *from == Side::Client {
+                    seen.last_client_packet_ms = Some(r.ms);
+                    seen.last_client_packet_kind = Some(kind.clone());
+                }
+            }
+        }
+    }
+    for r in records.iter().filter(|r| r.ms >= ms) {
+        match (r.actor, &r.event) {
+            (Actor::Monit, Event::MessageReceived { topic, payload, .. })
+                if seen.will_ms.is_none()
+                    && s.will
+                        .as_ref()
+                        .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
+            {
+                seen.will_ms = Some(r.ms)
+            }
+            (Actor::Willy, Event::ConnectionFailed { .. }) if seen.client_detect_ms.is_none() => {
+                seen.client_detect_ms = Some(r.ms)
+            }
+            _ => {}
+        }
+    }
+    Some(seen)
+}

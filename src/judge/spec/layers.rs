@@ -1,0 +1,99 @@
+//! Checks of the layers beside MQTT's keepalive: an intermediary's idle timeout.
+//!
+//! ```text
+//!  idle timeout < keepalive: idle-timeout-cut (the box closes a client that never missed a
+//!                            ping), will-after-idle-cut [MQTT-3.1.2-8]
+//!  idle timeout >= keepalive: no-idle-timeout-cut (willy's PINGREQs keep the box's timer fed)
+//! ```
+
+use super::{finding, ms, Finding};
+use crate::judge::facts::Facts;
+use crate::judge::id::CheckId;
+use crate::judge::timing::{self, PROMPT_MS};
+use crate::scenario::{FaultKind, Scenario};
+
+/// The idle timeout's checks, when the scenario has one.
+pub(crate) fn layer_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
+    let mut checks = Vec::new();
+    let Some(idle) = s.faults.iter().find_map(|x| match x.kind {
+        FaultKind::IdleTimeout { idle, .. } => Some(idle),
+        _ => None,
+    }) else {
+        return checks;
+    };
+    let ka = s.keepalive;
+    let secs = |ms: f64| format!("{:.2} s", ms / 1000.0);
+    let cut = f.layers.idle_cut.as_ref();
+    if !timing::idle_timeout_cuts(idle, ka) {
+        checks.push(finding(
+            CheckId::NoIdleTimeoutCut,
+            None,
+            cut.is_none(),
+            format!(
+                "willy's PINGREQ every {} s keeps bytes crossing within the {} idle timeout: the intermediary never closes the connection",
+                ka.as_secs(),
+                secs(idle.as_secs_f64() * 1000.0)
+            ),
+            match cut {
+                Some(c) => format!("closed at {:.0} ms ({})", c.ms, c.how),
+                None => "never closed by the idle timeout".into(),
+            },
+        ));
+        return checks;
+    }
+    let (lo, hi) = timing::idle_cut_window(idle);
+    let bound = timing::keepalive_bound_ms(ka);
+    let silent = cut.and_then(|c| Some(c.ms - c.last_packet_ms?));
+    let client_silent = cut.and_then(|c| Some(c.ms - c.last_client_packet_ms?));
+    // Cut on time, and willy had not broken its keepalive: its own silence was under 1.5 x
+    // keepalive when the box closed it.
+    let holds = silent.is_some_and(|d| d >= lo && d <= hi)
+        && client_silent.is_some_and(|d| d < bound - timing::EARLY_MS);
+    checks.push(finding(
+        CheckId::IdleTimeoutCut,
+        None,
+        holds,
+        format!(
+            "the intermediary closes willy's connection {lo:.0}..{hi:.0} ms after its last byte (idle timeout {}), although willy never broke its keepalive ({} s: silent < {} = {})",
+            secs(idle.as_secs_f64() * 1000.0),
+            ka.as_secs(),
+            timing::BOUND_WORDS,
+            secs(bound)
+        ),
+        match cut {
+            Some(c) => format!(
+                "closed at {:.0} ms, {} after the last packet either way; willy's last packet ({}) {} before: {}",
+                c.ms,
+                silent.map_or("?".into(), secs),
+                c.last_client_packet_kind.as_deref().unwrap_or("none"),
+                client_silent.map_or("?".into(), secs),
+                c.how
+            ),
+            None => "the intermediary never closed it".into(),
+        },
+    ));
+    if s.will.is_some() && s.expect.will {
+        let d = cut.and_then(|c| Some(c.will_ms? - c.ms));
+        checks.push(finding(
+            CheckId::WillAfterIdleCut,
+            Some("MQTT-3.1.2-8"),
+            d.is_some_and(|d| (0.0..=PROMPT_MS).contains(&d)),
+            format!(
+                "the broker sees the close without DISCONNECT and publishes the will within {PROMPT_MS:.0} ms, though willy never misbehaved"
+            ),
+            match (cut, d) {
+                (Some(c), Some(d)) => format!(
+                    "will {d:.0} ms after the close, {} after willy's last packet ({} is {}); willy's client noticed {}",
+                    client_silent.map_or("?".into(), |x| secs(x + d)),
+                    timing::BOUND_WORDS,
+                    secs(bound),
+                    c.client_detect_ms
+                        .map_or("never".into(), |t| format!("{:.0} ms after the close", t - c.ms))
+                ),
+                (Some(c), None) => format!("no will after the close at {}", ms(Some(c.ms))),
+                (None, _) => "no close, no will".into(),
+            },
+        ));
+    }
+    checks
+}
