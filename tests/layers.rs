@@ -102,3 +102,81 @@ fn an_idle_timeout_without_idle_ms_or_with_an_unknown_close_is_refused_with_exit
         assert!(err.contains(says), "{fault}: {err}");
     }
 }
+
+/// MQTT 5 Server Keep Alive: willy asks for 15 s, the broker is configured with
+/// max_keepalive 10 (mosquitto 2.0's least). The bounds: willy's first PINGREQ one keepalive
+/// after the CONNACK (-50/+100 ms, `timing::first_ping_window`), the drop at 1.5 x the
+/// keepalive that binds, late by the broker's profile only.
+fn server_keepalive_binds(broker: &str, connack_says: Option<u64>, binds_s: f64) {
+    let s = run_on("layers", "v5-server-keepalive", broker);
+    assert_eq!(status(&s, "server-keepalive"), "pass", "{s:#}");
+    assert_eq!(status(&s, "keepalive-drop"), "pass");
+    let actual = check(&s, "server-keepalive")["actual"].as_str().unwrap();
+    match connack_says {
+        Some(k) => assert!(
+            actual.contains(&format!("Server Keep Alive {k} s")),
+            "{actual}"
+        ),
+        None => assert!(
+            actual.contains("no Server Keep Alive") && actual.contains("cannot set max_keepalive"),
+            "{actual}"
+        ),
+    }
+    let expected = check(&s, "keepalive-drop")["expected"].as_str().unwrap();
+    assert!(
+        expected.contains(&format!("1.5 x {binds_s} s")),
+        "judged against the keepalive that binds: {expected}"
+    );
+}
+
+#[test]
+fn mosquitto_with_max_keepalive_sends_server_keep_alive_and_willy_and_the_judge_use_it() {
+    if mosquitto_or_skip("v5-server-keepalive on mosquitto").is_some() {
+        server_keepalive_binds("mosquitto", Some(10), 10.0);
+    }
+}
+
+#[test]
+fn rumqttd_has_no_max_keepalive_so_the_clients_keepalive_binds_and_its_profile_says_why() {
+    server_keepalive_binds("builtin", None, 15.0);
+}
+
+#[test]
+fn max_keepalive_is_refused_on_3_1_1_and_below_mosquittos_least_with_exit_2() {
+    let dir = out_dir("layers-bad-max-keepalive");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/v5-server-keepalive.toml"
+    ))
+    .unwrap();
+    let v311 = dir.join("v311.toml");
+    std::fs::write(
+        &v311,
+        text.replace("protocol = \"5\"", "protocol = \"3.1.1\""),
+    )
+    .unwrap();
+    let o = unplug(&["scenario", v311.to_str().unwrap(), "--quiet"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("broker.max_keepalive_s"), "{err}");
+    if mosquitto_or_skip("max_keepalive below 10 on mosquitto").is_some() {
+        let low = dir.join("low.toml");
+        std::fs::write(
+            &low,
+            text.replace("max_keepalive_s = 10", "max_keepalive_s = 2"),
+        )
+        .unwrap();
+        let o = unplug(&[
+            "scenario",
+            low.to_str().unwrap(),
+            "--quiet",
+            "--broker",
+            "mosquitto",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("accepts max_keepalive 10 to 65535"), "{err}");
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! It keeps rumqttc's keepalive rule so v4 and v5 runs are judged alike: a PINGREQ every
 //! keepalive from the CONNACK, whatever else was sent, and "ping timeout" when the next one is
-//! due while the last PINGRESP has not come.
+//! due while the last PINGRESP has not come. The keepalive is the one willy sent, or the
+//! Server Keep Alive the CONNACK carries, which replaces it [MQTT-3.1.2-21].
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Session {
 pub struct Connack {
     pub session_present: bool,
     pub code: u8,
+    /// The Server Keep Alive it carried: the session pings by it from then on.
+    pub server_keepalive_s: Option<u16>,
 }
 
 impl Session {
@@ -101,9 +104,11 @@ impl Session {
                     Fields::Connack {
                         session_present,
                         code,
+                        server_keepalive_s,
                     } => Some(Connack {
                         session_present,
                         code,
+                        server_keepalive_s,
                     }),
                     _ => None,
                 },
@@ -118,6 +123,14 @@ impl Session {
                 crate::broker::access::REFUSED,
                 crate::broker::access::v5_code_refusal(connack.code)
             ));
+        }
+        // [MQTT-3.1.2-21]: a Server Keep Alive in the CONNACK replaces the value willy sent.
+        // 0 switches the mechanism off [MQTT-3.1.2-22 for the client's 0]: no pings at all.
+        if let Some(k) = connack.server_keepalive_s {
+            s.keepalive = match k {
+                0 => Duration::from_secs(365 * 86_400),
+                k => Duration::from_secs(u64::from(k)),
+            };
         }
         s.next_ping = Instant::now() + s.keepalive;
         Ok((s, connack))

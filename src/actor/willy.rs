@@ -250,6 +250,13 @@ impl Willy {
         self.record(Event::Connected {
             session_present: connack.session_present,
         });
+        if let Some(k) = connack.server_keepalive_s {
+            self.record(Event::Note {
+                message: format!(
+                    "the CONNACK carries Server Keep Alive {k} s (willy sent {ka} s): pinging by {k} s [MQTT-3.1.2-21]"
+                ),
+            });
+        }
         (self.hook)(cycle, Trigger::Connected);
 
         let publish =

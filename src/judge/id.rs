@@ -43,6 +43,7 @@ pub enum CheckId {
     IdleTimeoutCut,
     WillAfterIdleCut,
     NoIdleTimeoutCut,
+    ServerKeepalive,
 }
 
 /// Every check without data, with its name.
@@ -81,6 +82,7 @@ const NAMES: &[(CheckId, &str)] = &[
     (CheckId::IdleTimeoutCut, "idle-timeout-cut"),
     (CheckId::WillAfterIdleCut, "will-after-idle-cut"),
     (CheckId::NoIdleTimeoutCut, "no-idle-timeout-cut"),
+    (CheckId::ServerKeepalive, "server-keepalive"),
 ];
 
 const WILL_ON_DISCONNECT: &str = "will-on-disconnect";

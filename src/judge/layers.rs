@@ -38,14 +38,67 @@ pub struct IdleCutSeen {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LayerFacts {
     pub idle_cut: Option<IdleCutSeen>,
+    /// The Server Keep Alive of the CONNACK of the connection the cut met (or of the last one,
+    /// with no cut), as the wire tap read it.
+    pub server_keepalive_s: Option<u16>,
+    /// From that CONNACK to willy's first PINGREQ after it (forwarded or swallowed): the
+    /// keepalive willy really uses.
+    pub first_ping_after_ms: Option<f64>,
 }
 
 impl LayerFacts {
     pub fn collect(s: &Scenario, records: &[Record]) -> LayerFacts {
+        let (server_keepalive_s, first_ping_after_ms) = server_keepalive(records);
         LayerFacts {
             idle_cut: idle_cut(s, records),
+            server_keepalive_s,
+            first_ping_after_ms,
         }
     }
+}
+
+/// The CONNACK before the first fault (or the last one) and willy's first PINGREQ after it.
+fn server_keepalive(records: &[Record]) -> (Option<u16>, Option<f64>) {
+    let cut = records
+        .iter()
+        .find(|r| matches!(r.event, Event::FaultApplied { .. }))
+        .map_or(f64::INFINITY, |r| r.ms);
+    let Some((i, conn, ka)) = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.ms <= cut)
+        .filter_map(|(i, r)| match &r.event {
+            Event::Packet {
+                conn,
+                from: Side::Broker,
+                kind,
+                fields,
+                ..
+            } if kind == "CONNACK" => Some((
+                i,
+                *conn,
+                fields
+                    .get("server_keepalive_s")
+                    .and_then(|k| k.as_u64())
+                    .map(|k| k as u16),
+            )),
+            _ => None,
+        })
+        .last()
+    else {
+        return (None, None);
+    };
+    let at = records[i].ms;
+    let ping = records[i..].iter().find_map(|r| match &r.event {
+        Event::Packet {
+            conn: c,
+            from: Side::Client,
+            kind,
+            ..
+        } if *c == conn && kind == "PINGREQ" => Some(r.ms - at),
+        _ => None,
+    });
+    (ka, ping)
 }
 
 fn idle_cut(s: &Scenario, records: &[Record]) -> Option<IdleCutSeen> {

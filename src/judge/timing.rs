@@ -123,6 +123,24 @@ pub fn connect_timeout_window(connect_timeout: Duration) -> (f64, f64) {
     (ct - EARLY_MS, ct + CLIENT_LATE_MS)
 }
 
+/// The keepalive that binds both sides: a Server Keep Alive in the CONNACK replaces the one
+/// the client sent [MQTT-3.1.2-21, MQTT-3.2.2-21]; without one, the client's [MQTT-3.2.2-22].
+/// (0 from the server switches keepalive off; it is kept as the client's here, since a run
+/// with no keepalive has no bound to judge.)
+pub fn effective_keepalive(client: Duration, server_s: Option<u16>) -> Duration {
+    match server_s {
+        Some(k) if k > 0 => Duration::from_secs(u64::from(k)),
+        _ => client,
+    }
+}
+
+/// When willy's first PINGREQ after the CONNACK is due: one keepalive, early by the proxy's
+/// stamps only, late by the client's timer ([`CLIENT_LATE_MS`]).
+pub fn first_ping_window(keepalive: Duration) -> (f64, f64) {
+    let ka = keepalive.as_secs_f64() * 1000.0;
+    (ka - EARLY_MS, ka + CLIENT_LATE_MS)
+}
+
 /// How late the proxy's idle timeout may close a silent connection: it reads the byte counters
 /// every 20 ms (`proxy::idle::TICK`), so the close comes up to one tick after the timeout, plus
 /// the scheduler (the same 100 ms a client timer gets).

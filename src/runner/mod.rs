@@ -215,7 +215,7 @@ async fn drive(
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
     let journal = journal.clone();
-    let mut broker = broker::start(&opts.broker, &journal).await?;
+    let mut broker = broker::start_with(&opts.broker, &journal, &s.broker).await?;
     let upstream = match s.transport {
         Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
         // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.

@@ -342,6 +342,15 @@ pub struct V5Disconnect {
     pub form: crate::mqtt::DisconnectForm,
 }
 
+/// `[broker]`: what the runner configures in a broker it starts. A broker that has no such
+/// setting says so in its profile (`Profile::cannot`), and runs as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub struct BrokerSettings {
+    /// The most keepalive the broker allows: mosquitto's `max_keepalive`, answered to an MQTT 5
+    /// client that asks for more with a Server Keep Alive in the CONNACK [MQTT-3.2.2-21].
+    pub max_keepalive_s: Option<u16>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Expect {
     /// The will must reach monit (true) or must never arrive (false).
@@ -394,6 +403,9 @@ pub struct Scenario {
     /// A second client takes willy's client id over while willy is cut off.
     #[serde(default)]
     pub takeover: Option<Takeover>,
+    /// Settings for a broker the runner starts (`[broker]`).
+    #[serde(default)]
+    pub broker: BrokerSettings,
     pub faults: Vec<Fault>,
     pub expect: Expect,
     /// How long after the cut the run keeps watching for a drop or a will later than the

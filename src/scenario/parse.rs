@@ -60,6 +60,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let faults = faults(&v, &raw.faults, transport, cycles)?;
     let takeover = takeover(&v, &raw.takeover, &faults)?;
     let monit = monit(&v, &raw.monit, &faults)?;
+    let broker = broker_settings(&v, &raw.broker)?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -101,10 +102,25 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         subscribe,
         clean_session,
         takeover,
+        broker,
         faults,
         expect,
         observe: None,
     })
+}
+
+/// `[broker]`: `max_keepalive_s` (MQTT 5: mosquitto answers a 3.1.1 client that asks for more
+/// with a refusal, not a Server Keep Alive).
+fn broker_settings(
+    v: &Validator,
+    b: &Option<super::raw::RawBroker>,
+) -> Result<crate::scenario::BrokerSettings, ScenarioError> {
+    let mut out = crate::scenario::BrokerSettings::default();
+    if let Some(x) = b.as_ref().and_then(|b| b.max_keepalive_s.as_ref()) {
+        v.v5_only(x.span(), "broker.max_keepalive_s")?;
+        out.max_keepalive_s = Some(v.int_in(x, "broker.max_keepalive_s", 1, 65535)? as u16);
+    }
+    Ok(out)
 }
 
 /// `protocol`: "3.1.1" (or "4", the default) or "5".

@@ -33,9 +33,17 @@ pub(super) struct RawScenario {
     pub(super) subscribe: Option<RawSubscribe>,
     pub(super) takeover: Option<RawTakeover>,
     pub(super) monit: Option<RawMonit>,
+    pub(super) broker: Option<RawBroker>,
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+}
+
+/// `[broker]`: settings the runner writes into a broker it starts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBroker {
+    pub(super) max_keepalive_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

@@ -7,13 +7,71 @@
 //! ```
 
 use super::{finding, ms, Finding};
+use crate::broker::profile::Profile;
 use crate::judge::facts::Facts;
 use crate::judge::id::CheckId;
 use crate::judge::timing::{self, PROMPT_MS};
 use crate::scenario::{FaultKind, Scenario};
 
+/// The keepalive the checks measure against when it is not the scenario's: the Server Keep
+/// Alive of willy's CONNACK.
+pub(crate) fn effective_keepalive(s: &Scenario, f: &Facts) -> Option<std::time::Duration> {
+    let k = timing::effective_keepalive(s.keepalive, f.layers.server_keepalive_s);
+    (k != s.keepalive).then_some(k)
+}
+
+/// [MQTT-3.1.2-21]: willy uses the Server Keep Alive the CONNACK carries, else its own; run
+/// when the scenario asks the broker for a maximum or the CONNACK carried one. `s` already has
+/// the keepalive that binds.
+pub(crate) fn server_keepalive_check(s: &Scenario, p: &Profile, f: &Facts) -> Option<Finding> {
+    let server = f.layers.server_keepalive_s;
+    if s.broker.max_keepalive_s.is_none() && server.is_none() {
+        return None;
+    }
+    let (lo, hi) = timing::first_ping_window(s.keepalive);
+    let first = f.layers.first_ping_after_ms;
+    let bound = timing::keepalive_bound_ms(s.keepalive);
+    let expected = match server {
+        Some(k) => format!(
+            "the CONNACK's Server Keep Alive {k} s replaces the keepalive willy sent: its first PINGREQ {lo:.0}..{hi:.0} ms after the CONNACK, and the broker's close judged against {} = {:.1} s [MQTT-3.2.2-21]",
+            timing::BOUND_WORDS,
+            bound / 1000.0
+        ),
+        None => format!(
+            "with no Server Keep Alive in the CONNACK both sides keep willy's {} s [MQTT-3.2.2-22]: its first PINGREQ {lo:.0}..{hi:.0} ms after the CONNACK, the close judged against {} = {:.1} s",
+            s.keepalive.as_secs(),
+            timing::BOUND_WORDS,
+            bound / 1000.0
+        ),
+    };
+    let why_not = match (
+        server,
+        p.cannot.iter().find(|c| c.setting == "max_keepalive"),
+    ) {
+        (None, Some(c)) => format!(
+            "; {} cannot set max_keepalive: {} ({})",
+            p.broker, c.reason, c.evidence
+        ),
+        _ => String::new(),
+    };
+    let actual = format!(
+        "CONNACK: {}; first PINGREQ {}{why_not}",
+        server.map_or("no Server Keep Alive".into(), |k| format!(
+            "Server Keep Alive {k} s"
+        )),
+        first.map_or("never".into(), |d| format!("{d:.0} ms after it")),
+    );
+    Some(finding(
+        CheckId::ServerKeepalive,
+        Some("MQTT-3.1.2-21"),
+        first.is_some_and(|d| d >= lo && d <= hi),
+        expected,
+        actual,
+    ))
+}
+
 /// The idle timeout's checks, when the scenario has one.
-pub(crate) fn layer_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
+pub(crate) fn layer_checks(s: &Scenario, _p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut checks = Vec::new();
     let Some(idle) = s.faults.iter().find_map(|x| match x.kind {
         FaultKind::IdleTimeout { idle, .. } => Some(idle),
