@@ -44,6 +44,8 @@ pub enum CheckId {
     WillAfterIdleCut,
     NoIdleTimeoutCut,
     ServerKeepalive,
+    WsPingsNotKeepalive,
+    WsPongTimeout,
 }
 
 /// Every check without data, with its name.
@@ -83,6 +85,8 @@ const NAMES: &[(CheckId, &str)] = &[
     (CheckId::WillAfterIdleCut, "will-after-idle-cut"),
     (CheckId::NoIdleTimeoutCut, "no-idle-timeout-cut"),
     (CheckId::ServerKeepalive, "server-keepalive"),
+    (CheckId::WsPingsNotKeepalive, "ws-pings-not-keepalive"),
+    (CheckId::WsPongTimeout, "ws-pong-timeout"),
 ];
 
 const WILL_ON_DISCONNECT: &str = "will-on-disconnect";

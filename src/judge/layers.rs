@@ -44,15 +44,64 @@ pub struct LayerFacts {
     /// From that CONNACK to willy's first PINGREQ after it (forwarded or swallowed): the
     /// keepalive willy really uses.
     pub first_ping_after_ms: Option<f64>,
+    /// WebSocket control frames on the connections the cut met, after the cut: willy's pings
+    /// that got through, and the pongs that reached willy (ms since the run's start).
+    pub ws_pings_after_cut: Vec<f64>,
+    pub ws_pongs_after_cut: Vec<f64>,
+    /// willy's client giving the connection up for a missing WebSocket pong, after the cut.
+    pub ws_pong_timeout_ms: Option<f64>,
 }
 
 impl LayerFacts {
     pub fn collect(s: &Scenario, records: &[Record]) -> LayerFacts {
         let (server_keepalive_s, first_ping_after_ms) = server_keepalive(records);
-        LayerFacts {
+        let mut f = LayerFacts {
             idle_cut: idle_cut(s, records),
             server_keepalive_s,
             first_ping_after_ms,
+            ..LayerFacts::default()
+        };
+        f.add_ws(records);
+        f
+    }
+
+    fn add_ws(&mut self, records: &[Record]) {
+        let Some((cut, conns)) = records.iter().find_map(|r| match &r.event {
+            Event::FaultApplied { last_upstream, .. } => Some((
+                r.ms,
+                last_upstream.iter().map(|c| c.conn).collect::<Vec<u64>>(),
+            )),
+            _ => None,
+        }) else {
+            return;
+        };
+        for r in records.iter().filter(|r| r.ms >= cut) {
+            match (r.actor, &r.event) {
+                (
+                    _,
+                    Event::WireFrame {
+                        conn,
+                        from,
+                        dropped: false,
+                        what,
+                    },
+                ) if conns.contains(conn) => match from {
+                    Side::Client if what.starts_with("ws ping") => {
+                        self.ws_pings_after_cut.push(r.ms)
+                    }
+                    Side::Broker if what.starts_with("ws pong") => {
+                        self.ws_pongs_after_cut.push(r.ms)
+                    }
+                    _ => {}
+                },
+                (Actor::Willy, Event::ConnectionFailed { error })
+                    if self.ws_pong_timeout_ms.is_none()
+                        && error.contains("WebSocket pong timeout") =>
+                {
+                    self.ws_pong_timeout_ms = Some(r.ms)
+                }
+                _ => {}
+            }
         }
     }
 }

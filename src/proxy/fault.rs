@@ -40,6 +40,8 @@ pub struct FlowState {
     pub bytes_per_s: Option<u64>,
     /// MQTT packet types (bit = type nibble) that vanish.
     pub drop_packets: u16,
+    /// WebSocket frame kinds (`wsgate::DATA`, `PING`, ...) that vanish, whole frames.
+    pub drop_ws: u8,
 }
 
 impl FlowState {
@@ -134,6 +136,9 @@ impl NetState {
                 each(direction.up(), direction.down(), &|f| {
                     f.drop_packets |= mask
                 })
+            }
+            FaultKind::WsDrop { direction, frames } => {
+                each(direction.up(), direction.down(), &|f| f.drop_ws |= *frames)
             }
             // Two idle timeouts: the shorter one closes first.
             FaultKind::IdleTimeout { idle, reset } => {
@@ -254,6 +259,8 @@ impl Pacer {
 #[derive(Debug, Clone, Default)]
 pub struct PacketGate {
     state: Framer,
+    /// Once the stream is not MQTT over TCP: where its WebSocket frames are (wsgate.rs).
+    ws: super::wsgate::WsFramer,
     /// Offset in the stream (to recognise its first byte).
     offset: u64,
     /// The packet under way is being dropped (decided at its first byte, kept to its last).
@@ -301,8 +308,10 @@ impl PacketGate {
             let start = i;
             match self.state {
                 Framer::Opaque => {
+                    // WebSocket, or bytes that make no sense: the frame gate splits out the
+                    // frames a fault takes (none: one piece).
+                    self.ws.pieces(f.drop_ws, chunk, start, out);
                     i = chunk.len();
-                    push_or_extend(out, start..i, 0, false, false);
                     continue;
                 }
                 Framer::Type => {

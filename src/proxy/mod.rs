@@ -21,6 +21,7 @@ pub mod fault;
 pub mod idle;
 pub mod link;
 pub mod wiretap;
+pub mod wsgate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -156,6 +156,9 @@ pub enum FaultKind {
     /// An intermediary's idle timeout, as a load balancer has one: a connection that carried no
     /// bytes either way for `idle` is closed on both sides (FIN, or RST when `reset`).
     IdleTimeout { idle: Duration, reset: bool },
+    /// WebSocket frames of these kinds (`proxy::wsgate` bits: data, ping, pong, close) vanish,
+    /// whole frames; the rest passes. `data` silences MQTT while WebSocket pings go on.
+    WsDrop { direction: Direction, frames: u8 },
 }
 
 impl FaultKind {
@@ -187,6 +190,14 @@ impl FaultKind {
             FaultKind::Hang => "hang".to_string(),
             FaultKind::Crash { .. } => "crash".to_string(),
             FaultKind::Freeze => "freeze".to_string(),
+            FaultKind::WsDrop { direction, frames } => {
+                let names: Vec<&str> = crate::proxy::wsgate::KINDS
+                    .iter()
+                    .filter(|(_, b)| frames & b != 0)
+                    .map(|(n, _)| *n)
+                    .collect();
+                format!("ws-drop {}{}", names.join(","), direction.suffix())
+            }
             FaultKind::IdleTimeout { idle, reset } => format!(
                 "idle-timeout {} ms {}",
                 idle.as_millis(),
@@ -203,6 +214,11 @@ impl FaultKind {
             FaultKind::Freeze => true,
             // A PINGREQ-only stream with its PINGREQs gone is as silent as a cut cable.
             FaultKind::Drop { direction, packets } => direction.up() && packets.contains(&12),
+            // MQTT rides in data frames: with them gone upstream the broker hears no MQTT,
+            // whatever WebSocket pings still reach it.
+            FaultKind::WsDrop { direction, frames } => {
+                direction.up() && frames & crate::proxy::wsgate::DATA != 0
+            }
             _ => false,
         }
     }
@@ -342,6 +358,32 @@ pub struct V5Disconnect {
     pub form: crate::mqtt::DisconnectForm,
 }
 
+/// `[willy]`: WebSocket pings from willy (seed 004), beside MQTT's keepalive. Only willy's own
+/// client can send them (MQTT 5, and 3.1.1 with v311wire.rs when a scenario asks for pings): rumqttc 0.25.1 wraps its WebSocket in ws_stream_tungstenite's
+/// `WsStream` (src/eventloop.rs, src/v5/eventloop.rs), a byte stream of binary messages with
+/// no way to send a control frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct WillySetup {
+    /// A WebSocket ping every this long.
+    pub ws_ping: Option<Duration>,
+    /// willy gives the connection up when a pong is not back within this.
+    pub ws_pong_timeout: Option<Duration>,
+    /// false: willy sends no PINGREQ (its MQTT keepalive is silent; only what else it sends,
+    /// WebSocket pings, crosses the network). Its own client only.
+    #[serde(default = "yes")]
+    pub mqtt_pings: bool,
+}
+
+impl Default for WillySetup {
+    fn default() -> Self {
+        WillySetup {
+            ws_ping: None,
+            ws_pong_timeout: None,
+            mqtt_pings: true,
+        }
+    }
+}
+
 /// `[broker]`: what the runner configures in a broker it starts. A broker that has no such
 /// setting says so in its profile (`Profile::cannot`), and runs as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -406,6 +448,9 @@ pub struct Scenario {
     /// Settings for a broker the runner starts (`[broker]`).
     #[serde(default)]
     pub broker: BrokerSettings,
+    /// willy's WebSocket pings (`[willy]`).
+    #[serde(default)]
+    pub willy: WillySetup,
     pub faults: Vec<Fault>,
     pub expect: Expect,
     /// How long after the cut the run keeps watching for a drop or a will later than the

@@ -61,6 +61,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let takeover = takeover(&v, &raw.takeover, &faults)?;
     let monit = monit(&v, &raw.monit, &faults)?;
     let broker = broker_settings(&v, &raw.broker)?;
+    let willy = willy_setup(&v, &raw.willy, transport)?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -103,10 +104,54 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         clean_session,
         takeover,
         broker,
+        willy,
         faults,
         expect,
         observe: None,
     })
+}
+
+/// `[willy]`: `ws_ping_ms`, `ws_pong_timeout_ms` (WebSocket and MQTT 5: willy's own client).
+fn willy_setup(
+    v: &Validator,
+    w: &Option<super::raw::RawWilly>,
+    transport: Transport,
+) -> Result<crate::scenario::WillySetup, ScenarioError> {
+    let mut out = crate::scenario::WillySetup::default();
+    let Some(w) = w else { return Ok(out) };
+    for x in [&w.ws_ping_ms, &w.ws_pong_timeout_ms].into_iter().flatten() {
+        if transport != Transport::Ws {
+            return v.err(
+                x.span(),
+                "willy",
+                "WebSocket pings need transport = \"ws\"".to_string(),
+            );
+        }
+    }
+    if let Some(x) = &w.ws_ping_ms {
+        out.ws_ping = Some(v.ms(x, "willy.ws_ping_ms", 10)?);
+    }
+    if let Some(x) = &w.ws_pong_timeout_ms {
+        if out.ws_ping.is_none() {
+            return v.err(
+                x.span(),
+                "willy.ws_pong_timeout_ms",
+                "a pong timeout needs `ws_ping_ms`: no pings, no pongs".to_string(),
+            );
+        }
+        out.ws_pong_timeout = Some(v.ms(x, "willy.ws_pong_timeout_ms", 10)?);
+    }
+    if let Some(x) = &w.mqtt_pings {
+        if !*x.get_ref() && out.ws_ping.is_none() {
+            return v.err(
+                x.span(),
+                "willy.mqtt_pings",
+                "mqtt_pings = false needs `ws_ping_ms`: it silences willy's own client, which only WebSocket pings bring".to_string(),
+            );
+        }
+        out.mqtt_pings = *x.get_ref();
+    }
+    Ok(out)
 }
 
 /// `[broker]`: `max_keepalive_s` (MQTT 5: mosquitto answers a 3.1.1 client that asks for more

@@ -34,9 +34,19 @@ pub(super) struct RawScenario {
     pub(super) takeover: Option<RawTakeover>,
     pub(super) monit: Option<RawMonit>,
     pub(super) broker: Option<RawBroker>,
+    pub(super) willy: Option<RawWilly>,
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+}
+
+/// `[willy]`: how willy keeps its connection besides MQTT's keepalive.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWilly {
+    pub(super) ws_ping_ms: Option<Spanned<i64>>,
+    pub(super) ws_pong_timeout_ms: Option<Spanned<i64>>,
+    pub(super) mqtt_pings: Option<Spanned<bool>>,
 }
 
 /// `[broker]`: settings the runner writes into a broker it starts.
@@ -108,6 +118,8 @@ pub(super) struct RawFault {
     pub(super) idle_ms: Option<Spanned<i64>>,
     /// idle-timeout: how it closes it, "fin" or "rst".
     pub(super) close: Option<Spanned<String>>,
+    /// ws-drop: the WebSocket frame kinds that vanish ("data", "ping", "pong", "close").
+    pub(super) frames: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

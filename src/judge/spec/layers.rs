@@ -70,9 +70,68 @@ pub(crate) fn server_keepalive_check(s: &Scenario, p: &Profile, f: &Facts) -> Op
     ))
 }
 
-/// The idle timeout's checks, when the scenario has one.
+/// The WebSocket layer's checks, when willy pings at it: pings are not MQTT control packets,
+/// so a broker that hears nothing else still closes willy at 1.5 x keepalive
+/// [MQTT-3.1.2-24] (keepalive-drop has the bound; this says what the WebSocket layer did
+/// meanwhile); and willy gives up when its pongs stop.
+fn ws_checks(s: &Scenario, f: &Facts, checks: &mut Vec<Finding>) {
+    let (Some(every), Some(cut), Some(cut_ms)) = (s.willy.ws_ping, s.cut(), f.cut_at_ms) else {
+        return;
+    };
+    let l = &f.layers;
+    if cut.kind.silences_client() {
+        let until = f.broker_drop_ms.unwrap_or(f64::INFINITY);
+        let pings = l.ws_pings_after_cut.iter().filter(|t| **t < until).count();
+        let pongs = l.ws_pongs_after_cut.iter().filter(|t| **t < until).count();
+        let last_ping = l.ws_pings_after_cut.iter().filter(|t| **t < until).last();
+        checks.push(finding(
+            CheckId::WsPingsNotKeepalive,
+            Some("MQTT-3.1.2-24"),
+            f.broker_drop_ms.is_some() && pings > 0,
+            format!(
+                "willy's WebSocket pings (every {} ms) keep crossing and are answered, yet the broker closes it on MQTT's keepalive alone: WebSocket pings are not MQTT control packets",
+                every.as_millis()
+            ),
+            match f.broker_drop_ms {
+                Some(d) => format!(
+                    "{pings} pings and {pongs} pongs crossed between the cut and the broker's close at {d:.0} ms ({} after willy's last MQTT packet); the last ping {} before the close",
+                    f.reference_ms().map_or("?".into(), |r| format!("{:.2} s", (d - r) / 1000.0)),
+                    last_ping.map_or("none".into(), |p| format!("{:.0} ms", d - p))
+                ),
+                None => format!("the broker never closed willy; {pings} pings and {pongs} pongs crossed after the cut"),
+            },
+        ));
+    }
+    if let Some(t) = s.willy.ws_pong_timeout {
+        // The first ping after the cut goes out within one interval; its pong is due `t` later.
+        let (lo, hi) = (
+            t.as_secs_f64() * 1000.0 - timing::EARLY_MS,
+            (t + every).as_secs_f64() * 1000.0 + timing::CLIENT_LATE_MS,
+        );
+        let pongs_stop = matches!(&cut.kind, FaultKind::WsDrop { direction, frames }
+            if direction.down() && frames & crate::proxy::wsgate::PONG != 0);
+        if pongs_stop {
+            let d = l.ws_pong_timeout_ms.map(|x| x - cut_ms);
+            checks.push(finding(
+                CheckId::WsPongTimeout,
+                None,
+                d.is_some_and(|d| d >= lo && d <= hi),
+                format!(
+                    "with its pongs swallowed, willy gives the connection up {lo:.0}..{hi:.0} ms after the cut (pong timeout {} ms, a ping every {} ms), before MQTT's keepalive ({} s) could tell it",
+                    t.as_millis(),
+                    every.as_millis(),
+                    s.keepalive.as_secs()
+                ),
+                d.map_or("never".into(), |d| format!("{d:.0} ms after the cut")),
+            ));
+        }
+    }
+}
+
+/// The idle timeout's checks, when the scenario has one; the WebSocket layer's.
 pub(crate) fn layer_checks(s: &Scenario, _p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut checks = Vec::new();
+    ws_checks(s, f, &mut checks);
     let Some(idle) = s.faults.iter().find_map(|x| match x.kind {
         FaultKind::IdleTimeout { idle, .. } => Some(idle),
         _ => None,

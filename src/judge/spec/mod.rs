@@ -8,7 +8,8 @@
 //!     delivery.rs  delivery-qos, queued-delivery, dup-on-resend, no-qos-upgrade, ...
 //!     session.rs   a flaky monit's session, a twin's takeover
 //!     faults.rs    fault-applied, will-prompt, no-broker-drop, client-detect, attempts-*
-//!     layers.rs    idle-timeout-cut, will-after-idle-cut, no-idle-timeout-cut, server-keepalive
+//!     layers.rs    idle-timeout-cut, will-after-idle-cut, no-idle-timeout-cut, server-keepalive,
+//!                  ws-pings-not-keepalive, ws-pong-timeout
 //! ```
 
 pub mod delivery;
