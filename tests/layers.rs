@@ -180,3 +180,85 @@ fn max_keepalive_is_refused_on_3_1_1_and_below_mosquittos_least_with_exit_2() {
         assert!(err.contains("accepts max_keepalive 10 to 65535"), "{err}");
     }
 }
+
+/// WebSocket pings are not MQTT control packets [MQTT-3.1.2-24]: with willy's MQTT silent
+/// and its pings answered, the broker drops it at 1.5 x keepalive (keepalive-drop holds the
+/// bound: rumqttd 2950..3250 ms, mosquitto up to 6.35 s later by its scan).
+fn ws_pings_do_not_keep_mqtt_alive(broker: &str) {
+    let s = run_on("layers", "ws-pings-only", broker);
+    assert_eq!(status(&s, "keepalive-drop"), "pass", "{s:#}");
+    assert_eq!(status(&s, "ws-pings-not-keepalive"), "pass", "{s:#}");
+    let actual = check(&s, "ws-pings-not-keepalive")["actual"]
+        .as_str()
+        .unwrap();
+    assert!(!actual.starts_with("0 pings"), "{actual}");
+}
+
+/// willy's own pong timeout (1000 ms, a ping every 500 ms) notices swallowed pongs
+/// 950..1600 ms after the cut, before MQTT's keepalive (2 s) could; the will follows its
+/// close without DISCONNECT within 100 ms [MQTT-3.1.2-8].
+fn swallowed_pongs_are_noticed_by_the_websocket_layer(broker: &str) {
+    let s = run_on("layers", "ws-pongs-swallowed", broker);
+    assert_eq!(status(&s, "ws-pong-timeout"), "pass", "{s:#}");
+    assert_eq!(status(&s, "will-after-client-close"), "pass", "{s:#}");
+}
+
+#[test]
+fn websocket_pings_alone_do_not_keep_willy_on_rumqttd() {
+    ws_pings_do_not_keep_mqtt_alive("builtin");
+}
+
+#[test]
+fn websocket_pings_alone_do_not_keep_willy_on_mosquitto() {
+    if mosquitto_or_skip("ws-pings-only on mosquitto").is_some() {
+        ws_pings_do_not_keep_mqtt_alive("mosquitto");
+    }
+}
+
+#[test]
+fn swallowed_pongs_end_willys_connection_and_rumqttd_publishes_the_will() {
+    swallowed_pongs_are_noticed_by_the_websocket_layer("builtin");
+}
+
+#[test]
+fn swallowed_pongs_end_willys_connection_and_mosquitto_publishes_the_will() {
+    if mosquitto_or_skip("ws-pongs-swallowed on mosquitto").is_some() {
+        swallowed_pongs_are_noticed_by_the_websocket_layer("mosquitto");
+    }
+}
+
+#[test]
+fn websocket_keys_on_plain_tcp_and_unknown_frame_kinds_are_refused_with_exit_2() {
+    let dir = out_dir("layers-bad-ws");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/ws-pongs-swallowed.toml"
+    ))
+    .unwrap();
+    for (name, edited, says) in [
+        (
+            "tcp",
+            text.replace("transport = \"ws\"", "transport = \"tcp\""),
+            // The ws-drop fault is read first; either key says the same.
+            "transport = \"ws\"",
+        ),
+        (
+            "kind",
+            text.replace("frames = [\"pong\"]", "frames = [\"pongs\"]"),
+            "unknown WebSocket frame kind \"pongs\"",
+        ),
+        (
+            "silent",
+            text.replace("ws_ping_ms = 500", "mqtt_pings = false")
+                .replace("ws_pong_timeout_ms = 1000", ""),
+            "mqtt_pings = false needs `ws_ping_ms`",
+        ),
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, edited).unwrap();
+        let o = unplug(&["scenario", path.to_str().unwrap(), "--quiet"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+}
