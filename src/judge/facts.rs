@@ -525,8 +525,10 @@ impl Facts {
     }
 
     pub fn from_records(s: &Scenario, records: &[Record]) -> Facts {
-        let mut f = Facts::default();
-        f.layers = super::layers::LayerFacts::collect(s, records);
+        let mut f = Facts {
+            layers: super::layers::LayerFacts::collect(s, records),
+            ..Facts::default()
+        };
         let mut cut_conns: Vec<u64> = Vec::new();
         for r in records {
             if let (Actor::Proxy, Event::FaultApplied { last_upstream, .. }) = (r.actor, &r.event) {

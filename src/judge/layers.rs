@@ -133,7 +133,7 @@ fn server_keepalive(records: &[Record]) -> (Option<u16>, Option<f64>) {
             )),
             _ => None,
         })
-        .last()
+        .next_back()
     else {
         return (None, None);
     };

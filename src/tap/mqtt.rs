@@ -492,7 +492,7 @@ impl<'a> Reader<'a> {
                     p.u8()?;
                 }
                 0x13 => props.server_keepalive = Some(p.u16()?),
-                0x21 | 0x22 | 0x23 => {
+                0x21..=0x23 => {
                     p.u16()?;
                 }
                 0x11 => props.session_expiry = Some(p.u32()?),

@@ -83,7 +83,7 @@ fn ws_checks(s: &Scenario, f: &Facts, checks: &mut Vec<Finding>) {
         let until = f.broker_drop_ms.unwrap_or(f64::INFINITY);
         let pings = l.ws_pings_after_cut.iter().filter(|t| **t < until).count();
         let pongs = l.ws_pongs_after_cut.iter().filter(|t| **t < until).count();
-        let last_ping = l.ws_pings_after_cut.iter().filter(|t| **t < until).last();
+        let last_ping = l.ws_pings_after_cut.iter().rfind(|t| **t < until);
         checks.push(finding(
             CheckId::WsPingsNotKeepalive,
             Some("MQTT-3.1.2-24"),
