@@ -130,3 +130,6 @@ pub fn client_ping_window(s: &Scenario) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod layers_tests;
