@@ -127,7 +127,12 @@ fn a_server_keep_alive_in_the_connack_is_the_keepalive_every_check_measures_agai
         packet(20.0, Side::Client, "PUBLISH", serde_json::Value::Null),
         applied(60.0, "blackhole"),
         // willy's first PINGREQ, 10 s after the CONNACK, into the cut.
-        swallowed(packet(10_012.0, Side::Client, "PINGREQ", serde_json::Value::Null)),
+        swallowed(packet(
+            10_012.0,
+            Side::Client,
+            "PINGREQ",
+            serde_json::Value::Null,
+        )),
         rec(
             15_030.0,
             Actor::Proxy,

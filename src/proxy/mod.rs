@@ -8,10 +8,13 @@
 //!                                                      --decode, Journal::record_at--> journal
 //!  Proxy::apply(n, fault) / heal(n) --watch<NetState>--> every link and the listener
 //!                                  --Cut (reset, close)--> every open connection, once
+//!  an idle-timeout fault in effect --idle::watch per connection--> close it (FIN or RST) once
+//!                                    it carried no bytes either way for the timeout
 //! ```
 //!
 //! It forwards bytes and knows of MQTT only where a fault needs it (a drop fault finds packet
-//! boundaries in plain TCP); WebSocket passes through untouched. While a fault holds new
+//! boundaries in plain TCP, a ws-drop fault WebSocket frame boundaries: wsgate.rs); WebSocket
+//! passes through untouched otherwise. While a fault holds new
 //! connections, one is accepted and held (its bytes wait in a buffer, like a SYN retransmitted
 //! into a dead link); while one refuses them, the listener is closed so connecting fails at once.
 //! Held connections go through when the fault heals, unless their client gave up meanwhile.
