@@ -31,7 +31,9 @@
 //! - [`broker`]: the brokers (rumqttd in-process, mosquitto, a URL), their timing profiles,
 //!   recognising a URL broker (`recognise.rs`), its login and refusals (`access.rs`).
 //! - [`proxy`]: the fault-injecting TCP proxy: listener, links (one write per chunk), network
-//!   state; the wire tap decodes and records on a recorder thread, off the forwarding path.
+//!   state; the wire tap decodes and records on a recorder thread, off the forwarding path;
+//!   `idle.rs` an intermediary's idle timeout, `wsgate.rs` WebSocket frames a fault takes,
+//!   `piece.rs` what both gates cut a chunk into.
 //! - [`toxi`]: `unplug proxy`, the proxy in front of a real device: toxiproxy's HTTP API over
 //!   it (`api.rs`), its toxics as our faults (`model.rs`), its command line (`control.rs`).
 //! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
@@ -43,7 +45,8 @@
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; `live` keeps
 //!   them as a run goes, from only the records the control loop has not seen), `timing` (the
 //!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
-//!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once.
+//!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once;
+//!   `layers` the layers beside MQTT's keepalive (idle timeout, Server Keep Alive, WebSocket).
 //! - [`report`]: the summary JSON and tables; `svg/` the pictures (writer, timeline, legend,
 //!   compare); `rejudge` judges a saved journal again (`unplug judge`).
 //! - [`suite`]: running many scenarios as child processes.

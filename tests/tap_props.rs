@@ -347,6 +347,8 @@ fn expected(v5: bool, p: &Pkt) -> (PacketKind, Fields) {
                 Fields::Connack {
                     session_present,
                     code,
+                    // The generated CONNACKs carry no properties.
+                    server_keepalive_s: None,
                 },
             )
         }

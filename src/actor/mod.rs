@@ -15,6 +15,7 @@ pub mod child;
 pub mod monit;
 pub mod pubby;
 pub mod twin;
+pub mod v311wire;
 pub mod v5client;
 pub mod v5wire;
 pub mod willy;

@@ -3,7 +3,8 @@
 //!
 //! It keeps rumqttc's keepalive rule so v4 and v5 runs are judged alike: a PINGREQ every
 //! keepalive from the CONNACK, whatever else was sent, and "ping timeout" when the next one is
-//! due while the last PINGRESP has not come.
+//! due while the last PINGRESP has not come. The keepalive is the one willy sent, or the
+//! Server Keep Alive the CONNACK carries, which replaces it [MQTT-3.1.2-21].
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -28,12 +29,27 @@ pub struct Session {
     step: Duration,
     /// Over WebSocket: each packet goes out in a masked binary frame with this key.
     ws_mask: Option<[u8; 4]>,
+    /// WebSocket pings of its own (seed 004): every this long, and the connection is given up
+    /// when a pong does not come within the timeout.
+    ws_pings: Option<WsPings>,
+}
+
+/// willy's WebSocket ping schedule, kept beside the MQTT keepalive.
+#[derive(Debug, Clone, Copy)]
+pub struct WsPings {
+    pub every: Duration,
+    pub pong_timeout: Option<Duration>,
+    next: Instant,
+    /// When the pong of the ping in flight is due.
+    pong_due: Option<Instant>,
 }
 
 /// The CONNACK as willy saw it.
 pub struct Connack {
     pub session_present: bool,
     pub code: u8,
+    /// The Server Keep Alive it carried: the session pings by it from then on.
+    pub server_keepalive_s: Option<u16>,
 }
 
 impl Session {
@@ -48,6 +64,18 @@ impl Session {
         keepalive: Duration,
         limit: Duration,
     ) -> Result<(Session, Connack), String> {
+        Self::connect_at(port, ws_path, connect, keepalive, limit, 5).await
+    }
+
+    /// [`Session::connect`] speaking MQTT `level` (4: 3.1.1, 5), as the CONNECT it is given.
+    pub async fn connect_at(
+        port: u16,
+        ws_path: Option<&str>,
+        connect: &[u8],
+        keepalive: Duration,
+        limit: Duration,
+        level: u8,
+    ) -> Result<(Session, Connack), String> {
         let deadline = Instant::now() + limit;
         let stream = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
             .await
@@ -56,13 +84,14 @@ impl Session {
         let _ = stream.set_nodelay(true);
         let mut s = Session {
             stream,
-            decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(5))),
+            decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(level))),
             decoded: Vec::new(),
             keepalive,
             next_ping: Instant::now() + keepalive,
             awaiting_pingresp: false,
             step: limit,
             ws_mask: None,
+            ws_pings: None,
         };
         if let Some(path) = ws_path {
             let nanos = std::time::SystemTime::now()
@@ -78,6 +107,26 @@ impl Session {
             ))
             .await?;
             s.ws_mask = Some((nanos ^ 0x5a5a_5a5a).to_be_bytes());
+            // No frame before the 101 [RFC 6455 4.1]: tungstenite's server (rumqttd) fails
+            // the handshake on bytes after the request ("JunkAfterRequest").
+            loop {
+                let got = match timeout_at(deadline, s.read_some()).await {
+                    Err(_) => {
+                        return Err(
+                            "network timeout (no CONNACK within the connection timeout)".into()
+                        )
+                    }
+                    Ok(r) => r?,
+                };
+                match got.into_iter().find_map(|d| match d {
+                    Decoded::HttpUpgrade { line } => Some(line),
+                    _ => None,
+                }) {
+                    Some(line) if line.contains(" 101") => break,
+                    Some(line) => return Err(format!("the WebSocket upgrade was refused: {line}")),
+                    None => {}
+                }
+            }
         }
         s.write(connect).await?;
         let connack = loop {
@@ -101,9 +150,11 @@ impl Session {
                     Fields::Connack {
                         session_present,
                         code,
+                        server_keepalive_s,
                     } => Some(Connack {
                         session_present,
                         code,
+                        server_keepalive_s,
                     }),
                     _ => None,
                 },
@@ -112,6 +163,13 @@ impl Session {
                 break c;
             }
         };
+        if connack.code != 0 && level < 5 {
+            return Err(format!(
+                "{}CONNACK return code {}",
+                crate::broker::access::REFUSED,
+                connack.code
+            ));
+        }
         if connack.code != 0 {
             return Err(format!(
                 "{}{}",
@@ -119,8 +177,46 @@ impl Session {
                 crate::broker::access::v5_code_refusal(connack.code)
             ));
         }
+        // [MQTT-3.1.2-21]: a Server Keep Alive in the CONNACK replaces the value willy sent.
+        // 0 switches the mechanism off [MQTT-3.1.2-22 for the client's 0]: no pings at all.
+        if let Some(k) = connack.server_keepalive_s {
+            s.keepalive = match k {
+                0 => Duration::from_secs(365 * 86_400),
+                k => Duration::from_secs(u64::from(k)),
+            };
+        }
         s.next_ping = Instant::now() + s.keepalive;
         Ok((s, connack))
+    }
+
+    /// Send a WebSocket ping every `every` from now on (WebSocket only), and give the
+    /// connection up when its pong is not back within `pong_timeout`.
+    pub fn ws_pings(&mut self, every: Duration, pong_timeout: Option<Duration>) {
+        if self.ws_mask.is_some() {
+            self.ws_pings = Some(WsPings {
+                every,
+                pong_timeout,
+                next: Instant::now() + every,
+                pong_due: None,
+            });
+        }
+    }
+
+    /// No PINGREQs from now on (`[willy] mqtt_pings = false`): the MQTT keepalive is silent,
+    /// whatever else keeps the connection.
+    pub fn mqtt_pings_off(&mut self) {
+        self.keepalive = Duration::from_secs(365 * 86_400);
+        self.next_ping = Instant::now() + self.keepalive;
+    }
+
+    /// A masked ping frame with an empty payload [RFC 6455 5.5.2].
+    async fn write_ws_ping(&mut self) -> Result<(), String> {
+        let mask = self.ws_mask.unwrap_or_default();
+        let frame = [0x89, 0x80, mask[0], mask[1], mask[2], mask[3]];
+        match timeout(self.step, self.stream.write_all(&frame)).await {
+            Err(_) => Err("timed out writing to the network".into()),
+            Ok(r) => r.map_err(|e| format!("I/O: {e}")),
+        }
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
@@ -157,11 +253,22 @@ impl Session {
     pub async fn drive_for(&mut self, d: Duration) -> Result<(), String> {
         let until = Instant::now() + d;
         loop {
-            let wake = self.next_ping.min(until);
+            let mut wake = self.next_ping.min(until);
+            if let Some(w) = &self.ws_pings {
+                wake = wake.min(w.next).min(w.pong_due.unwrap_or(wake));
+            }
             match timeout_at(wake, self.read_some()).await {
                 Ok(r) => {
                     for item in r? {
                         match item {
+                            Decoded::WsControl {
+                                opcode: crate::tap::WsOpcode::Pong,
+                                ..
+                            } => {
+                                if let Some(w) = &mut self.ws_pings {
+                                    w.pong_due = None;
+                                }
+                            }
                             Decoded::Packet(p) if p.kind == PacketKind::Pingresp => {
                                 self.awaiting_pingresp = false
                             }
@@ -175,6 +282,29 @@ impl Session {
                                 ));
                             }
                             _ => {}
+                        }
+                    }
+                }
+                Err(_)
+                    if self
+                        .ws_pings
+                        .is_some_and(|w| w.pong_due.is_some_and(|d| Instant::now() >= d)) =>
+                {
+                    let t = self
+                        .ws_pings
+                        .and_then(|w| w.pong_timeout)
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "WebSocket pong timeout (no pong within {} ms of a ping)",
+                        t.as_millis()
+                    ));
+                }
+                Err(_) if self.ws_pings.is_some_and(|w| Instant::now() >= w.next) => {
+                    self.write_ws_ping().await?;
+                    if let Some(w) = &mut self.ws_pings {
+                        w.next += w.every;
+                        if w.pong_due.is_none() {
+                            w.pong_due = w.pong_timeout.map(|t| Instant::now() + t);
                         }
                     }
                 }

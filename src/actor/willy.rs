@@ -151,7 +151,8 @@ impl Willy {
     /// One connection of one cycle, from CONNECT to the clean close.
     async fn one_connection(&self, cycle: u32, attempt: u32) -> Result<(), StepError> {
         let s = &self.scenario;
-        if s.protocol == Protocol::V5 {
+        // WebSocket pings need a client that frames WebSocket itself: willy's own, in 3.1.1 too.
+        if s.protocol == Protocol::V5 || s.willy.ws_ping.is_some() {
             return self.one_connection_v5(cycle, attempt).await;
         }
         self.record(Event::Connecting {
@@ -226,34 +227,58 @@ impl Willy {
         });
         let ka = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
         let login = crate::broker::access::login();
-        let connect = v5wire::connect_as(
-            "willy",
-            ka,
-            s.clean_session,
-            s.session_expiry_s,
-            will.as_ref(),
-            login.as_ref(),
-        );
+        let v311 = s.protocol == Protocol::V311;
+        let connect = if v311 {
+            super::v311wire::connect("willy", ka, s.clean_session, will.as_ref(), login.as_ref())
+        } else {
+            v5wire::connect_as(
+                "willy",
+                ka,
+                s.clean_session,
+                s.session_expiry_s,
+                will.as_ref(),
+                login.as_ref(),
+            )
+        };
         let ws_path = match self.target.transport {
             Transport::Ws => Some(self.target.ws_path.as_str()),
             Transport::Tcp => None,
         };
-        let (mut session, connack) = Session::connect(
+        let (mut session, connack) = Session::connect_at(
             self.target.port,
             ws_path,
             &connect,
             s.keepalive,
             s.connect_timeout,
+            if v311 { 4 } else { 5 },
         )
         .await
         .map_err(StepError::Failed)?;
         self.record(Event::Connected {
             session_present: connack.session_present,
         });
+        if let Some(every) = s.willy.ws_ping {
+            session.ws_pings(every, s.willy.ws_pong_timeout);
+        }
+        if !s.willy.mqtt_pings {
+            session.mqtt_pings_off();
+        }
+        if let Some(k) = connack.server_keepalive_s {
+            self.record(Event::Note {
+                message: format!(
+                    "the CONNACK carries Server Keep Alive {k} s (willy sent {ka} s): pinging by {k} s [MQTT-3.1.2-21]"
+                ),
+            });
+        }
         (self.hook)(cycle, Trigger::Connected);
 
-        let publish =
-            |payload: &'static str| v5wire::publish(STATUS_TOPIC, payload.as_bytes(), false);
+        let publish = |payload: &'static str| {
+            if v311 {
+                super::v311wire::publish(STATUS_TOPIC, payload.as_bytes(), false)
+            } else {
+                v5wire::publish(STATUS_TOPIC, payload.as_bytes(), false)
+            }
+        };
         session
             .write(&publish("true"))
             .await
@@ -284,7 +309,8 @@ impl Willy {
         });
         let bytes = crate::mqtt::disconnect(d.reason, d.form).map_err(StepError::Failed)?;
         session.write(&bytes).await.map_err(StepError::Failed)?;
-        self.record(Event::Note {
+        if !v311 {
+            self.record(Event::Note {
             message: format!(
                 "wrote DISCONNECT {} (reason 0x{:02x}, {:?} form) itself: rumqttc's v5 client cannot choose the reason code",
                 crate::mqtt::hex(&bytes),
@@ -292,6 +318,7 @@ impl Willy {
                 d.form
             ),
         });
+        }
         // [MQTT-3.14.4-1]: the client closes the network connection after DISCONNECT.
         drop(session);
         self.record(Event::Disconnected);

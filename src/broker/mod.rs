@@ -146,6 +146,41 @@ impl BrokerChoice {
     }
 }
 
+/// [`start`], configured with a scenario's `[broker]` settings where the broker has them; a
+/// broker that has not runs as it is, and the journal says so (its profile's `cannot`).
+pub async fn start_with(
+    choice: &BrokerChoice,
+    journal: &Journal,
+    settings: &crate::scenario::BrokerSettings,
+) -> anyhow::Result<Broker> {
+    if let BrokerChoice::Mosquitto { bin } = choice {
+        return mosquitto::start_with(bin.as_deref(), journal, settings).await;
+    }
+    let broker = start(choice, journal).await?;
+    if let Some(k) = settings.max_keepalive_s {
+        let why = match choice {
+            BrokerChoice::Builtin => profile::Profile::rumqttd()
+                .cannot
+                .iter()
+                .find(|c| c.setting == "max_keepalive")
+                .map_or(String::new(), |c| {
+                    format!(": {} ({})", c.reason, c.evidence)
+                }),
+            _ => ": a broker we did not start is configured by whoever runs it".to_string(),
+        };
+        journal.record(
+            crate::event::Actor::Runner,
+            crate::event::Event::Note {
+                message: format!(
+                    "max_keepalive {k} s not set: {} has no such setting here{why}",
+                    choice.label()
+                ),
+            },
+        );
+    }
+    Ok(broker)
+}
+
 /// Start the chosen broker and wait until it accepts connections.
 pub async fn start(choice: &BrokerChoice, journal: &Journal) -> anyhow::Result<Broker> {
     match choice {

@@ -28,6 +28,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{hold_port, wait_until_accepting, Broker, Endpoints};
 use crate::event::{Actor, Event, Journal};
+use crate::scenario::BrokerSettings;
 
 /// Where Debian puts it (not on a normal user's PATH).
 pub const DEBIAN_PATH: &str = "/usr/sbin/mosquitto";
@@ -105,6 +106,24 @@ fn parse_version(help: &str) -> Option<String> {
 /// clears the parent-death signal (prctl(2)): then a killed runner would leave it behind. So as
 /// root it stays root (`user root`); it listens on loopback only and lives for one run.
 pub fn config(tcp_port: u16, ws_port: u16, as_root: bool) -> String {
+    config_with(tcp_port, ws_port, as_root, &BrokerSettings::default())
+}
+
+/// The least `max_keepalive` mosquitto 2.0 starts with. Measured (2.0.11): `max_keepalive 9`
+/// stops it with "Error: Invalid max_keepalive value (9).", 10 is accepted.
+pub const MIN_MAX_KEEPALIVE_S: u16 = 10;
+
+/// [`config`] with a scenario's `[broker]` settings: `max_keepalive` (2.0: a v5 client asking
+/// for more, or for 0, gets it as Server Keep Alive in the CONNACK; a 3.1.1 one is refused).
+pub fn config_with(
+    tcp_port: u16,
+    ws_port: u16,
+    as_root: bool,
+    settings: &BrokerSettings,
+) -> String {
+    let max_keepalive = settings
+        .max_keepalive_s
+        .map_or(String::new(), |k| format!("max_keepalive {k}\n"));
     let user = if as_root { "user root\n" } else { "" };
     format!(
         "# written by unplug for one run; deleted when the run ends
@@ -122,7 +141,7 @@ socket_domain ipv4
 listener {ws_port} 127.0.0.1
 protocol websockets
 socket_domain ipv4
-"
+{max_keepalive}"
     )
 }
 
@@ -309,6 +328,23 @@ fn forward_lines<R: AsyncRead + Unpin + Send + 'static>(r: R, journal: Journal, 
 
 /// Start mosquitto and wait until both of its listeners accept connections.
 pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Result<Broker> {
+    start_with(explicit_bin, journal, &BrokerSettings::default()).await
+}
+
+/// [`start`] with a scenario's `[broker]` settings written into its config.
+pub async fn start_with(
+    explicit_bin: Option<&Path>,
+    journal: &Journal,
+    settings: &BrokerSettings,
+) -> anyhow::Result<Broker> {
+    if let Some(k) = settings
+        .max_keepalive_s
+        .filter(|k| *k < MIN_MAX_KEEPALIVE_S)
+    {
+        anyhow::bail!(
+            "[broker] max_keepalive_s = {k}: mosquitto 2.0 accepts max_keepalive {MIN_MAX_KEEPALIVE_S} to 65535 (it stops with 'Invalid max_keepalive value ({k})')"
+        );
+    }
     let bin = find(explicit_bin)?;
     let version = version(&bin)?;
     let dir = TempDir::new().context("creating a temp dir for the mosquitto config")?;
@@ -322,7 +358,7 @@ pub async fn start(explicit_bin: Option<&Path>, journal: &Journal) -> anyhow::Re
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
     crate::fsx::create_new(&conf)
-        .and_then(|mut f| f.write_all(config(tcp_port, ws_port, as_root).as_bytes()))
+        .and_then(|mut f| f.write_all(config_with(tcp_port, ws_port, as_root, settings).as_bytes()))
         .with_context(|| format!("writing {}", conf.display()))?;
 
     // mosquitto 2.0 writes its log with stdio and does not flush a pipe per line: without
@@ -504,6 +540,15 @@ mod tests {
         let help = "mosquitto version 2.0.11\n\nmosquitto is an MQTT v5.0/v3.1.1/v3.1 broker.\n";
         assert_eq!(parse_version(help).as_deref(), Some("2.0.11"));
         assert_eq!(parse_version("Usage: mosquitto"), None);
+    }
+
+    #[test]
+    fn a_scenarios_max_keepalive_goes_into_the_config_and_nothing_without_one() {
+        let with = BrokerSettings {
+            max_keepalive_s: Some(10),
+        };
+        assert!(config_with(1111, 2222, false, &with).ends_with("\nmax_keepalive 10\n"));
+        assert!(!config(1111, 2222, false).contains("max_keepalive"));
     }
 
     #[test]

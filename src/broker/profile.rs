@@ -41,6 +41,19 @@ pub struct Profile {
     pub timing_model: String,
     /// Spec checks this broker is known to fail, each with its reason and evidence.
     pub deviations: Vec<Deviation>,
+    /// Scenario `[broker]` settings this broker has no way to honour: the run goes on without
+    /// them and is judged on what the broker really does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cannot: Vec<Cannot>,
+}
+
+/// A `[broker]` setting a broker does not have, with why and the evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cannot {
+    /// The setting, as mosquitto's config calls it (`max_keepalive`).
+    pub setting: &'static str,
+    pub reason: &'static str,
+    pub evidence: &'static str,
 }
 
 /// A spec check a broker is known to fail.
@@ -239,6 +252,11 @@ impl Profile {
                     evidence: "rumqttd 0.20.0 src/protocol/v5/disconnect.rs reads a property length whenever remaining length > 0 (the spec says 0 when it is < 2, MQTT 5 3.14.2.2.1); measured: will 3 ms after e0 01 00",
                 },
             ],
+            cannot: vec![Cannot {
+                setting: "max_keepalive",
+                reason: "no maximum keepalive and no Server Keep Alive: every v5 CONNACK carries Topic Alias Maximum only, and each connection's timer is 1.5 x the client's own keepalive, so willy keeps the value it sent and is judged on it [MQTT-3.2.2-22]",
+                evidence: "rumqttd 0.20.0 src/router/routing.rs handle_new_connection(): `ConnAckProperties { topic_alias_max: Some(TOPIC_ALIAS_MAX), ..Default::default() }` (server_keep_alive None); src/link/remote.rs RemoteLink::start(): `self.network.set_keepalive(self.connect.keep_alive)`; src/lib.rs ConnectionSettings has no keepalive field",
+            }],
         }
     }
 
@@ -277,6 +295,7 @@ impl Profile {
                     evidence: "mosquitto 2.0 src/keepalive.c keepalive__check, then context__disconnect -> will publish",
                 },
             ],
+            cannot: Vec::new(),
         }
     }
 
@@ -292,6 +311,7 @@ impl Profile {
             will_delay_late_ms: SPEC_LATE_MS,
             timing_model: format!("unknown broker: judged by the spec, 1.5 x keepalive with {SPEC_LATE_MS} ms for scheduling"),
             deviations: Vec::new(),
+            cannot: Vec::new(),
         }
     }
 

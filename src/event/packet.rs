@@ -101,10 +101,16 @@ fn entries(f: &Fields) -> Vec<(&'static str, Value<'_>)> {
         Fields::Connack {
             session_present,
             code,
-        } => vec![
-            ("code", Num((*code).into())),
-            ("session_present", Bool(*session_present)),
-        ],
+            server_keepalive_s,
+        } => {
+            // Server Keep Alive only when the CONNACK carried it, as the journal always had.
+            let mut v = vec![("code", Num((*code).into()))];
+            if let Some(k) = server_keepalive_s {
+                v.push(("server_keepalive_s", Num((*k).into())));
+            }
+            v.push(("session_present", Bool(*session_present)));
+            v
+        }
         Fields::Publish {
             topic,
             qos,
@@ -236,6 +242,12 @@ mod tests {
             Fields::Connack {
                 session_present: true,
                 code: 0x87,
+                server_keepalive_s: None,
+            },
+            Fields::Connack {
+                session_present: false,
+                code: 0,
+                server_keepalive_s: Some(10),
             },
             Fields::Publish {
                 topic: "a/b".into(),

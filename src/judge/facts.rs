@@ -22,6 +22,8 @@ pub use flaky::FlakyMonitSeen;
 /// What the records say happened, reduced to the moments the checks and the summary use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facts {
+    /// What the layers below MQTT did: an intermediary's idle timeout (layers.rs).
+    pub layers: super::layers::LayerFacts,
     /// When the first fault took effect.
     pub cut_at_ms: Option<f64>,
     /// willy's last bytes the proxy forwarded to the broker before the cut.
@@ -482,7 +484,10 @@ impl Facts {
     }
 
     pub fn from_records(s: &Scenario, records: &[Record]) -> Facts {
-        let mut f = Facts::default();
+        let mut f = Facts {
+            layers: super::layers::LayerFacts::collect(s, records),
+            ..Facts::default()
+        };
         let mut cut_conns: Vec<u64> = Vec::new();
         for r in records {
             if let (Actor::Proxy, Event::FaultApplied { last_upstream, .. }) = (r.actor, &r.event) {

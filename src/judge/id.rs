@@ -40,6 +40,12 @@ pub enum CheckId {
     NoClientError,
     AttemptsRefused,
     AttemptsHang,
+    IdleTimeoutCut,
+    WillAfterIdleCut,
+    NoIdleTimeoutCut,
+    ServerKeepalive,
+    WsPingsNotKeepalive,
+    WsPongTimeout,
 }
 
 /// Every check without data, with its name.
@@ -75,6 +81,12 @@ const NAMES: &[(CheckId, &str)] = &[
     (CheckId::NoClientError, "no-client-error"),
     (CheckId::AttemptsRefused, "attempts-refused"),
     (CheckId::AttemptsHang, "attempts-hang"),
+    (CheckId::IdleTimeoutCut, "idle-timeout-cut"),
+    (CheckId::WillAfterIdleCut, "will-after-idle-cut"),
+    (CheckId::NoIdleTimeoutCut, "no-idle-timeout-cut"),
+    (CheckId::ServerKeepalive, "server-keepalive"),
+    (CheckId::WsPingsNotKeepalive, "ws-pings-not-keepalive"),
+    (CheckId::WsPongTimeout, "ws-pong-timeout"),
 ];
 
 const WILL_ON_DISCONNECT: &str = "will-on-disconnect";

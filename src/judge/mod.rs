@@ -16,6 +16,7 @@
 
 pub mod facts;
 pub mod id;
+pub mod layers;
 pub mod live;
 pub mod spec;
 pub mod timing;
@@ -131,3 +132,6 @@ pub fn client_ping_window(s: &Scenario) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod layers_tests;

@@ -135,6 +135,42 @@ pub fn connect_timeout_window(connect_timeout: Duration) -> (f64, f64) {
     (ct - EARLY_MS, ct + CLIENT_LATE_MS)
 }
 
+/// The keepalive that binds both sides: a Server Keep Alive in the CONNACK replaces the one
+/// the client sent [MQTT-3.1.2-21, MQTT-3.2.2-21]; without one, the client's [MQTT-3.2.2-22].
+/// (0 from the server switches keepalive off; it is kept as the client's here, since a run
+/// with no keepalive has no bound to judge.)
+pub fn effective_keepalive(client: Duration, server_s: Option<u16>) -> Duration {
+    match server_s {
+        Some(k) if k > 0 => Duration::from_secs(u64::from(k)),
+        _ => client,
+    }
+}
+
+/// When willy's first PINGREQ after the CONNACK is due: one keepalive, early by the proxy's
+/// stamps only, late by the client's timer ([`CLIENT_LATE_MS`]).
+pub fn first_ping_window(keepalive: Duration) -> (f64, f64) {
+    let ka = keepalive.as_secs_f64() * 1000.0;
+    (ka - EARLY_MS, ka + CLIENT_LATE_MS)
+}
+
+/// How late the proxy's idle timeout may close a silent connection: it reads the byte counters
+/// every 20 ms (`proxy::idle::TICK`), so the close comes up to one tick after the timeout, plus
+/// the scheduler (the same 100 ms a client timer gets).
+pub const IDLE_LATE_MS: f64 = 20.0 + CLIENT_LATE_MS;
+
+/// When an intermediary's idle timeout closes a connection, after its last byte.
+pub fn idle_cut_window(idle: Duration) -> (f64, f64) {
+    let ms = idle.as_secs_f64() * 1000.0;
+    (ms - EARLY_MS, ms + IDLE_LATE_MS)
+}
+
+/// Does an idle timeout close a connection whose client pings every `keepalive` (rumqttc: a
+/// PINGREQ every keepalive, whatever else it sent; the PINGRESP follows within ms)? Only when
+/// the timeout is shorter than that gap.
+pub fn idle_timeout_cuts(idle: Duration, keepalive: Duration) -> bool {
+    idle < keepalive
+}
+
 /// Does a fault healed after `heal_after` end before the broker may drop willy (so the broker
 /// still hears it in time)?
 pub fn healed_before_bound(heal_after: Duration, keepalive: Duration) -> bool {

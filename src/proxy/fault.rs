@@ -16,6 +16,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+pub use super::piece::Piece;
 use crate::scenario::{FaultKind, NewConnections};
 
 /// Which way bytes travel through the proxy.
@@ -40,6 +41,8 @@ pub struct FlowState {
     pub bytes_per_s: Option<u64>,
     /// MQTT packet types (bit = type nibble) that vanish.
     pub drop_packets: u16,
+    /// WebSocket frame kinds (`wsgate::DATA`, `PING`, ...) that vanish, whole frames.
+    pub drop_ws: u8,
 }
 
 impl FlowState {
@@ -62,6 +65,23 @@ pub struct NetState {
     pub refuse_new: bool,
     /// New connections are accepted and held without an answer.
     pub hold_new: bool,
+    /// An intermediary's idle timeout: open connections silent this long are closed.
+    pub idle: Option<IdleCut>,
+}
+
+/// An idle timeout in effect: after how long a silent connection is closed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleCut {
+    pub after: Duration,
+    /// RST both sides (SO_LINGER 0) instead of a FIN.
+    pub reset: bool,
+}
+
+impl IdleCut {
+    /// Is a connection silent since `last_byte` due to be closed at `now`?
+    pub fn due(&self, last_byte: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(last_byte) >= self.after
+    }
 }
 
 /// What a link does with a piece it has read.
@@ -117,6 +137,20 @@ impl NetState {
                 each(direction.up(), direction.down(), &|f| {
                     f.drop_packets |= mask
                 })
+            }
+            FaultKind::WsDrop { direction, frames } => {
+                each(direction.up(), direction.down(), &|f| f.drop_ws |= *frames)
+            }
+            // Two idle timeouts: the shorter one closes first.
+            FaultKind::IdleTimeout { idle, reset } => {
+                let cut = IdleCut {
+                    after: *idle,
+                    reset: *reset,
+                };
+                self.idle = Some(
+                    self.idle
+                        .map_or(cut, |c| if c.after <= cut.after { c } else { cut }),
+                );
             }
             // Acts once on open connections (the proxy does that), or not on the network at all.
             FaultKind::Reset
@@ -226,6 +260,8 @@ impl Pacer {
 #[derive(Debug, Clone, Default)]
 pub struct PacketGate {
     state: Framer,
+    /// Once the stream is not MQTT over TCP: where its WebSocket frames are (wsgate.rs).
+    ws: super::wsgate::WsFramer,
     /// Offset in the stream (to recognise its first byte).
     offset: u64,
     /// The packet under way is being dropped (decided at its first byte, kept to its last).
@@ -245,18 +281,6 @@ enum Framer {
     Opaque,
 }
 
-/// A run of bytes: one packet a drop fault takes (or its rest), or the bytes passing between.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    pub range: Range<usize>,
-    /// The MQTT packet type of the first bytes; 0 when the stream is opaque.
-    pub packet: u8,
-    /// True when these bytes start their packet (what a dropped piece's record needs).
-    pub starts: bool,
-    /// The bytes vanish (a drop fault matched the packet at its first byte).
-    pub dropped: bool,
-}
-
 impl PacketGate {
     /// True once the stream turned out not to be MQTT over plain TCP.
     pub fn is_opaque(&self) -> bool {
@@ -273,8 +297,10 @@ impl PacketGate {
             let start = i;
             match self.state {
                 Framer::Opaque => {
+                    // WebSocket, or bytes that make no sense: the frame gate splits out the
+                    // frames a fault takes (none: one piece).
+                    self.ws.pieces(f.drop_ws, chunk, start, out);
                     i = chunk.len();
-                    push_or_extend(out, start..i, 0, false, false);
                     continue;
                 }
                 Framer::Type => {
@@ -378,6 +404,24 @@ mod tests {
     fn state(kind: FaultKind) -> NetState {
         let n = kind.default_new_connections();
         NetState::default().with(&kind, n)
+    }
+
+    #[test]
+    fn the_shorter_of_two_idle_timeouts_closes_and_only_after_its_whole_silence() {
+        let idle = |ms, reset| FaultKind::IdleTimeout {
+            idle: Duration::from_millis(ms),
+            reset,
+        };
+        let a = idle(3000, false);
+        let b = idle(2000, true);
+        let s = NetState::of([(&a, NewConnections::Accept), (&b, NewConnections::Accept)]);
+        let cut = s.idle.unwrap();
+        assert_eq!(cut.after, Duration::from_millis(2000));
+        assert!(cut.reset);
+        assert_eq!(s.verdict(Flow::Up), Verdict::Pass, "bytes still flow");
+        let t0 = Instant::now();
+        assert!(!cut.due(t0, t0 + Duration::from_millis(1999)));
+        assert!(cut.due(t0, t0 + Duration::from_millis(2000)));
     }
 
     #[test]

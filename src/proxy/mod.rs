@@ -8,18 +8,24 @@
 //!                                                      --decode, Journal::record_at--> journal
 //!  Proxy::apply(n, fault) / heal(n) --watch<NetState>--> every link and the listener
 //!                                  --Cut (reset, close)--> every open connection, once
+//!  an idle-timeout fault in effect --idle::watch per connection--> close it (FIN or RST) once
+//!                                    it carried no bytes either way for the timeout
 //! ```
 //!
 //! It forwards bytes and knows of MQTT only where a fault needs it (a drop fault finds packet
-//! boundaries in plain TCP); WebSocket passes through untouched. While a fault holds new
+//! boundaries in plain TCP, a ws-drop fault WebSocket frame boundaries: wsgate.rs); WebSocket
+//! passes through untouched otherwise. While a fault holds new
 //! connections, one is accepted and held (its bytes wait in a buffer, like a SYN retransmitted
 //! into a dead link); while one refuses them, the listener is closed so connecting fails at once.
 //! Held connections go through when the fault heals, unless their client gave up meanwhile.
 //! Each fault heals on its own: the state is recomputed from the faults still in effect.
 
 pub mod fault;
+pub mod idle;
 pub mod link;
+pub mod piece;
 pub mod wiretap;
+pub mod wsgate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -96,6 +102,11 @@ enum Cut {
     Reset,
     /// shutdown(write) both ways: both sides get a FIN, and no MQTT DISCONNECT.
     Close,
+    /// An idle timeout ran out (idle.rs): a FIN or RST as it says, after this much silence.
+    Idle {
+        reset: bool,
+        silent: std::time::Duration,
+    },
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -431,10 +442,39 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         tokio::select! {
             _ = both => None,
             Some(cut) = cut_rx.recv() => Some(cut),
+            (reset, silent) = idle::watch(&stats, shared.net.subscribe()) => Some(Cut::Idle { reset, silent }),
         }
     };
     if let Some(cut) = cut {
         let how = match cut {
+            Cut::Idle { reset, silent } => {
+                // Recorded at the moment it closes (a FIN's drain may take a while): the
+                // checks measure the silence up to here.
+                let how = format!(
+                    "no bytes either way for {} ms: {} to willy and to the broker",
+                    silent.as_millis(),
+                    if reset { "RST" } else { "FIN" }
+                );
+                let event = Event::ConnectionCut {
+                    conn: id,
+                    fault: idle::FAULT_NAME.to_string(),
+                    how,
+                };
+                recorder.tell(id, event, waits).await;
+                if reset {
+                    for s in [&client, &broker] {
+                        let _ =
+                            socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+                    }
+                    drop(client);
+                    drop(broker);
+                } else {
+                    let message =
+                        format!("conn {id}: {}", close_both(client, broker, &stats).await);
+                    recorder.tell(id, Event::Note { message }, waits).await;
+                }
+                String::new()
+            }
             Cut::Reset => {
                 for s in [&client, &broker] {
                     let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
@@ -448,13 +488,17 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         let fault = match cut {
             Cut::Reset => "reset",
             Cut::Close => "close",
+            // Recorded above, at the moment it closed.
+            Cut::Idle { .. } => "",
         };
-        let event = Event::ConnectionCut {
-            conn: id,
-            fault: fault.to_string(),
-            how,
-        };
-        recorder.tell(id, event, waits).await;
+        if !fault.is_empty() {
+            let event = Event::ConnectionCut {
+                conn: id,
+                fault: fault.to_string(),
+                how,
+            };
+            recorder.tell(id, event, waits).await;
+        }
     }
 
     lock(&shared.conns).remove(&id);

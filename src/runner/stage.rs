@@ -40,7 +40,7 @@ impl Stage {
         choice: &BrokerChoice,
         journal: &Journal,
     ) -> anyhow::Result<Stage> {
-        let broker = broker::start(choice, journal).await?;
+        let broker = broker::start_with(choice, journal, &s.broker).await?;
         let upstream = match s.transport {
             Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
             // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.

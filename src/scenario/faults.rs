@@ -15,7 +15,7 @@ pub(super) fn fault_kind(
     transport: Transport,
 ) -> Result<FaultKind, ScenarioError> {
     const KINDS: &str =
-        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze";
+        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze, idle-timeout, ws-drop";
     let name = f.kind.get_ref().as_str();
     let direction = |v: &Validator<'_>| -> Result<Direction, ScenarioError> {
         match &f.direction {
@@ -33,6 +33,8 @@ pub(super) fn fault_kind(
         "bandwidth" => &["direction", "bytes_per_s"],
         "drop" => &["direction", "packets"],
         "crash" => &["restart"],
+        "idle-timeout" => &["idle_ms", "close"],
+        "ws-drop" => &["direction", "frames"],
         "reset" | "close" | "refuse" | "hang" | "freeze" => &[],
         other => {
             return v.err(
@@ -42,13 +44,16 @@ pub(super) fn fault_kind(
             )
         }
     };
-    let given: [(&str, Option<std::ops::Range<usize>>); 6] = [
+    let given: [(&str, Option<std::ops::Range<usize>>); 9] = [
         ("direction", f.direction.as_ref().map(|x| x.span())),
         ("delay_ms", f.delay_ms.as_ref().map(|x| x.span())),
         ("jitter_ms", f.jitter_ms.as_ref().map(|x| x.span())),
         ("bytes_per_s", f.bytes_per_s.as_ref().map(|x| x.span())),
         ("packets", f.packets.as_ref().map(|x| x.span())),
         ("restart", f.restart.as_ref().map(|x| x.span())),
+        ("idle_ms", f.idle_ms.as_ref().map(|x| x.span())),
+        ("close", f.close.as_ref().map(|x| x.span())),
+        ("frames", f.frames.as_ref().map(|x| x.span())),
     ];
     for (key, span) in given {
         if let Some(span) = span {
@@ -152,6 +157,80 @@ pub(super) fn fault_kind(
             FaultKind::Drop {
                 direction: direction(v)?,
                 packets,
+            }
+        }
+        "idle-timeout" => {
+            let Some(idle) = &f.idle_ms else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.idle_ms",
+                    "an idle-timeout fault needs `idle_ms` (100 to 3600000)".to_string(),
+                );
+            };
+            let reset = match &f.close {
+                Some(c) => match c.get_ref().as_str() {
+                    "fin" => false,
+                    "rst" => true,
+                    other => {
+                        return v.err(
+                            c.span(),
+                            "faults.close",
+                            format!("unknown close {other:?}: expected one of fin, rst"),
+                        )
+                    }
+                },
+                None => false,
+            };
+            FaultKind::IdleTimeout {
+                idle: ms(idle, "faults.idle_ms", 100)?,
+                reset,
+            }
+        }
+        "ws-drop" => {
+            let names = "data, ping, pong, close";
+            let Some(list) = &f.frames else {
+                return v.err(
+                    f.kind.span(),
+                    "faults.frames",
+                    format!("a ws-drop fault needs `frames`, some of {names}, e.g. [\"pong\"]"),
+                );
+            };
+            if transport != Transport::Ws {
+                return v.err(
+                    f.kind.span(),
+                    "faults.kind",
+                    "a ws-drop fault works on transport = \"ws\" only: there are no WebSocket frames over plain TCP".to_string(),
+                );
+            }
+            let mut frames = 0u8;
+            for x in list.get_ref() {
+                match crate::mqtt::ws_kinds::KINDS
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(x.get_ref()))
+                {
+                    Some((_, b)) => frames |= b,
+                    None => {
+                        return v.err(
+                            x.span(),
+                            "faults.frames",
+                            format!(
+                                "unknown WebSocket frame kind {:?}: expected one of {names}",
+                                x.get_ref()
+                            ),
+                        )
+                    }
+                }
+            }
+            if frames == 0 {
+                return v.err(
+                    list.span(),
+                    "faults.frames",
+                    format!("no frame kinds given: expected some of {names}"),
+                );
+            }
+            FaultKind::WsDrop {
+                direction: direction(v)?,
+                frames,
             }
         }
         "refuse" => FaultKind::Refuse,

@@ -153,6 +153,12 @@ pub enum FaultKind {
     Crash { restart: bool },
     /// willy's process is stopped (SIGSTOP) until the fault heals (SIGCONT).
     Freeze,
+    /// An intermediary's idle timeout, as a load balancer has one: a connection that carried no
+    /// bytes either way for `idle` is closed on both sides (FIN, or RST when `reset`).
+    IdleTimeout { idle: Duration, reset: bool },
+    /// WebSocket frames of these kinds (`proxy::wsgate` bits: data, ping, pong, close) vanish,
+    /// whole frames; the rest passes. `data` silences MQTT while WebSocket pings go on.
+    WsDrop { direction: Direction, frames: u8 },
 }
 
 impl FaultKind {
@@ -184,6 +190,19 @@ impl FaultKind {
             FaultKind::Hang => "hang".to_string(),
             FaultKind::Crash { .. } => "crash".to_string(),
             FaultKind::Freeze => "freeze".to_string(),
+            FaultKind::WsDrop { direction, frames } => {
+                let names: Vec<&str> = crate::mqtt::ws_kinds::KINDS
+                    .iter()
+                    .filter(|(_, b)| frames & b != 0)
+                    .map(|(n, _)| *n)
+                    .collect();
+                format!("ws-drop {}{}", names.join(","), direction.suffix())
+            }
+            FaultKind::IdleTimeout { idle, reset } => format!(
+                "idle-timeout {} ms {}",
+                idle.as_millis(),
+                if *reset { "rst" } else { "fin" }
+            ),
         }
     }
 
@@ -195,6 +214,11 @@ impl FaultKind {
             FaultKind::Freeze => true,
             // A PINGREQ-only stream with its PINGREQs gone is as silent as a cut cable.
             FaultKind::Drop { direction, packets } => direction.up() && packets.contains(&12),
+            // MQTT rides in data frames: with them gone upstream the broker hears no MQTT,
+            // whatever WebSocket pings still reach it.
+            FaultKind::WsDrop { direction, frames } => {
+                direction.up() && frames & crate::mqtt::ws_kinds::DATA != 0
+            }
             _ => false,
         }
     }
@@ -334,6 +358,41 @@ pub struct V5Disconnect {
     pub form: crate::mqtt::DisconnectForm,
 }
 
+/// `[willy]`: WebSocket pings from willy (seed 004), beside MQTT's keepalive. Only willy's own
+/// client can send them (MQTT 5, and 3.1.1 with v311wire.rs when a scenario asks for pings): rumqttc 0.25.1 wraps its WebSocket in ws_stream_tungstenite's
+/// `WsStream` (src/eventloop.rs, src/v5/eventloop.rs), a byte stream of binary messages with
+/// no way to send a control frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct WillySetup {
+    /// A WebSocket ping every this long.
+    pub ws_ping: Option<Duration>,
+    /// willy gives the connection up when a pong is not back within this.
+    pub ws_pong_timeout: Option<Duration>,
+    /// false: willy sends no PINGREQ (its MQTT keepalive is silent; only what else it sends,
+    /// WebSocket pings, crosses the network). Its own client only.
+    #[serde(default = "yes")]
+    pub mqtt_pings: bool,
+}
+
+impl Default for WillySetup {
+    fn default() -> Self {
+        WillySetup {
+            ws_ping: None,
+            ws_pong_timeout: None,
+            mqtt_pings: true,
+        }
+    }
+}
+
+/// `[broker]`: what the runner configures in a broker it starts. A broker that has no such
+/// setting says so in its profile (`Profile::cannot`), and runs as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub struct BrokerSettings {
+    /// The most keepalive the broker allows: mosquitto's `max_keepalive`, answered to an MQTT 5
+    /// client that asks for more with a Server Keep Alive in the CONNACK [MQTT-3.2.2-21].
+    pub max_keepalive_s: Option<u16>,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Expect {
     /// The will must reach monit (true) or must never arrive (false).
@@ -386,6 +445,12 @@ pub struct Scenario {
     /// A second client takes willy's client id over while willy is cut off.
     #[serde(default)]
     pub takeover: Option<Takeover>,
+    /// Settings for a broker the runner starts (`[broker]`).
+    #[serde(default)]
+    pub broker: BrokerSettings,
+    /// willy's WebSocket pings (`[willy]`).
+    #[serde(default)]
+    pub willy: WillySetup,
     pub faults: Vec<Fault>,
     pub expect: Expect,
     /// How long after the cut the run keeps watching for a drop or a will later than the

@@ -64,6 +64,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         Some(p) => v.choice(p, "tap.publishes", "each, runs")?,
         None => PublishRecords::Each,
     };
+    let broker = broker_settings(&v, &raw.broker)?;
+    let willy = willy_setup(&v, &raw.willy, transport)?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -105,11 +107,70 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         subscribe,
         clean_session,
         takeover,
+        broker,
+        willy,
         faults,
         expect,
         observe: None,
         publishes,
     })
+}
+
+/// `[willy]`: `ws_ping_ms`, `ws_pong_timeout_ms` (WebSocket and MQTT 5: willy's own client).
+fn willy_setup(
+    v: &Validator,
+    w: &Option<super::raw::RawWilly>,
+    transport: Transport,
+) -> Result<crate::scenario::WillySetup, ScenarioError> {
+    let mut out = crate::scenario::WillySetup::default();
+    let Some(w) = w else { return Ok(out) };
+    for x in [&w.ws_ping_ms, &w.ws_pong_timeout_ms].into_iter().flatten() {
+        if transport != Transport::Ws {
+            return v.err(
+                x.span(),
+                "willy",
+                "WebSocket pings need transport = \"ws\"".to_string(),
+            );
+        }
+    }
+    if let Some(x) = &w.ws_ping_ms {
+        out.ws_ping = Some(v.ms(x, "willy.ws_ping_ms", 10)?);
+    }
+    if let Some(x) = &w.ws_pong_timeout_ms {
+        if out.ws_ping.is_none() {
+            return v.err(
+                x.span(),
+                "willy.ws_pong_timeout_ms",
+                "a pong timeout needs `ws_ping_ms`: no pings, no pongs".to_string(),
+            );
+        }
+        out.ws_pong_timeout = Some(v.ms(x, "willy.ws_pong_timeout_ms", 10)?);
+    }
+    if let Some(x) = &w.mqtt_pings {
+        if !*x.get_ref() && out.ws_ping.is_none() {
+            return v.err(
+                x.span(),
+                "willy.mqtt_pings",
+                "mqtt_pings = false needs `ws_ping_ms`: it silences willy's own client, which only WebSocket pings bring".to_string(),
+            );
+        }
+        out.mqtt_pings = *x.get_ref();
+    }
+    Ok(out)
+}
+
+/// `[broker]`: `max_keepalive_s` (MQTT 5: mosquitto answers a 3.1.1 client that asks for more
+/// with a refusal, not a Server Keep Alive).
+fn broker_settings(
+    v: &Validator,
+    b: &Option<super::raw::RawBroker>,
+) -> Result<crate::scenario::BrokerSettings, ScenarioError> {
+    let mut out = crate::scenario::BrokerSettings::default();
+    if let Some(x) = b.as_ref().and_then(|b| b.max_keepalive_s.as_ref()) {
+        v.v5_only(x.span(), "broker.max_keepalive_s")?;
+        out.max_keepalive_s = Some(v.int_in(x, "broker.max_keepalive_s", 1, 65535)? as u16);
+    }
+    Ok(out)
 }
 
 /// `protocol`: "3.1.1" (or "4", the default) or "5".

@@ -33,6 +33,8 @@ pub(super) struct RawScenario {
     pub(super) subscribe: Option<RawSubscribe>,
     pub(super) takeover: Option<RawTakeover>,
     pub(super) monit: Option<RawMonit>,
+    pub(super) broker: Option<RawBroker>,
+    pub(super) willy: Option<RawWilly>,
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
@@ -43,6 +45,22 @@ pub(super) struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTap {
     pub(super) publishes: Option<Spanned<String>>,
+}
+
+/// `[willy]`: how willy keeps its connection besides MQTT's keepalive.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWilly {
+    pub(super) ws_ping_ms: Option<Spanned<i64>>,
+    pub(super) ws_pong_timeout_ms: Option<Spanned<i64>>,
+    pub(super) mqtt_pings: Option<Spanned<bool>>,
+}
+
+/// `[broker]`: settings the runner writes into a broker it starts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBroker {
+    pub(super) max_keepalive_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +121,12 @@ pub(super) struct RawFault {
     pub(super) bytes_per_s: Option<Spanned<i64>>,
     pub(super) packets: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) restart: Option<Spanned<bool>>,
+    /// idle-timeout: the silence after which the intermediary closes the connection.
+    pub(super) idle_ms: Option<Spanned<i64>>,
+    /// idle-timeout: how it closes it, "fin" or "rst".
+    pub(super) close: Option<Spanned<String>>,
+    /// ws-drop: the WebSocket frame kinds that vanish ("data", "ping", "pong", "close").
+    pub(super) frames: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

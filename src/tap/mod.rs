@@ -232,6 +232,9 @@ pub enum Fields {
         session_present: bool,
         /// 3.1.1 return code or v5 reason code.
         code: u8,
+        /// v5 Server Keep Alive property: the keepalive the server imposes [MQTT-3.2.2-21].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server_keepalive_s: Option<u16>,
     },
     Publish {
         topic: String,

@@ -281,12 +281,15 @@ impl Stream {
                 } else {
                     level >= 5
                 };
-                if v5 && !r.is_empty() {
-                    r.properties()?;
-                }
+                let server_keepalive_s = if v5 && !r.is_empty() {
+                    r.properties()?.server_keepalive
+                } else {
+                    None
+                };
                 Fields::Connack {
                     session_present: flags & 1 != 0,
                     code,
+                    server_keepalive_s,
                 }
             }
             PacketKind::Publish => {
@@ -426,6 +429,8 @@ fn utf8(b: &[u8]) -> String {
 struct Props {
     session_expiry: Option<u32>,
     will_delay: Option<u32>,
+    /// Server Keep Alive (CONNACK).
+    server_keepalive: Option<u16>,
 }
 
 /// A bounds-checked cursor over a packet body.
@@ -486,7 +491,8 @@ impl<'a> Reader<'a> {
                 0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2a => {
                     p.u8()?;
                 }
-                0x13 | 0x21 | 0x22 | 0x23 => {
+                0x13 => props.server_keepalive = Some(p.u16()?),
+                0x21..=0x23 => {
                     p.u16()?;
                 }
                 0x11 => props.session_expiry = Some(p.u32()?),

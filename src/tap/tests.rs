@@ -251,6 +251,23 @@ fn disconnect_forms() {
 }
 
 #[test]
+fn a_v5_connack_shows_its_server_keep_alive() {
+    // mosquitto 2.0.11 with max_keepalive 10 to a client that asked for 15: Receive Maximum,
+    // Server Keep Alive 10, Topic Alias Maximum.
+    let level = Arc::new(AtomicU8::new(5));
+    let bytes = unhex("200c00000922000a13000a210014");
+    let out = decode_with(Direction::Downstream, &level, &[&bytes]);
+    assert_eq!(
+        packet(&out[0]).fields,
+        Fields::Connack {
+            session_present: false,
+            code: 0,
+            server_keepalive_s: Some(10),
+        }
+    );
+}
+
+#[test]
 fn connack_infers_level() {
     let level = Arc::new(AtomicU8::new(0));
     let out = decode_with(Direction::Downstream, &level, &[&unhex("20020100")]);
@@ -258,7 +275,8 @@ fn connack_infers_level() {
         packet(&out[0]).fields,
         Fields::Connack {
             session_present: true,
-            code: 0
+            code: 0,
+            server_keepalive_s: None,
         }
     );
     assert_eq!(level.load(Ordering::Relaxed), 4);

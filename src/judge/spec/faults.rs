@@ -114,7 +114,12 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
 
     // willy's own FIN without DISCONNECT (half-open downstream, a lost PINGRESP): the will
     // follows that close at once.
-    if s.expect.will && s.will.is_some() && !cut.kind.ends_at_once() && !cut.kind.silences_client()
+    // (An idle timeout's close has its own check, layers.rs.)
+    if s.expect.will
+        && s.will.is_some()
+        && !cut.kind.ends_at_once()
+        && !cut.kind.silences_client()
+        && !matches!(cut.kind, K::IdleTimeout { .. })
     {
         let d = after(f.will_received_ms, f.client_close_ms);
         checks.push(finding(

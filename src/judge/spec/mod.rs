@@ -8,11 +8,14 @@
 //!     delivery.rs  delivery-qos, queued-delivery, dup-on-resend, no-qos-upgrade, ...
 //!     session.rs   a flaky monit's session, a twin's takeover
 //!     faults.rs    fault-applied, will-prompt, no-broker-drop, client-detect, attempts-*
+//!     layers.rs    idle-timeout-cut, will-after-idle-cut, no-idle-timeout-cut, server-keepalive,
+//!                  ws-pings-not-keepalive, ws-pong-timeout
 //! ```
 
 pub mod delivery;
 pub mod faults;
 pub mod keepalive;
+pub mod layers;
 pub mod session;
 pub mod will;
 
@@ -68,6 +71,19 @@ pub(crate) fn ms(x: Option<f64>) -> String {
 /// The spec checks alone, in the order the summary lists them: `holds` is whether the spec
 /// holds. The profile's allowances widen the timing windows; its deviations are not read here.
 pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
+    // Every check below measures against the keepalive that binds: the server's, when its
+    // CONNACK set one (layers.rs says which, with the figures).
+    let effective;
+    let s = match layers::effective_keepalive(s, f) {
+        Some(k) => {
+            effective = Scenario {
+                keepalive: k,
+                ..s.clone()
+            };
+            &effective
+        }
+        None => s,
+    };
     let mut checks = Vec::new();
     match (s.disconnect, &s.will) {
         (Some(d), Some(_)) => checks.push(will::will_on_disconnect(d, f)),
@@ -83,6 +99,7 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
     if s.monit.qos > 0 {
         checks.push(delivery::no_qos_upgrade(s, f));
     }
+    checks.extend(layers::server_keepalive_check(s, p, f));
     let Some(cut) = s.cut() else { return checks };
     if f.cut_at_ms.is_none() {
         checks.push(faults::fault_not_applied(cut));
@@ -111,5 +128,6 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
         checks.extend(session::flaky_monit_checks(s, m, f));
     }
     checks.extend(faults::fault_checks(s, f));
+    checks.extend(layers::layer_checks(s, p, f));
     checks
 }
