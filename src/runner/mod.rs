@@ -106,7 +106,15 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
     let (jsonl, log) = files
         .writers()
         .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
-    let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
+    // A fleet's thousands of connection records go to the files only; it prints its own lines.
+    let echo = match s.fleet {
+        Some(_) => crate::event::Echo {
+            stdout: false,
+            ..opts.echo
+        },
+        None => opts.echo,
+    };
+    let journal = Journal::to_writers(jsonl, log, echo, crate::progress::print_line);
     let started_at = chrono::Utc::now();
     let run_id = opts.run_id.clone().unwrap_or_else(|| {
         format!(
@@ -214,6 +222,23 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
+    if let Some(fleet) = s.fleet {
+        driving.store(true, Ordering::SeqCst);
+        let (summary, interrupted) = crate::fleet::drive(
+            s,
+            fleet,
+            &opts.broker,
+            journal,
+            interrupts,
+            started_at,
+            opts.echo.stdout,
+        )
+        .await?;
+        return Ok(Driven {
+            summary,
+            interrupted,
+        });
+    }
     let journal = journal.clone();
     let mut broker = broker::start(&opts.broker, &journal).await?;
     let upstream = match s.transport {

@@ -14,9 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod faults;
+mod fleet;
 mod parse;
 mod raw;
 
+pub use fleet::Fleet;
 pub use parse::parse;
 
 /// The topic willy reports its state on, as in the seed.
@@ -392,6 +394,9 @@ pub struct Scenario {
     /// broker's profile allows (`--observe`); None: [`Scenario::observe_window`]'s default.
     #[serde(default)]
     pub observe: Option<Duration>,
+    /// Many willies instead of one (`[fleet]`): run by [`crate::fleet`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
 }
 
 fn yes() -> bool {

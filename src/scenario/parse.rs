@@ -52,6 +52,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         Some(x) => Duration::from_secs(v.int_in(x, "connect_timeout_s", 1, 600)?),
         None => Duration::from_secs(5),
     };
+    let in_fleet = super::fleet::single_willy_keys(&raw);
     let will = will(&v, raw.will)?;
     let monit_protocol = monit_protocol(&v, &raw.monit_protocol)?;
     let clean_session = clean_session(&v, &raw.clean_session, &raw.clean_start)?;
@@ -60,6 +61,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let faults = faults(&v, &raw.faults, transport, cycles)?;
     let takeover = takeover(&v, &raw.takeover, &faults)?;
     let monit = monit(&v, &raw.monit, &faults)?;
+    let fleet = super::fleet::fleet(&v, &raw.fleet, will.is_some(), &in_fleet, transport, &faults)?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -104,6 +106,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         faults,
         expect,
         observe: None,
+        fleet,
     })
 }
 

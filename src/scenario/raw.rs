@@ -36,6 +36,7 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+    pub(super) fleet: Option<super::fleet::RawFleet>,
 }
 
 #[derive(Deserialize)]
