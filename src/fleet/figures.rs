@@ -200,6 +200,30 @@ impl FleetFacts {
         f
     }
 
+    /// Each willy's drop and will after its own last packet, ms (for the picture).
+    pub fn latencies(&self) -> (Vec<f64>, Vec<f64>) {
+        let mut drops = Vec::new();
+        let mut wills = Vec::new();
+        for (i, c) in self.willies.iter().filter(|(_, c)| c.connack_ms.is_some()) {
+            let Some(r) = c.reference_ms() else { continue };
+            if let Some(d) = c.broker_closed_ms {
+                drops.push(d - r);
+            }
+            if let Some(w) = self.wills.get(i) {
+                wills.push(w[0] - r);
+            }
+        }
+        (drops, wills)
+    }
+
+    /// When each will (each copy) arrived after the cut, ms.
+    pub fn wills_after_cut(&self) -> Vec<f64> {
+        let Some(cut) = self.cut_at_ms else {
+            return Vec::new();
+        };
+        self.wills.values().flatten().map(|w| w - cut).collect()
+    }
+
     /// The figures, without the harness's own (the runner adds those).
     pub fn figures(&self, s: &Scenario, p: &Profile) -> FleetSummary {
         let n = s.fleet.map_or(0, |f| f.willies);
@@ -208,23 +232,17 @@ impl FleetFacts {
             .iter()
             .filter(|(_, c)| c.connack_ms.is_some())
             .collect();
-        let mut drops = Vec::new();
-        let mut wills_after = Vec::new();
+        let (drops, wills_after) = self.latencies();
         let mut received = 0;
         let mut duplicated = 0;
         let mut drops_missing = 0;
         for (i, c) in &connected {
-            let reference = c.reference_ms();
-            match (c.broker_closed_ms, reference) {
-                (Some(d), Some(r)) => drops.push(d - r),
-                _ => drops_missing += 1,
+            if c.broker_closed_ms.is_none() || c.reference_ms().is_none() {
+                drops_missing += 1;
             }
             if let Some(w) = self.wills.get(i) {
                 received += 1;
                 duplicated += u32::from(w.len() > 1);
-                if let Some(r) = reference {
-                    wills_after.push(w[0] - r);
-                }
             }
         }
         let last_will = self

@@ -170,7 +170,14 @@ async fn run_async(s: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult>
                 .with_context(|| format!("writing the log files in {}", opts.out_dir.display()))?;
             // Drawn from every record the files hold (the broker's stop adds a few after the
             // summary's).
-            let svg = crate::report::svg::render_run(&all, &d.summary);
+            let svg = match s.fleet {
+                Some(_) => crate::report::svg::render_fleet(
+                    s,
+                    &crate::fleet::FleetFacts::from_records(s, &all),
+                    &d.summary,
+                ),
+                None => crate::report::svg::render_run(&all, &d.summary),
+            };
             match d.interrupted {
                 None => files.commit(&d.summary, &svg)?,
                 Some(sig) => {
