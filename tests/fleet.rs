@@ -80,6 +80,30 @@ fn a_fleet_of_50_on_the_builtin_broker_gets_every_will_once_within_the_bound() {
     for c in ["will", "will-once", "keepalive-drop", "will-timing"] {
         assert_eq!(status(&s, c), "pass", "{c}");
     }
+    picture_rasterises(&out.join("fleet50.svg"));
+}
+
+/// The fleet's picture is an SVG resvg reads and draws with ink (kept as a PNG beside it).
+fn picture_rasterises(svg: &Path) {
+    let text = std::fs::read_to_string(svg).unwrap();
+    assert!(text.contains(r#"<g id="cdf">"#) && text.contains(r#"<g id="arrivals">"#));
+    let mut opt = resvg::usvg::Options::default();
+    opt.fontdb_mut().load_system_fonts();
+    let tree = resvg::usvg::Tree::from_str(&text, &opt).expect("usvg reads the fleet picture");
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).unwrap();
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
+    let inked = pixmap
+        .pixels()
+        .iter()
+        .filter(|p| p.red().min(p.green()).min(p.blue()) < 245)
+        .count();
+    assert!(inked > 1000, "{inked} inked pixels");
+    pixmap.save_png(svg.with_extension("png")).unwrap();
 }
 
 #[test]

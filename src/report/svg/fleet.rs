@@ -30,14 +30,15 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         .as_ref()
         .map_or((0.0, 0.0), |f| (f.window_ms.0, f.window_ms.1));
     let bound = timing::keepalive_bound_ms(s.keepalive);
+    let (early, late) = if late > 0.0 { (early, late) } else { (bound, bound) };
     let x1 = WIDTH - RIGHT;
-    let top_ms = drops
-        .iter()
-        .chain(&wills)
-        .copied()
-        .fold(late, f64::max)
-        * 1.05;
-    let xs = |ms: f64| LEFT + (x1 - LEFT) * (ms / top_ms.max(1.0)).clamp(0.0, 1.0);
+    // From a little before the earliest of the window and the values to a little after the
+    // latest: the curves, not empty seconds, fill the width.
+    let hi = drops.iter().chain(&wills).copied().fold(late, f64::max);
+    let lo = drops.iter().chain(&wills).copied().fold(early, f64::min);
+    let pad = ((hi - lo) * 0.08).max(50.0);
+    let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
+    let xs = |ms: f64| LEFT + (x1 - LEFT) * ((ms - lo) / (hi - lo)).clamp(0.0, 1.0);
     let verdict = summary.verdict_word();
     let class = if summary.pass { "pass title" } else { "fail title" };
     doc.text_end(x1, 30.0, class, verdict);
@@ -76,7 +77,7 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         doc.line(LEFT, ys(pct), x1, ys(pct), "axisgrid");
         doc.text_end(LEFT - 6.0, ys(pct) + 4.0, "small", &format!("{:.0} %", pct * 100.0));
     }
-    axis(&mut doc, y0, top_ms, &xs);
+    axis(&mut doc, y0, lo, hi, &xs);
     doc.line(xs(bound), TOP, xs(bound), y0, "g-bound");
     doc.text(
         xs(bound) + 4.0,
@@ -85,8 +86,8 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         &format!("{} = {}", timing::BOUND_WORDS, secs(bound)),
     );
     doc.line(xs(late), TOP, xs(late), y0, "faultedge");
-    doc.text(
-        xs(late) + 4.0,
+    doc.text_end(
+        xs(late) - 4.0,
         TOP + 26.0,
         "small",
         &format!("latest allowed {}", secs(late)),
@@ -122,8 +123,8 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         doc.rect(x, h1 - h, (xa((i + 1) as f64 * BIN_MS) - x).max(1.0), h, "bar-will");
     }
     doc.line(LEFT, h1, x1, h1, "axis");
-    axis(&mut doc, h1, span, &xa);
-    doc.text_end(LEFT - 6.0, h0 + 10.0, "small", &format!("{most} / 100 ms"));
+    axis(&mut doc, h1, 0.0, span, &xa);
+    doc.text(LEFT + 4.0, h0 - 4.0, "small", &format!("tallest bar: {most} wills in 100 ms"));
     doc.text(16.0, h0 + 12.0, "lane", "wills after");
     doc.text(16.0, h0 + 28.0, "lane", "the cut");
     doc.close();
@@ -131,10 +132,10 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
 }
 
 /// Ticks and labels in seconds under a panel.
-fn axis(doc: &mut Doc, y: f64, top_ms: f64, x: &dyn Fn(f64) -> f64) {
-    let step = nice_step(top_ms / 1000.0, 12.0) * 1000.0;
-    let mut t = 0.0;
-    while t <= top_ms {
+fn axis(doc: &mut Doc, y: f64, lo: f64, hi: f64, x: &dyn Fn(f64) -> f64) {
+    let step = nice_step((hi - lo) / 1000.0, 12.0) * 1000.0;
+    let mut t = (lo / step).ceil() * step;
+    while t <= hi {
         doc.line(x(t), y, x(t), y + 4.0, "tick");
         doc.text_end(x(t) + 8.0, y + 16.0, "small", &secs(t));
         t += step;
