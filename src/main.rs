@@ -96,7 +96,7 @@ enum Command {
         after_help = "Examples:\n  unplug suite\n  unplug suite --jobs 2 --out /tmp/suite ws-last-will ws-no-will"
     )]
     Suite {
-        /// Scenario names or paths; all built-in scenarios when none are given.
+        /// Scenario names or paths; all built-in scenarios but fleets (will-storm) when none are given.
         scenarios: Vec<String>,
         #[command(flatten)]
         timing: Timing,
@@ -735,10 +735,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let broker = broker.choice()?;
             let names: Vec<String> = if scenarios.is_empty() {
-                scenario::BUILTIN
-                    .iter()
-                    .map(|(n, _)| n.to_string())
-                    .collect()
+                scenario::suite_default()
             } else {
                 // Refuse a bad name before starting anything.
                 for n in &scenarios {

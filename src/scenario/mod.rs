@@ -29,6 +29,16 @@ pub const MONITOR_FILTER: &str = "test/#";
 /// The scenarios shipped in `scenarios/`, compiled in so the binary runs them from anywhere.
 pub const BUILTIN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_scenarios.rs"));
 
+/// The built-ins a bare `unplug suite` runs: all but fleets, which are benchmarks that take the
+/// whole machine (their harness-lag bound would fail beside other runs); name one to run it.
+pub fn suite_default() -> Vec<String> {
+    BUILTIN
+        .iter()
+        .filter(|(n, text)| parse(n, n, text).is_ok_and(|s| s.fleet.is_none()))
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
