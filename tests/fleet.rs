@@ -81,6 +81,15 @@ fn a_fleet_of_50_on_the_builtin_broker_gets_every_will_once_within_the_bound() {
         assert_eq!(status(&s, c), "pass", "{c}");
     }
     picture_rasterises(&out.join("fleet50.svg"));
+    // Judged again from its journal: the same checks and counts.
+    let jsonl = out.join("fleet50.events.jsonl");
+    let o = unplug(&["judge", jsonl.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again["checks"], s["checks"]);
+    for key in ["wills_received", "wills_lost", "drop_after_last_packet_ms"] {
+        assert_eq!(again["fleet"][key], f[key], "{key}");
+    }
 }
 
 /// The fleet's picture is an SVG resvg reads and draws with ink (kept as a PNG beside it).
