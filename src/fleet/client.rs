@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  willy i: connect(proxy) -> CONNECT (id willy-i, will PREFIX/i) -> CONNACK (tap decoder)
-//!           -> every keepalive: PINGREQ; whatever comes back is read and discarded
+//!           -> every keepalive from CONNECT: PINGREQ; whatever comes back is read and discarded
 //!  monit:   connect(broker) -> CONNECT -> SUBSCRIBE PREFIX/+ -> SUBACK
 //!           -> every PUBLISH: a `message_received` record (PUBACK for QoS 1)
 //! ```
@@ -154,20 +154,34 @@ impl Incoming {
     }
 }
 
+/// A connection the broker accepted.
+pub struct Open {
+    pub stream: TcpStream,
+    pub incoming: Incoming,
+    /// When CONNECT was written: the client's keepalive counts from its last packet sent
+    /// [MQTT-3.1.2-23], not from the CONNACK, which a busy broker may send seconds later.
+    pub sent_at: tokio::time::Instant,
+}
+
 /// Open a connection and get a CONNACK that accepts it, within `timeout`.
 pub async fn open(
     addr: SocketAddr,
     protocol: Protocol,
     hello: &[u8],
     timeout: Duration,
-) -> anyhow::Result<(TcpStream, Incoming)> {
+) -> anyhow::Result<Open> {
     let attempt = async {
         let mut s = TcpStream::connect(addr).await?;
         let _ = s.set_nodelay(true);
         s.write_all(hello).await?;
+        let sent_at = tokio::time::Instant::now();
         let mut incoming = Incoming::new(protocol);
         match incoming.until(&mut s, PacketKind::Connack).await? {
-            Fields::Connack { code: 0, .. } => Ok((s, incoming)),
+            Fields::Connack { code: 0, .. } => Ok(Open {
+                stream: s,
+                incoming,
+                sent_at,
+            }),
             Fields::Connack { code, .. } => anyhow::bail!("CONNACK refused it: code {code:#04x}"),
             _ => anyhow::bail!("a CONNACK without its fields"),
         }
@@ -177,10 +191,15 @@ pub async fn open(
         .map_err(|_| anyhow::anyhow!("no CONNACK within {} s", timeout.as_secs_f64()))?
 }
 
-/// A willy once connected: ping every keepalive from its CONNACK, discard what comes back,
+/// A willy once connected: ping every keepalive from its CONNECT, discard what comes back,
 /// until the run aborts the task (a blackhole keeps the socket open, so nothing else ends it).
-pub async fn keep_alive(mut s: TcpStream, mut incoming: Incoming, keepalive: Duration) {
-    let mut next = tokio::time::Instant::now() + keepalive;
+pub async fn keep_alive(open: Open, keepalive: Duration) {
+    let Open {
+        stream: mut s,
+        mut incoming,
+        sent_at,
+    } = open;
+    let mut next = sent_at + keepalive;
     loop {
         tokio::select! {
             r = incoming.read(&mut s) => match r {
@@ -218,7 +237,11 @@ pub async fn monit(
         },
     );
     let started = async {
-        let (mut s, mut incoming) = open(broker, protocol, &hello, Duration::from_secs(10)).await?;
+        let Open {
+            stream: mut s,
+            mut incoming,
+            ..
+        } = open(broker, protocol, &hello, Duration::from_secs(10)).await?;
         s.write_all(&subscribe(protocol, &filter, qos)).await?;
         match incoming.until(&mut s, PacketKind::Suback).await? {
             Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  raise RLIMIT_NOFILE -> broker -> proxy (one listener) -> monit (PREFIX/+) -> lag probe
-//!    -> waves: wave_size willies connect at once, every wave_interval  (client.rs)
+//!    -> waves: wave_size willies connect at once; the next when all have their CONNACK and
+//!       wave_interval has passed (client.rs; one attempt each)
 //!    -> every CONNACK in: the scenario's blackhole, applied once to every connection
 //!    -> wait: every will came (then SETTLE_MS for duplicates), or the observe window ends
 //!    -> figures and checks from the records (figures.rs); the harness's own lag, CPU, RSS
@@ -116,17 +117,14 @@ pub async fn drive(
         .map_err(|_| anyhow::anyhow!("monit could not subscribe at {upstream} within 10 s"))?
         .map_err(|_| anyhow::anyhow!("monit stopped before subscribing"))??;
 
-    // The waves.
+    // The waves: one starts when every willy of the one before has its answer and
+    // wave_interval has passed since that one started, so the fleet connects as fast as the
+    // broker answers and never faster than asked.
     let connect_started = probe.now_ms();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut willies = tokio::task::JoinSet::new();
-    let waves_at = tokio::time::Instant::now();
     let keepalive_s = s.keepalive.as_secs().min(u64::from(u16::MAX)) as u16;
-    for i in 0..fleet.willies {
-        let wave = i / fleet.wave_size;
-        if i % fleet.wave_size == 0 && wave > 0 {
-            tokio::time::sleep_until(waves_at + fleet.wave_interval * wave).await;
-        }
+    let spawn = |i: u32, willies: &mut tokio::task::JoinSet<()>| {
         let hello = client::connect(
             s.protocol,
             &Hello {
@@ -139,43 +137,70 @@ pub async fn drive(
                 )),
             },
         );
-        let (addr, protocol, timeout, pause) =
-            (proxy.addr, s.protocol, s.connect_timeout, s.reconnect);
+        let (addr, protocol, timeout, keepalive) =
+            (proxy.addr, s.protocol, s.connect_timeout, s.keepalive);
         let done = done_tx.clone();
-        let keepalive = s.keepalive;
         willies.spawn(async move {
-            let mut last = None;
-            for _ in 0..3 {
-                match client::open(addr, protocol, &hello, timeout).await {
-                    Ok((stream, incoming)) => {
-                        let _ = done.send(Ok(i));
-                        client::keep_alive(stream, incoming, keepalive).await;
-                        return;
-                    }
-                    Err(e) => last = Some(e),
+            // One attempt: a second with the same client id would take over the first, still
+            // pending at the broker, which then publishes a will for it.
+            match client::open(addr, protocol, &hello, timeout).await {
+                Ok(open) => {
+                    let _ = done.send(Ok(i));
+                    client::keep_alive(open, keepalive).await;
                 }
-                tokio::time::sleep(pause).await;
+                Err(e) => {
+                    let _ = done.send(Err((i, format!("{e:#}"))));
+                }
             }
-            let _ = done.send(Err((i, last.map(|e| format!("{e:#}")).unwrap_or_default())));
         });
-    }
-    drop(done_tx);
+    };
     let mut connected = 0u32;
     let mut failed: Vec<(u32, String)> = Vec::new();
-    let connect_limit = 3 * (s.connect_timeout + s.reconnect) + Duration::from_secs(10);
-    let deadline = tokio::time::Instant::now() + connect_limit;
+    let mut started = 0u32;
+    let mut wave_at = tokio::time::Instant::now();
+    let connect_limit = s.connect_timeout + Duration::from_secs(10);
     let mut interrupted = None;
-    while connected + (failed.len() as u32) < fleet.willies {
+    loop {
+        let answered = connected + failed.len() as u32;
+        if answered == fleet.willies {
+            break;
+        }
+        let next_wave = (answered == started && started < fleet.willies).then(|| {
+            if started == 0 {
+                wave_at
+            } else {
+                wave_at + fleet.wave_interval
+            }
+        });
+        if let Some(at) = next_wave.filter(|at| *at <= tokio::time::Instant::now()) {
+            wave_at = at.max(tokio::time::Instant::now());
+            let k = fleet.wave_size.min(fleet.willies - started);
+            for i in started..started + k {
+                spawn(i, &mut willies);
+            }
+            started += k;
+            continue;
+        }
+        // Every willy answers within its connect timeout; this only guards against a hang.
+        let stuck = wave_at + connect_limit;
         tokio::select! {
             r = done_rx.recv() => match r {
                 Some(Ok(_)) => connected += 1,
                 Some(Err(f)) => failed.push(f),
                 None => break,
             },
-            _ = tokio::time::sleep_until(deadline) => break,
+            _ = tokio::time::sleep_until(next_wave.unwrap_or(stuck)) => {
+                if next_wave.is_none() {
+                    break;
+                }
+            }
             sig = interrupts.wait() => { interrupted = Some(sig); break }
         }
+        if !failed.is_empty() {
+            break;
+        }
     }
+    drop(done_tx);
     let connect_lag = probe.between(connect_started, probe.now_ms());
     if let Some(sig) = interrupted {
         willies.abort_all();
@@ -194,9 +219,9 @@ pub async fn drive(
         willies.abort_all();
         broker.stop().await;
         anyhow::bail!(
-            "the fleet did not connect: {connected} of {} willies got a CONNACK within {} s ({} failed{first}); no will can be timed",
+            "the fleet did not connect: {connected} of {} willies got a CONNACK within their connect_timeout_s = {} ({} failed{first}); no will can be timed",
             fleet.willies,
-            connect_limit.as_secs(),
+            s.connect_timeout.as_secs(),
             failed.len()
         );
     }
