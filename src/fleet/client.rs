@@ -24,6 +24,9 @@ use crate::event::{Actor, Event, Journal};
 use crate::scenario::Protocol;
 use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
 
+/// A willy's read buffer: what it gets is a CONNACK and PINGRESPs.
+pub const WILLY_BUF: usize = 256;
+
 /// PINGREQ: `c0 00`.
 const PINGREQ: [u8; 2] = [0xc0, 0x00];
 
@@ -111,7 +114,9 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn new(protocol: Protocol) -> Incoming {
+    /// A reader with a buffer of `buf` bytes: a willy only ever gets a CONNACK and PINGRESPs
+    /// (small, so 4,000 of them stay small); monit gets a burst of wills (large).
+    pub fn new(protocol: Protocol, buf: usize) -> Incoming {
         let level = match protocol {
             Protocol::V311 => 4,
             Protocol::V5 => 5,
@@ -119,7 +124,7 @@ impl Incoming {
         Incoming {
             decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(level))),
             out: Vec::new(),
-            buf: vec![0; 16 * 1024],
+            buf: vec![0; buf],
         }
     }
 
@@ -169,13 +174,14 @@ pub async fn open(
     protocol: Protocol,
     hello: &[u8],
     timeout: Duration,
+    buf: usize,
 ) -> anyhow::Result<Open> {
     let attempt = async {
         let mut s = TcpStream::connect(addr).await?;
         let _ = s.set_nodelay(true);
         s.write_all(hello).await?;
         let sent_at = tokio::time::Instant::now();
-        let mut incoming = Incoming::new(protocol);
+        let mut incoming = Incoming::new(protocol, buf);
         match incoming.until(&mut s, PacketKind::Connack).await? {
             Fields::Connack { code: 0, .. } => Ok(Open {
                 stream: s,
@@ -241,7 +247,7 @@ pub async fn monit(
             stream: mut s,
             mut incoming,
             ..
-        } = open(broker, protocol, &hello, Duration::from_secs(10)).await?;
+        } = open(broker, protocol, &hello, Duration::from_secs(10), 64 * 1024).await?;
         s.write_all(&subscribe(protocol, &filter, qos)).await?;
         match incoming.until(&mut s, PacketKind::Suback).await? {
             Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}

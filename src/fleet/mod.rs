@@ -143,7 +143,7 @@ pub async fn drive(
         willies.spawn(async move {
             // One attempt: a second with the same client id would take over the first, still
             // pending at the broker, which then publishes a will for it.
-            match client::open(addr, protocol, &hello, timeout).await {
+            match client::open(addr, protocol, &hello, timeout, client::WILLY_BUF).await {
                 Ok(open) => {
                     let _ = done.send(Ok(i));
                     client::keep_alive(open, keepalive).await;
