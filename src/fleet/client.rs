@@ -284,6 +284,9 @@ pub async fn monit(
             );
             return;
         };
+        // Every will of one read arrived together: stamped with the read, not with the moment
+        // its record is made (a burst of thousands takes the journal a while).
+        let (at, t) = (Instant::now(), chrono::Utc::now());
         acks.clear();
         for d in got {
             if let Decoded::Packet(p) = d {
@@ -296,7 +299,9 @@ pub async fn monit(
                     ..
                 } = &p.fields
                 {
-                    journal.record(
+                    journal.record_at(
+                        at,
+                        t,
                         Actor::Monit,
                         Event::MessageReceived {
                             topic: topic.clone(),
@@ -316,6 +321,8 @@ pub async fn monit(
         if !acks.is_empty() && s.write_all(&acks).await.is_err() {
             return;
         }
+        // Let the proxy's links and the lag probe in between two bursts.
+        tokio::task::yield_now().await;
     }
 }
 
