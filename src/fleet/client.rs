@@ -27,6 +27,10 @@ use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
 /// A willy's read buffer: what it gets is a CONNACK and PINGRESPs.
 pub const WILLY_BUF: usize = 256;
 
+/// monit's read buffer: a will storm comes in bursts of thousands, and every will read at once
+/// is recorded before the task yields; 4 KiB (about 170 wills) keeps that under a few ms.
+pub const MONIT_BUF: usize = 4 * 1024;
+
 /// PINGREQ: `c0 00`.
 const PINGREQ: [u8; 2] = [0xc0, 0x00];
 
@@ -115,7 +119,7 @@ pub struct Incoming {
 
 impl Incoming {
     /// A reader with a buffer of `buf` bytes: a willy only ever gets a CONNACK and PINGRESPs
-    /// (small, so 4,000 of them stay small); monit gets a burst of wills (large).
+    /// (small, so 4,000 of them stay small); monit gets bursts of wills ([`MONIT_BUF`]).
     pub fn new(protocol: Protocol, buf: usize) -> Incoming {
         let level = match protocol {
             Protocol::V311 => 4,
@@ -247,7 +251,7 @@ pub async fn monit(
             stream: mut s,
             mut incoming,
             ..
-        } = open(broker, protocol, &hello, Duration::from_secs(10), 64 * 1024).await?;
+        } = open(broker, protocol, &hello, Duration::from_secs(10), MONIT_BUF).await?;
         s.write_all(&subscribe(protocol, &filter, qos)).await?;
         match incoming.until(&mut s, PacketKind::Suback).await? {
             Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}

@@ -64,6 +64,8 @@ pub struct Harness {
     /// How late a 10 ms tokio timer fired from the cut to the end: p99 and max, ms.
     pub loop_lag_p99_ms: f64,
     pub loop_lag_max_ms: f64,
+    /// When that worst lag was, ms after the cut.
+    pub loop_lag_max_after_cut_ms: f64,
     /// The same during the connect waves (reported, not bounded: no will is timed then).
     pub connect_loop_lag_max_ms: f64,
     /// How late the proxy recorded the cut against its scheduled moment, ms.

@@ -83,6 +83,17 @@ impl LagProbe {
         }
     }
 
+    /// The largest lag sampled in `[from_ms, to_ms)` and when, ms since the start.
+    pub fn worst(&self, from_ms: f64, to_ms: f64) -> Option<(f64, f64)> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(at, _)| *at >= from_ms && *at < to_ms)
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     /// The lags sampled in `[from_ms, to_ms)`, sorted.
     pub fn between(&self, from_ms: f64, to_ms: f64) -> Vec<f64> {
         let mut v: Vec<f64> = self

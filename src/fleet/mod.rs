@@ -270,6 +270,7 @@ pub async fn drive(
     };
     let end_ms = probe.now_ms();
     let lag = probe.between(cut_ms, end_ms);
+    let worst_at = probe.worst(cut_ms, end_ms).map_or(0.0, |(at, _)| at - cut_ms);
     drop(probe);
     willies.abort_all();
     monit.abort();
@@ -296,6 +297,7 @@ pub async fn drive(
         cpu_s: ((harness::cpu_s() - cpu_at_start) * 100.0).round() / 100.0,
         loop_lag_p99_ms: pick(&lag, 0.99),
         loop_lag_max_ms: lag.last().copied().unwrap_or(0.0),
+        loop_lag_max_after_cut_ms: (worst_at * 10.0).round() / 10.0,
         connect_loop_lag_max_ms: connect_lag.last().copied().unwrap_or(0.0),
         cut_lag_ms: (cut_lag_ms * 10.0).round() / 10.0,
         lag_bound_ms: timing::HARNESS_LAG_MS,
@@ -321,8 +323,9 @@ pub async fn drive(
         && (h.loop_lag_max_ms > timing::HARNESS_LAG_MS || h.cut_lag_ms > timing::HARNESS_LAG_MS)
     {
         anyhow::bail!(
-            "harness error, not a verdict on the broker: the harness itself was late (event loop up to {:.0} ms, cut recorded {:.0} ms after its moment; bound {:.0} ms), so its times of drops and wills cannot be trusted; run fewer willies or on a less loaded machine",
+            "harness error, not a verdict on the broker: the harness itself was late (event loop up to {:.0} ms, {:.1} s after the cut; cut recorded {:.0} ms after its moment; bound {:.0} ms), so its times of drops and wills cannot be trusted; run fewer willies or on a less loaded machine",
             h.loop_lag_max_ms,
+            h.loop_lag_max_after_cut_ms / 1000.0,
             h.cut_lag_ms,
             timing::HARNESS_LAG_MS
         );
