@@ -15,7 +15,7 @@ use crate::scenario::Scenario;
 
 const TOP: f64 = 70.0;
 const CDF_H: f64 = 300.0;
-const GAP: f64 = 70.0;
+const GAP: f64 = 80.0;
 const HIST_H: f64 = 160.0;
 /// Points a curve is drawn through: enough for a smooth step, few enough for a small file.
 const POINTS: usize = 400;
@@ -88,16 +88,18 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     doc.line(xs(late), TOP, xs(late), y0, "faultedge");
     doc.text_end(
         xs(late) - 4.0,
-        TOP + 26.0,
+        y0 - 8.0,
         "small",
         &format!("latest allowed {}", secs(late)),
     );
     curve(&mut doc, &drops, "b-drop", &xs, &ys);
     curve(&mut doc, &wills, "b-will", &xs, &ys);
-    doc.line(LEFT + 10.0, TOP + CDF_H - 40.0, LEFT + 40.0, TOP + CDF_H - 40.0, "b-drop");
-    doc.text(LEFT + 46.0, TOP + CDF_H - 36.0, "small", "broker drops the willy");
-    doc.line(LEFT + 10.0, TOP + CDF_H - 24.0, LEFT + 40.0, TOP + CDF_H - 24.0, "b-will");
-    doc.text(LEFT + 46.0, TOP + CDF_H - 20.0, "small", "its will reaches monit");
+    // The legend, under the axis: nothing is drawn there.
+    let ly = y0 + 34.0;
+    doc.line(LEFT, ly - 4.0, LEFT + 30.0, ly - 4.0, "b-drop");
+    doc.text(LEFT + 36.0, ly, "small", "broker drops the willy");
+    doc.line(LEFT + 200.0, ly - 4.0, LEFT + 230.0, ly - 4.0, "b-will");
+    doc.text(LEFT + 236.0, ly, "small", "its will reaches monit");
     doc.text(16.0, TOP + 12.0, "lane", "after each");
     doc.text(16.0, TOP + 28.0, "lane", "willy's last");
     doc.text(16.0, TOP + 44.0, "lane", "packet");
