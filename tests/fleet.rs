@@ -214,3 +214,37 @@ fn a_fleet_larger_than_the_open_file_limit_is_refused_before_it_starts() {
         "{err}"
     );
 }
+
+#[test]
+fn an_mqtt_5_fleet_of_20_on_the_builtin_broker_gets_every_will_once() {
+    let out = out_dir("fleet-v5-20");
+    let file = fleet_file(&out, "fleetv5", 20, "protocol = \"5\"");
+    let (code, s) = run_scenario(file.to_str().unwrap(), &out, &[]);
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    assert_eq!(s["protocol"], "5");
+    assert_eq!(s["fleet"]["wills_received"], 20, "{:#}", s["fleet"]);
+    assert_eq!(s["fleet"]["wills_duplicated"], 0);
+}
+
+#[test]
+fn a_fleet_refuses_the_keys_of_one_willys_cycles_and_any_cut_but_one_blackhole() {
+    let out = out_dir("fleet-refused");
+    let cases: [(&str, &str, &str); 3] = [
+        ("[publisher]\ntopic = \"p\"\nevery_ms = 100\n", "", "[publisher]"),
+        ("", "[[faults]]\nkind = \"blackhole\"\ncycle = 1\n", "exactly one"),
+        ("", "heal_after_ms = 1000\n", "never heals"),
+    ];
+    for (i, (table, fault, says)) in cases.iter().enumerate() {
+        let file = fleet_file(&out, &format!("refused{i}"), 5, "");
+        let text = std::fs::read_to_string(&file).unwrap();
+        // A table goes before [will]; a fault key or entry after the one [[faults]] entry.
+        let text = text
+            .replace("[will]", &format!("{table}[will]"))
+            .replace("cycle = 1\n", &format!("cycle = 1\n{fault}"));
+        std::fs::write(&file, text).unwrap();
+        let o = unplug(&["scenario", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "case {i}: {err}");
+    }
+}
