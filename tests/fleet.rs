@@ -74,9 +74,15 @@ fn a_fleet_of_50_on_the_builtin_broker_gets_every_will_once_within_the_bound() {
     let last = f["cut_to_last_will_ms"].as_f64().unwrap();
     assert!(last > 0.0 && last <= 3250.0, "cut to last will {last}");
     assert!(f["harness_peak_rss_mb"].as_f64().unwrap() > 1.0, "{f:#}");
-    assert!(f["harness"]["nofile_limit"].as_u64().unwrap() >= 256, "{f:#}");
+    assert!(
+        f["harness"]["nofile_limit"].as_u64().unwrap() >= 256,
+        "{f:#}"
+    );
     let lag = f["harness"]["loop_lag_max_ms"].as_f64().unwrap();
-    assert!(lag <= f["harness"]["lag_bound_ms"].as_f64().unwrap(), "{lag}");
+    assert!(
+        lag <= f["harness"]["lag_bound_ms"].as_f64().unwrap(),
+        "{lag}"
+    );
     for c in ["will", "will-once", "keepalive-drop", "will-timing"] {
         assert_eq!(status(&s, c), "pass", "{c}");
     }
@@ -196,17 +202,30 @@ fn a_fleet_over_websocket_is_refused_with_the_key_named() {
         .unwrap()
         .replace("transport = \"tcp\"", "transport = \"ws\"");
     std::fs::write(&file, text).unwrap();
-    let o = unplug(&["scenario", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = unplug(&[
+        "scenario",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("fleet.willies") && err.contains("plain TCP"), "{err}");
+    assert!(
+        err.contains("fleet.willies") && err.contains("plain TCP"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_fleet_larger_than_the_open_file_limit_is_refused_before_it_starts() {
     let out = out_dir("fleet-too-big");
     let file = fleet_file(&out, "fleetbig", 100_000, "");
-    let o = unplug(&["scenario", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = unplug(&[
+        "scenario",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -230,8 +249,16 @@ fn an_mqtt_5_fleet_of_20_on_the_builtin_broker_gets_every_will_once() {
 fn a_fleet_refuses_the_keys_of_one_willys_cycles_and_any_cut_but_one_blackhole() {
     let out = out_dir("fleet-refused");
     let cases: [(&str, &str, &str); 3] = [
-        ("[publisher]\ntopic = \"p\"\nevery_ms = 100\n", "", "[publisher]"),
-        ("", "[[faults]]\nkind = \"blackhole\"\ncycle = 1\n", "exactly one"),
+        (
+            "[publisher]\ntopic = \"p\"\nevery_ms = 100\n",
+            "",
+            "[publisher]",
+        ),
+        (
+            "",
+            "[[faults]]\nkind = \"blackhole\"\ncycle = 1\n",
+            "exactly one",
+        ),
         ("", "heal_after_ms = 1000\n", "never heals"),
     ];
     for (i, (table, fault, says)) in cases.iter().enumerate() {
@@ -242,7 +269,12 @@ fn a_fleet_refuses_the_keys_of_one_willys_cycles_and_any_cut_but_one_blackhole()
             .replace("[will]", &format!("{table}[will]"))
             .replace("cycle = 1\n", &format!("cycle = 1\n{fault}"));
         std::fs::write(&file, text).unwrap();
-        let o = unplug(&["scenario", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let o = unplug(&[
+            "scenario",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(says), "case {i}: {err}");

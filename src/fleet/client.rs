@@ -257,7 +257,12 @@ pub async fn monit(
             Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}
             f => anyhow::bail!("the broker refused monit's subscription to {filter}: {f:?}"),
         }
-        journal.record(Actor::Monit, Event::Subscribed { filter: filter.clone() });
+        journal.record(
+            Actor::Monit,
+            Event::Subscribed {
+                filter: filter.clone(),
+            },
+        );
         anyhow::Ok((s, incoming))
     };
     let (mut s, mut incoming) = match started.await {

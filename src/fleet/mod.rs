@@ -270,7 +270,9 @@ pub async fn drive(
     };
     let end_ms = probe.now_ms();
     let lag = probe.between(cut_ms, end_ms);
-    let worst_at = probe.worst(cut_ms, end_ms).map_or(0.0, |(at, _)| at - cut_ms);
+    let worst_at = probe
+        .worst(cut_ms, end_ms)
+        .map_or(0.0, |(at, _)| at - cut_ms);
     drop(probe);
     willies.abort_all();
     monit.abort();

@@ -53,11 +53,7 @@ impl Fleet {
 
     /// Which willy a will topic belongs to.
     pub fn willy_of(prefix: &str, topic: &str) -> Option<u32> {
-        topic
-            .strip_prefix(prefix)?
-            .strip_prefix('/')?
-            .parse()
-            .ok()
+        topic.strip_prefix(prefix)?.strip_prefix('/')?.parse().ok()
     }
 }
 

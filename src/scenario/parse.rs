@@ -61,7 +61,14 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let faults = faults(&v, &raw.faults, transport, cycles)?;
     let takeover = takeover(&v, &raw.takeover, &faults)?;
     let monit = monit(&v, &raw.monit, &faults)?;
-    let fleet = super::fleet::fleet(&v, &raw.fleet, will.is_some(), &in_fleet, transport, &faults)?;
+    let fleet = super::fleet::fleet(
+        &v,
+        &raw.fleet,
+        will.is_some(),
+        &in_fleet,
+        transport,
+        &faults,
+    )?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.

@@ -30,7 +30,11 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         .as_ref()
         .map_or((0.0, 0.0), |f| (f.window_ms.0, f.window_ms.1));
     let bound = timing::keepalive_bound_ms(s.keepalive);
-    let (early, late) = if late > 0.0 { (early, late) } else { (bound, bound) };
+    let (early, late) = if late > 0.0 {
+        (early, late)
+    } else {
+        (bound, bound)
+    };
     let x1 = WIDTH - RIGHT;
     // From a little before the earliest of the window and the values to a little after the
     // latest: the curves, not empty seconds, fill the width.
@@ -40,7 +44,11 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
     let xs = |ms: f64| LEFT + (x1 - LEFT) * ((ms - lo) / (hi - lo)).clamp(0.0, 1.0);
     let verdict = summary.verdict_word();
-    let class = if summary.pass { "pass title" } else { "fail title" };
+    let class = if summary.pass {
+        "pass title"
+    } else {
+        "fail title"
+    };
     doc.text_end(x1, 30.0, class, verdict);
     let n = summary.fleet.as_ref().map_or(0, |f| f.willies);
     doc.text(
@@ -75,7 +83,12 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     doc.rect(xs(early), TOP, xs(late) - xs(early), CDF_H, "zebra");
     for pct in [0.0, 0.25, 0.5, 0.75, 1.0] {
         doc.line(LEFT, ys(pct), x1, ys(pct), "axisgrid");
-        doc.text_end(LEFT - 6.0, ys(pct) + 4.0, "small", &format!("{:.0} %", pct * 100.0));
+        doc.text_end(
+            LEFT - 6.0,
+            ys(pct) + 4.0,
+            "small",
+            &format!("{:.0} %", pct * 100.0),
+        );
     }
     axis(&mut doc, y0, lo, hi, &xs);
     doc.line(xs(bound), TOP, xs(bound), y0, "g-bound");
@@ -122,11 +135,22 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     for (i, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
         let h = HIST_H * f64::from(*c) / f64::from(most);
         let x = xa(i as f64 * BIN_MS);
-        doc.rect(x, h1 - h, (xa((i + 1) as f64 * BIN_MS) - x).max(1.0), h, "bar-will");
+        doc.rect(
+            x,
+            h1 - h,
+            (xa((i + 1) as f64 * BIN_MS) - x).max(1.0),
+            h,
+            "bar-will",
+        );
     }
     doc.line(LEFT, h1, x1, h1, "axis");
     axis(&mut doc, h1, 0.0, span, &xa);
-    doc.text(LEFT + 4.0, h0 - 4.0, "small", &format!("tallest bar: {most} wills in 100 ms"));
+    doc.text(
+        LEFT + 4.0,
+        h0 - 4.0,
+        "small",
+        &format!("tallest bar: {most} wills in 100 ms"),
+    );
     doc.text(16.0, h0 + 12.0, "lane", "wills after");
     doc.text(16.0, h0 + 28.0, "lane", "the cut");
     doc.close();

@@ -21,7 +21,7 @@ mod legend;
 mod timeline;
 mod writer;
 
-pub use fleet::render_fleet;
 pub use compare::{render_compare, render_compare_rows, write_compare, CompareRow};
+pub use fleet::render_fleet;
 pub use timeline::{render_run, write_run, BRACKETS, LANES};
 pub use writer::{secs, text_width, WIDTH};
