@@ -351,7 +351,7 @@ mod tests {
         );
         // 10 RL | 00 04 MQTT 04 flags(clean, will, qos 1) 00 04 | 00 01 w | 00 03 t/1 | 00 01 x
         let want = [
-            0x10, 22, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x0e, 0, 4, 0, 1, b'w', 0, 3, b't', b'/',
+            0x10, 21, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x0e, 0, 4, 0, 1, b'w', 0, 3, b't', b'/',
             b'1', 0, 1, b'x',
         ];
         assert_eq!(c, want);
