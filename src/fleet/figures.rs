@@ -406,6 +406,210 @@ impl FleetFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::ConnLastUpstream;
+
+    fn rec(ms: f64, actor: Actor, event: Event) -> Record {
+        Record {
+            ms,
+            t: chrono::Utc::now(),
+            actor,
+            event,
+        }
+    }
+
+    fn packet(ms: f64, conn: u64, from: Side, kind: &str, fields: serde_json::Value) -> Record {
+        let event = Event::Packet {
+            conn,
+            from,
+            dropped: false,
+            kind: kind.to_string(),
+            framing: "tcp".to_string(),
+            size: 2,
+            hex: None,
+            fields,
+        };
+        rec(ms, Actor::Wire, event)
+    }
+
+    /// willy `i` on proxy connection `i + 1`: CONNECT at `at`, CONNACK 1 ms later.
+    fn connected(i: u32, at: f64) -> Vec<Record> {
+        let conn = u64::from(i) + 1;
+        let id = serde_json::json!({ "client_id": Fleet::client_id(i) });
+        vec![
+            rec(
+                at,
+                Actor::Proxy,
+                Event::ConnectionAccepted { conn, held: false },
+            ),
+            packet(at, conn, Side::Client, "CONNECT", id),
+            packet(
+                at + 1.0,
+                conn,
+                Side::Broker,
+                "CONNACK",
+                serde_json::Value::Null,
+            ),
+        ]
+    }
+
+    fn closed(ms: f64, i: u32) -> Record {
+        let event = Event::SideClosed {
+            conn: u64::from(i) + 1,
+            side: Side::Broker,
+            how: "closed (EOF)".to_string(),
+        };
+        rec(ms, Actor::Proxy, event)
+    }
+
+    fn will(ms: f64, i: u32) -> Record {
+        let event = Event::MessageReceived {
+            topic: Fleet::will_topic("fleet/will", i),
+            payload: "(4 bytes)".to_string(),
+            retain: false,
+            qos: 0,
+        };
+        rec(ms, Actor::Monit, event)
+    }
+
+    fn storm() -> Scenario {
+        let mut s = crate::scenario::load("will-storm").unwrap();
+        s.keepalive = std::time::Duration::from_secs(2);
+        s.fleet = Some(Fleet {
+            willies: 3,
+            ..s.fleet.unwrap()
+        });
+        s
+    }
+
+    /// Three willies, keepalive 2 s (bound 3000 ms): 0 on time, 1 whose will came twice and
+    /// late (3400 ms), 2 whose will never came; 1 pinged at 500, so it is timed from there.
+    fn records() -> Vec<Record> {
+        let mut r = Vec::new();
+        for i in 0..3 {
+            r.extend(connected(i, 10.0 * f64::from(i)));
+        }
+        r.push(packet(
+            500.0,
+            2,
+            Side::Client,
+            "PINGREQ",
+            serde_json::Value::Null,
+        ));
+        let last_upstream = (1..=3)
+            .map(|conn| ConnLastUpstream {
+                conn,
+                ms: Some(0.0),
+            })
+            .collect();
+        let cut = Event::FaultApplied {
+            fault: "blackhole".to_string(),
+            n: 0,
+            last_upstream,
+        };
+        r.push(rec(1000.0, Actor::Proxy, cut));
+        // A ping after the cut did not get through: not a reference.
+        r.push(packet(
+            2000.0,
+            1,
+            Side::Client,
+            "PINGREQ",
+            serde_json::Value::Null,
+        ));
+        r.push(closed(3010.0, 0));
+        r.push(will(3012.0, 0));
+        r.push(closed(3900.0, 1));
+        r.push(will(3900.0, 1));
+        r.push(will(3950.0, 1));
+        r.push(closed(3020.0, 2));
+        r
+    }
+
+    #[test]
+    fn every_figure_is_timed_from_each_willys_own_last_packet() {
+        let s = storm();
+        let p = Profile::rumqttd();
+        let f = FleetFacts::from_records(&s, &records());
+        let fig = f.figures(&s, &p);
+        assert_eq!(
+            (
+                fig.wills_expected,
+                fig.wills_received,
+                fig.wills_lost,
+                fig.wills_duplicated
+            ),
+            (3, 2, 1, 1)
+        );
+        // willy 0: 3010 - 0; willy 1: 3900 - 500; willy 2: 3020 - 20.
+        let (mut drops, mut wills) = f.latencies();
+        drops.sort_by(f64::total_cmp);
+        wills.sort_by(f64::total_cmp);
+        assert_eq!(drops, [3000.0, 3010.0, 3400.0]);
+        assert_eq!(wills, [3012.0, 3400.0]);
+        assert_eq!(fig.cut_to_last_will_ms, Some(2900.0));
+        assert_eq!(fig.window_ms, (2950.0, 3250.0));
+    }
+
+    #[test]
+    fn a_lost_a_twice_and_a_late_will_each_fail_their_check() {
+        let s = storm();
+        let p = Profile::rumqttd();
+        let f = FleetFacts::from_records(&s, &records());
+        let holds: Vec<(CheckId, bool)> = f
+            .findings(&s, &p)
+            .into_iter()
+            .map(|x| (x.id, x.holds))
+            .collect();
+        assert_eq!(
+            holds,
+            [
+                (CheckId::Will, false),
+                (CheckId::WillOnce, false),
+                (CheckId::KeepaliveDrop, false),
+                (CheckId::WillTiming, false),
+            ]
+        );
+        let all = f.findings(&s, &p);
+        assert!(
+            all[0].actual.contains("1 lost: willy-00002"),
+            "{}",
+            all[0].actual
+        );
+        assert!(all[1].actual.contains("willy-00001"), "{}", all[1].actual);
+        assert!(
+            all[2].actual.contains("1 of 3 not: willy-00001"),
+            "{}",
+            all[2].actual
+        );
+    }
+
+    #[test]
+    fn wills_all_in_time_and_once_pass_every_check() {
+        let s = storm();
+        let p = Profile::rumqttd();
+        let mut r: Vec<Record> = records()
+            .into_iter()
+            .filter(|x| {
+                !matches!(
+                    x.event,
+                    Event::MessageReceived { .. } | Event::SideClosed { .. }
+                )
+            })
+            .collect();
+        for i in 0..3 {
+            r.push(closed(3005.0 + 10.0 * f64::from(i), i));
+            r.push(will(3006.0 + 10.0 * f64::from(i), i));
+        }
+        // Without willy 1's ping at 500 every willy is timed from its CONNECT (0, 10, 20 ms).
+        r.retain(
+            |x| !matches!(x.event, Event::Packet { conn: 2, ref kind, .. } if kind == "PINGREQ"),
+        );
+        let f = FleetFacts::from_records(&s, &r);
+        assert!(
+            f.findings(&s, &p).iter().all(|x| x.holds),
+            "{:#?}",
+            f.findings(&s, &p)
+        );
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {
