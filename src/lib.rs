@@ -49,6 +49,9 @@
 //!   `layers` the layers beside MQTT's keepalive (idle timeout, Server Keep Alive, WebSocket).
 //! - [`report`]: the summary JSON and tables; `svg/` the pictures (writer, timeline, legend,
 //!   compare); `rejudge` judges a saved journal again (`unplug judge`).
+//! - [`fleet`]: many willies (`[fleet]`, the `will-storm` scenario): a lean client of our own
+//!   (`client.rs`), the figures and checks from the records (`figures.rs`), the harness
+//!   measuring itself (`harness.rs`: open-file limit, CPU, peak RSS, event-loop lag).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
@@ -65,6 +68,7 @@ pub mod broker;
 pub mod compare;
 pub mod conformance;
 pub mod event;
+pub mod fleet;
 pub mod fsx;
 pub mod judge;
 pub mod lifeline;

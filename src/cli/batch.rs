@@ -32,7 +32,7 @@ use super::children::{
 /// The flags of `unplug suite` (its help line and examples are on `Command` in main.rs).
 #[derive(Args)]
 pub struct SuiteArgs {
-    /// Scenario names or paths; all built-in scenarios when none are given.
+    /// Scenario names or paths; all built-in scenarios but fleets (will-storm) when none are given.
     scenarios: Vec<String>,
     #[command(flatten)]
     timing: Timing,
@@ -60,10 +60,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
     } = args;
     let broker = broker.choice()?;
     let names: Vec<String> = if scenarios.is_empty() {
-        scenario::BUILTIN
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect()
+        scenario::suite_default()
     } else {
         // Refuse a bad name before starting anything.
         for n in &scenarios {

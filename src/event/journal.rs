@@ -231,6 +231,12 @@ impl Journal {
             .unwrap_or_default()
     }
 
+    /// How many records so far satisfy `pred`, without copying them.
+    pub fn count(&self, pred: impl Fn(&Record) -> bool) -> usize {
+        let sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.records.iter().filter(|r| pred(r)).count()
+    }
+
     /// A copy of every record so far.
     pub fn records(&self) -> Vec<Record> {
         self.inner

@@ -78,6 +78,11 @@ pub fn evaluate(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Check> {
         .collect()
 }
 
+/// Findings made elsewhere (a fleet's, [`crate::fleet`]), read against the profile like any.
+pub fn judge_findings(s: &Scenario, p: &Profile, findings: Vec<spec::Finding>) -> Vec<Check> {
+    findings.into_iter().map(|f| judged(s, p, f)).collect()
+}
+
 /// One finding read against the profile: its status, decided here and only here.
 fn judged(s: &Scenario, p: &Profile, f: spec::Finding) -> Check {
     let listed = p.deviation(&f.id, s);

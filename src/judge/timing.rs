@@ -39,6 +39,12 @@ pub const QUEUED_WAIT_MS: f64 = 1000.0;
 /// calls the outcome decided.
 pub const SETTLE_MS: f64 = 500.0;
 
+/// How late the harness itself may be (a timer of its event loop, its record of the cut)
+/// before a run is a harness error rather than a verdict on the broker: under half the 250 ms
+/// any broker is allowed for scheduling, so the harness's own delay cannot make an on-time
+/// broker look late by more than it.
+pub const HARNESS_LAG_MS: f64 = 100.0;
+
 /// The bound in words, as the checks and the pictures say it.
 pub const BOUND_WORDS: &str = "1.5 × keepalive";
 

@@ -74,6 +74,9 @@ pub struct Summary {
     pub end_reason: String,
     pub duration_ms: f64,
     pub unplug_version: String,
+    /// A fleet run's figures (`[fleet]`); absent for one willy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetSummary>,
 }
 
 fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -123,6 +126,7 @@ impl Summary {
             end_reason: end_reason.to_string(),
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            fleet: None,
         }
     }
 

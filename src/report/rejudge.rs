@@ -68,11 +68,23 @@ pub fn judge_records(
             judged.last().map_or(0.0, |r| r.ms),
         ),
     };
-    let facts = Facts::from_records(scenario, judged);
-    let checks = judge::evaluate(scenario, profile, &facts)
-        .into_iter()
-        .filter(|c| keep(&c.name))
-        .collect();
+    // A fleet's checks are its own (every will, once, in the window); the harness's own
+    // figures were measured live and are not in the records.
+    let fleet = scenario
+        .fleet
+        .as_ref()
+        .map(|_| crate::fleet::FleetFacts::from_records(scenario, judged));
+    let facts = match fleet {
+        Some(_) => Facts::default(),
+        None => Facts::from_records(scenario, judged),
+    };
+    let checks = match &fleet {
+        Some(f) => judge::judge_findings(scenario, profile, f.findings(scenario, profile)),
+        None => judge::evaluate(scenario, profile, &facts),
+    }
+    .into_iter()
+    .filter(|c| keep(&c.name))
+    .collect();
     let started_at = records.first().map_or_else(chrono::Utc::now, |r| r.t);
     let mut summary = Summary::new(
         scenario,
@@ -84,6 +96,7 @@ pub fn judge_records(
         duration_ms,
     );
     summary.timing_model = profile.timing_model.clone();
+    summary.fleet = fleet.map(|f| f.figures(scenario, profile));
     if end.is_none() {
         summary.mark_incomplete(None, Some(reason));
     } else if summary.was_interrupted() {

@@ -131,7 +131,16 @@ impl Begun {
         let (jsonl, log) = files
             .writers()
             .with_context(|| format!("opening the log files in {}", opts.out_dir.display()))?;
-        let journal = Journal::to_writers(jsonl, log, opts.echo, crate::progress::print_line);
+        // A fleet's thousands of connection records go to the files only; it prints its own
+        // lines.
+        let echo = match s.fleet {
+            Some(_) => crate::event::Echo {
+                stdout: false,
+                ..opts.echo
+            },
+            None => opts.echo,
+        };
+        let journal = Journal::to_writers(jsonl, log, echo, crate::progress::print_line);
         let started_at = chrono::Utc::now();
         let run_id = opts.run_id.clone().unwrap_or_else(|| {
             format!(
@@ -195,7 +204,14 @@ impl Begun {
                 })?;
                 // Drawn from every record the files hold (the broker's stop adds a few after
                 // the summary's).
-                let svg = crate::report::svg::render_run(&all, &d.summary);
+                let svg = match s.fleet {
+                    Some(_) => crate::report::svg::render_fleet(
+                        s,
+                        &crate::fleet::FleetFacts::from_records(s, &all),
+                        &d.summary,
+                    ),
+                    None => crate::report::svg::render_run(&all, &d.summary),
+                };
                 match d.interrupted {
                     None => self.files.commit(&d.summary, &svg)?,
                     Some(sig) => {
@@ -277,6 +293,23 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
+    if let Some(fleet) = s.fleet {
+        driving.store(true, Ordering::SeqCst);
+        let (summary, interrupted) = crate::fleet::drive(
+            s,
+            fleet,
+            &opts.broker,
+            journal,
+            interrupts,
+            started_at,
+            opts.echo.stdout,
+        )
+        .await?;
+        return Ok(Driven {
+            summary,
+            interrupted,
+        });
+    }
     let mut stage = Stage::set_up(s, &opts.broker, journal).await?;
     let mut actors = Actors::wire(s, &stage, journal).await?;
     // From here a signal ends the run through the control loop, which judges what it saw.

@@ -14,9 +14,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod faults;
+mod fleet;
 mod parse;
 mod raw;
 
+pub use fleet::Fleet;
 pub use parse::parse;
 
 /// The topic willy reports its state on, as in the seed.
@@ -26,6 +28,16 @@ pub const MONITOR_FILTER: &str = "test/#";
 
 /// The scenarios shipped in `scenarios/`, compiled in so the binary runs them from anywhere.
 pub const BUILTIN: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/builtin_scenarios.rs"));
+
+/// The built-ins a bare `unplug suite` runs: all but fleets, which are benchmarks that take the
+/// whole machine (their harness-lag bound would fail beside other runs); name one to run it.
+pub fn suite_default() -> Vec<String> {
+    BUILTIN
+        .iter()
+        .filter(|(n, text)| parse(n, n, text).is_ok_and(|s| s.fleet.is_none()))
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -461,6 +473,9 @@ pub struct Scenario {
     /// is the default, so journals stay as they were.
     #[serde(default, skip_serializing_if = "PublishRecords::is_each")]
     pub publishes: PublishRecords,
+    /// Many willies instead of one (`[fleet]`): run by [`crate::fleet`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<Fleet>,
 }
 
 fn yes() -> bool {

@@ -52,6 +52,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         Some(x) => Duration::from_secs(v.int_in(x, "connect_timeout_s", 1, 600)?),
         None => Duration::from_secs(5),
     };
+    let in_fleet = super::fleet::single_willy_keys(&raw);
     let will = will(&v, raw.will)?;
     let monit_protocol = monit_protocol(&v, &raw.monit_protocol)?;
     let clean_session = clean_session(&v, &raw.clean_session, &raw.clean_start)?;
@@ -66,6 +67,14 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     };
     let broker = broker_settings(&v, &raw.broker)?;
     let willy = willy_setup(&v, &raw.willy, transport)?;
+    let fleet = super::fleet::fleet(
+        &v,
+        &raw.fleet,
+        will.is_some(),
+        &in_fleet,
+        transport,
+        &faults,
+    )?;
 
     // With no abnormal disconnect there is nothing for the broker to publish the will for.
     // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
@@ -113,6 +122,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         expect,
         observe: None,
         publishes,
+        fleet,
     })
 }
 

@@ -38,6 +38,7 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+    pub(super) fleet: Option<RawFleet>,
     pub(super) tap: Option<RawTap>,
 }
 
@@ -228,4 +229,13 @@ impl Validator<'_> {
                 )
             })
     }
+}
+
+/// `[fleet]`: many willies (`fleet.rs` validates it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) willies: Spanned<i64>,
+    pub(super) wave_size: Option<Spanned<i64>>,
+    pub(super) wave_interval_ms: Option<Spanned<i64>>,
 }

@@ -16,10 +16,12 @@
 //! labels are shelved so that none overlaps another.
 
 mod compare;
+mod fleet;
 mod legend;
 mod timeline;
 mod writer;
 
 pub use compare::{render_compare, render_compare_rows, write_compare, CompareRow};
+pub use fleet::render_fleet;
 pub use timeline::{render_run, write_run, BRACKETS, LANES};
 pub use writer::{secs, text_width, WIDTH};
