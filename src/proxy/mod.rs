@@ -114,7 +114,24 @@ impl Proxy {
         journal: Journal,
         options: Options,
     ) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            upstream,
+            journal,
+            options,
+        )
+        .await
+    }
+
+    /// [`Proxy::start_with`], listening on a free port of `ip` (a kernel cut: the host end of
+    /// willy's veth, `crate::kernelcut`).
+    pub async fn start_on(
+        ip: std::net::IpAddr,
+        upstream: SocketAddr,
+        journal: Journal,
+        options: Options,
+    ) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind((ip, 0)).await?;
         let addr = listener.local_addr()?;
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
@@ -138,14 +155,7 @@ impl Proxy {
     /// got client bytes through (the reference the keepalive checks measure from). A reset or
     /// close also acts on every open connection, once.
     pub fn apply(&self, n: u32, kind: &FaultKind, new_connections: NewConnections) {
-        let last_upstream = self
-            .open_connections()
-            .iter()
-            .map(|c| ConnLastUpstream {
-                conn: c.id,
-                ms: c.last_up_ms(),
-            })
-            .collect();
+        let last_upstream = self.last_upstream();
         {
             let mut active = lock(&self.shared.active);
             active.push((n, kind.clone(), new_connections));
@@ -153,14 +163,7 @@ impl Proxy {
                 .net
                 .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
         }
-        self.shared.journal.record(
-            Actor::Proxy,
-            Event::FaultApplied {
-                fault: kind.label(),
-                n,
-                last_upstream,
-            },
-        );
+        self.record_applied(n, kind, last_upstream);
         let cut = match kind {
             FaultKind::Reset => Cut::Reset,
             FaultKind::Close => Cut::Close,
@@ -169,6 +172,45 @@ impl Proxy {
         for c in lock(&self.shared.conns).values() {
             let _ = c.cut.send(cut);
         }
+    }
+
+    /// For each open connection, when the proxy last forwarded client bytes to the broker.
+    fn last_upstream(&self) -> Vec<ConnLastUpstream> {
+        self.open_connections()
+            .iter()
+            .map(|c| ConnLastUpstream {
+                conn: c.id,
+                ms: c.last_up_ms(),
+            })
+            .collect()
+    }
+
+    fn record_applied(&self, n: u32, kind: &FaultKind, last_upstream: Vec<ConnLastUpstream>) {
+        self.shared.journal.record(
+            Actor::Proxy,
+            Event::FaultApplied {
+                fault: kind.label(),
+                n,
+                last_upstream,
+            },
+        );
+    }
+
+    /// Record fault `n` as in effect without the proxy acting on it: the kernel cuts
+    /// (`crate::kernelcut`), whose moment the checks measure from all the same.
+    pub fn record_elsewhere_applied(&self, n: u32, kind: &FaultKind) {
+        self.record_applied(n, kind, self.last_upstream());
+    }
+
+    /// Record fault `n`, which the proxy did not act on, as lifted.
+    pub fn record_elsewhere_healed(&self, n: u32, kind: &FaultKind) {
+        self.shared.journal.record(
+            Actor::Proxy,
+            Event::FaultHealed {
+                fault: kind.label(),
+                n,
+            },
+        );
     }
 
     /// Lift fault number `n` (if it is in effect): the network is what the other faults make

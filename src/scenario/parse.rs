@@ -75,6 +75,13 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
     // The broker closes willy's connection for the twin: not a DISCONNECT [MQTT-3.1.2-8].
     let derived = derived || (will.is_some() && takeover.is_some());
+    let willy = match &raw.willy {
+        None => crate::driver::WillyKind::default(),
+        Some(w) => w
+            .get_ref()
+            .parse()
+            .or_else(|why: String| v.err(w.span(), "willy", why))?,
+    };
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -103,8 +110,31 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         takeover,
         faults,
         expect,
+        willy,
         observe: None,
     })
+}
+
+/// A kernel cut exists for a blackhole (nftables drops; `link`: the veth down, both ways) and a
+/// reset (`reject with tcp reset`); the other faults act in the proxy only.
+pub fn kernel_layer_fits(
+    kind: &FaultKind,
+    layer: crate::kernelcut::CutLayer,
+) -> Result<(), String> {
+    use crate::kernelcut::CutLayer as L;
+    match (kind, layer) {
+        (_, L::Proxy) => Ok(()),
+        (FaultKind::Blackhole { direction }, L::Link) if *direction != Direction::Both => Err(
+            "a link going down cuts both directions: use layer = \"kernel\" for a one-way blackhole"
+                .into(),
+        ),
+        (FaultKind::Blackhole { .. }, _) | (FaultKind::Reset, L::Kernel) => Ok(()),
+        (k, l) => Err(format!(
+            "a {} fault has no {} layer (the kernel cuts are blackhole and reset; link: blackhole)",
+            k.label(),
+            l.as_str()
+        )),
+    }
 }
 
 /// `protocol`: "3.1.1" (or "4", the default) or "5".
@@ -418,6 +448,19 @@ fn faults(
             Some(n) => v.choice(n, "faults.new_connections", "accept, hang, refuse")?,
             None => kind.default_new_connections(),
         };
+        let layer = match &f.layer {
+            None => crate::kernelcut::CutLayer::Proxy,
+            Some(l) => {
+                let layer: crate::kernelcut::CutLayer = l
+                    .get_ref()
+                    .parse()
+                    .or_else(|why: String| v.err(l.span(), "faults.layer", why))?;
+                if let Err(why) = kernel_layer_fits(&kind, layer) {
+                    return v.err(l.span(), "faults.layer", why);
+                }
+                layer
+            }
+        };
         faults.push(Fault {
             kind,
             cycle,
@@ -425,6 +468,7 @@ fn faults(
             after,
             heal_after,
             new_connections,
+            layer,
         });
     }
     Ok(faults)

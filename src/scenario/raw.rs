@@ -36,6 +36,7 @@ pub(super) struct RawScenario {
     #[serde(default)]
     pub(super) faults: Vec<RawFault>,
     pub(super) expect: Option<RawExpect>,
+    pub(super) willy: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +97,7 @@ pub(super) struct RawFault {
     pub(super) bytes_per_s: Option<Spanned<i64>>,
     pub(super) packets: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) restart: Option<Spanned<bool>>,
+    pub(super) layer: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
