@@ -63,6 +63,29 @@ done
 kill $amqtt_pid $aedes_pid 2>/dev/null || true
 # The probe's URLs hold this run's ports: the files say "tcp://127.0.0.1:PORT", nothing secret.
 
+# willy drivers (scripts/drivers.sh) and kernel cuts (root): the clients side by side, and the
+# seed's four with mqtt.js through a kernel cut at the seed's timing. Their README.md tables are
+# written by hand from these runs' files.
+scripts/drivers.sh
+mkdir -p results/clients results/seed-client
+for t in tcp ws; do
+  for w in rumqttc mqttjs paho; do
+    "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut proxy \
+      --name stay.$w.$t.proxy --out results/clients -q || status=$?
+  done
+  for w in mqttjs paho; do
+    "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut kernel \
+      --name stay.$w.$t.kernel --out results/clients -q || status=$?
+  done
+done
+if [ "${1:-}" != "--fast" ]; then
+  for sc in ws-no-will ws-last-will native-no-will native-last-will; do
+    "$bin" scenario $sc --seed-timing --willy mqttjs --cut kernel --broker mosquitto \
+      --name $sc.mqttjs.kernel --out results/seed-client -q &
+  done
+  wait
+fi
+
 "$bin" index results
 echo "results/ regenerated (exit $status)"
 exit "$status"
