@@ -155,20 +155,10 @@ fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
     assert!(!link_exists(&host_link), "link {host_link} left");
 }
 
-#[test]
-fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
-    if !root_or_skip("kernel_sigkill") {
-        return;
-    }
-    let drivers = std::path::Path::new("/opt/unplug-drivers/mqttjs/node_modules/mqtt");
-    if !drivers.is_dir() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("kernel_sigkill: no mqtt.js driver library (scripts/drivers.sh), and CI=true");
-        }
-        eprintln!("\n*** SKIPPED kernel_sigkill: no mqtt.js (scripts/drivers.sh) ***\n");
-        return;
-    }
-    let out = common::out_dir("kernel-sigkill");
+/// Start a kernel-cut run and wait (at most 20 s) until willy's driver runs in its namespace:
+/// (the run, its namespace, its host link, the driver's pids).
+fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let out = common::out_dir(tag);
     let mut run = Command::new(common::BIN)
         .args([
             "scenario",
@@ -205,12 +195,44 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
         std::thread::sleep(Duration::from_millis(50));
         pids = drivers_in_ns();
     }
-    assert!(
-        !pids.is_empty(),
-        "willy's driver never ran in {name}: the run {:?}, said {}",
-        run.try_wait(),
-        std::fs::read_to_string(out.join("stderr")).unwrap_or_default()
-    );
+    if pids.is_empty() {
+        // No stray run: it ends (and cleans up) before the test fails.
+        let state = run.try_wait();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = run.wait();
+        panic!(
+            "willy's driver never ran in {name}: the run {state:?}, said {}",
+            std::fs::read_to_string(out.join("stderr")).unwrap_or_default()
+        );
+    }
+    (run, name, host_link, pids)
+}
+
+fn drivers_or_skip(test: &str) -> bool {
+    let drivers = std::path::Path::new("/opt/unplug-drivers/mqttjs/node_modules/mqtt");
+    if !drivers.is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: no mqtt.js driver library (scripts/drivers.sh), and CI=true");
+        }
+        eprintln!("\n*** SKIPPED {test}: no mqtt.js (scripts/drivers.sh) ***\n");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
+    if !root_or_skip("kernel_sigkill") {
+        return;
+    }
+    if !drivers_or_skip("kernel_sigkill") {
+        return;
+    }
+    let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigkill");
+    let pid = run.id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
@@ -233,5 +255,34 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
     assert!(
         !link_exists(&host_link),
         "link {host_link} survived the sweep"
+    );
+}
+
+#[test]
+fn a_kernel_run_interrupted_by_sigint_removes_its_namespace_and_veth_itself() {
+    if !root_or_skip("kernel_sigint") || !drivers_or_skip("kernel_sigint") {
+        return;
+    }
+    let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigint");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a run ended by SIGINT exits 130");
+    // No sweep: the run removed them on its way out.
+    assert!(!netns_exists(&name), "namespace {name} left after SIGINT");
+    assert!(
+        !link_exists(&host_link),
+        "link {host_link} left after SIGINT"
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "willy's driver outlived the run"
     );
 }
