@@ -16,15 +16,7 @@ use unplug::event::Echo;
 use unplug::runner::{self, RunOptions};
 use unplug::scenario;
 
-use super::args::{parse_name, parse_transport, BrokerArgs, Timing};
-
-fn parse_willy(s: &str) -> Result<unplug::driver::WillyKind, String> {
-    s.parse()
-}
-
-fn parse_cut(s: &str) -> Result<unplug::kernelcut::CutLayer, String> {
-    s.parse()
-}
+use super::args::{parse_cut, parse_name, parse_transport, parse_willy, BrokerArgs, Timing};
 
 /// The flags of `unplug scenario` (its help line and examples are on `Command` in main.rs).
 #[derive(Args)]
