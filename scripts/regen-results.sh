@@ -78,6 +78,9 @@ for t in tcp ws; do
       --name stay.$w.$t.kernel --out results/clients -q || status=$?
   done
 done
+"$bin" compare native-last-will ws-last-will --brokers builtin --transports tcp,ws \
+  --willies rumqttc,mqttjs,paho --cuts proxy,kernel --jobs 6 --out results/compare-clients \
+  | tee results/compare-clients/COMPARE.txt || status=$?
 if [ "${1:-}" != "--fast" ]; then
   for sc in ws-no-will ws-last-will native-no-will native-last-will; do
     "$bin" scenario $sc --seed-timing --willy mqttjs --cut kernel --broker mosquitto \
