@@ -246,6 +246,9 @@ fn a_missing_driver_or_a_bad_willy_is_exit_2_saying_what_to_do() {
     let o = common::unplug(&["scenario", "ws-last-will", "--cut", "kernel"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--willy mqttjs, paho or cmd:PATH"));
+    let o = common::unplug(&["scenario", "v5-last-will", "--willy", "paho"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("speaks MQTT 3.1.1"));
     let o = common::unplug(&["scenario", "close", "--cut", "kernel", "--willy", "paho"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("has no kernel layer"));

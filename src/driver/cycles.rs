@@ -39,6 +39,34 @@ pub const DISCONNECT_WAIT: Duration = Duration::from_secs(45);
 /// How long a driver may take to say it is ready (node loading mqtt.js: ~0.1 s here).
 const READY_WAIT: Duration = Duration::from_secs(15);
 
+/// What the driver protocol cannot ask of a driver yet: an error naming it (exit 2), never a
+/// run that quietly does something else.
+pub fn unsupported(s: &Scenario) -> Option<String> {
+    let w = &s.willy;
+    if !w.is_driver() {
+        return None;
+    }
+    if s.protocol == crate::scenario::Protocol::V5 {
+        return Some(format!(
+            "willy {w} speaks MQTT 3.1.1 in this version of the driver protocol: run an MQTT 3.1.1 scenario, or --willy rumqttc"
+        ));
+    }
+    if s.subscribe.is_some() {
+        return Some(format!(
+            "willy {w}: the driver protocol has no subscribe command yet: --willy rumqttc for a scenario with [subscribe]"
+        ));
+    }
+    if s.faults
+        .iter()
+        .any(|f| matches!(f.kind, crate::scenario::FaultKind::Crash { restart: true }))
+    {
+        return Some(format!(
+            "willy {w}: a crash with restart = true restarts only the built-in willy: --willy rumqttc"
+        ));
+    }
+    None
+}
+
 /// willy through a driver.
 pub struct DriverWilly {
     pub scenario: Scenario,

@@ -81,6 +81,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> 
     crate::limits::expect_incoming(scenario);
     // willy's client and a kernel cut: what they need is there, or exit 2 saying what to do.
     crate::driver::process::resolve(&scenario.willy)?;
+    if let Some(why) = crate::driver::cycles::unsupported(scenario) {
+        anyhow::bail!("{why}");
+    }
     if scenario.kernel_cut() {
         if !scenario.willy.is_driver() {
             anyhow::bail!(
