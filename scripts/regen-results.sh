@@ -66,6 +66,32 @@ kill $amqtt_pid $aedes_pid 2>/dev/null || true
 # A device (amqtt's client) through `unplug proxy` in front of mosquitto, cut for 10 s.
 scripts/proxy-example.sh "$bin" | tee results/proxy/VERDICT.txt || status=$?
 
+# willy drivers (scripts/drivers.sh) and kernel cuts (root): the clients side by side, and the
+# seed's four with mqtt.js through a kernel cut at the seed's timing. Their README.md tables are
+# written by hand from these runs' files.
+scripts/drivers.sh
+mkdir -p results/clients results/seed-client
+for t in tcp ws; do
+  for w in rumqttc mqttjs paho; do
+    "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut proxy \
+      --name stay.$w.$t.proxy --out results/clients -q || status=$?
+  done
+  for w in mqttjs paho; do
+    "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut kernel \
+      --name stay.$w.$t.kernel --out results/clients -q || status=$?
+  done
+done
+"$bin" compare native-last-will ws-last-will --brokers builtin --transports tcp,ws \
+  --willies rumqttc,mqttjs,paho --cuts proxy,kernel --jobs 6 --out results/compare-clients \
+  | tee results/compare-clients/COMPARE.txt || status=$?
+if [ "${1:-}" != "--fast" ]; then
+  for sc in ws-no-will ws-last-will native-no-will native-last-will; do
+    "$bin" scenario $sc --seed-timing --willy mqttjs --cut kernel --broker mosquitto \
+      --name $sc.mqttjs.kernel --out results/seed-client -q &
+  done
+  wait
+fi
+
 "$bin" index results
 echo "results/ regenerated (exit $status)"
 exit "$status"

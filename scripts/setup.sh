@@ -10,6 +10,9 @@
 #                            crates.io at a pinned version (its rust-version is 1.91)
 #   pip   amqtt 0.12.1       a third-party broker that never drops a silent client (a venv)
 #   npm   aedes 1.2.0        a third-party broker that follows the spec (its own prefix)
+#   npm   mqtt 5.16.0        mqtt.js, the seed's client, for the mqttjs willy driver
+#   pip   paho-mqtt 2.2.0    Eclipse Paho's Python client, for the paho willy driver (a venv)
+#   apt   nftables iproute2  the kernel-level cut (--cut kernel): nft and ip netns/veth
 #
 # apt needs root: run as root, or with sudo on PATH. cargo-nextest goes to cargo's install root
 # ($CARGO_INSTALL_ROOT, else $CARGO_HOME/bin, else ~/.cargo/bin), which rustup puts on PATH.
@@ -24,6 +27,12 @@ if ! command -v cc >/dev/null 2>&1; then
 fi
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   need_apt+=(mosquitto)
+fi
+if ! command -v nft >/dev/null 2>&1 && [ ! -x /usr/sbin/nft ]; then
+  need_apt+=(nftables)
+fi
+if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then
+  need_apt+=(iproute2)
 fi
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   need_apt+=(fonts-dejavu-core)
@@ -70,4 +79,6 @@ for tool in python3 node npm; do
   }
 done
 "$(dirname "$0")/third-party-brokers.sh"
+# The willy drivers' client libraries (mqtt.js, paho-mqtt), into their own directory.
+"$(dirname "$0")/drivers.sh"
 echo "setup: ready ($(cargo nextest --version | head -n1), $(command -v mosquitto || echo /usr/sbin/mosquitto))"

@@ -5,10 +5,13 @@
 //! ```text
 //!  plan: [scenario] x [broker] x [transport | the scenario's own] --> [ChildSpec]
 //!        (each with --broker, --transport, --name SCENARIO.BROKER.TRANSPORT)
+//!        x [willy x cut layer] with --willies/--cuts (--willy W --cut C, NAME.W.C)
 //!  suite::run_specs --> [ChildRun] --rows--> terminal table + DIR/COMPARE.md
 //! ```
 
 use crate::broker::BrokerChoice;
+use crate::driver::WillyKind;
+use crate::kernelcut::CutLayer;
 use crate::report::table;
 use crate::scenario::Transport;
 use crate::suite::{ChildRun, ChildSpec};
@@ -32,6 +35,9 @@ pub struct Cell {
     pub transport: Option<Transport>,
     /// The child's spec (its file name and arguments).
     pub spec: ChildSpec,
+    /// willy's client and the cut layer, `mqttjs/kernel`, when `--willies`/`--cuts` vary
+    /// them; empty for the run's defaults.
+    pub client: String,
 }
 
 /// The file stem of a scenario argument (a name, or the stem of a path).
@@ -75,11 +81,48 @@ pub fn plan(
                         output_name: Some(format!("{}.{}.{}", stem(sc), b.label(), shown.as_str())),
                         args,
                     },
+                    client: String::new(),
                 });
             }
         }
     }
     cells
+}
+
+/// Every cell once per willy client and cut layer (`unplug compare --willies --cuts`); the
+/// built-in rumqttc runs in the runner's process, so it has no kernel or link cut (skipped).
+pub fn across_clients(cells: Vec<Cell>, willies: &[WillyKind], cuts: &[CutLayer]) -> Vec<Cell> {
+    let mut out = Vec::new();
+    for c in cells {
+        for w in willies {
+            for cut in cuts {
+                if !w.is_driver() && cut.in_kernel() {
+                    continue;
+                }
+                let mut cell = c.clone();
+                cell.spec.args.extend([
+                    "--willy".to_string(),
+                    w.to_string(),
+                    "--cut".to_string(),
+                    cut.as_str().to_string(),
+                ]);
+                if let Some(n) = &mut cell.spec.output_name {
+                    *n = format!("{n}.{}.{}", w.label(), cut.as_str());
+                }
+                cell.client = format!("{}/{}", w.label(), cut.as_str());
+                out.push(cell);
+            }
+        }
+    }
+    out
+}
+
+/// A cell's name in the table: the scenario, and its client and cut when they vary.
+fn shown(c: &Cell) -> String {
+    match c.client.as_str() {
+        "" => stem(&c.scenario),
+        client => format!("{} [{client}]", stem(&c.scenario)),
+    }
 }
 
 /// The table's rows, one per cell; a run without a verdict says why.
@@ -88,10 +131,10 @@ pub fn rows(cells: &[Cell], runs: &[ChildRun]) -> Vec<Vec<String>> {
         .iter()
         .zip(runs)
         .map(|(c, r)| match (&r.summary, r.problem()) {
-            (Some(s), None) => table::compare_row(&stem(&c.scenario), s),
+            (Some(s), None) => table::compare_row(&shown(c), s),
             (_, problem) => {
                 let mut row = vec![
-                    stem(&c.scenario),
+                    shown(c),
                     c.broker.label().to_string(),
                     c.transport.map_or("-", |t| t.as_str()).to_string(),
                 ];
@@ -109,7 +152,11 @@ pub fn labels(cells: &[Cell], own_transport: impl Fn(&str) -> Transport) -> Vec<
         .iter()
         .map(|c| {
             let t = c.transport.unwrap_or_else(|| own_transport(&c.scenario));
-            (c.broker.label().to_string(), t.as_str().to_string())
+            let broker = match c.client.as_str() {
+                "" => c.broker.label().to_string(),
+                client => format!("{} {client}", c.broker.label()),
+            };
+            (broker, t.as_str().to_string())
         })
         .collect()
 }
@@ -192,5 +239,37 @@ mod tests {
             Some("ws-no-will.builtin.ws")
         );
         assert!(!cells[0].spec.args.contains(&"--transport".to_string()));
+    }
+
+    #[test]
+    fn clients_multiply_the_cells_and_rumqttc_gets_no_kernel_cut() {
+        let cells = plan(
+            &["ws-last-will".to_string()],
+            &[BrokerChoice::Builtin],
+            None,
+            own,
+            &[],
+        );
+        let willies: Vec<WillyKind> = ["rumqttc", "mqttjs"].map(|w| w.parse().unwrap()).into();
+        let cells = across_clients(cells, &willies, &[CutLayer::Proxy, CutLayer::Kernel]);
+        let names: Vec<_> = cells
+            .iter()
+            .map(|c| c.spec.output_name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "ws-last-will.builtin.ws.rumqttc.proxy",
+                "ws-last-will.builtin.ws.mqttjs.proxy",
+                "ws-last-will.builtin.ws.mqttjs.kernel"
+            ]
+        );
+        assert!(cells[2].spec.args.ends_with(&[
+            "--willy".to_string(),
+            "mqttjs".to_string(),
+            "--cut".to_string(),
+            "kernel".to_string()
+        ]));
+        assert_eq!(shown(&cells[2]), "ws-last-will [mqttjs/kernel]");
     }
 }

@@ -39,6 +39,11 @@
 //! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
 //! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
 //!   helpers they share in `actor/mod.rs`.
+//! - [`driver`]: willy drivers: willy's client library in a program of its own behind a JSON
+//!   line protocol (`protocol.rs`), found and started by `process.rs`, its cycles run by
+//!   `cycles.rs`; mqtt.js and paho ship in `drivers/`.
+//! - [`kernelcut`]: cuts in the kernel: a driver willy in a network namespace of its own on a
+//!   veth pair, nftables rules and the link going down; leftovers of dead runs swept.
 //! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), a wire
 //!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer and reader
 //!   (`journal.rs`); the terminal echo is the runner's, handed in.
@@ -67,10 +72,12 @@ pub mod actor;
 pub mod broker;
 pub mod compare;
 pub mod conformance;
+pub mod driver;
 pub mod event;
 pub mod fleet;
 pub mod fsx;
 pub mod judge;
+pub mod kernelcut;
 pub mod lifeline;
 pub mod limits;
 pub mod logcapture;

@@ -206,6 +206,16 @@ pub fn parse_transport(s: &str) -> Result<unplug::scenario::Transport, String> {
     }
 }
 
+/// `--willy`: rumqttc, mqttjs, paho or cmd:PATH.
+pub fn parse_willy(s: &str) -> Result<unplug::driver::WillyKind, String> {
+    s.parse()
+}
+
+/// `--cut`: proxy, kernel or link.
+pub fn parse_cut(s: &str) -> Result<unplug::kernelcut::CutLayer, String> {
+    s.parse()
+}
+
 pub fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && !s.starts_with('.')

@@ -17,13 +17,15 @@ use clap::Args;
 
 use unplug::broker::BrokerChoice;
 use unplug::compare;
+
 use unplug::conformance;
 use unplug::report::table;
 use unplug::scenario;
 use unplug::suite;
 
 use super::args::{
-    jobs_for, parse_brokers, parse_transport, write_file, BrokerArgs, MachineOut, Timing, MAX_JOBS,
+    jobs_for, parse_brokers, parse_cut, parse_transport, parse_willy, write_file, BrokerArgs,
+    MachineOut, Timing, MAX_JOBS,
 };
 use super::children::{
     children_exit_code, interrupted_note, own_transports, run_cells, show_progress, write_picture,
@@ -125,6 +127,13 @@ pub struct CompareArgs {
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]
     mosquitto_bin: Option<PathBuf>,
+    /// willy clients to compare, separated by commas (rumqttc, mqttjs, paho, cmd:PATH): every
+    /// run once per client.
+    #[arg(long, value_delimiter = ',', value_parser = parse_willy, value_name = "LIST")]
+    willies: Option<Vec<unplug::driver::WillyKind>>,
+    /// Cut layers to compare (proxy, kernel, link), with --willies; rumqttc has no kernel cut.
+    #[arg(long, value_delimiter = ',', value_parser = parse_cut, value_name = "LIST")]
+    cuts: Option<Vec<unplug::kernelcut::CutLayer>>,
     #[command(flatten)]
     timing: Timing,
     /// How many runs at once [default: all of them, at most 64].
@@ -144,6 +153,8 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         brokers,
         transports,
         mosquitto_bin,
+        willies,
+        cuts,
         timing,
         jobs,
         out,
@@ -167,6 +178,25 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         |n| own[n],
         &timing.args(),
     );
+    let cells = if willies.is_some() || cuts.is_some() {
+        let willies = willies.unwrap_or_default();
+        let willies = if willies.is_empty() {
+            vec![unplug::driver::WillyKind::Rumqttc]
+        } else {
+            willies
+        };
+        let cuts = cuts.unwrap_or_else(|| vec![unplug::kernelcut::CutLayer::Proxy]);
+        // What a client or cut needs is there, or exit 2 before any run starts.
+        for w in &willies {
+            unplug::driver::process::resolve(w)?;
+        }
+        if cuts.iter().any(|c| c.in_kernel()) {
+            unplug::kernelcut::check_privilege()?;
+        }
+        compare::across_clients(cells, &willies, &cuts)
+    } else {
+        cells
+    };
     let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
     let labels = compare::labels(&cells, |n| own[n]);
     write_picture(

@@ -16,7 +16,7 @@ use unplug::event::Echo;
 use unplug::runner::{self, RunOptions};
 use unplug::scenario;
 
-use super::args::{parse_name, parse_transport, BrokerArgs, Timing};
+use super::args::{parse_cut, parse_name, parse_transport, parse_willy, BrokerArgs, Timing};
 
 /// The flags of `unplug scenario` (its help line and examples are on `Command` in main.rs).
 #[derive(Args)]
@@ -40,6 +40,14 @@ pub struct ScenarioArgs {
     /// Run over this transport instead of the scenario's own.
     #[arg(long, value_parser = parse_transport, value_name = "tcp|ws")]
     transport: Option<unplug::scenario::Transport>,
+    /// willy's client: the built-in rumqttc, a shipped driver (mqtt.js, paho) or any program
+    /// that speaks the driver line protocol (README, "willy drivers").
+    #[arg(long, value_parser = parse_willy, value_name = "rumqttc|mqttjs|paho|cmd:PATH")]
+    willy: Option<unplug::driver::WillyKind>,
+    /// Where the network faults cut: in the proxy (default), in the kernel (nftables rules in
+    /// willy's own network namespace) or the link (its veth down). Kernel and link need root.
+    #[arg(long, value_parser = parse_cut, value_name = "proxy|kernel|link")]
+    cut: Option<unplug::kernelcut::CutLayer>,
     /// Name the run (and its files) NAME instead of the scenario's name.
     #[arg(long, value_parser = parse_name, value_name = "NAME")]
     name: Option<String>,
@@ -63,6 +71,8 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         wire,
         broker,
         transport,
+        willy,
+        cut,
         name: run_name,
         publishes,
         run_id,
@@ -72,6 +82,12 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     s.publishes = publishes.unwrap_or(s.publishes);
     if let Some(t) = transport {
         s.transport = t;
+    }
+    if let Some(w) = willy {
+        s.client = w;
+    }
+    if let Some(c) = cut {
+        s.set_cut_layer(c).map_err(anyhow::Error::msg)?;
     }
     if let Some(n) = run_name {
         s.name = n;

@@ -129,6 +129,17 @@ impl Proxy {
         Self::start_at(any_port, upstream, journal, options).await
     }
 
+    /// [`Proxy::start_with`], listening on a free port of `ip` (a kernel cut: the host end of
+    /// willy's veth, `crate::kernelcut`).
+    pub async fn start_on(
+        ip: std::net::IpAddr,
+        upstream: SocketAddr,
+        journal: Journal,
+        options: Options,
+    ) -> std::io::Result<Proxy> {
+        Self::start_at(SocketAddr::new(ip, 0), upstream, journal, options).await
+    }
+
     /// [`Proxy::start_with`] on the address `listen` (port 0: a free one; [`Proxy::addr`] says
     /// which): the standalone proxy's listener, where a person's device connects.
     pub async fn start_at(
@@ -161,14 +172,7 @@ impl Proxy {
     /// got client bytes through (the reference the keepalive checks measure from). A reset or
     /// close also acts on every open connection, once.
     pub fn apply(&self, n: u32, kind: &FaultKind, new_connections: NewConnections) {
-        let last_upstream = self
-            .open_connections()
-            .iter()
-            .map(|c| ConnLastUpstream {
-                conn: c.id,
-                ms: c.last_up_ms(),
-            })
-            .collect();
+        let last_upstream = self.last_upstream();
         {
             let mut active = lock(&self.shared.active);
             active.push((n, kind.clone(), new_connections));
@@ -176,14 +180,7 @@ impl Proxy {
                 .net
                 .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
         }
-        self.shared.journal.record(
-            Actor::Proxy,
-            Event::FaultApplied {
-                fault: kind.label(),
-                n,
-                last_upstream,
-            },
-        );
+        self.record_applied(n, kind, last_upstream);
         let cut = match kind {
             FaultKind::Reset => Cut::Reset,
             FaultKind::Close => Cut::Close,
@@ -207,6 +204,45 @@ impl Proxy {
         lock(&self.shared.conns)
             .get(&id)
             .is_some_and(|c| c.cut.send(cut).is_ok())
+    }
+
+    /// For each open connection, when the proxy last forwarded client bytes to the broker.
+    fn last_upstream(&self) -> Vec<ConnLastUpstream> {
+        self.open_connections()
+            .iter()
+            .map(|c| ConnLastUpstream {
+                conn: c.id,
+                ms: c.last_up_ms(),
+            })
+            .collect()
+    }
+
+    fn record_applied(&self, n: u32, kind: &FaultKind, last_upstream: Vec<ConnLastUpstream>) {
+        self.shared.journal.record(
+            Actor::Proxy,
+            Event::FaultApplied {
+                fault: kind.label(),
+                n,
+                last_upstream,
+            },
+        );
+    }
+
+    /// Record fault `n` as in effect without the proxy acting on it: the kernel cuts
+    /// (`crate::kernelcut`), whose moment the checks measure from all the same.
+    pub fn record_elsewhere_applied(&self, n: u32, kind: &FaultKind) {
+        self.record_applied(n, kind, self.last_upstream());
+    }
+
+    /// Record fault `n`, which the proxy did not act on, as lifted.
+    pub fn record_elsewhere_healed(&self, n: u32, kind: &FaultKind) {
+        self.shared.journal.record(
+            Actor::Proxy,
+            Event::FaultHealed {
+                fault: kind.label(),
+                n,
+            },
+        );
     }
 
     /// Lift fault number `n` (if it is in effect): the network is what the other faults make

@@ -16,12 +16,18 @@ pub(super) struct FaultPlan {
     pub(super) fired: Mutex<Vec<bool>>,
     /// willy's process while it runs as a child (crash, freeze); 0 when in-process or gone.
     pub(super) willy_pid: Arc<AtomicU32>,
+    /// willy's network namespace, when a fault cuts in the kernel.
+    pub(super) netns: Option<Arc<crate::kernelcut::Netns>>,
 }
 
 impl FaultPlan {
     /// Put fault `n` into effect: on the network (the proxy) or on willy's process. The proxy
     /// records every fault, with when willy's bytes last went through.
     pub(super) fn apply(&self, n: u32, f: &Fault) {
+        if let (true, Some(ns)) = (f.layer.in_kernel(), &self.netns) {
+            super::kernel::apply(&self.proxy, ns, n, f);
+            return;
+        }
         self.proxy.apply(n, &f.kind, f.new_connections);
         match f.kind {
             FaultKind::Crash { .. } => self.signal(Signal::SIGKILL),
@@ -34,6 +40,10 @@ impl FaultPlan {
     pub(super) fn heal(&self, n: u32, f: &Fault) {
         if f.kind == FaultKind::Freeze {
             self.signal(Signal::SIGCONT);
+        }
+        if let (true, Some(ns)) = (f.layer.in_kernel(), &self.netns) {
+            super::kernel::heal(&self.proxy, ns, n, f);
+            return;
         }
         self.proxy.heal(n);
     }

@@ -30,6 +30,8 @@ use crate::scenario::{FaultKind, Scenario, Transport};
 pub(super) struct Stage {
     pub(super) broker: Broker,
     pub(super) proxy: Arc<Proxy>,
+    /// willy's network namespace for a kernel cut; removed when the last holder drops it.
+    pub(super) netns: Option<Arc<crate::kernelcut::Netns>>,
 }
 
 impl Stage {
@@ -57,8 +59,28 @@ impl Stage {
                 .ws
                 .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
         };
+        // A kernel cut: willy's namespace first, then the proxy on the veth's host end.
+        let netns = if s.kernel_cut() {
+            let ns = crate::kernelcut::Netns::create()?;
+            journal.record(
+                Actor::Runner,
+                Event::Note {
+                    message: format!(
+                        "willy's network namespace {}: {} {} <-veth-> {} {} (host)",
+                        ns.name, ns.ns_link, ns.ns_addr, ns.host_link, ns.host_addr
+                    ),
+                },
+            );
+            Some(Arc::new(ns))
+        } else {
+            None
+        };
+        let listen = netns
+            .as_ref()
+            .map_or(std::net::Ipv4Addr::LOCALHOST, |n| n.host_addr);
         let proxy = Arc::new(
-            Proxy::start_with(
+            Proxy::start_on(
+                listen.into(),
                 upstream,
                 journal.clone(),
                 crate::proxy::Options {
@@ -101,7 +123,11 @@ impl Stage {
                 ),
             },
         );
-        Ok(Stage { broker, proxy })
+        Ok(Stage {
+            broker,
+            proxy,
+            netns,
+        })
     }
 }
 
@@ -130,6 +156,7 @@ impl Actors {
             proxy: stage.proxy.clone(),
             fired: Mutex::new(vec![false; s.faults.len()]),
             willy_pid: Arc::new(AtomicU32::new(0)),
+            netns: stage.netns.clone(),
         });
         let hook: MomentHook = {
             let plan = plan.clone();
@@ -174,7 +201,26 @@ impl Actors {
             ws_path: endpoints.ws_path.clone(),
         };
         // A fault on willy's process needs willy in a process of its own.
-        let willy = if s.faults.iter().any(|f| f.kind.on_process()) {
+        let willy = if let Some(launch) = crate::driver::process::resolve(&s.client)? {
+            let host = stage.proxy.addr.ip();
+            let url = match s.transport {
+                Transport::Tcp => format!("mqtt://{host}:{}", target.port),
+                Transport::Ws => format!("ws://{host}:{}{}", target.port, target.ws_path),
+            };
+            tokio::spawn(
+                crate::driver::cycles::DriverWilly {
+                    scenario: s.clone(),
+                    launch,
+                    url,
+                    netns: stage.netns.as_ref().map(|n| n.name.clone()),
+                    journal: journal.clone(),
+                    hook,
+                    cycle: cycle.clone(),
+                    pid: plan.willy_pid.clone(),
+                }
+                .run(),
+            )
+        } else if s.faults.iter().any(|f| f.kind.on_process()) {
             let restart = s
                 .faults
                 .iter()

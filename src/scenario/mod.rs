@@ -269,6 +269,9 @@ pub struct Fault {
     pub after: Duration,
     pub heal_after: Option<Duration>,
     pub new_connections: NewConnections,
+    /// Where the fault acts: the proxy (default) or the kernel (`layer = "kernel" | "link"`).
+    #[serde(default)]
+    pub layer: crate::kernelcut::CutLayer,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -465,6 +468,10 @@ pub struct Scenario {
     pub willy: WillySetup,
     pub faults: Vec<Fault>,
     pub expect: Expect,
+    /// willy's client library: rumqttc built in (the default), or a driver program
+    /// (`[willy] client = "mqttjs"`, `--willy`; see `crate::driver`).
+    #[serde(default)]
+    pub client: crate::driver::WillyKind,
     /// How long after the cut the run keeps watching for a drop or a will later than the
     /// broker's profile allows (`--observe`); None: [`Scenario::observe_window`]'s default.
     #[serde(default)]
@@ -528,6 +535,23 @@ pub struct Overrides {
 }
 
 impl Scenario {
+    /// A fault of the run acts in the kernel (willy in a network namespace of its own).
+    pub fn kernel_cut(&self) -> bool {
+        self.faults.iter().any(|f| f.layer.in_kernel())
+    }
+
+    /// Every network fault at `layer` (`--cut`); an error says which fault has none there.
+    pub fn set_cut_layer(&mut self, layer: crate::kernelcut::CutLayer) -> Result<(), String> {
+        for (i, f) in self.faults.iter_mut().enumerate() {
+            if f.kind.on_process() {
+                continue;
+            }
+            parse::kernel_layer_fits(&f.kind, layer)
+                .map_err(|why| format!("--cut {}: fault {}: {why}", layer.as_str(), i + 1))?;
+            f.layer = layer;
+        }
+        Ok(())
+    }
     pub fn apply(&mut self, o: Overrides) {
         if o.seed_timing {
             self.keepalive = Duration::from_secs(60);

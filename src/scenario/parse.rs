@@ -90,6 +90,23 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
     // The broker closes willy's connection for the twin: not a DISCONNECT [MQTT-3.1.2-8].
     let derived = derived || (will.is_some() && takeover.is_some());
+    let client = match raw.willy.as_ref().and_then(|w| w.client.as_ref()) {
+        None => crate::driver::WillyKind::default(),
+        Some(c) => {
+            let client: crate::driver::WillyKind = c
+                .get_ref()
+                .parse()
+                .or_else(|why: String| v.err(c.span(), "willy.client", why))?;
+            if client.is_driver() && (willy.ws_ping.is_some() || !willy.mqtt_pings) {
+                return v.err(
+                    c.span(),
+                    "willy.client",
+                    "WebSocket pings and a silent MQTT keepalive are willy's own client's: a driver's library keeps its connection its own way".to_string(),
+                );
+            }
+            client
+        }
+    };
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -120,6 +137,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         willy,
         faults,
         expect,
+        client,
         observe: None,
         publishes,
         fleet,
@@ -181,6 +199,28 @@ fn broker_settings(
         out.max_keepalive_s = Some(v.int_in(x, "broker.max_keepalive_s", 1, 65535)? as u16);
     }
     Ok(out)
+}
+
+/// A kernel cut exists for a blackhole (nftables drops; `link`: the veth down, both ways) and a
+/// reset (`reject with tcp reset`); the other faults act in the proxy only.
+pub fn kernel_layer_fits(
+    kind: &FaultKind,
+    layer: crate::kernelcut::CutLayer,
+) -> Result<(), String> {
+    use crate::kernelcut::CutLayer as L;
+    match (kind, layer) {
+        (_, L::Proxy) => Ok(()),
+        (FaultKind::Blackhole { direction }, L::Link) if *direction != Direction::Both => Err(
+            "a link going down cuts both directions: use layer = \"kernel\" for a one-way blackhole"
+                .into(),
+        ),
+        (FaultKind::Blackhole { .. }, _) | (FaultKind::Reset, L::Kernel) => Ok(()),
+        (k, l) => Err(format!(
+            "a {} fault has no {} layer (the kernel cuts are blackhole and reset; link: blackhole)",
+            k.label(),
+            l.as_str()
+        )),
+    }
 }
 
 /// `protocol`: "3.1.1" (or "4", the default) or "5".
@@ -494,6 +534,19 @@ fn faults(
             Some(n) => v.choice(n, "faults.new_connections", "accept, hang, refuse")?,
             None => kind.default_new_connections(),
         };
+        let layer = match &f.layer {
+            None => crate::kernelcut::CutLayer::Proxy,
+            Some(l) => {
+                let layer: crate::kernelcut::CutLayer = l
+                    .get_ref()
+                    .parse()
+                    .or_else(|why: String| v.err(l.span(), "faults.layer", why))?;
+                if let Err(why) = kernel_layer_fits(&kind, layer) {
+                    return v.err(l.span(), "faults.layer", why);
+                }
+                layer
+            }
+        };
         faults.push(Fault {
             kind,
             cycle,
@@ -501,6 +554,7 @@ fn faults(
             after,
             heal_after,
             new_connections,
+            layer,
         });
     }
     Ok(faults)

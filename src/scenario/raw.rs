@@ -55,6 +55,8 @@ pub(super) struct RawWilly {
     pub(super) ws_ping_ms: Option<Spanned<i64>>,
     pub(super) ws_pong_timeout_ms: Option<Spanned<i64>>,
     pub(super) mqtt_pings: Option<Spanned<bool>>,
+    /// The client library willy runs on: rumqttc (built in), mqttjs, paho or cmd:PATH.
+    pub(super) client: Option<Spanned<String>>,
 }
 
 /// `[broker]`: settings the runner writes into a broker it starts.
@@ -128,6 +130,7 @@ pub(super) struct RawFault {
     pub(super) close: Option<Spanned<String>>,
     /// ws-drop: the WebSocket frame kinds that vanish ("data", "ping", "pong", "close").
     pub(super) frames: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) layer: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -226,6 +226,7 @@ pub fn scenario_of(records: &[Record], name: &str) -> anyhow::Result<Scenario> {
                 trigger: Trigger::Connected,
                 after: Duration::ZERO,
                 heal_after: healed.map(|h| Duration::from_secs_f64((h - at).max(0.0) / 1000.0)),
+                layer: crate::kernelcut::CutLayer::Proxy,
             }]
         }
         None => Vec::new(),

@@ -1,0 +1,288 @@
+//! The kernel cut's own machinery: its rules really drop what crosses the veth (bytes sent
+//! from willy's namespace never arrive while they are in place), and nothing of it outlives a
+//! run: not the namespace, the veth, the rules, nor willy's process, even when the runner is
+//! SIGKILLed (the next run's sweep removes what it left).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use unplug::kernelcut::{self, Netns};
+
+fn root_or_skip(test: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: a kernel cut needs root, and CI=true");
+        }
+        eprintln!("\n*** SKIPPED {test}: a kernel cut needs root ***\n");
+    }
+    root
+}
+
+fn ip(args: &[&str]) -> String {
+    let o = Command::new("ip").args(args).output().expect("ip runs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn netns_exists(name: &str) -> bool {
+    ip(&["netns", "list"])
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
+}
+
+fn link_exists(name: &str) -> bool {
+    ip(&["-o", "link", "show"]).lines().any(|l| {
+        l.split(": ")
+            .nth(1)
+            .is_some_and(|n| n.split('@').next() == Some(name))
+    })
+}
+
+/// Whatever arrives on `s` within `within` (bounded reads of 100 ms).
+fn arrived(s: &mut std::net::TcpStream, within: Duration) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let until = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while Instant::now() < until {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A sender in the namespace: connects to host:port, then writes each stdin line and says
+/// "sent" or the error.
+const SENDER: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print("connected", flush=True)
+for line in sys.stdin:
+    try:
+        s.sendall(line.encode())
+        print("sent", flush=True)
+    except OSError as e:
+        print("error", e, flush=True)
+"#;
+
+#[test]
+fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
+    if !root_or_skip("kernel_drop") {
+        return;
+    }
+    let ns = Netns::create().expect("the namespace is set up");
+    let name = ns.name.clone();
+    let (host_link, ns_link) = (ns.host_link.clone(), ns.ns_link.clone());
+    assert!(netns_exists(&name) && link_exists(&host_link));
+
+    let listener = TcpListener::bind((ns.host_addr, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mut sender = Command::new("ip")
+        .args(["netns", "exec", &name, "python3", "-c", SENDER])
+        .arg(ns.host_addr.to_string())
+        .arg(&port)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to = sender.stdin.take().unwrap();
+    let mut from = BufReader::new(sender.stdout.take().unwrap());
+    let mut said = |to: &mut std::process::ChildStdin, text: &str| {
+        to.write_all(text.as_bytes()).unwrap();
+        to.flush().unwrap();
+        let mut l = String::new();
+        from.read_line(&mut l).unwrap();
+        l
+    };
+    let (mut conn, _) = listener.accept().unwrap();
+    assert_eq!(said(&mut to, "before\n").trim(), "connected");
+    assert_eq!(arrived(&mut conn, Duration::from_millis(1500)), "before\n");
+
+    // Both directions dropped in willy's namespace: the write succeeds (the kernel buffers
+    // it and retransmits) and nothing arrives.
+    ns.cut(&kernelcut::blackhole(true, true, &ns_link)).unwrap();
+    assert!(ns
+        .ruleset()
+        .contains(&format!("oifname \"{ns_link}\" drop")));
+    assert_eq!(said(&mut to, "during\n").trim(), "sent");
+    assert_eq!(arrived(&mut conn, Duration::from_millis(2000)), "");
+
+    // Healed: the kernel's retransmission brings it (RTO backoff: within 10 s).
+    ns.heal().unwrap();
+    assert!(!ns.ruleset().contains("drop"));
+    assert_eq!(arrived(&mut conn, Duration::from_secs(10)), "during\n");
+
+    // The link down: the same silence, the kernel's own.
+    ns.cut(&kernelcut::KernelCut::LinkDown).unwrap();
+    assert_eq!(said(&mut to, "unplugged\n").trim(), "sent");
+    assert_eq!(arrived(&mut conn, Duration::from_millis(2000)), "");
+    ns.heal().unwrap();
+    assert_eq!(arrived(&mut conn, Duration::from_secs(10)), "unplugged\n");
+
+    // A reset: willy's next segment is answered with a RST; a later write fails (the first
+    // may go into the buffer before the RST is back: at most 10 tries, 200 ms apart).
+    ns.cut(&kernelcut::reset(&ns_link)).unwrap();
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let r = said(&mut to, "reset\n");
+        let failed = r.starts_with("error");
+        replies.push(r);
+        if failed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        replies.last().is_some_and(|r| r.contains("reset")),
+        "no connection reset after a reset rule: {replies:?}"
+    );
+    drop(to);
+    let _ = sender.wait();
+
+    drop(ns);
+    assert!(!netns_exists(&name), "namespace {name} left");
+    assert!(!link_exists(&host_link), "link {host_link} left");
+}
+
+/// Start a kernel-cut run and wait (at most 20 s) until willy's driver runs in its namespace:
+/// (the run, its namespace, its host link, the driver's pids).
+fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let out = common::out_dir(tag);
+    let mut run = Command::new(common::BIN)
+        .args([
+            "scenario",
+            "ws-last-will",
+            "--willy",
+            "mqttjs",
+            "--cut",
+            "kernel",
+            "-q",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(out.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = run.id();
+    let (name, host_link, _) = kernelcut::names(pid);
+    // Until willy's driver runs in the namespace (bounded: 20 s). Only the driver counts:
+    // `ip netns exec NS ip ...` of the set-up runs there for a moment too.
+    let drivers_in_ns = || -> Vec<u32> {
+        ip(&["netns", "pids", &name])
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("driver.js"))
+            })
+            .collect()
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut pids = drivers_in_ns();
+    while pids.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        pids = drivers_in_ns();
+    }
+    if pids.is_empty() {
+        // No stray run: it ends (and cleans up) before the test fails.
+        let state = run.try_wait();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = run.wait();
+        panic!(
+            "willy's driver never ran in {name}: the run {state:?}, said {}",
+            std::fs::read_to_string(out.join("stderr")).unwrap_or_default()
+        );
+    }
+    (run, name, host_link, pids)
+}
+
+fn drivers_or_skip(test: &str) -> bool {
+    let drivers = std::path::Path::new("/opt/unplug-drivers/mqttjs/node_modules/mqtt");
+    if !drivers.is_dir() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: no mqtt.js driver library (scripts/drivers.sh), and CI=true");
+        }
+        eprintln!("\n*** SKIPPED {test}: no mqtt.js (scripts/drivers.sh) ***\n");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
+    if !root_or_skip("kernel_sigkill") {
+        return;
+    }
+    if !drivers_or_skip("kernel_sigkill") {
+        return;
+    }
+    let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigkill");
+    let pid = run.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    run.wait().unwrap();
+    // willy's driver dies with the runner (PR_SET_PDEATHSIG), within 5 s.
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "willy's driver outlived the runner"
+    );
+    // The sweep at the next run's start (here called alone) removes the namespace, its rules
+    // and the veth. Another test's sweep may have removed them first: either way, gone.
+    kernelcut::sweep();
+    assert!(!netns_exists(&name), "namespace {name} survived the sweep");
+    assert!(
+        !link_exists(&host_link),
+        "link {host_link} survived the sweep"
+    );
+}
+
+#[test]
+fn a_kernel_run_interrupted_by_sigint_removes_its_namespace_and_veth_itself() {
+    if !root_or_skip("kernel_sigint") || !drivers_or_skip("kernel_sigint") {
+        return;
+    }
+    let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigint");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a run ended by SIGINT exits 130");
+    // No sweep: the run removed them on its way out.
+    assert!(!netns_exists(&name), "namespace {name} left after SIGINT");
+    assert!(
+        !link_exists(&host_link),
+        "link {host_link} left after SIGINT"
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "willy's driver outlived the run"
+    );
+}
