@@ -209,6 +209,57 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A Variable Byte Integer [MQTT-1.5.5]: 7 bits a byte, the high bit set while more follow.
+pub fn varint(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A UTF-8 string or binary data: a two-byte length, then the bytes [MQTT-1.5.4, 1.5.6].
+pub fn string(s: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// A control packet: its first byte, the remaining length, the rest.
+pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    varint(body.len(), &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// The CONNECT Flags byte [MQTT-3.1.2-3]: Clean Session / Clean Start, the will's flag, QoS
+/// and retain, and the user name and password flags.
+pub fn connect_flags(clean: bool, will: Option<(u8, bool)>, user: bool, password: bool) -> u8 {
+    let mut flags = 0u8;
+    if clean {
+        flags |= 0x02;
+    }
+    if let Some((qos, retain)) = will {
+        flags |= 0x04 | (qos << 3);
+        if retain {
+            flags |= 0x20;
+        }
+    }
+    if user {
+        flags |= 0x80;
+        if password {
+            flags |= 0x40;
+        }
+    }
+    flags
+}
+
 /// The kinds of WebSocket frame (RFC 6455 opcodes) a fault can take, as bits of a mask: the
 /// transport's vocabulary, which scenarios name and the proxy's frame gate applies.
 pub mod ws_kinds {

@@ -8,7 +8,8 @@
 //!  PUBLISH  30 RL | topic payload                     (QoS 0, no properties)
 //! ```
 
-use super::v5wire::{packet, string, Will};
+use super::v5wire::Will;
+use crate::mqtt::{connect_flags, packet, string};
 
 /// A 3.1.1 CONNECT; the will's v5-only properties (delay, content type) are not written.
 pub fn connect(
@@ -21,23 +22,12 @@ pub fn connect(
     let mut body = Vec::new();
     string(b"MQTT", &mut body);
     body.push(4);
-    let mut flags = 0u8;
-    if clean_session {
-        flags |= 0x02;
-    }
-    if let Some(w) = will {
-        flags |= 0x04 | (w.qos << 3);
-        if w.retain {
-            flags |= 0x20;
-        }
-    }
-    if let Some(l) = login {
-        flags |= 0x80;
-        if l.password.is_some() {
-            flags |= 0x40;
-        }
-    }
-    body.push(flags);
+    body.push(connect_flags(
+        clean_session,
+        will.map(|w| (w.qos, w.retain)),
+        login.is_some(),
+        login.is_some_and(|l| l.password.is_some()),
+    ));
     body.extend_from_slice(&keepalive_s.to_be_bytes());
     string(client_id.as_bytes(), &mut body);
     if let Some(w) = will {

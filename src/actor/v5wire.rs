@@ -16,6 +16,8 @@
 //!             e0 02 RR 00          (reason code, empty properties)
 //! ```
 
+use crate::mqtt::{connect_flags, packet, string, varint};
+
 /// A will as CONNECT carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will<'a> {
@@ -27,32 +29,6 @@ pub struct Will<'a> {
     pub delay_s: Option<u32>,
     /// Content Type (property 0x03), a UTF-8 string the server forwards with the will.
     pub content_type: Option<&'a str>,
-}
-
-fn varint(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-pub(super) fn string(s: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-pub(super) fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    varint(body.len(), &mut out);
-    out.extend_from_slice(body);
-    out
 }
 
 /// A v5 CONNECT.
@@ -86,23 +62,12 @@ pub fn connect_as(
     let mut body = Vec::new();
     string(b"MQTT", &mut body);
     body.push(5);
-    let mut flags = 0u8;
-    if clean_start {
-        flags |= 0x02;
-    }
-    if let Some(w) = will {
-        flags |= 0x04 | (w.qos << 3);
-        if w.retain {
-            flags |= 0x20;
-        }
-    }
-    if let Some(l) = login {
-        flags |= 0x80;
-        if l.password.is_some() {
-            flags |= 0x40;
-        }
-    }
-    body.push(flags);
+    body.push(connect_flags(
+        clean_start,
+        will.map(|w| (w.qos, w.retain)),
+        login.is_some(),
+        login.is_some_and(|l| l.password.is_some()),
+    ));
     body.extend_from_slice(&keepalive_s.to_be_bytes());
     let mut props = Vec::new();
     if let Some(e) = session_expiry_s {

@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::actor::v5wire;
+use crate::mqtt::{packet, string};
 use crate::event::{Actor, Event, Journal};
 use crate::scenario::Protocol;
 use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
@@ -42,61 +43,20 @@ pub struct Hello<'a> {
     pub will: Option<(&'a str, &'a [u8], u8)>,
 }
 
-fn varint(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-fn string(s: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s);
-}
-
-fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    varint(body.len(), &mut out);
-    out.extend_from_slice(body);
-    out
-}
-
 /// A clean-session CONNECT in `protocol`.
 pub fn connect(protocol: Protocol, h: &Hello) -> Vec<u8> {
-    if protocol == Protocol::V5 {
-        let will = h.will.map(|(topic, payload, qos)| v5wire::Will {
-            topic,
-            payload,
-            qos,
-            retain: false,
-            delay_s: None,
-            content_type: None,
-        });
-        return v5wire::connect(h.client_id, h.keepalive_s, true, None, will.as_ref());
+    let will = h.will.map(|(topic, payload, qos)| v5wire::Will {
+        topic,
+        payload,
+        qos,
+        retain: false,
+        delay_s: None,
+        content_type: None,
+    });
+    match protocol {
+        Protocol::V5 => v5wire::connect(h.client_id, h.keepalive_s, true, None, will.as_ref()),
+        _ => crate::actor::v311wire::connect(h.client_id, h.keepalive_s, true, will.as_ref(), None),
     }
-    // [MQTT-3.1.2]: protocol name, level 4, flags, keepalive; payload: id, will topic, message.
-    let mut body = Vec::new();
-    string(b"MQTT", &mut body);
-    body.push(4);
-    let mut flags = 0x02;
-    if let Some((_, _, qos)) = h.will {
-        flags |= 0x04 | (qos << 3);
-    }
-    body.push(flags);
-    body.extend_from_slice(&h.keepalive_s.to_be_bytes());
-    string(h.client_id.as_bytes(), &mut body);
-    if let Some((topic, payload, _)) = h.will {
-        string(topic.as_bytes(), &mut body);
-        string(payload, &mut body);
-    }
-    packet(0x10, &body)
 }
 
 /// SUBSCRIBE to one filter, packet id 1.

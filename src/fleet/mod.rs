@@ -78,23 +78,7 @@ pub async fn drive(
             .await
             .context("starting the proxy")?,
     );
-    journal.record(
-        Actor::Runner,
-        Event::ScenarioRecorded {
-            scenario: Box::new(s.clone()),
-            profile: broker.profile.broker.clone(),
-        },
-    );
-    journal.record(
-        Actor::Runner,
-        Event::RunStarted {
-            scenario: s.name.clone(),
-            broker: broker.name.clone(),
-            transport: s.transport.as_str().to_string(),
-            protocol: s.protocol.as_str().to_string(),
-            keepalive_s: s.keepalive.as_secs(),
-        },
-    );
+    crate::runner::stage::record_run_start(journal, s, &broker);
     let will = s.will.clone().context("a fleet has a will")?;
     let filter = format!("{}/+", will.topic);
     note(format!(

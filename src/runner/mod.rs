@@ -31,7 +31,7 @@ mod extras;
 mod fault_plan;
 mod kernel;
 mod outcome;
-mod stage;
+pub(crate) mod stage;
 
 use outcome::willy_refused;
 pub use outcome::{outcome_decided, stuck_for_good};

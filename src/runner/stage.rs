@@ -91,23 +91,7 @@ impl Stage {
             .await
             .context("starting the proxy")?,
         );
-        journal.record(
-            Actor::Runner,
-            Event::ScenarioRecorded {
-                scenario: Box::new(s.clone()),
-                profile: broker.profile.broker.clone(),
-            },
-        );
-        journal.record(
-            Actor::Runner,
-            Event::RunStarted {
-                scenario: s.name.clone(),
-                broker: broker.name.clone(),
-                transport: s.transport.as_str().to_string(),
-                protocol: s.protocol.as_str().to_string(),
-                keepalive_s: s.keepalive.as_secs(),
-            },
-        );
+        record_run_start(journal, s, &broker);
         journal.record(
             Actor::Runner,
             Event::Note {
@@ -269,4 +253,26 @@ impl Actors {
         self.extras.abort();
         stage.proxy.settle().await;
     }
+}
+
+/// The scenario recorded whole (so `unplug judge` can judge the journal again) and the run's
+/// start: the first records of every run, one willy's or a fleet's.
+pub(crate) fn record_run_start(journal: &Journal, s: &Scenario, broker: &Broker) {
+    journal.record(
+        Actor::Runner,
+        Event::ScenarioRecorded {
+            scenario: Box::new(s.clone()),
+            profile: broker.profile.broker.clone(),
+        },
+    );
+    journal.record(
+        Actor::Runner,
+        Event::RunStarted {
+            scenario: s.name.clone(),
+            broker: broker.name.clone(),
+            transport: s.transport.as_str().to_string(),
+            protocol: s.protocol.as_str().to_string(),
+            keepalive_s: s.keepalive.as_secs(),
+        },
+    );
 }
