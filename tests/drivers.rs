@@ -9,43 +9,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{failed_checks, out_dir, run_scenario};
+use common::{drivers_or_skip, failed_checks, out_dir, root_or_skip, run_scenario};
 use serde_json::Value;
-
-/// The libraries `scripts/drivers.sh` installs, or None after saying why the test is skipped.
-fn drivers_or_skip(test: &str) -> Option<()> {
-    let libs = std::env::var("UNPLUG_DRIVERS").unwrap_or_else(|_| "/opt/unplug-drivers".into());
-    let ok = Path::new(&libs)
-        .join("mqttjs/node_modules/mqtt/package.json")
-        .is_file()
-        && Path::new(&libs).join("paho/bin/python").is_file();
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: the willy drivers' libraries are not in {libs}, and CI=true (scripts/drivers.sh)");
-        }
-        eprintln!(
-            "\n*** SKIPPED {test}: no willy driver libraries in {libs} (scripts/drivers.sh) ***\n"
-        );
-        return None;
-    }
-    Some(())
-}
-
-/// Root (or CAP_NET_ADMIN) for a kernel cut, or None after saying why the test is skipped.
-pub fn root_or_skip(test: &str) -> Option<()> {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: a kernel cut needs root, and CI=true");
-        }
-        eprintln!("\n*** SKIPPED {test}: a kernel cut needs root ***\n");
-        return None;
-    }
-    Some(())
-}
 
 fn records(out: &Path, name: &str) -> Vec<Value> {
     std::fs::read_to_string(out.join(format!("{name}.events.jsonl")))

@@ -10,21 +10,8 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{drivers_or_skip, root_or_skip};
 use unplug::kernelcut::{self, Netns};
-
-fn root_or_skip(test: &str) -> bool {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: a kernel cut needs root, and CI=true");
-        }
-        eprintln!("\n*** SKIPPED {test}: a kernel cut needs root ***\n");
-    }
-    root
-}
 
 fn ip(args: &[&str]) -> String {
     let o = Command::new("ip").args(args).output().expect("ip runs");
@@ -78,7 +65,7 @@ for line in sys.stdin:
 
 #[test]
 fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
-    if !root_or_skip("kernel_drop") {
+    if root_or_skip("kernel_drop").is_none() {
         return;
     }
     let ns = Netns::create().expect("the namespace is set up");
@@ -211,24 +198,12 @@ fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Ve
     (run, name, host_link, pids)
 }
 
-fn drivers_or_skip(test: &str) -> bool {
-    let drivers = std::path::Path::new("/opt/unplug-drivers/mqttjs/node_modules/mqtt");
-    if !drivers.is_dir() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: no mqtt.js driver library (scripts/drivers.sh), and CI=true");
-        }
-        eprintln!("\n*** SKIPPED {test}: no mqtt.js (scripts/drivers.sh) ***\n");
-        return false;
-    }
-    true
-}
-
 #[test]
 fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
-    if !root_or_skip("kernel_sigkill") {
+    if root_or_skip("kernel_sigkill").is_none() {
         return;
     }
-    if !drivers_or_skip("kernel_sigkill") {
+    if drivers_or_skip("kernel_sigkill").is_none() {
         return;
     }
     let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigkill");
@@ -260,7 +235,7 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
 
 #[test]
 fn a_kernel_run_interrupted_by_sigint_removes_its_namespace_and_veth_itself() {
-    if !root_or_skip("kernel_sigint") || !drivers_or_skip("kernel_sigint") {
+    if root_or_skip("kernel_sigint").is_none() || drivers_or_skip("kernel_sigint").is_none() {
         return;
     }
     let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigint");

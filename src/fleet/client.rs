@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::actor::v5wire;
-use crate::mqtt::{packet, string};
 use crate::event::{Actor, Event, Journal};
+use crate::mqtt::{packet, string};
 use crate::scenario::Protocol;
 use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
 

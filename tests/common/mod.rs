@@ -154,3 +154,40 @@ pub fn wait_until_gone(needle: &str, within: Duration) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The libraries `scripts/drivers.sh` installs, or None after saying why the test is skipped.
+pub fn drivers_or_skip(test: &str) -> Option<()> {
+    let libs = std::env::var("UNPLUG_DRIVERS").unwrap_or_else(|_| "/opt/unplug-drivers".into());
+    let ok = std::path::Path::new(&libs)
+        .join("mqttjs/node_modules/mqtt/package.json")
+        .is_file()
+        && std::path::Path::new(&libs)
+            .join("paho/bin/python")
+            .is_file();
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: the willy drivers' libraries are not in {libs}, and CI=true (scripts/drivers.sh)");
+        }
+        eprintln!(
+            "\n*** SKIPPED {test}: no willy driver libraries in {libs} (scripts/drivers.sh) ***\n"
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// Root (or CAP_NET_ADMIN) for a kernel cut, or None after saying why the test is skipped.
+pub fn root_or_skip(test: &str) -> Option<()> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if !root {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: a kernel cut needs root, and CI=true");
+        }
+        eprintln!("\n*** SKIPPED {test}: a kernel cut needs root ***\n");
+        return None;
+    }
+    Some(())
+}
