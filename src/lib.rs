@@ -48,8 +48,9 @@
 //!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer and reader
 //!   (`journal.rs`); the terminal echo is the runner's, handed in.
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; pubby's
-//!   deliveries and a flaky monit in `facts/`; `live` keeps them as a run goes, from only the records the control loop has not seen), `timing` (the
-//!   one home of the spec's arithmetic: 1.5 x keepalive, will delay, every allowance), `spec/`
+//!   deliveries and a flaky monit in `facts/`; `live` keeps them as a run goes, from only the
+//!   records the control loop has not seen), `timing` (the one home of the spec's arithmetic:
+//!   1.5 x keepalive, will delay, every allowance), `spec/`
 //!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once;
 //!   `layers` the layers beside MQTT's keepalive (idle timeout, Server Keep Alive, WebSocket).
 //! - [`report`]: the summary JSON and tables; `svg/` the pictures (writer, timeline, legend,
