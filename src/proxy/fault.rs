@@ -567,6 +567,26 @@ mod tests {
     }
 
     #[test]
+    fn slices_go_a_delay_apart_across_chunks() {
+        let f = state(FaultKind::Slicer {
+            direction: Direction::Downstream,
+            average: 10,
+            variation: 0,
+            delay: Duration::from_millis(5),
+        })
+        .down;
+        assert!(f.shapes());
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1);
+        let at: Vec<Verdict> = (0..3).map(|_| p.verdict(&f, t0, 10)).collect();
+        let ms = |m| Verdict::Deliver(t0 + Duration::from_millis(m));
+        assert_eq!(at, [ms(0), ms(5), ms(10)]);
+        // The next chunk waits for the last slice's delay, as toxiproxy's slicer sleeps after it.
+        assert_eq!(p.verdict(&f, t0 + Duration::from_millis(1), 10), ms(15));
+        assert_eq!(p.verdict(&f, t0 + Duration::from_millis(100), 10), ms(100));
+    }
+
+    #[test]
     fn after_a_heal_nothing_overtakes_what_is_still_queued() {
         let lat = state(FaultKind::Latency {
             direction: Direction::Both,

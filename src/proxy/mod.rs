@@ -264,7 +264,7 @@ impl Proxy {
                 if let Some(s) = &share {
                     decided.push(decision(*id, n, kind, s));
                 }
-                if let Some(cut) = cut.filter(|_| share.is_none_or(|s| s.applies(*id))) {
+                if let Some(cut) = cut.filter(|_| share.map_or(true, |s| s.applies(*id))) {
                     let _ = c.cut.send(cut);
                 }
             }

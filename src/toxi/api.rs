@@ -241,7 +241,7 @@ async fn later(
         let open = proxy.open_connections();
         for c in open
             .iter()
-            .filter(|c| share.is_none_or(|s| s.applies(c.id)))
+            .filter(|c| share.map_or(true, |s| s.applies(c.id)))
         {
             let at = due.entry(c.id).or_insert(Some(now + after));
             if at.is_some_and(|at| at <= now) {
