@@ -44,7 +44,7 @@ pub struct FlowState {
     /// WebSocket frame kinds (`wsgate::DATA`, `PING`, ...) that vanish, whole frames.
     pub drop_ws: u8,
     /// Chunks are cut into slices written one at a time, a delay apart (shape.rs).
-    pub slice: Option<super::shape::Slicing>,
+    pub slice: Option<Slicing>,
     /// A connection is closed once this many bytes passed this way (shape.rs).
     pub limit: Option<u64>,
     /// The end of the stream is passed on this late.
@@ -63,6 +63,14 @@ impl FlowState {
     pub fn drops(&self, packet_type: u8) -> bool {
         self.drop_packets & (1 << packet_type) != 0
     }
+}
+
+/// A slicer in effect: slices of about `average` bytes, +- `variation`, `delay` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slicing {
+    pub average: u32,
+    pub variation: u32,
+    pub delay: Duration,
 }
 
 /// The network as the links see it: the sum of the faults in effect.
@@ -156,7 +164,7 @@ impl NetState {
                 variation,
                 delay,
             } => {
-                let slicing = super::shape::Slicing {
+                let slicing = Slicing {
                     average: *average,
                     variation: *variation,
                     delay: *delay,

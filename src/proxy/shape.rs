@@ -12,18 +12,9 @@
 //!  slice  --Pacer::verdict--> not before the last slice + the slicer's delay (fault.rs)
 //! ```
 
-use std::time::Duration;
-
+pub use super::fault::Slicing;
 use super::fault::{FlowState, Pacer};
 use super::piece::Piece;
-
-/// A slicer in effect: slices of about `average` bytes, +- `variation`, `delay` apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slicing {
-    pub average: u32,
-    pub variation: u32,
-    pub delay: Duration,
-}
 
 /// One link's slicer and limit state.
 #[derive(Debug, Clone)]
@@ -162,6 +153,7 @@ impl Shape {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn slicing(average: u32, variation: u32) -> FlowState {
         FlowState {
