@@ -1169,6 +1169,9 @@ fn toxicity_between_0_and_1_picks_connections_and_says_which() {
     let data = payload(100);
     let (upstream, seen) = tcp_server(CONNS, data.clone(), true);
     let listen = made_proxy(&mut client, "coin", &upstream);
+    // Open before the toxic comes (conn 1): decided when the toxic is added.
+    let early = std::net::TcpStream::connect(&listen).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let toxic = client.ok(json!({"op": "addToxic", "proxy": "coin", "body":
         {"type": "limit_data", "toxicity": 0.5, "attributes": {"bytes": 10}}}));
     assert_eq!(toxic["toxicity"], 0.5);
@@ -1191,23 +1194,39 @@ fn toxicity_between_0_and_1_picks_connections_and_says_which() {
     let n = limited.iter().filter(|&&l| l).count();
     eprintln!("toxicity 0.5: limit_data acted on {n} of {CONNS} connections");
     assert!(n > 0 && n < CONNS, "{n} of {CONNS}");
+    drop(early);
     client.ok(json!({"op": "remove", "proxy": "coin"}));
     assert_eq!(served.interrupt(), 0);
     // The journal says, per connection, whether the toxic applies: as each one found it.
     let recs = records(&out.join("coin.events.jsonl"));
-    for (i, l) in limited.iter().enumerate() {
-        let prefix = format!("conn {}: fault 1 (limit-data 10 B downstream) ", i + 1);
-        let said: Vec<&str> = recs
-            .iter()
+    let said = |conn: usize| -> Vec<String> {
+        let prefix = format!("conn {conn}: fault 1 (limit-data 10 B downstream) ");
+        recs.iter()
             .filter_map(|r| r["message"].as_str())
             .filter(|m| m.starts_with(&prefix))
-            .collect();
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(said(1).len(), 1, "conn 1, open when the toxic came");
+    let added = recs
+        .iter()
+        .position(|r| r["event"] == "fault_applied")
+        .unwrap();
+    assert!(
+        recs[added..]
+            .iter()
+            .any(|r| r["message"].as_str() == Some(said(1)[0].as_str())),
+        "decided when the toxic was added"
+    );
+    for (i, l) in limited.iter().enumerate() {
+        // The loop's connections are 2, 3, ...
         let want = if *l { "applies" } else { "does not apply" };
         assert_eq!(
-            said,
-            [format!("{prefix}{want} (toxicity 0.5)")],
-            "conn {}",
-            i + 1
+            said(i + 2),
+            [format!(
+                "conn {}: fault 1 (limit-data 10 B downstream) {want} (toxicity 0.5)",
+                i + 2
+            )],
         );
     }
 }
