@@ -436,8 +436,15 @@ fn the_library_manages_proxies_and_toxics_as_toxiproxy_does() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["drop_upstream", "latency_downstream"]);
+    // toxiproxy's slicer with average_size 0 would recurse for ever: refused as a bad body.
     assert_eq!(
         client.call(json!({"op": "addToxic", "proxy": "a", "body": {"type": "slicer"}})),
+        Err("Request failed with status code 400".to_string())
+    );
+    // What unplug does not do is still its 501: toxicity below 1 on a listener's toxic.
+    assert_eq!(
+        client.call(json!({"op": "addToxic", "proxy": "a", "body":
+            {"type": "hang", "toxicity": 0.5}})),
         Err("Request failed with status code 501".to_string())
     );
     client.ok(json!({"op": "reset"}));
@@ -555,11 +562,28 @@ fn errors_have_toxiproxys_shape_and_status_codes() {
         call("DELETE", "/proxies/x/toxics/nope", None),
         err(404, "toxic not found")
     );
-    let (status, body) = call("POST", toxics, Some(json!({"type": "limit_data"})));
+    let (status, body) = call(
+        "POST",
+        toxics,
+        Some(json!({"type": "refuse", "toxicity": 0.5})),
+    );
     assert_eq!(
         (status, body["status"].clone()),
         (501, json!(501)),
         "{body}"
+    );
+    assert_eq!(
+        call(
+            "POST",
+            toxics,
+            Some(
+                json!({"type": "slicer", "attributes": {"average_size": 10, "size_variation": 10}})
+            )
+        ),
+        err(
+            400,
+            "bad request body: slicer size_variation 10 must be less than average_size 10"
+        )
     );
     assert_eq!(
         call("DELETE", "/proxies/x/toxics/hang_downstream", None),
@@ -698,7 +722,13 @@ fn the_command_line_cuts_heals_and_lists_through_the_api() {
     let (code, _, stderr) = ctl(&["toxic", "add", "slicer"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("501 not implemented by unplug: the slicer toxic"),
+        stderr.contains("400 bad request body: slicer average_size must be at least 1"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = ctl(&["toxic", "add", "hang", "--toxicity", "0.5"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("501 not implemented by unplug: toxicity 0.5 on a hang toxic"),
         "{stderr}"
     );
     let (code, _, stderr) = ctl(&["toxic", "rm", "nope"]);
@@ -860,4 +890,343 @@ fn reset_peer_and_a_timeout_above_zero_end_the_connection_after_their_time() {
         );
     }
     assert_eq!(served.interrupt(), 0);
+}
+
+/// What a plain TCP server saw of one connection: when it closed its end (after writing, when
+/// it does) and every byte the client's side sent until it ended.
+struct Served1 {
+    closed: Instant,
+    got: Vec<u8>,
+}
+
+/// A TCP server on 127.0.0.1 for `conns` connections: each waits for the client's first bytes,
+/// answers `payload` in one write, then closes at once (`close_first`) or reads until the
+/// other side ends. Reports each connection on the channel. A connection that does not start
+/// with "go" is the proxy's own probe of its upstream (an MQTT CONNECT): closed, not counted.
+fn tcp_server(
+    conns: usize,
+    payload: Vec<u8>,
+    close_first: bool,
+) -> (String, mpsc::Receiver<Served1>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..conns + 20 {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let (tx, payload) = (tx.clone(), payload.clone());
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut got = vec![0u8; 2];
+                if std::io::Read::read_exact(&mut s, &mut got).is_err() || got != b"go" {
+                    return;
+                }
+                let _ = s.write_all(&payload);
+                if !close_first {
+                    let mut rest = Vec::new();
+                    let _ = std::io::Read::read_to_end(&mut s, &mut rest);
+                    got.extend(rest);
+                }
+                drop(s);
+                let _ = tx.send(Served1 {
+                    closed: Instant::now(),
+                    got,
+                });
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Every read the client made until EOF: when, and what.
+fn reads_until_eof(s: &mut std::net::TcpStream) -> Vec<(Instant, Vec<u8>)> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reads = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    for _ in 0..100_000 {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) => return reads,
+            Ok(n) => reads.push((Instant::now(), buf[..n].to_vec())),
+            Err(e) => panic!("read failed after {} reads: {e}", reads.len()),
+        }
+    }
+    panic!("no EOF after 100000 reads")
+}
+
+/// A proxy in front of `upstream`, made by toxiproxy's Node client; its listen address.
+fn made_proxy(client: &mut Client, name: &str, upstream: &str) -> String {
+    let made = client.ok(json!({"op": "create", "body":
+        {"name": name, "listen": "127.0.0.1:0", "upstream": upstream}}));
+    made["listen"].as_str().unwrap().to_string()
+}
+
+fn payload(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// toxiproxy's `slicer`: a 1000-byte write from the server reaches the client as slices of at
+/// most average_size + size_variation bytes, `delay` apart.
+#[test]
+fn slicer_cuts_a_write_into_slices_a_delay_apart() {
+    let Some(modules) = node_client("slicer_cuts_a_write_into_slices") else {
+        return;
+    };
+    let out = out_dir("toxiproxy-slicer");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+    let data = payload(1000);
+    let (upstream, _seen) = tcp_server(1, data.clone(), false);
+    let listen = made_proxy(&mut client, "sliced", &upstream);
+    let (avg, var, delay_us) = (100usize, 20usize, 50_000u64);
+    let toxic = client.ok(json!({"op": "addToxic", "proxy": "sliced", "body":
+        {"type": "slicer", "attributes":
+            {"average_size": avg, "size_variation": var, "delay": delay_us}}}));
+    assert_eq!(
+        toxic,
+        json!({"attributes": {"average_size": 100, "size_variation": 20, "delay": 50000},
+               "name": "slicer_downstream", "stream": "downstream", "toxicity": 1,
+               "type": "slicer"})
+    );
+    let mut s = std::net::TcpStream::connect(&listen).unwrap();
+    s.set_nodelay(true).unwrap();
+    let asked = Instant::now();
+    s.write_all(b"go").unwrap();
+    let mut reads = Vec::new();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    while got.len() < data.len() && reads.len() < 10_000 {
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+        assert!(n > 0, "EOF after {} bytes", got.len());
+        reads.push((Instant::now(), n));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, data, "every byte, in order");
+    let sizes: Vec<usize> = reads.iter().map(|r| r.1).collect();
+    // Each slice at most average + variation; toxiproxy's halving makes fewer than
+    // 2 x 1000 / (average + variation) of them, and at least 1000 / (average + variation).
+    assert!(sizes.iter().all(|&n| n <= avg + var), "{sizes:?}");
+    let (least, most) = (data.len().div_ceil(avg + var), 2 * data.len() / (avg + var));
+    assert!(
+        sizes.len() >= least && sizes.len() <= most,
+        "{} reads: {sizes:?}",
+        sizes.len()
+    );
+    // n separate slices take at least n - 1 delays.
+    let delay = Duration::from_micros(delay_us);
+    let took = reads.last().unwrap().0 - asked;
+    assert!(
+        took >= delay * (sizes.len() as u32 - 1)
+            && took <= delay * most as u32 + Duration::from_secs(2),
+        "{} slices took {took:?}",
+        sizes.len()
+    );
+    let gaps: Vec<u128> = reads
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).as_millis())
+        .collect();
+    eprintln!(
+        "slicer: {} reads of {sizes:?} in {took:?}, gaps ms {gaps:?}",
+        sizes.len()
+    );
+    drop(s);
+    client.ok(json!({"op": "remove", "proxy": "sliced"}));
+    assert_eq!(served.interrupt(), 0);
+    let recs = records(&out.join("sliced.events.jsonl"));
+    assert!(
+        recs.iter().any(|r| r["event"] == "fault_applied"
+            && r["fault"] == "slicer 100 B +20 B 50000 us downstream"),
+        "{recs:#?}"
+    );
+    assert!(recs.iter().any(
+        |r| r["event"] == "fault_healed" && r["fault"].as_str().unwrap().starts_with("slicer")
+    ));
+}
+
+/// toxiproxy's `limit_data`: the connection is closed once that many bytes passed on its
+/// stream, exactly that many, either way.
+#[test]
+fn limit_data_closes_the_connection_after_exactly_its_bytes() {
+    let Some(modules) = node_client("limit_data_closes_the_connection") else {
+        return;
+    };
+    let out = out_dir("toxiproxy-limit");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+    let data = payload(1000);
+    let (upstream, seen) = tcp_server(2, data.clone(), false);
+    let listen = made_proxy(&mut client, "limited", &upstream);
+
+    // Downstream: the server writes 1000 bytes, the client gets 300, then EOF.
+    client.ok(json!({"op": "addToxic", "proxy": "limited", "body":
+        {"type": "limit_data", "attributes": {"bytes": 300}}}));
+    let mut s = std::net::TcpStream::connect(&listen).unwrap();
+    s.write_all(b"go").unwrap();
+    let got: Vec<u8> = reads_until_eof(&mut s)
+        .into_iter()
+        .flat_map(|r| r.1)
+        .collect();
+    assert_eq!(got.len(), 300);
+    assert_eq!(got, data[..300]);
+    // The server's side was closed too (FIN), not left open.
+    let server = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("closed at the server");
+    assert_eq!(server.got, b"go");
+    drop(s);
+    client.ok(json!({"op": "removeToxic", "proxy": "limited", "name": "limit_data_downstream"}));
+
+    // Upstream: the client sends 2 + 40 bytes, the server gets 25, then EOF.
+    client.ok(json!({"op": "addToxic", "proxy": "limited", "body":
+        {"type": "limit_data", "stream": "upstream", "attributes": {"bytes": 25}}}));
+    let mut s = std::net::TcpStream::connect(&listen).unwrap();
+    s.write_all(b"go").unwrap();
+    let mut first = [0u8; 1000];
+    std::io::Read::read_exact(&mut s, &mut first).unwrap();
+    let _ = s.write_all(&[7u8; 40]);
+    let server = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("closed at the server");
+    assert_eq!(server.got.len(), 25, "{:?}", server.got);
+    assert_eq!(&server.got[..2], b"go");
+    assert!(server.got[2..].iter().all(|&b| b == 7));
+    let _ = reads_until_eof(&mut s);
+    drop(s);
+    client.ok(json!({"op": "remove", "proxy": "limited"}));
+    assert_eq!(served.interrupt(), 0);
+    let recs = records(&out.join("limited.events.jsonl"));
+    let cuts: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["event"] == "connection_cut")
+        .collect();
+    assert_eq!(cuts.len(), 2, "{recs:#?}");
+    assert!(cuts.iter().all(|c| c["fault"] == "limit-data"), "{cuts:?}");
+    for label in ["limit-data 300 B downstream", "limit-data 25 B upstream"] {
+        assert!(
+            recs.iter()
+                .any(|r| r["event"] == "fault_applied" && r["fault"] == label),
+            "{label}"
+        );
+    }
+}
+
+/// toxiproxy's `slow_close`: the server's close reaches the client `delay` late; the bytes
+/// before it do not wait.
+#[test]
+fn slow_close_delays_the_close_by_its_delay() {
+    let Some(modules) = node_client("slow_close_delays_the_close") else {
+        return;
+    };
+    let out = out_dir("toxiproxy-slow-close");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+    let (upstream, seen) = tcp_server(1, b"bye".to_vec(), true);
+    let listen = made_proxy(&mut client, "slow", &upstream);
+    client.ok(json!({"op": "addToxic", "proxy": "slow", "body":
+        {"type": "slow_close", "attributes": {"delay": 500}}}));
+    let mut s = std::net::TcpStream::connect(&listen).unwrap();
+    s.write_all(b"go").unwrap();
+    let reads = reads_until_eof(&mut s);
+    let eof = Instant::now();
+    let closed = seen.recv_timeout(Duration::from_secs(10)).unwrap().closed;
+    let got: Vec<u8> = reads.iter().flat_map(|r| r.1.clone()).collect();
+    assert_eq!(got, b"bye");
+    let late = eof - closed;
+    assert!(
+        late >= Duration::from_millis(500) && late <= Duration::from_millis(2500),
+        "the close came {late:?} after the server's"
+    );
+    let early = reads[0].0.saturating_duration_since(closed);
+    assert!(early < Duration::from_millis(400), "bytes waited {early:?}");
+    eprintln!("slow_close 500 ms: EOF {late:?} after the server closed");
+    drop(s);
+    client.ok(json!({"op": "remove", "proxy": "slow"}));
+    assert_eq!(served.interrupt(), 0);
+    let recs = records(&out.join("slow.events.jsonl"));
+    assert!(recs
+        .iter()
+        .any(|r| r["event"] == "fault_applied" && r["fault"] == "slow-close 500 ms downstream"));
+    assert!(recs.iter().any(|r| r["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("slow_close"))));
+}
+
+/// toxiproxy's toxicity: a toxic at 0.5 acts on some connections and not on others, decided
+/// per connection and recorded; what each connection met is what the journal says.
+#[test]
+fn toxicity_between_0_and_1_picks_connections_and_says_which() {
+    let Some(modules) = node_client("toxicity_between_0_and_1") else {
+        return;
+    };
+    let out = out_dir("toxiproxy-toxicity");
+    let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
+    let api = served.api();
+    let mut client = Client::start(&modules, &api);
+    const CONNS: usize = 40;
+    let data = payload(100);
+    let (upstream, seen) = tcp_server(CONNS, data.clone(), true);
+    let listen = made_proxy(&mut client, "coin", &upstream);
+    // Open before the toxic comes (conn 1): decided when the toxic is added.
+    let early = std::net::TcpStream::connect(&listen).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let toxic = client.ok(json!({"op": "addToxic", "proxy": "coin", "body":
+        {"type": "limit_data", "toxicity": 0.5, "attributes": {"bytes": 10}}}));
+    assert_eq!(toxic["toxicity"], 0.5);
+    let mut limited = Vec::new();
+    for i in 0..CONNS {
+        let mut s = std::net::TcpStream::connect(&listen).unwrap();
+        s.write_all(b"go").unwrap();
+        let got: Vec<u8> = reads_until_eof(&mut s)
+            .into_iter()
+            .flat_map(|r| r.1)
+            .collect();
+        match got.len() {
+            10 => limited.push(true),
+            100 => limited.push(false),
+            n => panic!("connection {i}: {n} bytes"),
+        }
+        assert_eq!(got, data[..got.len()]);
+        seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    let n = limited.iter().filter(|&&l| l).count();
+    eprintln!("toxicity 0.5: limit_data acted on {n} of {CONNS} connections");
+    assert!(n > 0 && n < CONNS, "{n} of {CONNS}");
+    drop(early);
+    client.ok(json!({"op": "remove", "proxy": "coin"}));
+    assert_eq!(served.interrupt(), 0);
+    // The journal says, per connection, whether the toxic applies: as each one found it.
+    let recs = records(&out.join("coin.events.jsonl"));
+    let said = |conn: usize| -> Vec<String> {
+        let prefix = format!("conn {conn}: fault 1 (limit-data 10 B downstream) ");
+        recs.iter()
+            .filter_map(|r| r["message"].as_str())
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(said(1).len(), 1, "conn 1, open when the toxic came");
+    let added = recs
+        .iter()
+        .position(|r| r["event"] == "fault_applied")
+        .unwrap();
+    assert!(
+        recs[added..]
+            .iter()
+            .any(|r| r["message"].as_str() == Some(said(1)[0].as_str())),
+        "decided when the toxic was added"
+    );
+    for (i, l) in limited.iter().enumerate() {
+        // The loop's connections are 2, 3, ...
+        let want = if *l { "applies" } else { "does not apply" };
+        assert_eq!(
+            said(i + 2),
+            [format!(
+                "conn {}: fault 1 (limit-data 10 B downstream) {want} (toxicity 0.5)",
+                i + 2
+            )],
+        );
+    }
 }

@@ -43,17 +43,34 @@ pub struct FlowState {
     pub drop_packets: u16,
     /// WebSocket frame kinds (`wsgate::DATA`, `PING`, ...) that vanish, whole frames.
     pub drop_ws: u8,
+    /// Chunks are cut into slices written one at a time, a delay apart (shape.rs).
+    pub slice: Option<Slicing>,
+    /// A connection is closed once this many bytes passed this way (shape.rs).
+    pub limit: Option<u64>,
+    /// The end of the stream is passed on this late.
+    pub close_delay: Duration,
 }
 
 impl FlowState {
     /// True when chunks wait before they are delivered.
     pub fn shapes(&self) -> bool {
-        !self.delay.is_zero() || !self.jitter.is_zero() || self.bytes_per_s.is_some()
+        !self.delay.is_zero()
+            || !self.jitter.is_zero()
+            || self.bytes_per_s.is_some()
+            || self.slice.is_some()
     }
 
     pub fn drops(&self, packet_type: u8) -> bool {
         self.drop_packets & (1 << packet_type) != 0
     }
+}
+
+/// A slicer in effect: slices of about `average` bytes, +- `variation`, `delay` apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slicing {
+    pub average: u32,
+    pub variation: u32,
+    pub delay: Duration,
 }
 
 /// The network as the links see it: the sum of the faults in effect.
@@ -141,6 +158,32 @@ impl NetState {
             FaultKind::WsDrop { direction, frames } => {
                 each(direction.up(), direction.down(), &|f| f.drop_ws |= *frames)
             }
+            FaultKind::Slicer {
+                direction,
+                average,
+                variation,
+                delay,
+            } => {
+                let slicing = Slicing {
+                    average: *average,
+                    variation: *variation,
+                    delay: *delay,
+                };
+                each(direction.up(), direction.down(), &|f| {
+                    f.slice = Some(slicing)
+                })
+            }
+            // Two limits: the lower one closes first.
+            FaultKind::LimitData { direction, bytes } => {
+                each(direction.up(), direction.down(), &|f| {
+                    f.limit = Some(f.limit.map_or(*bytes, |b| b.min(*bytes)))
+                })
+            }
+            FaultKind::SlowClose { direction, delay } => {
+                each(direction.up(), direction.down(), &|f| {
+                    f.close_delay += *delay
+                })
+            }
             // Two idle timeouts: the shorter one closes first.
             FaultKind::IdleTimeout { idle, reset } => {
                 let cut = IdleCut {
@@ -200,6 +243,8 @@ pub struct Pacer {
     last: Option<Instant>,
     /// xorshift state for the jitter; fixed per link so a run's choices are reproducible.
     rng: u64,
+    /// A slicer in effect: the next slice may not go before this (its delay after the last).
+    next_slice: Option<Instant>,
 }
 
 impl Pacer {
@@ -207,6 +252,7 @@ impl Pacer {
         Pacer {
             last: None,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            next_slice: None,
         }
     }
 
@@ -235,6 +281,11 @@ impl Pacer {
         if let Some(last) = self.last {
             at = at.max(last);
         }
+        if let Some(slicing) = f.slice {
+            // toxiproxy's slicer waits its delay after every slice, the last of a chunk too.
+            at = self.next_slice.map_or(at, |n| at.max(n));
+            self.next_slice = Some(at + slicing.delay);
+        }
         if let Some(rate) = f.bytes_per_s {
             at += Duration::from_secs_f64(len as f64 / rate as f64);
         }
@@ -245,6 +296,7 @@ impl Pacer {
     /// The fault that shaped this direction healed: what is queued goes now.
     pub fn healed(&mut self) {
         self.last = None;
+        self.next_slice = None;
     }
 
     /// How big a piece bandwidth shaping should deliver at once: about a tenth of a second's
@@ -520,6 +572,26 @@ mod tests {
         assert_eq!(a, Verdict::Deliver(t0 + Duration::from_millis(100)));
         assert_eq!(b, Verdict::Deliver(t0 + Duration::from_millis(200)));
         assert_eq!(Pacer::piece_len(&f), 100);
+    }
+
+    #[test]
+    fn slices_go_a_delay_apart_across_chunks() {
+        let f = state(FaultKind::Slicer {
+            direction: Direction::Downstream,
+            average: 10,
+            variation: 0,
+            delay: Duration::from_millis(5),
+        })
+        .down;
+        assert!(f.shapes());
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1);
+        let at: Vec<Verdict> = (0..3).map(|_| p.verdict(&f, t0, 10)).collect();
+        let ms = |m| Verdict::Deliver(t0 + Duration::from_millis(m));
+        assert_eq!(at, [ms(0), ms(5), ms(10)]);
+        // The next chunk waits for the last slice's delay, as toxiproxy's slicer sleeps after it.
+        assert_eq!(p.verdict(&f, t0 + Duration::from_millis(1), 10), ms(15));
+        assert_eq!(p.verdict(&f, t0 + Duration::from_millis(100), 10), ms(100));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!       --stamp once--> Recorder (its thread decodes and records; a full queue makes us wait)
 //!   net changed --> a shaping fault healed: everything queued is due now
 //!   EOF/error --> drain the queue, wait until this direction is not blackholed (a FIN into a
-//!                 dead link arrives when the link comes back) --> shutdown(dst)
+//!                 dead link arrives when the link comes back), and a slow close's delay
+//!                 --> shutdown(dst)
+//!   a limit reached (shape.rs) --> stop reading, drain the queue, ask the connection to close
 //!   write to dst fails (that side is gone) --> keep reading src and discard it: src's own close
 //!                 is still seen (a broker's keepalive close of a client that already left)
 //! ```
@@ -31,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::fault::{Flow, NetState, Pacer, PacketGate, Piece, Verdict};
+use super::shape::Shape;
 use super::wiretap::{FatePiece, Fates, Message, Recorder, Stamp};
 use crate::event::{Event, Side};
 
@@ -57,6 +60,8 @@ pub struct ConnStats {
     pub down_writes: AtomicU64,
     /// How often a link found the recorder's queue full and waited for it (backpressure).
     pub recorder_waits: AtomicU64,
+    /// A link reached a `limit_data` limit: the connection is to be closed.
+    pub limit_reached: tokio::sync::Notify,
 }
 
 impl ConnStats {
@@ -71,6 +76,7 @@ impl ConnStats {
             up_writes: AtomicU64::new(0),
             down_writes: AtomicU64::new(0),
             recorder_waits: AtomicU64::new(0),
+            limit_reached: tokio::sync::Notify::new(),
         }
     }
 
@@ -108,6 +114,13 @@ impl Link {
         }
     }
 
+    fn way(&self) -> &'static str {
+        match self.flow {
+            Flow::Up => "upstream (willy -> broker)",
+            Flow::Down => "downstream (broker -> willy)",
+        }
+    }
+
     /// Pump until end of stream. Returns how the source side ended.
     pub async fn run<R, W>(mut self, mut src: R, mut dst: W) -> String
     where
@@ -117,7 +130,10 @@ impl Link {
         let mut buf = BytesMut::with_capacity(READ_BUF);
         let mut pieces: Vec<Piece> = Vec::new();
         let mut gate = PacketGate::default();
-        let mut pacer = Pacer::new(self.stats.id * 2 + u64::from(self.flow == Flow::Down));
+        let seed = self.stats.id * 2 + u64::from(self.flow == Flow::Down);
+        let mut pacer = Pacer::new(seed);
+        let mut shape = Shape::new(seed);
+        let mut limited = false;
         let mut queue: VecDeque<Queued> = VecDeque::new();
         let mut queued = 0usize;
         let mut state: NetState = *self.net.borrow_and_update();
@@ -147,6 +163,7 @@ impl Link {
                     state = *self.net.borrow();
                     let f = *state.flow(self.flow);
                     gate.pieces(&f, &chunk, &mut pieces);
+                    limited = f.limit.is_some() && shape.limit(&f, &mut pieces);
                     if f.drop_packets != 0 && gate.is_opaque() && !told_opaque {
                         told_opaque = true;
                         let message = format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id);
@@ -159,9 +176,9 @@ impl Link {
                         }
                         let piece = chunk.slice(p.range.clone());
                         let mut off = 0;
-                        while off < piece.len() {
-                            let part = piece.slice(off..piece.len().min(off.saturating_add(Pacer::piece_len(&f))));
-                            off += part.len();
+                        for len in shape.cuts(&f, piece.len()) {
+                            let part = piece.slice(off..off + len);
+                            off += len;
                             match pacer.verdict(&f, arrival, part.len()) {
                                 Verdict::Drop => self.count_dropped(part.len()),
                                 Verdict::Pass if queue.is_empty() => {
@@ -183,6 +200,11 @@ impl Link {
                     let fates = fates(&pieces, f.blackhole);
                     let m = Message::Bytes { conn: self.stats.id, flow: self.flow, at: Stamp::now(), bytes: chunk, fates };
                     self.recorder.send(m, &self.stats.recorder_waits).await;
+                    if limited {
+                        let message = format!("conn {}: limit_data: {} B passed {}; the connection is closed", self.stats.id, f.limit.unwrap_or(0), self.way());
+                        self.tell(Event::Note { message }).await;
+                        ended = Some("limit_data reached".to_string());
+                    }
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {
                     let q = queue.pop_front().expect("due only when queued");
@@ -206,6 +228,11 @@ impl Link {
             }
         }
         let how = ended.expect("the loop ends only when the source ended");
+        if limited {
+            // What passed is written; the connection's task closes it both ways.
+            self.stats.limit_reached.notify_one();
+            return how;
+        }
         // The end of the stream crosses the network like any byte: not while it is cut.
         let flow = self.flow;
         if self
@@ -214,6 +241,17 @@ impl Link {
             .await
             .is_ok()
         {
+            let slow = self.net.borrow().flow(flow).close_delay;
+            if !slow.is_zero() {
+                let message = format!(
+                    "conn {}: slow_close: the end of the stream {} passed on {} ms late",
+                    self.stats.id,
+                    self.way(),
+                    slow.as_millis()
+                );
+                self.tell(Event::Note { message }).await;
+                tokio::time::sleep(slow).await;
+            }
             let _ = dst.shutdown().await;
         }
         how

@@ -10,6 +10,9 @@
 //!                                  --Cut (reset, close)--> every open connection, once
 //!  an idle-timeout fault in effect --idle::watch per connection--> close it (FIN or RST) once
 //!                                    it carried no bytes either way for the timeout
+//!  a fault with a toxicity below 1 (toxiproxy's) --Share::applies(conn)--> in that connection's
+//!                                    NetState or not, decided per connection (recorded)
+//!  a link's limit_data reached --ConnStats::limit_reached--> FIN both ways
 //! ```
 //!
 //! It forwards bytes and knows of MQTT only where a fault needs it (a drop fault finds packet
@@ -24,6 +27,7 @@ pub mod fault;
 pub mod idle;
 pub mod link;
 pub mod piece;
+pub mod shape;
 pub mod wiretap;
 pub mod wsgate;
 
@@ -81,16 +85,74 @@ struct Shared {
     /// The one source of truth for what the network does now.
     net: watch::Sender<NetState>,
     /// The faults in effect, by their number in the scenario: `net` is computed from these, so
-    /// healing one leaves the others.
-    active: Mutex<Vec<(u32, FaultKind, NewConnections)>>,
+    /// healing one leaves the others. A fault with a share acts on some connections only.
+    active: Mutex<Vec<Active>>,
     /// Open connections, for the fault record and the summary.
     conns: Mutex<BTreeMap<u64, Conn>>,
     next_id: AtomicU64,
 }
 
+type Active = (u32, FaultKind, NewConnections, Option<Share>);
+
+/// A fault that acts on some connections only: toxiproxy's toxicity, the chance that a toxic
+/// acts on a connection, decided per connection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share {
+    /// What the decision is keyed on (one toxic's faults decide alike for a connection).
+    pub key: u32,
+    /// The chance, strictly between 0 and 1.
+    pub toxicity: f32,
+}
+
+impl Share {
+    /// Does it act on connection `conn`? Decided by a hash of the key and the connection, so
+    /// a run is reproducible and every fault of one toxic decides alike.
+    pub fn applies(&self, conn: u64) -> bool {
+        // splitmix64
+        let mut z = (u64::from(self.key) << 32 ^ conn).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) < self.toxicity
+    }
+}
+
+/// The network for connection `conn`, or for the listener and every connection (None: the
+/// faults that act on all).
+fn state_for(active: &[Active], conn: Option<u64>) -> NetState {
+    NetState::of(
+        active
+            .iter()
+            .filter(|(_, _, _, share)| match (share, conn) {
+                (None, _) => true,
+                (Some(s), Some(c)) => s.applies(c),
+                (Some(_), None) => false,
+            })
+            .map(|(_, k, c, _)| (k, *c)),
+    )
+}
+
+/// The record of a share's decision for a connection.
+fn decision(conn: u64, n: u32, kind: &FaultKind, share: &Share) -> Event {
+    Event::Note {
+        message: format!(
+            "conn {conn}: fault {n} ({}) {} (toxicity {})",
+            kind.label(),
+            if share.applies(conn) {
+                "applies"
+            } else {
+                "does not apply"
+            },
+            share.toxicity
+        ),
+    }
+}
+
 /// An open connection as the proxy holds it.
 struct Conn {
     stats: Arc<ConnStats>,
+    /// What the network does to this connection (the faults that act on it).
+    net: watch::Sender<NetState>,
     /// Ends the connection the way a fault says (its task owns the sockets).
     cut: mpsc::UnboundedSender<Cut>,
 }
@@ -107,6 +169,8 @@ enum Cut {
         reset: bool,
         silent: std::time::Duration,
     },
+    /// A link reached its `limit_data` limit: FIN both ways.
+    Limit,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -172,22 +236,42 @@ impl Proxy {
     /// got client bytes through (the reference the keepalive checks measure from). A reset or
     /// close also acts on every open connection, once.
     pub fn apply(&self, n: u32, kind: &FaultKind, new_connections: NewConnections) {
+        self.apply_to_some(n, kind, new_connections, None);
+    }
+
+    /// [`Proxy::apply`], acting only on the connections `share` picks (all when None): those
+    /// open now are decided now, each later one when it opens; each decision is recorded.
+    pub fn apply_to_some(
+        &self,
+        n: u32,
+        kind: &FaultKind,
+        new_connections: NewConnections,
+        share: Option<Share>,
+    ) {
         let last_upstream = self.last_upstream();
+        let cut = match kind {
+            FaultKind::Reset => Some(Cut::Reset),
+            FaultKind::Close => Some(Cut::Close),
+            _ => None,
+        };
+        let mut decided = Vec::new();
         {
             let mut active = lock(&self.shared.active);
-            active.push((n, kind.clone(), new_connections));
-            self.shared
-                .net
-                .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
+            active.push((n, kind.clone(), new_connections, share));
+            self.shared.net.send_replace(state_for(&active, None));
+            for (id, c) in lock(&self.shared.conns).iter() {
+                c.net.send_replace(state_for(&active, Some(*id)));
+                if let Some(s) = &share {
+                    decided.push(decision(*id, n, kind, s));
+                }
+                if let Some(cut) = cut.filter(|_| share.map_or(true, |s| s.applies(*id))) {
+                    let _ = c.cut.send(cut);
+                }
+            }
         }
         self.record_applied(n, kind, last_upstream);
-        let cut = match kind {
-            FaultKind::Reset => Cut::Reset,
-            FaultKind::Close => Cut::Close,
-            _ => return,
-        };
-        for c in lock(&self.shared.conns).values() {
-            let _ = c.cut.send(cut);
+        for d in decided {
+            self.shared.journal.record(Actor::Proxy, d);
         }
     }
 
@@ -249,10 +333,10 @@ impl Proxy {
     /// it. Bytes flow again, held connections go through, the listener reopens.
     pub fn heal(&self, n: u32) {
         let mut active = lock(&self.shared.active);
-        let Some(i) = active.iter().position(|(m, _, _)| *m == n) else {
+        let Some(i) = active.iter().position(|(m, _, _, _)| *m == n) else {
             return;
         };
-        let (_, kind, _) = active.remove(i);
+        let (_, kind, _, _) = active.remove(i);
         // Recorded first, so the heal precedes in the journal all it causes (a held connection's
         // CONNACK may otherwise be recorded before it).
         self.shared.journal.record(
@@ -262,9 +346,10 @@ impl Proxy {
                 n,
             },
         );
-        self.shared
-            .net
-            .send_replace(NetState::of(active.iter().map(|(_, k, c)| (k, *c))));
+        self.shared.net.send_replace(state_for(&active, None));
+        for (id, c) in lock(&self.shared.conns).iter() {
+            c.net.send_replace(state_for(&active, Some(*id)));
+        }
     }
 
     /// Wait until every record of what the links have handled so far is in the journal (they
@@ -436,13 +521,27 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             .fetch_add(early.len() as u64, Ordering::Relaxed);
     }
     let (cut_tx, mut cut_rx) = mpsc::unbounded_channel();
-    lock(&shared.conns).insert(
-        id,
-        Conn {
-            stats: stats.clone(),
-            cut: cut_tx,
-        },
-    );
+    // Decided under the faults' lock, so a fault applied meanwhile finds the connection.
+    let (conn_net, decided) = {
+        let active = lock(&shared.active);
+        let (net, conn_net) = watch::channel(state_for(&active, Some(id)));
+        let decided: Vec<Event> = active
+            .iter()
+            .filter_map(|(n, k, _, s)| s.as_ref().map(|s| decision(id, *n, k, s)))
+            .collect();
+        lock(&shared.conns).insert(
+            id,
+            Conn {
+                stats: stats.clone(),
+                net,
+                cut: cut_tx,
+            },
+        );
+        (conn_net, decided)
+    };
+    for d in decided {
+        journal.record(Actor::Proxy, d);
+    }
 
     let recorder = shared.recorder.clone();
     let waits = &stats.recorder_waits;
@@ -461,7 +560,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     let link = |flow| Link {
         flow,
         stats: stats.clone(),
-        net: shared.net.subscribe(),
+        net: conn_net.clone(),
         start: journal.start(),
         recorder: recorder.clone(),
     };
@@ -479,6 +578,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             _ = both => None,
             Some(cut) = cut_rx.recv() => Some(cut),
             (reset, silent) = idle::watch(&stats, shared.net.subscribe()) => Some(Cut::Idle { reset, silent }),
+            _ = stats.limit_reached.notified() => Some(Cut::Limit),
         }
     };
     if let Some(cut) = cut {
@@ -519,11 +619,12 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 drop(broker);
                 "RST to willy and to the broker".to_string()
             }
-            Cut::Close => close_both(client, broker, &stats).await,
+            Cut::Close | Cut::Limit => close_both(client, broker, &stats).await,
         };
         let fault = match cut {
             Cut::Reset => "reset",
             Cut::Close => "close",
+            Cut::Limit => "limit-data",
             // Recorded above, at the moment it closed.
             Cut::Idle { .. } => "",
         };

@@ -539,3 +539,24 @@ async fn healing_one_fault_leaves_the_other_in_effect() {
         "fault 2 still cuts"
     );
 }
+
+#[test]
+fn a_share_picks_about_its_toxicity_of_the_connections_and_always_the_same_ones() {
+    let half = super::Share {
+        key: 3,
+        toxicity: 0.5,
+    };
+    let picked = (1..=1000u64).filter(|&c| half.applies(c)).count();
+    assert!((400..=600).contains(&picked), "{picked} of 1000");
+    let rare = super::Share {
+        key: 3,
+        toxicity: 0.01,
+    };
+    // A lower toxicity picks a subset: the draw per connection is the same, the bar lower.
+    assert!((1..=1000u64).all(|c| !rare.applies(c) || half.applies(c)));
+    let other = super::Share {
+        key: 4,
+        toxicity: 0.5,
+    };
+    assert!((1..=1000u64).any(|c| other.applies(c) != half.applies(c)));
+}

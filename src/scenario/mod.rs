@@ -171,6 +171,23 @@ pub enum FaultKind {
     /// WebSocket frames of these kinds (`proxy::wsgate` bits: data, ping, pong, close) vanish,
     /// whole frames; the rest passes. `data` silences MQTT while WebSocket pings go on.
     WsDrop { direction: Direction, frames: u8 },
+    /// toxiproxy's `slicer`: each chunk is cut into slices of about `average` bytes (+-
+    /// `variation`), written one at a time with `delay` between them.
+    Slicer {
+        direction: Direction,
+        average: u32,
+        variation: u32,
+        delay: Duration,
+    },
+    /// toxiproxy's `limit_data`: a connection is closed (FIN both ways) once `bytes` passed
+    /// this way on it, counted from when the fault met it.
+    LimitData { direction: Direction, bytes: u64 },
+    /// toxiproxy's `slow_close`: when this way's sender closes, its FIN is passed on `delay`
+    /// late.
+    SlowClose {
+        direction: Direction,
+        delay: Duration,
+    },
 }
 
 impl FaultKind {
@@ -209,6 +226,22 @@ impl FaultKind {
                     .map(|(n, _)| *n)
                     .collect();
                 format!("ws-drop {}{}", names.join(","), direction.suffix())
+            }
+            FaultKind::Slicer {
+                direction,
+                average,
+                variation,
+                delay,
+            } => format!(
+                "slicer {average} B +{variation} B {} us{}",
+                delay.as_micros(),
+                direction.suffix()
+            ),
+            FaultKind::LimitData { direction, bytes } => {
+                format!("limit-data {bytes} B{}", direction.suffix())
+            }
+            FaultKind::SlowClose { direction, delay } => {
+                format!("slow-close {} ms{}", delay.as_millis(), direction.suffix())
             }
             FaultKind::IdleTimeout { idle, reset } => format!(
                 "idle-timeout {} ms {}",

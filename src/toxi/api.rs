@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use super::model::{ApiError, Stream, Toxic};
 use crate::event::{Actor, Echo, Event, Journal};
-use crate::proxy::{Options, Proxy};
+use crate::proxy::{Options, Proxy, Share};
 use crate::scenario::{FaultKind, NewConnections};
 
 /// The version `GET /version` reports: unplug's own, in toxiproxy's shape.
@@ -102,9 +102,15 @@ impl Entry {
             .record(Actor::Proxy, Event::Note { message });
     }
 
-    /// Put `toxic` into effect: its faults now, its later fault on a timer.
+    /// Put `toxic` into effect: its faults now, its later fault on a timer. With a toxicity
+    /// between 0 and 1 they act on the connections its share picks, decided per connection
+    /// (keyed on its first fault's number, so all its faults pick alike).
     fn apply(&mut self, toxic: Toxic) -> Result<(), ApiError> {
         let effect = toxic.effect()?;
+        let share = toxic.partial().then_some(Share {
+            key: self.next + 1,
+            toxicity: toxic.toxicity,
+        });
         self.note(format!(
             "toxic {} added: {} {} (toxicity {})",
             toxic.name, toxic.kind, toxic.stream, toxic.toxicity
@@ -112,13 +118,13 @@ impl Entry {
         let mut faults = Vec::new();
         for (kind, new) in &effect.now {
             let n = self.number();
-            self.proxy.apply(n, kind, *new);
+            self.proxy.apply_to_some(n, kind, *new, share);
             faults.push(n);
         }
         let timer = effect.later.map(|(after, kind)| {
             let n = self.number();
             faults.push(n);
-            tokio::spawn(later(self.proxy.clone(), n, after, kind))
+            tokio::spawn(later(self.proxy.clone(), n, after, kind, share))
         });
         self.toxics.push(Applied {
             toxic,
@@ -211,11 +217,17 @@ impl Entry {
 /// A toxic's timer (toxiproxy's `reset_peer`, `timeout` above 0), per connection as
 /// toxiproxy's: the connections open `after` from now are cut together, recorded as fault `n`;
 /// each one opened later is cut `after` from when it was first seen (polled every 20 ms), until
-/// the toxic goes (the task is aborted).
-async fn later(proxy: Arc<Proxy>, n: u32, after: std::time::Duration, kind: FaultKind) {
+/// the toxic goes (the task is aborted). With a share, only the connections it picks.
+async fn later(
+    proxy: Arc<Proxy>,
+    n: u32,
+    after: std::time::Duration,
+    kind: FaultKind,
+    share: Option<Share>,
+) {
     use tokio::time::Instant;
     tokio::time::sleep(after).await;
-    proxy.apply(n, &kind, NewConnections::Accept);
+    proxy.apply_to_some(n, &kind, NewConnections::Accept, share);
     // When each connection is due; None: cut already (those open now, by the fault).
     let mut due: BTreeMap<u64, Option<Instant>> = proxy
         .open_connections()
@@ -227,7 +239,10 @@ async fn later(proxy: Arc<Proxy>, n: u32, after: std::time::Duration, kind: Faul
         tick.tick().await;
         let now = Instant::now();
         let open = proxy.open_connections();
-        for c in &open {
+        for c in open
+            .iter()
+            .filter(|c| share.map_or(true, |s| s.applies(c.id)))
+        {
             let at = due.entry(c.id).or_insert(Some(now + after));
             if at.is_some_and(|at| at <= now) {
                 proxy.cut_connection(c.id, &kind);

@@ -105,7 +105,8 @@ pub enum Control {
 pub enum ToxicCommand {
     /// Add a toxic: `unplug proxy toxic add latency -a latency=200`.
     Add {
-        /// latency, bandwidth, timeout, reset_peer, blackhole, drop, hang, refuse.
+        /// latency, bandwidth, timeout, reset_peer, slicer, limit_data, slow_close, blackhole,
+        /// drop, hang, refuse.
         #[arg(value_name = "TYPE")]
         kind: String,
         /// Its name (default TYPE_STREAM).
@@ -114,7 +115,7 @@ pub enum ToxicCommand {
         /// upstream (device -> broker) or downstream.
         #[arg(long, default_value = "downstream", value_parser = ["upstream", "downstream"])]
         stream: String,
-        /// 1 (every connection) or 0 (none).
+        /// The chance it acts on a connection, decided per connection: 1 every one, 0 none.
         #[arg(long, default_value_t = 1.0)]
         toxicity: f64,
         /// An attribute, KEY=VALUE (a number, or text: packets=PINGREQ,PUBACK).

@@ -139,6 +139,20 @@ fn kind_of_label(label: &str) -> FaultKind {
                 })
                 .unwrap_or_default(),
         },
+        "slicer" => FaultKind::Slicer {
+            direction,
+            average: num(1).unwrap_or(1) as u32,
+            variation: num(3).unwrap_or(0) as u32,
+            delay: Duration::from_micros(num(5).unwrap_or(0)),
+        },
+        "limit-data" => FaultKind::LimitData {
+            direction,
+            bytes: num(1).unwrap_or(0),
+        },
+        "slow-close" => FaultKind::SlowClose {
+            direction,
+            delay: Duration::from_millis(num(1).unwrap_or(0)),
+        },
         _ => FaultKind::Blackhole { direction },
     }
 }
@@ -347,6 +361,20 @@ mod tests {
             FaultKind::Drop {
                 direction: Direction::Upstream,
                 packets: vec![12],
+            },
+            FaultKind::Slicer {
+                direction: Direction::Downstream,
+                average: 100,
+                variation: 20,
+                delay: Duration::from_micros(5000),
+            },
+            FaultKind::LimitData {
+                direction: Direction::Upstream,
+                bytes: 300,
+            },
+            FaultKind::SlowClose {
+                direction: Direction::Downstream,
+                delay: Duration::from_millis(500),
             },
         ] {
             assert_eq!(kind_of_label(&k.label()), k, "{}", k.label());
