@@ -88,6 +88,7 @@ pub mod proxy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod suite;
 pub mod tap;
 pub mod toxi;
