@@ -37,9 +37,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// What of a combined JSON does not depend on timing: each run's name, status, verdict, and
-/// its checks' names and statuses, in order.
-fn verdicts(json: &Path) -> Vec<(String, String, bool, Vec<(String, String)>)> {
+/// A run's name, status, verdict, and its checks' names and statuses.
+type Verdict = (String, String, bool, Vec<(String, String)>);
+
+/// What of a combined JSON does not depend on timing: each run's [`Verdict`], in order.
+fn verdicts(json: &Path) -> Vec<Verdict> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     v["runs"]
         .as_array()

@@ -57,6 +57,14 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .map(|d| Manifest::read(d))
         .collect::<anyhow::Result<_>>()?;
     let assembly = shard::assemble(&manifests, &names)?;
+    if manifests
+        .iter()
+        .any(|m| m.start_at != manifests[0].start_at)
+    {
+        eprintln!(
+            "unplug: note: the shards were given different --start-at times (or none): their cuts were not together"
+        );
+    }
     let missing = assembly.missing();
     if !missing.is_empty() && !allow_missing {
         let n = manifests[0].partition.n;

@@ -377,6 +377,26 @@ mod tests {
     }
 
     #[test]
+    fn a_run_missing_from_a_merge_is_skipped_and_not_counted_in_the_exit_code() {
+        let mut b = batch();
+        b.runs.truncate(2);
+        b.runs.push(ChildRun {
+            name: "m".into(),
+            exit: None,
+            summary: None,
+            error: String::new(),
+            status: RunStatus::Missing,
+        });
+        assert_eq!(b.runs[2].status_word(), "missing");
+        assert_eq!(b.exit_code(), 1); // b failed; m counts for nothing
+        let v: serde_json::Value = serde_json::from_str(&b.to_json("suite")).unwrap();
+        assert_eq!(v["counts"]["missing"], 1);
+        assert!(b
+            .to_junit("t")
+            .contains("<skipped message=\"missing: no shard"));
+    }
+
+    #[test]
     fn an_interrupted_batch_exits_128_plus_the_signal() {
         let mut b = batch();
         b.interrupted = Some(nix::sys::signal::Signal::SIGTERM);
