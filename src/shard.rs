@@ -25,7 +25,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::report::Summary;
-use crate::suite::{ChildRun, RunStatus};
+use crate::report::batch::{Batch, ChildRun, RunStatus};
 
 /// The manifest a shard writes into its output directory.
 pub const MANIFEST: &str = "SHARD.json";
@@ -288,7 +288,7 @@ impl Manifest {
         columns: Vec<String>,
         plan: Vec<PlannedRun>,
         owned: &[usize],
-        batch: &crate::suite::Batch,
+        batch: &Batch,
     ) -> Manifest {
         Manifest {
             schema_version: MANIFEST_SCHEMA,
