@@ -24,8 +24,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::report::Summary;
 use crate::report::batch::{Batch, ChildRun, RunStatus};
+use crate::report::Summary;
 
 /// The manifest a shard writes into its output directory.
 pub const MANIFEST: &str = "SHARD.json";

@@ -1,10 +1,10 @@
 //! The flags several commands share, and the parsers behind them: which broker (`--broker`,
 //! `--brokers`, `--mosquitto-bin`, a URL broker's login and profile), the timing overrides, a
-//! run's name and transport, and the machine-readable outputs of many runs.
-
-use std::path::PathBuf;
+//! run's name and transport, the machine-readable outputs of many runs, and a shard's
+//! `--partition` and `--start-at`.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;

@@ -3,9 +3,10 @@
 //! brokers). Each prints its table, writes it as Markdown and a picture, and exits as its runs did.
 //!
 //! ```text
-//! names --load (refuse a bad one first)--> child specs --children::run_*--> Batch
-//!                                                                            |
-//!                        table (stdout) + TABLE.md + TABLE.svg + --junit/--json <--+
+//! names --load (refuse a bad one first)--> plan --(--partition K/N: this shard's runs;
+//!   --start-at: wait)--> child specs --children::run_*--> Batch
+//!                                                            |
+//!        table (stdout) + TABLE.md + TABLE.svg + --junit/--json + SHARD.json (partitioned) <--+
 //! ```
 
 use std::io::IsTerminal;
