@@ -251,6 +251,38 @@ mod tests {
     }
 
     #[test]
+    fn a_shards_plan_rebuilds_the_rows_the_cells_give() {
+        let cells = plan(
+            &["native-last-will".into(), "ws-no-will".into()],
+            &[BrokerChoice::Builtin, BrokerChoice::Mosquitto { bin: None }],
+            Some(&[Transport::Tcp]),
+            own,
+            &[],
+        );
+        let labels = labels(&cells, own);
+        let planned = planned(&cells, &labels);
+        assert_eq!(planned[3].name, "ws-no-will.mosquitto.tcp");
+        assert_eq!(planned[3].picture, labels[3]);
+        let runs: Vec<ChildRun> = cells
+            .iter()
+            .map(|c| ChildRun {
+                name: c.spec.output_name.clone().unwrap(),
+                exit: Some(2),
+                summary: None,
+                error: String::new(),
+                status: crate::suite::RunStatus::Error("no broker".into()),
+            })
+            .collect();
+        let again: Vec<Vec<String>> = planned
+            .iter()
+            .zip(&runs)
+            .map(|(p, r)| row(&p.shown, &p.broker, &p.transport, r))
+            .collect();
+        assert_eq!(again, rows(&cells, &runs));
+        assert_eq!(again[1][1], "mosquitto");
+    }
+
+    #[test]
     fn without_transports_each_scenario_keeps_its_own() {
         let cells = plan(
             &["ws-no-will".into()],
