@@ -130,18 +130,44 @@ pub fn rows(cells: &[Cell], runs: &[ChildRun]) -> Vec<Vec<String>> {
     cells
         .iter()
         .zip(runs)
-        .map(|(c, r)| match (&r.summary, r.problem()) {
-            (Some(s), None) => table::compare_row(&shown(c), s),
-            (_, problem) => {
-                let mut row = vec![
-                    shown(c),
-                    c.broker.label().to_string(),
-                    c.transport.map_or("-", |t| t.as_str()).to_string(),
-                ];
-                row.resize(table::COMPARE_HEADER.len() - 1, "-".to_string());
-                row.push(problem.unwrap_or_default());
-                row
-            }
+        .map(|(c, r)| {
+            let transport = c.transport.map_or("-", |t| t.as_str());
+            row(&shown(c), c.broker.label(), transport, r)
+        })
+        .collect()
+}
+
+/// One run's row: `shown` is its scenario column, `broker` and `transport` (the forced one, or
+/// `-`) fill a row without a verdict, which says why.
+pub fn row(shown: &str, broker: &str, transport: &str, r: &ChildRun) -> Vec<String> {
+    match (&r.summary, r.problem()) {
+        (Some(s), None) => table::compare_row(shown, s),
+        (_, problem) => {
+            let mut row = vec![shown.to_string(), broker.to_string(), transport.to_string()];
+            row.resize(table::COMPARE_HEADER.len() - 1, "-".to_string());
+            row.push(problem.unwrap_or_default());
+            row
+        }
+    }
+}
+
+/// The plan as a shard records it (`--partition`): each cell's names for its table row and
+/// picture, `labels` from [`labels`].
+pub fn planned(cells: &[Cell], labels: &[(String, String)]) -> Vec<crate::shard::PlannedRun> {
+    cells
+        .iter()
+        .zip(labels)
+        .map(|(c, l)| crate::shard::PlannedRun {
+            name: c
+                .spec
+                .output_name
+                .clone()
+                .unwrap_or_else(|| stem(&c.scenario)),
+            scenario: c.scenario.clone(),
+            shown: shown(c),
+            broker: c.broker.label().to_string(),
+            transport: c.transport.map_or("-", |t| t.as_str()).to_string(),
+            picture: l.clone(),
         })
         .collect()
 }
@@ -222,6 +248,38 @@ mod tests {
                 "2"
             ]
         );
+    }
+
+    #[test]
+    fn a_shards_plan_rebuilds_the_rows_the_cells_give() {
+        let cells = plan(
+            &["native-last-will".into(), "ws-no-will".into()],
+            &[BrokerChoice::Builtin, BrokerChoice::Mosquitto { bin: None }],
+            Some(&[Transport::Tcp]),
+            own,
+            &[],
+        );
+        let labels = labels(&cells, own);
+        let planned = planned(&cells, &labels);
+        assert_eq!(planned[3].name, "ws-no-will.mosquitto.tcp");
+        assert_eq!(planned[3].picture, labels[3]);
+        let runs: Vec<ChildRun> = cells
+            .iter()
+            .map(|c| ChildRun {
+                name: c.spec.output_name.clone().unwrap(),
+                exit: Some(2),
+                summary: None,
+                error: String::new(),
+                status: crate::suite::RunStatus::Error("no broker".into()),
+            })
+            .collect();
+        let again: Vec<Vec<String>> = planned
+            .iter()
+            .zip(&runs)
+            .map(|(p, r)| row(&p.shown, &p.broker, &p.transport, r))
+            .collect();
+        assert_eq!(again, rows(&cells, &runs));
+        assert_eq!(again[1][1], "mosquitto");
     }
 
     #[test]

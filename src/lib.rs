@@ -60,6 +60,8 @@
 //!   measuring itself (`harness.rs`: open-file limit, CPU, peak RSS, event-loop lag).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
+//! - [`shard`]: a batch split across machines (`--partition K/N`, `--start-at`) and its shards'
+//!   manifests, put back together by `unplug merge`.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
@@ -89,6 +91,7 @@ pub mod proxy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod suite;
 pub mod tap;
 pub mod toxi;

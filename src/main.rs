@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cli::{batch, info, probe, run};
+use cli::{batch, info, merge, probe, run};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,12 @@ enum Command {
         after_help = "Examples:\n  unplug index results\n  unplug index /tmp/runs --title \"my runs\""
     )]
     Index(info::IndexArgs),
+    /// Put the shards of a `suite`, `compare` or `conformance` run with `--partition K/N` back
+    /// together: the table, picture, index and every run's files, as one unpartitioned run.
+    #[command(
+        after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n\nRefuses (exit 2) shards of different plans, a run in two shards, and runs in none (unless --allow-missing). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
+    )]
+    Merge(merge::MergeArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,5 +110,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance(args) => batch::conformance(args),
         Command::Probe(args) => probe::probe(args),
         Command::Index(args) => info::index(args),
+        Command::Merge(args) => merge::merge(args),
     }
 }

@@ -266,6 +266,28 @@ fn judge_exit(
     Ok(summary)
 }
 
+/// A suite's plan as a shard records it (`--partition`): one run per scenario on `broker`.
+pub fn planned(names: &[String], broker: &str) -> Vec<crate::shard::PlannedRun> {
+    names
+        .iter()
+        .map(|n| {
+            let name = stem_of(&ChildSpec {
+                scenario: n.clone(),
+                output_name: None,
+                args: Vec::new(),
+            });
+            crate::shard::PlannedRun {
+                shown: name.clone(),
+                name,
+                scenario: n.clone(),
+                broker: broker.to_string(),
+                transport: "-".to_string(),
+                picture: (broker.to_string(), "-".to_string()),
+            }
+        })
+        .collect()
+}
+
 /// The table of a suite's runs (a row per run; a run without a verdict says why).
 pub fn table_rows(runs: &[ChildRun]) -> Vec<Vec<String>> {
     runs.iter()

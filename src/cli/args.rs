@@ -1,7 +1,9 @@
 //! The flags several commands share, and the parsers behind them: which broker (`--broker`,
 //! `--brokers`, `--mosquitto-bin`, a URL broker's login and profile), the timing overrides, a
-//! run's name and transport, and the machine-readable outputs of many runs.
+//! run's name and transport, the machine-readable outputs of many runs, and a shard's
+//! `--partition` and `--start-at`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -289,5 +291,106 @@ mod jobs_tests {
         assert_eq!(jobs_for(None, 0), 1);
         assert_eq!(jobs_for(None, 500), MAX_JOBS);
         assert_eq!(jobs_for(Some(2), 34), 2);
+    }
+}
+
+/// `--start-at`: a shared start, so runs on many machines cut together.
+#[derive(Args, Clone, Copy)]
+pub struct StartAt {
+    /// Start the runs at this time, RFC 3339 (2026-11-29T15:40:00Z) or unix seconds, so shards
+    /// on several machines start and cut together: at most 10 min ahead; up to 60 s past starts
+    /// at once, later is refused.
+    #[arg(long, value_name = "TIME", value_parser = unplug::shard::parse_start_at)]
+    start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl StartAt {
+    pub fn at(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.start_at
+    }
+
+    /// Refuse a start too far ahead or past (exit 2), before anything starts.
+    pub fn check(self) -> anyhow::Result<()> {
+        if let Some(at) = self.start_at {
+            unplug::shard::wait_until(at, chrono::Utc::now())?;
+        }
+        Ok(())
+    }
+
+    /// Sleep until the start (bounded by the check: at most 10 min).
+    pub fn wait(self) -> anyhow::Result<()> {
+        if let Some(at) = self.start_at {
+            let d = unplug::shard::wait_until(at, chrono::Utc::now())?;
+            if !d.is_zero() {
+                eprintln!(
+                    "unplug: waiting {:.1} s for --start-at {}",
+                    d.as_secs_f64(),
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                std::thread::sleep(d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `--partition K/N` and `--start-at`: one shard of a batch split across machines.
+#[derive(Args, Clone, Copy)]
+pub struct ShardArgs {
+    /// Run only shard K of N of the planned runs (round-robin: the plan's run i, 0-based, is in
+    /// shard i % N + 1) and write SHARD.json into --out for `unplug merge`.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    partition: Option<unplug::shard::Partition>,
+    #[command(flatten)]
+    start: StartAt,
+}
+
+fn parse_partition(s: &str) -> Result<unplug::shard::Partition, String> {
+    s.parse()
+}
+
+impl ShardArgs {
+    /// Check the start and the plan's run names (merge tells runs by them), before anything
+    /// starts; the plan's indices this shard runs (all of them unpartitioned).
+    pub fn owned(self, plan: &[unplug::shard::PlannedRun]) -> anyhow::Result<Vec<usize>> {
+        self.start.check()?;
+        let Some(p) = self.partition else {
+            return Ok((0..plan.len()).collect());
+        };
+        let mut seen = std::collections::HashSet::new();
+        for r in plan {
+            if !seen.insert(&r.name) {
+                anyhow::bail!(
+                    "--partition: the run {} is planned twice; merge tells runs by name, so each must be unique",
+                    r.name
+                );
+            }
+        }
+        let owned = p.owned(plan.len());
+        if std::io::stderr().is_terminal() {
+            eprintln!("shard {p}: {} of {} runs", owned.len(), plan.len());
+        }
+        Ok(owned)
+    }
+
+    pub fn wait(self) -> anyhow::Result<()> {
+        self.start.wait()
+    }
+
+    /// Write SHARD.json into `out` when partitioned.
+    pub fn write_manifest(
+        self,
+        out: &std::path::Path,
+        command: &str,
+        columns: Vec<String>,
+        plan: Vec<unplug::shard::PlannedRun>,
+        owned: &[usize],
+        batch: &suite::Batch,
+    ) -> anyhow::Result<()> {
+        if let Some(p) = self.partition {
+            unplug::shard::Manifest::new(command, p, self.start.at(), columns, plan, owned, batch)
+                .write(out)?;
+        }
+        Ok(())
     }
 }

@@ -3,9 +3,10 @@
 //! brokers). Each prints its table, writes it as Markdown and a picture, and exits as its runs did.
 //!
 //! ```text
-//! names --load (refuse a bad one first)--> child specs --children::run_*--> Batch
-//!                                                                            |
-//!                        table (stdout) + TABLE.md + TABLE.svg + --junit/--json <--+
+//! names --load (refuse a bad one first)--> plan --(--partition K/N: this shard's runs;
+//!   --start-at: wait)--> child specs --children::run_*--> Batch
+//!                                                            |
+//!        table (stdout) + TABLE.md + TABLE.svg + --junit/--json + SHARD.json (partitioned) <--+
 //! ```
 
 use std::io::IsTerminal;
@@ -25,7 +26,7 @@ use unplug::suite;
 
 use super::args::{
     jobs_for, parse_brokers, parse_cut, parse_transport, parse_willy, write_file, BrokerArgs,
-    MachineOut, Timing, MAX_JOBS,
+    MachineOut, ShardArgs, Timing, MAX_JOBS,
 };
 use super::children::{
     children_exit_code, interrupted_note, own_transports, run_cells, show_progress, write_picture,
@@ -48,6 +49,8 @@ pub struct SuiteArgs {
     broker: BrokerArgs,
     #[command(flatten)]
     machine: MachineOut,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// `unplug suite`: the scenarios (all built-in ones by default) on one broker.
@@ -59,9 +62,10 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         out,
         broker,
         machine,
+        shard,
     } = args;
     let broker = broker.choice()?;
-    let names: Vec<String> = if scenarios.is_empty() {
+    let planned_names: Vec<String> = if scenarios.is_empty() {
         scenario::suite_default()
     } else {
         // Refuse a bad name before starting anything.
@@ -70,6 +74,9 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         }
         scenarios
     };
+    let plan = suite::planned(&planned_names, broker.label());
+    let owned = shard.owned(&plan)?;
+    let names: Vec<String> = owned.iter().map(|i| planned_names[*i].clone()).collect();
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let interactive = std::io::stderr().is_terminal();
@@ -88,6 +95,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
     };
     let mut extra = timing.args();
     extra.extend(broker.args());
+    shard.wait()?;
     let batch = rt.block_on(suite::run_children(
         &names,
         &out,
@@ -108,6 +116,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         &(interrupted_note(&batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
     )?;
     machine.write(&batch, "suite")?;
+    shard.write_manifest(&out, "suite", Vec::new(), plan, &owned, &batch)?;
     Ok(children_exit_code(&batch))
 }
 
@@ -144,6 +153,8 @@ pub struct CompareArgs {
     out: PathBuf,
     #[command(flatten)]
     machine: MachineOut,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// `unplug compare`: every scenario on every broker (and transport), side by side.
@@ -159,6 +170,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         jobs,
         out,
         machine,
+        shard,
     } = args;
     let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
     let scenarios: Vec<String> = if scenarios.is_empty() {
@@ -197,8 +209,13 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         cells
     };
-    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
     let labels = compare::labels(&cells, |n| own[n]);
+    let plan = compare::planned(&cells, &labels);
+    let owned = shard.owned(&plan)?;
+    let cells: Vec<compare::Cell> = owned.iter().map(|i| cells[*i].clone()).collect();
+    let labels: Vec<(String, String)> = owned.iter().map(|i| labels[*i].clone()).collect();
+    shard.wait()?;
+    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
     write_picture(
         &out.join("COMPARE.svg"),
         "unplug compare",
@@ -212,6 +229,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
     )?;
     machine.write(&batch, "compare")?;
+    shard.write_manifest(&out, "compare", Vec::new(), plan, &owned, &batch)?;
     Ok(children_exit_code(&batch))
 }
 
@@ -232,6 +250,8 @@ pub struct ConformanceArgs {
     out: PathBuf,
     #[command(flatten)]
     machine: MachineOut,
+    #[command(flatten)]
+    shard: ShardArgs,
 }
 
 /// `unplug conformance`: the table of the will's spec checks x brokers.
@@ -242,6 +262,7 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         jobs,
         out,
         machine,
+        shard,
     } = args;
     let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
     let scenarios: Vec<String> = conformance::CONFORMANCE_SCENARIOS
@@ -250,25 +271,49 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let own = own_transports(&scenarios)?;
     let cells = compare::plan(&scenarios, &brokers, None, |n| own[n], &[]);
-    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
-    let runs = &batch.runs;
     let labels: Vec<String> = brokers.iter().map(|b| b.label().to_string()).collect();
-    let column = |c: &compare::Cell| brokers.iter().position(|b| *b == c.broker);
-    let judged: Vec<(String, usize, &unplug::report::Summary)> = cells
+    let plan = compare::planned(&cells, &compare::labels(&cells, |n| own[n]));
+    let owned = shard.owned(&plan)?;
+    let cells: Vec<compare::Cell> = owned.iter().map(|i| cells[*i].clone()).collect();
+    shard.wait()?;
+    let batch = run_cells(&cells, &out, jobs_for(jobs, cells.len()))?;
+    let placed: Vec<(String, Option<usize>)> = cells
+        .iter()
+        .map(|c| {
+            let column = brokers.iter().position(|b| *b == c.broker);
+            (c.scenario.clone(), column)
+        })
+        .collect();
+    write_conformance(&out, &labels, &placed, &batch)?;
+    machine.write(&batch, "conformance")?;
+    shard.write_manifest(&out, "conformance", labels, plan, &owned, &batch)?;
+    Ok(children_exit_code(&batch))
+}
+
+/// Print the conformance table and write CONFORMANCE.md: `labels` are the broker columns,
+/// `placed` each run's scenario and column, in the batch's order.
+pub fn write_conformance(
+    out: &std::path::Path,
+    labels: &[String],
+    placed: &[(String, Option<usize>)],
+    batch: &suite::Batch,
+) -> anyhow::Result<()> {
+    let runs = &batch.runs;
+    let judged: Vec<(String, usize, &unplug::report::Summary)> = placed
         .iter()
         .zip(runs)
-        .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.summary.as_ref()?)))
+        .filter_map(|((sc, col), r)| Some((sc.clone(), (*col)?, r.summary.as_ref()?)))
         .collect();
     let errors: Vec<&suite::ChildRun> = runs.iter().filter(|r| r.summary.is_none()).collect();
-    let mut rows = conformance::rows(&labels, &judged);
-    let missing: Vec<(String, usize, &str)> = cells
+    let mut rows = conformance::rows(labels, &judged);
+    let missing: Vec<(String, usize, &str)> = placed
         .iter()
         .zip(runs)
         .filter(|(_, r)| r.summary.is_none())
-        .filter_map(|(c, r)| Some((c.scenario.clone(), column(c)?, r.status_word())))
+        .filter_map(|((sc, col), r)| Some((sc.clone(), (*col)?, r.status_word())))
         .collect();
     conformance::mark_missing(&mut rows, labels.len(), &missing);
-    let header = conformance::header(&labels);
+    let header = conformance::header(labels);
     let header: Vec<&str> = header.iter().map(|h| h.as_str()).collect();
     print!(
         "{}",
@@ -276,8 +321,6 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     );
     write_file(
         &out.join("CONFORMANCE.md"),
-        &(interrupted_note(&batch) + &conformance::markdown(&labels, &rows, &judged, &errors)),
-    )?;
-    machine.write(&batch, "conformance")?;
-    Ok(children_exit_code(&batch))
+        &(interrupted_note(batch) + &conformance::markdown(labels, &rows, &judged, &errors)),
+    )
 }

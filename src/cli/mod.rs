@@ -6,6 +6,7 @@
 //!                                   \-> run.rs       scenario (one run in this process)
 //!                                   \-> batch.rs     suite, compare, conformance (child runs)
 //!                                   \-> probe.rs     probe (the will table's battery)
+//!                                   \-> merge.rs     merge (shards of a batch put together)
 //!          shared by them: args.rs     broker, timing, name and transport flags; --junit/--json
 //!                          children.rs running many child runs; their picture and exit code
 //! ```
@@ -14,5 +15,6 @@ pub mod args;
 pub mod batch;
 pub mod children;
 pub mod info;
+pub mod merge;
 pub mod probe;
 pub mod run;

@@ -16,7 +16,9 @@ use unplug::event::Echo;
 use unplug::runner::{self, RunOptions};
 use unplug::scenario;
 
-use super::args::{parse_cut, parse_name, parse_transport, parse_willy, BrokerArgs, Timing};
+use super::args::{
+    parse_cut, parse_name, parse_transport, parse_willy, BrokerArgs, StartAt, Timing,
+};
 
 /// The flags of `unplug scenario` (its help line and examples are on `Command` in main.rs).
 #[derive(Args)]
@@ -59,6 +61,8 @@ pub struct ScenarioArgs {
     /// one, to read back only what that child wrote).
     #[arg(long, hide = true, value_name = "ID")]
     run_id: Option<String>,
+    #[command(flatten)]
+    start: StartAt,
 }
 
 /// `unplug scenario NAME`: run it, print its verdict, and say where its files are.
@@ -76,7 +80,9 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         name: run_name,
         publishes,
         run_id,
+        start,
     } = args;
+    start.check()?;
     let mut s = scenario::load(&name)?;
     s.apply(timing.overrides());
     s.publishes = publishes.unwrap_or(s.publishes);
@@ -103,6 +109,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         progress: !quiet && std::io::stdout().is_terminal(),
         run_id,
     };
+    start.wait()?;
     let result = runner::run(&s, &opts)?;
     if !quiet {
         println!();

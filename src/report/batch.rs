@@ -26,6 +26,8 @@ pub enum RunStatus {
     Interrupted(String),
     /// The suite was interrupted before it started.
     NotRun,
+    /// `unplug merge --allow-missing`: no shard given to merge ran it.
+    Missing,
 }
 
 /// How one child ended.
@@ -50,6 +52,7 @@ impl ChildRun {
             (RunStatus::Error(_), _) => "error",
             (RunStatus::Interrupted(_), _) => "interrupted",
             (RunStatus::NotRun, _) => "not-run",
+            (RunStatus::Missing, _) => "missing",
         }
     }
 
@@ -60,6 +63,7 @@ impl ChildRun {
             RunStatus::Error(why) => Some(format!("error: {why}")),
             RunStatus::Interrupted(sig) => Some(format!("interrupted ({sig})")),
             RunStatus::NotRun => Some("not run (the suite was interrupted)".to_string()),
+            RunStatus::Missing => Some("missing: no shard given to merge ran it".to_string()),
         }
     }
 }
@@ -84,11 +88,17 @@ pub struct Batch {
 
 impl Batch {
     /// 128 + the signal if interrupted; else 2 if a run could not run; else 1 if one failed.
+    /// A run missing from a merge (`--allow-missing` asked for that) counts for nothing.
     pub fn exit_code(&self) -> u8 {
         if let Some(sig) = self.interrupted {
             return crate::lifeline::exit_code(sig);
         }
-        let words: Vec<&str> = self.runs.iter().map(ChildRun::status_word).collect();
+        let words: Vec<&str> = self
+            .runs
+            .iter()
+            .map(ChildRun::status_word)
+            .filter(|w| *w != "missing")
+            .collect();
         if words.iter().any(|w| *w != "pass" && *w != "fail") {
             2
         } else if words.contains(&"fail") {
@@ -173,6 +183,10 @@ impl Batch {
                 (RunStatus::NotRun, _) => {
                     sk += 1;
                     "<skipped message=\"not run: the suite was interrupted\"/>".to_string()
+                }
+                (RunStatus::Missing, _) => {
+                    sk += 1;
+                    "<skipped message=\"missing: no shard given to merge ran it\"/>".to_string()
                 }
                 _ => {
                     e += 1;
@@ -360,6 +374,26 @@ mod tests {
         assert!(v["runs"][2]["summary"].is_null());
         assert_eq!(v["runs"][1]["summary"]["pass"], false);
         assert_eq!(v["exit_code"], 2);
+    }
+
+    #[test]
+    fn a_run_missing_from_a_merge_is_skipped_and_not_counted_in_the_exit_code() {
+        let mut b = batch();
+        b.runs.truncate(2);
+        b.runs.push(ChildRun {
+            name: "m".into(),
+            exit: None,
+            summary: None,
+            error: String::new(),
+            status: RunStatus::Missing,
+        });
+        assert_eq!(b.runs[2].status_word(), "missing");
+        assert_eq!(b.exit_code(), 1); // b failed; m counts for nothing
+        let v: serde_json::Value = serde_json::from_str(&b.to_json("suite")).unwrap();
+        assert_eq!(v["counts"]["missing"], 1);
+        assert!(b
+            .to_junit("t")
+            .contains("<skipped message=\"missing: no shard"));
     }
 
     #[test]
