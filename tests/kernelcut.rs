@@ -142,20 +142,33 @@ fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
     assert!(!link_exists(&host_link), "link {host_link} left");
 }
 
-/// Start a kernel-cut run and wait (at most 20 s) until willy's driver runs in its namespace:
-/// (the run, its namespace, its host link, the driver's pids).
+/// Start a kernel-cut run of mqtt.js and wait (at most 20 s) until willy's driver runs in its
+/// namespace: (the run, its namespace, its host link, the driver's pids).
 fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let (run, name, link, pids, _) =
+        kernel_run_of(tag, &["ws-last-will", "--willy", "mqttjs"], "driver.js");
+    (run, name, link, pids)
+}
+
+/// Start `unplug scenario ARGS --cut kernel` and wait (at most 20 s) until a process whose
+/// command line holds `driver` runs in its namespace: (the run, its namespace, its host link,
+/// the driver's pids, its output directory).
+fn kernel_run_of(
+    tag: &str,
+    args: &[&str],
+    driver: &str,
+) -> (
+    std::process::Child,
+    String,
+    String,
+    Vec<u32>,
+    std::path::PathBuf,
+) {
     let out = common::out_dir(tag);
     let mut run = Command::new(common::BIN)
-        .args([
-            "scenario",
-            "ws-last-will",
-            "--willy",
-            "mqttjs",
-            "--cut",
-            "kernel",
-            "-q",
-        ])
+        .arg("scenario")
+        .args(args)
+        .args(["--cut", "kernel", "-q"])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -172,7 +185,7 @@ fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Ve
             .filter_map(|p| p.parse().ok())
             .filter(|p| {
                 std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("driver.js"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(driver))
             })
             .collect()
     };
@@ -195,7 +208,7 @@ fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Ve
             std::fs::read_to_string(out.join("stderr")).unwrap_or_default()
         );
     }
-    (run, name, host_link, pids)
+    (run, name, host_link, pids, out)
 }
 
 #[test]
@@ -259,5 +272,63 @@ fn a_kernel_run_interrupted_by_sigint_removes_its_namespace_and_veth_itself() {
     assert!(
         pids.iter().all(|p| !common::is_live(*p)),
         "willy's driver outlived the run"
+    );
+}
+
+/// rumqttc through a kernel cut: the runner starts itself as `unplug driver-rumqttc` inside
+/// willy's namespace; the will arrives, the verdict passes, and the namespace, the veth and
+/// the driver are gone when the run ends. (No driver libraries needed: rumqttc is built in.)
+#[test]
+fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
+    if root_or_skip("kernel_rumqttc").is_none() {
+        return;
+    }
+    let (mut run, name, host_link, pids, out) =
+        kernel_run_of("kernel-rumqttc", &["ws-last-will"], "driver-rumqttc");
+    // The run ends by itself (ws-last-will: ~15 s here); bounded at 90 s.
+    let until = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= until {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the rumqttc kernel-cut run did not end within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("ws-last-will.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{:?}",
+        common::failed_checks(&summary)
+    );
+    assert_eq!(common::status(&summary, "will"), "pass");
+    let log = std::fs::read_to_string(out.join("ws-last-will.log")).unwrap();
+    assert!(
+        log.contains("rumqttc says (ready"),
+        "no ready report from rumqttc"
+    );
+    assert!(log.contains("rumqttc 0.25.1"));
+    assert!(log.contains(&format!("fault 1 in the kernel ({name})")));
+    // willy's DISCONNECT into the dead link: rumqttc writes it into the socket's buffer and
+    // its disconnect is back at once; cycle 4's attempts fail on rumqttc's own timeout.
+    assert!(log.contains("Outgoing::Disconnect"));
+    assert!(log.contains("Network timeout (NetworkTimeout)"));
+    // Nothing survives: the namespace, the veth, the driver process.
+    assert!(!netns_exists(&name), "namespace {name} left");
+    assert!(!link_exists(&host_link), "link {host_link} left");
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "rumqttc's driver outlived the run"
     );
 }
