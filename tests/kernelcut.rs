@@ -145,17 +145,22 @@ fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
 /// Start a kernel-cut run of mqtt.js and wait (at most 20 s) until willy's driver runs in its
 /// namespace: (the run, its namespace, its host link, the driver's pids).
 fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Vec<u32>) {
-    let (run, name, link, pids, _) =
-        kernel_run_of(tag, &["ws-last-will", "--willy", "mqttjs"], "driver.js");
+    let (run, name, link, pids, _) = kernel_run_of(
+        tag,
+        &["ws-last-will", "--willy", "mqttjs"],
+        "kernel",
+        "driver.js",
+    );
     (run, name, link, pids)
 }
 
-/// Start `unplug scenario ARGS --cut kernel` and wait (at most 20 s) until a process whose
+/// Start `unplug scenario ARGS --cut CUT` (kernel or link) and wait (at most 20 s) until a process whose
 /// command line holds `driver` runs in its namespace: (the run, its namespace, its host link,
 /// the driver's pids, its output directory).
 fn kernel_run_of(
     tag: &str,
     args: &[&str],
+    cut: &str,
     driver: &str,
 ) -> (
     std::process::Child,
@@ -168,7 +173,7 @@ fn kernel_run_of(
     let mut run = Command::new(common::BIN)
         .arg("scenario")
         .args(args)
-        .args(["--cut", "kernel", "-q"])
+        .args(["--cut", cut, "-q"])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -283,8 +288,32 @@ fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
     if root_or_skip("kernel_rumqttc").is_none() {
         return;
     }
+    let log = rumqttc_run_passes_and_leaves_nothing("kernel-rumqttc", "ws-last-will", "kernel");
+    // willy's DISCONNECT into the dead link: rumqttc writes it into the socket's buffer and
+    // its disconnect is back at once; cycle 4's attempts fail on rumqttc's own timeout.
+    assert!(log.contains("Outgoing::Disconnect"));
+    assert!(log.contains("Network timeout (NetworkTimeout)"));
+}
+
+/// The same through a link taken down, over TCP: the next attempt may end on the kernel's
+/// "No route to host" before rumqttc's connection timeout, and the run still passes.
+#[test]
+fn rumqttc_through_a_link_cut_passes_and_leaves_nothing() {
+    if root_or_skip("link_rumqttc").is_none() {
+        return;
+    }
+    let log = rumqttc_run_passes_and_leaves_nothing("link-rumqttc", "native-last-will", "link");
+    assert!(
+        log.contains("ip link set upl"),
+        "the link was not taken down"
+    );
+}
+
+/// Run `scenario` with rumqttc through `cut`; assert the pass, the will, rumqttc's driver in
+/// the namespace, and nothing left after; the run's log.
+fn rumqttc_run_passes_and_leaves_nothing(tag: &str, scenario: &str, cut: &str) -> String {
     let (mut run, name, host_link, pids, out) =
-        kernel_run_of("kernel-rumqttc", &["ws-last-will"], "driver-rumqttc");
+        kernel_run_of(tag, &[scenario], cut, "driver-rumqttc");
     // The run ends by itself (ws-last-will: ~15 s here); bounded at 90 s.
     let until = Instant::now() + Duration::from_secs(90);
     let status = loop {
@@ -294,12 +323,12 @@ fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
         if Instant::now() >= until {
             let _ = run.kill();
             let _ = run.wait();
-            panic!("the rumqttc kernel-cut run did not end within 90 s");
+            panic!("the rumqttc {cut}-cut run of {scenario} did not end within 90 s");
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("ws-last-will.summary.json")).unwrap(),
+        &std::fs::read_to_string(out.join(format!("{scenario}.summary.json"))).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -309,17 +338,13 @@ fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
         common::failed_checks(&summary)
     );
     assert_eq!(common::status(&summary, "will"), "pass");
-    let log = std::fs::read_to_string(out.join("ws-last-will.log")).unwrap();
+    let log = std::fs::read_to_string(out.join(format!("{scenario}.log"))).unwrap();
     assert!(
         log.contains("rumqttc says (ready"),
         "no ready report from rumqttc"
     );
     assert!(log.contains("rumqttc 0.25.1"));
     assert!(log.contains(&format!("fault 1 in the kernel ({name})")));
-    // willy's DISCONNECT into the dead link: rumqttc writes it into the socket's buffer and
-    // its disconnect is back at once; cycle 4's attempts fail on rumqttc's own timeout.
-    assert!(log.contains("Outgoing::Disconnect"));
-    assert!(log.contains("Network timeout (NetworkTimeout)"));
     // Nothing survives: the namespace, the veth, the driver process.
     assert!(!netns_exists(&name), "namespace {name} left");
     assert!(!link_exists(&host_link), "link {host_link} left");
@@ -331,4 +356,5 @@ fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
         pids.iter().all(|p| !common::is_live(*p)),
         "rumqttc's driver outlived the run"
     );
+    log
 }
