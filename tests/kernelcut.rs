@@ -1,7 +1,8 @@
 //! The kernel cut's own machinery: its rules really drop what crosses the veth (bytes sent
 //! from willy's namespace never arrive while they are in place), and nothing of it outlives a
 //! run: not the namespace, the veth, the rules, nor willy's process, even when the runner is
-//! SIGKILLed (the next run's sweep removes what it left).
+//! SIGKILLed (the next run's sweep removes what it left). rumqttc, the default willy, goes
+//! through kernel and link cuts as its own driver (`unplug driver-rumqttc`).
 
 mod common;
 
@@ -225,6 +226,45 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
         return;
     }
     let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigkill");
+    let pid = run.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    run.wait().unwrap();
+    // willy's driver dies with the runner (PR_SET_PDEATHSIG), within 5 s.
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "willy's driver outlived the runner"
+    );
+    // The sweep at the next run's start (here called alone) removes the namespace, its rules
+    // and the veth. Another test's sweep may have removed them first: either way, gone.
+    kernelcut::sweep();
+    assert!(!netns_exists(&name), "namespace {name} survived the sweep");
+    assert!(
+        !link_exists(&host_link),
+        "link {host_link} survived the sweep"
+    );
+}
+
+/// rumqttc's own driver (no driver libraries needed) dies with a SIGKILLed runner as the
+/// others do, and the sweep removes what the runner left.
+#[test]
+fn a_sigkilled_rumqttc_kernel_run_leaves_nothing_after_the_next_sweep() {
+    if root_or_skip("kernel_sigkill_rumqttc").is_none() {
+        return;
+    }
+    let (mut run, name, host_link, pids, _) = kernel_run_of(
+        "kernel-sigkill-rumqttc",
+        &["ws-last-will"],
+        "kernel",
+        "driver-rumqttc",
+    );
     let pid = run.id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

@@ -4,7 +4,8 @@
 //!  runner (driver::cycles: the seed's cycles, reconnects, fault moments)
 //!     | stdin: {"cmd":"connect",...} {"cmd":"publish",...} {"cmd":"disconnect"} {"cmd":"quit"}
 //!     v
-//!  driver program (drivers/mqttjs/driver.js, drivers/paho/driver.py, or cmd:PATH)
+//!  driver program (drivers/mqttjs/driver.js, drivers/paho/driver.py, cmd:PATH, or
+//!                  `unplug driver-rumqttc`: rumqttc for a kernel cut)
 //!     | stdout: {"report":"connected","ms":..,"says":".."} ... one JSON line per report
 //!     v
 //!  runner: each report -> a willy line in the journal (stamped on arrival), the library's
