@@ -191,13 +191,16 @@ async fn poll(
                 return;
             }
             Ok(_) => {}
+            // Lost, asked to disconnect or not: a disconnect asked for but not yet written is
+            // lost with it (as the in-process willy's is), so the runner hears it now rather
+            // than waiting for a disconnect_returned that cannot come.
             Err(e) => {
-                let kind = if ending.load(Ordering::SeqCst) {
-                    ReportKind::Closed
+                let says = if ending.load(Ordering::SeqCst) {
+                    format!("{} (before the DISCONNECT was written)", says(&e))
                 } else {
-                    ReportKind::Disconnected
+                    says(&e)
                 };
-                out.report(kind, says(&e), &[]);
+                out.report(ReportKind::Disconnected, says, &[]);
                 return;
             }
         }
