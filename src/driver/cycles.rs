@@ -43,7 +43,7 @@ const READY_WAIT: Duration = Duration::from_secs(15);
 /// run that quietly does something else.
 pub fn unsupported(s: &Scenario) -> Option<String> {
     let w = &s.client;
-    if !super::runs_as_driver(s) {
+    if !s.willy_runs_as_driver() {
         return None;
     }
     // What to do instead: rumqttc in the runner's process, which for rumqttc itself means the

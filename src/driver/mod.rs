@@ -44,7 +44,7 @@ pub enum WillyKind {
 
 impl WillyKind {
     /// A driver program always (anything but the built-in rumqttc, which is a driver only for
-    /// a kernel cut: see [`runs_as_driver`]).
+    /// a kernel cut: see `Scenario::willy_runs_as_driver`).
     pub fn is_driver(&self) -> bool {
         *self != WillyKind::Rumqttc
     }
@@ -58,12 +58,6 @@ impl WillyKind {
             WillyKind::Cmd(_) => "cmd",
         }
     }
-}
-
-/// willy runs through the driver protocol, as a process of its own: every driver, and
-/// rumqttc when a kernel cut puts willy in a network namespace.
-pub fn runs_as_driver(s: &crate::scenario::Scenario) -> bool {
-    s.client.is_driver() || s.kernel_cut()
 }
 
 impl fmt::Display for WillyKind {

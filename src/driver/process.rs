@@ -74,7 +74,7 @@ fn is_executable(p: &Path) -> bool {
 /// this program itself: `unplug driver-rumqttc` ([`super::rumqttc_driver`]).
 pub fn resolve_for(s: &crate::scenario::Scenario) -> Result<Option<Launch>, Missing> {
     match &s.client {
-        WillyKind::Rumqttc if super::runs_as_driver(s) => {
+        WillyKind::Rumqttc if s.willy_runs_as_driver() => {
             let exe = std::env::current_exe().map_err(|e| Missing::OwnExe(e.to_string()))?;
             Ok(Some(Launch {
                 program: exe,
