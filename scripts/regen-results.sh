@@ -78,11 +78,13 @@ for t in tcp ws; do
     "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut proxy \
       --name stay.$w.$t.proxy --out results/clients -q || status=$?
   done
-  for w in mqttjs paho; do
+  # rumqttc through a kernel cut is its own driver, `unplug driver-rumqttc`, in willy's namespace.
+  for w in rumqttc mqttjs paho; do
     "$bin" scenario results/clients/stay-connected-cut.toml --willy $w --transport $t --cut kernel \
       --name stay.$w.$t.kernel --out results/clients -q || status=$?
   done
 done
+# Every willy through both cuts (rumqttc's kernel cells run its driver).
 "$bin" compare native-last-will ws-last-will --brokers builtin --transports tcp,ws \
   --willies rumqttc,mqttjs,paho --cuts proxy,kernel --out results/compare-clients \
   | tee results/compare-clients/COMPARE.txt || status=$?

@@ -89,16 +89,13 @@ pub fn plan(
     cells
 }
 
-/// Every cell once per willy client and cut layer (`unplug compare --willies --cuts`); the
-/// built-in rumqttc runs in the runner's process, so it has no kernel or link cut (skipped).
+/// Every cell once per willy client and cut layer (`unplug compare --willies --cuts`); rumqttc
+/// through a kernel or link cut runs as its driver (`unplug driver-rumqttc`).
 pub fn across_clients(cells: Vec<Cell>, willies: &[WillyKind], cuts: &[CutLayer]) -> Vec<Cell> {
     let mut out = Vec::new();
     for c in cells {
         for w in willies {
             for cut in cuts {
-                if !w.is_driver() && cut.in_kernel() {
-                    continue;
-                }
                 let mut cell = c.clone();
                 cell.spec.args.extend([
                     "--willy".to_string(),
@@ -300,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn clients_multiply_the_cells_and_rumqttc_gets_no_kernel_cut() {
+    fn clients_multiply_the_cells_rumqttc_included_in_the_kernel_cut() {
         let cells = plan(
             &["ws-last-will".to_string()],
             &[BrokerChoice::Builtin],
@@ -318,16 +315,18 @@ mod tests {
             names,
             [
                 "ws-last-will.builtin.ws.rumqttc.proxy",
+                "ws-last-will.builtin.ws.rumqttc.kernel",
                 "ws-last-will.builtin.ws.mqttjs.proxy",
                 "ws-last-will.builtin.ws.mqttjs.kernel"
             ]
         );
-        assert!(cells[2].spec.args.ends_with(&[
+        assert_eq!(shown(&cells[1]), "ws-last-will [rumqttc/kernel]");
+        assert!(cells[3].spec.args.ends_with(&[
             "--willy".to_string(),
             "mqttjs".to_string(),
             "--cut".to_string(),
             "kernel".to_string()
         ]));
-        assert_eq!(shown(&cells[2]), "ws-last-will [mqttjs/kernel]");
+        assert_eq!(shown(&cells[3]), "ws-last-will [mqttjs/kernel]");
     }
 }

@@ -30,6 +30,10 @@ enum Command {
     /// willy as a child process of a run (crash and freeze faults); started by the runner.
     #[command(hide = true)]
     WillyChild,
+    /// rumqttc 0.25.1 speaking the willy driver line protocol (a kernel cut's willy); started
+    /// by the runner inside willy's network namespace.
+    #[command(hide = true)]
+    DriverRumqttc,
     /// List the built-in scenarios with their descriptions.
     List(info::ListArgs),
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
@@ -98,6 +102,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::WillyChild => {
             unplug::actor::child::child_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DriverRumqttc => {
+            unplug::driver::rumqttc_driver::main()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => info::list(args),

@@ -189,6 +189,47 @@ fn mqttjs_and_paho_round_trip_through_a_kernel_cut_on_mosquitto() {
     }
 }
 
+/// rumqttc's own driver (`unplug driver-rumqttc`) over TCP through a kernel cut on mosquitto:
+/// the same round trip as any driver; its disconnect into the dead link is back at once (the
+/// DISCONNECT goes into the socket's buffer) and the next attempt fails on rumqttc's own
+/// connection timeout (the SYN dropped in willy's namespace).
+#[test]
+fn rumqttc_round_trip_over_tcp_through_a_kernel_cut_on_mosquitto() {
+    if root_or_skip("kernel_rumqttc_tcp").is_none() {
+        return;
+    }
+    let Some(mosq) = common::mosquitto_or_skip("kernel_rumqttc_tcp") else {
+        return;
+    };
+    let out = out_dir("kernel-rumqttc-tcp");
+    let (code, s) = run_scenario(
+        "native-last-will",
+        &out,
+        &[
+            "--cut",
+            "kernel",
+            "--broker",
+            "mosquitto",
+            "--mosquitto-bin",
+            mosq.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{:?}", failed_checks(&s));
+    let rs = records(&out, "native-last-will");
+    assert_round_trip(&rs, "rumqttc 0.25.1");
+    let (_, asked, back) = disconnect_after_cut(&rs);
+    assert!(back.expect("rumqttc's disconnect returned") - asked < 1000.0);
+    let failed: Vec<&str> = rs
+        .iter()
+        .filter(|r| is(r, "willy", "connection_failed"))
+        .map(|r| r["error"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        failed.first().is_some_and(|e| e.contains("NetworkTimeout")),
+        "{failed:?}"
+    );
+}
+
 #[test]
 fn a_missing_driver_or_a_bad_willy_is_exit_2_saying_what_to_do() {
     let o = common::unplug(&["scenario", "ws-last-will", "--willy", "hivemq"]);
@@ -208,9 +249,15 @@ fn a_missing_driver_or_a_bad_willy_is_exit_2_saying_what_to_do() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let o = common::unplug(&["scenario", "ws-last-will", "--cut", "kernel"]);
+    // rumqttc through a kernel cut is its driver, which speaks 3.1.1: an MQTT 5 run says to
+    // use the proxy cut.
+    let o = common::unplug(&["scenario", "v5-last-will", "--cut", "kernel"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--willy mqttjs, paho or cmd:PATH"));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("speaks MQTT 3.1.1") && said.contains("--cut proxy"),
+        "{said}"
+    );
     let o = common::unplug(&["scenario", "v5-last-will", "--willy", "paho"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("speaks MQTT 3.1.1"));

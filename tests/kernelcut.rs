@@ -1,7 +1,8 @@
 //! The kernel cut's own machinery: its rules really drop what crosses the veth (bytes sent
 //! from willy's namespace never arrive while they are in place), and nothing of it outlives a
 //! run: not the namespace, the veth, the rules, nor willy's process, even when the runner is
-//! SIGKILLed (the next run's sweep removes what it left).
+//! SIGKILLed (the next run's sweep removes what it left). rumqttc, the default willy, goes
+//! through kernel and link cuts as its own driver (`unplug driver-rumqttc`).
 
 mod common;
 
@@ -142,20 +143,38 @@ fn kernel_drop_rules_really_drop_and_everything_is_removed_afterwards() {
     assert!(!link_exists(&host_link), "link {host_link} left");
 }
 
-/// Start a kernel-cut run and wait (at most 20 s) until willy's driver runs in its namespace:
-/// (the run, its namespace, its host link, the driver's pids).
+/// Start a kernel-cut run of mqtt.js and wait (at most 20 s) until willy's driver runs in its
+/// namespace: (the run, its namespace, its host link, the driver's pids).
 fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Vec<u32>) {
+    let (run, name, link, pids, _) = kernel_run_of(
+        tag,
+        &["ws-last-will", "--willy", "mqttjs"],
+        "kernel",
+        "driver.js",
+    );
+    (run, name, link, pids)
+}
+
+/// Start `unplug scenario ARGS --cut CUT` (kernel or link) and wait (at most 20 s) until a process whose
+/// command line holds `driver` runs in its namespace: (the run, its namespace, its host link,
+/// the driver's pids, its output directory).
+fn kernel_run_of(
+    tag: &str,
+    args: &[&str],
+    cut: &str,
+    driver: &str,
+) -> (
+    std::process::Child,
+    String,
+    String,
+    Vec<u32>,
+    std::path::PathBuf,
+) {
     let out = common::out_dir(tag);
     let mut run = Command::new(common::BIN)
-        .args([
-            "scenario",
-            "ws-last-will",
-            "--willy",
-            "mqttjs",
-            "--cut",
-            "kernel",
-            "-q",
-        ])
+        .arg("scenario")
+        .args(args)
+        .args(["--cut", cut, "-q"])
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
@@ -172,7 +191,7 @@ fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Ve
             .filter_map(|p| p.parse().ok())
             .filter(|p| {
                 std::fs::read(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("driver.js"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(driver))
             })
             .collect()
     };
@@ -195,7 +214,7 @@ fn kernel_run_with_driver(tag: &str) -> (std::process::Child, String, String, Ve
             std::fs::read_to_string(out.join("stderr")).unwrap_or_default()
         );
     }
-    (run, name, host_link, pids)
+    (run, name, host_link, pids, out)
 }
 
 #[test]
@@ -207,6 +226,45 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
         return;
     }
     let (mut run, name, host_link, pids) = kernel_run_with_driver("kernel-sigkill");
+    let pid = run.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    run.wait().unwrap();
+    // willy's driver dies with the runner (PR_SET_PDEATHSIG), within 5 s.
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "willy's driver outlived the runner"
+    );
+    // The sweep at the next run's start (here called alone) removes the namespace, its rules
+    // and the veth. Another test's sweep may have removed them first: either way, gone.
+    kernelcut::sweep();
+    assert!(!netns_exists(&name), "namespace {name} survived the sweep");
+    assert!(
+        !link_exists(&host_link),
+        "link {host_link} survived the sweep"
+    );
+}
+
+/// rumqttc's own driver (no driver libraries needed) dies with a SIGKILLed runner as the
+/// others do, and the sweep removes what the runner left.
+#[test]
+fn a_sigkilled_rumqttc_kernel_run_leaves_nothing_after_the_next_sweep() {
+    if root_or_skip("kernel_sigkill_rumqttc").is_none() {
+        return;
+    }
+    let (mut run, name, host_link, pids, _) = kernel_run_of(
+        "kernel-sigkill-rumqttc",
+        &["ws-last-will"],
+        "kernel",
+        "driver-rumqttc",
+    );
     let pid = run.id();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -260,4 +318,83 @@ fn a_kernel_run_interrupted_by_sigint_removes_its_namespace_and_veth_itself() {
         pids.iter().all(|p| !common::is_live(*p)),
         "willy's driver outlived the run"
     );
+}
+
+/// rumqttc through a kernel cut: the runner starts itself as `unplug driver-rumqttc` inside
+/// willy's namespace; the will arrives, the verdict passes, and the namespace, the veth and
+/// the driver are gone when the run ends. (No driver libraries needed: rumqttc is built in.)
+#[test]
+fn rumqttc_through_a_kernel_cut_passes_and_leaves_nothing() {
+    if root_or_skip("kernel_rumqttc").is_none() {
+        return;
+    }
+    let log = rumqttc_run_passes_and_leaves_nothing("kernel-rumqttc", "ws-last-will", "kernel");
+    // willy's DISCONNECT into the dead link: rumqttc writes it into the socket's buffer and
+    // its disconnect is back at once; cycle 4's attempts fail on rumqttc's own timeout.
+    assert!(log.contains("Outgoing::Disconnect"));
+    assert!(log.contains("Network timeout (NetworkTimeout)"));
+}
+
+/// The same through a link taken down, over TCP: the next attempt may end on the kernel's
+/// "No route to host" before rumqttc's connection timeout, and the run still passes.
+#[test]
+fn rumqttc_through_a_link_cut_passes_and_leaves_nothing() {
+    if root_or_skip("link_rumqttc").is_none() {
+        return;
+    }
+    let log = rumqttc_run_passes_and_leaves_nothing("link-rumqttc", "native-last-will", "link");
+    assert!(
+        log.contains("ip link set upl"),
+        "the link was not taken down"
+    );
+}
+
+/// Run `scenario` with rumqttc through `cut`; assert the pass, the will, rumqttc's driver in
+/// the namespace, and nothing left after; the run's log.
+fn rumqttc_run_passes_and_leaves_nothing(tag: &str, scenario: &str, cut: &str) -> String {
+    let (mut run, name, host_link, pids, out) =
+        kernel_run_of(tag, &[scenario], cut, "driver-rumqttc");
+    // The run ends by itself (ws-last-will: ~15 s here); bounded at 90 s.
+    let until = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(st) = run.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= until {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the rumqttc {cut}-cut run of {scenario} did not end within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("{scenario}.summary.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{:?}",
+        common::failed_checks(&summary)
+    );
+    assert_eq!(common::status(&summary, "will"), "pass");
+    let log = std::fs::read_to_string(out.join(format!("{scenario}.log"))).unwrap();
+    assert!(
+        log.contains("rumqttc says (ready"),
+        "no ready report from rumqttc"
+    );
+    assert!(log.contains("rumqttc 0.25.1"));
+    assert!(log.contains(&format!("fault 1 in the kernel ({name})")));
+    // Nothing survives: the namespace, the veth, the driver process.
+    assert!(!netns_exists(&name), "namespace {name} left");
+    assert!(!link_exists(&host_link), "link {host_link} left");
+    let until = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| common::is_live(*p)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        pids.iter().all(|p| !common::is_live(*p)),
+        "rumqttc's driver outlived the run"
+    );
+    log
 }

@@ -140,7 +140,8 @@ pub struct CompareArgs {
     /// run once per client.
     #[arg(long, value_delimiter = ',', value_parser = parse_willy, value_name = "LIST")]
     willies: Option<Vec<unplug::driver::WillyKind>>,
-    /// Cut layers to compare (proxy, kernel, link), with --willies; rumqttc has no kernel cut.
+    /// Cut layers to compare (proxy, kernel, link), with --willies; rumqttc through a kernel or
+    /// link cut runs as its own driver process in willy's namespace.
     #[arg(long, value_delimiter = ',', value_parser = parse_cut, value_name = "LIST")]
     cuts: Option<Vec<unplug::kernelcut::CutLayer>>,
     #[command(flatten)]

@@ -43,17 +43,34 @@ const READY_WAIT: Duration = Duration::from_secs(15);
 /// run that quietly does something else.
 pub fn unsupported(s: &Scenario) -> Option<String> {
     let w = &s.client;
-    if !w.is_driver() {
+    if !s.willy_runs_as_driver() {
         return None;
     }
+    // What to do instead: rumqttc in the runner's process, which for rumqttc itself means the
+    // proxy cut (through a kernel cut it is the driver `unplug driver-rumqttc`).
+    let fix = if w.is_driver() {
+        "--willy rumqttc"
+    } else {
+        "the proxy cut (--cut proxy), where rumqttc runs in the runner's process"
+    };
+    let w = if w.is_driver() {
+        w.to_string()
+    } else {
+        format!("{w} through a kernel cut (its driver, `unplug driver-rumqttc`)")
+    };
     if s.protocol == crate::scenario::Protocol::V5 {
         return Some(format!(
-            "willy {w} speaks MQTT 3.1.1 in this version of the driver protocol: run an MQTT 3.1.1 scenario, or --willy rumqttc"
+            "willy {w} speaks MQTT 3.1.1 in this version of the driver protocol: run an MQTT 3.1.1 scenario, or {fix}"
         ));
     }
     if s.subscribe.is_some() {
         return Some(format!(
-            "willy {w}: the driver protocol has no subscribe command yet: --willy rumqttc for a scenario with [subscribe]"
+            "willy {w}: the driver protocol has no subscribe command yet: {fix} for a scenario with [subscribe]"
+        ));
+    }
+    if s.willy.ws_ping.is_some() || !s.willy.mqtt_pings {
+        return Some(format!(
+            "willy {w}: WebSocket pings and a silent MQTT keepalive are willy's own client's, which a driver cannot send: {fix}"
         ));
     }
     if s.faults
@@ -61,7 +78,7 @@ pub fn unsupported(s: &Scenario) -> Option<String> {
         .any(|f| matches!(f.kind, crate::scenario::FaultKind::Crash { restart: true }))
     {
         return Some(format!(
-            "willy {w}: a crash with restart = true restarts only the built-in willy: --willy rumqttc"
+            "willy {w}: a crash with restart = true restarts only the built-in willy: {fix}"
         ));
     }
     None

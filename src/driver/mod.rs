@@ -4,7 +4,8 @@
 //!  runner (driver::cycles: the seed's cycles, reconnects, fault moments)
 //!     | stdin: {"cmd":"connect",...} {"cmd":"publish",...} {"cmd":"disconnect"} {"cmd":"quit"}
 //!     v
-//!  driver program (drivers/mqttjs/driver.js, drivers/paho/driver.py, or cmd:PATH)
+//!  driver program (drivers/mqttjs/driver.js, drivers/paho/driver.py, cmd:PATH, or
+//!                  `unplug driver-rumqttc`: rumqttc for a kernel cut)
 //!     | stdout: {"report":"connected","ms":..,"says":".."} ... one JSON line per report
 //!     v
 //!  runner: each report -> a willy line in the journal (stamped on arrival), the library's
@@ -12,7 +13,9 @@
 //! ```
 //!
 //! [`WillyKind`] names the client (`--willy`, the scenario's `willy` key); rumqttc is built in
-//! and stays the default. [`protocol`] is the line protocol (README.md, "willy drivers"),
+//! and stays the default: in the runner's process with the proxy cut, and as a driver of its
+//! own (`unplug driver-rumqttc`, [`rumqttc_driver`]) when a kernel cut needs willy in a
+//! namespace. [`protocol`] is the line protocol (README.md, "willy drivers"),
 //! [`process`] finds and starts a driver, [`cycles`] runs willy's cycles through it.
 
 use std::fmt;
@@ -21,12 +24,14 @@ use std::path::PathBuf;
 pub mod cycles;
 pub mod process;
 pub mod protocol;
+pub mod rumqttc_driver;
 
 /// Which client library willy is.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum WillyKind {
-    /// rumqttc 0.25.1, in the runner's own process (the default).
+    /// rumqttc 0.25.1 (the default): in the runner's own process, or, for a kernel cut, as the
+    /// driver `unplug driver-rumqttc` in willy's namespace.
     #[default]
     Rumqttc,
     /// mqtt.js (npm `mqtt`), the seed's client, through drivers/mqttjs/driver.js.
@@ -38,7 +43,8 @@ pub enum WillyKind {
 }
 
 impl WillyKind {
-    /// A driver program (anything but the built-in rumqttc).
+    /// A driver program always (anything but the built-in rumqttc, which is a driver only for
+    /// a kernel cut: see `Scenario::willy_runs_as_driver`).
     pub fn is_driver(&self) -> bool {
         *self != WillyKind::Rumqttc
     }

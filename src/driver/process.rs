@@ -38,6 +38,8 @@ pub enum Missing {
     Program(String),
     #[error("willy cmd:{0}: not an executable file")]
     Cmd(String),
+    #[error("willy rumqttc through a kernel cut runs as `unplug driver-rumqttc`, but this program's own path is unknown: {0}")]
+    OwnExe(String),
 }
 
 /// The driver programs' directory.
@@ -65,6 +67,23 @@ fn on_path(name: &str) -> Option<PathBuf> {
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// How to start the scenario's willy as a driver; None for rumqttc in the runner's process
+/// (the proxy cut). A kernel cut needs willy in a process of its own, so rumqttc there is
+/// this program itself: `unplug driver-rumqttc` ([`super::rumqttc_driver`]).
+pub fn resolve_for(s: &crate::scenario::Scenario) -> Result<Option<Launch>, Missing> {
+    match &s.client {
+        WillyKind::Rumqttc if s.willy_runs_as_driver() => {
+            let exe = std::env::current_exe().map_err(|e| Missing::OwnExe(e.to_string()))?;
+            Ok(Some(Launch {
+                program: exe,
+                args: vec!["driver-rumqttc".into()],
+                env: Vec::new(),
+            }))
+        }
+        kind => resolve(kind),
+    }
 }
 
 /// How to start `kind`'s driver; None for the built-in rumqttc.

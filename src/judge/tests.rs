@@ -993,3 +993,41 @@ fn a_publish_run_pairs_each_of_its_publishes_with_a_copy_at_monit() {
         "both PUBLISHes paired: the copy at 40 is a will"
     );
 }
+
+#[test]
+fn after_a_link_cut_the_next_attempt_may_fail_on_no_route_within_the_connect_timeout() {
+    // native-last-will: willy disconnects into the cut, its next attempt meets the cut.
+    let facts = |after_start: f64| Facts {
+        cut_at_ms: Some(1000.0),
+        disconnected_before_detect: true,
+        detect_attempt_started_ms: Some(4000.0),
+        client_detect_ms: Some(4000.0 + after_start),
+        ..Facts::default()
+    };
+    let detect = |s: &Scenario, after_start: f64| {
+        crate::judge::spec::faults::fault_checks(s, &facts(after_start))
+            .into_iter()
+            .find(|c| c.id == CheckId::ClientDetect)
+            .expect("a client-detect finding")
+    };
+    let mut link = scenario("native-last-will");
+    link.set_cut_layer(crate::kernelcut::CutLayer::Link)
+        .unwrap();
+    // The kernel's EHOSTUNREACH (~0.3 s here) or rumqttc's own connection timeout.
+    assert!(detect(&link, 270.0).holds);
+    assert!(detect(&link, 5000.0).holds);
+    let late = detect(&link, 5200.0);
+    assert!(!late.holds, "{late:?}");
+    assert!(
+        late.expected.contains("no route to host"),
+        "{}",
+        late.expected
+    );
+    // A kernel drop holds the SYN: only the connection timeout, as through the proxy.
+    let mut kernel = scenario("native-last-will");
+    kernel
+        .set_cut_layer(crate::kernelcut::CutLayer::Kernel)
+        .unwrap();
+    assert!(!detect(&kernel, 270.0).holds);
+    assert!(detect(&kernel, 5000.0).holds);
+}

@@ -80,16 +80,13 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunResult> 
     crate::limits::check(scenario, &opts.broker)?;
     crate::limits::expect_incoming(scenario);
     // willy's client and a kernel cut: what they need is there, or exit 2 saying what to do.
-    crate::driver::process::resolve(&scenario.client)?;
+    // (A kernel cut puts willy in a namespace, so in a process of its own: rumqttc there is
+    // `unplug driver-rumqttc`.)
+    crate::driver::process::resolve_for(scenario)?;
     if let Some(why) = crate::driver::cycles::unsupported(scenario) {
         anyhow::bail!("{why}");
     }
     if scenario.kernel_cut() {
-        if !scenario.client.is_driver() {
-            anyhow::bail!(
-                "a kernel cut puts willy in a network namespace of its own, which needs willy in a process of its own: --willy mqttjs, paho or cmd:PATH"
-            );
-        }
         crate::kernelcut::check_privilege()?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -184,8 +184,9 @@ impl Actors {
             port: stage.proxy.addr.port(),
             ws_path: endpoints.ws_path.clone(),
         };
-        // A fault on willy's process needs willy in a process of its own.
-        let willy = if let Some(launch) = crate::driver::process::resolve(&s.client)? {
+        // A driver (rumqttc's own for a kernel cut), or rumqttc in this process; a fault on
+        // willy's process needs willy in a process of its own.
+        let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
             let host = stage.proxy.addr.ip();
             let url = match s.transport {
                 Transport::Tcp => format!("mqtt://{host}:{}", target.port),

@@ -573,6 +573,12 @@ impl Scenario {
         self.faults.iter().any(|f| f.layer.in_kernel())
     }
 
+    /// willy runs through the driver protocol, as a process of its own: every driver, and
+    /// rumqttc when a kernel cut puts willy in a network namespace (`unplug driver-rumqttc`).
+    pub fn willy_runs_as_driver(&self) -> bool {
+        self.client.is_driver() || self.kernel_cut()
+    }
+
     /// Every network fault at `layer` (`--cut`); an error says which fault has none there.
     pub fn set_cut_layer(&mut self, layer: crate::kernelcut::CutLayer) -> Result<(), String> {
         for (i, f) in self.faults.iter_mut().enumerate() {

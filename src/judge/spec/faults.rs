@@ -183,18 +183,29 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
             // fail: what fails is its next connection attempt, after the connect timeout.
             let d = after(f.client_detect_ms, f.detect_attempt_started_ms);
             let held = cut.new_connections == crate::scenario::NewConnections::Hang;
-            let (lo, hi) = if held {
-                timing::connect_timeout_window(s.connect_timeout)
+            // A link taken down (rumqttc's driver in willy's namespace): the kernel may give
+            // up on the route first (EHOSTUNREACH, ~0.3 s here) or let the SYN hang until
+            // rumqttc's connection timeout; either way no later than that timeout.
+            let link = cut.layer == crate::kernelcut::CutLayer::Link;
+            let (lo, hi, why) = if link {
+                let (_, hi) = timing::connect_timeout_window(s.connect_timeout);
+                (
+                    0.0,
+                    hi,
+                    "a link down: no route to host, or rumqttc's connection timeout",
+                )
+            } else if held {
+                let (lo, hi) = timing::connect_timeout_window(s.connect_timeout);
+                (lo, hi, "rumqttc's connection timeout")
             } else {
-                (0.0, PROMPT_MS)
+                (0.0, PROMPT_MS, "refused")
             };
             checks.push(finding(
                 CheckId::ClientDetect,
                 None,
                 in_window(d, lo, hi),
                 format!(
-                    "willy disconnected before its ping could fail; its next attempt fails {lo:.0}..{hi:.0} ms after it starts ({})",
-                    if held { "rumqttc's connection timeout" } else { "refused" }
+                    "willy disconnected before its ping could fail; its next attempt fails {lo:.0}..{hi:.0} ms after it starts ({why})"
                 ),
                 said(d, "the attempt started"),
             ));
