@@ -1004,22 +1004,22 @@ fn slicer_cuts_a_write_into_slices_a_delay_apart() {
     }
     assert_eq!(got, data, "every byte, in order");
     let sizes: Vec<usize> = reads.iter().map(|r| r.1).collect();
-    // Each slice at most average + variation; toxiproxy's halving makes fewer than
-    // 2 x 1000 / (average + variation) of them, and at least 1000 / (average + variation).
-    assert!(sizes.iter().all(|&n| n <= avg + var), "{sizes:?}");
+    // toxiproxy's halving makes at least 1000 / (average + variation) slices and fewer than
+    // 2 x 1000 / (average + variation). The proxy writes each one alone, a delay apart; a read
+    // here may still hold two of them when this loaded machine read late, so the count of
+    // reads is at most the slices', and the time is what proves the slicing: n slices take at
+    // least n - 1 delays.
     let (least, most) = (data.len().div_ceil(avg + var), 2 * data.len() / (avg + var));
     assert!(
-        sizes.len() >= least && sizes.len() <= most,
+        sizes.len() >= 2 && sizes.len() <= most,
         "{} reads: {sizes:?}",
         sizes.len()
     );
-    // n separate slices take at least n - 1 delays.
     let delay = Duration::from_micros(delay_us);
     let took = reads.last().unwrap().0 - asked;
     assert!(
-        took >= delay * (sizes.len() as u32 - 1)
-            && took <= delay * most as u32 + Duration::from_secs(2),
-        "{} slices took {took:?}",
+        took >= delay * (least as u32 - 1) && took <= delay * most as u32 + Duration::from_secs(2),
+        "{} reads took {took:?}",
         sizes.len()
     );
     let gaps: Vec<u128> = reads
