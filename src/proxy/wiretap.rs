@@ -305,6 +305,9 @@ impl WireTap {
     /// Record PUBLISHes as runs (`true`) or one by one.
     pub fn with_runs(mut self, runs: bool) -> WireTap {
         self.runs = runs;
+        // The decoder counts the PUBLISHes that repeat the one before them instead of
+        // decoding each: they would join its run here anyway.
+        self.decoder.fold_publishes(runs);
         self
     }
 
@@ -318,6 +321,8 @@ impl WireTap {
     pub fn flush_at(&mut self, journal: &Journal, at: Stamp) {
         let mut pending = std::mem::take(&mut self.pending);
         let fates = std::mem::take(&mut self.fates);
+        let mut folds = std::mem::take(self.decoder.folds());
+        let mut fold = folds.iter().peekable();
         let mut fate = fates.iter();
         let (mut upto, mut dropped) = (0, false);
         for (i, d) in pending.drain(..).enumerate() {
@@ -328,6 +333,13 @@ impl WireTap {
                 if let Some((topic, retain, payload_len, size)) = run_member(&d) {
                     let key = (topic, retain, payload_len);
                     self.add_to_run(journal, key, dropped, size, at);
+                    // The PUBLISHes the decoder folded into this one: the same feed (fate),
+                    // topic, retain flag and payload size, so the same run.
+                    if let Some(f) = fold.next_if(|f| f.index == i) {
+                        let r = self.run.as_mut().expect("a run was just added to");
+                        r.count += f.count;
+                        r.bytes += f.bytes;
+                    }
                     continue;
                 }
             }
@@ -339,10 +351,13 @@ impl WireTap {
                 to_event(self.conn, self.from, dropped, d),
             );
         }
+        debug_assert!(fold.next().is_none(), "every fold is on a run's PUBLISH");
         // The allocations are kept for the next chunk.
         self.pending = pending;
         self.fates = fates;
         self.fates.clear();
+        folds.clear();
+        *self.decoder.folds() = folds;
     }
 
     fn add_to_run(
@@ -547,6 +562,132 @@ mod tests {
         }
         p.resize(p.len() + payload, b'x');
         p
+    }
+
+    /// Records as the journal keeps them (every field, and the times).
+    fn recorded(journal: &Journal) -> Vec<String> {
+        journal
+            .records()
+            .iter()
+            .map(|r| format!("{:?} {:?} {:?}", r.t, r.actor, r.event))
+            .collect()
+    }
+
+    #[test]
+    fn folding_publishes_in_the_decoder_records_the_same_runs() {
+        // One tap whose decoder folds repeated PUBLISHes, one that decodes each (what the runs
+        // were built from before): fed the same bytes in the same chunks with the same fates,
+        // they record the same thing, whatever the mix of packets and the cuts.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for (v5, ws) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut stream = Vec::new();
+            for i in 0..3000 {
+                let topic: &[u8] = match next(8) {
+                    0 => b"b",
+                    // Two different invalid UTF-8 topics: the same lossy string.
+                    1 => b"\xff",
+                    2 => b"\xfe",
+                    _ => b"a",
+                };
+                let b0 = match next(12) {
+                    0 => 0x31,              // retain
+                    1 => 0x38,              // dup
+                    2 => 0x32,              // QoS 1
+                    3 => 0xc0,              // PINGREQ
+                    _ if i == 2900 => 0x36, // QoS 3: undecodable, the rest only counted
+                    _ => 0x30,
+                };
+                if b0 == 0xc0 {
+                    stream.extend_from_slice(&[0xc0, 0]);
+                    continue;
+                }
+                let mut body = vec![0, topic.len() as u8];
+                body.extend_from_slice(topic);
+                if b0 & 6 != 0 {
+                    body.extend_from_slice(&[0, 9]);
+                }
+                if v5 {
+                    if next(3) == 0 {
+                        body.extend_from_slice(&[2, 0x01, 1]); // payload format indicator
+                    } else {
+                        body.push(0);
+                    }
+                }
+                body.resize(body.len() + 3 + next(2) as usize, b'x');
+                stream.push(b0);
+                stream.push(body.len() as u8);
+                stream.extend_from_slice(&body);
+            }
+            if ws {
+                // The same MQTT bytes in masked WebSocket frames of any size, a ping among
+                // them now and then.
+                let mqtt = std::mem::take(&mut stream);
+                stream = crate::actor::v5wire::ws_upgrade("x", "/mqtt", "k");
+                let mut rest = &mqtt[..];
+                while !rest.is_empty() {
+                    let n = (1 + next(200) as usize).min(rest.len());
+                    let mask = (next(u64::MAX) as u32).to_ne_bytes();
+                    stream.extend(crate::actor::v5wire::ws_frame(&rest[..n], mask));
+                    rest = &rest[n..];
+                    if next(20) == 0 {
+                        stream.extend_from_slice(&[0x89, 0x80, 1, 2, 3, 4]);
+                    }
+                }
+            }
+            // The cuts: per flush, one to three feeds (pieces of a chunk, each its own fate),
+            // its stamp, and whether the recorder caught up after it.
+            let mut plan = Vec::new();
+            let mut left = stream.len();
+            while left > 0 {
+                let mut feeds = Vec::new();
+                for _ in 0..=next(3) {
+                    let n = (1 + next(300) as usize).min(left);
+                    feeds.push((n, next(4) == 0));
+                    left -= n;
+                }
+                plan.push((feeds, Stamp::now(), next(5) == 0));
+            }
+            // Both into one journal (the same start), one after the other.
+            let journal = Journal::in_memory();
+            let mut folded = 0;
+            for fold in [true, false] {
+                let level = Arc::new(AtomicU8::new(if v5 { 5 } else { 4 }));
+                let mut tap = WireTap::new(1, Flow::Up, level).with_runs(true);
+                tap.decoder.fold_publishes(fold);
+                let mut rest = &stream[..];
+                for (feeds, at, caught_up) in &plan {
+                    for &(n, dropped) in feeds {
+                        tap.feed(&rest[..n], dropped);
+                        rest = &rest[n..];
+                    }
+                    folded += tap.decoder.folds().len();
+                    tap.flush_at(&journal, *at);
+                    if *caught_up {
+                        tap.end_run(&journal);
+                    }
+                }
+                tap.end_run(&journal);
+            }
+            assert!(folded > 100, "PUBLISHes were folded");
+            let all = recorded(&journal);
+            let (f, e) = all.split_at(all.len() / 2);
+            assert!(e.len() > 100);
+            if let Some(i) = (0..f.len().max(e.len())).find(|&i| f.get(i) != e.get(i)) {
+                panic!(
+                    "v5 {v5}, ws {ws}: record {i} of {}/{}:\n folding {:?}\n each    {:?}",
+                    f.len(),
+                    e.len(),
+                    f.get(i),
+                    e.get(i)
+                );
+            }
+        }
     }
 
     #[test]
