@@ -133,7 +133,13 @@ impl Link {
             }
             let due = queue.front().map(|q| q.at);
             // The last chunk may still be shared with the recorder or the queue: then this
-            // takes fresh memory, else it reuses what is there.
+            // takes a buffer the recorder is done with, or fresh memory; else it reuses what
+            // is there.
+            if buf.capacity() < READ_BUF {
+                if let Some(b) = self.recorder.buffer() {
+                    buf = b;
+                }
+            }
             buf.reserve(READ_BUF);
             tokio::select! {
                 r = src.read_buf(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {

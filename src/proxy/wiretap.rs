@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -93,6 +93,16 @@ pub enum Message {
     Settle(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Read buffers the recorder is done with, for the links to read into again: a chunk's memory
+/// is freed on the recorder's thread, and a fresh one for each read costs page faults on the
+/// link's side and the allocator's trimming (madvise) on the recorder's, more than the tap's
+/// decoding of a flood. At most [`POOL_MAX`] wait here.
+type Pool = Arc<std::sync::Mutex<Vec<BytesMut>>>;
+
+/// How many read buffers the pool keeps (of at most [`POOL_BUF_MAX`] each): 2 MiB at most.
+pub const POOL_MAX: usize = 32;
+const POOL_BUF_MAX: usize = 2 * super::link::READ_BUF;
+
 /// The handle links send through. Cheap to clone; the recorder's thread ends when the last
 /// handle is dropped, after recording everything sent.
 #[derive(Clone)]
@@ -100,20 +110,29 @@ pub struct Recorder {
     tx: mpsc::Sender<Message>,
     /// A link that found the queue full resumes once this many places are free.
     resume: usize,
+    pool: Pool,
 }
 
 impl Recorder {
     /// Start a recorder thread that records into `journal`, with room for `queue` messages.
     pub fn start(journal: Journal, queue: usize, publishes: PublishRecords) -> Recorder {
         let (tx, rx) = mpsc::channel(queue);
+        let pool = Pool::default();
+        let done = pool.clone();
         std::thread::Builder::new()
             .name("unplug-recorder".into())
-            .spawn(move || record_all(rx, journal, publishes))
+            .spawn(move || record_all(rx, journal, publishes, done))
             .expect("a thread for the proxy's recorder");
         Recorder {
             tx,
             resume: (queue / 4).max(1),
+            pool,
         }
+    }
+
+    /// A read buffer the recorder is done with, if one waits (empty, with its capacity).
+    pub fn buffer(&self) -> Option<BytesMut> {
+        self.pool.lock().ok()?.pop()
     }
 
     /// A proxy record about connection `conn`, stamped now, in order with its wire records.
@@ -160,7 +179,12 @@ const IDLE_MAX: Duration = Duration::from_millis(2);
 /// for work on its own instead of being woken: a link that sends does not make a system call
 /// to wake it, which on a round trip costs more than the recording saves (measured: p50 +10 us
 /// with a wake per chunk). Records come at most `IDLE_MAX` later; their times do not move.
-fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: PublishRecords) {
+fn record_all(
+    mut rx: mpsc::Receiver<Message>,
+    journal: Journal,
+    publishes: PublishRecords,
+    pool: Pool,
+) {
     let runs = publishes == PublishRecords::Runs;
     let mut conns: HashMap<u64, [WireTap; 2]> = HashMap::new();
     let mut idle = IDLE_MIN;
@@ -233,6 +257,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
                     }
                 }
                 tap.flush_at(&journal, at);
+                recycle(&pool, bytes);
             }
             Message::Event { conn, at, event } => {
                 if let Some(taps) = conns.get_mut(&conn) {
@@ -250,6 +275,23 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
                 journal.write_out();
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// Give a chunk's memory back to the links when nothing else holds it (the link reads into a
+/// new buffer before it hands a chunk over, so usually nothing does).
+fn recycle(pool: &Pool, bytes: Bytes) {
+    let Ok(mut b) = bytes.try_into_mut() else {
+        return;
+    };
+    if b.capacity() < super::link::READ_BUF || b.capacity() > POOL_BUF_MAX {
+        return;
+    }
+    b.clear();
+    if let Ok(mut pool) = pool.lock() {
+        if pool.len() < POOL_MAX {
+            pool.push(b);
         }
     }
 }
@@ -562,6 +604,35 @@ mod tests {
         }
         p.resize(p.len() + payload, b'x');
         p
+    }
+
+    #[tokio::test]
+    async fn a_chunk_the_recorder_is_done_with_comes_back_as_an_empty_read_buffer() {
+        let journal = Journal::in_memory();
+        let recorder = Recorder::start(journal.clone(), 4, PublishRecords::Each);
+        let waits = AtomicU64::new(0);
+        recorder.send(Message::Opened { conn: 1 }, &waits).await;
+        let mut buf = BytesMut::with_capacity(super::super::link::READ_BUF);
+        buf.extend_from_slice(&[0xc0, 0]);
+        let shared = buf.split().freeze();
+        let bytes = shared.clone();
+        let m = |bytes| Message::Bytes {
+            conn: 1,
+            flow: Flow::Up,
+            at: Stamp::now(),
+            bytes,
+            fates: Fates::All { dropped: false },
+        };
+        drop(buf);
+        // Still held here: not given back.
+        recorder.send(m(bytes), &waits).await;
+        recorder.settle().await;
+        assert!(recorder.buffer().is_none());
+        recorder.send(m(shared), &waits).await;
+        recorder.settle().await;
+        let b = recorder.buffer().expect("the buffer came back");
+        assert!(b.is_empty() && b.capacity() >= super::super::link::READ_BUF);
+        assert_eq!(journal.records().len(), 2, "both PINGREQs recorded");
     }
 
     /// Records as the journal keeps them (every field, and the times).
