@@ -37,6 +37,9 @@ use crate::event::{Event, Side};
 /// How much one read takes: what noxious reads, and where the bench stops gaining.
 pub const READ_BUF: usize = 32 * 1024;
 
+// The recorder keeps buffers a link can read a whole chunk into.
+const _: () = assert!(READ_BUF == super::wiretap::POOL_BUF_MIN);
+
 /// Stop reading while this much waits in the queue: a slow link pushes back, like TCP.
 const MAX_QUEUED: usize = 1 << 20;
 

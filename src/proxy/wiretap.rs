@@ -8,7 +8,9 @@
 //!                  v
 //!   recorder thread (one per proxy): per connection two WireTaps (one protocol level)
 //!           WireTap::feed(piece, dropped) -> decoded units -> Journal::record_at(stamp, ...)
-//!           (typed records; their lines wait in the journal's buffers)
+//!           (typed records; their lines wait in the journal's buffers; with PUBLISH runs the
+//!           decoder folds the repeats of a PUBLISH into a count, see WireTap::flush_at)
+//!           the chunk done -> its buffer back to the links (Recorder::buffer)
 //!           caught up (queue empty) -> Journal::write_out: one write per file for the batch
 //! ```
 //!
@@ -101,7 +103,10 @@ type Pool = Arc<std::sync::Mutex<Vec<BytesMut>>>;
 
 /// How many read buffers the pool keeps (of at most [`POOL_BUF_MAX`] each): 2 MiB at most.
 pub const POOL_MAX: usize = 32;
-const POOL_BUF_MAX: usize = 2 * super::link::READ_BUF;
+/// The buffers it keeps: at least what a link reads at once (link.rs's `READ_BUF`, which
+/// asserts it is this), at most twice that.
+pub const POOL_BUF_MIN: usize = 32 * 1024;
+const POOL_BUF_MAX: usize = 2 * POOL_BUF_MIN;
 
 /// The handle links send through. Cheap to clone; the recorder's thread ends when the last
 /// handle is dropped, after recording everything sent.
@@ -285,7 +290,7 @@ fn recycle(pool: &Pool, bytes: Bytes) {
     let Ok(mut b) = bytes.try_into_mut() else {
         return;
     };
-    if b.capacity() < super::link::READ_BUF || b.capacity() > POOL_BUF_MAX {
+    if b.capacity() < POOL_BUF_MIN || b.capacity() > POOL_BUF_MAX {
         return;
     }
     b.clear();
@@ -612,7 +617,7 @@ mod tests {
         let recorder = Recorder::start(journal.clone(), 4, PublishRecords::Each);
         let waits = AtomicU64::new(0);
         recorder.send(Message::Opened { conn: 1 }, &waits).await;
-        let mut buf = BytesMut::with_capacity(super::super::link::READ_BUF);
+        let mut buf = BytesMut::with_capacity(POOL_BUF_MIN);
         buf.extend_from_slice(&[0xc0, 0]);
         let shared = buf.split().freeze();
         let bytes = shared.clone();
@@ -631,7 +636,7 @@ mod tests {
         recorder.send(m(shared), &waits).await;
         recorder.settle().await;
         let b = recorder.buffer().expect("the buffer came back");
-        assert!(b.is_empty() && b.capacity() >= super::super::link::READ_BUF);
+        assert!(b.is_empty() && b.capacity() >= POOL_BUF_MIN);
         assert_eq!(journal.records().len(), 2, "both PINGREQs recorded");
     }
 
