@@ -1,6 +1,7 @@
 //! Throughput of `unplug::tap::Decoder` on ~64 MiB of small PUBLISH packets (topic
 //! "test/connected", 4-16 byte payloads) fed in 4 KiB chunks, as plain TCP and as masked
-//! WebSocket frames (one frame per packet, as a client sends them, and many packets per frame).
+//! WebSocket frames (one frame per packet, as a client sends them, and many packets per frame);
+//! and a flood of 64-byte PUBLISHes to one topic, decoded each and folded as for PUBLISH runs.
 //!
 //! Run with `cargo bench --bench decoder`. Plain `std::time`: each case runs a few times and the
 //! best run is printed, since on a shared 2-core machine the slow runs measure the neighbours.
@@ -79,10 +80,26 @@ fn ws_stream(per_frame: usize) -> (Vec<u8>, usize) {
     (s, packets)
 }
 
+/// 64-byte QoS 0 PUBLISHes to one topic: a flood, what `publishes = "runs"` folds.
+fn flood() -> (Vec<u8>, usize) {
+    let topic = b"test/connected";
+    let mut p = vec![0x30, 62, 0, topic.len() as u8];
+    p.extend_from_slice(topic);
+    p.resize(64, b'!');
+    let packets = TOTAL / 64;
+    (p.repeat(packets), packets)
+}
+
 fn run(name: &str, bytes: &[u8], packets: usize) {
+    run_with(name, bytes, packets, false)
+}
+
+/// `fold`: as the proxy's tap decodes for PUBLISH runs (`Decoder::fold_publishes`).
+fn run_with(name: &str, bytes: &[u8], packets: usize, fold: bool) {
     let mut best = Duration::MAX;
     for _ in 0..RUNS {
         let mut d = Decoder::new(Direction::Upstream, Arc::new(AtomicU8::new(4)));
+        d.fold_publishes(fold);
         let mut out: Vec<Decoded> = Vec::with_capacity(512);
         let mut seen = 0;
         let t = Instant::now();
@@ -92,6 +109,8 @@ fn run(name: &str, bytes: &[u8], packets: usize) {
                 .iter()
                 .filter(|d| matches!(d, Decoded::Packet(_)))
                 .count();
+            seen += d.folds().iter().map(|f| f.count as usize).sum::<usize>();
+            d.folds().clear();
             out.clear();
         }
         let dt = t.elapsed();
@@ -118,6 +137,11 @@ fn main() {
     if wanted("tcp") {
         let (tcp, n) = tcp_stream();
         run("tcp", &tcp, n);
+    }
+    if wanted("flood") {
+        let (f, n) = flood();
+        run("tcp flood, 64 B, one topic", &f, n);
+        run_with("tcp flood, 64 B, one topic, folded (runs)", &f, n, true);
     }
     for (name, per_frame) in [
         ("ws masked, 1 packet/frame", 1),

@@ -363,6 +363,19 @@ impl PacketGate {
                         self.state = Framer::Opaque;
                         continue;
                     }
+                    if f.drop_packets == 0 {
+                        // No packet can vanish: step over the whole packets from here in one
+                        // go (one piece, not one per packet), keeping the framing in step for
+                        // a drop fault applied later. Anything else (a packet cut by the
+                        // chunk's end, a length too long) takes the byte-by-byte way below.
+                        let end = whole_packets(chunk, i);
+                        if end > i {
+                            push_or_extend(out, start..end, ty, true, false);
+                            self.offset += (end - start) as u64;
+                            i = end;
+                            continue;
+                        }
+                    }
                     self.dropping = f.drops(ty);
                     self.state = Framer::Length {
                         ty,
@@ -419,6 +432,35 @@ impl PacketGate {
         if let Framer::Body { left: 0, .. } = self.state {
             self.state = Framer::Type;
         }
+    }
+}
+
+/// Where the whole MQTT packets that start at `chunk[i]` end: the index after the last one
+/// that is complete in `chunk` (`i` when none is). A length field of more than four bytes ends
+/// the walk too: the gate decides what that is.
+#[inline]
+fn whole_packets(chunk: &[u8], mut i: usize) -> usize {
+    loop {
+        let mut remaining = 0usize;
+        let mut n = 0;
+        loop {
+            if n == 4 {
+                return i;
+            }
+            let Some(&b) = chunk.get(i + 1 + n) else {
+                return i;
+            };
+            remaining |= usize::from(b & 0x7f) << (7 * n);
+            n += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = i + 1 + n + remaining;
+        if end > chunk.len() {
+            return i;
+        }
+        i = end;
     }
 }
 
@@ -676,6 +718,59 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(out[0].dropped && out[0].starts && out[0].packet == 12);
         assert!(!out[1].dropped);
+    }
+
+    #[test]
+    fn a_drop_fault_applied_between_chunks_takes_exactly_the_packets_that_start_under_it() {
+        // Whole packets are stepped over in one go while nothing drops: wherever the chunks
+        // end and whenever the fault comes and goes, the gate still knows where each packet
+        // starts.
+        let mut big = vec![0x30, 0x80, 0x01]; // PUBLISH, remaining length 128
+        big.extend(std::iter::repeat(7u8).take(128));
+        let packets = [
+            CONNECT, PINGREQ, PUBLISH, &big, PINGREQ, PUBLISH, PINGREQ, PINGREQ, &big, PUBLISH,
+            PINGREQ,
+        ];
+        let stream = packets.concat();
+        for n in 1..=stream.len() {
+            for period in 1..=3 {
+                // Chunk k is fed under the drop fault when k % (period + 1) == period.
+                let under = |k: usize| k % (period + 1) == period;
+                let mut want = Vec::new();
+                let mut at = 0;
+                for p in packets {
+                    if !(p == PINGREQ && under(at / n)) {
+                        want.extend_from_slice(p);
+                    }
+                    at += p.len();
+                }
+                let mut g = PacketGate::default();
+                let mut out = Vec::new();
+                let mut kept = Vec::new();
+                for (k, chunk) in stream.chunks(n).enumerate() {
+                    let f = if under(k) {
+                        drop_pingreq()
+                    } else {
+                        FlowState::default()
+                    };
+                    g.pieces(&f, chunk, &mut out);
+                    if !under(k) {
+                        // (The rest of a packet dropped in the chunk before is dropped too.)
+                        let passing = out.iter().filter(|p| !p.dropped).count();
+                        assert!(
+                            passing <= 1,
+                            "chunks of {n}: one piece passes without a fault"
+                        );
+                    }
+                    for p in &out {
+                        if !p.dropped {
+                            kept.extend_from_slice(&chunk[p.range.clone()]);
+                        }
+                    }
+                }
+                assert_eq!(kept, want, "chunks of {n}, a fault every {period}");
+            }
+        }
     }
 
     #[test]

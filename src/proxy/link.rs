@@ -40,6 +40,9 @@ use crate::event::{Event, Side};
 /// How much one read takes: what noxious reads, and where the bench stops gaining.
 pub const READ_BUF: usize = 32 * 1024;
 
+// The recorder keeps buffers a link can read a whole chunk into.
+const _: () = assert!(READ_BUF == super::wiretap::POOL_BUF_MIN);
+
 /// Stop reading while this much waits in the queue: a slow link pushes back, like TCP.
 const MAX_QUEUED: usize = 1 << 20;
 
@@ -149,7 +152,13 @@ impl Link {
             }
             let due = queue.front().map(|q| q.at);
             // The last chunk may still be shared with the recorder or the queue: then this
-            // takes fresh memory, else it reuses what is there.
+            // takes a buffer the recorder is done with, or fresh memory; else it reuses what
+            // is there.
+            if buf.capacity() < READ_BUF {
+                if let Some(b) = self.recorder.buffer() {
+                    buf = b;
+                }
+            }
             buf.reserve(READ_BUF);
             tokio::select! {
                 r = src.read_buf(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {

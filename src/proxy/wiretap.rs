@@ -8,7 +8,9 @@
 //!                  v
 //!   recorder thread (one per proxy): per connection two WireTaps (one protocol level)
 //!           WireTap::feed(piece, dropped) -> decoded units -> Journal::record_at(stamp, ...)
-//!           (typed records; their lines wait in the journal's buffers)
+//!           (typed records; their lines wait in the journal's buffers; with PUBLISH runs the
+//!           decoder folds the repeats of a PUBLISH into a count, see WireTap::flush_at)
+//!           the chunk done -> its buffer back to the links (Recorder::buffer)
 //!           caught up (queue empty) -> Journal::write_out: one write per file for the batch
 //! ```
 //!
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -93,6 +95,19 @@ pub enum Message {
     Settle(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Read buffers the recorder is done with, for the links to read into again: a chunk's memory
+/// is freed on the recorder's thread, and a fresh one for each read costs page faults on the
+/// link's side and the allocator's trimming (madvise) on the recorder's, more than the tap's
+/// decoding of a flood. At most [`POOL_MAX`] wait here.
+type Pool = Arc<std::sync::Mutex<Vec<BytesMut>>>;
+
+/// How many read buffers the pool keeps (of at most [`POOL_BUF_MAX`] each): 2 MiB at most.
+pub const POOL_MAX: usize = 32;
+/// The buffers it keeps: at least what a link reads at once (link.rs's `READ_BUF`, which
+/// asserts it is this), at most twice that.
+pub const POOL_BUF_MIN: usize = 32 * 1024;
+const POOL_BUF_MAX: usize = 2 * POOL_BUF_MIN;
+
 /// The handle links send through. Cheap to clone; the recorder's thread ends when the last
 /// handle is dropped, after recording everything sent.
 #[derive(Clone)]
@@ -100,20 +115,29 @@ pub struct Recorder {
     tx: mpsc::Sender<Message>,
     /// A link that found the queue full resumes once this many places are free.
     resume: usize,
+    pool: Pool,
 }
 
 impl Recorder {
     /// Start a recorder thread that records into `journal`, with room for `queue` messages.
     pub fn start(journal: Journal, queue: usize, publishes: PublishRecords) -> Recorder {
         let (tx, rx) = mpsc::channel(queue);
+        let pool = Pool::default();
+        let done = pool.clone();
         std::thread::Builder::new()
             .name("unplug-recorder".into())
-            .spawn(move || record_all(rx, journal, publishes))
+            .spawn(move || record_all(rx, journal, publishes, done))
             .expect("a thread for the proxy's recorder");
         Recorder {
             tx,
             resume: (queue / 4).max(1),
+            pool,
         }
+    }
+
+    /// A read buffer the recorder is done with, if one waits (empty, with its capacity).
+    pub fn buffer(&self) -> Option<BytesMut> {
+        self.pool.lock().ok()?.pop()
     }
 
     /// A proxy record about connection `conn`, stamped now, in order with its wire records.
@@ -160,7 +184,12 @@ const IDLE_MAX: Duration = Duration::from_millis(2);
 /// for work on its own instead of being woken: a link that sends does not make a system call
 /// to wake it, which on a round trip costs more than the recording saves (measured: p50 +10 us
 /// with a wake per chunk). Records come at most `IDLE_MAX` later; their times do not move.
-fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: PublishRecords) {
+fn record_all(
+    mut rx: mpsc::Receiver<Message>,
+    journal: Journal,
+    publishes: PublishRecords,
+    pool: Pool,
+) {
     let runs = publishes == PublishRecords::Runs;
     let mut conns: HashMap<u64, [WireTap; 2]> = HashMap::new();
     let mut idle = IDLE_MIN;
@@ -233,6 +262,7 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
                     }
                 }
                 tap.flush_at(&journal, at);
+                recycle(&pool, bytes);
             }
             Message::Event { conn, at, event } => {
                 if let Some(taps) = conns.get_mut(&conn) {
@@ -250,6 +280,23 @@ fn record_all(mut rx: mpsc::Receiver<Message>, journal: Journal, publishes: Publ
                 journal.write_out();
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// Give a chunk's memory back to the links when nothing else holds it (the link reads into a
+/// new buffer before it hands a chunk over, so usually nothing does).
+fn recycle(pool: &Pool, bytes: Bytes) {
+    let Ok(mut b) = bytes.try_into_mut() else {
+        return;
+    };
+    if b.capacity() < POOL_BUF_MIN || b.capacity() > POOL_BUF_MAX {
+        return;
+    }
+    b.clear();
+    if let Ok(mut pool) = pool.lock() {
+        if pool.len() < POOL_MAX {
+            pool.push(b);
         }
     }
 }
@@ -305,6 +352,9 @@ impl WireTap {
     /// Record PUBLISHes as runs (`true`) or one by one.
     pub fn with_runs(mut self, runs: bool) -> WireTap {
         self.runs = runs;
+        // The decoder counts the PUBLISHes that repeat the one before them instead of
+        // decoding each: they would join its run here anyway.
+        self.decoder.fold_publishes(runs);
         self
     }
 
@@ -318,6 +368,8 @@ impl WireTap {
     pub fn flush_at(&mut self, journal: &Journal, at: Stamp) {
         let mut pending = std::mem::take(&mut self.pending);
         let fates = std::mem::take(&mut self.fates);
+        let mut folds = std::mem::take(self.decoder.folds());
+        let mut fold = folds.iter().peekable();
         let mut fate = fates.iter();
         let (mut upto, mut dropped) = (0, false);
         for (i, d) in pending.drain(..).enumerate() {
@@ -328,6 +380,13 @@ impl WireTap {
                 if let Some((topic, retain, payload_len, size)) = run_member(&d) {
                     let key = (topic, retain, payload_len);
                     self.add_to_run(journal, key, dropped, size, at);
+                    // The PUBLISHes the decoder folded into this one: the same feed (fate),
+                    // topic, retain flag and payload size, so the same run.
+                    if let Some(f) = fold.next_if(|f| f.index == i) {
+                        let r = self.run.as_mut().expect("a run was just added to");
+                        r.count += f.count;
+                        r.bytes += f.bytes;
+                    }
                     continue;
                 }
             }
@@ -339,10 +398,13 @@ impl WireTap {
                 to_event(self.conn, self.from, dropped, d),
             );
         }
+        debug_assert!(fold.next().is_none(), "every fold is on a run's PUBLISH");
         // The allocations are kept for the next chunk.
         self.pending = pending;
         self.fates = fates;
         self.fates.clear();
+        folds.clear();
+        *self.decoder.folds() = folds;
     }
 
     fn add_to_run(
@@ -547,6 +609,161 @@ mod tests {
         }
         p.resize(p.len() + payload, b'x');
         p
+    }
+
+    #[tokio::test]
+    async fn a_chunk_the_recorder_is_done_with_comes_back_as_an_empty_read_buffer() {
+        let journal = Journal::in_memory();
+        let recorder = Recorder::start(journal.clone(), 4, PublishRecords::Each);
+        let waits = AtomicU64::new(0);
+        recorder.send(Message::Opened { conn: 1 }, &waits).await;
+        let mut buf = BytesMut::with_capacity(POOL_BUF_MIN);
+        buf.extend_from_slice(&[0xc0, 0]);
+        let shared = buf.split().freeze();
+        let bytes = shared.clone();
+        let m = |bytes| Message::Bytes {
+            conn: 1,
+            flow: Flow::Up,
+            at: Stamp::now(),
+            bytes,
+            fates: Fates::All { dropped: false },
+        };
+        drop(buf);
+        // Still held here: not given back.
+        recorder.send(m(bytes), &waits).await;
+        recorder.settle().await;
+        assert!(recorder.buffer().is_none());
+        recorder.send(m(shared), &waits).await;
+        recorder.settle().await;
+        let b = recorder.buffer().expect("the buffer came back");
+        assert!(b.is_empty() && b.capacity() >= POOL_BUF_MIN);
+        assert_eq!(journal.records().len(), 2, "both PINGREQs recorded");
+    }
+
+    /// Records as the journal keeps them (every field, and the times).
+    fn recorded(journal: &Journal) -> Vec<String> {
+        journal
+            .records()
+            .iter()
+            .map(|r| format!("{:?} {:?} {:?}", r.t, r.actor, r.event))
+            .collect()
+    }
+
+    #[test]
+    fn folding_publishes_in_the_decoder_records_the_same_runs() {
+        // One tap whose decoder folds repeated PUBLISHes, one that decodes each (what the runs
+        // were built from before): fed the same bytes in the same chunks with the same fates,
+        // they record the same thing, whatever the mix of packets and the cuts.
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for (v5, ws) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut stream = Vec::new();
+            for i in 0..3000 {
+                let topic: &[u8] = match next(8) {
+                    0 => b"b",
+                    // Two different invalid UTF-8 topics: the same lossy string.
+                    1 => b"\xff",
+                    2 => b"\xfe",
+                    _ => b"a",
+                };
+                let b0 = match next(12) {
+                    0 => 0x31,              // retain
+                    1 => 0x38,              // dup
+                    2 => 0x32,              // QoS 1
+                    3 => 0xc0,              // PINGREQ
+                    _ if i == 2900 => 0x36, // QoS 3: undecodable, the rest only counted
+                    _ => 0x30,
+                };
+                if b0 == 0xc0 {
+                    stream.extend_from_slice(&[0xc0, 0]);
+                    continue;
+                }
+                let mut body = vec![0, topic.len() as u8];
+                body.extend_from_slice(topic);
+                if b0 & 6 != 0 {
+                    body.extend_from_slice(&[0, 9]);
+                }
+                if v5 {
+                    if next(3) == 0 {
+                        body.extend_from_slice(&[2, 0x01, 1]); // payload format indicator
+                    } else {
+                        body.push(0);
+                    }
+                }
+                body.resize(body.len() + 3 + next(2) as usize, b'x');
+                stream.push(b0);
+                stream.push(body.len() as u8);
+                stream.extend_from_slice(&body);
+            }
+            if ws {
+                // The same MQTT bytes in masked WebSocket frames of any size, a ping among
+                // them now and then.
+                let mqtt = std::mem::take(&mut stream);
+                stream = crate::actor::v5wire::ws_upgrade("x", "/mqtt", "k");
+                let mut rest = &mqtt[..];
+                while !rest.is_empty() {
+                    let n = (1 + next(200) as usize).min(rest.len());
+                    let mask = (next(u64::MAX) as u32).to_ne_bytes();
+                    stream.extend(crate::actor::v5wire::ws_frame(&rest[..n], mask));
+                    rest = &rest[n..];
+                    if next(20) == 0 {
+                        stream.extend_from_slice(&[0x89, 0x80, 1, 2, 3, 4]);
+                    }
+                }
+            }
+            // The cuts: per flush, one to three feeds (pieces of a chunk, each its own fate),
+            // its stamp, and whether the recorder caught up after it.
+            let mut plan = Vec::new();
+            let mut left = stream.len();
+            while left > 0 {
+                let mut feeds = Vec::new();
+                for _ in 0..=next(3) {
+                    let n = (1 + next(300) as usize).min(left);
+                    feeds.push((n, next(4) == 0));
+                    left -= n;
+                }
+                plan.push((feeds, Stamp::now(), next(5) == 0));
+            }
+            // Both into one journal (the same start), one after the other.
+            let journal = Journal::in_memory();
+            let mut folded = 0;
+            for fold in [true, false] {
+                let level = Arc::new(AtomicU8::new(if v5 { 5 } else { 4 }));
+                let mut tap = WireTap::new(1, Flow::Up, level).with_runs(true);
+                tap.decoder.fold_publishes(fold);
+                let mut rest = &stream[..];
+                for (feeds, at, caught_up) in &plan {
+                    for &(n, dropped) in feeds {
+                        tap.feed(&rest[..n], dropped);
+                        rest = &rest[n..];
+                    }
+                    folded += tap.decoder.folds().len();
+                    tap.flush_at(&journal, *at);
+                    if *caught_up {
+                        tap.end_run(&journal);
+                    }
+                }
+                tap.end_run(&journal);
+            }
+            assert!(folded > 100, "PUBLISHes were folded");
+            let all = recorded(&journal);
+            let (f, e) = all.split_at(all.len() / 2);
+            assert!(e.len() > 100);
+            if let Some(i) = (0..f.len().max(e.len())).find(|&i| f.get(i) != e.get(i)) {
+                panic!(
+                    "v5 {v5}, ws {ws}: record {i} of {}/{}:\n folding {:?}\n each    {:?}",
+                    f.len(),
+                    e.len(),
+                    f.get(i),
+                    e.get(i)
+                );
+            }
+        }
     }
 
     #[test]

@@ -92,6 +92,16 @@ pub enum Decoded {
     },
 }
 
+/// QoS 0 PUBLISHes a folding decoder counted instead of decoding (see
+/// [`Decoder::fold_publishes`]): `count` more like the unit at `index` of `out`, `bytes` of
+/// MQTT packets in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fold {
+    pub index: usize,
+    pub count: u64,
+    pub bytes: u64,
+}
+
 /// A WebSocket frame opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -376,8 +386,23 @@ impl Decoder {
         self.direction
     }
 
+    /// Fold PUBLISH runs (what the proxy's tap does for `publishes = "runs"`): a QoS 0 PUBLISH
+    /// that follows one with the same topic, retain flag and payload size in the same `feed`
+    /// is not appended to `out` but counted in [`Decoder::folds`] against it, so a flood of
+    /// them costs no topic string and no unit each. Whoever folds reads the folds with the
+    /// units and clears both together.
+    pub fn fold_publishes(&mut self, on: bool) {
+        self.mqtt.fold_publishes(on);
+    }
+
+    /// What was folded since the caller last cleared this, in the order of `out`.
+    pub fn folds(&mut self) -> &mut Vec<Fold> {
+        &mut self.mqtt.folds
+    }
+
     /// Feeds the next chunk; appends whatever became complete to `out`, in stream order.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Decoded>) {
+        self.mqtt.floor = out.len();
         let at = self.offset;
         self.offset += chunk.len() as u64;
         if matches!(self.state, State::Dead) {

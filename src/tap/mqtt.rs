@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::{Bad, Decoded, Fields, Framing, PacketInfo, PacketKind, WillInfo};
+use super::{Bad, Decoded, Fields, Fold, Framing, PacketInfo, PacketKind, WillInfo};
 
 /// Largest remaining length we are willing to buffer. Anything larger is reported as undecodable
 /// rather than held in memory: the tap observes, it must not become the proxy's memory hog.
@@ -90,6 +90,14 @@ pub struct Stream {
     /// Raw stream offset and framing of `buf[0]`.
     start_offset: u64,
     start_framing: Framing,
+    /// Fold QoS 0 PUBLISHes into the one before them (see [`Decoder::fold_publishes`]) ...
+    ///
+    /// [`Decoder::fold_publishes`]: super::Decoder::fold_publishes
+    fold: bool,
+    /// ... onto units at or after this index of `out` (those of the current feed) ...
+    pub floor: usize,
+    /// ... and which were folded so far.
+    pub folds: Vec<Fold>,
 }
 
 impl Stream {
@@ -102,7 +110,14 @@ impl Stream {
             header_len: 0,
             start_offset: 0,
             start_framing: Framing::Tcp,
+            fold: false,
+            floor: 0,
+            folds: Vec::new(),
         }
+    }
+
+    pub fn fold_publishes(&mut self, on: bool) {
+        self.fold = on;
     }
 
     /// Gives the buffer back once the stream is dead.
@@ -135,8 +150,12 @@ impl Stream {
                     let total = header_len + remaining;
                     if total <= data.len() {
                         let pkt = &data[..total];
-                        self.parse(pkt, header_len, framing, out)
-                            .map_err(|reason| Bad::new(raw, pkt, &[], reason))?;
+                        // (A packet that straddled two feeds, above, is never folded: rare,
+                        // and folding is only ever a shortcut.)
+                        if !(self.fold && self.folded(pkt, header_len, out)) {
+                            self.parse(pkt, header_len, framing, out)
+                                .map_err(|reason| Bad::new(raw, pkt, &[], reason))?;
+                        }
                         data = &data[total..];
                         raw += total as u64;
                     } else {
@@ -243,6 +262,62 @@ impl Stream {
             ));
         }
         Ok(())
+    }
+
+    /// Is `pkt` a QoS 0 PUBLISH like the unit before it in this feed (a QoS 0 PUBLISH with the
+    /// same topic bytes, retain flag and payload size)? Then it is counted in `folds` instead of
+    /// becoming a unit: no topic string, no `Decoded`. Anything else, malformed packets
+    /// included, is left to [`Stream::parse`], which says what it is.
+    #[inline(always)]
+    fn folded(&mut self, pkt: &[u8], header_len: usize, out: &[Decoded]) -> bool {
+        let b0 = pkt[0];
+        if b0 >> 4 != 3 || (b0 >> 1) & 3 != 0 || out.len() <= self.floor {
+            return false;
+        }
+        let Some(Decoded::Packet(PacketInfo {
+            kind: PacketKind::Publish,
+            fields:
+                Fields::Publish {
+                    topic: last_topic,
+                    qos: 0,
+                    retain: last_retain,
+                    payload_len: last_payload,
+                    ..
+                },
+            ..
+        })) = out.last()
+        else {
+            return false;
+        };
+        let mut r = Reader(&pkt[header_len..]);
+        let Ok(topic) = r.string() else {
+            return false;
+        };
+        // Equal bytes are the same topic string: a topic that is not UTF-8 never equals a
+        // String's bytes, and goes the long way (its lossy string may still match the run's).
+        if topic != last_topic.as_bytes() || (b0 & 1 != 0) != *last_retain {
+            return false;
+        }
+        if self.v5() && r.properties().is_err() {
+            return false;
+        }
+        if r.0.len() != *last_payload {
+            return false;
+        }
+        let index = out.len() - 1;
+        let bytes = pkt.len() as u64;
+        match self.folds.last_mut() {
+            Some(f) if f.index == index => {
+                f.count += 1;
+                f.bytes += bytes;
+            }
+            _ => self.folds.push(Fold {
+                index,
+                count: 1,
+                bytes,
+            }),
+        }
+        true
     }
 
     /// Protocol level used for packets that do not carry it themselves. Unknown (0) is read as
