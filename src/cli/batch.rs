@@ -108,13 +108,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|_| (broker.label().to_string(), "-".to_string()))
         .collect();
-    write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, &labels)?;
-    let rows = suite::table_rows(&batch.runs);
-    print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
-    write_file(
-        &out.join("SUITE.md"),
-        &(interrupted_note(&batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
-    )?;
+    write_suite(&out, &batch, &labels)?;
     machine.write(&batch, "suite")?;
     shard.write_manifest(&out, "suite", Vec::new(), plan, &owned, &batch)?;
     Ok(children_exit_code(&batch))
@@ -289,6 +283,21 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     machine.write(&batch, "conformance")?;
     shard.write_manifest(&out, "conformance", labels, plan, &owned, &batch)?;
     Ok(children_exit_code(&batch))
+}
+
+/// SUITE.svg, the table on stdout and SUITE.md: a suite's, or its shards' merged.
+pub fn write_suite(
+    out: &std::path::Path,
+    batch: &suite::Batch,
+    labels: &[(String, String)],
+) -> anyhow::Result<()> {
+    write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, labels)?;
+    let rows = suite::table_rows(&batch.runs);
+    print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
+    write_file(
+        &out.join("SUITE.md"),
+        &(interrupted_note(batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
+    )
 }
 
 /// Print the conformance table and write CONFORMANCE.md: `labels` are the broker columns,

@@ -130,15 +130,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let command = manifests[0].command.as_str();
     let labels: Vec<(String, String)> = assembly.plan.iter().map(|p| p.picture.clone()).collect();
     match command {
-        "suite" => {
-            write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, &labels)?;
-            let rows = suite::table_rows(&batch.runs);
-            print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
-            write_file(
-                &out.join("SUITE.md"),
-                &(interrupted_note(&batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
-            )?;
-        }
+        "suite" => super::batch::write_suite(&out, &batch, &labels)?,
         "compare" => {
             write_picture(
                 &out.join("COMPARE.svg"),
