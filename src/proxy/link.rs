@@ -172,7 +172,7 @@ impl Link {
                     state = *self.net.borrow();
                     let f = *state.flow(self.flow);
                     gate.pieces(&f, &chunk, &mut pieces);
-                    limited = f.limit.is_some() && shape.limit(&f, &mut pieces);
+                    limited = shape.limit(&f, &mut pieces);
                     if f.drop_packets != 0 && gate.is_opaque() && !told_opaque {
                         told_opaque = true;
                         let message = format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id);
