@@ -94,4 +94,5 @@ pub mod scenario;
 pub mod shard;
 pub mod suite;
 pub mod tap;
+pub mod tls;
 pub mod toxi;

@@ -37,11 +37,12 @@ pub enum Test {
 
 impl Test {
     fn scenario(self, t: Transport) -> &'static str {
-        match (self, t) {
-            (Test::AbruptClose, Transport::Tcp) => "close",
-            (Test::AbruptClose, Transport::Ws) => "ws-close",
-            (Test::Silent(_), Transport::Tcp) => "native-last-will",
-            (Test::Silent(_), Transport::Ws) => "ws-last-will",
+        // Over TLS: the same scenarios, with `--transport` saying TLS.
+        match (self, t.is_ws()) {
+            (Test::AbruptClose, false) => "close",
+            (Test::AbruptClose, true) => "ws-close",
+            (Test::Silent(_), false) => "native-last-will",
+            (Test::Silent(_), true) => "ws-last-will",
             (Test::V5Normal, _) => "v5-disconnect-normal-short",
             (Test::V5WithWill, _) => "v5-disconnect-with-will",
             (Test::DelayNoSession, _) => "v5-will-delay-no-session",
@@ -85,11 +86,11 @@ pub fn plan(
     let mut out = Vec::new();
     for (b, label) in brokers {
         for &t in transports {
-            if t == Transport::Ws && !offers_ws(b) {
+            if !offers(b, t) {
                 continue;
             }
             for test in Test::all() {
-                let runnable = !(test.v5() && t == Transport::Ws && *b == BrokerChoice::Builtin);
+                let runnable = !(test.v5() && t.is_ws() && *b == BrokerChoice::Builtin);
                 let scenario = test.scenario(t);
                 let n = match test {
                     Test::Silent(i) => format!(".{i}"),
@@ -115,9 +116,15 @@ pub fn plan(
 }
 
 /// A URL broker offers WebSocket only when a ws:// URL was given.
-fn offers_ws(b: &BrokerChoice) -> bool {
+/// Does the broker have a listener for `t`? (A URL broker: only those the user listed.)
+fn offers(b: &BrokerChoice, t: Transport) -> bool {
     match b {
-        BrokerChoice::Url(u) => u.ws.is_some(),
+        BrokerChoice::Url(u) => match t {
+            Transport::Tcp => u.tcp.is_some(),
+            Transport::Ws => u.ws.is_some(),
+            Transport::Tls => u.tls.is_some(),
+            Transport::Wss => u.wss.is_some(),
+        },
         _ => true,
     }
 }

@@ -16,10 +16,11 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use super::v5wire;
 use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
+use crate::tls::Stream;
 
 /// One v5 connection to the broker (through the proxy).
 pub struct Session {
-    stream: TcpStream,
+    stream: Stream,
     decoder: Decoder,
     decoded: Vec<Decoded>,
     keepalive: Duration,
@@ -64,24 +65,43 @@ impl Session {
         keepalive: Duration,
         limit: Duration,
     ) -> Result<(Session, Connack), String> {
-        Self::connect_at(port, ws_path, connect, keepalive, limit, 5).await
+        Self::connect_at(port, ws_path, None, connect, keepalive, limit, 5).await
     }
 
     /// [`Session::connect`] speaking MQTT `level` (4: 3.1.1, 5), as the CONNECT it is given.
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect_at(
         port: u16,
         ws_path: Option<&str>,
+        tls: Option<&crate::tls::Trust>,
         connect: &[u8],
         keepalive: Duration,
         limit: Duration,
         level: u8,
     ) -> Result<(Session, Connack), String> {
         let deadline = Instant::now() + limit;
-        let stream = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
+        let tcp = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
             .await
             .map_err(|_| "network timeout (no CONNACK within the connection timeout)".to_string())?
             .map_err(|e| format!("I/O: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(trust) => {
+                let config = trust.client_config().map_err(|e| format!("TLS: {e:#}"))?;
+                let name = trust.server_name().map_err(|e| format!("TLS: {e:#}"))?;
+                let tls = timeout_at(
+                    deadline,
+                    tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+                )
+                .await
+                .map_err(|_| {
+                    "network timeout (no CONNACK within the connection timeout)".to_string()
+                })?
+                .map_err(|e| format!("TLS: {e}"))?;
+                Stream::Client(Box::new(tls))
+            }
+        };
         let mut s = Session {
             stream,
             decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(level))),
@@ -213,7 +233,12 @@ impl Session {
     async fn write_ws_ping(&mut self) -> Result<(), String> {
         let mask = self.ws_mask.unwrap_or_default();
         let frame = [0x89, 0x80, mask[0], mask[1], mask[2], mask[3]];
-        match timeout(self.step, self.stream.write_all(&frame)).await {
+        match timeout(self.step, async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await
+        })
+        .await
+        {
             Err(_) => Err("timed out writing to the network".into()),
             Ok(r) => r.map_err(|e| format!("I/O: {e}")),
         }
@@ -229,7 +254,12 @@ impl Session {
             }
             None => bytes,
         };
-        match timeout(self.step, self.stream.write_all(bytes)).await {
+        match timeout(self.step, async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        })
+        .await
+        {
             Err(_) => Err("timed out writing to the network".into()),
             Ok(r) => r.map_err(|e| format!("I/O: {e}")),
         }

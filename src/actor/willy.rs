@@ -32,14 +32,34 @@ pub struct Target {
     pub transport: Transport,
     pub port: u16,
     pub ws_path: String,
+    /// Over TLS: what willy trusts (the proxy's certificate, from the run's CA; or the
+    /// broker's own when the proxy passes TLS through).
+    #[serde(default)]
+    pub tls: Option<crate::tls::Trust>,
 }
 
 impl Target {
     pub fn url(&self) -> String {
-        match self.transport {
-            Transport::Tcp => format!("mqtt://127.0.0.1:{}", self.port),
-            Transport::Ws => format!("ws://127.0.0.1:{}{}", self.port, self.ws_path),
+        let scheme = self.transport.scheme();
+        match self.transport.is_ws() {
+            false => format!("{scheme}://127.0.0.1:{}", self.port),
+            true => format!("{scheme}://127.0.0.1:{}{}", self.port, self.ws_path),
         }
+    }
+
+    /// willy's TLS config, for a TLS transport.
+    pub fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+        if !self.transport.is_tls() {
+            return Ok(None);
+        }
+        let trust = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| "a TLS transport without a trust for willy".to_string())?;
+        trust
+            .client_config()
+            .map(Some)
+            .map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -71,13 +91,10 @@ impl Willy {
 
     fn options(&self) -> MqttOptions {
         let s = &self.scenario;
-        let mut o = match self.target.transport {
-            Transport::Tcp => MqttOptions::new("willy", "127.0.0.1", self.target.port),
-            Transport::Ws => {
-                let mut o = MqttOptions::new("willy", self.target.url(), self.target.port);
-                o.set_transport(MqttTransport::Ws);
-                o
-            }
+        let mut o = if self.target.transport.is_ws() {
+            MqttOptions::new("willy", self.target.url(), self.target.port)
+        } else {
+            MqttOptions::new("willy", "127.0.0.1", self.target.port)
         };
         o.set_keep_alive(s.keepalive);
         o.set_clean_session(s.clean_session);
@@ -85,6 +102,19 @@ impl Willy {
         let max = crate::limits::CLIENT_MAX_PACKET;
         o.set_max_packet_size(max, max);
         crate::broker::access::apply_v4(&mut o);
+        // After the run's clients' TLS (apply_v4): willy reaches the proxy, not the broker.
+        let tls = self.target.tls_config().unwrap_or_else(|e| {
+            self.record(Event::Note {
+                message: format!("willy's TLS: {e}"),
+            });
+            None
+        });
+        o.set_transport(match (self.target.transport, tls) {
+            (Transport::Ws, _) => MqttTransport::Ws,
+            (Transport::Wss, Some(c)) => MqttTransport::Wss(rumqttc::TlsConfiguration::Rustls(c)),
+            (Transport::Tls, Some(c)) => crate::broker::access::rumqttc_tls(c),
+            _ => MqttTransport::Tcp,
+        });
         if let Some(w) = &s.will {
             let qos = match w.qos {
                 0 => QoS::AtMostOnce,
@@ -240,13 +270,20 @@ impl Willy {
                 login.as_ref(),
             )
         };
-        let ws_path = match self.target.transport {
-            Transport::Ws => Some(self.target.ws_path.as_str()),
-            Transport::Tcp => None,
+        let ws_path = match self.target.transport.is_ws() {
+            true => Some(self.target.ws_path.as_str()),
+            false => None,
+        };
+        let tls = match self.target.transport.is_tls() {
+            true => Some(self.target.tls.as_ref().ok_or_else(|| {
+                StepError::Failed("a TLS transport without a trust for willy".into())
+            })?),
+            false => None,
         };
         let (mut session, connack) = Session::connect_at(
             self.target.port,
             ws_path,
+            tls,
             &connect,
             s.keepalive,
             s.connect_timeout,

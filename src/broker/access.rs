@@ -45,17 +45,41 @@ pub fn login() -> Option<Login> {
     LOGIN.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// Give a rumqttc 3.1.1 client the run's login.
+static TLS: RwLock<Option<std::sync::Arc<rustls::ClientConfig>>> = RwLock::new(None);
+
+/// From now on every client of the run that reaches the broker itself (monit, pubby, the
+/// twin, the late subscriber) speaks TLS with this config (None: plain TCP).
+pub fn set_tls(config: Option<std::sync::Arc<rustls::ClientConfig>>) {
+    *TLS.write().unwrap_or_else(|p| p.into_inner()) = config;
+}
+
+/// The run's TLS for the clients that reach the broker itself, if it is a TLS run.
+pub fn tls() -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    TLS.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// rumqttc's transport for a TLS config.
+pub fn rumqttc_tls(config: std::sync::Arc<rustls::ClientConfig>) -> rumqttc::Transport {
+    rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(config))
+}
+
+/// Give a rumqttc 3.1.1 client the run's login, and its TLS.
 pub fn apply_v4(o: &mut rumqttc::MqttOptions) {
     if let Some(l) = login() {
         o.set_credentials(l.username, l.password.unwrap_or_default());
     }
+    if let Some(c) = tls() {
+        o.set_transport(rumqttc_tls(c));
+    }
 }
 
-/// Give a rumqttc MQTT 5 client the run's login.
+/// Give a rumqttc MQTT 5 client the run's login, and its TLS.
 pub fn apply_v5(o: &mut rumqttc::v5::MqttOptions) {
     if let Some(l) = login() {
         o.set_credentials(l.username, l.password.unwrap_or_default());
+    }
+    if let Some(c) = tls() {
+        o.set_transport(rumqttc_tls(c));
     }
 }
 

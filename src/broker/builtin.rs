@@ -13,6 +13,7 @@ use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use super::{hold_port, wait_until_accepting, Broker, Endpoints};
 use crate::event::Journal;
+use crate::tls::RunCerts;
 
 /// The version we embed: Cargo.toml pins it exactly.
 pub const VERSION: &str = "0.20.0";
@@ -43,7 +44,30 @@ fn listener(name: &str, addr: SocketAddr) -> ServerSettings {
     }
 }
 
-fn config(tcp: SocketAddr, ws: SocketAddr, v5: SocketAddr) -> Config {
+/// A listener that serves the run's certificate. No `capath`: without rumqttd's
+/// `verify-client-cert` feature (not built) it would be ignored, with a warning.
+fn tls_listener(name: &str, addr: SocketAddr, certs: &RunCerts) -> ServerSettings {
+    ServerSettings {
+        tls: Some(rumqttd::TlsConfig::Rustls {
+            capath: None,
+            certpath: certs.cert.display().to_string(),
+            keypath: certs.key.display().to_string(),
+        }),
+        ..listener(name, addr)
+    }
+}
+
+/// The listeners' addresses, plain and TLS.
+struct Ports {
+    tcp: SocketAddr,
+    ws: SocketAddr,
+    v5: SocketAddr,
+    tls: SocketAddr,
+    wss: SocketAddr,
+    v5_tls: SocketAddr,
+}
+
+fn config(p: &Ports, certs: &RunCerts) -> Config {
     Config {
         id: 0,
         router: RouterConfig {
@@ -53,10 +77,19 @@ fn config(tcp: SocketAddr, ws: SocketAddr, v5: SocketAddr) -> Config {
             max_segment_count: 10,
             ..RouterConfig::default()
         },
-        v4: Some(HashMap::from([("1".to_string(), listener("v4-1", tcp))])),
-        ws: Some(HashMap::from([("1".to_string(), listener("ws-1", ws))])),
-        // rumqttd's WebSocket listener speaks 3.1.1 only; MQTT 5 has this TCP listener.
-        v5: Some(HashMap::from([("1".to_string(), listener("v5-1", v5))])),
+        v4: Some(HashMap::from([
+            ("1".to_string(), listener("v4-1", p.tcp)),
+            ("2".to_string(), tls_listener("v4-tls", p.tls, certs)),
+        ])),
+        ws: Some(HashMap::from([
+            ("1".to_string(), listener("ws-1", p.ws)),
+            ("2".to_string(), tls_listener("wss", p.wss, certs)),
+        ])),
+        // rumqttd's WebSocket listener speaks 3.1.1 only; MQTT 5 has these TCP listeners.
+        v5: Some(HashMap::from([
+            ("1".to_string(), listener("v5-1", p.v5)),
+            ("2".to_string(), tls_listener("v5-tls", p.v5_tls, certs)),
+        ])),
         ..Config::default()
     }
 }
@@ -67,11 +100,25 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
         anyhow::bail!("the builtin broker runs once per process (rumqttd has no shutdown API)");
     }
     // Held until rumqttd listens on them (see `PortHold`).
-    let holds = [hold_port()?, hold_port()?, hold_port()?];
-    let [tcp, ws, v5]: [SocketAddr; 3] = holds
-        .each_ref()
-        .map(|h| SocketAddr::from(([127, 0, 0, 1], h.port)));
-    let cfg = config(tcp, ws, v5);
+    let holds = [(); 6].map(|_| hold_port());
+    let holds = holds.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let at: Vec<SocketAddr> = holds
+        .iter()
+        .map(|h| SocketAddr::from(([127, 0, 0, 1], h.port)))
+        .collect();
+    let ports = Ports {
+        tcp: at[0],
+        ws: at[1],
+        v5: at[2],
+        tls: at[3],
+        wss: at[4],
+        v5_tls: at[5],
+    };
+    // rumqttd reads its certificate files again for every TLS connection: they live as long
+    // as the broker does (the run).
+    let files = super::mosquitto::TempDir::new()?;
+    let certs = RunCerts::generate(files.path(), &[])?;
+    let cfg = config(&ports, &certs);
     std::thread::Builder::new()
         .name("rumqttd".into())
         .spawn(move || {
@@ -82,19 +129,26 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
         })?;
     // Bind failures are only logged by rumqttd: a listener that never accepts is how we learn.
     let within = Duration::from_secs(10);
-    wait_until_accepting(tcp, within).await?;
-    wait_until_accepting(ws, within).await?;
-    wait_until_accepting(v5, within).await?;
+    for addr in &at {
+        wait_until_accepting(*addr, within).await?;
+    }
     drop(holds);
     Ok(Broker {
         name: format!("rumqttd {VERSION} (builtin)"),
         endpoints: Endpoints {
-            tcp,
-            ws: Some(ws),
+            tcp: ports.tcp,
+            ws: Some(ports.ws),
             ws_path: "/mqtt".to_string(),
-            v5: Some(v5),
+            v5: Some(ports.v5),
+            tls: Some(ports.tls),
+            wss: Some(ports.wss),
+            v5_tls: Some(ports.v5_tls),
+            no_plain: false,
         },
         profile: super::profile::Profile::rumqttd(),
         process: None,
+        trust: Some(certs.trust()),
+        certs: Some(certs),
+        files: Some(files),
     })
 }

@@ -34,6 +34,14 @@ pub struct Endpoints {
     pub ws_path: String,
     /// MQTT 5 over TCP when it has a listener of its own (rumqttd); None: `tcp` speaks both.
     pub v5: Option<SocketAddr>,
+    /// MQTT over TLS, if the broker has such a listener.
+    pub tls: Option<SocketAddr>,
+    /// MQTT over WebSocket over TLS (its path is `ws_path`), if it has one.
+    pub wss: Option<SocketAddr>,
+    /// MQTT 5 over TLS when it has a listener of its own (rumqttd); None: `tls` speaks both.
+    pub v5_tls: Option<SocketAddr>,
+    /// The broker takes TLS only (a URL broker without tcp://): `tcp` is its TLS listener.
+    pub no_plain: bool,
 }
 
 impl Endpoints {
@@ -44,7 +52,69 @@ impl Endpoints {
             crate::scenario::Protocol::V311 => self.tcp,
         }
     }
+
+    /// Where willy's proxy forwards to for a scenario over `transport` speaking `protocol`;
+    /// `name` is the broker's, for the error when it has no such listener.
+    pub fn for_willy(
+        &self,
+        name: &str,
+        transport: Transport,
+        protocol: Protocol,
+    ) -> anyhow::Result<SocketAddr> {
+        let missing = |what: &str| anyhow::anyhow!("{name} has no {what} listener");
+        // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
+        if transport.is_ws() && protocol == Protocol::V5 && self.v5.is_some() {
+            anyhow::bail!(
+                "{name}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL"
+            )
+        }
+        if self.no_plain && !transport.is_tls() {
+            anyhow::bail!("{name} was given by TLS URLs only: run it with --transport tls or wss");
+        }
+        match transport {
+            Transport::Tcp => Ok(self.tcp_for(protocol)),
+            Transport::Ws => self.ws.ok_or_else(|| missing("WebSocket (ws://)")),
+            Transport::Tls => self
+                .tls_for(protocol)
+                .ok_or_else(|| missing("TLS (mqtts://)")),
+            Transport::Wss => self
+                .wss
+                .ok_or_else(|| missing("WebSocket over TLS (wss://)")),
+        }
+    }
+
+    /// The TLS listener for clients of `protocol`, if there is one.
+    pub fn tls_for(&self, protocol: Protocol) -> Option<SocketAddr> {
+        match protocol {
+            Protocol::V5 => self.v5_tls.or(self.tls),
+            Protocol::V311 => self.tls,
+        }
+    }
+
+    /// The endpoints monit and the other clients of the run use: a TLS run's clients all
+    /// speak TLS, so its plain-TCP slots point at the TLS listeners (the clients take TLS
+    /// from [`access::set_tls`]).
+    pub fn for_clients(&self, name: &str, transport: Transport) -> anyhow::Result<Endpoints> {
+        if !transport.is_tls() {
+            if self.no_plain {
+                anyhow::bail!(
+                    "{name} was given by TLS URLs only: run it with --transport tls or wss"
+                );
+            }
+            return Ok(self.clone());
+        }
+        let tls = self
+            .tls
+            .ok_or_else(|| anyhow::anyhow!("{name} has no TLS (mqtts://) listener for monit"))?;
+        Ok(Endpoints {
+            tcp: tls,
+            v5: self.v5_tls,
+            ..self.clone()
+        })
+    }
 }
+
+use crate::scenario::{Protocol, Transport};
 
 /// A broker the run uses. Dropping it stops it, where stopping is possible.
 pub struct Broker {
@@ -55,6 +125,12 @@ pub struct Broker {
     pub profile: profile::Profile,
     /// The child process, for a broker we started (mosquitto): stopped by `stop` or on drop.
     pub process: Option<mosquitto::Process>,
+    /// Its TLS listeners' certificates when we made them (builtin, mosquitto): the run's own.
+    pub certs: Option<crate::tls::RunCerts>,
+    /// How our clients check its TLS listeners: the run's CA, or what the user said.
+    pub trust: Option<crate::tls::Trust>,
+    /// The private dir its files are in, removed with it (the builtin's certificates).
+    pub files: Option<mosquitto::TempDir>,
 }
 
 impl Broker {
@@ -116,6 +192,7 @@ impl BrokerChoice {
             }
             BrokerChoice::Url(u) => {
                 v.push(u.for_child());
+                v.extend(u.tls_options.args());
                 if let Some(p) = &u.profile {
                     v.extend(["--profile".to_string(), p.clone()]);
                 }

@@ -145,13 +145,33 @@ socket_domain ipv4
     )
 }
 
-/// A private temp dir for one broker's config, removed on drop.
-struct TempDir(tempfile::TempDir);
+/// The TLS listeners (MQTT over TLS, WebSocket over TLS) added to [`config_with`]'s, with
+/// the run's certificate. No `cafile`: mosquitto asks no client certificate then.
+pub fn tls_listeners(tls_port: u16, wss_port: u16, cert: &Path, key: &Path) -> String {
+    let (cert, key) = (cert.display(), key.display());
+    format!(
+        "listener {tls_port} 127.0.0.1
+protocol mqtt
+socket_domain ipv4
+certfile {cert}
+keyfile {key}
+listener {wss_port} 127.0.0.1
+protocol websockets
+socket_domain ipv4
+certfile {cert}
+keyfile {key}
+"
+    )
+}
+
+/// A private temp dir for one broker's files (mosquitto's config, the run's certificates),
+/// removed on drop.
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     /// A new dir with a random name in $TMPDIR (never one that already exists), 0700, with our
     /// owner file in it.
-    fn new() -> std::io::Result<TempDir> {
+    pub fn new() -> std::io::Result<TempDir> {
         let tmp = std::env::temp_dir();
         sweep_stale(&tmp);
         let dir = tempfile::Builder::new()
@@ -170,7 +190,7 @@ impl TempDir {
         Ok(TempDir(dir))
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.0.path()
     }
 }
@@ -349,8 +369,9 @@ pub async fn start_with(
     let version = version(&bin)?;
     let dir = TempDir::new().context("creating a temp dir for the mosquitto config")?;
     // Held until mosquitto listens on them (see `PortHold`).
-    let holds = (hold_port()?, hold_port()?);
-    let (tcp_port, ws_port) = (holds.0.port, holds.1.port);
+    let holds = [hold_port()?, hold_port()?, hold_port()?, hold_port()?];
+    let [tcp_port, ws_port, tls_port, wss_port] = holds.each_ref().map(|h| h.port);
+    let certs = crate::tls::RunCerts::generate(dir.path(), &[])?;
     let conf = dir.path().join("mosquitto.conf");
     // /proc/self belongs to our effective uid.
     let as_root = {
@@ -358,7 +379,10 @@ pub async fn start_with(
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
     crate::fsx::create_new(&conf)
-        .and_then(|mut f| f.write_all(config_with(tcp_port, ws_port, as_root, settings).as_bytes()))
+        .and_then(|mut f| {
+            f.write_all(config_with(tcp_port, ws_port, as_root, settings).as_bytes())?;
+            f.write_all(tls_listeners(tls_port, wss_port, &certs.cert, &certs.key).as_bytes())
+        })
         .with_context(|| format!("writing {}", conf.display()))?;
 
     // mosquitto 2.0 writes its log with stdio and does not flush a pipe per line: without
@@ -398,8 +422,10 @@ pub async fn start_with(
 
     let tcp = ([127, 0, 0, 1], tcp_port).into();
     let ws = ([127, 0, 0, 1], ws_port).into();
+    let tls = ([127, 0, 0, 1], tls_port).into();
+    let wss = ([127, 0, 0, 1], wss_port).into();
     let within = Duration::from_secs(10);
-    for addr in [tcp, ws] {
+    for addr in [tcp, ws, tls, wss] {
         if let Err(e) = wait_until_accepting(addr, within).await {
             let exited = process.child.try_wait().ok().flatten();
             process.stop().await;
@@ -419,9 +445,16 @@ pub async fn start_with(
             ws: Some(ws),
             ws_path: "/mqtt".to_string(),
             v5: None,
+            tls: Some(tls),
+            wss: Some(wss),
+            v5_tls: None,
+            no_plain: false,
         },
         profile: super::profile::Profile::mosquitto(&version),
         process: Some(process),
+        trust: Some(certs.trust()),
+        certs: Some(certs),
+        files: None,
     })
 }
 

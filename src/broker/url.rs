@@ -14,6 +14,8 @@
 //! and hides the values of a URL's query.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+
+use anyhow::Context;
 use std::time::Duration;
 
 use super::{wait_until_accepting, Broker, Endpoints};
@@ -38,13 +40,79 @@ impl std::fmt::Display for HostPort {
 
 pub use super::access::Login;
 
+/// How our clients check a URL broker's TLS listeners, and what they show of themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// `--ca FILE`: the CA certificates to trust instead of the system's.
+    pub ca: Option<std::path::PathBuf>,
+    /// `--insecure`: any certificate (a self-signed lab broker). Never the default.
+    pub insecure: bool,
+    /// `--client-cert FILE` and `--client-key FILE`, for a broker that requires them.
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl TlsOptions {
+    /// The flags that give these to a child run.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut path = |flag: &str, p: &Option<std::path::PathBuf>| {
+            if let Some(p) = p {
+                v.extend([flag.to_string(), p.display().to_string()]);
+            }
+        };
+        path("--ca", &self.ca);
+        path("--client-cert", &self.client_cert);
+        path("--client-key", &self.client_key);
+        if self.insecure {
+            v.push("--insecure".to_string());
+        }
+        v
+    }
+
+    /// What our clients trust, checking certificates against `host`; the files are read now,
+    /// and a bad one is named with its flag.
+    pub fn trust(&self, host: &str) -> anyhow::Result<crate::tls::Trust> {
+        use crate::tls::{read_pem, Roots};
+        let roots = match (&self.ca, self.insecure) {
+            (Some(_), true) => anyhow::bail!("--ca and --insecure: give one of them"),
+            (Some(ca), false) => {
+                Roots::Pem(read_pem(ca, "--ca")?, format!("--ca {}", ca.display()))
+            }
+            (None, true) => Roots::Insecure,
+            (None, false) => Roots::System,
+        };
+        let identity = match (&self.client_cert, &self.client_key) {
+            (Some(c), Some(k)) => {
+                Some((read_pem(c, "--client-cert")?, read_pem(k, "--client-key")?))
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--client-cert and --client-key go together"),
+        };
+        Ok(crate::tls::Trust {
+            roots,
+            name: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            identity,
+        })
+    }
+}
+
 /// The endpoints of a broker given by URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrls {
-    /// MQTT over plain TCP (`tcp://` or `mqtt://`): monit's way in, so always present.
-    pub tcp: HostPort,
+    /// MQTT over plain TCP (`tcp://` or `mqtt://`): monit's way in for a plain run.
+    pub tcp: Option<HostPort>,
     /// MQTT over WebSocket (`ws://host:port/path`), with its path (and query, if any).
     pub ws: Option<(HostPort, String)>,
+    /// MQTT over TLS (`mqtts://`, `ssl://`, `tls://`): monit's way in for a TLS run.
+    pub tls: Option<HostPort>,
+    /// MQTT over WebSocket over TLS (`wss://host:port/path`).
+    pub wss: Option<(HostPort, String)>,
+    /// How the TLS listeners are checked.
+    pub tls_options: TlsOptions,
     /// The login every client of the run uses, from the URL's `user:pass@` or the flags.
     pub login: Option<Login>,
     /// The profile to judge by, forced with `--profile`; None: recognise the broker.
@@ -63,7 +131,7 @@ pub enum UrlError {
     #[error("two different logins given (in two URLs, or a URL and --username)")]
     TwoLogins,
     #[error(
-        "{0:?}: unsupported scheme {1:?} (tcp://, mqtt:// and ws:// are supported; TLS is not)"
+        "{0:?}: unsupported scheme {1:?} (tcp://, mqtt://, ws://, mqtts:// and wss:// are supported)"
     )]
     Scheme(String, String),
     #[error("{0:?}: the port must be a number from 1 to 65535")]
@@ -71,7 +139,7 @@ pub enum UrlError {
     #[error("two {0} URLs given; give at most one of each kind")]
     Duplicate(&'static str),
     #[error(
-        "no tcp:// URL given: monit connects to the broker over plain TCP, so one is required"
+        "no tcp:// or mqtts:// URL given: monit connects to the broker over MQTT (plain TCP in a tcp or ws run, TLS in a tls or wss run), so one is required"
     )]
     NoTcp,
 }
@@ -81,6 +149,8 @@ impl BrokerUrls {
     pub fn parse(list: &str) -> Result<BrokerUrls, UrlError> {
         let mut tcp = None;
         let mut ws = None;
+        let mut tls = None;
+        let mut wss = None;
         let mut login: Option<Login> = None;
         for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
             let shown = without_login(url);
@@ -131,15 +201,19 @@ impl BrokerUrls {
                 }
             }
             match scheme.to_ascii_lowercase().as_str() {
-                "tcp" | "mqtt" => {
+                s @ ("tcp" | "mqtt" | "mqtts" | "ssl" | "tls") => {
                     if !path.is_empty() && path != "/" {
                         return Err(malformed());
                     }
-                    if tcp.replace(hp).is_some() {
-                        return Err(UrlError::Duplicate("tcp://"));
+                    let (slot, name) = match s {
+                        "tcp" | "mqtt" => (&mut tcp, "tcp://"),
+                        _ => (&mut tls, "mqtts://"),
+                    };
+                    if slot.replace(hp).is_some() {
+                        return Err(UrlError::Duplicate(name));
                     }
                 }
-                "ws" => {
+                s @ ("ws" | "wss") => {
                     let path = if path.is_empty() {
                         "/mqtt".to_string()
                     } else if path.starts_with('?') {
@@ -147,16 +221,26 @@ impl BrokerUrls {
                     } else {
                         path.to_string()
                     };
-                    if ws.replace((hp, path)).is_some() {
-                        return Err(UrlError::Duplicate("ws://"));
+                    let (slot, name) = match s {
+                        "ws" => (&mut ws, "ws://"),
+                        _ => (&mut wss, "wss://"),
+                    };
+                    if slot.replace((hp, path)).is_some() {
+                        return Err(UrlError::Duplicate(name));
                     }
                 }
                 other => return Err(UrlError::Scheme(shown.clone(), other.to_string())),
             }
         }
+        if tcp.is_none() && tls.is_none() {
+            return Err(UrlError::NoTcp);
+        }
         Ok(BrokerUrls {
-            tcp: tcp.ok_or(UrlError::NoTcp)?,
+            tcp,
             ws,
+            tls,
+            wss,
+            tls_options: TlsOptions::default(),
             login,
             profile: None,
         })
@@ -175,21 +259,30 @@ impl BrokerUrls {
 
     /// The list as it may be shown and written: no login, and the values of a query hidden.
     pub fn describe(&self) -> String {
-        let mut s = format!("tcp://{}", self.tcp);
-        if let Some((hp, path)) = &self.ws {
-            s += &format!(",ws://{hp}{}", redact_query(path));
-        }
-        s
+        self.list(redact_query)
     }
 
     /// The list a child run is given on its command line: the query as it is (the broker
     /// needs it), the login left out (the child gets it through the environment).
     pub fn for_child(&self) -> String {
-        let mut s = format!("tcp://{}", self.tcp);
-        if let Some((hp, path)) = &self.ws {
-            s += &format!(",ws://{hp}{path}");
+        self.list(|p| p.to_string())
+    }
+
+    fn list(&self, path: impl Fn(&str) -> String) -> String {
+        let mut urls = Vec::new();
+        if let Some(hp) = &self.tcp {
+            urls.push(format!("tcp://{hp}"));
         }
-        s
+        if let Some((hp, p)) = &self.ws {
+            urls.push(format!("ws://{hp}{}", path(p)));
+        }
+        if let Some(hp) = &self.tls {
+            urls.push(format!("mqtts://{hp}"));
+        }
+        if let Some((hp, p)) = &self.wss {
+            urls.push(format!("wss://{hp}{}", path(p)));
+        }
+        urls.join(",")
     }
 }
 
@@ -262,24 +355,79 @@ fn resolve(hp: &HostPort) -> anyhow::Result<SocketAddr> {
 /// and learn which broker it is (or take the profile `--profile` forced). A broker that refuses
 /// our login, or closes the connection without a CONNACK, ends the run here.
 pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broker> {
-    let within = Duration::from_secs(5);
-    let tcp = resolve(&urls.tcp)?;
-    wait_until_accepting(tcp, within)
-        .await
-        .map_err(|e| anyhow::anyhow!("--broker tcp://{}: {e:#}", urls.tcp))?;
-    let (ws, ws_path) = match &urls.ws {
-        Some((hp, path)) => {
-            let addr = resolve(hp)?;
-            wait_until_accepting(addr, within)
-                .await
-                .map_err(|e| anyhow::anyhow!("--broker ws://{hp}{}: {e:#}", redact_query(path)))?;
-            (Some(addr), path.clone())
-        }
-        None => (None, "/mqtt".to_string()),
+    async fn reach(scheme: &str, hp: &HostPort, path: &str) -> anyhow::Result<SocketAddr> {
+        let addr = resolve(hp)?;
+        wait_until_accepting(addr, Duration::from_secs(5))
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("--broker {scheme}://{hp}{}: {e:#}", redact_query(path))
+            })?;
+        Ok(addr)
+    }
+    let tcp = match &urls.tcp {
+        Some(hp) => Some(reach("tcp", hp, "").await?),
+        None => None,
     };
-    let said = super::recognise::ask(tcp)
+    let tls = match &urls.tls {
+        Some(hp) => Some(reach("mqtts", hp, "").await?),
+        None => None,
+    };
+    let mut ws_path = "/mqtt".to_string();
+    let ws = match &urls.ws {
+        Some((hp, path)) => {
+            ws_path = path.clone();
+            Some(reach("ws", hp, path).await?)
+        }
+        None => None,
+    };
+    let wss = match &urls.wss {
+        Some((hp, path)) => {
+            if urls.ws.as_ref().is_some_and(|(_, p)| p != path) {
+                anyhow::bail!("--broker: the ws:// and wss:// URLs must have the same path");
+            }
+            ws_path = path.clone();
+            Some(reach("wss", hp, path).await?)
+        }
+        None => None,
+    };
+    // Whose name a TLS listener's certificate must carry: the host the user wrote.
+    let tls_host = urls
+        .tls
+        .as_ref()
+        .or(urls.wss.as_ref().map(|(hp, _)| hp))
+        .map(|hp| hp.host.clone());
+    let trust = match &tls_host {
+        Some(host) => Some(urls.tls_options.trust(host)?),
+        None => None,
+    };
+    // Asked over plain TCP when there is a tcp:// URL, else over TLS.
+    let (asked, shown) = match (tcp, tls) {
+        (Some(a), _) => (
+            a,
+            format!(
+                "tcp://{}",
+                urls.tcp.as_ref().map_or(String::new(), |h| h.to_string())
+            ),
+        ),
+        (None, Some(a)) => {
+            let trust = trust.as_ref().context("a TLS URL without its trust")?;
+            super::access::set_tls(Some(trust.client_config()?));
+            (
+                a,
+                format!(
+                    "mqtts://{}",
+                    urls.tls.as_ref().map_or(String::new(), |h| h.to_string())
+                ),
+            )
+        }
+        (None, None) => return Err(UrlError::NoTcp.into()),
+    };
+    let said = super::recognise::ask(asked)
         .await
-        .map_err(|e| anyhow::anyhow!("--broker tcp://{}: {e}", urls.tcp))?;
+        .map_err(|e| anyhow::anyhow!("--broker {shown}: {e}"))?;
+    if tcp.is_none() {
+        super::access::set_tls(None);
+    }
     let (profile, how) = match &urls.profile {
         Some(name) => (
             super::profile::Profile::by_name(name).ok_or_else(|| {
@@ -298,13 +446,22 @@ pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broke
     Ok(Broker {
         name: format!("{} at {} ({how})", profile.broker, urls.describe()),
         endpoints: Endpoints {
-            tcp,
+            // A broker that takes TLS only: its plain-TCP slot is its TLS listener, which
+            // only a TLS run uses (`no_plain`).
+            tcp: asked,
             ws,
             ws_path,
             v5: None,
+            tls,
+            wss,
+            v5_tls: None,
+            no_plain: tcp.is_none(),
         },
         profile,
         process: None,
+        certs: None,
+        trust,
+        files: None,
     })
 }
 
@@ -315,7 +472,7 @@ mod tests {
     #[test]
     fn tcp_and_ws_urls_parse() {
         let u = BrokerUrls::parse("tcp://127.0.0.1:1883,ws://127.0.0.1:8080/mqtt").unwrap();
-        assert_eq!(u.tcp.port, 1883);
+        assert_eq!(u.tcp.unwrap().port, 1883);
         let (ws, path) = u.ws.unwrap();
         assert_eq!(
             (ws.host.as_str(), ws.port, path.as_str()),
@@ -365,7 +522,7 @@ mod tests {
             (l.username.as_str(), l.password.as_deref()),
             ("user", Some("p@ss:w"))
         );
-        assert_eq!(u.tcp.host, "127.0.0.1");
+        assert_eq!(u.tcp.as_ref().unwrap().host, "127.0.0.1");
         let shown = u.describe();
         assert!(!shown.contains("p%40ss") && !shown.contains("p@ss") && !shown.contains("user"));
         assert!(
@@ -390,7 +547,13 @@ mod tests {
     #[test]
     fn ipv6_literals_parse_and_a_missing_bracket_is_named() {
         let u = BrokerUrls::parse("tcp://[::1]:1883").unwrap();
-        assert_eq!((u.tcp.host.as_str(), u.tcp.port), ("::1", 1883));
+        assert_eq!(
+            {
+                let t = u.tcp.as_ref().unwrap();
+                (t.host.as_str(), t.port)
+            },
+            ("::1", 1883)
+        );
         assert_eq!(u.describe(), "tcp://[::1]:1883");
         assert!(matches!(
             BrokerUrls::parse("tcp://[::1"),

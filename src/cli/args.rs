@@ -47,7 +47,7 @@ pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 #[derive(Args, Clone)]
 pub struct BrokerArgs {
     /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
-    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH].
+    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH].
     #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
     broker: BrokerChoice,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
@@ -69,6 +69,20 @@ pub struct AccessArgs {
     /// Judge a URL broker by this profile instead of recognising it (see `unplug profiles`).
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
+    /// The CA certificate(s), PEM, that a URL broker's mqtts:// and wss:// certificates are
+    /// checked against (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Accept any certificate from a URL broker's TLS listeners: for a self-signed lab
+    /// broker. Never the default; the journal says so.
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
+    /// A client certificate (PEM) for a URL broker that requires one; with --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); never printed.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 impl AccessArgs {
@@ -91,16 +105,30 @@ impl AccessArgs {
                 anyhow::bail!("--profile {p:?}: no such profile (see `unplug profiles`)");
             }
         }
+        let tls = unplug::broker::url::TlsOptions {
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
         match choice {
             BrokerChoice::Url(u) => {
                 let mut u = u.with_login(login)?;
                 if self.profile.is_some() {
                     u.profile = self.profile.clone();
                 }
+                if tls != Default::default() {
+                    if u.tls.is_none() && u.wss.is_none() {
+                        anyhow::bail!("--ca, --insecure, --client-cert and --client-key apply to a broker's mqtts:// or wss:// URL; none was given");
+                    }
+                    // Read now, so a bad file is named before any run starts.
+                    tls.trust("localhost")?;
+                    u.tls_options = tls;
+                }
                 Ok(BrokerChoice::Url(u))
             }
-            c if login.is_some() || self.profile.is_some() => anyhow::bail!(
-                "--username, --password-env and --profile apply to a broker given by URL (not {})",
+            c if login.is_some() || self.profile.is_some() || tls != Default::default() => anyhow::bail!(
+                "--username, --password-env, --profile, --ca, --insecure, --client-cert and --client-key apply to a broker given by URL (not {}: its TLS listeners use the run's own certificates)",
                 c.label()
             ),
             c => Ok(c),
@@ -204,7 +232,11 @@ pub fn parse_transport(s: &str) -> Result<unplug::scenario::Transport, String> {
     match s.trim() {
         "tcp" => Ok(unplug::scenario::Transport::Tcp),
         "ws" => Ok(unplug::scenario::Transport::Ws),
-        other => Err(format!("unknown transport {other:?} (expected tcp or ws)")),
+        "tls" | "mqtts" => Ok(unplug::scenario::Transport::Tls),
+        "wss" => Ok(unplug::scenario::Transport::Wss),
+        other => Err(format!(
+            "unknown transport {other:?} (expected tcp, ws, tls or wss)"
+        )),
     }
 }
 

@@ -125,7 +125,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "builtin,mosquitto", value_name = "LIST")]
     brokers: String,
     /// Transports to run every scenario over; each scenario's own when not given.
-    #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws")]
+    #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws,tls,wss")]
     transports: Option<Vec<unplug::scenario::Transport>>,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]

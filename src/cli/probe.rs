@@ -29,7 +29,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "builtin", value_name = "LIST")]
     brokers: String,
     /// Transports to probe on (a broker given by URL only where it has a URL for it).
-    #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws", default_value = "tcp,ws")]
+    #[arg(long, value_delimiter = ',', value_parser = parse_transport, value_name = "tcp,ws,tls,wss", default_value = "tcp,ws")]
     transports: Vec<unplug::scenario::Transport>,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]

@@ -40,7 +40,7 @@ pub struct ScenarioArgs {
     #[command(flatten)]
     broker: BrokerArgs,
     /// Run over this transport instead of the scenario's own.
-    #[arg(long, value_parser = parse_transport, value_name = "tcp|ws")]
+    #[arg(long, value_parser = parse_transport, value_name = "tcp|ws|tls|wss")]
     transport: Option<unplug::scenario::Transport>,
     /// willy's client: the built-in rumqttc, a shipped driver (mqtt.js, paho) or any program
     /// that speaks the driver line protocol (README, "willy drivers").
@@ -57,6 +57,10 @@ pub struct ScenarioArgs {
     /// (overrides the scenario's `[tap] publishes`).
     #[arg(long, value_name = "each|runs")]
     publishes: Option<unplug::scenario::PublishRecords>,
+    /// Over TLS: end willy's TLS in the proxy so the wire tap sees MQTT (terminate, the
+    /// default), or pass the encrypted bytes through (the tap sees TLS records only).
+    #[arg(long, value_name = "terminate|pass-through")]
+    tls_tap: Option<unplug::scenario::TlsTap>,
     /// The run's id in its summary.json (suite, compare and conformance give each child
     /// one, to read back only what that child wrote).
     #[arg(long, hide = true, value_name = "ID")]
@@ -79,6 +83,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         cut,
         name: run_name,
         publishes,
+        tls_tap,
         run_id,
         start,
     } = args;
@@ -86,6 +91,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     let mut s = scenario::load(&name)?;
     s.apply(timing.overrides());
     s.publishes = publishes.unwrap_or(s.publishes);
+    s.tls_tap = tls_tap.unwrap_or(s.tls_tap);
     if let Some(t) = transport {
         s.transport = t;
     }

@@ -198,6 +198,7 @@ impl NetState {
             // Acts once on open connections (the proxy does that), or not on the network at all.
             FaultKind::Reset
             | FaultKind::Close
+            | FaultKind::TlsClose { .. }
             | FaultKind::Refuse
             | FaultKind::Hang
             | FaultKind::Crash { .. }

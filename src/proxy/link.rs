@@ -310,7 +310,9 @@ impl Link {
             writes.fetch_add(1, Ordering::Relaxed);
             bytes = &bytes[n..];
         }
-        Ok(())
+        // TLS may keep the tail of a record it could not send yet until a flush (a no-op for
+        // plain TCP).
+        dst.flush().await
     }
 
     /// Write `bytes` on to dst. Once dst is gone (a write failed: that side closed, its own

@@ -28,6 +28,7 @@ pub mod idle;
 pub mod link;
 pub mod piece;
 pub mod shape;
+pub mod tlsend;
 pub mod wiretap;
 pub mod wsgate;
 
@@ -36,7 +37,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::tls::Stream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -51,12 +54,14 @@ use wiretap::{Message, Recorder, Stamp};
 pub use wiretap::PublishRecords;
 
 /// How a proxy records what it forwards. The default is what a run's checks need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// A record per PUBLISH (default), or runs of them for floods.
     pub publishes: PublishRecords,
     /// How many chunks may wait for the recorder before a link waits for it.
     pub record_queue: usize,
+    /// TLS from willy: ended here (the tap sees MQTT), or passed through; None: plain.
+    pub tls: Option<tlsend::ProxyTls>,
 }
 
 impl Default for Options {
@@ -64,6 +69,7 @@ impl Default for Options {
         Options {
             publishes: PublishRecords::Each,
             record_queue: wiretap::RECORD_QUEUE,
+            tls: None,
         }
     }
 }
@@ -79,6 +85,8 @@ pub struct Proxy {
 struct Shared {
     /// The broker listener every connection is forwarded to.
     upstream: SocketAddr,
+    /// TLS from willy, if any (see tlsend.rs).
+    tls: Option<tlsend::ProxyTls>,
     journal: Journal,
     /// Decodes and records what the links forward, on its own thread (see wiretap.rs).
     recorder: Recorder,
@@ -162,8 +170,12 @@ struct Conn {
 enum Cut {
     /// SO_LINGER 0 and close: both sides get a RST.
     Reset,
-    /// shutdown(write) both ways: both sides get a FIN, and no MQTT DISCONNECT.
+    /// shutdown(write) both ways: both sides get a FIN, and no MQTT DISCONNECT (over TLS
+    /// ended here: a close_notify first).
     Close,
+    /// Over TLS ended here: a FIN without a close_notify (`notify` false), or a close_notify
+    /// with the TCP left open until the other side closes it (`fin` false).
+    Tls { notify: bool, fin: bool },
     /// An idle timeout ran out (idle.rs): a FIN or RST as it says, after this much silence.
     Idle {
         reset: bool,
@@ -217,6 +229,7 @@ impl Proxy {
         let (net, _) = watch::channel(NetState::default());
         let shared = Arc::new(Shared {
             upstream,
+            tls: options.tls.clone(),
             recorder: Recorder::start(journal.clone(), options.record_queue, options.publishes),
             journal,
             net,
@@ -252,6 +265,10 @@ impl Proxy {
         let cut = match kind {
             FaultKind::Reset => Some(Cut::Reset),
             FaultKind::Close => Some(Cut::Close),
+            FaultKind::TlsClose { notify, fin } => Some(Cut::Tls {
+                notify: *notify,
+                fin: *fin,
+            }),
             _ => None,
         };
         let mut decided = Vec::new();
@@ -423,25 +440,73 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
 
 /// FIN to both sides, then wait (a little) for each to close its end, discarding what it still
 /// sends: closing a socket with unread bytes would turn the FIN into a RST.
-async fn close_both(mut client: TcpStream, mut broker: TcpStream, stats: &ConnStats) -> String {
+async fn close_both(mut client: Stream, mut broker: Stream, stats: &ConnStats) -> String {
+    let tls = client.is_tls() || broker.is_tls();
+    // Over TLS, shutdown sends a close_notify before the FIN.
     let _ = client.shutdown().await;
     let _ = broker.shutdown().await;
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up),
-        drain(broker, &stats.dropped_down)
+        drain(client, &stats.dropped_up, DRAIN),
+        drain(broker, &stats.dropped_down, DRAIN)
     );
-    format!("FIN to willy (then it {c}) and to the broker (then it {b})")
+    let what = if tls {
+        "TLS close_notify and FIN"
+    } else {
+        "FIN"
+    };
+    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
 }
 
-/// Read and discard until the peer closes its end (or 2 s pass): how it ended.
-async fn drain(mut s: TcpStream, dropped: &AtomicU64) -> &'static str {
+/// How long a closed connection's ends are read after the close for the peer's own close.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a close_notify without a FIN keeps the TCP open for the peer to close it.
+const NOTIFY_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The closes only a TLS end makes: a FIN without a close_notify, or a close_notify without a
+/// FIN (the TCP stays open until each side closes it, or [`NOTIFY_HOLD`] passes).
+async fn tls_close(
+    mut client: Stream,
+    mut broker: Stream,
+    notify: bool,
+    stats: &ConnStats,
+) -> String {
+    let limit = if notify {
+        for s in [&mut client, &mut broker] {
+            s.send_close_notify();
+            let _ = s.flush().await;
+        }
+        NOTIFY_HOLD
+    } else {
+        for s in [&client, &broker] {
+            let _ = socket2::SockRef::from(s.tcp()).shutdown(std::net::Shutdown::Write);
+        }
+        DRAIN
+    };
+    let (c, b) = tokio::join!(
+        drain(client, &stats.dropped_up, limit),
+        drain(broker, &stats.dropped_down, limit)
+    );
+    let what = if notify {
+        "TLS close_notify, TCP left open,"
+    } else {
+        "FIN without a TLS close_notify"
+    };
+    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
+}
+
+/// Read and discard until the peer closes its end (or `limit` passes): how it ended.
+async fn drain(mut s: Stream, dropped: &AtomicU64, limit: std::time::Duration) -> &'static str {
     let mut buf = [0u8; 4096];
-    let r = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+    let r = tokio::time::timeout(limit, async {
         loop {
             match s.read(&mut buf).await {
                 Ok(0) => return "closed its end",
                 Ok(n) => {
                     dropped.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return "closed its end without a close_notify"
                 }
                 Err(_) => return "failed",
             }
@@ -497,22 +562,59 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         }
     }
 
-    let mut broker = match TcpStream::connect(shared.upstream).await {
+    let note = |message: String| journal.record(Actor::Proxy, Event::Note { message });
+    // Ending TLS: willy's handshake first (its ClientHello may be among the early bytes), then
+    // our own TLS to the broker. The tap then sees what is inside.
+    let terminate = match &shared.tls {
+        Some(tlsend::ProxyTls::Terminate {
+            serve,
+            upstream,
+            name,
+            says,
+        }) => Some((serve, upstream, name, says)),
+        _ => None,
+    };
+    let mut client = match terminate {
+        None => Stream::Plain(client),
+        Some((serve, ..)) => {
+            match tlsend::accept(serve, std::mem::take(&mut early), client).await {
+                Ok(s) => s,
+                Err(e) => return note(format!("conn {id}: {e}")),
+            }
+        }
+    };
+    let broker = match TcpStream::connect(shared.upstream).await {
         Ok(s) => s,
         Err(e) => {
-            journal.record(
-                Actor::Proxy,
-                Event::Note {
-                    message: format!(
-                        "conn {id}: cannot reach the broker at {}: {e}",
-                        shared.upstream
-                    ),
-                },
-            );
-            return;
+            return note(format!(
+                "conn {id}: cannot reach the broker at {}: {e}",
+                shared.upstream
+            ))
         }
     };
     let _ = broker.set_nodelay(true);
+    let mut broker = match terminate {
+        None => Stream::Plain(broker),
+        Some((_, upstream, name, says)) => match tlsend::connect(upstream, name, broker).await {
+            Ok(s) => {
+                note(format!(
+                    "conn {id}: TLS from willy ended here ({}), TLS to the broker ({}; {says}): the wire tap sees the MQTT inside",
+                    client.tls_summary().unwrap_or_default(),
+                    s.tls_summary().unwrap_or_default()
+                ));
+                s
+            }
+            Err(e) => {
+                let _ = client.shutdown().await;
+                return note(format!("conn {id}: {e}"));
+            }
+        },
+    };
+    if matches!(shared.tls, Some(tlsend::ProxyTls::PassThrough)) {
+        note(format!(
+            "conn {id}: TLS passed through: the wire tap sees TLS records, not MQTT"
+        ));
+    }
     journal.record(Actor::Proxy, Event::UpstreamOpened { conn: id });
     let stats = Arc::new(ConnStats::new(id));
     if !early.is_empty() && broker.write_all(&early).await.is_ok() {
@@ -565,20 +667,28 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         recorder: recorder.clone(),
     };
     // Both links run in this task on borrowed halves, so a fault can still reach the sockets.
-    let cut = {
-        let (client_r, client_w) = client.split();
-        let (broker_r, broker_w) = broker.split();
-        let both = async {
-            tokio::join!(
-                link(Flow::Up).run(client_r, broker_w),
-                link(Flow::Down).run(broker_r, client_w)
+    // Plain TCP splits without a lock; TLS needs tokio's split of the whole stream.
+    let ends = Ends {
+        cut_rx: &mut cut_rx,
+        stats: &stats,
+        shared: &shared,
+    };
+    let cut = match (&mut client, &mut broker) {
+        (Stream::Plain(c), Stream::Plain(b)) => {
+            let (client_r, client_w) = c.split();
+            let (broker_r, broker_w) = b.split();
+            ends.run(
+                link(Flow::Up),
+                link(Flow::Down),
+                (client_r, client_w),
+                (broker_r, broker_w),
             )
-        };
-        tokio::select! {
-            _ = both => None,
-            Some(cut) = cut_rx.recv() => Some(cut),
-            (reset, silent) = idle::watch(&stats, shared.net.subscribe()) => Some(Cut::Idle { reset, silent }),
-            _ = stats.limit_reached.notified() => Some(Cut::Limit),
+            .await
+        }
+        (c, b) => {
+            let halves = (tokio::io::split(c), tokio::io::split(b));
+            ends.run(link(Flow::Up), link(Flow::Down), halves.0, halves.1)
+                .await
         }
     };
     if let Some(cut) = cut {
@@ -599,8 +709,8 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 recorder.tell(id, event, waits).await;
                 if reset {
                     for s in [&client, &broker] {
-                        let _ =
-                            socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+                        let _ = socket2::SockRef::from(s.tcp())
+                            .set_linger(Some(std::time::Duration::ZERO));
                     }
                     drop(client);
                     drop(broker);
@@ -613,17 +723,25 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             }
             Cut::Reset => {
                 for s in [&client, &broker] {
-                    let _ = socket2::SockRef::from(s).set_linger(Some(std::time::Duration::ZERO));
+                    let _ =
+                        socket2::SockRef::from(s.tcp()).set_linger(Some(std::time::Duration::ZERO));
                 }
                 drop(client);
                 drop(broker);
                 "RST to willy and to the broker".to_string()
             }
             Cut::Close | Cut::Limit => close_both(client, broker, &stats).await,
+            Cut::Tls { notify, .. } if client.is_tls() => {
+                tls_close(client, broker, notify, &stats).await
+            }
+            // Passed-through TLS has no session here to close: a FIN, as a close.
+            Cut::Tls { .. } => close_both(client, broker, &stats).await,
         };
         let fault = match cut {
             Cut::Reset => "reset",
             Cut::Close => "close",
+            Cut::Tls { notify: false, .. } => "close-without-notify",
+            Cut::Tls { notify: true, .. } => "notify-without-fin",
             Cut::Limit => "limit-data",
             // Recorded above, at the moment it closed.
             Cut::Idle { .. } => "",
@@ -650,6 +768,39 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     };
     recorder.tell(id, event, waits).await;
     recorder.send(Message::Closed { conn: id }, waits).await;
+}
+
+/// What a connection's links run beside: the cuts a fault sends, and the idle and
+/// limit_data watches.
+struct Ends<'a> {
+    cut_rx: &'a mut mpsc::UnboundedReceiver<Cut>,
+    stats: &'a Arc<ConnStats>,
+    shared: &'a Arc<Shared>,
+}
+
+impl Ends<'_> {
+    /// Run both links until they end, or until a cut: which one.
+    async fn run<CR, CW, BR, BW>(
+        self,
+        up: Link,
+        down: Link,
+        (client_r, client_w): (CR, CW),
+        (broker_r, broker_w): (BR, BW),
+    ) -> Option<Cut>
+    where
+        CR: AsyncRead + Unpin,
+        CW: AsyncWrite + Unpin,
+        BR: AsyncRead + Unpin,
+        BW: AsyncWrite + Unpin,
+    {
+        let both = async { tokio::join!(up.run(client_r, broker_w), down.run(broker_r, client_w)) };
+        tokio::select! {
+            _ = both => None,
+            Some(cut) = self.cut_rx.recv() => Some(cut),
+            (reset, silent) = idle::watch(self.stats, self.shared.net.subscribe()) => Some(Cut::Idle { reset, silent }),
+            _ = self.stats.limit_reached.notified() => Some(Cut::Limit),
+        }
+    }
 }
 
 #[cfg(test)]

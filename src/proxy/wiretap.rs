@@ -527,6 +527,15 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
                 close_code.map(|c| format!(" code {c}")).unwrap_or_default()
             ),
         },
+        Decoded::TlsRecord {
+            content_type,
+            length,
+        } => Event::WireFrame {
+            conn,
+            from,
+            dropped,
+            what: format!("tls {content_type}, {length} B"),
+        },
         Decoded::HttpUpgrade { line } => Event::WireFrame {
             conn,
             from,

@@ -23,8 +23,9 @@ use crate::actor::willy::{Target, Willy};
 use crate::actor::MomentHook;
 use crate::broker::{self, Broker, BrokerChoice};
 use crate::event::{Actor, Event, Journal};
+use crate::proxy::tlsend::ProxyTls;
 use crate::proxy::Proxy;
-use crate::scenario::{FaultKind, Scenario, Transport};
+use crate::scenario::{FaultKind, Scenario, TlsTap};
 
 /// The broker and the proxy in front of it.
 pub(super) struct Stage {
@@ -32,6 +33,83 @@ pub(super) struct Stage {
     pub(super) proxy: Arc<Proxy>,
     /// willy's network namespace for a kernel cut; removed when the last holder drops it.
     pub(super) netns: Option<Arc<crate::kernelcut::Netns>>,
+    /// Over TLS: what willy trusts (the proxy's certificate, or the broker's in pass-through).
+    pub(super) willy_tls: Option<crate::tls::Trust>,
+    /// The proxy's certificates for a broker that has none of ours (given by URL).
+    _tls_files: Option<crate::broker::mosquitto::TempDir>,
+}
+
+/// A TLS run's parts: the proxy's TLS, what willy trusts, and the files behind them. Every
+/// client that reaches the broker itself speaks TLS from here on (`access::set_tls`).
+fn tls_setup(
+    s: &Scenario,
+    broker: &Broker,
+    journal: &Journal,
+) -> anyhow::Result<(
+    Option<ProxyTls>,
+    Option<crate::tls::Trust>,
+    Option<crate::broker::mosquitto::TempDir>,
+)> {
+    if !s.transport.is_tls() {
+        crate::broker::access::set_tls(None);
+        return Ok((None, None, None));
+    }
+    if s.tls_tap == TlsTap::PassThrough {
+        if let Some(f) = s.faults.iter().find(|f| {
+            matches!(
+                f.kind,
+                FaultKind::TlsClose { .. } | FaultKind::Drop { .. } | FaultKind::WsDrop { .. }
+            )
+        }) {
+            anyhow::bail!(
+                "a {} fault needs to see inside TLS: run it with --tls-tap terminate",
+                f.kind.label()
+            );
+        }
+    }
+    let trust = broker
+        .trust
+        .clone()
+        .with_context(|| format!("{} has no TLS listener", broker.name))?;
+    let to_broker = trust.client_config()?;
+    crate::broker::access::set_tls(Some(to_broker.clone()));
+    let (proxy, willy, files, how) = match s.tls_tap {
+        TlsTap::Terminate => {
+            let (certs, files) = match &broker.certs {
+                Some(c) => (c.clone(), None),
+                None => {
+                    let dir = crate::broker::mosquitto::TempDir::new()
+                        .context("creating a temp dir for the proxy's certificate")?;
+                    (crate::tls::RunCerts::generate(dir.path(), &[])?, Some(dir))
+                }
+            };
+            let proxy = ProxyTls::Terminate {
+                serve: certs.server_config()?,
+                upstream: to_broker,
+                name: trust.server_name()?,
+                says: format!("the broker checked against {}", trust.describe()),
+            };
+            let how = "the proxy ends willy's TLS with the run's certificate and opens its own to the broker: the wire tap sees MQTT";
+            (proxy, certs.trust(), files, how)
+        }
+        TlsTap::PassThrough => (
+            ProxyTls::PassThrough,
+            trust.clone(),
+            None,
+            "the proxy passes TLS through: the wire tap sees TLS records only",
+        ),
+    };
+    journal.record(
+        Actor::Runner,
+        Event::Note {
+            message: format!(
+                "TLS: {how}; willy trusts {}; monit trusts {}",
+                willy.describe(),
+                trust.describe()
+            ),
+        },
+    );
+    Ok((Some(proxy), Some(willy), files))
 }
 
 impl Stage {
@@ -42,23 +120,20 @@ impl Stage {
         choice: &BrokerChoice,
         journal: &Journal,
     ) -> anyhow::Result<Stage> {
-        let broker = broker::start_with(choice, journal, &s.broker).await?;
-        let upstream = match s.transport {
-            Transport::Tcp => broker.endpoints.tcp_for(s.protocol),
-            // A broker with an MQTT 5 listener of its own (rumqttd) speaks 3.1.1 on the others.
-            Transport::Ws
-                if s.protocol == crate::scenario::Protocol::V5 && broker.endpoints.v5.is_some() =>
-            {
-                anyhow::bail!(
-                    "{}: its WebSocket listener speaks MQTT 3.1.1 only; run MQTT 5 over WebSocket on mosquitto or a broker given by URL",
-                    broker.name
-                )
-            }
-            Transport::Ws => broker
-                .endpoints
-                .ws
-                .with_context(|| format!("{} has no WebSocket listener", broker.name))?,
-        };
+        let mut broker = broker::start_with(choice, journal, &s.broker).await?;
+        let upstream = broker
+            .endpoints
+            .for_willy(&broker.name, s.transport, s.protocol)?;
+        if s.transport.is_tls() && crate::driver::process::resolve_for(s)?.is_some() {
+            anyhow::bail!(
+                "transport {} with willy as a driver ({}): the drivers speak plain TCP and WebSocket only for now; run it with rumqttc in this process (no --willy, --cut proxy)",
+                s.transport.as_str(),
+                s.client.label()
+            );
+        }
+        let (proxy_tls, willy_tls, tls_files) = tls_setup(s, &broker, journal)?;
+        // A TLS run's monit, pubby and the rest reach the broker's TLS listeners.
+        broker.endpoints = broker.endpoints.for_clients(&broker.name, s.transport)?;
         // A kernel cut: willy's namespace first, then the proxy on the veth's host end.
         let netns = if s.kernel_cut() {
             let ns = crate::kernelcut::Netns::create()?;
@@ -85,6 +160,7 @@ impl Stage {
                 journal.clone(),
                 crate::proxy::Options {
                     publishes: s.publishes,
+                    tls: proxy_tls,
                     ..Default::default()
                 },
             )
@@ -111,6 +187,8 @@ impl Stage {
             broker,
             proxy,
             netns,
+            willy_tls,
+            _tls_files: tls_files,
         })
     }
 }
@@ -183,15 +261,13 @@ impl Actors {
             transport: s.transport,
             port: stage.proxy.addr.port(),
             ws_path: endpoints.ws_path.clone(),
+            tls: stage.willy_tls.clone(),
         };
         // A driver (rumqttc's own for a kernel cut), or rumqttc in this process; a fault on
         // willy's process needs willy in a process of its own.
         let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
             let host = stage.proxy.addr.ip();
-            let url = match s.transport {
-                Transport::Tcp => format!("mqtt://{host}:{}", target.port),
-                Transport::Ws => format!("ws://{host}:{}{}", target.port, target.ws_path),
-            };
+            let url = target.url().replace("127.0.0.1", &host.to_string());
             tokio::spawn(
                 crate::driver::cycles::DriverWilly {
                     scenario: s.clone(),

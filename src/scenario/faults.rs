@@ -15,7 +15,7 @@ pub(super) fn fault_kind(
     transport: Transport,
 ) -> Result<FaultKind, ScenarioError> {
     const KINDS: &str =
-        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze, idle-timeout, ws-drop";
+        "blackhole, reset, close, latency, bandwidth, drop, refuse, hang, crash, freeze, idle-timeout, ws-drop, close-without-notify, notify-without-fin";
     let name = f.kind.get_ref().as_str();
     let direction = |v: &Validator<'_>| -> Result<Direction, ScenarioError> {
         match &f.direction {
@@ -35,7 +35,13 @@ pub(super) fn fault_kind(
         "crash" => &["restart"],
         "idle-timeout" => &["idle_ms", "close"],
         "ws-drop" => &["direction", "frames"],
-        "reset" | "close" | "refuse" | "hang" | "freeze" => &[],
+        "reset"
+        | "close"
+        | "refuse"
+        | "hang"
+        | "freeze"
+        | "close-without-notify"
+        | "notify-without-fin" => &[],
         other => {
             return v.err(
                 f.kind.span(),
@@ -77,6 +83,19 @@ pub(super) fn fault_kind(
         },
         "reset" => FaultKind::Reset,
         "close" => FaultKind::Close,
+        "close-without-notify" | "notify-without-fin" => {
+            if !transport.is_tls() {
+                return v.err(
+                    f.kind.span(),
+                    "faults.kind",
+                    format!("a {name} fault needs transport = \"tls\" or \"wss\": there is no TLS session to close otherwise"),
+                );
+            }
+            FaultKind::TlsClose {
+                notify: name == "notify-without-fin",
+                fin: name == "close-without-notify",
+            }
+        }
         "latency" => {
             let Some(delay) = &f.delay_ms else {
                 return v.err(
@@ -122,7 +141,7 @@ pub(super) fn fault_kind(
                     "no packet types given: expected e.g. [\"PINGREQ\"]".to_string(),
                 );
             }
-            if transport == Transport::Ws {
+            if transport.is_ws() {
                 // Dropping one packet inside WebSocket framing means rewriting frames; not yet.
                 return v.err(
                     f.kind.span(),
@@ -195,7 +214,7 @@ pub(super) fn fault_kind(
                     format!("a ws-drop fault needs `frames`, some of {names}, e.g. [\"pong\"]"),
                 );
             };
-            if transport != Transport::Ws {
+            if !transport.is_ws() {
                 return v.err(
                     f.kind.span(),
                     "faults.kind",

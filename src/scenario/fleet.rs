@@ -96,7 +96,10 @@ pub(super) fn fleet(
         )
     };
     if transport != Transport::Tcp {
-        return refuse("transport = \"ws\"", "runs over plain TCP only for now");
+        return refuse(
+            &format!("transport = \"{}\"", transport.as_str()),
+            "runs over plain TCP only for now",
+        );
     }
     if !has_will {
         return v.err(

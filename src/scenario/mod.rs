@@ -44,6 +44,10 @@ pub fn suite_default() -> Vec<String> {
 pub enum Transport {
     Tcp,
     Ws,
+    /// MQTT over TLS (port 8883 in production).
+    Tls,
+    /// MQTT over WebSocket over TLS (443/8884).
+    Wss,
 }
 
 impl Transport {
@@ -51,6 +55,37 @@ impl Transport {
         match self {
             Transport::Tcp => "tcp",
             Transport::Ws => "ws",
+            Transport::Tls => "tls",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Over WebSocket (plain or TLS).
+    pub fn is_ws(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
+    /// Over TLS (MQTT or WebSocket).
+    pub fn is_tls(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+
+    /// The same framing without TLS: what the wire tap decodes inside it.
+    pub fn plain(self) -> Transport {
+        match self {
+            Transport::Tls => Transport::Tcp,
+            Transport::Wss => Transport::Ws,
+            t => t,
+        }
+    }
+
+    /// The URL scheme a client is given for it.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Transport::Tcp => "mqtt",
+            Transport::Ws => "ws",
+            Transport::Tls => "mqtts",
+            Transport::Wss => "wss",
         }
     }
 }
@@ -139,8 +174,13 @@ pub enum FaultKind {
     Blackhole { direction: Direction },
     /// Both sides of every open connection get a TCP RST, at once.
     Reset,
-    /// Both sides of every open connection get a FIN, without an MQTT DISCONNECT.
+    /// Both sides of every open connection get a FIN, without an MQTT DISCONNECT (over TLS,
+    /// a close_notify first: the clean close of a TLS connection).
     Close,
+    /// Over TLS, both sides get one of the closes TLS makes possible: a TCP FIN without a
+    /// close_notify (`notify` false: a truncated session), or a close_notify with the TCP left
+    /// open (`fin` false). The proxy must end TLS itself (it does by default).
+    TlsClose { notify: bool, fin: bool },
     /// Every chunk is delivered `delay` (+ up to `jitter`) after it arrived, in order.
     Latency {
         direction: Direction,
@@ -197,6 +237,10 @@ impl FaultKind {
             FaultKind::Blackhole { direction } => format!("blackhole{}", direction.suffix()),
             FaultKind::Reset => "reset".to_string(),
             FaultKind::Close => "close".to_string(),
+            FaultKind::TlsClose { notify, fin } => match (notify, fin) {
+                (false, _) => "close-without-notify".to_string(),
+                (true, _) => "notify-without-fin".to_string(),
+            },
             FaultKind::Latency {
                 direction,
                 delay,
@@ -272,7 +316,10 @@ impl FaultKind {
     pub fn ends_at_once(&self) -> bool {
         matches!(
             self,
-            FaultKind::Reset | FaultKind::Close | FaultKind::Crash { .. }
+            FaultKind::Reset
+                | FaultKind::Close
+                | FaultKind::TlsClose { .. }
+                | FaultKind::Crash { .. }
         )
     }
 
@@ -513,6 +560,10 @@ pub struct Scenario {
     /// is the default, so journals stay as they were.
     #[serde(default, skip_serializing_if = "PublishRecords::is_each")]
     pub publishes: PublishRecords,
+    /// Over TLS, whether the proxy ends willy's TLS so the tap sees MQTT (`[tap] tls`); left
+    /// out of a journal when it is the default.
+    #[serde(default, skip_serializing_if = "TlsTap::is_terminate")]
+    pub tls_tap: TlsTap,
     /// Many willies instead of one (`[fleet]`): run by [`crate::fleet`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<Fleet>,
@@ -536,6 +587,39 @@ pub enum PublishRecords {
     /// side, at a change of key or fate, when the connection says something (a side closed)
     /// and whenever the recorder has caught up.
     Runs,
+}
+
+/// What the proxy does with willy's TLS: the scenario's `[tap] tls`, `--tls-tap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsTap {
+    /// End it with the run's certificate (which willy trusts) and open TLS to the broker: the
+    /// wire tap decodes every MQTT packet, and the TLS-only closes are possible (default).
+    #[default]
+    Terminate,
+    /// Forward the encrypted bytes: the tap sees TLS records only. For a broker that checks
+    /// client certificates end to end; willy then trusts the broker's certificate.
+    PassThrough,
+}
+
+impl TlsTap {
+    fn is_terminate(&self) -> bool {
+        *self == TlsTap::Terminate
+    }
+}
+
+impl std::str::FromStr for TlsTap {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TlsTap, String> {
+        match s {
+            "terminate" => Ok(TlsTap::Terminate),
+            "pass-through" => Ok(TlsTap::PassThrough),
+            _ => Err(format!(
+                "unknown value {s:?}: expected terminate or pass-through"
+            )),
+        }
+    }
 }
 
 impl PublishRecords {

@@ -65,6 +65,36 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         Some(p) => v.choice(p, "tap.publishes", "each, runs")?,
         None => PublishRecords::Each,
     };
+    let tls_tap = match raw.tap.as_ref().and_then(|t| t.tls.as_ref()) {
+        Some(p) => {
+            if !transport.is_tls() {
+                return v.err(
+                    p.span(),
+                    "tap.tls",
+                    "`tls` applies to transport = \"tls\" or \"wss\"".to_string(),
+                );
+            }
+            v.choice(p, "tap.tls", "terminate, pass-through")?
+        }
+        None => super::TlsTap::Terminate,
+    };
+    if tls_tap == super::TlsTap::PassThrough {
+        if let Some(f) = faults.iter().find(|f| {
+            matches!(
+                f.kind,
+                FaultKind::TlsClose { .. } | FaultKind::Drop { .. } | FaultKind::WsDrop { .. }
+            )
+        }) {
+            return v.err(
+                0..0,
+                "tap.tls",
+                format!(
+                    "a {} fault needs to see inside TLS: it works with tls = \"terminate\" only",
+                    f.kind.label()
+                ),
+            );
+        }
+    }
     let broker = broker_settings(&v, &raw.broker)?;
     let willy = willy_setup(&v, &raw.willy, transport)?;
     let fleet = super::fleet::fleet(
@@ -140,6 +170,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         client,
         observe: None,
         publishes,
+        tls_tap,
         fleet,
     })
 }
@@ -153,11 +184,11 @@ fn willy_setup(
     let mut out = crate::scenario::WillySetup::default();
     let Some(w) = w else { return Ok(out) };
     for x in [&w.ws_ping_ms, &w.ws_pong_timeout_ms].into_iter().flatten() {
-        if transport != Transport::Ws {
+        if !transport.is_ws() {
             return v.err(
                 x.span(),
                 "willy",
-                "WebSocket pings need transport = \"ws\"".to_string(),
+                "WebSocket pings need transport = \"ws\" or \"wss\"".to_string(),
             );
         }
     }

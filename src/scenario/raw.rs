@@ -46,6 +46,7 @@ pub(super) struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTap {
     pub(super) publishes: Option<Spanned<String>>,
+    pub(super) tls: Option<Spanned<String>>,
 }
 
 /// `[willy]`: how willy keeps its connection besides MQTT's keepalive.

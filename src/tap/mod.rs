@@ -79,6 +79,13 @@ pub enum Decoded {
         close_code: Option<u16>,
         payload_len: usize,
     },
+    /// A TLS record passed through (its contents encrypted): its content type as the record
+    /// header says (TLS 1.3 sends everything after the handshake as `application_data`, an
+    /// alert such as close_notify too) and its length.
+    TlsRecord {
+        content_type: &'static str,
+        length: usize,
+    },
     /// Bytes that cannot be decoded. Emitted at most once per decoder; the rest of the stream
     /// is then only counted.
     Undecodable {
@@ -351,7 +358,71 @@ enum State {
     HttpRefused,
     Tcp,
     Ws,
+    /// TLS passed through: records, their headers read, their contents skipped.
+    Tls(TlsRecords),
     Dead,
+}
+
+/// The TLS record layer as the tap sees it when TLS passes through (RFC 8446 5.1): a 5-byte
+/// header (content type, legacy version, length), then that many encrypted bytes.
+#[derive(Default)]
+struct TlsRecords {
+    header: [u8; 5],
+    have: usize,
+    /// Bytes of the current record's body still to skip.
+    skip: usize,
+}
+
+/// The first byte of a TLS stream either way: a handshake record (ClientHello, ServerHello).
+/// No MQTT stream starts with it (0x16 would be a CONNECT with reserved flags set, or none).
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The largest TLS record body: 2^14 plus expansion [RFC 8446 5.2].
+const TLS_MAX_RECORD: usize = (1 << 14) + 256;
+
+fn tls_content_type(t: u8) -> &'static str {
+    match t {
+        20 => "change_cipher_spec",
+        21 => "alert",
+        22 => "handshake",
+        23 => "application_data",
+        24 => "heartbeat",
+        _ => "unknown",
+    }
+}
+
+impl TlsRecords {
+    fn feed(&mut self, mut data: &[u8], mut raw: u64, out: &mut Vec<Decoded>) -> Result<(), Bad> {
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                raw += n as u64;
+                continue;
+            }
+            let n = (5 - self.have).min(data.len());
+            self.header[self.have..self.have + n].copy_from_slice(&data[..n]);
+            self.have += n;
+            data = &data[n..];
+            raw += n as u64;
+            if self.have < 5 {
+                return Ok(());
+            }
+            self.have = 0;
+            let h = self.header;
+            let length = usize::from(u16::from_be_bytes([h[3], h[4]]));
+            if h[1] != 3 || length > TLS_MAX_RECORD {
+                return Err(Bad::new(raw - 5, &h, &[], "not a TLS record header"));
+            }
+            out.push(Decoded::TlsRecord {
+                content_type: tls_content_type(h[0]),
+                length,
+            });
+            self.skip = length;
+        }
+        Ok(())
+    }
 }
 
 /// Decodes one direction of one proxied connection.
@@ -445,6 +516,7 @@ impl Decoder {
             match &mut self.state {
                 State::Tcp => return self.mqtt.feed(data, raw, Framing::Tcp, out),
                 State::Ws => return self.ws.feed(data, raw, &mut self.mqtt, out),
+                State::Tls(records) => return records.feed(data, raw, out),
                 State::Dead => return Ok(()),
                 State::HttpRefused => {
                     if data.is_empty() {
@@ -456,6 +528,9 @@ impl Decoder {
                         &[],
                         "data after a refused websocket upgrade",
                     ));
+                }
+                State::Detect { len: 0, .. } if data.first() == Some(&TLS_HANDSHAKE) => {
+                    self.state = State::Tls(TlsRecords::default());
                 }
                 State::Detect { held, len } => {
                     let prefix: &[u8] = match self.direction {

@@ -37,7 +37,7 @@ pub(crate) fn detection(s: &Scenario) -> Detection {
         };
     }
     match &cut.kind {
-        K::Reset | K::Close => Detection::Prompt,
+        K::Reset | K::Close | K::TlsClose { .. } => Detection::Prompt,
         K::Crash { .. } | K::Freeze => Detection::None,
         K::Blackhole { .. } if healed_before(cut.heal_after) => Detection::NoError,
         K::Blackhole { .. } => Detection::Ping,
