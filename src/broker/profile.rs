@@ -26,6 +26,17 @@ const MOSQUITTO_LATE_MS: u64 = 6000 + 100 + SPEC_LATE_MS;
 /// margin. Measured: 303-306 ms late (delays of 1 s and 2 s).
 const MOSQUITTO_WILL_DELAY_LATE_MS: u64 = 1000 + 100 + 250;
 
+/// mosquitto 2.0 over WebSocket over TLS: after its keepalive drop, libwebsockets sends the
+/// TLS close_notify and waits `timeout_secs` (5 s by default; mosquitto never sets it) for the
+/// peer's answer before it calls the connection closed, and only then is the will published.
+/// A cut peer never answers, so the will comes 5 s after the close, plus one 100 ms loop pass.
+/// Source (libwebsockets 4.1.6, linked into Debian's mosquitto 2.0.11): lib/core-net/close.c
+/// 574-583 (SSL_shutdown returned 0: `lws_set_timeout(.., PENDING_TIMEOUT_CLOSE_ACK,
+/// context->timeout_secs)`), lib/core/context.c 782-786 (default 5), mosquitto src/websockets.c
+/// 181-196 (the CLOSED callback: do_disconnect, then the will). Measured (10 runs, keepalive 2 s
+/// and 4 s): the will 5001-5100 ms after the close_notify; over plain WS 0-1 ms.
+const MOSQUITTO_WSS_CLOSE_MS: u64 = 5000 + 100;
+
 /// A broker's timing model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
@@ -37,6 +48,10 @@ pub struct Profile {
     /// How much later than the due moment (the broker's close plus min(Will Delay, Session
     /// Expiry)) an MQTT 5 delayed will may come, given how the broker times it.
     pub will_delay_late_ms: u64,
+    /// Over WSS, how much later than its keepalive close the will may come (the close itself
+    /// keeps `keepalive_late_ms`): mosquitto's WebSocket library waits for the TLS close.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub wss_close_ms: u64,
     /// One line on why that tolerance is what it is.
     pub timing_model: String,
     /// Spec checks this broker is known to fail, each with its reason and evidence.
@@ -166,7 +181,21 @@ pub fn v5_will_properties_to_v311(s: &crate::scenario::Scenario) -> bool {
             .is_some_and(|w| w.delay_s.is_some() || w.content_type.is_some())
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Profile {
+    /// How much later than 1.5 x keepalive after the last packet the will may come over
+    /// `transport`: the close's allowance, and over WSS the broker's wait for the TLS close.
+    pub fn will_late_ms(&self, transport: crate::scenario::Transport) -> u64 {
+        self.keepalive_late_ms
+            + match transport {
+                crate::scenario::Transport::Wss => self.wss_close_ms,
+                _ => 0,
+            }
+    }
+
     /// rumqttd 0.20: the keepalive is a timeout of 1.5 x keepalive around each read of the next
     /// packet (rumqttd src/link/network.rs, `set_keepalive` and `read`), so the close is exact to
     /// the scheduler: measured 3002-3004 ms at keepalive 2 s. 250 ms leaves room for a loaded
@@ -177,6 +206,7 @@ impl Profile {
             keepalive_late_ms: SPEC_LATE_MS,
             // A tokio timeout, like the keepalive.
             will_delay_late_ms: SPEC_LATE_MS,
+            wss_close_ms: 0,
             timing_model: "per-read timeout of 1.5 x keepalive (src/link/network.rs)".to_string(),
             deviations: vec![
                 Deviation {
@@ -274,7 +304,8 @@ impl Profile {
             broker: format!("mosquitto {version}"),
             keepalive_late_ms: MOSQUITTO_LATE_MS,
             will_delay_late_ms: MOSQUITTO_WILL_DELAY_LATE_MS,
-            timing_model: "keepalive scan every 6 s on a whole-second clock (2.0 src/keepalive.c): up to 6.1 s after 1.5 x keepalive".to_string(),
+            wss_close_ms: MOSQUITTO_WSS_CLOSE_MS,
+            timing_model: "keepalive scan every 6 s on a whole-second clock (2.0 src/keepalive.c): up to 6.1 s after 1.5 x keepalive; over WSS the will 5.1 s after that close (libwebsockets waits 5 s for the TLS close_notify's answer)".to_string(),
             deviations: vec![
                 Deviation {
                     check: CheckId::WillDelay,
@@ -309,6 +340,7 @@ impl Profile {
             broker: "unknown broker".to_string(),
             keepalive_late_ms: SPEC_LATE_MS,
             will_delay_late_ms: SPEC_LATE_MS,
+            wss_close_ms: 0,
             timing_model: format!("unknown broker: judged by the spec, 1.5 x keepalive with {SPEC_LATE_MS} ms for scheduling"),
             deviations: Vec::new(),
             cannot: Vec::new(),

@@ -125,7 +125,7 @@ pub fn will_deadline_ms(s: &Scenario, p: &Profile, f: &Facts) -> Option<f64> {
     timing::will_deadline_ms(
         f.reference_ms().or(f.cut_at_ms),
         s.keepalive,
-        p.keepalive_late_ms,
+        p.will_late_ms(s.transport),
         will_delay_ms(s),
     )
 }

@@ -174,7 +174,7 @@ pub(crate) fn will(s: &Scenario, f: &Facts) -> Finding {
 /// The will follows the broker's keepalive close [MQTT-3.1.2-8], after the will delay if there
 /// is one [MQTT-3.1.3-9]: measured from willy's last packet (`last`).
 pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Finding {
-    let (lo, hi) = timing::keepalive_window(s.keepalive, p.keepalive_late_ms);
+    let (lo, hi) = timing::keepalive_window(s.keepalive, p.will_late_ms(s.transport));
     let delta = f.will_received_ms.map(|w| w - last);
     let delay = crate::judge::will_delay_ms(s);
     let (lo, hi) = (lo + delay, hi + delay);
