@@ -332,7 +332,27 @@ fn a_ws_scenario_without_a_ws_url_is_exit_2() {
 fn bad_broker_flags_are_exit_2_and_say_what_was_expected() {
     for (args, needle) in [
         (vec!["--broker", "mosquito"], "expected builtin, mosquitto"),
-        (vec!["--broker", "ws://127.0.0.1:1/mqtt"], "no tcp:// URL"),
+        (
+            vec!["--broker", "ws://127.0.0.1:1/mqtt"],
+            "no tcp:// or mqtts:// URL",
+        ),
+        (
+            vec!["--broker", "builtin", "--ca", "/nonexistent/ca.pem"],
+            "apply to a broker given by URL",
+        ),
+        (
+            vec![
+                "--broker",
+                "mqtts://127.0.0.1:1",
+                "--ca",
+                "/nonexistent/ca.pem",
+            ],
+            "--ca /nonexistent/ca.pem: cannot read",
+        ),
+        (
+            vec!["--broker", "tcp://127.0.0.1:1", "--insecure"],
+            "mqtts:// or wss:// URL",
+        ),
         (
             vec![
                 "--broker",

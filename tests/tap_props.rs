@@ -708,8 +708,8 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
             Decoded::Packet(p) => packets.push(p),
             Decoded::WsControl { .. } => seen_controls += 1,
             Decoded::HttpUpgrade { .. } => upgrades += 1,
-            Decoded::Undecodable { .. } => {
-                return Err(TestCaseError::fail(format!("undecodable: {d:?}")))
+            Decoded::Undecodable { .. } | Decoded::TlsRecord { .. } => {
+                return Err(TestCaseError::fail(format!("not MQTT: {d:?}")))
             }
         }
     }

@@ -487,6 +487,28 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_parse_and_a_tls_only_broker_is_a_broker() {
+        let u = BrokerUrls::parse("mqtts://broker.lan:8883,wss://broker.lan:8884/mqtt").unwrap();
+        assert_eq!(u.tcp, None);
+        assert_eq!(u.tls.as_ref().unwrap().port, 8883);
+        assert_eq!(u.wss.as_ref().unwrap().1, "/mqtt");
+        assert_eq!(
+            u.describe(),
+            "mqtts://broker.lan:8883,wss://broker.lan:8884/mqtt"
+        );
+        let opts = TlsOptions {
+            ca: Some("/x/ca.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(opts.args(), ["--ca", "/x/ca.pem"]);
+        let both = TlsOptions {
+            insecure: true,
+            ..opts
+        };
+        assert!(both.trust("h").is_err());
+    }
+
+    #[test]
     fn a_list_without_tcp_is_refused() {
         assert_eq!(
             BrokerUrls::parse("ws://127.0.0.1:8080/mqtt"),
@@ -505,8 +527,12 @@ mod tests {
             Err(UrlError::Port(_))
         ));
         assert!(matches!(
-            BrokerUrls::parse("mqtts://127.0.0.1:8883"),
+            BrokerUrls::parse("quic://127.0.0.1:8883"),
             Err(UrlError::Scheme(_, _))
+        ));
+        assert!(matches!(
+            BrokerUrls::parse("mqtts://a:1,ssl://b:2"),
+            Err(UrlError::Duplicate("mqtts://"))
         ));
         assert!(matches!(
             BrokerUrls::parse("tcp://a:1,tcp://b:2"),
@@ -534,7 +560,7 @@ mod tests {
 
     #[test]
     fn errors_never_show_the_password() {
-        let e = BrokerUrls::parse("mqtts://u:hunter2@h:1")
+        let e = BrokerUrls::parse("quic://u:hunter2@h:1")
             .unwrap_err()
             .to_string();
         assert!(!e.contains("hunter2"), "{e}");

@@ -162,7 +162,7 @@ pub fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<B
 
 pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
     BrokerChoice::parse(s).map_err(|e| {
-        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH])")
+        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH])")
     })
 }
 

@@ -773,7 +773,46 @@ fn module_doc_picture() {
             Decoded::Packet(p) => p.kind.as_str(),
             Decoded::WsControl { .. } => "ping",
             Decoded::Undecodable { .. } => "undecodable",
+            Decoded::TlsRecord { .. } => "tls",
         })
         .collect();
     assert_eq!(kinds, ["upgrade", "PINGREQ", "ping", "PUBLISH"]);
+}
+
+/// TLS passed through: each record's header is read, whatever chunk boundaries fall where,
+/// its encrypted body skipped; either way the stream starts with a handshake record.
+#[test]
+fn tls_records_are_read_at_every_split() {
+    let mut bytes = unhex("1603010005 0102030405");
+    bytes.extend(unhex("1403030001 01"));
+    bytes.extend(unhex("1703030003 aabbcc"));
+    for direction in [Direction::Upstream, Direction::Downstream] {
+        let out = decode_every_split(direction, 4, &bytes);
+        let records: Vec<(&str, usize)> = out
+            .iter()
+            .map(|d| match d {
+                Decoded::TlsRecord {
+                    content_type,
+                    length,
+                } => (*content_type, *length),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            records,
+            [
+                ("handshake", 5),
+                ("change_cipher_spec", 1),
+                ("application_data", 3)
+            ]
+        );
+    }
+    // A record header that is not one: undecodable, once.
+    let mut d = Decoder::new(Direction::Upstream, Arc::new(AtomicU8::new(4)));
+    let mut out = Vec::new();
+    d.feed(&unhex("1603010001 00 41414141 41"), &mut out);
+    assert!(
+        matches!(out.last(), Some(Decoded::Undecodable { .. })),
+        "{out:?}"
+    );
 }
