@@ -89,6 +89,7 @@ fn journal_dir() -> std::path::PathBuf {
 const RUNS: Options = Options {
     publishes: PublishRecords::Runs,
     record_queue: 256,
+    tls: None,
 };
 
 const CONNACK: [u8; 4] = [0x20, 2, 0, 0];

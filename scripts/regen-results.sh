@@ -9,6 +9,8 @@
 #                         mosquitto (the drop fault is TCP-only and runs in fast/)
 #   results/probe/        the will table (unplug probe): builtin, mosquitto, and two brokers from
 #                         the registries given by URL, amqtt (PyPI) and aedes (npm); PROBE.md
+#   results/tls/          the seed's runs over tcp, tls, ws and wss on builtin and mosquitto
+#                         (COMPARE.md), the TLS closes, and TLS passed through the proxy
 #   results/proxy/        a device through `unplug proxy` (scripts/proxy-example.sh)
 #   results/clients/, compare-clients/, seed-client/   willy drivers and kernel cuts
 #   results/will-storm/   4,000 willies cut at once, on builtin and mosquitto (gzipped journals)
@@ -28,10 +30,10 @@ seed="native-no-will native-last-will ws-no-will ws-last-will"
 faults="reset close native-crash native-freeze half-open-upstream half-open-downstream
 latency-under-keepalive bandwidth-under-keepalive heal-before-timeout refuse-vs-hang"
 
-for d in fast compare faults seed-timing conformance probe proxy; do
+for d in fast compare faults seed-timing conformance probe proxy tls; do
   mkdir -p "results/$d"
   if [ "$d" != seed-timing ] || [ "${1:-}" != "--fast" ]; then
-    find "results/$d" -maxdepth 1 -type f -delete
+    find "results/$d" -maxdepth 1 -type f ! -name README.md -delete
   fi
 done
 
@@ -42,6 +44,18 @@ status=0
 "$bin" compare --transports tcp,ws --out results/faults $faults \
   | tee results/faults/COMPARE.txt || status=$?
 "$bin" conformance --out results/conformance | tee results/conformance/CONFORMANCE.txt || status=$?
+# TLS against plain; its README.md is written by hand from these runs' files.
+"$bin" compare --transports tcp,tls,ws,wss --out results/tls native-no-will native-last-will \
+  | tee results/tls/COMPARE.txt || status=$?
+rm -rf results/tls-closes
+"$bin" compare --transports tls --out results/tls-closes close tls-close-without-notify tls-notify-without-fin \
+  | tee results/tls/CLOSES.txt || status=$?
+mv results/tls-closes/COMPARE.md results/tls/CLOSES.md
+mv results/tls-closes/* results/tls/ && rmdir results/tls-closes
+for b in builtin mosquitto; do
+  "$bin" scenario tls-last-will --broker $b --tls-tap pass-through --name tls-last-will.$b.pass-through \
+    --out results/tls -q || status=$?
+done
 if [ "${1:-}" != "--fast" ]; then
   # shellcheck disable=SC2086
   "$bin" compare --seed-timing --out results/seed-timing $seed \

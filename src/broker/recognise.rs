@@ -57,6 +57,12 @@ pub async fn ask(addr: SocketAddr) -> Result<Option<String>, String> {
                     access::v4_refusal(code)
                 ))
             }
+            Ok(Err(e)) if !connected && access::tls().is_some() && tls_failure(&e) => {
+                break Err(format!(
+                    "the TLS handshake failed: {}",
+                    crate::actor::describe(&e)
+                ))
+            }
             Ok(Err(e)) if !connected => {
                 break Err(format!(
                     "{} ({})",
@@ -73,6 +79,14 @@ pub async fn ask(addr: SocketAddr) -> Result<Option<String>, String> {
         let _ = tokio::time::timeout(Duration::from_millis(200), el.poll()).await;
     }
     answer
+}
+
+/// Did a connection fail in its TLS handshake (a certificate refused either way, an alert)?
+fn tls_failure(e: &ConnectionError) -> bool {
+    let text = crate::actor::describe(e);
+    ["certificate", "alert", "TLS", "handshake"]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// The profile for what a broker said of itself, and how it was recognised, for the summary's
