@@ -384,3 +384,29 @@ fn tls_only_settings_are_refused_where_they_cannot_work() {
         assert!(err.contains(key), "case {i}: {err}");
     }
 }
+
+/// The seed's own client over TLS: mqtt.js and paho through the proxy (proxy cut), and mqtt.js
+/// and the rumqttc driver in willy's own network namespace (kernel cut, as root). Each trusts
+/// the proxy's certificate, which names the address it reaches the proxy at.
+#[test]
+fn the_drivers_speak_tls_through_proxy_and_kernel_cuts() {
+    if drivers_or_skip("the_drivers_speak_tls_through_proxy_and_kernel_cuts").is_none() {
+        return;
+    }
+    let mut runs: Vec<(&str, Vec<&str>)> = vec![
+        ("tls-last-will", vec!["--willy", "mqttjs"]),
+        ("wss-last-will", vec!["--willy", "paho"]),
+    ];
+    if root_or_skip("the_drivers_speak_tls_through_proxy_and_kernel_cuts (kernel cut)").is_some() {
+        runs.push(("wss-last-will", vec!["--willy", "mqttjs", "--cut", "kernel"]));
+        runs.push(("tls-last-will", vec!["--willy", "rumqttc", "--cut", "kernel"]));
+    }
+    for ((name, args), (out, code, s)) in runs.iter().zip(run_all("tls-drivers", &runs)) {
+        assert_eq!(code, 0, "{name} {args:?}: {:?}", failed_checks(&s));
+        let log = log(&out, name);
+        assert!(
+            log.contains("TLS from willy ended here"),
+            "{name} {args:?}: no TLS from the driver"
+        );
+    }
+}

@@ -55,6 +55,15 @@ function connect (c) {
   if (c.will) {
     opts.will = { topic: c.will.topic, payload: c.will.payload, qos: c.will.qos, retain: c.will.retain }
   }
+  if (c.tls) {
+    // mqtts:// and wss://: the CA to trust (none: Node's own roots) and the name the server's
+    // certificate must carry, whatever address the URL has. mqtt.js hands ca and
+    // rejectUnauthorized to ws for wss://, but not servername: that goes in wsOptions.
+    if (c.tls.ca_pem != null) opts.ca = c.tls.ca_pem
+    opts.rejectUnauthorized = !c.tls.insecure
+    opts.servername = c.tls.servername
+    opts.wsOptions = { servername: c.tls.servername }
+  }
   const cl = mqtt.connect(c.url, opts)
   client = cl
   cl.unplugEnding = () => { ending = true }

@@ -92,6 +92,8 @@ pub struct DriverWilly {
     pub url: String,
     /// The network namespace the driver runs in (a kernel cut), if any.
     pub netns: Option<String>,
+    /// Over TLS: what willy trusts.
+    pub tls: Option<crate::tls::Trust>,
     pub journal: Journal,
     pub hook: MomentHook,
     pub cycle: Arc<AtomicU32>,
@@ -352,6 +354,7 @@ impl DriverWilly {
                 will,
                 username: login.as_ref().map(|l| l.username.clone()),
                 password: login.as_ref().and_then(|l| l.password.clone()),
+                tls: self.tls.as_ref().map(super::protocol::TlsCmd::of),
             },
         )
         .await?;

@@ -27,6 +27,47 @@ pub struct WillCmd {
     pub retain: bool,
 }
 
+/// How a driver checks the server over TLS: the CA certificates (PEM) to trust, or any
+/// certificate; and the name the certificate must carry (sent as SNI), whatever address the URL
+/// has. A client certificate is not handed to drivers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TlsCmd {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    pub servername: String,
+}
+
+impl TlsCmd {
+    /// What a driver is told of willy's trust (the system's roots: no `ca_pem`, not insecure).
+    pub fn of(t: &crate::tls::Trust) -> TlsCmd {
+        use crate::tls::Roots;
+        TlsCmd {
+            ca_pem: match &t.roots {
+                Roots::Pem(pem, _) => Some(String::from_utf8_lossy(pem).into_owned()),
+                _ => None,
+            },
+            insecure: matches!(t.roots, Roots::Insecure),
+            servername: t.name.clone(),
+        }
+    }
+
+    /// The trust a driver of ours (rumqttc's) builds from it.
+    pub fn trust(&self) -> crate::tls::Trust {
+        use crate::tls::Roots;
+        crate::tls::Trust {
+            roots: match (&self.ca_pem, self.insecure) {
+                (_, true) => Roots::Insecure,
+                (Some(pem), false) => Roots::Pem(pem.clone().into_bytes(), "the run's CA".into()),
+                (None, false) => Roots::System,
+            },
+            name: self.servername.clone(),
+            identity: None,
+        }
+    }
+}
+
 /// What the runner tells a driver.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -41,6 +82,9 @@ pub enum Command {
         will: Option<WillCmd>,
         username: Option<String>,
         password: Option<String>,
+        /// Over TLS (`mqtts://`, `wss://`): what to trust.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls: Option<TlsCmd>,
     },
     Publish {
         topic: String,

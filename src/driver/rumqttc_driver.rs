@@ -94,6 +94,7 @@ fn options(c: &Command) -> anyhow::Result<(MqttOptions, u64)> {
         will,
         username,
         password,
+        tls,
     } = c
     else {
         anyhow::bail!("not a connect command");
@@ -102,6 +103,11 @@ fn options(c: &Command) -> anyhow::Result<(MqttOptions, u64)> {
     let hostport = rest.split('/').next().unwrap_or(rest);
     let (host, port) = hostport.rsplit_once(':').context("a port in the URL")?;
     let port: u16 = port.parse().context("a port number in the URL")?;
+    let tls = match tls {
+        Some(t) => Some(t.trust().client_config()?),
+        None => None,
+    };
+    let needs_tls = || tls.clone().context("a TLS URL without its `tls` in the connect");
     let mut o = match scheme {
         "mqtt" | "tcp" => MqttOptions::new(client_id, host, port),
         "ws" => {
@@ -109,7 +115,21 @@ fn options(c: &Command) -> anyhow::Result<(MqttOptions, u64)> {
             o.set_transport(rumqttc::Transport::Ws);
             o
         }
-        other => anyhow::bail!("scheme {other}: rumqttc here speaks mqtt:// and ws://"),
+        "mqtts" => {
+            let mut o = MqttOptions::new(client_id, host, port);
+            o.set_transport(crate::broker::access::rumqttc_tls(needs_tls()?));
+            o
+        }
+        "wss" => {
+            let mut o = MqttOptions::new(client_id, url.clone(), port);
+            o.set_transport(rumqttc::Transport::Wss(rumqttc::TlsConfiguration::Rustls(
+                needs_tls()?,
+            )));
+            o
+        }
+        other => {
+            anyhow::bail!("scheme {other}: rumqttc here speaks mqtt://, ws://, mqtts:// and wss://")
+        }
     };
     o.set_keep_alive(Duration::from_secs(*keepalive_s));
     o.set_clean_session(*clean);

@@ -44,6 +44,7 @@ pub(super) struct Stage {
 fn tls_setup(
     s: &Scenario,
     broker: &Broker,
+    listen: std::net::IpAddr,
     journal: &Journal,
 ) -> anyhow::Result<(
     Option<ProxyTls>,
@@ -75,14 +76,12 @@ fn tls_setup(
     crate::broker::access::set_tls(Some(to_broker.clone()));
     let (proxy, willy, files, how) = match s.tls_tap {
         TlsTap::Terminate => {
-            let (certs, files) = match &broker.certs {
-                Some(c) => (c.clone(), None),
-                None => {
-                    let dir = crate::broker::mosquitto::TempDir::new()
-                        .context("creating a temp dir for the proxy's certificate")?;
-                    (crate::tls::RunCerts::generate(dir.path(), &[])?, Some(dir))
-                }
-            };
+            // The proxy's own, naming the address willy reaches it at (a kernel cut: the
+            // veth's host end), whatever certificates the broker has.
+            let dir = crate::broker::mosquitto::TempDir::new()
+                .context("creating a temp dir for the proxy's certificate")?;
+            let certs = crate::tls::RunCerts::generate(dir.path(), &[listen])?;
+            let files = Some(dir);
             let proxy = ProxyTls::Terminate {
                 serve: certs.server_config()?,
                 upstream: to_broker,
@@ -124,14 +123,6 @@ impl Stage {
         let upstream = broker
             .endpoints
             .for_willy(&broker.name, s.transport, s.protocol)?;
-        if s.transport.is_tls() && crate::driver::process::resolve_for(s)?.is_some() {
-            anyhow::bail!(
-                "transport {} with willy as a driver ({}): the drivers speak plain TCP and WebSocket only for now; run it with rumqttc in this process (no --willy, --cut proxy)",
-                s.transport.as_str(),
-                s.client.label()
-            );
-        }
-        let (proxy_tls, willy_tls, tls_files) = tls_setup(s, &broker, journal)?;
         // A TLS run's monit, pubby and the rest reach the broker's TLS listeners.
         broker.endpoints = broker.endpoints.for_clients(&broker.name, s.transport)?;
         // A kernel cut: willy's namespace first, then the proxy on the veth's host end.
@@ -153,6 +144,7 @@ impl Stage {
         let listen = netns
             .as_ref()
             .map_or(std::net::Ipv4Addr::LOCALHOST, |n| n.host_addr);
+        let (proxy_tls, willy_tls, tls_files) = tls_setup(s, &broker, listen.into(), journal)?;
         let proxy = Arc::new(
             Proxy::start_on(
                 listen.into(),
@@ -274,6 +266,7 @@ impl Actors {
                     launch,
                     url,
                     netns: stage.netns.as_ref().map(|n| n.name.clone()),
+                    tls: stage.willy_tls.clone(),
                     journal: journal.clone(),
                     hook,
                     cycle: cycle.clone(),
