@@ -369,6 +369,7 @@ mod tests {
             will: None,
             username: None,
             password: None,
+            tls: None,
         };
         let (o, t) = options(&connect("mqtt://10.222.0.1:4000")).unwrap();
         assert_eq!(o.broker_address(), ("10.222.0.1".to_string(), 4000));
@@ -378,6 +379,8 @@ mod tests {
             o.broker_address(),
             ("ws://10.222.0.1:4001/mqtt".to_string(), 4001)
         );
+        // Over TLS only with what to trust.
         assert!(options(&connect("mqtts://h:1")).is_err());
+        assert!(options(&connect("quic://h:1")).is_err());
     }
 }
