@@ -398,8 +398,14 @@ fn the_drivers_speak_tls_through_proxy_and_kernel_cuts() {
         ("wss-last-will", vec!["--willy", "paho"]),
     ];
     if root_or_skip("the_drivers_speak_tls_through_proxy_and_kernel_cuts (kernel cut)").is_some() {
-        runs.push(("wss-last-will", vec!["--willy", "mqttjs", "--cut", "kernel"]));
-        runs.push(("tls-last-will", vec!["--willy", "rumqttc", "--cut", "kernel"]));
+        runs.push((
+            "wss-last-will",
+            vec!["--willy", "mqttjs", "--cut", "kernel"],
+        ));
+        runs.push((
+            "tls-last-will",
+            vec!["--willy", "rumqttc", "--cut", "kernel"],
+        ));
     }
     for ((name, args), (out, code, s)) in runs.iter().zip(run_all("tls-drivers", &runs)) {
         assert_eq!(code, 0, "{name} {args:?}: {:?}", failed_checks(&s));

@@ -107,7 +107,10 @@ fn options(c: &Command) -> anyhow::Result<(MqttOptions, u64)> {
         Some(t) => Some(t.trust().client_config()?),
         None => None,
     };
-    let needs_tls = || tls.clone().context("a TLS URL without its `tls` in the connect");
+    let needs_tls = || {
+        tls.clone()
+            .context("a TLS URL without its `tls` in the connect")
+    };
     let mut o = match scheme {
         "mqtt" | "tcp" => MqttOptions::new(client_id, host, port),
         "ws" => {
