@@ -188,10 +188,26 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
             },
         ),
         holds: delta.is_some_and(|d| d >= lo && d <= hi),
-        expected: if delay > 0.0 {
-            format!("the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet ({} keepalive, then the will delay of {delay:.0} ms)", timing::FACTOR_WORDS)
-        } else {
-            format!("the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet")
+        expected: {
+            let wss = p.will_late_ms(s.transport) - p.keepalive_late_ms;
+            let wss = if wss > 0 {
+                format!(
+                    "; over WSS {} waits up to {wss} ms for its TLS close before the will",
+                    p.broker
+                )
+            } else {
+                String::new()
+            };
+            if delay > 0.0 {
+                format!("the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet ({} keepalive, then the will delay of {delay:.0} ms{wss})", timing::FACTOR_WORDS)
+            } else if wss.is_empty() {
+                format!("the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet")
+            } else {
+                format!(
+                    "the will reaches monit {lo:.0}..{hi:.0} ms after willy's last packet ({})",
+                    wss.trim_start_matches("; ")
+                )
+            }
         },
         actual: match delta {
             Some(d) => format!(
