@@ -234,6 +234,27 @@ impl Drop for TlsBroker {
     }
 }
 
+/// `tls-last-will` with `args` ends before any run with exit 2, naming the refused TLS
+/// handshake and `why` (rustls's words).
+fn handshake_refused(tag: &str, args: &[&str], why: &str) {
+    let out = out_dir(tag);
+    let mut a = vec![
+        "scenario",
+        "tls-last-will",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(args);
+    let o = unplug(&a);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(
+        err.contains("the TLS handshake failed") && err.contains(why),
+        "{args:?}: {err}"
+    );
+}
+
 /// A broker given only by an `mqtts://` URL: with `--ca` it is reached (monit too, over TLS)
 /// and judged; without, its certificate is refused before any run starts, naming why;
 /// `--insecure` takes it as it is.
@@ -249,22 +270,7 @@ fn a_tls_broker_by_url_is_checked_against_the_ca_given() {
     let other_url = other.url();
     let ca = broker.certs.ca.display().to_string();
 
-    let out = out_dir("tls-url-untrusted");
-    let o = unplug(&[
-        "scenario",
-        "tls-last-will",
-        "--quiet",
-        "--broker",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("the TLS handshake failed") && err.contains("UnknownIssuer"),
-        "{err}"
-    );
+    handshake_refused("tls-url-untrusted", &["--broker", &url], "UnknownIssuer");
 
     let runs = [
         ("tls-last-will", vec!["--broker", &url, "--ca", &ca]),
@@ -298,23 +304,10 @@ fn a_broker_that_requires_client_certificates() {
     let cert = broker.certs.client_cert.display().to_string();
     let key = broker.certs.client_key.display().to_string();
 
-    let out = out_dir("tls-client-cert-none");
-    let o = unplug(&[
-        "scenario",
-        "tls-last-will",
-        "--quiet",
-        "--broker",
-        &url,
-        "--ca",
-        &ca,
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("the TLS handshake failed") && err.contains("CertificateRequired"),
-        "{err}"
+    handshake_refused(
+        "tls-client-cert-none",
+        &["--broker", &url, "--ca", &ca],
+        "CertificateRequired",
     );
 
     let runs = [(
