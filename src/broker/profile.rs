@@ -189,11 +189,22 @@ impl Profile {
     /// How much later than 1.5 x keepalive after the last packet the will may come over
     /// `transport`: the close's allowance, and over WSS the broker's wait for the TLS close.
     pub fn will_late_ms(&self, transport: crate::scenario::Transport) -> u64 {
-        self.keepalive_late_ms
-            + match transport {
-                crate::scenario::Transport::Wss => self.wss_close_ms,
-                _ => 0,
-            }
+        self.keepalive_late_ms + self.wss_close(transport)
+    }
+
+    /// How much later than its due moment after the broker's close a delayed will may come over
+    /// `transport`: the delay's allowance, and over WSS the wait for the TLS close, which the
+    /// delay follows (the close we see is the close_notify; the broker's own comes after it).
+    pub fn will_delay_late(&self, transport: crate::scenario::Transport) -> u64 {
+        self.will_delay_late_ms + self.wss_close(transport)
+    }
+
+    /// The broker's wait for its TLS close over `transport` (WSS only).
+    pub fn wss_close(&self, transport: crate::scenario::Transport) -> u64 {
+        match transport {
+            crate::scenario::Transport::Wss => self.wss_close_ms,
+            _ => 0,
+        }
     }
 
     /// rumqttd 0.20: the keepalive is a timeout of 1.5 x keepalive around each read of the next
@@ -381,6 +392,24 @@ impl Profile {
 
 #[cfg(test)]
 mod tests {
+
+    /// Only a WSS run gets mosquitto's wait for its TLS close, on the will and on a delayed
+    /// will; the close itself keeps the keepalive allowance; rumqttd has no such wait.
+    #[test]
+    fn the_wss_close_wait_is_mosquittos_and_only_over_wss() {
+        use crate::scenario::Transport;
+        let m = Profile::mosquitto("2.0.11");
+        assert_eq!(m.will_late_ms(Transport::Tls), m.keepalive_late_ms);
+        assert_eq!(m.will_late_ms(Transport::Ws), m.keepalive_late_ms);
+        assert_eq!(m.will_late_ms(Transport::Wss), m.keepalive_late_ms + 5100);
+        assert_eq!(
+            m.will_delay_late(Transport::Wss),
+            m.will_delay_late_ms + 5100
+        );
+        assert_eq!(m.will_delay_late(Transport::Tcp), m.will_delay_late_ms);
+        let r = Profile::rumqttd();
+        assert_eq!(r.will_late_ms(Transport::Wss), r.keepalive_late_ms);
+    }
     use super::*;
 
     #[test]

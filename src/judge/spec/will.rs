@@ -189,7 +189,7 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
         ),
         holds: delta.is_some_and(|d| d >= lo && d <= hi),
         expected: {
-            let wss = p.will_late_ms(s.transport) - p.keepalive_late_ms;
+            let wss = p.wss_close(s.transport);
             let wss = if wss > 0 {
                 format!(
                     "; over WSS {} waits up to {wss} ms for its TLS close before the will",
@@ -230,17 +230,22 @@ pub(crate) fn will_delay_check(s: &Scenario, p: &Profile, f: &Facts) -> Option<F
     }
     let (drop, will) = (f.broker_drop_ms?, f.will_received_ms?);
     let due = crate::judge::will_delay_ms(s);
-    let (lo, hi) = timing::will_delay_window(due, p.will_delay_late_ms);
+    let late = p.will_delay_late(s.transport);
+    let (lo, hi) = timing::will_delay_window(due, late);
     let d = will - drop;
     Some(Finding {
         id: CheckId::WillDelay,
         spec: Some("MQTT 5 3.1.3.2.2, 3.1.2.11.2".into()),
         holds: d >= lo && d <= hi,
         expected: format!(
-            "the will {lo:.0}..{hi:.0} ms after the broker's close: min(Will Delay {delay_s} s, Session Expiry {} s), {} late allowance {} ms",
+            "the will {lo:.0}..{hi:.0} ms after the broker's close: min(Will Delay {delay_s} s, Session Expiry {} s), {} late allowance {} ms{}",
             s.session_expiry_s.unwrap_or(0),
             p.broker,
-            p.will_delay_late_ms
+            p.will_delay_late_ms,
+            match p.wss_close(s.transport) {
+                0 => String::new(),
+                w => format!(", and over WSS {w} ms for its TLS close, which the delay follows"),
+            }
         ),
         actual: format!("{d:.0} ms after the close"),
     })
