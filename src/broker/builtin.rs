@@ -148,7 +148,6 @@ pub async fn start(_journal: &Journal) -> anyhow::Result<Broker> {
         profile: super::profile::Profile::rumqttd(),
         process: None,
         trust: Some(certs.trust()),
-        certs: Some(certs),
         files: Some(files),
     })
 }

@@ -125,8 +125,6 @@ pub struct Broker {
     pub profile: profile::Profile,
     /// The child process, for a broker we started (mosquitto): stopped by `stop` or on drop.
     pub process: Option<mosquitto::Process>,
-    /// Its TLS listeners' certificates when we made them (builtin, mosquitto): the run's own.
-    pub certs: Option<crate::tls::RunCerts>,
     /// How our clients check its TLS listeners: the run's CA, or what the user said.
     pub trust: Option<crate::tls::Trust>,
     /// The private dir its files are in, removed with it (the builtin's certificates).

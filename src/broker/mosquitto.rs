@@ -453,7 +453,6 @@ pub async fn start_with(
         profile: super::profile::Profile::mosquitto(&version),
         process: Some(process),
         trust: Some(certs.trust()),
-        certs: Some(certs),
         files: None,
     })
 }

@@ -459,7 +459,6 @@ pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broke
         },
         profile,
         process: None,
-        certs: None,
         trust,
         files: None,
     })
