@@ -40,10 +40,15 @@ pub struct Target {
 
 impl Target {
     pub fn url(&self) -> String {
+        self.url_at(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// The URL of the proxy on `host` (a kernel cut: the veth's host end).
+    pub fn url_at(&self, host: std::net::IpAddr) -> String {
         let scheme = self.transport.scheme();
         match self.transport.is_ws() {
-            false => format!("{scheme}://127.0.0.1:{}", self.port),
-            true => format!("{scheme}://127.0.0.1:{}{}", self.port, self.ws_path),
+            false => format!("{scheme}://{host}:{}", self.port),
+            true => format!("{scheme}://{host}:{}{}", self.port, self.ws_path),
         }
     }
 

@@ -14,8 +14,6 @@
 //! and hides the values of a URL's query.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-
-use anyhow::Context;
 use std::time::Duration;
 
 use super::{wait_until_accepting, Broker, Endpoints};
@@ -391,36 +389,20 @@ pub async fn start(urls: &BrokerUrls, journal: &Journal) -> anyhow::Result<Broke
         None => None,
     };
     // Whose name a TLS listener's certificate must carry: the host the user wrote.
-    let tls_host = urls
+    let trust = urls
         .tls
         .as_ref()
         .or(urls.wss.as_ref().map(|(hp, _)| hp))
-        .map(|hp| hp.host.clone());
-    let trust = match &tls_host {
-        Some(host) => Some(urls.tls_options.trust(host)?),
-        None => None,
-    };
+        .map(|hp| urls.tls_options.trust(&hp.host))
+        .transpose()?;
     // Asked over plain TCP when there is a tcp:// URL, else over TLS.
-    let (asked, shown) = match (tcp, tls) {
-        (Some(a), _) => (
-            a,
-            format!(
-                "tcp://{}",
-                urls.tcp.as_ref().map_or(String::new(), |h| h.to_string())
-            ),
-        ),
-        (None, Some(a)) => {
-            let trust = trust.as_ref().context("a TLS URL without its trust")?;
-            super::access::set_tls(Some(trust.client_config()?));
-            (
-                a,
-                format!(
-                    "mqtts://{}",
-                    urls.tls.as_ref().map_or(String::new(), |h| h.to_string())
-                ),
-            )
-        }
-        (None, None) => return Err(UrlError::NoTcp.into()),
+    let (asked, shown) = if let (Some(a), Some(hp)) = (tcp, &urls.tcp) {
+        (a, format!("tcp://{hp}"))
+    } else if let (Some(a), Some(hp), Some(trust)) = (tls, &urls.tls, &trust) {
+        super::access::set_tls(Some(trust.client_config()?));
+        (a, format!("mqtts://{hp}"))
+    } else {
+        return Err(UrlError::NoTcp.into());
     };
     let said = super::recognise::ask(asked)
         .await

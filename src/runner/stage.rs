@@ -56,12 +56,7 @@ fn tls_setup(
         return Ok((None, None, None));
     }
     if s.tls_tap == TlsTap::PassThrough {
-        if let Some(f) = s.faults.iter().find(|f| {
-            matches!(
-                f.kind,
-                FaultKind::TlsClose { .. } | FaultKind::Drop { .. } | FaultKind::WsDrop { .. }
-            )
-        }) {
+        if let Some(f) = s.faults.iter().find(|f| f.kind.sees_inside_tls()) {
             anyhow::bail!(
                 "a {} fault needs to see inside TLS: run it with --tls-tap terminate",
                 f.kind.label()
@@ -259,7 +254,7 @@ impl Actors {
         // willy's process needs willy in a process of its own.
         let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
             let host = stage.proxy.addr.ip();
-            let url = target.url().replace("127.0.0.1", &host.to_string());
+            let url = target.url_at(host);
             tokio::spawn(
                 crate::driver::cycles::DriverWilly {
                     scenario: s.clone(),

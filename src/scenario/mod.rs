@@ -323,6 +323,15 @@ impl FaultKind {
         )
     }
 
+    /// True when the proxy must read inside TLS to apply it (MQTT packets, WebSocket frames, the
+    /// TLS session itself): such a fault needs the proxy to end TLS, not pass it through.
+    pub fn sees_inside_tls(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::TlsClose { .. } | FaultKind::Drop { .. } | FaultKind::WsDrop { .. }
+        )
+    }
+
     /// True when it acts on willy's process rather than on the network.
     pub fn on_process(&self) -> bool {
         matches!(self, FaultKind::Crash { .. } | FaultKind::Freeze)

@@ -74,27 +74,23 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
                     "`tls` applies to transport = \"tls\" or \"wss\"".to_string(),
                 );
             }
-            v.choice(p, "tap.tls", "terminate, pass-through")?
+            let tap = v.choice(p, "tap.tls", "terminate, pass-through")?;
+            if tap == super::TlsTap::PassThrough {
+                if let Some(f) = faults.iter().find(|f| f.kind.sees_inside_tls()) {
+                    return v.err(
+                        p.span(),
+                        "tap.tls",
+                        format!(
+                            "a {} fault needs to see inside TLS: it works with tls = \"terminate\" only",
+                            f.kind.label()
+                        ),
+                    );
+                }
+            }
+            tap
         }
         None => super::TlsTap::Terminate,
     };
-    if tls_tap == super::TlsTap::PassThrough {
-        if let Some(f) = faults.iter().find(|f| {
-            matches!(
-                f.kind,
-                FaultKind::TlsClose { .. } | FaultKind::Drop { .. } | FaultKind::WsDrop { .. }
-            )
-        }) {
-            return v.err(
-                0..0,
-                "tap.tls",
-                format!(
-                    "a {} fault needs to see inside TLS: it works with tls = \"terminate\" only",
-                    f.kind.label()
-                ),
-            );
-        }
-    }
     let broker = broker_settings(&v, &raw.broker)?;
     let willy = willy_setup(&v, &raw.willy, transport)?;
     let fleet = super::fleet::fleet(
