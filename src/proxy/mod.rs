@@ -62,6 +62,9 @@ pub struct Options {
     pub record_queue: usize,
     /// TLS from willy: ended here (the tap sees MQTT), or passed through; None: plain.
     pub tls: Option<tlsend::ProxyTls>,
+    /// Open connections at most: one more is accepted and closed at once, said in the journal
+    /// (each open one takes two file descriptors).
+    pub max_connections: usize,
 }
 
 impl Default for Options {
@@ -70,9 +73,14 @@ impl Default for Options {
             publishes: PublishRecords::Each,
             record_queue: wiretap::RECORD_QUEUE,
             tls: None,
+            max_connections: usize::MAX,
         }
     }
 }
+
+/// What a connection held while the network is down keeps of what its client sends: past
+/// it, the proxy stops reading it (TCP's flow control pushes back) until the network heals.
+pub const HELD_MAX: usize = 1 << 20;
 
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
@@ -98,6 +106,9 @@ struct Shared {
     /// Open connections, for the fault record and the summary.
     conns: Mutex<BTreeMap<u64, Conn>>,
     next_id: AtomicU64,
+    max_connections: usize,
+    /// Connections accepted and not yet ended (counted from accept, before `conns` has them).
+    live: AtomicU64,
 }
 
 type Active = (u32, FaultKind, NewConnections, Option<Share>);
@@ -183,6 +194,9 @@ enum Cut {
     },
     /// A link reached its `limit_data` limit: FIN both ways.
     Limit,
+    /// The proxy stops (`unplug proxy` ends): FIN both ways, no fault, a short wait for the
+    /// ends.
+    Stop,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -236,6 +250,8 @@ impl Proxy {
             active: Mutex::new(Vec::new()),
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
+            max_connections: options.max_connections,
+            live: AtomicU64::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(listener, addr, shared.clone()));
         Ok(Proxy {
@@ -369,6 +385,20 @@ impl Proxy {
         }
     }
 
+    /// Stop: accept nothing more, close every open connection (FIN both ways: no fault, so
+    /// its record says "stopped"), and wait for them to end, at most `wait` (and the short
+    /// drain each close takes).
+    pub async fn stop(&self, wait: std::time::Duration) {
+        self.accept_task.abort();
+        for c in lock(&self.shared.conns).values() {
+            let _ = c.cut.send(Cut::Stop);
+        }
+        let until = tokio::time::Instant::now() + wait + STOP_DRAIN;
+        while self.shared.live.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Wait until every record of what the links have handled so far is in the journal (they
     /// record through their own thread, a moment after forwarding).
     pub async fn settle(&self) {
@@ -426,7 +456,18 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
                     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve(id, client, shared.clone()));
+                    let open = shared.live.load(Ordering::Relaxed);
+                    if open >= shared.max_connections as u64 {
+                        drop(client);
+                        shared.journal.record(Actor::Proxy, Event::Note {
+                            message: format!(
+                                "conn {id}: closed at once: {open} connections are open, the most this proxy takes"
+                            ),
+                        });
+                        continue;
+                    }
+                    shared.live.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(guarded(id, client, shared.clone()));
                 }
                 Err(e) => {
                     shared.journal.record(Actor::Proxy, Event::Note { message: format!("accept failed: {e}") });
@@ -440,14 +481,19 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
 
 /// FIN to both sides, then wait (a little) for each to close its end, discarding what it still
 /// sends: closing a socket with unread bytes would turn the FIN into a RST.
-async fn close_both(mut client: Stream, mut broker: Stream, stats: &ConnStats) -> String {
+async fn close_both(
+    mut client: Stream,
+    mut broker: Stream,
+    stats: &ConnStats,
+    limit: std::time::Duration,
+) -> String {
     let tls = client.is_tls() || broker.is_tls();
     // Over TLS, shutdown sends a close_notify before the FIN.
     let _ = client.shutdown().await;
     let _ = broker.shutdown().await;
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up, DRAIN),
-        drain(broker, &stats.dropped_down, DRAIN)
+        drain(client, &stats.dropped_up, limit),
+        drain(broker, &stats.dropped_down, limit)
     );
     let what = if tls {
         "TLS close_notify and FIN"
@@ -459,6 +505,9 @@ async fn close_both(mut client: Stream, mut broker: Stream, stats: &ConnStats) -
 
 /// How long a closed connection's ends are read after the close for the peer's own close.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The same when the proxy stops: a person pressed Ctrl-C and waits.
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How long a close_notify without a FIN keeps the TCP open for the peer to close it.
 const NOTIFY_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
@@ -531,6 +580,45 @@ async fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("rebind failed")))
 }
 
+/// [`serve`] one connection; should it panic, the connection is closed (its sockets go with
+/// the task), taken out of the table and its end recorded: never left open half-served.
+async fn guarded(id: u64, client: TcpStream, shared: Arc<Shared>) {
+    let task = tokio::spawn(serve(id, client, shared.clone()));
+    if let Err(e) = task.await {
+        if e.is_panic() {
+            let why = e
+                .into_panic()
+                .downcast::<String>()
+                .map(|s| *s)
+                .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|_| "no message".to_string());
+            let stats = lock(&shared.conns).remove(&id).map(|c| c.stats);
+            shared.journal.record(
+                Actor::Proxy,
+                Event::Note {
+                    message: format!(
+                        "conn {id}: the proxy's task for it failed ({why}); its sockets are closed"
+                    ),
+                },
+            );
+            if let Some(stats) = stats {
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                shared.journal.record(
+                    Actor::Proxy,
+                    Event::ConnectionClosed {
+                        conn: id,
+                        up_bytes: get(&stats.up_bytes),
+                        down_bytes: get(&stats.down_bytes),
+                        dropped_up_bytes: get(&stats.dropped_up),
+                        dropped_down_bytes: get(&stats.dropped_down),
+                    },
+                );
+            }
+        }
+    }
+    shared.live.fetch_sub(1, Ordering::Relaxed);
+}
+
 async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     let _ = client.set_nodelay(true);
     let journal = shared.journal.clone();
@@ -544,7 +632,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         let mut buf = [0u8; 4096];
         loop {
             tokio::select! {
-                r = client.read(&mut buf) => match r {
+                r = client.read(&mut buf), if early.len() < HELD_MAX => match r {
                     Ok(0) | Err(_) => {
                         // The client gave up; its SYNs stop, nothing ever reaches the broker.
                         journal.record(Actor::Proxy, Event::Note {
@@ -715,8 +803,10 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                     drop(client);
                     drop(broker);
                 } else {
-                    let message =
-                        format!("conn {id}: {}", close_both(client, broker, &stats).await);
+                    let message = format!(
+                        "conn {id}: {}",
+                        close_both(client, broker, &stats, DRAIN).await
+                    );
                     recorder.tell(id, Event::Note { message }, waits).await;
                 }
                 String::new()
@@ -730,12 +820,18 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 drop(broker);
                 "RST to willy and to the broker".to_string()
             }
-            Cut::Close | Cut::Limit => close_both(client, broker, &stats).await,
+            Cut::Close | Cut::Limit => close_both(client, broker, &stats, DRAIN).await,
+            Cut::Stop => {
+                let how = close_both(client, broker, &stats, STOP_DRAIN).await;
+                let message = format!("conn {id}: the proxy stopped: {how}");
+                recorder.tell(id, Event::Note { message }, waits).await;
+                String::new()
+            }
             Cut::Tls { notify, .. } if client.is_tls() => {
                 tls_close(client, broker, notify, &stats).await
             }
             // Passed-through TLS has no session here to close: a FIN, as a close.
-            Cut::Tls { .. } => close_both(client, broker, &stats).await,
+            Cut::Tls { .. } => close_both(client, broker, &stats, DRAIN).await,
         };
         let fault = match cut {
             Cut::Reset => "reset",
@@ -743,8 +839,8 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             Cut::Tls { notify: false, .. } => "close-without-notify",
             Cut::Tls { notify: true, .. } => "notify-without-fin",
             Cut::Limit => "limit-data",
-            // Recorded above, at the moment it closed.
-            Cut::Idle { .. } => "",
+            // Recorded above, at the moment it closed; a stop is no fault.
+            Cut::Idle { .. } | Cut::Stop => "",
         };
         if !fault.is_empty() {
             let event = Event::ConnectionCut {

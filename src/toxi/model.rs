@@ -49,6 +49,7 @@ impl ApiError {
             400,
         )
     }
+    /// toxiproxy's words, exactly (clients match them); the command line adds the list.
     pub fn invalid_toxic_type() -> ApiError {
         ApiError::new("invalid toxic type", 400)
     }
@@ -62,31 +63,66 @@ impl ApiError {
     pub fn not_covered(what: impl std::fmt::Display) -> ApiError {
         ApiError::new(format!("not implemented by unplug: {what}"), 501)
     }
+    /// More than a limit of unplug's allows (proxies, toxics): the limit named.
+    pub fn too_many(what: impl std::fmt::Display) -> ApiError {
+        ApiError::new(format!("limit reached: {what}"), 429)
+    }
+    /// A request body over the limit.
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            format!("request body too large: at most {limit} bytes"),
+            413,
+        )
+    }
+    /// A request that took too long to arrive whole.
+    pub fn too_slow(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            format!("request not complete within {} s", limit.as_secs()),
+            408,
+        )
+    }
     /// What toxiproxy answers when the OS refuses (a listen address in use, say).
     pub fn internal(why: impl std::fmt::Display) -> ApiError {
         ApiError::new(why.to_string(), 500)
     }
 }
 
-/// The toxic types unplug knows, with each one's attributes and their defaults. toxiproxy's
-/// first, then ours (MQTT-aware, or about new connections).
-pub const TYPES: &[(&str, &[(&str, i64)])] = &[
-    ("latency", &[("latency", 0), ("jitter", 0)]),
-    ("bandwidth", &[("rate", 0)]),
-    ("timeout", &[("timeout", 0)]),
-    ("reset_peer", &[("timeout", 0)]),
-    ("slow_close", &[("delay", 0)]),
+/// A day, the longest time an attribute takes, in milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// The toxic types unplug knows, with each one's attributes: (name, default, maximum).
+/// toxiproxy's first, then ours (MQTT-aware, or about new connections). toxiproxy sets no
+/// maximum; these keep every time, rate and size in range of the arithmetic that uses them
+/// (a day for a time, 1 TB/s for a rate, 2^53 bytes), so no value an API client sends can
+/// overflow or panic the proxy.
+pub const TYPES: &[(&str, &[(&str, i64, i64)])] = &[
+    ("latency", &[("latency", 0, DAY_MS), ("jitter", 0, DAY_MS)]),
+    // KB/s.
+    ("bandwidth", &[("rate", 0, 1_000_000_000)]),
+    ("timeout", &[("timeout", 0, DAY_MS)]),
+    ("reset_peer", &[("timeout", 0, DAY_MS)]),
+    ("slow_close", &[("delay", 0, DAY_MS)]),
+    // Sizes in bytes (a slice of at most 1 MiB: a read is 32 KiB), the delay in microseconds.
     (
         "slicer",
-        &[("average_size", 0), ("size_variation", 0), ("delay", 0)],
+        &[
+            ("average_size", 0, 1 << 20),
+            ("size_variation", 0, 1 << 20),
+            ("delay", 0, DAY_MS * 1000),
+        ],
     ),
-    ("limit_data", &[("bytes", 0)]),
+    ("limit_data", &[("bytes", 0, 1 << 53)]),
     // Ours.
     ("blackhole", &[]),
     ("drop", &[]),
     ("hang", &[]),
     ("refuse", &[]),
 ];
+
+/// The type names, for an error that lists them.
+pub fn type_names() -> String {
+    TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+}
 
 /// Toxic types that act on the listener, not on connections: a toxicity between 0 and 1
 /// (decided per connection) means nothing for them.
@@ -204,7 +240,7 @@ impl Toxic {
             .unwrap_or_else(|| format!("{kind}_{stream}"));
         let mut attributes: Map<String, Value> = defaults
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .map(|(k, v, _)| (k.to_string(), Value::from(*v)))
             .collect();
         let toxic = Toxic {
             attributes: Map::new(),
@@ -213,7 +249,7 @@ impl Toxic {
             toxicity: toxicity_field(&m)?.unwrap_or(1.0),
             kind,
         };
-        merge_attributes(&mut attributes, m.get("attributes"))?;
+        merge_attributes(&mut attributes, m.get("attributes"), defaults)?;
         let toxic = Toxic {
             attributes,
             ..toxic
@@ -227,7 +263,11 @@ impl Toxic {
     pub fn updated(&self, body: &[u8]) -> Result<Toxic, ApiError> {
         let m = object(body)?;
         let mut t = self.clone();
-        merge_attributes(&mut t.attributes, m.get("attributes"))?;
+        let defaults = TYPES
+            .iter()
+            .find(|(k, _)| *k == t.kind)
+            .map_or(&[][..], |(_, d)| *d);
+        merge_attributes(&mut t.attributes, m.get("attributes"), defaults)?;
         if let Some(x) = toxicity_field(&m)? {
             t.toxicity = x;
         }
@@ -241,11 +281,13 @@ impl Toxic {
         self.toxicity > 0.0 && self.toxicity < 1.0
     }
 
+    /// A numeric attribute (checked in range when it was merged; 0 when absent).
     fn int(&self, key: &str) -> i64 {
         self.attributes
             .get(key)
             .and_then(Value::as_i64)
             .unwrap_or(0)
+            .max(0)
     }
 
     fn ms(&self, key: &str) -> Duration {
@@ -281,7 +323,7 @@ impl Toxic {
                 kb => Effect {
                     now: vec![accept(FaultKind::Bandwidth {
                         direction,
-                        bytes_per_s: kb as u64 * 1000,
+                        bytes_per_s: (kb as u64).saturating_mul(1000),
                     })],
                     later: None,
                 },
@@ -314,7 +356,7 @@ impl Toxic {
                     now: vec![accept(FaultKind::Slicer {
                         direction,
                         average: average.min(u32::MAX as i64) as u32,
-                        variation: variation as u32,
+                        variation: variation.min(u32::MAX as i64) as u32,
                         delay: Duration::from_micros(self.int("delay") as u64),
                     })],
                     later: None,
@@ -391,9 +433,13 @@ impl Toxic {
     }
 }
 
-/// Put the given attributes over `into`: toxiproxy's are whole numbers, at least 0; ours
-/// (`packets`) are what their toxic says.
-fn merge_attributes(into: &mut Map<String, Value>, given: Option<&Value>) -> Result<(), ApiError> {
+/// Put the given attributes over `into`: toxiproxy's are whole numbers from 0 to their
+/// maximum in [`TYPES`]; ours (`packets`) are what their toxic says.
+fn merge_attributes(
+    into: &mut Map<String, Value>,
+    given: Option<&Value>,
+    known: &[(&str, i64, i64)],
+) -> Result<(), ApiError> {
     let given = match given {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(m)) => m,
@@ -408,17 +454,17 @@ fn merge_attributes(into: &mut Map<String, Value>, given: Option<&Value>) -> Res
             into.insert(k.clone(), v.clone());
             continue;
         }
-        if !into.contains_key(k) {
+        let Some((_, _, max)) = known.iter().find(|(name, _, _)| name == k) else {
             // toxiproxy ignores keys its toxic does not have; so do we.
             continue;
-        }
+        };
         match v.as_i64() {
-            Some(n) if n >= 0 => {
+            Some(n) if (0..=*max).contains(&n) => {
                 into.insert(k.clone(), Value::from(n));
             }
             _ => {
                 return Err(ApiError::bad_body(format!(
-                    "attributes.{k} must be a whole number of at least 0, not {v}"
+                    "attributes.{k} must be a whole number from 0 to {max}, not {v}"
                 )))
             }
         }
