@@ -91,6 +91,7 @@ const RUNS: Options = Options {
     record_queue: 256,
     tls: None,
     max_connections: usize::MAX,
+    client: "willy",
 };
 
 const CONNACK: [u8; 4] = [0x20, 2, 0, 0];

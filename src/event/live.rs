@@ -49,23 +49,26 @@ impl Flood {
             .as_deref()
             .map(|id| format!(" ({id})"))
             .unwrap_or_default();
-        let rate = |bytes: u64| {
-            if secs > 0.0 {
+        let side = |(n, bytes): (u64, u64), way: &str| {
+            let rate = if secs >= 0.1 {
                 format!(", {:.0} kB/s", bytes as f64 / secs / 1000.0)
             } else {
                 String::new()
-            }
+            };
+            format!("{n} {way} ({bytes} B{rate})")
         };
+        let mut ways = Vec::new();
+        if self.up.0 > 0 {
+            ways.push(side(self.up, "device -> upstream"));
+        }
+        if self.down.0 > 0 {
+            ways.push(side(self.down, "upstream -> device"));
+        }
         let line = format!(
-            "{:<6} | {} conn {conn}{who}: {} PUBLISH/ack packets device -> upstream ({} B{}), {} upstream -> device ({} B{}) in {secs:.1} s",
+            "{:<6} | {} conn {conn}{who}: PUBLISH and acks: {} in {secs:.1} s",
             "wire",
             rec.t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            self.up.0,
-            self.up.1,
-            rate(self.up.1),
-            self.down.0,
-            self.down.1,
-            rate(self.down.1),
+            ways.join(", "),
         );
         self.up = (0, 0);
         self.down = (0, 0);

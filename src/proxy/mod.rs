@@ -65,6 +65,9 @@ pub struct Options {
     /// Open connections at most: one more is accepted and closed at once, said in the journal
     /// (each open one takes two file descriptors).
     pub max_connections: usize,
+    /// What the proxy's own records call the client: "willy" in a run, "the device" in
+    /// front of a person's device (`unplug proxy`).
+    pub client: &'static str,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             record_queue: wiretap::RECORD_QUEUE,
             tls: None,
             max_connections: usize::MAX,
+            client: "willy",
         }
     }
 }
@@ -107,6 +111,9 @@ struct Shared {
     conns: Mutex<BTreeMap<u64, Conn>>,
     next_id: AtomicU64,
     max_connections: usize,
+    client: &'static str,
+    /// Set when the proxy stops: a close still waiting for a peer's end stops waiting.
+    stopping: watch::Sender<bool>,
     /// Connections accepted and not yet ended (counted from accept, before `conns` has them).
     live: AtomicU64,
 }
@@ -251,6 +258,8 @@ impl Proxy {
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             max_connections: options.max_connections,
+            client: options.client,
+            stopping: watch::channel(false).0,
             live: AtomicU64::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(listener, addr, shared.clone()));
@@ -390,6 +399,7 @@ impl Proxy {
     /// drain each close takes).
     pub async fn stop(&self, wait: std::time::Duration) {
         self.accept_task.abort();
+        self.shared.stopping.send_replace(true);
         for c in lock(&self.shared.conns).values() {
             let _ = c.cut.send(Cut::Stop);
         }
@@ -486,21 +496,23 @@ async fn close_both(
     mut broker: Stream,
     stats: &ConnStats,
     limit: std::time::Duration,
+    who: &str,
+    stopping: &watch::Sender<bool>,
 ) -> String {
     let tls = client.is_tls() || broker.is_tls();
     // Over TLS, shutdown sends a close_notify before the FIN.
     let _ = client.shutdown().await;
     let _ = broker.shutdown().await;
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up, limit),
-        drain(broker, &stats.dropped_down, limit)
+        drain(client, &stats.dropped_up, limit, stopping),
+        drain(broker, &stats.dropped_down, limit, stopping)
     );
     let what = if tls {
         "TLS close_notify and FIN"
     } else {
         "FIN"
     };
-    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
+    format!("{what} to {who} (then it {c}) and to the broker (then it {b})")
 }
 
 /// How long a closed connection's ends are read after the close for the peer's own close.
@@ -519,6 +531,8 @@ async fn tls_close(
     mut broker: Stream,
     notify: bool,
     stats: &ConnStats,
+    who: &str,
+    stopping: &watch::Sender<bool>,
 ) -> String {
     let limit = if notify {
         for s in [&mut client, &mut broker] {
@@ -533,20 +547,30 @@ async fn tls_close(
         DRAIN
     };
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up, limit),
-        drain(broker, &stats.dropped_down, limit)
+        drain(client, &stats.dropped_up, limit, stopping),
+        drain(broker, &stats.dropped_down, limit, stopping)
     );
     let what = if notify {
         "TLS close_notify, TCP left open,"
     } else {
         "FIN without a TLS close_notify"
     };
-    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
+    format!("{what} to {who} (then it {c}) and to the broker (then it {b})")
 }
 
-/// Read and discard until the peer closes its end (or `limit` passes): how it ended.
-async fn drain(mut s: Stream, dropped: &AtomicU64, limit: std::time::Duration) -> &'static str {
+/// Read and discard until the peer closes its end (or `limit` passes, or the proxy stops):
+/// how it ended.
+async fn drain(
+    mut s: Stream,
+    dropped: &AtomicU64,
+    limit: std::time::Duration,
+    stopping: &watch::Sender<bool>,
+) -> &'static str {
+    let mut stop = stopping.subscribe();
     let mut buf = [0u8; 4096];
+    let until_stop = async {
+        let _ = stop.wait_for(|s| *s).await;
+    };
     let r = tokio::time::timeout(limit, async {
         loop {
             match s.read(&mut buf).await {
@@ -560,9 +584,11 @@ async fn drain(mut s: Stream, dropped: &AtomicU64, limit: std::time::Duration) -
                 Err(_) => return "failed",
             }
         }
-    })
-    .await;
-    r.unwrap_or("kept its end open")
+    });
+    tokio::select! {
+        r = r => r.unwrap_or("kept its end open"),
+        () = until_stop => "was still open when the proxy stopped",
+    }
 }
 
 /// Bind the same address again; the old socket may linger for a moment.
@@ -636,7 +662,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                     Ok(0) | Err(_) => {
                         // The client gave up; its SYNs stop, nothing ever reaches the broker.
                         journal.record(Actor::Proxy, Event::Note {
-                            message: format!("conn {id}: willy gave up while held; never reached the broker"),
+                            message: format!("conn {id}: {} gave up while held; never reached the broker", shared.client),
                         });
                         return;
                     }
@@ -780,12 +806,13 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         }
     };
     if let Some(cut) = cut {
+        let who = shared.client;
         let how = match cut {
             Cut::Idle { reset, silent } => {
                 // Recorded at the moment it closes (a FIN's drain may take a while): the
                 // checks measure the silence up to here.
                 let how = format!(
-                    "no bytes either way for {} ms: {} to willy and to the broker",
+                    "no bytes either way for {} ms: {} to {who} and to the broker",
                     silent.as_millis(),
                     if reset { "RST" } else { "FIN" }
                 );
@@ -805,7 +832,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 } else {
                     let message = format!(
                         "conn {id}: {}",
-                        close_both(client, broker, &stats, DRAIN).await
+                        close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
                     );
                     recorder.tell(id, Event::Note { message }, waits).await;
                 }
@@ -818,20 +845,26 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 }
                 drop(client);
                 drop(broker);
-                "RST to willy and to the broker".to_string()
+                format!("RST to {who} and to the broker")
             }
-            Cut::Close | Cut::Limit => close_both(client, broker, &stats, DRAIN).await,
+            Cut::Close | Cut::Limit => {
+                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
+            }
             Cut::Stop => {
-                let how = close_both(client, broker, &stats, STOP_DRAIN).await;
+                // Its own short wait for the ends, not cut short by the stop it is part of.
+                let never = watch::channel(false).0;
+                let how = close_both(client, broker, &stats, STOP_DRAIN, who, &never).await;
                 let message = format!("conn {id}: the proxy stopped: {how}");
                 recorder.tell(id, Event::Note { message }, waits).await;
                 String::new()
             }
             Cut::Tls { notify, .. } if client.is_tls() => {
-                tls_close(client, broker, notify, &stats).await
+                tls_close(client, broker, notify, &stats, who, &shared.stopping).await
             }
             // Passed-through TLS has no session here to close: a FIN, as a close.
-            Cut::Tls { .. } => close_both(client, broker, &stats, DRAIN).await,
+            Cut::Tls { .. } => {
+                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
+            }
         };
         let fault = match cut {
             Cut::Reset => "reset",

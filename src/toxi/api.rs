@@ -244,7 +244,7 @@ impl Entry {
     /// End the observation (what follows is no part of it: closing the device's connection
     /// here would earn its will), stop the proxy (its connections closed, FIN both ways, no
     /// fault), and close the journal: where it is.
-    async fn finish(self, name: &str) -> PathBuf {
+    async fn finish(mut self, name: &str) -> PathBuf {
         self.proxy.settle().await;
         self.proxy.journal().record(
             Actor::Runner,
@@ -253,10 +253,8 @@ impl Entry {
             },
         );
         self.monit.abort();
-        for a in &self.toxics {
-            if let Some(t) = &a.timer {
-                t.abort();
-            }
+        while !self.toxics.is_empty() {
+            self.remove(0);
         }
         self.proxy.stop(STOP_WAIT).await;
         self.proxy.settle().await;
@@ -436,6 +434,7 @@ impl Server {
         let options = Options {
             publishes: self.config.publishes,
             max_connections: self.config.limits.connections_per_proxy,
+            client: "the device",
             ..Options::default()
         };
         let proxy = Proxy::start_at(listen, upstream, journal.clone(), options)
