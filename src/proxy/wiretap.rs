@@ -569,7 +569,9 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             conn,
             from,
             dropped,
-            what: format!("undecodable at byte {offset}: {reason} ({hex})"),
+            what: format!(
+                "undecodable at byte {offset}: {reason} ({hex}); not MQTT from here on (or the stream lost sync): the rest of this direction is forwarded and only counted"
+            ),
         },
     }
 }
