@@ -650,6 +650,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     let journal = shared.journal.clone();
     let mut net = shared.net.subscribe();
     let held = net.borrow_and_update().holds_new();
+    let mut stopping = shared.stopping.subscribe();
     journal.record(Actor::Proxy, Event::ConnectionAccepted { conn: id, held });
 
     // Bytes a held connection sent before the network came back: delivered, not lost.
@@ -671,6 +672,12 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 healed = net.wait_for(|s| !s.holds_new()) => {
                     if healed.is_err() { return; }
                     break;
+                }
+                _ = stopping.wait_for(|s| *s) => {
+                    journal.record(Actor::Proxy, Event::Note {
+                        message: format!("conn {id}: held when the proxy stopped; never reached the broker"),
+                    });
+                    return;
                 }
             }
         }
@@ -750,11 +757,15 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             Conn {
                 stats: stats.clone(),
                 net,
-                cut: cut_tx,
+                cut: cut_tx.clone(),
             },
         );
         (conn_net, decided)
     };
+    // A stop that began while this connection was being set up did not find it: it ends now.
+    if *shared.stopping.borrow() {
+        let _ = cut_tx.send(Cut::Stop);
+    }
     for d in decided {
         journal.record(Actor::Proxy, d);
     }

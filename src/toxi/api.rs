@@ -978,3 +978,193 @@ async fn update_proxy(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer
 async fn update_toxic(State(s): S, Path((p, t)): Path<(String, String)>, body: Bytes) -> Answer {
     ok(s.update_toxic(&p, &t, &body).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One thing an API client may do.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create(String, String),
+        Delete(String),
+        AddToxic(String, Value),
+        RemoveToxic(String, String),
+        Enable(String, bool),
+        Reset,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec!["a", "b", "c"]).prop_map(str::to_string),
+            ".{0,120}",
+            "[a-z./-]{1,8}",
+        ]
+    }
+
+    fn toxic() -> impl Strategy<Value = Value> {
+        let n = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            (0i64..100_000).prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ];
+        (
+            proptest::sample::select(vec![
+                "latency",
+                "bandwidth",
+                "timeout",
+                "reset_peer",
+                "slow_close",
+                "slicer",
+                "limit_data",
+                "blackhole",
+                "drop",
+                "hang",
+                "refuse",
+                "jitterbug",
+            ]),
+            proptest::sample::select(vec!["upstream", "downstream"]),
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "latency",
+                        "jitter",
+                        "rate",
+                        "timeout",
+                        "delay",
+                        "average_size",
+                        "size_variation",
+                        "bytes",
+                    ]),
+                    n,
+                ),
+                0..4,
+            ),
+            proptest::option::of(0.0f64..=1.0),
+            proptest::option::of("[a-z]{1,3}"),
+        )
+            .prop_map(|(kind, stream, attrs, toxicity, name)| {
+                let attributes: Map<String, Value> =
+                    attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let mut t = json!({"type": kind, "stream": stream, "attributes": attributes});
+                if let Some(x) = toxicity {
+                    t["toxicity"] = json!(x);
+                }
+                if let Some(n) = name {
+                    t["name"] = json!(n);
+                }
+                t
+            })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                name(),
+                prop_oneof![
+                    Just("127.0.0.1:0".to_string()),
+                    Just("0.0.0.0:0".to_string()),
+                    ".{0,10}"
+                ]
+            )
+                .prop_map(|(n, l)| Op::Create(n, l)),
+            name().prop_map(Op::Delete),
+            (name(), toxic()).prop_map(|(n, t)| Op::AddToxic(n, t)),
+            (name(), "[a-z_]{1,20}").prop_map(|(n, t)| Op::RemoveToxic(n, t)),
+            (name(), any::<bool>()).prop_map(|(n, b)| Op::Enable(n, b)),
+            Just(Op::Reset),
+        ]
+    }
+
+    /// An upstream that takes connections and echoes: the proxies forward to it.
+    async fn echo_server() -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any sequence of requests: each answered with a status toxiproxy uses, never a panic;
+        /// after /reset no toxic is left in effect; a connection through a proxy ends when the
+        /// proxy is deleted or stopped; every proxy stops.
+        #[test]
+        fn any_sequence_of_requests_is_answered_and_leaves_nothing_behind(
+            ops in proptest::collection::vec(op(), 1..25),
+        ) {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().unwrap();
+                let mut config = Config::new(dir.path().to_path_buf());
+                config.limits.proxies = 3;
+                config.limits.toxics_per_proxy = 4;
+                let server = Server::new(config);
+                let upstream = echo_server().await.to_string();
+                // A device on proxy "a" for the whole sequence.
+                server.create(ProxySpec { name: "a".into(), listen: String::new(),
+                    upstream: upstream.clone(), enabled: true }).await.unwrap();
+                let listen: SocketAddr = server.show("a").await.unwrap()["listen"]
+                    .as_str().unwrap().parse().unwrap();
+                let mut device = tokio::net::TcpStream::connect(listen).await.unwrap();
+                device.write_all(b"hello").await.unwrap();
+                for op in ops {
+                    let status = match op {
+                        Op::Create(n, l) => server
+                            .create(ProxySpec { name: n, listen: l, upstream: upstream.clone(), enabled: true })
+                            .await
+                            .map(|_| 201),
+                        Op::Delete(n) => server.delete(&n).await.map(|_| 204),
+                        Op::AddToxic(n, t) => server.add_toxic(&n, t.to_string().as_bytes()).await.map(|_| 200),
+                        Op::RemoveToxic(n, t) => server.remove_toxic(&n, &t).await.map(|_| 204),
+                        Op::Enable(n, b) => server
+                            .update(&n, json!({"enabled": b}).to_string().as_bytes())
+                            .await
+                            .map(|_| 200),
+                        Op::Reset => {
+                            server.reset().await;
+                            Ok(204)
+                        }
+                    };
+                    match status {
+                        Ok(_) => {}
+                        Err(e) => assert!(
+                            matches!(e.status, 400 | 404 | 409 | 429 | 500 | 501),
+                            "{e:?}"
+                        ),
+                    }
+                }
+                server.reset().await;
+                let all = server.list().await;
+                for (name, p) in all.as_object().unwrap() {
+                    assert_eq!(p["toxics"], json!([]), "{name}");
+                    assert_eq!(p["enabled"], json!(true), "{name}");
+                }
+                server.shutdown().await;
+                // The device's connection was ended by the stop (or a delete before it).
+                let mut buf = [0u8; 64];
+                let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    loop {
+                        match device.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                assert!(ended.is_ok(), "the device's connection outlived its proxy");
+            });
+        }
+    }
+}

@@ -620,3 +620,87 @@ mod tests {
         assert_eq!(off.effect().unwrap(), Effect::default());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value an API client might put in an attribute.
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[a-zA-Z,]{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({"a": 1})),
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(TYPES.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>()),
+            "[a-z_]{0,10}",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "latency",
+                "jitter",
+                "rate",
+                "timeout",
+                "delay",
+                "average_size",
+                "size_variation",
+                "bytes",
+                "packets",
+            ])
+            .prop_map(str::to_string),
+            "[a-z]{1,8}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever an API client sends: a toxic or a refusal (400 or 501), never a panic; and
+        /// a toxic's times and rates stay in range of what the proxy adds up.
+        #[test]
+        fn any_toxic_request_is_a_toxic_in_range_or_a_refusal(
+            kind in kind(),
+            stream in prop_oneof![Just("upstream"), Just("downstream"), Just("x")],
+            toxicity in prop_oneof![Just(Value::Null), value()],
+            attrs in proptest::collection::vec((key(), value()), 0..6),
+        ) {
+            let attributes: Map<String, Value> = attrs.into_iter().collect();
+            let body = serde_json::json!({"type": kind, "stream": stream,
+                "toxicity": toxicity, "attributes": attributes});
+            match Toxic::create(body.to_string().as_bytes()) {
+                Err(e) => prop_assert!(e.status == 400 || e.status == 501, "{e:?}"),
+                Ok(t) => {
+                    let effect = t.effect().expect("a toxic made is in effect");
+                    for (f, _) in &effect.now {
+                        if let FaultKind::Latency { delay, jitter, .. } = f {
+                            prop_assert!(*delay <= Duration::from_millis(DAY_MS as u64));
+                            prop_assert!(*jitter <= Duration::from_millis(DAY_MS as u64));
+                        }
+                        if let FaultKind::Bandwidth { bytes_per_s, .. } = f {
+                            prop_assert!(*bytes_per_s > 0 && *bytes_per_s <= 1_000_000_000_000);
+                        }
+                    }
+                    if let Some((after, _)) = effect.later {
+                        prop_assert!(after <= Duration::from_millis(DAY_MS as u64));
+                    }
+                    // An update with the same attributes is the same toxic.
+                    let again = serde_json::json!({"attributes": t.attributes});
+                    prop_assert_eq!(t.updated(again.to_string().as_bytes()).unwrap(), t);
+                }
+            }
+        }
+    }
+}
