@@ -231,9 +231,7 @@ impl fmt::Display for Event {
                 last_upstream,
             } => {
                 write!(f, "fault {fault} applied")?;
-                if *n > 0 {
-                    write!(f, " (fault {n} of the scenario)")?;
-                }
+                write_fault_number(f, *n)?;
                 for c in last_upstream {
                     match c.ms {
                         Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
@@ -244,9 +242,7 @@ impl fmt::Display for Event {
             }
             Event::FaultHealed { fault, n } => {
                 write!(f, "fault {fault} healed")?;
-                if *n > 0 {
-                    write!(f, " (fault {n} of the scenario)")?;
-                }
+                write_fault_number(f, *n)?;
                 Ok(())
             }
             Event::Packet {
@@ -309,6 +305,16 @@ impl fmt::Display for Event {
             Event::Note { message } => write!(f, "{message}"),
             Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
         }
+    }
+}
+
+/// Which fault: of the scenario's, in a run; in front of a device, the proxy's own count (its
+/// toxics' faults).
+fn write_fault_number(f: &mut fmt::Formatter<'_>, n: u32) -> fmt::Result {
+    match (n, NAMING.get()) {
+        (0, _) => Ok(()),
+        (n, super::Naming::Run) => write!(f, " (fault {n} of the scenario)"),
+        (n, super::Naming::Device) => write!(f, " (fault {n})"),
     }
 }
 
