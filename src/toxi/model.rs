@@ -90,12 +90,15 @@ impl ApiError {
 /// A day, the longest time an attribute takes, in milliseconds.
 const DAY_MS: i64 = 86_400_000;
 
+/// A toxic's attribute: (name, default, maximum).
+pub type Attribute = (&'static str, i64, i64);
+
 /// The toxic types unplug knows, with each one's attributes: (name, default, maximum).
 /// toxiproxy's first, then ours (MQTT-aware, or about new connections). toxiproxy sets no
 /// maximum; these keep every time, rate and size in range of the arithmetic that uses them
 /// (a day for a time, 1 TB/s for a rate, 2^53 bytes), so no value an API client sends can
 /// overflow or panic the proxy.
-pub const TYPES: &[(&str, &[(&str, i64, i64)])] = &[
+pub const TYPES: &[(&str, &[Attribute])] = &[
     ("latency", &[("latency", 0, DAY_MS), ("jitter", 0, DAY_MS)]),
     // KB/s.
     ("bandwidth", &[("rate", 0, 1_000_000_000)]),
@@ -438,7 +441,7 @@ impl Toxic {
 fn merge_attributes(
     into: &mut Map<String, Value>,
     given: Option<&Value>,
-    known: &[(&str, i64, i64)],
+    known: &[Attribute],
 ) -> Result<(), ApiError> {
     let given = match given {
         None | Some(Value::Null) => return Ok(()),
