@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,136 +17,29 @@ use serde_json::{json, Value};
 use common::*;
 use unplug::toxi::control::request;
 
-/// rumqttd, in this process (nextest gives each test a process of its own).
-fn broker() -> SocketAddr {
-    static TCP: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
-    *TCP.get_or_init(|| {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let b = rt
-            .block_on(unplug::broker::start(
-                &unplug::broker::BrokerChoice::Builtin,
-                &unplug::event::Journal::in_memory(),
-            ))
-            .unwrap();
-        // The runtime keeps the broker's tasks: leak it with the broker, for the process.
-        std::mem::forget(rt);
-        b.endpoints.tcp
-    })
+/// The address after `word` in the first line containing `needle`.
+fn addr_after(served: &mut Served, needle: &str, word: &str) -> SocketAddr {
+    let l = served.line_with(needle);
+    let rest = &l[l.find(word).unwrap_or_else(|| panic!("{l}")) + word.len()..];
+    let addr: String = rest
+        .trim_start_matches("http://")
+        .chars()
+        .take_while(|c| !matches!(c, ',' | ' ' | ';'))
+        .collect();
+    addr.parse()
+        .unwrap_or_else(|e| panic!("{addr:?} in {l:?}: {e}"))
 }
 
-/// A running `unplug proxy`: stdout lines as they come (and every one kept), killed on drop.
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_unplug"))
-            .arg("proxy")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("unplug proxy starts");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Served {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line containing `needle` within 10 s.
-    fn line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.contains(needle) {
-                        return l;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("no line with {needle:?}; got:\n{}", self.seen.join("\n"))
-    }
-
-    /// The address after `word` in the first line that has it.
-    fn addr_after(&mut self, needle: &str, word: &str) -> SocketAddr {
-        let l = self.line(needle);
-        let rest = &l[l.find(word).unwrap_or_else(|| panic!("{l}")) + word.len()..];
-        let addr: String = rest
-            .trim_start_matches("http://")
-            .chars()
-            .take_while(|c| !matches!(c, ',' | ' ' | ';'))
-            .collect();
-        addr.parse()
-            .unwrap_or_else(|e| panic!("{addr:?} in {l:?}: {e}"))
-    }
-
-    /// SIGINT, then (exit code, time it took, every line it printed).
-    fn interrupt(mut self) -> (i32, Duration, Vec<String>) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let sent = Instant::now();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-        let code = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s.code().unwrap_or(-1);
-            }
-            assert!(
-                sent.elapsed() < Duration::from_secs(20),
-                "unplug proxy did not stop on SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let took = sent.elapsed();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(l);
-        }
-        (code, took, std::mem::take(&mut self.seen))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// MQTT's variable-length integer.
-fn remaining(mut n: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 128;
-        }
-        out.push(b);
-        if n == 0 {
-            return out;
-        }
-    }
+/// SIGINT: (exit code, how long it took to exit, every line it printed).
+fn stop(mut served: Served) -> (i32, Duration, Vec<String>) {
+    let sent = Instant::now();
+    let code = served.interrupt();
+    (code, sent.elapsed(), std::mem::take(&mut served.seen))
 }
 
 fn string(s: &str) -> Vec<u8> {
-    let mut v = (s.len() as u16).to_be_bytes().to_vec();
-    v.extend_from_slice(s.as_bytes());
+    let mut v = Vec::new();
+    unplug::mqtt::string(s.as_bytes(), &mut v);
     v
 }
 
@@ -158,19 +50,14 @@ fn connect(id: &str) -> Vec<u8> {
     body.extend(string(id));
     body.extend(string(&format!("dev/{id}/status")));
     body.extend(string("offline"));
-    let mut p = vec![0x10];
-    p.extend(remaining(body.len()));
-    p.extend(body);
-    p
+    unplug::mqtt::packet(0x10, &body)
 }
 
 /// A QoS 0 PUBLISH of exactly 64 bytes.
 fn publish() -> Vec<u8> {
     let mut body = string("dev/sensor-1/data");
     body.resize(62, b'x');
-    let mut p = vec![0x30, 62];
-    p.extend(body);
-    p
+    unplug::mqtt::packet(0x30, &body)
 }
 
 /// A device: CONNECT (waits for the CONNACK), `n` 64-byte PUBLISHes in 64 KiB writes, then a
@@ -196,14 +83,6 @@ fn device(proxy: SocketAddr, n: usize) -> f64 {
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);
     took
-}
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn size(path: &Path) -> u64 {
@@ -239,11 +118,11 @@ fn a_flood_through_the_default_proxy_costs_a_record_per_batch_and_a_line_a_secon
         "--out",
         out.to_str().unwrap(),
     ]);
-    let proxy = served.addr_after("proxy sensor: listening on", "listening on ");
+    let proxy = addr_after(&mut served, "proxy sensor: listening on", "listening on ");
     const N: usize = 200_000;
     let took = device(proxy, N);
-    served.line("conn 1: closed");
-    let (code, stop, lines) = served.interrupt();
+    served.line_with("conn 1: closed");
+    let (code, stop, lines) = stop(served);
     assert_eq!(code, 0, "{}", lines.join("\n"));
     let jsonl = out.join("sensor.events.jsonl");
     let recs = records(&jsonl);
@@ -308,7 +187,7 @@ fn a_journal_past_its_budget_is_thinned_and_keeps_what_judging_needs() {
         "each",
         "-q",
     ]);
-    let proxy = served.addr_after("proxy small: listening on", "listening on ");
+    let proxy = addr_after(&mut served, "proxy small: listening on", "listening on ");
     const N: usize = 40_000;
     device(proxy, N);
     // The close comes through the journal, after every PUBLISH.
@@ -318,7 +197,7 @@ fn a_journal_past_its_budget_is_thinned_and_keeps_what_judging_needs() {
         assert!(Instant::now() < deadline, "no connection_closed record");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (code, _, lines) = served.interrupt();
+    let (code, _, lines) = stop(served);
     assert_eq!(code, 0, "{}", lines.join("\n"));
     let journal = size(&jsonl) + size(&out.join("small.log"));
     // Thinned whenever the two files pass the budget: never more than one record over it.
@@ -361,9 +240,7 @@ fn the_api_refuses_what_it_cannot_honour_with_the_limit_named() {
     // A file of someone else's where a proxy's journal would go: never replaced.
     std::fs::write(out.join("taken.events.jsonl"), "precious\n").unwrap();
     let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
-    let api = served
-        .addr_after("api: toxiproxy's HTTP API on", "on ")
-        .to_string();
+    let api = served.api();
     let up = broker().to_string();
     let (status, made) = call(
         &api,
@@ -444,7 +321,7 @@ fn the_api_refuses_what_it_cannot_honour_with_the_limit_named() {
     // Still serving, and /reset leaves no toxic.
     assert_eq!(call(&api, "POST", "/reset", None).0, 204);
     assert_eq!(call(&api, "GET", toxics, None), (200, json!([])));
-    let (code, _, lines) = served.interrupt();
+    let (code, _, lines) = stop(served);
     assert_eq!(code, 0, "{}", lines.join("\n"));
 }
 
@@ -466,8 +343,8 @@ fn an_api_or_proxy_off_loopback_needs_public() {
 fn an_api_client_that_sends_its_headers_slowly_is_closed_at_the_header_timeout() {
     let out = out_dir("proxy_days_slowloris");
     let mut served = Served::start(&["--api", "127.0.0.1:0", "--out", out.to_str().unwrap()]);
-    let api = served.addr_after("api: toxiproxy's HTTP API on", "on ");
-    let mut s = TcpStream::connect(api).unwrap();
+    let api = served.api();
+    let mut s = TcpStream::connect(api.as_str()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let opened = Instant::now();
     // A byte every 2 s: never a whole header.
@@ -491,6 +368,6 @@ fn an_api_client_that_sends_its_headers_slowly_is_closed_at_the_header_timeout()
             && after < unplug::toxi::api::REQUEST_TIME + Duration::from_secs(3),
         "closed after {after:?}: {got:?}"
     );
-    let (code, _, _) = served.interrupt();
+    let (code, _, _) = stop(served);
     assert_eq!(code, 0);
 }
