@@ -315,23 +315,8 @@ impl Sink {
     }
 }
 
-/// Read a saved `NAME.events.jsonl` back (for re-judging or re-drawing a run).
+/// Read a saved `NAME.events.jsonl` back (for re-judging or re-drawing a run), sorted by `ms`:
+/// a regular file only, within [`super::ReadLimits::IN_MEMORY`] (see `read.rs`).
 pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
-    use anyhow::Context;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut records: Vec<Record> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not an event record", path.display(), i + 1))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    // The proxy's records reach the file a little after they happened (its recorder thread):
-    // read back in time order, as the journal held them in memory (a stable sort keeps the
-    // order of records of one instant).
-    records.sort_by(|a, b| a.ms.total_cmp(&b.ms));
-    Ok(records)
+    super::read::read_all(path, super::ReadLimits::IN_MEMORY)
 }

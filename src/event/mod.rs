@@ -12,13 +12,16 @@
 //! when the writer got to it. Checks and reports read only records, never the live actors.
 //!
 //! `mod.rs` holds the types; `format.rs` the log line of each; `packet.rs` a wire packet's
-//! typed parts as the JSONL spells them; `journal.rs` the writer.
+//! typed parts as the JSONL spells them; `journal.rs` the writer;
+//! `read.rs` a saved journal read back in bounded memory.
 
 mod format;
 mod journal;
 mod packet;
+mod read;
 
 pub use journal::{read_jsonl, Cursor, Echo, Fresh, Journal};
+pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
