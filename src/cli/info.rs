@@ -11,7 +11,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
 use unplug::report::table;
@@ -109,7 +108,7 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         profile,
         json,
     } = args;
-    let summary = judge_file(&journal, profile.as_deref())?;
+    let summary = unplug::report::rejudge::judge_journal(&journal, profile.as_deref())?;
     if json {
         print!("{}", summary.to_json());
     } else {
@@ -142,23 +141,4 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let path = unplug::report::index::write(&dir, &title)?;
     println!("{}", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The journal at `path` judged again: a scenario run's by the scenario it records, an
-/// `unplug proxy` journal by the scenario its tap's CONNECT amounts to.
-fn judge_file(
-    path: &std::path::Path,
-    profile: Option<&str>,
-) -> anyhow::Result<unplug::report::Summary> {
-    use unplug::report::rejudge;
-    let profile = rejudge::profile_named(profile)?;
-    let records = unplug::event::read_jsonl(path)?;
-    let judged = if unplug::toxi::judge::is_proxy_journal(&records) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
-        let name = name.trim_end_matches(".events.jsonl");
-        unplug::toxi::judge::judge(&records, profile, name)
-    } else {
-        rejudge::rejudge(&records, profile)
-    };
-    judged.with_context(|| format!("{}", path.display()))
 }

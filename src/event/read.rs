@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::Record;
+use super::{Event, Record};
 
 /// How much of a journal a reader takes before it refuses the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct ReadLimits {
     pub total_bytes: u64,
     /// The most records.
     pub records: u64,
+    /// The most PUBLISHes the records stand for (a `publish_run` is its count of them): the
+    /// checks place each one in time, so judging costs memory and time per PUBLISH.
+    pub publishes: u64,
 }
 
 impl ReadLimits {
@@ -37,14 +40,17 @@ impl ReadLimits {
         line_bytes: 1024 * 1024,
         total_bytes: 64 * 1024 * 1024 * 1024,
         records: 1_000_000_000,
+        publishes: u64::MAX,
     };
     /// For a journal kept whole in memory ([`read_jsonl`]): a record takes about twice its
     /// line in memory, so 512 MiB of file is about 1 GB of records; 4,000,000 records is more
-    /// than any run's (a 100 MB journal holds about 700,000).
+    /// than any run's (a 100 MB journal holds about 700,000). 20,000,000 PUBLISHes take about
+    /// 1 GB in the checks (a topic and a time each).
     pub const IN_MEMORY: ReadLimits = ReadLimits {
         line_bytes: 1024 * 1024,
         total_bytes: 512 * 1024 * 1024,
         records: 4_000_000,
+        publishes: 20_000_000,
     };
 }
 
@@ -91,7 +97,7 @@ pub fn for_each_record_within(
     }
     let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut lines = Lines::new(limits.line_bytes);
-    let (mut line_no, mut read, mut records) = (0usize, 0u64, 0u64);
+    let (mut line_no, mut read, mut records, mut publishes) = (0usize, 0u64, 0u64, 0u64);
     loop {
         let chunk = reader
             .fill_buf()
@@ -125,6 +131,14 @@ pub fn for_each_record_within(
                 }
                 let rec: Record = serde_json::from_slice(bytes)
                     .with_context(|| format!("{shown}:{line_no}: not an event record"))?;
+                check(&rec).map_err(|why| anyhow::anyhow!("{shown}:{line_no}: {why}"))?;
+                publishes = publishes.saturating_add(publishes_in(&rec));
+                if publishes > limits.publishes {
+                    bail!(
+                        "{shown}:{line_no}: the records stand for more than {} PUBLISHes: too many to judge",
+                        limits.publishes
+                    );
+                }
                 f(line_no, rec).with_context(|| format!("{shown}:{line_no}"))?;
             }
             Some(Piece::Cut(_)) => bail!(
@@ -136,6 +150,121 @@ pub fn for_each_record_within(
             None if at_end => return Ok(()),
             None => {}
         }
+    }
+}
+
+/// The latest time a record may carry, in ms since its run's start: about 31 years, far
+/// past any run, and small enough that every sum and Duration made of it is exact.
+pub const MAX_MS: f64 = 1e12;
+
+/// The most PUBLISHes one `publish_run` record may stand for: a run at 10 Gbit/s of the
+/// smallest PUBLISH (4 bytes) for a day is about 2.7e13.
+const MAX_RUN_COUNT: u64 = 1 << 45;
+
+/// Every number of a record within what the harness can have written: a time in
+/// `0..=MAX_MS`, a size within MQTT's, a count whose bytes add up. A refusal names the key
+/// (the JSONL's own), the value and the range.
+fn check(r: &Record) -> Result<(), String> {
+    use crate::mqtt::{MAX_FIELD_BYTES, SPEC_MAX_REMAINING};
+    use crate::tap::Fields;
+    let time = |key: &str, ms: f64| {
+        if (0.0..=MAX_MS).contains(&ms) {
+            Ok(())
+        } else {
+            Err(format!(
+                "key `{key}`: {ms} ms is out of range: expected 0 to {MAX_MS:e} ms (about 31 years)"
+            ))
+        }
+    };
+    let size = |key: &str, n: usize, max: usize, what: &str| {
+        if n <= max {
+            Ok(())
+        } else {
+            Err(format!(
+                "key `{key}`: {n} is out of range: {what} is at most {max} bytes"
+            ))
+        }
+    };
+    time("ms", r.ms)?;
+    match &r.event {
+        Event::Packet {
+            size: n, fields, ..
+        } => {
+            // The fixed header (5 bytes at most) and the remaining length.
+            size("size", *n, SPEC_MAX_REMAINING + 5, "an MQTT packet")?;
+            match fields {
+                Fields::Publish { payload_len, .. } => size(
+                    "fields.payload_len",
+                    *payload_len,
+                    SPEC_MAX_REMAINING,
+                    "a PUBLISH's payload",
+                ),
+                Fields::Connect { will: Some(w), .. } => size(
+                    "fields.will.payload_len",
+                    w.payload_len,
+                    MAX_FIELD_BYTES,
+                    "a will's payload (MQTT-1.5.6)",
+                ),
+                _ => Ok(()),
+            }
+        }
+        Event::PublishRun {
+            payload_len,
+            count,
+            bytes,
+            first_ms,
+            last_ms,
+            ..
+        } => {
+            size(
+                "payload_len",
+                *payload_len,
+                SPEC_MAX_REMAINING,
+                "a PUBLISH's payload",
+            )?;
+            time("first_ms", *first_ms)?;
+            time("last_ms", *last_ms)?;
+            if first_ms > last_ms {
+                return Err(format!(
+                    "key `last_ms`: {last_ms} is before first_ms {first_ms}"
+                ));
+            }
+            // Each PUBLISH is at least its fixed header, the topic's length and the payload
+            // (the topic itself is left out: the tap may have decoded it lossily).
+            let least = (4 + payload_len) as u64;
+            if *count > MAX_RUN_COUNT || count.saturating_mul(least) > *bytes {
+                return Err(format!(
+                    "key `count`: {count} PUBLISHes of at least {least} bytes each do not fit \
+                     in {bytes} bytes (expected at most {MAX_RUN_COUNT} of them)"
+                ));
+            }
+            Ok(())
+        }
+        Event::ScenarioRecorded { scenario, .. } => crate::scenario::check_recorded(scenario)
+            .map_err(|e| {
+                format!(
+                    "the recorded scenario, key `{}`: {}",
+                    e.key.as_deref().unwrap_or("?"),
+                    e.message
+                )
+            }),
+        Event::FaultApplied { last_upstream, .. } => last_upstream
+            .iter()
+            .filter_map(|o| o.ms)
+            .try_for_each(|ms| time("last_upstream.ms", ms)),
+        _ => Ok(()),
+    }
+}
+
+/// How many PUBLISHes `r` stands for.
+fn publishes_in(r: &Record) -> u64 {
+    match &r.event {
+        Event::PublishRun { count, .. } => *count,
+        Event::Packet {
+            fields: crate::tap::Fields::Publish { .. },
+            ..
+        } => 1,
+        _ => 0,
     }
 }
 

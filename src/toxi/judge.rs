@@ -19,7 +19,7 @@ use anyhow::Context;
 
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::CheckId;
-use crate::mqtt::PacketKind;
+use crate::mqtt::{PacketKind, MAX_FIELD_BYTES};
 use crate::scenario::{Direction, Fault, FaultKind, Protocol, Scenario, Transport, Trigger, Will};
 use crate::tap::{Fields, Framing};
 
@@ -233,13 +233,19 @@ pub fn scenario_of(records: &[Record], name: &str) -> anyhow::Result<Scenario> {
                     _ => None,
                 })
                 .filter(|h| !broker_closed.is_some_and(|c| *h >= c));
+            let heal_after = healed
+                .map(|h| {
+                    Duration::try_from_secs_f64((h - at).max(0.0) / 1000.0)
+                        .with_context(|| format!("a fault healed at {h} ms: out of range"))
+                })
+                .transpose()?;
             vec![Fault {
                 new_connections: kind.default_new_connections(),
                 kind,
                 cycle: 1,
                 trigger: Trigger::Connected,
                 after: Duration::ZERO,
-                heal_after: healed.map(|h| Duration::from_secs_f64((h - at).max(0.0) / 1000.0)),
+                heal_after,
                 layer: crate::kernelcut::CutLayer::Proxy,
             }]
         }
@@ -264,7 +270,8 @@ fn will_payload(records: &[Record], w: &WillSeen) -> String {
             }
             _ => None,
         })
-        .unwrap_or_else(|| "\u{fffd}".repeat(w.payload_len as usize))
+        // A will's payload is at most 65,535 bytes (MQTT-1.5.6); a journal may say anything.
+        .unwrap_or_else(|| "\u{fffd}".repeat(w.payload_len.min(MAX_FIELD_BYTES as u64) as usize))
 }
 
 /// Does check `id` apply to a device behind the proxy? Those that read the client's own
