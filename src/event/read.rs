@@ -343,6 +343,11 @@ impl Lines {
         }
     }
 
+    /// The line (or cut line's head) last handed out, until the next call.
+    pub fn held(&self) -> &[u8] {
+        &self.line
+    }
+
     /// The stream has ended: the last line if it had no newline, or the end of a cut line.
     pub fn finish(&mut self) -> Option<Piece<'_>> {
         self.start_line();
