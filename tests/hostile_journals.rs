@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  tests/fixtures/journals/*.events.jsonl --mutate (proptest)--> temp file
-//!     --report::rejudge::judge_journal (what `unplug judge` calls)--> Ok(summary) | Err(names it)
+//!     --toxi::judge::judge_journal (what `unplug judge` calls)--> Ok(summary) | Err(names it)
 //!  a few by hand --the real binary--> exit 2, `file:line` on stderr
 //! ```
 
@@ -226,7 +226,7 @@ fn judge_lines(dir: &Path, lines: &[Vec<u8>]) -> Result<(), String> {
     let mut text = lines.join(&b'\n');
     text.push(b'\n');
     std::fs::write(&path, text).unwrap();
-    match unplug::report::rejudge::judge_journal(&path, None) {
+    match unplug::toxi::judge::judge_journal(&path, None) {
         Ok(_) => Ok(()),
         Err(e) => {
             let e = format!("{e:#}");

@@ -1,11 +1,12 @@
-//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again) and
-//! `index` (the results page).
+//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again),
+//! `index` (the results page) and `sweep` (what killed kernel-cut runs left).
 //!
 //! ```text
 //! built-in scenarios ---> list      (a table, or JSON)
 //! broker profiles    ---> profiles  (a table)
 //! RUN.events.jsonl   ---> judge     (the checks and verdict; exit 0 or 1)
 //! DIR of runs        ---> index     (DIR/index.html)
+//! unplug-* netns     ---> sweep     (those of gone runs removed, each said)
 //! ```
 
 use std::path::PathBuf;
@@ -108,7 +109,7 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         profile,
         json,
     } = args;
-    let summary = unplug::report::rejudge::judge_journal(&journal, profile.as_deref())?;
+    let summary = unplug::toxi::judge::judge_journal(&journal, profile.as_deref())?;
     if json {
         print!("{}", summary.to_json());
     } else {
@@ -140,5 +141,19 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     }
     let path = unplug::report::index::write(&dir, &title)?;
     println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `unplug sweep`: remove the network namespaces and host links of kernel-cut runs that are
+/// gone (a SIGKILLed run cannot remove its own), saying each; those of live runs stay.
+pub fn sweep() -> anyhow::Result<ExitCode> {
+    unplug::kernelcut::check_privilege()?;
+    let removed = unplug::kernelcut::sweep()?;
+    if removed.is_empty() {
+        println!("nothing to remove: no namespace or link of a gone kernel-cut run");
+    }
+    for r in removed {
+        println!("removed {r}");
+    }
     Ok(ExitCode::SUCCESS)
 }

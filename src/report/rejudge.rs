@@ -107,23 +107,6 @@ pub fn judge_records(
     summary
 }
 
-/// The journal at `path` judged again (`unplug judge`): a scenario run's by the scenario it
-/// records, an `unplug proxy` journal by the scenario its tap's CONNECT amounts to. `profile`
-/// is `--profile`'s name. The journal is read within [`crate::event::ReadLimits::IN_MEMORY`]
-/// and every record checked (`event/read.rs`): a refusal names the file and line.
-pub fn judge_journal(path: &std::path::Path, profile: Option<&str>) -> anyhow::Result<Summary> {
-    let profile = profile_named(profile)?;
-    let records = crate::event::read_jsonl(path)?;
-    let judged = if crate::toxi::judge::is_proxy_journal(&records) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
-        let name = name.trim_end_matches(".events.jsonl");
-        crate::toxi::judge::judge(&records, profile, name)
-    } else {
-        rejudge(&records, profile)
-    };
-    judged.with_context(|| format!("{}", path.display()))
-}
-
 /// The profile `--profile` names, if any.
 pub fn profile_named(profile: Option<&str>) -> anyhow::Result<Option<Profile>> {
     profile

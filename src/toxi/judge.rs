@@ -12,6 +12,10 @@
 //!
 //! Checks that read willy's own client (when its library noticed, its connection attempts, a
 //! takeover twin) do not apply: a person's device reports nothing to us.
+//!
+//! [`judge_journal`] is `unplug judge`: a saved journal read (`event/read.rs`: capped, every
+//! record checked), then judged this way if a proxy wrote it, else by the scenario it records
+//! (`report::rejudge`).
 
 use std::time::Duration;
 
@@ -309,6 +313,26 @@ pub fn judge(
     Ok(crate::report::rejudge::judge_records(
         &scenario, &profile, records, applies,
     ))
+}
+
+/// The journal at `path` judged again (`unplug judge`): a scenario run's by the scenario it
+/// records, an `unplug proxy` journal by the scenario its tap's CONNECT amounts to. `profile`
+/// is `--profile`'s name. The journal is read within [`crate::event::ReadLimits::IN_MEMORY`]
+/// and every record checked (`event/read.rs`): a refusal names the file and line.
+pub fn judge_journal(
+    path: &std::path::Path,
+    profile: Option<&str>,
+) -> anyhow::Result<crate::report::Summary> {
+    let profile = crate::report::rejudge::profile_named(profile)?;
+    let records = crate::event::read_jsonl(path)?;
+    let judged = if is_proxy_journal(&records) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
+        let name = name.trim_end_matches(".events.jsonl");
+        judge(&records, profile, name)
+    } else {
+        crate::report::rejudge::rejudge(&records, profile)
+    };
+    judged.with_context(|| format!("{}", path.display()))
 }
 
 #[cfg(test)]
