@@ -6,7 +6,8 @@
 //!                            (rename replaces a symlink itself; it never writes through it)
 //!  Placed { path, file }     a file we hold open under a name; `move_to` renames it only if
 //!                            the name still points at our file (same device and inode)
-//!  read_regular_capped(path) O_NONBLOCK open, fstat: regular files only, at most `cap` bytes
+//!  open_regular(path)        O_NONBLOCK open, fstat: regular files only (no FIFO, device, dir)
+//!  read_regular_capped(path) open_regular, then at most `cap` bytes of UTF-8
 //! ```
 //!
 //! Every file we write lives in a directory the user chose (`--out`) or one we created
@@ -109,7 +110,7 @@ impl Placed {
 pub enum ReadError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    #[error("not a regular file ({0}): expected a scenario file")]
+    #[error("not a regular file ({0})")]
     NotRegular(&'static str),
     #[error("larger than {0} bytes: a scenario file is a few hundred bytes")]
     TooLarge(u64),
@@ -130,10 +131,10 @@ fn kind(mode: u32) -> &'static str {
     }
 }
 
-/// Read a regular file of at most `cap` bytes as UTF-8. A FIFO, a device (`/dev/zero`) or a
-/// directory is refused before a byte is read: the open does not wait for a FIFO's writer
-/// (O_NONBLOCK), and the read stops one byte past the cap.
-pub fn read_regular_capped(path: &Path, cap: u64) -> Result<String, ReadError> {
+/// Open a regular file for reading, with its length: a FIFO, a device (`/dev/zero`) or a
+/// directory is refused before a byte is read, and the open does not wait for a FIFO's writer
+/// (O_NONBLOCK, which reads of a regular file ignore).
+pub fn open_regular(path: &Path) -> Result<(File, u64), ReadError> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -142,6 +143,14 @@ pub fn read_regular_capped(path: &Path, cap: u64) -> Result<String, ReadError> {
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular(kind(meta.mode())));
     }
+    Ok((file, meta.len()))
+}
+
+/// Read a regular file of at most `cap` bytes as UTF-8. A FIFO, a device (`/dev/zero`) or a
+/// directory is refused before a byte is read: the open does not wait for a FIFO's writer
+/// (O_NONBLOCK), and the read stops one byte past the cap.
+pub fn read_regular_capped(path: &Path, cap: u64) -> Result<String, ReadError> {
+    let (file, _) = open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {

@@ -79,6 +79,12 @@ enum Command {
         after_help = "Examples:\n  unplug index results\n  unplug index /tmp/runs --title \"my runs\""
     )]
     Index(info::IndexArgs),
+    /// Remove the network namespaces and veth links that kernel-cut runs killed outright
+    /// (SIGKILL) left behind; those of live runs stay. Needs root, as kernel cuts do.
+    #[command(
+        after_help = "Examples:\n  sudo unplug sweep\n\nA namespace `unplug-PID-START` is a gone run's when no process PID started at START (a reused pid does not keep it); a link `uplPIDh` when no live run's namespace has that PID. Every kernel-cut run sweeps first too. Prints each thing removed."
+    )]
+    Sweep,
     /// Put the shards of a `suite`, `compare` or `conformance` run with `--partition K/N` back
     /// together: the table, picture, index and every run's files, as one unpartitioned run.
     #[command(
@@ -118,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Conformance(args) => batch::conformance(args),
         Command::Probe(args) => probe::probe(args),
         Command::Index(args) => info::index(args),
+        Command::Sweep => info::sweep(),
         Command::Merge(args) => merge::merge(args),
     }
 }

@@ -182,7 +182,8 @@ fn kernel_run_of(
         .spawn()
         .unwrap();
     let pid = run.id();
-    let (name, host_link, _) = kernelcut::names(pid);
+    let start = kernelcut::start_time(pid).expect("the run just started");
+    let (name, host_link, _) = kernelcut::names(pid, start);
     // Until willy's driver runs in the namespace (bounded: 20 s). Only the driver counts:
     // `ip netns exec NS ip ...` of the set-up runs there for a moment too.
     let drivers_in_ns = || -> Vec<u32> {
@@ -244,7 +245,7 @@ fn a_sigkilled_kernel_run_leaves_nothing_after_the_next_sweep() {
     );
     // The sweep at the next run's start (here called alone) removes the namespace, its rules
     // and the veth. Another test's sweep may have removed them first: either way, gone.
-    kernelcut::sweep();
+    kernelcut::sweep().unwrap();
     assert!(!netns_exists(&name), "namespace {name} survived the sweep");
     assert!(
         !link_exists(&host_link),
@@ -283,7 +284,7 @@ fn a_sigkilled_rumqttc_kernel_run_leaves_nothing_after_the_next_sweep() {
     );
     // The sweep at the next run's start (here called alone) removes the namespace, its rules
     // and the veth. Another test's sweep may have removed them first: either way, gone.
-    kernelcut::sweep();
+    kernelcut::sweep().unwrap();
     assert!(!netns_exists(&name), "namespace {name} survived the sweep");
     assert!(
         !link_exists(&host_link),
@@ -397,4 +398,78 @@ fn rumqttc_run_passes_and_leaves_nothing(tag: &str, scenario: &str, cut: &str) -
         "rumqttc's driver outlived the run"
     );
     log
+}
+
+/// A /30 another run holds is never chosen: a dummy link takes the one this runner's pid
+/// would have had under the old `pid % 16384` (so a run whose pid differs by 16384 took it),
+/// and the namespace gets another.
+#[test]
+fn a_slash_30_a_live_run_holds_is_not_taken_again() {
+    if root_or_skip("kernel_slot").is_none() {
+        return;
+    }
+    // Not an `upl...h` name: no sweep takes it for a run's leftover.
+    let decoy = format!("unpldecoy{}", std::process::id() % 10_000);
+    let (taken, _) = kernelcut::addresses(std::process::id() % 16384);
+    // A veth pair (this kernel has no dummy links); its peer goes with it.
+    assert!(ip_ok(&[
+        "link",
+        "add",
+        &decoy,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &format!("{decoy}p")
+    ]));
+    let added = Command::new("ip")
+        .args(["addr", "add", &format!("{taken}/30"), "dev", &decoy])
+        .status()
+        .unwrap()
+        .success();
+    let ns = Netns::create();
+    let _ = Command::new("ip").args(["link", "del", &decoy]).status();
+    assert!(added);
+    let ns = ns.expect("the namespace is set up");
+    assert_ne!(ns.host_addr, taken);
+    assert_eq!(u32::from(ns.host_addr) % 4, 1);
+}
+
+/// A namespace whose pid now belongs to a process that started at another time (a reused
+/// pid) is a gone run's: the sweep removes it. One whose owner lives (this test, by its own
+/// pid and start time) stays.
+#[test]
+fn the_sweep_removes_a_namespace_whose_pid_was_reused_and_keeps_a_live_ones() {
+    if root_or_skip("kernel_sweep_start").is_none() {
+        return;
+    }
+    let me = std::process::id();
+    let start = kernelcut::start_time(me).unwrap();
+    let (stale, _, _) = kernelcut::names(me, start + 1);
+    let (live, _, _) = kernelcut::names(me, start);
+    for ns in [&stale, &live] {
+        assert!(ip_ok(&["netns", "add", ns]), "ip netns add {ns}");
+    }
+    let removed = kernelcut::sweep().unwrap();
+    let stale_left = netns_exists(&stale);
+    let live_left = netns_exists(&live);
+    let _ = ip_ok(&["netns", "del", &live]);
+    let _ = ip_ok(&["netns", "del", &stale]);
+    // Another test's sweep may have removed the stale one first: either way, gone.
+    assert!(!stale_left, "{stale} survived the sweep: {removed:?}");
+    assert!(live_left, "{live} was swept while its owner lives");
+    let o = common::unplug(&["sweep"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn ip_ok(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
 }

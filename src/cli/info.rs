@@ -1,17 +1,17 @@
-//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again) and
-//! `index` (the results page).
+//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again),
+//! `index` (the results page) and `sweep` (what killed kernel-cut runs left).
 //!
 //! ```text
 //! built-in scenarios ---> list      (a table, or JSON)
 //! broker profiles    ---> profiles  (a table)
 //! RUN.events.jsonl   ---> judge     (the checks and verdict; exit 0 or 1)
 //! DIR of runs        ---> index     (DIR/index.html)
+//! unplug-* netns     ---> sweep     (those of gone runs removed, each said)
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
 
 use unplug::report::table;
@@ -109,7 +109,7 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         profile,
         json,
     } = args;
-    let summary = judge_file(&journal, profile.as_deref())?;
+    let summary = unplug::toxi::judge::judge_journal(&journal, profile.as_deref())?;
     if json {
         print!("{}", summary.to_json());
     } else {
@@ -144,21 +144,16 @@ pub fn index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The journal at `path` judged again: a scenario run's by the scenario it records, an
-/// `unplug proxy` journal by the scenario its tap's CONNECT amounts to.
-fn judge_file(
-    path: &std::path::Path,
-    profile: Option<&str>,
-) -> anyhow::Result<unplug::report::Summary> {
-    use unplug::report::rejudge;
-    let profile = rejudge::profile_named(profile)?;
-    let records = unplug::event::read_jsonl(path)?;
-    let judged = if unplug::toxi::judge::is_proxy_journal(&records) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
-        let name = name.trim_end_matches(".events.jsonl");
-        unplug::toxi::judge::judge(&records, profile, name)
-    } else {
-        rejudge::rejudge(&records, profile)
-    };
-    judged.with_context(|| format!("{}", path.display()))
+/// `unplug sweep`: remove the network namespaces and host links of kernel-cut runs that are
+/// gone (a SIGKILLed run cannot remove its own), saying each; those of live runs stay.
+pub fn sweep() -> anyhow::Result<ExitCode> {
+    unplug::kernelcut::check_privilege()?;
+    let removed = unplug::kernelcut::sweep()?;
+    if removed.is_empty() {
+        println!("nothing to remove: no namespace or link of a gone kernel-cut run");
+    }
+    for r in removed {
+        println!("removed {r}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

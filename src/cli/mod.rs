@@ -2,7 +2,7 @@
 //! work from parsed flags to an exit code; `main.rs` names the commands and dispatches.
 //!
 //! ```text
-//! main.rs: Cli -> Command --dispatch--> info.rs      list, profiles, judge, index (run nothing)
+//! main.rs: Cli -> Command --dispatch--> info.rs      list, profiles, judge, index, sweep (run nothing)
 //!                                   \-> run.rs       scenario (one run in this process)
 //!                                   \-> batch.rs     suite, compare, conformance (child runs)
 //!                                   \-> probe.rs     probe (the will table's battery)

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout_at, Instant};
@@ -104,7 +104,7 @@ pub struct DriverWilly {
 /// The running driver: its stdin, its reports, and the process (killed when dropped).
 struct Running {
     stdin: ChildStdin,
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports: mpsc::Receiver<Report>,
     _child: Child,
 }
 
@@ -141,36 +141,9 @@ impl DriverWilly {
         let stdin = child.stdin.take().context("the driver's stdin")?;
         let stdout = child.stdout.take().context("the driver's stdout")?;
         let stderr = child.stderr.take().context("the driver's stderr")?;
-        let (tx, reports) = mpsc::unbounded_channel();
-        let journal = self.journal.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str::<Report>(&line) {
-                    Ok(r) => {
-                        let _ = tx.send(r);
-                    }
-                    Err(_) => journal.record(
-                        Actor::Runner,
-                        Event::Note {
-                            message: format!("willy's driver said (not a report): {line}"),
-                        },
-                    ),
-                }
-            }
-        });
-        let journal = self.journal.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                journal.record(
-                    Actor::Runner,
-                    Event::Note {
-                        message: format!("willy's driver (stderr): {line}"),
-                    },
-                );
-            }
-        });
+        let (tx, reports) = super::output::report_channel();
+        tokio::spawn(super::output::read_stdout(stdout, tx, self.journal.clone()));
+        tokio::spawn(super::output::read_stderr(stderr, self.journal.clone()));
         let mut running = Running {
             stdin,
             reports,

@@ -16,12 +16,14 @@
 //! and stays the default: in the runner's process with the proxy cut, and as a driver of its
 //! own (`unplug driver-rumqttc`, [`rumqttc_driver`]) when a kernel cut needs willy in a
 //! namespace. [`protocol`] is the line protocol (README.md, "willy drivers"),
-//! [`process`] finds and starts a driver, [`cycles`] runs willy's cycles through it.
+//! [`process`] finds and starts a driver, [`cycles`] runs willy's cycles through it,
+//! [`output`] reads what the driver prints (lines capped, notes rate-limited).
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub mod cycles;
+pub mod output;
 pub mod process;
 pub mod protocol;
 pub mod rumqttc_driver;

@@ -12,15 +12,18 @@
 //! when the writer got to it. Checks and reports read only records, never the live actors.
 //!
 //! `mod.rs` holds the types; `format.rs` the log line of each; `packet.rs` a wire packet's
-//! typed parts as the JSONL spells them; `journal.rs` the writer.
+//! typed parts as the JSONL spells them; `journal.rs` the writer;
+//! `read.rs` a saved journal read back in bounded memory.
 
 mod format;
 mod journal;
 mod live;
 mod packet;
+mod read;
 pub mod thin;
 
 pub use journal::{read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
+pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
 
 /// How log lines name the two sides of a proxied connection: willy and the broker in a run;
 /// the device and the upstream in front of a person's device (`unplug proxy`).

@@ -17,9 +17,11 @@ mod faults;
 mod fleet;
 mod parse;
 mod raw;
+mod unparse;
 
 pub use fleet::Fleet;
 pub use parse::parse;
+pub use unparse::check_recorded;
 
 /// The topic willy reports its state on, as in the seed.
 pub const STATUS_TOPIC: &str = "test/connected";

@@ -271,7 +271,15 @@ fn serve_with(
     })
 }
 
-/// One HTTP/1.1 request to the API; (status, JSON body or Null).
+/// The most of an API answer read: toxiproxy's answers are a few kB (every proxy with its
+/// toxics); a server that sends more is not an API of ours.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+
+/// How long a whole answer may take to come.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 request to the API; (status, JSON body or Null). The answer is read up to
+/// [`MAX_ANSWER`] bytes and [`ANSWER_WITHIN`], whatever the server does.
 pub fn request(
     api: &str,
     method: &str,
@@ -290,54 +298,113 @@ pub fn request(
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
             format!("cannot reach the API at {host} (is `unplug proxy` running there?)")
         })?;
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    conn.set_write_timeout(Some(ANSWER_WITHIN))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     write!(
         conn,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unplug\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw)
+    let raw = read_answer(&mut conn, MAX_ANSWER, ANSWER_WITHIN)
         .with_context(|| format!("reading the API's answer to {method} {path}"))?;
     parse_response(&raw).with_context(|| format!("the API's answer to {method} {path}"))
 }
 
+/// Everything `conn` sends until it closes: at most `cap` bytes, within `within`.
+fn read_answer(conn: &mut TcpStream, cap: usize, within: Duration) -> anyhow::Result<Vec<u8>> {
+    let deadline = std::time::Instant::now() + within;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            bail!("no whole answer within {} s", within.as_secs_f64());
+        }
+        conn.set_read_timeout(Some(left))?;
+        let n = match conn.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                bail!("no whole answer within {} s", within.as_secs_f64())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(raw);
+        }
+        if raw.len() + n > cap {
+            bail!("an answer over {cap} bytes: not the API's");
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An HTTP answer's status and JSON body (a body that is not JSON: as a string; none: Null).
 fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Value)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP header")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no HTTP status")?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut answer = httparse::Response::new(&mut headers);
+    let head_len = match answer.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => bail!("no HTTP header (the answer ends inside it)"),
+        Err(e) => bail!("no HTTP header: {e}"),
     };
+    let status = answer.code.context("no HTTP status")?;
+    let chunked = answer.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    let body = &raw[head_len..];
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_vec()
+    };
+    let body = String::from_utf8_lossy(&body);
     let v = if body.trim().is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&body).unwrap_or(Value::String(body))
+        serde_json::from_str(&body).unwrap_or_else(|_| Value::String(body.into_owned()))
     };
     Ok((status, v))
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
+/// A chunked body's bytes joined (RFC 9112 7.1): each chunk's size read by httparse, every
+/// size checked against what is there. The body is never longer than what was read.
+fn dechunk(mut s: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    // A server that closes after its last data chunk without the zero one: what came is whole.
+    while !s.is_empty() {
+        let (used, size) = match httparse::parse_chunk_size(s) {
+            Ok(httparse::Status::Complete(x)) => x,
+            Ok(httparse::Status::Partial) => bail!("the chunked body ends inside a chunk size"),
+            Err(_) => bail!("a bad chunk size in the chunked body"),
+        };
+        if size == 0 {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        let rest = &s[used..];
+        let n = usize::try_from(size)
+            .ok()
+            .filter(|n| *n <= rest.len())
+            .with_context(|| {
+                format!(
+                    "a chunk of {size} bytes where {} are left: the answer is cut short",
+                    rest.len()
+                )
+            })?;
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..]
+            .strip_prefix(b"\r\n")
+            .context("a chunk not followed by CRLF")?;
     }
-    out
+    Ok(out)
 }
 
 /// The answer's JSON, or the API's error as ours.
@@ -552,5 +619,68 @@ mod tests {
     fn a_chunked_answer_is_read_whole() {
         let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
         assert_eq!(parse_response(raw).unwrap(), (200, json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_chunk_size_that_splits_a_character_joins_it_again() {
+        // "é" is c3 a9: the first chunk ends between its bytes.
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\"\xc3\r\n2\r\n\xa9\"\r\n0\r\n\r\n";
+        assert_eq!(parse_response(raw).unwrap(), (200, json!("\u{e9}")));
+    }
+
+    #[test]
+    fn a_hostile_chunked_answer_is_refused_not_a_panic() {
+        let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (body, why) in [
+            ("ffffffffffffffffffff\r\nab\r\n0\r\n\r\n", "bad chunk size"),
+            (
+                "fffffffffffffff\r\nab\r\n0\r\n\r\n",
+                "the answer is cut short",
+            ),
+            ("10\r\nabc", "the answer is cut short"),
+            ("zz\r\nabc\r\n", "bad chunk size"),
+            ("2\r\nabcd\r\n0\r\n\r\n", "not followed by CRLF"),
+            ("2", "inside a chunk size"),
+        ] {
+            let raw = format!("{head}{body}");
+            let e = parse_response(raw.as_bytes()).unwrap_err();
+            assert!(format!("{e:#}").contains(why), "{body:?}: {e:#}");
+        }
+        for raw in [
+            &b""[..],
+            b"garbage",
+            b"HTTP/1.1 200 OK\r\nX: y",
+            b"\xff\xfe\r\n\r\n",
+        ] {
+            assert!(parse_response(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    /// A server on 127.0.0.1 that sends `answer` to its one client, then waits `then`.
+    fn server(answer: Vec<u8>, then: Duration) -> std::net::SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let _ = c.write_all(&answer);
+            std::thread::sleep(then);
+        });
+        at
+    }
+
+    #[test]
+    fn an_answer_over_the_cap_or_too_slow_is_refused() {
+        let at = server(vec![b'x'; 200_000], Duration::ZERO);
+        let mut c = TcpStream::connect(at).unwrap();
+        let e = read_answer(&mut c, 100_000, Duration::from_secs(10)).unwrap_err();
+        assert!(e.to_string().contains("over 100000 bytes"), "{e}");
+        // A server that sends a little and then nothing, holding the connection open.
+        let at = server(b"HTTP/1.1 200 OK\r\n".to_vec(), Duration::from_secs(3));
+        let mut c = TcpStream::connect(at).unwrap();
+        let e = read_answer(&mut c, 100_000, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            e.to_string().contains("no whole answer within 0.3 s"),
+            "{e}"
+        );
     }
 }

@@ -12,6 +12,10 @@
 //!
 //! Checks that read willy's own client (when its library noticed, its connection attempts, a
 //! takeover twin) do not apply: a person's device reports nothing to us.
+//!
+//! [`judge_journal`] is `unplug judge`: a saved journal read (`event/read.rs`: capped, every
+//! record checked), then judged this way if a proxy wrote it, else by the scenario it records
+//! (`report::rejudge`).
 
 use std::time::Duration;
 
@@ -19,7 +23,7 @@ use anyhow::Context;
 
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::CheckId;
-use crate::mqtt::PacketKind;
+use crate::mqtt::{PacketKind, MAX_FIELD_BYTES};
 use crate::scenario::{Direction, Fault, FaultKind, Protocol, Scenario, Transport, Trigger, Will};
 use crate::tap::{Fields, Framing};
 
@@ -233,13 +237,19 @@ pub fn scenario_of(records: &[Record], name: &str) -> anyhow::Result<Scenario> {
                     _ => None,
                 })
                 .filter(|h| !broker_closed.is_some_and(|c| *h >= c));
+            let heal_after = healed
+                .map(|h| {
+                    Duration::try_from_secs_f64((h - at).max(0.0) / 1000.0)
+                        .with_context(|| format!("a fault healed at {h} ms: out of range"))
+                })
+                .transpose()?;
             vec![Fault {
                 new_connections: kind.default_new_connections(),
                 kind,
                 cycle: 1,
                 trigger: Trigger::Connected,
                 after: Duration::ZERO,
-                heal_after: healed.map(|h| Duration::from_secs_f64((h - at).max(0.0) / 1000.0)),
+                heal_after,
                 layer: crate::kernelcut::CutLayer::Proxy,
             }]
         }
@@ -264,7 +274,8 @@ fn will_payload(records: &[Record], w: &WillSeen) -> String {
             }
             _ => None,
         })
-        .unwrap_or_else(|| "\u{fffd}".repeat(w.payload_len as usize))
+        // A will's payload is at most 65,535 bytes (MQTT-1.5.6); a journal may say anything.
+        .unwrap_or_else(|| "\u{fffd}".repeat(w.payload_len.min(MAX_FIELD_BYTES as u64) as usize))
 }
 
 /// Does check `id` apply to a device behind the proxy? Those that read the client's own
@@ -302,6 +313,26 @@ pub fn judge(
     Ok(crate::report::rejudge::judge_records(
         &scenario, &profile, records, applies,
     ))
+}
+
+/// The journal at `path` judged again (`unplug judge`): a scenario run's by the scenario it
+/// records, an `unplug proxy` journal by the scenario its tap's CONNECT amounts to. `profile`
+/// is `--profile`'s name. The journal is read within [`crate::event::ReadLimits::IN_MEMORY`]
+/// and every record checked (`event/read.rs`): a refusal names the file and line.
+pub fn judge_journal(
+    path: &std::path::Path,
+    profile: Option<&str>,
+) -> anyhow::Result<crate::report::Summary> {
+    let profile = crate::report::rejudge::profile_named(profile)?;
+    let records = crate::event::read_jsonl(path)?;
+    let judged = if is_proxy_journal(&records) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
+        let name = name.trim_end_matches(".events.jsonl");
+        judge(&records, profile, name)
+    } else {
+        crate::report::rejudge::rejudge(&records, profile)
+    };
+    judged.with_context(|| format!("{}", path.display()))
 }
 
 #[cfg(test)]
