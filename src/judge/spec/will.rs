@@ -62,8 +62,29 @@ pub(crate) fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) ->
 
 /// [MQTT-3.1.2-10], [MQTT-3.14.4-3]: a DISCONNECT that reached the broker removes the will, so
 /// no clean cycle may end in one. Judged in every run with a will (3.1.1 and 5, TCP and WS)
-/// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`.
-pub(crate) fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Facts) -> Finding {
+/// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`. It
+/// names only the cycles it judged: those whose DISCONNECT reached the broker before the cut
+/// (a cycle without one is `clean-disconnect`'s); None when there was none.
+pub(crate) fn no_will_after_clean_disconnect(
+    w: &crate::scenario::Will,
+    f: &Facts,
+) -> Option<Finding> {
+    let before_cut = |ms: f64| f.cut_at_ms.map_or(true, |c| ms < c);
+    let judged: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.disconnect_reached_ms.is_some_and(before_cut))
+        .map(|c| c.cycle)
+        .collect();
+    let unjudged: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.disconnect_missing() && c.disconnect_reported_ms.is_some_and(before_cut))
+        .map(|c| c.cycle)
+        .collect();
+    if judged.is_empty() && f.wills_after_clean_disconnect.is_empty() {
+        return None;
+    }
     let wrong: Vec<String> = f
         .wills_after_clean_disconnect
         .iter()
@@ -79,18 +100,28 @@ pub(crate) fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Fact
             )
         })
         .collect();
-    finding(
+    let not_judged = match unjudged.is_empty() {
+        true => String::new(),
+        false => format!(
+            " ({} not judged: no DISCONNECT of its reached the broker, see clean-disconnect)",
+            super::design::cycles_words(&unjudged)
+        ),
+    };
+    Some(finding(
         CheckId::NoWillAfterDisconnect,
         Some("MQTT-3.1.2-10, MQTT-3.14.4-3"),
         wrong.is_empty(),
         "no will after a DISCONNECT that reached the broker: monit gets only what willy published"
             .into(),
         if wrong.is_empty() {
-            "every message on the will topic before the cut was one willy published".into()
+            format!(
+                "{}: no will after the DISCONNECT that reached the broker{not_judged}",
+                super::design::cycles_words(&judged)
+            )
         } else {
-            wrong.join("; ")
+            wrong.join("; ") + &not_judged
         },
-    )
+    ))
 }
 
 /// [MQTT-3.1.2-17]: a will with Will Retain 1 is published as a retained message, so a

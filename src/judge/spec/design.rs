@@ -1,0 +1,48 @@
+//! The run's design: each step willy's cycles were to take, seen on the wire. A step that did
+//! not happen is a finding about the client, never silence.
+
+use super::Finding;
+use crate::judge::facts::Facts;
+use crate::judge::id::CheckId;
+
+/// [MQTT-3.14.4-1]: a clean disconnect is a DISCONNECT the client writes before it closes the
+/// network connection. Each cycle whose library reported one (with no fault in effect, on a
+/// connection the tap could read) must show that DISCONNECT on the wire; a library that says
+/// "disconnected" but resets the socket first leaves the broker to publish the will. None when
+/// no cycle disconnected that way: no verdict on a step that was not taken.
+pub(crate) fn clean_disconnect(f: &Facts) -> Option<Finding> {
+    let judged: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.disconnect_judged())
+        .map(|c| c.cycle)
+        .collect();
+    if judged.is_empty() {
+        return None;
+    }
+    let missing: Vec<String> = f
+        .cycles
+        .iter()
+        .filter_map(|c| c.missing_disconnect_words())
+        .collect();
+    Some(super::finding(
+        CheckId::CleanDisconnect,
+        Some("MQTT-3.14.4-1"),
+        missing.is_empty(),
+        "each clean disconnect willy's library reports puts a DISCONNECT on the wire before the close".into(),
+        if missing.is_empty() {
+            format!("{}: the DISCONNECT reached the broker", cycles_words(&judged))
+        } else {
+            missing.join("; ")
+        },
+    ))
+}
+
+/// `cycle 2` or `cycles 1, 2`.
+pub(crate) fn cycles_words(cycles: &[u32]) -> String {
+    let list: Vec<String> = cycles.iter().map(u32::to_string).collect();
+    match list.len() {
+        1 => format!("cycle {}", list[0]),
+        _ => format!("cycles {}", list.join(", ")),
+    }
+}
