@@ -120,7 +120,11 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     if !quiet {
         println!();
     }
-    print!("{}", result.summary.verdict_lines());
+    // --quiet: the verdict line alone, as its help says.
+    match quiet {
+        true => print!("{}", result.summary.verdict_line()),
+        false => print!("{}", result.summary.verdict_lines()),
+    }
     if !quiet {
         let stem = match result.interrupted {
             Some(_) => unplug::report::files::incomplete_stem(&s.name),

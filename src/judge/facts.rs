@@ -20,7 +20,7 @@ mod design;
 mod flaky;
 
 pub use delivery::{Delivered, Delivery, Resent};
-pub use design::{CycleSeen, SideEnd};
+pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd};
 pub use flaky::FlakyMonitSeen;
 
 /// What the records say happened, reduced to the moments the checks and the summary use.

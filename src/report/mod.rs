@@ -74,6 +74,11 @@ pub struct Summary {
     pub end_reason: String,
     pub duration_ms: f64,
     pub unplug_version: String,
+    /// The steps of the run's design that did not happen (a clean disconnect with no
+    /// DISCONNECT on the wire, a fault in another cycle): the run was not quite the experiment
+    /// its scenario describes, and these say where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_steps: Vec<crate::judge::MissingStep>,
     /// A fleet run's figures (`[fleet]`); absent for one willy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::FleetSummary>,
@@ -126,6 +131,7 @@ impl Summary {
             end_reason: end_reason.to_string(),
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            missing_steps: crate::judge::missing_steps(s, &f.cycles),
             fleet: None,
         }
     }
@@ -199,14 +205,22 @@ impl Summary {
                 c.name, c.expected, c.actual
             ));
         }
-        let verdict = self.verdict_word();
-        out.push_str(&format!(
-            "{verdict}: {} ({} checks, {})\n",
+        for m in &self.missing_steps {
+            out.push_str(&format!("  design: {}\n", m.words));
+        }
+        out.push_str(&self.verdict_line());
+        out
+    }
+
+    /// The one line `--quiet` prints: `PASS: ws-last-will (9 checks, ...)`.
+    pub fn verdict_line(&self) -> String {
+        format!(
+            "{}: {} ({} checks, {})\n",
+            self.verdict_word(),
             self.scenario,
             self.checks.len(),
             self.end_reason
-        ));
-        out
+        )
     }
 }
 

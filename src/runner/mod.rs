@@ -436,5 +436,16 @@ fn judge_run(
         journal.ms_since_start(std::time::Instant::now()),
     );
     summary.timing_model = broker.profile.timing_model.clone();
+    // What the judge found of the design, in the journal too (the log a person reads).
+    for m in &summary.missing_steps {
+        journal.record(
+            Actor::Runner,
+            Event::StepMissing {
+                cycle: m.cycle,
+                at_ms: m.ms,
+                words: m.words.clone(),
+            },
+        );
+    }
     summary
 }

@@ -12,11 +12,12 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::timing::PROMPT_MS;
 use crate::mqtt::PacketKind;
+use crate::scenario::Scenario;
 
 /// One of willy's cycles as the records show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -47,6 +48,75 @@ pub struct CycleSeen {
     /// The will monit got after the cycle's connection closed without a DISCONNECT reaching
     /// the broker (before the next CONNECT reached it).
     pub will_after_close_ms: Option<f64>,
+    /// The faults (their 1-based number) that took effect while this cycle ran, and when.
+    pub faults_applied: Vec<(u32, f64)>,
+}
+
+/// A step of the run's design that did not happen: in the summary, the journal and the picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingStep {
+    pub cycle: u32,
+    /// When it shows (the close that came instead, the fault that acted elsewhere).
+    pub ms: f64,
+    /// A few words for the picture: `no DISCONNECT on the wire`.
+    pub what: String,
+    /// The whole sentence, for the output, the summary and the log.
+    pub words: String,
+}
+
+/// Every step of the design the records show did not happen, in time order: a clean
+/// disconnect whose DISCONNECT never left willy, a fault that acted in another cycle than the
+/// scenario's.
+pub fn missing_steps(s: &Scenario, cycles: &[CycleSeen]) -> Vec<MissingStep> {
+    let mut out: Vec<MissingStep> = cycles
+        .iter()
+        .filter_map(|c| {
+            Some(MissingStep {
+                cycle: c.cycle,
+                ms: c
+                    .client_closed
+                    .as_ref()
+                    .map(|e| e.ms)
+                    .or(c.disconnect_reported_ms)?,
+                what: "no DISCONNECT on the wire".into(),
+                words: c.missing_disconnect_words()?,
+            })
+        })
+        .collect();
+    out.extend(misplaced_faults(s, cycles));
+    out.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    out
+}
+
+/// Each fault that took effect in another cycle than the scenario put it in.
+pub fn misplaced_faults(s: &Scenario, cycles: &[CycleSeen]) -> Vec<MissingStep> {
+    let mut out = Vec::new();
+    for c in cycles {
+        for (n, ms) in &c.faults_applied {
+            let Some(planned) = (*n as usize).checked_sub(1).and_then(|i| s.faults.get(i)) else {
+                continue;
+            };
+            // An offset after the trigger may carry a fault into a later cycle, never an earlier.
+            let late_ok = c.cycle > planned.cycle && !planned.after.is_zero();
+            if planned.cycle != c.cycle && !late_ok {
+                out.push(MissingStep {
+                    cycle: planned.cycle,
+                    ms: *ms,
+                    what: format!("fault {n} in cycle {}", c.cycle),
+                    words: format!(
+                        "fault {n} ({}) was to act in cycle {} at {}; it acted in cycle {} at {ms:.0} ms",
+                        planned.kind.label(),
+                        planned.cycle,
+                        serde_json::to_string(&planned.trigger)
+                            .unwrap_or_default()
+                            .trim_matches('"'),
+                        c.cycle
+                    ),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// How one side of a connection ended (the proxy's `side_closed`).
@@ -68,6 +138,7 @@ impl SideEnd {
 struct ConnSeen {
     cycle: u32,
     connect_ms: Option<f64>,
+    connack_ms: Option<f64>,
     disconnect_sent_ms: Option<f64>,
     disconnect_reached_ms: Option<f64>,
     client_closed: Option<SideEnd>,
@@ -130,6 +201,8 @@ impl CycleSeen {
         let mut cycles: Vec<CycleSeen> = Vec::new();
         let mut conns: HashMap<u64, ConnSeen> = HashMap::new();
         let mut faults: Vec<(u32, f64, f64)> = Vec::new(); // (n, applied, healed)
+                                                           // The cycle of each CONNACK willy's library reported, in order.
+        let mut connected: Vec<u32> = Vec::new();
         for r in &sorted {
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::CycleStarted { cycle }) => cycles.push(CycleSeen {
@@ -155,11 +228,15 @@ impl CycleSeen {
             };
             let cycle = c.cycle;
             match (&r.actor, &r.event) {
+                (Actor::Proxy, Event::FaultApplied { n, .. }) => c.faults_applied.push((*n, r.ms)),
                 (Actor::Proxy, Event::ConnectionAccepted { conn: id, .. }) => {
                     ConnSeen::of(&mut conns, *id, cycle);
                     c.conns.push(*id);
                 }
-                (Actor::Willy, Event::Connected { .. }) => c.connected_ms = Some(r.ms),
+                (Actor::Willy, Event::Connected { .. }) => {
+                    c.connected_ms = Some(r.ms);
+                    connected.push(cycle);
+                }
                 (Actor::Willy, Event::DisconnectRequested) => {
                     c.disconnect_requested_ms = Some(r.ms)
                 }
@@ -190,6 +267,20 @@ impl CycleSeen {
                     }
                 }
                 (
+                    _,
+                    Event::Packet {
+                        conn: id,
+                        from: Side::Broker,
+                        dropped: false,
+                        kind: PacketKind::Connack,
+                        ..
+                    },
+                ) => {
+                    ConnSeen::of(&mut conns, *id, cycle)
+                        .connack_ms
+                        .get_or_insert(r.ms);
+                }
+                (
                     Actor::Proxy,
                     Event::SideClosed {
                         conn: id,
@@ -207,6 +298,21 @@ impl CycleSeen {
                 _ => {}
             }
         }
+        // A willy in a process of its own records its cycle a hair after the proxy accepts its
+        // connection: when every CONNACK on the wire has its library's report, the n-th
+        // CONNACK is the n-th report's cycle, whatever the stamps say.
+        let mut acked: Vec<(f64, u64)> = conns
+            .iter()
+            .filter_map(|(id, s)| Some((s.connack_ms?, *id)))
+            .collect();
+        acked.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if acked.len() == connected.len() {
+            for ((_, id), cycle) in acked.iter().zip(&connected) {
+                if let Some(s) = conns.get_mut(id) {
+                    s.cycle = *cycle;
+                }
+            }
+        }
         let mut ids: Vec<(&u64, &ConnSeen)> = conns.iter().collect();
         ids.sort_by_key(|(id, _)| **id);
         for c in cycles.iter_mut() {
@@ -214,11 +320,13 @@ impl CycleSeen {
             c.fault_at_disconnect =
                 asked.is_some_and(|t| faults.iter().any(|(_, a, h)| *a <= t && t < *h));
             let mut mine = ids.iter().filter(|(_, s)| s.cycle == c.cycle);
-            // The one that got through to CONNECT; else the last the tap saw anything of.
+            // The one the broker accepted; else the last that got a CONNECT through; else the
+            // last the tap saw anything of.
             let chosen = mine
                 .clone()
-                .filter(|(_, s)| s.connect_ms.is_some())
+                .filter(|(_, s)| s.connack_ms.is_some())
                 .last()
+                .or_else(|| mine.clone().filter(|(_, s)| s.connect_ms.is_some()).last())
                 .or_else(|| mine.next_back());
             let Some((id, seen)) = chosen else {
                 continue;

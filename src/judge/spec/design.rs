@@ -4,6 +4,7 @@
 use super::Finding;
 use crate::judge::facts::Facts;
 use crate::judge::id::CheckId;
+use crate::scenario::Scenario;
 
 /// [MQTT-3.14.4-1]: a clean disconnect is a DISCONNECT the client writes before it closes the
 /// network connection. Each cycle whose library reported one (with no fault in effect, on a
@@ -35,6 +36,27 @@ pub(crate) fn clean_disconnect(f: &Facts) -> Option<Finding> {
         } else {
             missing.join("; ")
         },
+    ))
+}
+
+/// A fault the scenario put in one cycle took effect in another: the run was not the
+/// experiment it claims. None when every fault acted where it was meant to (or none did: that
+/// is `fault-applied`'s own failure).
+pub(crate) fn fault_cycles(s: &Scenario, f: &Facts) -> Option<Finding> {
+    let wrong = crate::judge::facts::misplaced_faults(s, &f.cycles);
+    if wrong.is_empty() {
+        return None;
+    }
+    Some(super::finding(
+        CheckId::FaultApplied,
+        None,
+        false,
+        "each fault acts in the cycle the scenario puts it in".into(),
+        wrong
+            .iter()
+            .map(|m| m.words.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
     ))
 }
 

@@ -233,7 +233,7 @@ pub fn render_run(records: &[Record], summary: &Summary) -> String {
     }
 
     draw_willy(&mut doc, records, &sc, t_end);
-    draw_wire(&mut doc, records, &sc);
+    draw_wire(&mut doc, records, summary, &sc);
     draw_broker(&mut doc, records, summary, &sc, t_end);
     draw_monit(&mut doc, records, summary, &sc);
     draw_axis(&mut doc, &sc, t_end);
@@ -332,12 +332,26 @@ pub(super) fn short_error(e: &str) -> String {
 }
 
 /// The wire tap: every MQTT packet as a tick, up for willy -> mqtt and down for mqtt -> willy.
-pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], sc: &Scale) {
+pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], summary: &Summary, sc: &Scale) {
     const L: usize = 1;
     let y = lane_mid(L);
     doc.open(LANES[L].0);
     doc.line(LEFT, y, WIDTH - RIGHT, y, "sep");
     let mut sh = lane_shelves();
+    // A step of the design that did not happen: a cross on the wire where it should have
+    // been, labelled before anything else so it always has room.
+    for m in &summary.missing_steps {
+        let x = sc.x(m.ms);
+        doc.cross(x, y - 9.0, 6.0);
+        lane_label(
+            doc,
+            &mut sh,
+            L,
+            x,
+            "bold",
+            &format!("cycle {}: {}", m.cycle, m.what),
+        );
+    }
     let mut labels: Vec<(f64, String)> = Vec::new();
     for r in records {
         match &r.event {
