@@ -4,7 +4,8 @@
 //!  willy = cmd:tests/fixtures/drivers/reset-on-disconnect.py (says "disconnected", resets)
 //!    -> builtin rumqttd through the proxy; cut in cycle 2
 //!    -> exit 1: clean-disconnect names cycle 1 and the missing DISCONNECT, in the output,
-//!       the summary, the log and the picture; no-will-after-disconnect claims no cycle
+//!       the summary, the log and the picture; no-will-after-disconnect claims no cycle;
+//!       the will that answered the reset is labelled "the will of cycle 1"
 //! ```
 
 mod common;
@@ -93,7 +94,21 @@ fn a_client_that_reports_a_clean_disconnect_but_resets_fails_clean_disconnect_na
             .any(|l| l.contains("a step of the design did not happen: cycle 1")),
         "{log}"
     );
+    // The will that answered the reset is labelled as one, with its cycle, in the log and the
+    // picture; every message monit got is accounted for.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("(test/connected: false) was the will of cycle 1")),
+        "{log}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["name"] == "unaccounted-message" && c["status"] == "pass"),
+        "{checks:#?}"
+    );
     let svg = std::fs::read_to_string(out.join("reset-willy.svg")).unwrap();
     assert!(svg.contains("cycle 1: no DISCONNECT on the wire"), "{svg}");
+    assert!(svg.contains("will (cycle 1): false"), "{svg}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -15,10 +15,12 @@ use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
 use crate::tap::Fields;
 
+mod accounting;
 mod delivery;
 mod design;
 mod flaky;
 
+pub use accounting::{MessageAccount, Source};
 pub use delivery::{Delivered, Delivery, Resent};
 pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd};
 pub use flaky::FlakyMonitSeen;
@@ -89,6 +91,8 @@ pub struct Facts {
     pub wills_after_clean_disconnect: Vec<CleanDisconnectWill>,
     /// Each of willy's cycles step by step, as the wire tap and the proxy saw it (design.rs).
     pub cycles: Vec<CycleSeen>,
+    /// Every message monit got, with where it came from (accounting.rs).
+    pub messages: Vec<MessageAccount>,
 }
 
 /// A will the broker published after willy's clean DISCONNECT [MQTT-3.1.2-10, MQTT-3.14.4-3].
@@ -397,6 +401,7 @@ impl Facts {
             records,
             &will_copies(s, records, f.cut_at_ms.unwrap_or(f64::INFINITY)),
         );
+        f.messages = MessageAccount::collect(s, records, &f.cycles, f.cut_at_ms);
         let Some(cut) = f.cut_at_ms else {
             // No network fault: what monit learns comes from willy's own DISCONNECTs.
             f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);

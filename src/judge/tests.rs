@@ -186,6 +186,20 @@ fn a_will_published_before_monit_left_is_not_a_queued_delivery() {
 fn will_on_time_passes_every_check() {
     let s = scenario("ws-last-will");
     let records = vec![
+        rec(
+            99.0,
+            Actor::Wire,
+            Event::Packet {
+                conn: 3,
+                from: Side::Client,
+                dropped: false,
+                kind: PacketKind::Publish,
+                framing: WS_MASKED,
+                size: 22,
+                hex: None,
+                fields: publish_fields("test/connected", 4, None, false),
+            },
+        ),
         msg(100.0, "true"),
         cut(101.0, 99.0),
         drop_at(3101.0),
@@ -203,8 +217,9 @@ fn will_on_time_passes_every_check() {
     assert_eq!(f.will_received_ms, Some(3102.0));
     let checks = evaluate(&s, &Profile::rumqttd(), &f);
     assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
-    // No DISCONNECT before the cut: no-will-after-disconnect has no cycle to judge.
-    assert_eq!(checks.len(), 4);
+    // No DISCONNECT before the cut: no-will-after-disconnect has no cycle to judge;
+    // unaccounted-message: willy's `true` and the will.
+    assert_eq!(checks.len(), 5);
 }
 
 fn packet(ms: f64, kind_name: &str, dropped: bool) -> Record {
@@ -1171,4 +1186,70 @@ fn a_disconnect_asked_for_inside_a_fault_is_not_the_clients_to_answer_for() {
     let clean = by_name(&c, "clean-disconnect");
     assert!(clean.pass, "{clean:?}");
     assert_eq!(clean.actual, "cycle 1: the DISCONNECT reached the broker");
+}
+
+#[test]
+fn every_message_monit_got_is_accounted_for_and_the_will_is_named_with_its_cycle() {
+    let s = scenario("ws-last-will");
+    let f = Facts::from_records(&s, &reset_in_cycle_2());
+    let sources: Vec<(f64, Source)> = f.messages.iter().map(|m| (m.ms, m.source)).collect();
+    assert_eq!(
+        sources,
+        [
+            (2000.5, Source::Willy { cycle: 1 }),
+            (5036.5, Source::Willy { cycle: 2 }),
+            (5040.0, Source::Will { cycle: 2 }),
+            // monit's `true` of cycle 3: the tap saw no PUBLISH of it here, but willy's library
+            // said nothing either, so only the wire's PUBLISHes count.
+            (6003.0, Source::Unaccounted),
+        ]
+    );
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    let stray = by_name(&c, "unaccounted-message");
+    assert!(!stray.pass);
+    assert_eq!(
+        stray.actual,
+        "nothing in the run published test/connected: true at 6003 ms"
+    );
+}
+
+#[test]
+fn a_retained_replay_and_pubbys_message_are_accounted_for() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        rec(
+            10.0,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/connected".into(),
+                payload: "false".into(),
+                retain: true,
+                qos: 0,
+            },
+        ),
+        rec(
+            20.0,
+            Actor::Pubby,
+            Event::Published {
+                topic: "presence".into(),
+                payload: "presence1".into(),
+            },
+        ),
+        rec(
+            21.0,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "presence".into(),
+                payload: "presence1".into(),
+                retain: false,
+                qos: 0,
+            },
+        ),
+    ];
+    let f = Facts::from_records(&s, &records);
+    let sources: Vec<Source> = f.messages.iter().map(|m| m.source).collect();
+    // Before any cycle: a retained `false` is the will payload, so it is the will (of no cycle).
+    assert_eq!(sources, [Source::Will { cycle: 0 }, Source::Pubby]);
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(by_name(&c, "unaccounted-message").pass);
 }

@@ -79,6 +79,10 @@ pub struct Summary {
     /// its scenario describes, and these say where.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_steps: Vec<crate::judge::MissingStep>,
+    /// The messages monit got that were not willy's or pubby's own: each will (with its
+    /// cycle), retained replay, and any message nothing in the run accounts for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monit_messages: Vec<crate::judge::MessageAccount>,
     /// A fleet run's figures (`[fleet]`); absent for one willy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::FleetSummary>,
@@ -132,6 +136,17 @@ impl Summary {
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
             missing_steps: crate::judge::missing_steps(s, &f.cycles),
+            monit_messages: f
+                .messages
+                .iter()
+                .filter(|m| {
+                    !matches!(
+                        m.source,
+                        crate::judge::Source::Willy { .. } | crate::judge::Source::Pubby
+                    )
+                })
+                .cloned()
+                .collect(),
             fleet: None,
         }
     }

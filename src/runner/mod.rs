@@ -447,5 +447,16 @@ fn judge_run(
             },
         );
     }
+    for m in &summary.monit_messages {
+        journal.record(
+            Actor::Runner,
+            Event::MessageAccounted {
+                received_ms: m.ms,
+                topic: m.topic.clone(),
+                payload: m.payload.clone(),
+                source: m.source.words(),
+            },
+        );
+    }
     summary
 }

@@ -2,7 +2,7 @@
 //! not happen is a finding about the client, never silence.
 
 use super::Finding;
-use crate::judge::facts::Facts;
+use crate::judge::facts::{Facts, Source};
 use crate::judge::id::CheckId;
 use crate::scenario::Scenario;
 
@@ -67,4 +67,38 @@ pub(crate) fn cycles_words(cycles: &[u32]) -> String {
         1 => format!("cycle {}", list[0]),
         _ => format!("cycles {}", list.join(", ")),
     }
+}
+
+/// Every message monit got came from someone in the run: willy, its will, a retained replay,
+/// pubby. One nothing accounts for is shown (a broker inventing or repeating a message, or a
+/// run that was not the experiment it claims). None when monit got nothing.
+pub(crate) fn unaccounted_message(f: &Facts) -> Option<Finding> {
+    if f.messages.is_empty() {
+        return None;
+    }
+    let stray: Vec<String> = f
+        .messages
+        .iter()
+        .filter(|m| m.source == Source::Unaccounted)
+        .map(|m| format!("{}: {} at {:.0} ms", m.topic, m.payload, m.ms))
+        .collect();
+    let count = |pick: fn(&Source) -> bool| f.messages.iter().filter(|m| pick(&m.source)).count();
+    let wills = count(|s| matches!(s, Source::Will { .. }));
+    let own = count(|s| matches!(s, Source::Willy { .. }));
+    let others = f.messages.len() - wills - own - stray.len();
+    Some(super::finding(
+        CheckId::UnaccountedMessage,
+        None,
+        stray.is_empty(),
+        "every message monit gets is willy's, its will, a retained replay or pubby's".into(),
+        if stray.is_empty() {
+            format!(
+                "{} messages: {own} willy's, {wills} will{}, {others} retained or pubby's",
+                f.messages.len(),
+                if wills == 1 { "" } else { "s" }
+            )
+        } else {
+            format!("nothing in the run published {}", stray.join(", "))
+        },
+    ))
 }

@@ -89,6 +89,7 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
     let mut checks = Vec::new();
     checks.extend(design::clean_disconnect(f));
     checks.extend(design::fault_cycles(s, f));
+    checks.extend(design::unaccounted_message(f));
     match (s.disconnect, &s.will) {
         (Some(d), Some(_)) => checks.push(will::will_on_disconnect(d, f)),
         (None, Some(w)) => checks.extend(will::no_will_after_clean_disconnect(w, f)),

@@ -511,15 +511,29 @@ pub(super) fn draw_monit(doc: &mut Doc, records: &[Record], summary: &Summary, s
         let x = sc.x(r.ms);
         match (&r.actor, &r.event) {
             (Actor::Monit, Event::MessageReceived { payload, .. }) => {
-                let is_will = summary
-                    .will_received_ms
-                    .is_some_and(|w| (w - r.ms).abs() < 0.001);
-                if is_will {
+                let same = |ms: f64| (ms - r.ms).abs() < 0.001;
+                let source = summary
+                    .monit_messages
+                    .iter()
+                    .find(|m| same(m.ms))
+                    .map(|m| m.source);
+                let is_will = summary.will_received_ms.is_some_and(same)
+                    || matches!(source, Some(crate::judge::Source::Will { .. }));
+                if let Some(crate::judge::Source::Unaccounted) = source {
+                    doc.cross(x, y, 6.0);
+                    labels.insert(0, (r.ms, format!("unaccounted: {payload}"), true));
+                } else if is_will {
                     doc.poly(
                         &[(x, y - 8.0), (x + 8.0, y), (x, y + 8.0), (x - 8.0, y)],
                         "will",
                     );
-                    labels.insert(0, (r.ms, format!("will: {payload}"), true));
+                    let label = match source {
+                        Some(crate::judge::Source::Will { cycle }) => {
+                            format!("will (cycle {cycle}): {payload}")
+                        }
+                        _ => format!("will: {payload}"),
+                    };
+                    labels.insert(0, (r.ms, label, true));
                 } else {
                     let class = if payload == "true" { "msg" } else { "msgo" };
                     doc.circle(x, y, 4.5, class);
