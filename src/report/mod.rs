@@ -74,6 +74,10 @@ pub struct Summary {
     pub end_reason: String,
     pub duration_ms: f64,
     pub unplug_version: String,
+    /// The window each timing figure was judged against (`will_after_last_packet_ms` ->
+    /// [lo, hi] ms), for the figures this run's checks judge.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub allowed: std::collections::BTreeMap<String, [f64; 2]>,
     /// The steps of the run's design that did not happen (a clean disconnect with no
     /// DISCONNECT on the wire, a fault in another cycle): the run was not quite the experiment
     /// its scenario describes, and these say where.
@@ -135,6 +139,7 @@ impl Summary {
             end_reason: end_reason.to_string(),
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            allowed: Default::default(),
             missing_steps: crate::judge::missing_steps(s, &f.cycles),
             monit_messages: f
                 .messages

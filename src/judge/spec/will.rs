@@ -205,10 +205,9 @@ pub(crate) fn will(s: &Scenario, f: &Facts) -> Finding {
 /// The will follows the broker's keepalive close [MQTT-3.1.2-8], after the will delay if there
 /// is one [MQTT-3.1.3-9]: measured from willy's last packet (`last`).
 pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Finding {
-    let (lo, hi) = timing::keepalive_window(s.keepalive, p.will_late_ms(s.transport));
+    let (lo, hi) = will_window(s, p);
     let delta = f.will_received_ms.map(|w| w - last);
     let delay = crate::judge::will_delay_ms(s);
-    let (lo, hi) = (lo + delay, hi + delay);
     Finding {
         id: CheckId::WillTiming,
         spec: Some(
@@ -249,6 +248,14 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
             None => format!("no will ({})", observed(f, last)),
         },
     }
+}
+
+/// When the will must reach monit, in ms after willy's last packet: the keepalive close, then
+/// the will delay.
+pub(crate) fn will_window(s: &Scenario, p: &Profile) -> (f64, f64) {
+    let (lo, hi) = timing::keepalive_window(s.keepalive, p.will_late_ms(s.transport));
+    let delay = crate::judge::will_delay_ms(s);
+    (lo + delay, hi + delay)
 }
 
 /// MQTT 5 (3.1.3.2.2, 3.1.2.11.2): a delayed will is published when the Will Delay Interval has
