@@ -57,7 +57,7 @@ enum Command {
     Suite(batch::SuiteArgs),
     /// Run scenarios on several brokers and transports and print them side by side.
     #[command(
-        after_help = "Examples:\n  unplug compare\n  unplug compare native-last-will --brokers builtin,mosquitto --transports tcp,ws\n  unplug compare --brokers mosquitto,tcp://127.0.0.1:1883 --out /tmp/cmp\n  unplug compare native-last-will ws-last-will --transports tcp,tls,ws,wss\n\nWithout --transports each scenario runs on its own transport. Writes every run's files and COMPARE.md into --out."
+        after_help = "Examples:\n  unplug compare\n  unplug compare native-last-will --brokers builtin,mosquitto --transports tcp,ws\n  unplug compare --brokers mosquitto,tcp://127.0.0.1:1883 --out /tmp/cmp\n  unplug compare native-last-will ws-last-will --transports tcp,tls,ws,wss\n  unplug compare native-last-will --repeat 5 --out /tmp/cmp\n\nWithout --transports each scenario runs on its own transport. Writes every run's files and COMPARE.md into --out; with --repeat N every cell runs N times and COMPARE.md shows each figure's distribution per cell (CELL.repeat.json beside it)."
     )]
     Compare(batch::CompareArgs),
     /// Run the will's conformance scenarios (MQTT 3.1.1 and 5) on each broker and print the table

@@ -25,6 +25,32 @@ pub fn run_name(name: &str, k: u32) -> String {
     format!("{name}.r{k}")
 }
 
+/// The name `run_name` made a run of: `ws-last-will.r3` -> `ws-last-will`.
+pub fn base_name(run: &str) -> &str {
+    match run.rsplit_once(".r") {
+        Some((base, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => run,
+    }
+}
+
+/// A figure in a table cell: `p50 3005, p90 3010 (2990..3020)`; `-` when no run measured it.
+pub fn cell(d: Option<&Distribution>) -> String {
+    match d {
+        Some(d) => format!(
+            "p50 {:.0}, p90 {:.0} ({:.0}..{:.0}){}",
+            d.p50,
+            d.p90,
+            d.min,
+            d.max,
+            match d.outside {
+                Some(o) if o > 0 => format!(", {o} outside"),
+                _ => String::new(),
+            }
+        ),
+        None => "-".to_string(),
+    }
+}
+
 /// `spec` N times, each with its own file name.
 pub fn specs(spec: &ChildSpec, name: &str, n: u32) -> Vec<ChildSpec> {
     (1..=n)
@@ -188,6 +214,16 @@ pub const HEADER: [&str; 8] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_name_reads_back_as_its_base() {
+        assert_eq!(
+            base_name(&run_name("ws-last-will.builtin.ws", 12)),
+            "ws-last-will.builtin.ws"
+        );
+        assert_eq!(base_name("x.rumqttc.proxy"), "x.rumqttc.proxy");
+        assert_eq!(base_name("x.r"), "x.r");
+    }
 
     #[test]
     fn percentiles_are_nearest_rank_and_count_what_falls_outside_the_window() {
