@@ -324,9 +324,8 @@ impl CycleSeen {
             // last the tap saw anything of.
             let chosen = mine
                 .clone()
-                .filter(|(_, s)| s.connack_ms.is_some())
-                .last()
-                .or_else(|| mine.clone().filter(|(_, s)| s.connect_ms.is_some()).last())
+                .rfind(|(_, s)| s.connack_ms.is_some())
+                .or_else(|| mine.clone().rfind(|(_, s)| s.connect_ms.is_some()))
                 .or_else(|| mine.next_back());
             let Some((id, seen)) = chosen else {
                 continue;
