@@ -15,33 +15,15 @@ use std::path::Path;
 use common::*;
 
 /// Two short cycles at keepalive 2 s; the cut in cycle 2 after monit got `true`.
-const SCENARIO: &str = r#"description = "a client that says it disconnected but reset"
-transport = "tcp"
-protocol = "3.1.1"
-keepalive_s = 2
-cycles = 2
-connected_for_ms = 300
-idle_ms = 300
-reconnect_ms = 500
-
-[will]
-topic = "test/connected"
-payload = "false"
-
-[[faults]]
-kind = "blackhole"
-cycle = 2
-trigger = "after-true"
-
-[expect]
-will = true
-"#;
-
 #[test]
 fn a_client_that_reports_a_clean_disconnect_but_resets_fails_clean_disconnect_naming_the_cycle() {
     let out = out_dir("design-reset");
     let path = out.join("reset-willy.toml");
-    std::fs::write(&path, SCENARIO).unwrap();
+    std::fs::write(
+        &path,
+        short_cut_scenario("a client that says it disconnected but reset", 2, 2, 300),
+    )
+    .unwrap();
     let driver =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drivers/reset-on-disconnect.py");
     let willy = format!("cmd:{}", driver.display());

@@ -10,33 +10,15 @@ mod common;
 use common::*;
 
 /// One short cycle, cut at once: each run ends 1.5 x keepalive after the cut (about 2 s).
-const SCENARIO: &str = r#"description = "a short cut, to repeat"
-transport = "tcp"
-protocol = "3.1.1"
-keepalive_s = 1
-cycles = 1
-connected_for_ms = 200
-idle_ms = 200
-reconnect_ms = 500
-
-[will]
-topic = "test/connected"
-payload = "false"
-
-[[faults]]
-kind = "blackhole"
-cycle = 1
-trigger = "after-true"
-
-[expect]
-will = true
-"#;
-
 #[test]
 fn repeat_3_keeps_every_run_and_writes_the_distribution_of_every_figure() {
     let out = out_dir("repeat-3");
     let path = out.join("short-cut.toml");
-    std::fs::write(&path, SCENARIO).unwrap();
+    std::fs::write(
+        &path,
+        short_cut_scenario("a short cut, to repeat", 1, 1, 200),
+    )
+    .unwrap();
     let o = unplug(&[
         "scenario",
         path.to_str().unwrap(),

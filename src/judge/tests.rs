@@ -1069,36 +1069,32 @@ fn reset_in_cycle_2() -> Vec<Record> {
         )
     };
     let false_ = || publish_fields("test/connected", 5, None, false);
-    let mut r = vec![
-        rec(0.0, Actor::Willy, Event::CycleStarted { cycle: 1 }),
-        rec(
-            1.0,
-            Actor::Proxy,
-            Event::ConnectionAccepted {
-                conn: 1,
-                held: false,
-            },
-        ),
-        packet(2.0, 1, "CONNECT", Fields::None),
-        packet(2000.0, 1, "PUBLISH", false_()),
-        msg(2000.5, "false"),
-        rec(2000.6, Actor::Willy, Event::DisconnectRequested),
-        rec(2000.7, Actor::Willy, Event::Disconnected),
-        packet(2001.0, 1, "DISCONNECT", Fields::Disconnect { reason: None }),
-        rec(3000.0, Actor::Willy, Event::CycleStarted { cycle: 2 }),
-        rec(
-            3001.0,
-            Actor::Proxy,
-            Event::ConnectionAccepted {
-                conn: 2,
-                held: false,
-            },
-        ),
-        packet(3002.0, 2, "CONNECT", Fields::None),
-        packet(5036.0, 2, "PUBLISH", false_()),
-        msg(5036.5, "false"),
-        rec(5037.0, Actor::Willy, Event::DisconnectRequested),
-        rec(5037.5, Actor::Willy, Event::Disconnected),
+    // A cycle up to its clean disconnect: started at `t`, connection `conn`, `false` at
+    // `t + f`.
+    let cycle = |c: u32, t: f64, conn: u64, f: f64| {
+        vec![
+            rec(t, Actor::Willy, Event::CycleStarted { cycle: c }),
+            rec(
+                t + 1.0,
+                Actor::Proxy,
+                Event::ConnectionAccepted { conn, held: false },
+            ),
+            packet(t + 2.0, conn, "CONNECT", Fields::None),
+            packet(t + f, conn, "PUBLISH", false_()),
+            msg(t + f + 0.5, "false"),
+            rec(t + f + 1.0, Actor::Willy, Event::DisconnectRequested),
+            rec(t + f + 1.5, Actor::Willy, Event::Disconnected),
+        ]
+    };
+    let mut r = cycle(1, 0.0, 1, 2000.0);
+    r.push(packet(
+        2002.0,
+        1,
+        "DISCONNECT",
+        Fields::Disconnect { reason: None },
+    ));
+    r.extend(cycle(2, 3000.0, 2, 2036.0));
+    r.extend([
         rec(
             5038.0,
             Actor::Proxy,
@@ -1113,7 +1109,7 @@ fn reset_in_cycle_2() -> Vec<Record> {
         packet(6002.0, 3, "CONNECT", Fields::None),
         msg(6003.0, "true"),
         cut(6004.0, 6002.0),
-    ];
+    ]);
     r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
     r
 }

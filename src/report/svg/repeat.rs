@@ -73,29 +73,7 @@ pub fn render_repeat(r: &Repeated) -> String {
     doc.close();
     // The axis under the rows, in seconds.
     let axis_y = TOP + rows.len().max(1) as f64 * ROW + 6.0;
-    doc.open("axis");
-    doc.line(sc.x0, axis_y, sc.x1, axis_y, "axis");
-    let step = nice_step(t1 / 1000.0, 12.0);
-    let mut k = 0u32;
-    while step * k as f64 * 1000.0 <= t1 {
-        let s = step * k as f64;
-        let x = sc.x(s * 1000.0);
-        doc.line(x, axis_y, x, axis_y + 5.0, "axis");
-        let label = if step < 1.0 {
-            format!("{s:.1}")
-        } else {
-            format!("{s:.0}")
-        };
-        doc.text(
-            x - text_width(&label, 11.0) / 2.0,
-            axis_y + 17.0,
-            "",
-            &label,
-        );
-        k += 1;
-    }
-    doc.text_end(sc.x0 - 12.0, axis_y + 17.0, "sub", "seconds");
-    doc.close();
+    super::timeline::draw_axis_at(&mut doc, &sc, t1, axis_y);
     if rows.is_empty() {
         doc.text(
             16.0,

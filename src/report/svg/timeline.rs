@@ -562,8 +562,13 @@ pub(super) fn draw_monit(doc: &mut Doc, records: &[Record], summary: &Summary, s
 
 /// Seconds along the bottom of the lanes.
 pub(super) fn draw_axis(doc: &mut Doc, sc: &Scale, t_end: f64) {
+    draw_axis_at(doc, sc, t_end, AXIS_Y);
+}
+
+/// Seconds along a line at `y`, from the scale's left to its right end.
+pub(super) fn draw_axis_at(doc: &mut Doc, sc: &Scale, t_end: f64, y: f64) {
     doc.open("axis");
-    doc.line(LEFT, AXIS_Y, WIDTH - RIGHT, AXIS_Y, "axis");
+    doc.line(sc.x0, y, sc.x1, y, "axis");
     let step = nice_step(t_end / 1000.0, 16.0);
     let mut k = 0u32;
     loop {
@@ -572,17 +577,17 @@ pub(super) fn draw_axis(doc: &mut Doc, sc: &Scale, t_end: f64) {
             break;
         }
         let x = sc.x(s * 1000.0);
-        doc.line(x, AXIS_Y, x, AXIS_Y + 5.0, "axis");
+        doc.line(x, y, x, y + 5.0, "axis");
         let label = if step < 1.0 {
             format!("{s:.1}")
         } else {
             format!("{s:.0}")
         };
         let w = text_width(&label, 11.0);
-        doc.text(x - w / 2.0, AXIS_Y + 17.0, "", &label);
+        doc.text(x - w / 2.0, y + 17.0, "", &label);
         k += 1;
     }
-    doc.text_end(LEFT - 16.0, AXIS_Y + 17.0, "sub", "seconds");
+    doc.text_end(sc.x0 - 16.0, y + 17.0, "sub", "seconds");
     doc.close();
 }
 
