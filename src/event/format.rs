@@ -69,17 +69,6 @@ pub(super) fn serialize_t<S: serde::Serializer>(
     })
 }
 
-/// A time in ms as the JSONL writes it: to the picosecond, so a sum's float noise
-/// (`156.46949700000002`) does not show; a record's time means nothing below a nanosecond.
-pub(super) fn serialize_ms<S: serde::Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(without_noise(*ms))
-}
-
-/// `x` rounded to 1e-9: the double nearest a number with at most nine decimals.
-pub(crate) fn without_noise(x: f64) -> f64 {
-    (x * 1e9).round() / 1e9
-}
-
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

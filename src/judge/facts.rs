@@ -56,6 +56,9 @@ pub struct Facts {
     pub disconnects: Vec<DisconnectSeen>,
     /// When the broker closed a connection that was open at the cut (seen by the proxy).
     pub broker_drop_ms: Option<f64>,
+    /// That connection: the close answers willy's DISCONNECT when one reached the broker on
+    /// it first.
+    pub broker_drop_conn: Option<u64>,
     /// When willy's client library first reported the connection lost after the cut.
     pub client_detect_ms: Option<f64>,
     /// When the first fault healed.
@@ -337,6 +340,18 @@ pub struct Attempt {
 }
 
 impl Facts {
+    /// The broker's close of the cut connection came after willy's own DISCONNECT reached it
+    /// on that connection: the orderly end of a clean disconnect, not a drop [MQTT-3.14.4-1].
+    pub fn broker_closed_after_disconnect(&self) -> bool {
+        let (Some(b), Some(conn)) = (self.broker_drop_ms, self.broker_drop_conn) else {
+            return false;
+        };
+        self.cycles
+            .iter()
+            .filter(|c| c.conn == Some(conn))
+            .any(|c| c.disconnect_reached_ms.is_some_and(|d| d <= b))
+    }
+
     /// What the keepalive is measured from: the last packet that reached the broker, or, when
     /// the tap saw none (a stream it could not decode), the last bytes forwarded.
     pub fn reference_ms(&self) -> Option<f64> {
@@ -423,7 +438,8 @@ impl Facts {
                         ..
                     },
                 ) if f.broker_drop_ms.is_none() && cut_conns.contains(conn) => {
-                    f.broker_drop_ms = Some(r.ms)
+                    f.broker_drop_ms = Some(r.ms);
+                    f.broker_drop_conn = Some(*conn);
                 }
                 (Actor::Willy, Event::ConnectionFailed { .. }) => {
                     f.client_detect_ms.get_or_insert(r.ms);
