@@ -70,6 +70,41 @@ struct Sent<'a> {
     paired: bool,
 }
 
+/// Messages sent, in time order, each paired at most once. A flood pairs in order, so the
+/// first unpaired one moves along and a copy's search starts there (the live facts reduce
+/// every record again at every tick).
+struct Pending<'a> {
+    sent: Vec<Sent<'a>>,
+    first: usize,
+}
+
+impl<'a> Pending<'a> {
+    fn new(sent: Vec<Sent<'a>>) -> Pending<'a> {
+        Pending { sent, first: 0 }
+    }
+
+    /// Pair the first unpaired message with this topic and payload sent between `lo` and `hi`;
+    /// its cycle.
+    fn take(&mut self, topic: &str, payload: &str, lo: f64, hi: f64) -> Option<u32> {
+        let from = self.first.max(self.sent.partition_point(|x| x.ms < lo));
+        let i = from
+            + self.sent[from..]
+                .iter()
+                .take_while(|x| x.ms <= hi)
+                .position(|x| {
+                    !x.paired
+                        && x.topic == topic
+                        && x.len == payload.len()
+                        && x.payload.map_or(true, |p| p == payload)
+                })?;
+        self.sent[i].paired = true;
+        while self.sent.get(self.first).is_some_and(|x| x.paired) {
+            self.first += 1;
+        }
+        Some(self.sent[i].cycle)
+    }
+}
+
 impl MessageAccount {
     /// Account for every message monit got. `cut`: when the first fault took effect; a will
     /// after it is the cut cycle's.
@@ -143,18 +178,8 @@ impl MessageAccount {
             Some(c) if ms >= c => cycle_at(c),
             _ => cycle_at(ms),
         };
-        let take = |sent: &mut Vec<Sent>, topic: &str, payload: &str, lo: f64, hi: f64| {
-            let i = sent.iter().position(|x| {
-                !x.paired
-                    && x.topic == topic
-                    && x.len == payload.len()
-                    && x.payload.map_or(true, |p| p == payload)
-                    && x.ms >= lo
-                    && x.ms <= hi
-            })?;
-            sent[i].paired = true;
-            Some(sent[i].cycle)
-        };
+        pubby.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+        let (mut own, mut pubby) = (Pending::new(own), Pending::new(pubby));
         let mut out = Vec::new();
         for (ms, topic, payload, retain) in got {
             let is_will = s
@@ -162,7 +187,7 @@ impl MessageAccount {
                 .as_ref()
                 .is_some_and(|w| w.topic == topic && w.payload == payload);
             let source = if let Some(cycle) =
-                take(&mut own, topic, payload, ms - OWN_COPY_MS, ms + PROMPT_MS)
+                own.take(topic, payload, ms - OWN_COPY_MS, ms + PROMPT_MS)
             {
                 Source::Willy { cycle }
             } else if is_will {
@@ -171,18 +196,13 @@ impl MessageAccount {
                 }
             } else if retain {
                 Source::Retained
-            } else if take(
-                &mut pubby,
-                topic,
-                payload,
-                f64::NEG_INFINITY,
-                ms + PROMPT_MS,
-            )
-            .is_some()
+            } else if pubby
+                .take(topic, payload, f64::NEG_INFINITY, ms + PROMPT_MS)
+                .is_some()
             {
                 Source::Pubby
             } else if let Some(cycle) =
-                take(&mut own, topic, payload, f64::NEG_INFINITY, ms + PROMPT_MS)
+                own.take(topic, payload, f64::NEG_INFINITY, ms + PROMPT_MS)
             {
                 Source::Willy { cycle }
             } else {
