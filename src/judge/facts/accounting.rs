@@ -201,8 +201,7 @@ impl MessageAccount {
                 .is_some()
             {
                 Source::Pubby
-            } else if let Some(cycle) =
-                own.take(topic, payload, f64::NEG_INFINITY, ms + PROMPT_MS)
+            } else if let Some(cycle) = own.take(topic, payload, f64::NEG_INFINITY, ms + PROMPT_MS)
             {
                 Source::Willy { cycle }
             } else {
