@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  record --data_of (PUBLISH, its acks, a run)--> the connection's flood: count, bytes
-//!           '-- a second since its last line --> "conn 3 (sensor-1): 15,625 PUBLISH ... in 1.0 s"
+//!           '-- a second since its last line --> "conn 3 (sensor-1): PUBLISH and acks: 15625 ..."
 //!  record about conn C (a ping, a close) --> C's flood so far, then the record's own line
 //!  record about no connection (a fault)  --> every flood so far, then its line
 //! ```
