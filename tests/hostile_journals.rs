@@ -249,8 +249,9 @@ fn prop_assert_or_fail(ok: bool, e: &str) -> Result<(), String> {
 }
 
 proptest! {
-    // 200 cases of up to 4 changes each: about 3 s in a debug build.
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    // 256 cases (PROPTEST_CASES sets another count) of up to 4 changes each: about 4 s in a
+    // debug build.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn a_mutated_journal_gets_a_verdict_or_a_refusal_naming_it(
