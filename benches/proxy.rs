@@ -90,6 +90,8 @@ const RUNS: Options = Options {
     publishes: PublishRecords::Runs,
     record_queue: 256,
     tls: None,
+    max_connections: usize::MAX,
+    client: "willy",
 };
 
 const CONNACK: [u8; 4] = [0x20, 2, 0, 0];
@@ -250,8 +252,8 @@ async fn busy_api(
     dir: &std::path::Path,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> (SocketAddr, std::thread::JoinHandle<usize>) {
-    use unplug::toxi::api::{router, ProxySpec, Server};
-    let server = Server::new(dir.to_path_buf(), unplug::event::Echo::default(), None);
+    use unplug::toxi::api::{router, Config, ProxySpec, Server};
+    let server = Server::new(Config::new(dir.to_path_buf()));
     let made = server
         .create(ProxySpec {
             name: "bench".into(),

@@ -31,7 +31,7 @@ pub fn create_new(path: &Path) -> std::io::Result<File> {
 }
 
 /// A new file with a random name in `dir` (`.PREFIX.XXXXXXXXXX.tmp`), open for writing.
-fn fresh_temp(dir: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
+pub(crate) fn fresh_temp(dir: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!(".{prefix}."))
         .suffix(".tmp")
@@ -41,14 +41,14 @@ fn fresh_temp(dir: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFi
 }
 
 /// The directory part of `path` ("." for a bare file name).
-fn dir_of(path: &Path) -> &Path {
+pub(crate) fn dir_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
 }
 
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_string())

@@ -42,96 +42,6 @@ fn node_client(test: &str) -> Option<PathBuf> {
     None
 }
 
-/// A running `unplug proxy`: its stdout lines as they come; SIGKILLed on drop if still there.
-struct Served {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line so far, for messages.
-    seen: Vec<String>,
-}
-
-impl Served {
-    fn start(args: &[&str]) -> Served {
-        let mut child = Command::new(BIN)
-            .arg("proxy")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("unplug proxy starts");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        Served {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line starting with `prefix` within 10 s.
-    fn line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
-                        return l;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "no line starting {prefix:?}; got:\n{}",
-            self.seen.join("\n")
-        )
-    }
-
-    /// The API's ADDR:PORT from the line the server prints.
-    fn api(&mut self) -> String {
-        let l = self.line("api: ");
-        l.rsplit("http://").next().unwrap().to_string()
-    }
-
-    /// SIGINT, then its exit code (within 10 s).
-    fn interrupt(&mut self) -> i32 {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                // What it printed after the signal, for the tests' messages.
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(l);
-                }
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "unplug proxy did not stop on SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// toxiproxy-node-client behind tests/toxiproxy/drive.js.
 struct Client {
     child: Child,
@@ -194,31 +104,6 @@ impl Drop for Client {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// rumqttd, in this process: started once (it has no shutdown API), shared by the tests that
-/// run in one process (`cargo test`; nextest gives each test a process of its own).
-fn broker() -> std::net::SocketAddr {
-    static TCP: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
-    *TCP.get_or_init(|| {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let b = rt
-            .block_on(unplug::broker::start(
-                &unplug::broker::BrokerChoice::Builtin,
-                &unplug::event::Journal::in_memory(),
-            ))
-            .unwrap();
-        b.endpoints.tcp
-    })
-}
-
-/// The journal's records, parsed.
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn has(records: &[Value], event: &str) -> bool {

@@ -110,6 +110,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         echo: Echo {
             stdout: !quiet,
             wire,
+            floods: false,
         },
         broker,
         progress: !quiet && std::io::stdout().is_terminal(),

@@ -50,7 +50,25 @@ impl TimeText {
     }
 }
 
+/// Run `f` with log lines naming the sides as `naming` says (the journal's writer sets it
+/// around each line it formats; the default is a run's names).
+pub(super) fn named<R>(naming: super::Naming, f: impl FnOnce() -> R) -> R {
+    let before = NAMING.replace(naming);
+    let r = f();
+    NAMING.set(before);
+    r
+}
+
+/// (the client, the broker) as this thread's log lines name them.
+fn sides() -> (&'static str, &'static str) {
+    match NAMING.get() {
+        super::Naming::Run => ("willy", "broker"),
+        super::Naming::Device => ("device", "upstream"),
+    }
+}
+
 thread_local! {
+    static NAMING: std::cell::Cell<super::Naming> = const { std::cell::Cell::new(super::Naming::Run) };
     static LOG_TIME: RefCell<TimeText> = RefCell::default();
     static JSON_TIME: RefCell<TimeText> = RefCell::default();
 }
@@ -163,14 +181,16 @@ impl fmt::Display for Event {
                 if *held {
                     write!(f, "conn {conn}: accepted while the network is down; held")
                 } else {
-                    write!(f, "conn {conn}: accepted from willy")
+                    write!(f, "conn {conn}: accepted from {}", sides().0)
                 }
             }
-            Event::UpstreamOpened { conn } => write!(f, "conn {conn}: connected to the broker"),
+            Event::UpstreamOpened { conn } => {
+                write!(f, "conn {conn}: connected to the {}", sides().1)
+            }
             Event::SideClosed { conn, side, how } => {
                 let side = match side {
-                    Side::Client => "willy",
-                    Side::Broker => "broker",
+                    Side::Client => sides().0,
+                    Side::Broker => sides().1,
                 };
                 write!(f, "conn {conn}: {side} side {how}")
             }
@@ -185,9 +205,10 @@ impl fmt::Display for Event {
                 "conn {conn}: closed; forwarded {up_bytes} B up, {down_bytes} B down; dropped {dropped_up_bytes} B up, {dropped_down_bytes} B down"
             ),
             Event::PacketDropped { conn, from, packet } => {
-                let from = match from {
-                    Side::Client => "willy",
-                    Side::Broker => "the broker",
+                let from = match (NAMING.get(), from) {
+                    (super::Naming::Run, Side::Client) => "willy",
+                    (super::Naming::Device, Side::Client) => "the device",
+                    (_, Side::Broker) => "the broker",
                 };
                 write!(f, "conn {conn}: dropped a {packet} from {from}")
             }
@@ -210,9 +231,7 @@ impl fmt::Display for Event {
                 last_upstream,
             } => {
                 write!(f, "fault {fault} applied")?;
-                if *n > 0 {
-                    write!(f, " (fault {n} of the scenario)")?;
-                }
+                write_fault_number(f, *n)?;
                 for c in last_upstream {
                     match c.ms {
                         Some(ms) => write!(f, "; conn {}: last bytes to broker at {ms:.1} ms", c.conn)?,
@@ -223,9 +242,7 @@ impl fmt::Display for Event {
             }
             Event::FaultHealed { fault, n } => {
                 write!(f, "fault {fault} healed")?;
-                if *n > 0 {
-                    write!(f, " (fault {n} of the scenario)")?;
-                }
+                write_fault_number(f, *n)?;
                 Ok(())
             }
             Event::Packet {
@@ -291,10 +308,22 @@ impl fmt::Display for Event {
     }
 }
 
+/// Which fault: of the scenario's, in a run; in front of a device, the proxy's own count (its
+/// toxics' faults).
+fn write_fault_number(f: &mut fmt::Formatter<'_>, n: u32) -> fmt::Result {
+    match (n, NAMING.get()) {
+        (0, _) => Ok(()),
+        (n, super::Naming::Run) => write!(f, " (fault {n} of the scenario)"),
+        (n, super::Naming::Device) => write!(f, " (fault {n})"),
+    }
+}
+
 /// The direction of a wire record as the broker's verbose log would say it.
 fn arrow(from: Side) -> &'static str {
-    match from {
-        Side::Client => "willy -> mqtt",
-        Side::Broker => "mqtt -> willy",
+    match (NAMING.get(), from) {
+        (super::Naming::Run, Side::Client) => "willy -> mqtt",
+        (super::Naming::Run, Side::Broker) => "mqtt -> willy",
+        (super::Naming::Device, Side::Client) => "device -> upstream",
+        (super::Naming::Device, Side::Broker) => "upstream -> device",
     }
 }

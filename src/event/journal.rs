@@ -1,10 +1,12 @@
-//! The journal writer: records kept in memory and written, each whole, to the run's files as
-//! they happen; a saved journal read back.
+//! The journal writer: records written, each whole, to the run's files as they happen, and
+//! kept in memory for a run's checks; or, for `unplug proxy` left running for days, not kept
+//! at all (the files within a budget, see thin.rs; whoever needs facts follows the journal);
+//! a saved journal read back.
 
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,7 +24,22 @@ pub struct Echo {
     pub stdout: bool,
     /// Print `wire` lines too (they always go to the files).
     pub wire: bool,
+    /// Print PUBLISH floods as a line per connection about once a second instead of a line
+    /// per packet (live.rs): what `unplug proxy` prints in front of a device.
+    pub floods: bool,
 }
+
+/// A journal's files kept within a size: when the two files together pass `max_bytes`, the
+/// PUBLISH records are thinned out of them (thin.rs), and the journal says so.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pub max_bytes: u64,
+    pub jsonl: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Which records a follower gets (a plain function: cheap to test on every record).
+pub type Filter = fn(&Record) -> bool;
 
 /// The shared handle every part records through. Cheap to clone.
 #[derive(Clone)]
@@ -58,6 +75,23 @@ struct Sink {
     /// For each [`Cursor`]: how many leading records its reader has, unchanged since it read
     /// them (a late record put in before that point shortens it).
     readers: Vec<usize>,
+    /// False for a journal that streams (`unplug proxy`): records go to the files and the
+    /// followers only, so memory stays flat however long it runs.
+    keep: bool,
+    /// Who wants which records as they come (`unplug proxy`'s monit: each CONNECT).
+    followers: Vec<(Filter, tokio::sync::mpsc::UnboundedSender<Record>)>,
+    /// The files' size budget, and the bytes written to them since they were last thinned.
+    budget: Option<Budget>,
+    written: u64,
+    /// When the files are thinned next: the budget, or more when what judging needs alone
+    /// fills half of it (said in the journal once).
+    thin_at: u64,
+    /// The PUBLISH floods being summarised on the terminal ([`Echo::floods`]).
+    floods: super::live::Floods,
+    /// How the log lines name the two sides of a proxied connection.
+    naming: super::Naming,
+    /// The latest time written (the thinning's note goes there).
+    last_ms: f64,
 }
 
 /// A reader's place in the journal, for [`Journal::read_fresh`]: the runner's control loop
@@ -89,6 +123,14 @@ impl Default for Sink {
             error: None,
             closed: false,
             readers: Vec::new(),
+            keep: true,
+            followers: Vec::new(),
+            budget: None,
+            written: 0,
+            thin_at: u64::MAX,
+            floods: Default::default(),
+            naming: super::Naming::Run,
+            last_ms: 0.0,
         }
     }
 }
@@ -119,6 +161,28 @@ impl Journal {
             stream: Some(out),
             ..Sink::default()
         })
+    }
+
+    /// A journal that keeps no record in memory: they go to the files (within `budget`, if
+    /// any) and to the followers, and [`Journal::records`] is empty. Log lines name the sides
+    /// as `naming` says.
+    pub fn streaming_files(self, budget: Option<Budget>, naming: super::Naming) -> Journal {
+        {
+            let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            sink.keep = false;
+            sink.thin_at = budget.as_ref().map_or(u64::MAX, |b| b.max_bytes);
+            sink.budget = budget;
+            sink.naming = naming;
+        }
+        self
+    }
+
+    /// Every record `filter` takes from now on, as it is recorded.
+    pub fn follow(&self, filter: Filter) -> tokio::sync::mpsc::UnboundedReceiver<Record> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.followers.push((filter, tx));
+        rx
     }
 
     fn with_sink(sink: Sink) -> Journal {
@@ -152,7 +216,7 @@ impl Journal {
         };
         sink.write(&rec);
         sink.write_out();
-        sink.records.push(rec);
+        sink.keep_record(rec);
     }
 
     /// Record an event that happened at `at` (the monotonic clock) and `t` (UTC), both read
@@ -172,12 +236,17 @@ impl Journal {
             event,
         };
         sink.write(&rec);
+        if !sink.keep {
+            sink.keep_record(rec);
+            return;
+        }
         // Usually last already; else a few places back (the records made meanwhile).
         let i = sink
             .records
             .iter()
             .rposition(|r| r.ms <= rec.ms)
             .map_or(0, |i| i + 1);
+        sink.tell_followers(&rec);
         sink.records.insert(i, rec);
         for seen in &mut sink.readers {
             *seen = (*seen).min(i);
@@ -266,21 +335,48 @@ impl Journal {
 }
 
 impl Sink {
+    /// Keep `rec` in memory (a run's journal), and hand it to whoever follows.
+    fn keep_record(&mut self, rec: Record) {
+        self.tell_followers(&rec);
+        if self.keep {
+            self.records.push(rec);
+        }
+    }
+
+    fn tell_followers(&mut self, rec: &Record) {
+        if self.followers.is_empty() {
+            return;
+        }
+        self.followers
+            .retain(|(wants, tx)| !wants(rec) || tx.send(rec.clone()).is_ok());
+    }
+
     /// Format `rec` into the buffers of whoever wants it; nothing is formatted for a journal
     /// kept only in memory.
     fn write(&mut self, rec: &Record) {
-        let echo = self.print.is_some()
+        self.last_ms = self.last_ms.max(rec.ms);
+        let mut echo = self.print.is_some()
             && self.echo.stdout
             && (self.echo.wire || rec.actor != Actor::Wire);
+        if let (true, true, Some(print)) = (echo, self.echo.floods, self.print) {
+            let naming = self.naming;
+            echo = self.floods.take(rec, &mut |line| {
+                super::format::named(naming, || print(line))
+            });
+        }
         let mut result = Ok(());
         if echo || self.log.is_some() {
             self.log_buf.clear();
-            let _ = write!(self.log_buf, "{}", rec.log_line_display());
+            let line = &mut self.log_buf;
+            super::format::named(self.naming, || {
+                let _ = write!(line, "{}", rec.log_line_display());
+            });
             if let (true, Some(print)) = (echo, self.print) {
                 print(&self.log_buf);
             }
             if let Some(w) = self.log.as_mut() {
                 self.log_buf.push('\n');
+                self.written += self.log_buf.len() as u64;
                 result = result.and_then(|_| w.write_all(self.log_buf.as_bytes()));
             }
         }
@@ -289,15 +385,116 @@ impl Sink {
             serde_json::to_writer(&mut self.json_buf, rec).expect("records always serialize");
             self.json_buf.push(b'\n');
             if let Some(w) = self.jsonl.as_mut() {
+                self.written += self.json_buf.len() as u64;
                 result = result.and_then(|_| w.write_all(&self.json_buf));
             }
             if let Some(w) = self.stream.as_mut() {
                 result = result.and_then(|_| w.write_all(&self.json_buf).and_then(|_| w.flush()));
             }
         }
+        if self.written > self.thin_at {
+            result = result.and_then(|_| self.thin());
+        }
         if let Err(e) = result {
             self.error.get_or_insert(e);
         }
+    }
+
+    /// The files passed their budget: write them again without the PUBLISH records judging
+    /// does not need (thin.rs), say so at their end, and go on writing after it.
+    fn thin(&mut self) -> std::io::Result<()> {
+        let Some(b) = self.budget.clone() else {
+            return Ok(());
+        };
+        let (Some(jsonl), Some(log)) = (self.jsonl.as_mut(), self.log.as_mut()) else {
+            return Ok(());
+        };
+        jsonl.flush()?;
+        log.flush()?;
+        let before = self.written;
+        let dir = crate::fsx::dir_of(&b.jsonl);
+        let mut new_jsonl = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            crate::fsx::fresh_temp(dir, &crate::fsx::file_name(&b.jsonl))?,
+        );
+        let mut new_log = BufWriter::with_capacity(
+            WRITE_BUFFER,
+            crate::fsx::fresh_temp(dir, &crate::fsx::file_name(&b.log))?,
+        );
+        let mut thinner = super::thin::Thinner::default();
+        let mut out: std::io::Result<()> = Ok(());
+        let mut kept = 0u64;
+        let naming = self.naming;
+        let mut put = |(line, rec): (Vec<u8>, Record)| {
+            kept += 1;
+            out = std::mem::replace(&mut out, Ok(())).and_then(|_| {
+                new_jsonl.write_all(&line)?;
+                new_jsonl.write_all(b"\n")?;
+                let mut text = String::new();
+                super::format::named(naming, || {
+                    let _ = writeln!(text, "{}", rec.log_line_display());
+                });
+                new_log.write_all(text.as_bytes())
+            });
+        };
+        super::thin::for_each_line(&b.jsonl, |_, line, rec| {
+            let event = rec.event.clone();
+            thinner.push(&event, (line.to_vec(), rec), &mut put);
+            Ok(())
+        })
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        let dropped = thinner.dropped;
+        thinner.finish(&mut put);
+        out?;
+        let (jsonl_tmp, log_tmp) = (
+            new_jsonl.into_inner().map_err(|e| e.into_error())?,
+            new_log.into_inner().map_err(|e| e.into_error())?,
+        );
+        let jsonl_file = jsonl_tmp.persist(&b.jsonl).map_err(|e| e.error)?;
+        let log_file = log_tmp.persist(&b.log).map_err(|e| e.error)?;
+        let sizes = jsonl_file.metadata()?.len() + log_file.metadata()?.len();
+        self.jsonl = Some(BufWriter::with_capacity(WRITE_BUFFER, jsonl_file));
+        self.log = Some(BufWriter::with_capacity(WRITE_BUFFER, log_file));
+        // Appended after what is there (the files were written whole, their offsets at the end).
+        for f in [self.jsonl.as_mut(), self.log.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            use std::io::Seek;
+            f.get_mut().seek(std::io::SeekFrom::End(0))?;
+        }
+        self.written = sizes;
+        let full = sizes > b.max_bytes / 2;
+        self.thin_at = if full {
+            sizes.saturating_mul(2).max(b.max_bytes)
+        } else {
+            b.max_bytes
+        };
+        let mut message = format!(
+            "journal thinned to stay within --journal-max {} MB: {dropped} PUBLISH records of a flood left out ({} MB -> {} MB; kept {kept}: every CONNECT, CONNACK, DISCONNECT, ping, close, fault and will, and the last PUBLISH before each)",
+            b.max_bytes / 1_000_000,
+            before / 1_000_000,
+            sizes / 1_000_000
+        );
+        if full {
+            message += &format!(
+                "; what judging needs alone is {} MB, over half the budget: thinned next at {} MB",
+                sizes / 1_000_000,
+                self.thin_at / 1_000_000
+            );
+        }
+        let rec = Record {
+            ms: self.last_ms,
+            t: Utc::now(),
+            actor: Actor::Proxy,
+            event: super::Event::Note { message },
+        };
+        // Not through write(): no second thinning from inside this one.
+        let budget = self.thin_at;
+        self.thin_at = u64::MAX;
+        self.write(&rec);
+        self.thin_at = budget;
+        Ok(())
     }
 
     /// Hand the buffered lines to the files.

@@ -17,11 +17,22 @@
 
 mod format;
 mod journal;
+mod live;
 mod packet;
 mod read;
+pub mod thin;
 
-pub use journal::{read_jsonl, Cursor, Echo, Fresh, Journal};
+pub use journal::{read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
 pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
+
+/// How log lines name the two sides of a proxied connection: willy and the broker in a run;
+/// the device and the upstream in front of a person's device (`unplug proxy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Naming {
+    #[default]
+    Run,
+    Device,
+}
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -140,8 +140,9 @@ impl NetState {
                 delay,
                 jitter,
             } => each(direction.up(), direction.down(), &|f| {
-                f.delay += *delay;
-                f.jitter += *jitter;
+                // Saturating: many large latency toxics add up without overflow.
+                f.delay = f.delay.saturating_add(*delay);
+                f.jitter = f.jitter.saturating_add(*jitter);
             }),
             FaultKind::Bandwidth {
                 direction,
@@ -278,17 +279,18 @@ impl Pacer {
             self.last = None;
             return Verdict::Pass;
         }
-        let mut at = arrival + f.delay + self.next_jitter(f.jitter);
+        let mut at = later(arrival, f.delay.saturating_add(self.next_jitter(f.jitter)));
         if let Some(last) = self.last {
             at = at.max(last);
         }
         if let Some(slicing) = f.slice {
             // toxiproxy's slicer waits its delay after every slice, the last of a chunk too.
             at = self.next_slice.map_or(at, |n| at.max(n));
-            self.next_slice = Some(at + slicing.delay);
+            self.next_slice = Some(later(at, slicing.delay));
         }
-        if let Some(rate) = f.bytes_per_s {
-            at += Duration::from_secs_f64(len as f64 / rate as f64);
+        if let Some(rate) = f.bytes_per_s.filter(|r| *r > 0) {
+            let secs = (len as f64 / rate as f64).min(MAX_WAIT.as_secs_f64());
+            at = later(at, Duration::from_secs_f64(secs));
         }
         self.last = Some(at);
         Verdict::Deliver(at)
@@ -489,6 +491,14 @@ fn push_or_extend(
         starts,
         dropped,
     });
+}
+
+/// The longest a shaping fault holds a piece (more waits are cut to it): a year.
+const MAX_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
+/// `at + d`, at most [`MAX_WAIT`] later: no sum of delays overflows an Instant.
+fn later(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(MAX_WAIT)).unwrap_or(at)
 }
 
 #[cfg(test)]

@@ -62,6 +62,12 @@ pub struct Options {
     pub record_queue: usize,
     /// TLS from willy: ended here (the tap sees MQTT), or passed through; None: plain.
     pub tls: Option<tlsend::ProxyTls>,
+    /// Open connections at most: one more is accepted and closed at once, said in the journal
+    /// (each open one takes two file descriptors).
+    pub max_connections: usize,
+    /// What the proxy's own records call the client: "willy" in a run, "the device" in
+    /// front of a person's device (`unplug proxy`).
+    pub client: &'static str,
 }
 
 impl Default for Options {
@@ -70,9 +76,15 @@ impl Default for Options {
             publishes: PublishRecords::Each,
             record_queue: wiretap::RECORD_QUEUE,
             tls: None,
+            max_connections: usize::MAX,
+            client: "willy",
         }
     }
 }
+
+/// What a connection held while the network is down keeps of what its client sends: past
+/// it, the proxy stops reading it (TCP's flow control pushes back) until the network heals.
+pub const HELD_MAX: usize = 1 << 20;
 
 /// A running proxy. Dropping it stops accepting; open connections end with the runtime.
 pub struct Proxy {
@@ -98,6 +110,12 @@ struct Shared {
     /// Open connections, for the fault record and the summary.
     conns: Mutex<BTreeMap<u64, Conn>>,
     next_id: AtomicU64,
+    max_connections: usize,
+    client: &'static str,
+    /// Set when the proxy stops: a close still waiting for a peer's end stops waiting.
+    stopping: watch::Sender<bool>,
+    /// Connections accepted and not yet ended (counted from accept, before `conns` has them).
+    live: AtomicU64,
 }
 
 type Active = (u32, FaultKind, NewConnections, Option<Share>);
@@ -183,6 +201,9 @@ enum Cut {
     },
     /// A link reached its `limit_data` limit: FIN both ways.
     Limit,
+    /// The proxy stops (`unplug proxy` ends): FIN both ways, no fault, a short wait for the
+    /// ends.
+    Stop,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -236,6 +257,10 @@ impl Proxy {
             active: Mutex::new(Vec::new()),
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
+            max_connections: options.max_connections,
+            client: options.client,
+            stopping: watch::channel(false).0,
+            live: AtomicU64::new(0),
         });
         let accept_task = tokio::spawn(accept_loop(listener, addr, shared.clone()));
         Ok(Proxy {
@@ -369,6 +394,21 @@ impl Proxy {
         }
     }
 
+    /// Stop: accept nothing more, close every open connection (FIN both ways: no fault, so
+    /// its record says "stopped"), and wait for them to end, at most `wait` (and the short
+    /// drain each close takes).
+    pub async fn stop(&self, wait: std::time::Duration) {
+        self.accept_task.abort();
+        self.shared.stopping.send_replace(true);
+        for c in lock(&self.shared.conns).values() {
+            let _ = c.cut.send(Cut::Stop);
+        }
+        let until = tokio::time::Instant::now() + wait + STOP_DRAIN;
+        while self.shared.live.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Wait until every record of what the links have handled so far is in the journal (they
     /// record through their own thread, a moment after forwarding).
     pub async fn settle(&self) {
@@ -426,7 +466,18 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
             accepted = listener.accept() => match accepted {
                 Ok((client, _)) => {
                     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(serve(id, client, shared.clone()));
+                    let open = shared.live.load(Ordering::Relaxed);
+                    if open >= shared.max_connections as u64 {
+                        drop(client);
+                        shared.journal.record(Actor::Proxy, Event::Note {
+                            message: format!(
+                                "conn {id}: closed at once: {open} connections are open, the most this proxy takes"
+                            ),
+                        });
+                        continue;
+                    }
+                    shared.live.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(guarded(id, client, shared.clone()));
                 }
                 Err(e) => {
                     shared.journal.record(Actor::Proxy, Event::Note { message: format!("accept failed: {e}") });
@@ -440,25 +491,35 @@ async fn accept_loop(mut listener: TcpListener, addr: SocketAddr, shared: Arc<Sh
 
 /// FIN to both sides, then wait (a little) for each to close its end, discarding what it still
 /// sends: closing a socket with unread bytes would turn the FIN into a RST.
-async fn close_both(mut client: Stream, mut broker: Stream, stats: &ConnStats) -> String {
+async fn close_both(
+    mut client: Stream,
+    mut broker: Stream,
+    stats: &ConnStats,
+    limit: std::time::Duration,
+    who: &str,
+    stopping: &watch::Sender<bool>,
+) -> String {
     let tls = client.is_tls() || broker.is_tls();
     // Over TLS, shutdown sends a close_notify before the FIN.
     let _ = client.shutdown().await;
     let _ = broker.shutdown().await;
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up, DRAIN),
-        drain(broker, &stats.dropped_down, DRAIN)
+        drain(client, &stats.dropped_up, limit, stopping),
+        drain(broker, &stats.dropped_down, limit, stopping)
     );
     let what = if tls {
         "TLS close_notify and FIN"
     } else {
         "FIN"
     };
-    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
+    format!("{what} to {who} (then it {c}) and to the broker (then it {b})")
 }
 
 /// How long a closed connection's ends are read after the close for the peer's own close.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The same when the proxy stops: a person pressed Ctrl-C and waits.
+const STOP_DRAIN: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How long a close_notify without a FIN keeps the TCP open for the peer to close it.
 const NOTIFY_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
@@ -470,6 +531,8 @@ async fn tls_close(
     mut broker: Stream,
     notify: bool,
     stats: &ConnStats,
+    who: &str,
+    stopping: &watch::Sender<bool>,
 ) -> String {
     let limit = if notify {
         for s in [&mut client, &mut broker] {
@@ -484,20 +547,30 @@ async fn tls_close(
         DRAIN
     };
     let (c, b) = tokio::join!(
-        drain(client, &stats.dropped_up, limit),
-        drain(broker, &stats.dropped_down, limit)
+        drain(client, &stats.dropped_up, limit, stopping),
+        drain(broker, &stats.dropped_down, limit, stopping)
     );
     let what = if notify {
         "TLS close_notify, TCP left open,"
     } else {
         "FIN without a TLS close_notify"
     };
-    format!("{what} to willy (then it {c}) and to the broker (then it {b})")
+    format!("{what} to {who} (then it {c}) and to the broker (then it {b})")
 }
 
-/// Read and discard until the peer closes its end (or `limit` passes): how it ended.
-async fn drain(mut s: Stream, dropped: &AtomicU64, limit: std::time::Duration) -> &'static str {
+/// Read and discard until the peer closes its end (or `limit` passes, or the proxy stops):
+/// how it ended.
+async fn drain(
+    mut s: Stream,
+    dropped: &AtomicU64,
+    limit: std::time::Duration,
+    stopping: &watch::Sender<bool>,
+) -> &'static str {
+    let mut stop = stopping.subscribe();
     let mut buf = [0u8; 4096];
+    let until_stop = async {
+        let _ = stop.wait_for(|s| *s).await;
+    };
     let r = tokio::time::timeout(limit, async {
         loop {
             match s.read(&mut buf).await {
@@ -511,9 +584,11 @@ async fn drain(mut s: Stream, dropped: &AtomicU64, limit: std::time::Duration) -
                 Err(_) => return "failed",
             }
         }
-    })
-    .await;
-    r.unwrap_or("kept its end open")
+    });
+    tokio::select! {
+        r = r => r.unwrap_or("kept its end open"),
+        () = until_stop => "was still open when the proxy stopped",
+    }
 }
 
 /// Bind the same address again; the old socket may linger for a moment.
@@ -531,11 +606,51 @@ async fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("rebind failed")))
 }
 
+/// [`serve`] one connection; should it panic, the connection is closed (its sockets go with
+/// the task), taken out of the table and its end recorded: never left open half-served.
+async fn guarded(id: u64, client: TcpStream, shared: Arc<Shared>) {
+    let task = tokio::spawn(serve(id, client, shared.clone()));
+    if let Err(e) = task.await {
+        if e.is_panic() {
+            let why = e
+                .into_panic()
+                .downcast::<String>()
+                .map(|s| *s)
+                .or_else(|p| p.downcast::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|_| "no message".to_string());
+            let stats = lock(&shared.conns).remove(&id).map(|c| c.stats);
+            shared.journal.record(
+                Actor::Proxy,
+                Event::Note {
+                    message: format!(
+                        "conn {id}: the proxy's task for it failed ({why}); its sockets are closed"
+                    ),
+                },
+            );
+            if let Some(stats) = stats {
+                let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+                shared.journal.record(
+                    Actor::Proxy,
+                    Event::ConnectionClosed {
+                        conn: id,
+                        up_bytes: get(&stats.up_bytes),
+                        down_bytes: get(&stats.down_bytes),
+                        dropped_up_bytes: get(&stats.dropped_up),
+                        dropped_down_bytes: get(&stats.dropped_down),
+                    },
+                );
+            }
+        }
+    }
+    shared.live.fetch_sub(1, Ordering::Relaxed);
+}
+
 async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     let _ = client.set_nodelay(true);
     let journal = shared.journal.clone();
     let mut net = shared.net.subscribe();
     let held = net.borrow_and_update().holds_new();
+    let mut stopping = shared.stopping.subscribe();
     journal.record(Actor::Proxy, Event::ConnectionAccepted { conn: id, held });
 
     // Bytes a held connection sent before the network came back: delivered, not lost.
@@ -544,11 +659,11 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         let mut buf = [0u8; 4096];
         loop {
             tokio::select! {
-                r = client.read(&mut buf) => match r {
+                r = client.read(&mut buf), if early.len() < HELD_MAX => match r {
                     Ok(0) | Err(_) => {
                         // The client gave up; its SYNs stop, nothing ever reaches the broker.
                         journal.record(Actor::Proxy, Event::Note {
-                            message: format!("conn {id}: willy gave up while held; never reached the broker"),
+                            message: format!("conn {id}: {} gave up while held; never reached the broker", shared.client),
                         });
                         return;
                     }
@@ -557,6 +672,12 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 healed = net.wait_for(|s| !s.holds_new()) => {
                     if healed.is_err() { return; }
                     break;
+                }
+                _ = stopping.wait_for(|s| *s) => {
+                    journal.record(Actor::Proxy, Event::Note {
+                        message: format!("conn {id}: held when the proxy stopped; never reached the broker"),
+                    });
+                    return;
                 }
             }
         }
@@ -636,11 +757,15 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             Conn {
                 stats: stats.clone(),
                 net,
-                cut: cut_tx,
+                cut: cut_tx.clone(),
             },
         );
         (conn_net, decided)
     };
+    // A stop that began while this connection was being set up did not find it: it ends now.
+    if *shared.stopping.borrow() {
+        let _ = cut_tx.send(Cut::Stop);
+    }
     for d in decided {
         journal.record(Actor::Proxy, d);
     }
@@ -692,12 +817,13 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         }
     };
     if let Some(cut) = cut {
+        let who = shared.client;
         let how = match cut {
             Cut::Idle { reset, silent } => {
                 // Recorded at the moment it closes (a FIN's drain may take a while): the
                 // checks measure the silence up to here.
                 let how = format!(
-                    "no bytes either way for {} ms: {} to willy and to the broker",
+                    "no bytes either way for {} ms: {} to {who} and to the broker",
                     silent.as_millis(),
                     if reset { "RST" } else { "FIN" }
                 );
@@ -715,8 +841,10 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                     drop(client);
                     drop(broker);
                 } else {
-                    let message =
-                        format!("conn {id}: {}", close_both(client, broker, &stats).await);
+                    let message = format!(
+                        "conn {id}: {}",
+                        close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
+                    );
                     recorder.tell(id, Event::Note { message }, waits).await;
                 }
                 String::new()
@@ -728,14 +856,26 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
                 }
                 drop(client);
                 drop(broker);
-                "RST to willy and to the broker".to_string()
+                format!("RST to {who} and to the broker")
             }
-            Cut::Close | Cut::Limit => close_both(client, broker, &stats).await,
+            Cut::Close | Cut::Limit => {
+                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
+            }
+            Cut::Stop => {
+                // Its own short wait for the ends, not cut short by the stop it is part of.
+                let never = watch::channel(false).0;
+                let how = close_both(client, broker, &stats, STOP_DRAIN, who, &never).await;
+                let message = format!("conn {id}: the proxy stopped: {how}");
+                recorder.tell(id, Event::Note { message }, waits).await;
+                String::new()
+            }
             Cut::Tls { notify, .. } if client.is_tls() => {
-                tls_close(client, broker, notify, &stats).await
+                tls_close(client, broker, notify, &stats, who, &shared.stopping).await
             }
             // Passed-through TLS has no session here to close: a FIN, as a close.
-            Cut::Tls { .. } => close_both(client, broker, &stats).await,
+            Cut::Tls { .. } => {
+                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
+            }
         };
         let fault = match cut {
             Cut::Reset => "reset",
@@ -743,8 +883,8 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             Cut::Tls { notify: false, .. } => "close-without-notify",
             Cut::Tls { notify: true, .. } => "notify-without-fin",
             Cut::Limit => "limit-data",
-            // Recorded above, at the moment it closed.
-            Cut::Idle { .. } => "",
+            // Recorded above, at the moment it closed; a stop is no fault.
+            Cut::Idle { .. } | Cut::Stop => "",
         };
         if !fault.is_empty() {
             let event = Event::ConnectionCut {

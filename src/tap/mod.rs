@@ -473,7 +473,7 @@ impl Decoder {
 
     /// Feeds the next chunk; appends whatever became complete to `out`, in stream order.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Decoded>) {
-        self.mqtt.floor = out.len();
+        self.mqtt.start_feed(out.len());
         let at = self.offset;
         self.offset += chunk.len() as u64;
         if matches!(self.state, State::Dead) {

@@ -98,6 +98,13 @@ pub struct Stream {
     pub floor: usize,
     /// ... and which were folded so far.
     pub folds: Vec<Fold>,
+    /// The fixed header and topic of the last QoS 0 PUBLISH of MQTT 3.1.1 that is `out`'s
+    /// last unit (`prefix_at` is `out`'s length then, 0: none) and its whole size: a packet
+    /// that starts with the same bytes is the same topic, retain flag and payload size, so it
+    /// folds with one compare (a flood's every packet but each chunk's first).
+    prefix: Vec<u8>,
+    prefix_total: usize,
+    prefix_at: usize,
 }
 
 impl Stream {
@@ -113,7 +120,16 @@ impl Stream {
             fold: false,
             floor: 0,
             folds: Vec::new(),
+            prefix: Vec::new(),
+            prefix_total: 0,
+            prefix_at: 0,
         }
+    }
+
+    /// A new feed begins: folding is onto the units from `out_len` on.
+    pub fn start_feed(&mut self, out_len: usize) {
+        self.floor = out_len;
+        self.prefix_at = 0;
     }
 
     pub fn fold_publishes(&mut self, on: bool) {
@@ -145,6 +161,18 @@ impl Stream {
             raw += used as u64;
         }
         while !data.is_empty() {
+            if self.prefix_at == out.len()
+                && self.prefix_at > self.floor
+                && data.len() >= self.prefix_total
+                && data.starts_with(&self.prefix)
+                && !self.v5()
+            {
+                let total = self.prefix_total;
+                self.add_fold(out.len() - 1, total as u64);
+                data = &data[total..];
+                raw += total as u64;
+                continue;
+            }
             match check(data) {
                 Ok(Some((header_len, remaining))) => {
                     let total = header_len + remaining;
@@ -155,6 +183,9 @@ impl Stream {
                         if !(self.fold && self.folded(pkt, header_len, out)) {
                             self.parse(pkt, header_len, framing, out)
                                 .map_err(|reason| Bad::new(raw, pkt, &[], reason))?;
+                        }
+                        if self.fold {
+                            self.remember_prefix(pkt, header_len, out);
                         }
                         data = &data[total..];
                         raw += total as u64;
@@ -304,8 +335,12 @@ impl Stream {
         if r.0.len() != *last_payload {
             return false;
         }
-        let index = out.len() - 1;
-        let bytes = pkt.len() as u64;
+        self.add_fold(out.len() - 1, pkt.len() as u64);
+        true
+    }
+
+    /// One more PUBLISH folded into `out[index]`.
+    fn add_fold(&mut self, index: usize, bytes: u64) {
         match self.folds.last_mut() {
             Some(f) if f.index == index => {
                 f.count += 1;
@@ -317,7 +352,36 @@ impl Stream {
                 bytes,
             }),
         }
-        true
+    }
+
+    /// After `pkt` was decoded or folded: if `out`'s last unit is a QoS 0 PUBLISH of MQTT
+    /// 3.1.1 whose topic is `pkt`'s very bytes, the packets that start as `pkt` does (fixed
+    /// header, topic) fold into it without decoding (see `prefix`).
+    fn remember_prefix(&mut self, pkt: &[u8], header_len: usize, out: &[Decoded]) {
+        self.prefix_at = 0;
+        let b0 = pkt[0];
+        if b0 >> 4 != 3 || (b0 >> 1) & 3 != 0 || self.v5() || out.len() <= self.floor {
+            return;
+        }
+        let Some(Decoded::Packet(PacketInfo {
+            kind: PacketKind::Publish,
+            fields: Fields::Publish { topic, qos: 0, .. },
+            ..
+        })) = out.last()
+        else {
+            return;
+        };
+        let Some(len) = pkt.get(header_len..header_len + 2) else {
+            return;
+        };
+        let end = header_len + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if pkt.get(header_len + 2..end) != Some(topic.as_bytes()) {
+            return;
+        }
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&pkt[..end]);
+        self.prefix_total = pkt.len();
+        self.prefix_at = out.len();
     }
 
     /// Protocol level used for packets that do not carry it themselves. Unknown (0) is read as

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use super::model::{ApiError, Stream, Toxic};
 use crate::event::{Actor, Echo, Event, Journal};
-use crate::proxy::{Options, Proxy, Share};
+use crate::proxy::{Options, Proxy, PublishRecords, Share};
 use crate::scenario::{FaultKind, NewConnections};
 
 /// The version `GET /version` reports: unplug's own, in toxiproxy's shape.
@@ -40,12 +40,73 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The proxies and where their journals go.
 pub struct Server {
     proxies: Mutex<BTreeMap<String, Entry>>,
+    config: Config,
+}
+
+/// How a server runs its proxies: where their journals go, what they print, and what an API
+/// client may ask of it.
+#[derive(Debug, Clone)]
+pub struct Config {
     /// Each proxy's `NAME.events.jsonl` and `NAME.log` go here.
-    out: PathBuf,
+    pub out: PathBuf,
     /// What each journal prints on the terminal as it records.
-    echo: Echo,
+    pub echo: Echo,
     /// Where the echo goes (the terminal); `None` prints nothing.
-    print: Option<fn(&str)>,
+    pub print: Option<fn(&str)>,
+    /// Each proxy's two journal files together, at most (bytes): PUBLISH records are thinned
+    /// out past it (crate::event::thin). None: no budget.
+    pub journal_max: Option<u64>,
+    /// A record per PUBLISH (`Each`), or runs of them (`Runs`, the default: a flood costs a
+    /// record per batch, not per packet).
+    pub publishes: PublishRecords,
+    /// Listening on an address other than loopback is allowed (`--public`).
+    pub public: bool,
+    pub limits: Limits,
+}
+
+/// What one `unplug proxy` process takes at most: an API client asking for more gets a 429
+/// (or 413 for a body) naming the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub proxies: usize,
+    pub toxics_per_proxy: usize,
+    /// Open connections through one proxy; one more is accepted and closed at once, said in
+    /// its journal. Each takes two of the process's file descriptors (20,000 here).
+    pub connections_per_proxy: usize,
+    /// HTTP connections to the API at once; more wait in the kernel's backlog.
+    pub api_connections: usize,
+    /// A request body, at most (bytes).
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            proxies: 1_000,
+            toxics_per_proxy: 64,
+            connections_per_proxy: 4_096,
+            api_connections: 64,
+            body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `--journal-max`'s default: 100 MB for a proxy's two journal files.
+pub const JOURNAL_MAX: u64 = 100_000_000;
+
+impl Config {
+    /// What `unplug proxy` runs with by default, journals in `out`.
+    pub fn new(out: PathBuf) -> Config {
+        Config {
+            out,
+            echo: Echo::default(),
+            print: None,
+            journal_max: Some(JOURNAL_MAX),
+            publishes: PublishRecords::Runs,
+            public: false,
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// A proxy as the API holds it.
@@ -64,6 +125,8 @@ struct Entry {
     next: u32,
     /// monit for the device: subscribes at the broker to the will its CONNECT names.
     monit: JoinHandle<()>,
+    /// Its journal's JSONL file (NAME.events.jsonl, or NAME-2... when that name was taken).
+    journal: PathBuf,
 }
 
 /// A toxic and the faults it put into effect.
@@ -179,9 +242,9 @@ impl Entry {
     }
 
     /// End the observation (what follows is no part of it: closing the device's connection
-    /// here would earn its will), remove every toxic, close the connections and the journal;
-    /// its records.
-    async fn finish(mut self, name: &str) -> Vec<crate::event::Record> {
+    /// here would earn its will), stop the proxy (its connections closed, FIN both ways, no
+    /// fault), and close the journal: where it is.
+    async fn finish(mut self, name: &str) -> PathBuf {
         self.proxy.settle().await;
         self.proxy.journal().record(
             Actor::Runner,
@@ -193,26 +256,18 @@ impl Entry {
         while !self.toxics.is_empty() {
             self.remove(0);
         }
-        self.set_enabled(false);
-        // The close takes a moment per connection (a FIN each way, then their ends): wait
-        // for it, bounded, so the journal ends with every connection's close.
-        for _ in 0..150 {
-            if self.proxy.open_connections().is_empty() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        self.proxy.stop(STOP_WAIT).await;
         self.proxy.settle().await;
         self.note(format!("proxy {name} stopped"));
-        match self.proxy.journal().close() {
-            Ok(records) => records,
-            Err(e) => {
-                eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
-                self.proxy.journal().records()
-            }
+        if let Err(e) = self.proxy.journal().close() {
+            eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
         }
+        self.journal
     }
 }
+
+/// How long a stopping proxy waits for its connections' ends to close after its FINs.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A toxic's timer (toxiproxy's `reset_peer`, `timeout` above 0), per connection as
 /// toxiproxy's: the connections open `after` from now are cut together, recorded as fault `n`;
@@ -326,27 +381,38 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 impl Server {
-    /// A server with no proxies; journals go to `out`, echoed as `echo` says through `print`.
-    pub fn new(out: PathBuf, echo: Echo, print: Option<fn(&str)>) -> Arc<Server> {
+    /// A server with no proxies, run as `config` says.
+    pub fn new(config: Config) -> Arc<Server> {
         Arc::new(Server {
             proxies: Mutex::new(BTreeMap::new()),
-            out,
-            echo,
-            print,
+            config,
         })
     }
 
-    /// Start a proxy: its journal files, its listener.
+    /// Start a proxy: its journal files, its listener. The answer also says where its
+    /// journal is (`journal`: a new file, never one that was there).
     pub async fn create(&self, spec: ProxySpec) -> Result<Value, ApiError> {
         check_name(&spec.name)?;
         let mut proxies = self.proxies.lock().await;
         if proxies.contains_key(&spec.name) {
             return Err(ApiError::proxy_exists());
         }
+        let cap = self.config.limits.proxies;
+        if proxies.len() >= cap {
+            return Err(ApiError::too_many(format!(
+                "{cap} proxies run already, the most one unplug proxy takes: delete one first"
+            )));
+        }
         let entry = self.start(&spec).await?;
-        let v = entry.json(&spec.name);
+        let mut v = entry.json(&spec.name);
+        v["journal"] = Value::from(entry.journal.display().to_string());
         proxies.insert(spec.name, entry);
         Ok(v)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     async fn start(&self, spec: &ProxySpec) -> Result<Entry, ApiError> {
@@ -356,13 +422,22 @@ impl Server {
                 .await
                 .map_err(|e| ApiError::bad_body(format!("listen {l:?}: {e}")))?,
         };
+        if !self.config.public {
+            check_loopback("listen", listen).map_err(ApiError::bad_body)?;
+        }
         let upstream = resolve(&spec.upstream)
             .await
             .map_err(|e| ApiError::bad_body(format!("upstream {:?}: {e}", spec.upstream)))?;
-        let journal = self
+        let (journal, path) = self
             .journal(&spec.name)
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
-        let proxy = Proxy::start_at(listen, upstream, journal.clone(), Options::default())
+        let options = Options {
+            publishes: self.config.publishes,
+            max_connections: self.config.limits.connections_per_proxy,
+            client: "the device",
+            ..Options::default()
+        };
+        let proxy = Proxy::start_at(listen, upstream, journal.clone(), options)
             .await
             .map_err(|e| ApiError::internal(format!("listen tcp {listen}: {e}")))?;
         let listen = proxy.addr;
@@ -370,14 +445,17 @@ impl Server {
             Actor::Proxy,
             Event::Note {
                 message: format!(
-                    "proxy {} listening on {listen}, upstream {} ({upstream})",
-                    spec.name, spec.upstream
+                    "proxy {} listening on {listen}, upstream {} ({upstream}); journal {}",
+                    spec.name,
+                    spec.upstream,
+                    path.display()
                 ),
             },
         );
         let monit = super::watch::spawn(&spec.name, upstream, journal.clone());
         let mut entry = Entry {
             monit,
+            journal: path,
             listen,
             upstream: spec.upstream.clone(),
             enabled: true,
@@ -390,21 +468,53 @@ impl Server {
         Ok(entry)
     }
 
-    fn journal(&self, name: &str) -> anyhow::Result<Journal> {
+    /// A new journal for proxy `name`: `NAME.events.jsonl` and `NAME.log` in the output
+    /// directory, created new (never replacing a file there: a name taken by an earlier proxy
+    /// or anything else gets `NAME-2`, `NAME-3` ...). It streams: nothing is kept in memory.
+    fn journal(&self, name: &str) -> anyhow::Result<(Journal, PathBuf)> {
         use anyhow::Context;
-        std::fs::create_dir_all(&self.out)
-            .with_context(|| format!("creating {}", self.out.display()))?;
-        let open = |kind: &str| {
-            let p = self.out.join(format!("{name}.{kind}"));
-            crate::fsx::Placed::create(&p)
-                .map(|placed| placed.file)
-                .with_context(|| format!("creating {}", p.display()))
-        };
-        let (jsonl, log) = (open("events.jsonl")?, open("log")?);
-        Ok(match self.print {
-            Some(print) => Journal::to_writers(jsonl, log, self.echo, print),
+        let out = &self.config.out;
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let (jsonl, log, jsonl_path, log_path) = (1..=1000)
+            .find_map(|i| {
+                let stem = if i == 1 {
+                    name.to_string()
+                } else {
+                    format!("{name}-{i}")
+                };
+                let (j, l) = (
+                    out.join(format!("{stem}.events.jsonl")),
+                    out.join(format!("{stem}.log")),
+                );
+                let jf = crate::fsx::create_new(&j).ok()?;
+                match crate::fsx::create_new(&l) {
+                    Ok(lf) => Some((jf, lf, j, l)),
+                    Err(_) => {
+                        let _ = std::fs::remove_file(&j);
+                        None
+                    }
+                }
+            })
+            .with_context(|| {
+                format!(
+                    "no free journal name for proxy {name} in {} (tried {name}.events.jsonl to {name}-1000.events.jsonl)",
+                    out.display()
+                )
+            })?;
+        let journal = match self.config.print {
+            Some(print) => Journal::to_writers(jsonl, log, self.config.echo, print),
             None => Journal::to_writers(jsonl, log, Echo::default(), |_| {}),
-        })
+        };
+        let budget = self
+            .config
+            .journal_max
+            .map(|max_bytes| crate::event::Budget {
+                max_bytes,
+                jsonl: jsonl_path.clone(),
+                log: log_path,
+            });
+        let journal = journal.streaming_files(budget, crate::event::Naming::Device);
+        Ok((journal, jsonl_path))
     }
 
     /// `GET /proxies`: every proxy by name.
@@ -540,9 +650,15 @@ impl Server {
 
     pub async fn add_toxic(&self, name: &str, body: &[u8]) -> Result<Value, ApiError> {
         let toxic = Toxic::create(body)?;
+        let cap = self.config.limits.toxics_per_proxy;
         self.with(name, |e| {
             if e.toxics.iter().any(|a| a.toxic.name == toxic.name) {
                 return Err(ApiError::toxic_exists());
+            }
+            if e.toxics.len() >= cap {
+                return Err(ApiError::too_many(format!(
+                    "proxy {name} has {cap} toxics, the most a proxy takes: remove one first"
+                )));
             }
             let v = json!(toxic);
             e.apply(toxic)?;
@@ -585,47 +701,77 @@ impl Server {
         .await
     }
 
-    /// Stop every proxy: toxics removed, connections closed, every journal complete.
-    pub async fn shutdown(&self) {
+    /// Stop every proxy, all at once: connections closed, every journal complete, judged
+    /// and drawn.
+    pub async fn shutdown(self: &Arc<Self>) {
         let all = std::mem::take(&mut *self.proxies.lock().await);
+        let mut stopping = tokio::task::JoinSet::new();
         for (name, e) in all {
-            self.finish(&name, e).await;
+            let server = self.clone();
+            stopping.spawn(async move { server.finish(&name, e).await });
         }
+        while stopping.join_next().await.is_some() {}
     }
 
     /// Stop one proxy; judge what its journal saw and draw it (NAME.summary.json, NAME.svg),
-    /// when a device connected through it.
+    /// when a device connected through it. The journal is read back thinned (its control
+    /// records and the last PUBLISH before each), in bounded memory, on a blocking thread.
     async fn finish(&self, name: &str, entry: Entry) {
-        let records = entry.finish(name).await;
-        if !super::judge::is_proxy_journal(&records) {
-            return;
-        }
-        let summary = match super::judge::judge(&records, None, name) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("unplug: proxy {name}: cannot judge its journal: {e:#}");
-                return;
+        let path = entry.finish(name).await;
+        let name = name.to_string();
+        let (print, echo) = (self.config.print, self.config.echo);
+        let judged = tokio::task::spawn_blocking(move || judge_file(&name, &path)).await;
+        match judged {
+            Ok(Ok(Some((name, lines)))) => {
+                if let (Some(print), true) = (print, echo.stdout) {
+                    print(&format!("\nproxy {name}, judged from its journal:"));
+                    print(lines.trim_end());
+                }
             }
-        };
-        // Drawn up to the end of the observation: the proxy's own stop is no part of it.
-        let end = records
-            .iter()
-            .position(|r| matches!(r.event, Event::RunEnded { .. }))
-            .map_or(records.len(), |i| i + 1);
-        let svg = crate::report::svg::render_run(&records[..end], &summary);
-        for (kind, text) in [("svg", svg), ("summary.json", summary.to_json())] {
-            let p = self.out.join(format!("{name}.{kind}"));
-            if let Err(e) = crate::fsx::write_atomic(&p, text.as_bytes()) {
-                eprintln!("unplug: error: writing {}: {e}", p.display());
-            }
-        }
-        if let Some(print) = self.print {
-            if self.echo.stdout {
-                print(&format!("\nproxy {name}, judged from its journal:"));
-                print(summary.verdict_lines().trim_end());
-            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => eprintln!("unplug: error: {e:#}"),
+            Err(e) => eprintln!("unplug: error: judging a proxy's journal failed: {e}"),
         }
     }
+}
+
+/// Judge proxy `name`'s journal at `jsonl` and draw it beside (STEM.summary.json, STEM.svg),
+/// when a device connected through it: its name and verdict lines.
+fn judge_file(name: &str, jsonl: &std::path::Path) -> anyhow::Result<Option<(String, String)>> {
+    use anyhow::Context;
+    let (records, _) = crate::event::thin::read_thinned(jsonl)?;
+    if !super::judge::is_proxy_journal(&records) {
+        return Ok(None);
+    }
+    let summary = super::judge::judge(&records, None, name)
+        .with_context(|| format!("proxy {name}: cannot judge its journal"))?;
+    // Drawn up to the end of the observation: the proxy's own stop is no part of it.
+    let end = records
+        .iter()
+        .position(|r| matches!(r.event, Event::RunEnded { .. }))
+        .map_or(records.len(), |i| i + 1);
+    let svg = crate::report::svg::render_run(&records[..end], &summary);
+    let stem = jsonl
+        .to_string_lossy()
+        .trim_end_matches(".events.jsonl")
+        .to_string();
+    for (kind, text) in [("svg", svg), ("summary.json", summary.to_json())] {
+        let p = PathBuf::from(format!("{stem}.{kind}"));
+        crate::fsx::write_atomic(&p, text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(Some((name.to_string(), summary.verdict_lines())))
+}
+
+/// Refuse an address other than loopback (`what` names it): a proxy or an API reachable
+/// from the network is something to ask for (`--public`), not to get by a typo.
+pub fn check_loopback(what: &str, addr: SocketAddr) -> Result<(), String> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "{what} {addr} is not a loopback address: anyone who reaches it could send through the proxy (or cut it, for the API, which has no authentication); give --public to allow it"
+    ))
 }
 
 /// `HOST:PORT` as an address, IPv4 first (the proxy reopens a closed listener on IPv4).
@@ -729,8 +875,86 @@ pub fn router(server: Arc<Server>) -> Router {
                 },
             ),
         )
-        .with_state(server)
+        .with_state(server.clone())
+        .layer(axum::extract::DefaultBodyLimit::max(
+            server.config.limits.body_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            server.config.limits.body_bytes,
+            bounded,
+        ))
         .layer(axum::middleware::from_fn(no_browsers))
+}
+
+/// How long a request may take to arrive whole (its headers: hyper's header-read timeout in
+/// [`serve_http`]; its body: here) and to be answered.
+pub const REQUEST_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A body over the limit is refused before it is read (413, toxiproxy's shape), and a
+/// request that does not complete in [`REQUEST_TIME`] is answered 408: a client that sends
+/// slowly holds nothing for long.
+async fn bounded(
+    State(limit): State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIME, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::too_slow(REQUEST_TIME).into_response(),
+    }
+}
+
+/// Serve `app` on `listener` until `stop` resolves: HTTP/1.1 with a header-read timeout
+/// ([`REQUEST_TIME`], which also ends a keep-alive connection idle that long) and at most
+/// `max_connections` connections at once (more wait in the backlog). On `stop` it takes no
+/// more and ends the open ones.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    max_connections: usize,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let mut open = tokio::task::JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            () = &mut stop => break,
+        };
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(_) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        while open.try_join_next().is_some() {}
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        open.spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIME)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            drop(permit);
+        });
+    }
+    open.abort_all();
+    while open.join_next().await.is_some() {}
 }
 
 /// toxiproxy's guard against web pages: a request from a browser (its User-Agent starts with
@@ -753,4 +977,194 @@ async fn update_proxy(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer
 
 async fn update_toxic(State(s): S, Path((p, t)): Path<(String, String)>, body: Bytes) -> Answer {
     ok(s.update_toxic(&p, &t, &body).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One thing an API client may do.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create(String, String),
+        Delete(String),
+        AddToxic(String, Value),
+        RemoveToxic(String, String),
+        Enable(String, bool),
+        Reset,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec!["a", "b", "c"]).prop_map(str::to_string),
+            ".{0,120}",
+            "[a-z./-]{1,8}",
+        ]
+    }
+
+    fn toxic() -> impl Strategy<Value = Value> {
+        let n = prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            (0i64..100_000).prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        ];
+        (
+            proptest::sample::select(vec![
+                "latency",
+                "bandwidth",
+                "timeout",
+                "reset_peer",
+                "slow_close",
+                "slicer",
+                "limit_data",
+                "blackhole",
+                "drop",
+                "hang",
+                "refuse",
+                "jitterbug",
+            ]),
+            proptest::sample::select(vec!["upstream", "downstream"]),
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "latency",
+                        "jitter",
+                        "rate",
+                        "timeout",
+                        "delay",
+                        "average_size",
+                        "size_variation",
+                        "bytes",
+                    ]),
+                    n,
+                ),
+                0..4,
+            ),
+            proptest::option::of(0.0f64..=1.0),
+            proptest::option::of("[a-z]{1,3}"),
+        )
+            .prop_map(|(kind, stream, attrs, toxicity, name)| {
+                let attributes: Map<String, Value> =
+                    attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let mut t = json!({"type": kind, "stream": stream, "attributes": attributes});
+                if let Some(x) = toxicity {
+                    t["toxicity"] = json!(x);
+                }
+                if let Some(n) = name {
+                    t["name"] = json!(n);
+                }
+                t
+            })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (
+                name(),
+                prop_oneof![
+                    Just("127.0.0.1:0".to_string()),
+                    Just("0.0.0.0:0".to_string()),
+                    ".{0,10}"
+                ]
+            )
+                .prop_map(|(n, l)| Op::Create(n, l)),
+            name().prop_map(Op::Delete),
+            (name(), toxic()).prop_map(|(n, t)| Op::AddToxic(n, t)),
+            (name(), "[a-z_]{1,20}").prop_map(|(n, t)| Op::RemoveToxic(n, t)),
+            (name(), any::<bool>()).prop_map(|(n, b)| Op::Enable(n, b)),
+            Just(Op::Reset),
+        ]
+    }
+
+    /// An upstream that takes connections and echoes: the proxies forward to it.
+    async fn echo_server() -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any sequence of requests: each answered with a status toxiproxy uses, never a panic;
+        /// after /reset no toxic is left in effect; a connection through a proxy ends when the
+        /// proxy is deleted or stopped; every proxy stops.
+        #[test]
+        fn any_sequence_of_requests_is_answered_and_leaves_nothing_behind(
+            ops in proptest::collection::vec(op(), 1..25),
+        ) {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async move {
+                let dir = tempfile::tempdir().unwrap();
+                let mut config = Config::new(dir.path().to_path_buf());
+                config.limits.proxies = 3;
+                config.limits.toxics_per_proxy = 4;
+                let server = Server::new(config);
+                let upstream = echo_server().await.to_string();
+                // A device on proxy "a" for the whole sequence.
+                server.create(ProxySpec { name: "a".into(), listen: String::new(),
+                    upstream: upstream.clone(), enabled: true }).await.unwrap();
+                let listen: SocketAddr = server.show("a").await.unwrap()["listen"]
+                    .as_str().unwrap().parse().unwrap();
+                let mut device = tokio::net::TcpStream::connect(listen).await.unwrap();
+                device.write_all(b"hello").await.unwrap();
+                for op in ops {
+                    let status = match op {
+                        Op::Create(n, l) => server
+                            .create(ProxySpec { name: n, listen: l, upstream: upstream.clone(), enabled: true })
+                            .await
+                            .map(|_| 201),
+                        Op::Delete(n) => server.delete(&n).await.map(|_| 204),
+                        Op::AddToxic(n, t) => server.add_toxic(&n, t.to_string().as_bytes()).await.map(|_| 200),
+                        Op::RemoveToxic(n, t) => server.remove_toxic(&n, &t).await.map(|_| 204),
+                        Op::Enable(n, b) => server
+                            .update(&n, json!({"enabled": b}).to_string().as_bytes())
+                            .await
+                            .map(|_| 200),
+                        Op::Reset => {
+                            server.reset().await;
+                            Ok(204)
+                        }
+                    };
+                    match status {
+                        Ok(_) => {}
+                        Err(e) => assert!(
+                            matches!(e.status, 400 | 404 | 409 | 429 | 500 | 501),
+                            "{e:?}"
+                        ),
+                    }
+                }
+                server.reset().await;
+                let all = server.list().await;
+                for (name, p) in all.as_object().unwrap() {
+                    assert_eq!(p["toxics"], json!([]), "{name}");
+                    assert_eq!(p["enabled"], json!(true), "{name}");
+                }
+                server.shutdown().await;
+                // The device's connection was ended by the stop (or a delete before it).
+                let mut buf = [0u8; 64];
+                let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    loop {
+                        match device.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                    }
+                })
+                .await;
+                assert!(ended.is_ok(), "the device's connection outlived its proxy");
+            });
+        }
+    }
 }

@@ -57,9 +57,26 @@ pub struct Serve {
     /// Serve no HTTP API (the proxy stays as it is until Ctrl-C).
     #[arg(long, conflicts_with = "api")]
     pub no_api: bool,
-    /// Print only the addresses, not a line per connection and packet.
-    #[arg(long, short)]
+    /// Print only the addresses, not a line per connection event and control packet.
+    #[arg(long, short, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Print a line per packet (by default a PUBLISH flood is a line per connection about
+    /// once a second: count, bytes, rate).
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Each proxy's journal files (NAME.events.jsonl + NAME.log) together, at most, in MB:
+    /// past it the records of PUBLISH floods are thinned out (every CONNECT, ping, close,
+    /// fault and will is kept, and the journal says what it thinned). 0: no limit.
+    #[arg(long, default_value_t = api::JOURNAL_MAX / 1_000_000, value_name = "MB")]
+    pub journal_max: u64,
+    /// How the journal records PUBLISHes: `runs` (a flood of alike QoS 0 PUBLISHes is one
+    /// record per batch: count, bytes, first and last time) or `each` (a record per packet).
+    #[arg(long, default_value = "runs", value_parser = ["runs", "each"])]
+    pub publish_records: String,
+    /// Allow the API and the proxies to listen on an address other than loopback. The API has
+    /// no authentication: whoever reaches it can cut, reset and redirect every proxy.
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// Where a control command finds the API.
@@ -178,6 +195,24 @@ fn serve(s: Serve) -> anyhow::Result<ExitCode> {
     serve_with(s, spec, api_addr.as_deref())
 }
 
+/// The server's configuration from the command line.
+pub fn config_of(s: &Serve) -> api::Config {
+    let mut config = api::Config::new(s.out.clone());
+    config.echo = Echo {
+        stdout: !s.quiet,
+        wire: true,
+        floods: !s.verbose,
+    };
+    config.print = Some(print_line);
+    config.journal_max = (s.journal_max > 0).then(|| s.journal_max.saturating_mul(1_000_000));
+    config.publishes = match s.publish_records.as_str() {
+        "each" => crate::proxy::PublishRecords::Each,
+        _ => crate::proxy::PublishRecords::Runs,
+    };
+    config.public = s.public;
+    config
+}
+
 fn serve_with(
     s: Serve,
     spec: Option<ProxySpec>,
@@ -186,27 +221,30 @@ fn serve_with(
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     rt.block_on(async {
         let interrupts = Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
-        let echo = Echo {
-            stdout: !s.quiet,
-            wire: true,
-        };
-        let server = Server::new(s.out.clone(), echo, Some(print_line));
+        let server = Server::new(config_of(&s));
         let mut http = None;
         if let Some(addr) = api_addr {
-            let listener = tokio::net::TcpListener::bind(addr)
+            let at: std::net::SocketAddr = tokio::net::lookup_host(addr)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .with_context(|| format!("--api {addr}: expected ADDR:PORT, e.g. 127.0.0.1:8474"))?;
+            if s.public {
+                eprintln!("unplug: warning: --public: the API at {at} has no authentication; whoever reaches it can cut, reset and redirect every proxy");
+            } else {
+                api::check_loopback("--api", at).map_err(anyhow::Error::msg)?;
+            }
+            let listener = tokio::net::TcpListener::bind(at)
                 .await
                 .with_context(|| format!("the API cannot listen on {addr}"))?;
             let bound = listener.local_addr()?;
             println!("api: toxiproxy's HTTP API on http://{bound}");
             let app = api::router(server.clone());
             let stop = interrupts.clone();
-            http = Some(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        stop.wait().await;
-                    })
-                    .await;
-            }));
+            let max = server.config().limits.api_connections;
+            http = Some(tokio::spawn(api::serve_http(listener, app, max, async move {
+                stop.wait().await;
+            })));
         }
         if let Some(spec) = spec {
             let (name, upstream) = (spec.name.clone(), spec.upstream.clone());
@@ -214,13 +252,13 @@ fn serve_with(
                 Ok(v) => v,
                 Err(e) => {
                     server.shutdown().await;
-                    bail!("proxy {name}: {}", e.error);
+                    bail!("proxy {name}: {}", e.error.trim_start_matches("bad request body: "));
                 }
             };
             println!(
-                "proxy {name}: listening on {}, forwarding to {upstream}; journal in {}/{name}.{{events.jsonl,log}}",
+                "proxy {name}: listening on {}, forwarding to {upstream}; journal {}",
                 made["listen"].as_str().unwrap_or("?"),
-                s.out.display()
+                made["journal"].as_str().unwrap_or("?"),
             );
         }
         let sig = interrupts.wait().await;
@@ -475,7 +513,17 @@ fn control(c: Control) -> anyhow::Result<ExitCode> {
                 "POST",
                 &format!("/proxies/{p}/toxics"),
                 Some(&body),
-            )?;
+            )
+            .map_err(|e| {
+                if e.to_string().ends_with("invalid toxic type") {
+                    e.context(format!(
+                        "{kind:?} is not a toxic type: expected one of {}",
+                        super::model::type_names()
+                    ))
+                } else {
+                    e
+                }
+            })?;
             println!("proxy {p}: added {}", describe(&t));
         }
         Control::Toxic(ToxicCommand::Rm { name, at }) => {

@@ -49,6 +49,7 @@ impl ApiError {
             400,
         )
     }
+    /// toxiproxy's words, exactly (clients match them); the command line adds the list.
     pub fn invalid_toxic_type() -> ApiError {
         ApiError::new("invalid toxic type", 400)
     }
@@ -62,31 +63,69 @@ impl ApiError {
     pub fn not_covered(what: impl std::fmt::Display) -> ApiError {
         ApiError::new(format!("not implemented by unplug: {what}"), 501)
     }
+    /// More than a limit of unplug's allows (proxies, toxics): the limit named.
+    pub fn too_many(what: impl std::fmt::Display) -> ApiError {
+        ApiError::new(format!("limit reached: {what}"), 429)
+    }
+    /// A request body over the limit.
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            format!("request body too large: at most {limit} bytes"),
+            413,
+        )
+    }
+    /// A request that took too long to arrive whole.
+    pub fn too_slow(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            format!("request not complete within {} s", limit.as_secs()),
+            408,
+        )
+    }
     /// What toxiproxy answers when the OS refuses (a listen address in use, say).
     pub fn internal(why: impl std::fmt::Display) -> ApiError {
         ApiError::new(why.to_string(), 500)
     }
 }
 
-/// The toxic types unplug knows, with each one's attributes and their defaults. toxiproxy's
-/// first, then ours (MQTT-aware, or about new connections).
-pub const TYPES: &[(&str, &[(&str, i64)])] = &[
-    ("latency", &[("latency", 0), ("jitter", 0)]),
-    ("bandwidth", &[("rate", 0)]),
-    ("timeout", &[("timeout", 0)]),
-    ("reset_peer", &[("timeout", 0)]),
-    ("slow_close", &[("delay", 0)]),
+/// A day, the longest time an attribute takes, in milliseconds.
+const DAY_MS: i64 = 86_400_000;
+
+/// A toxic's attribute: (name, default, maximum).
+pub type Attribute = (&'static str, i64, i64);
+
+/// The toxic types unplug knows, with each one's attributes: (name, default, maximum).
+/// toxiproxy's first, then ours (MQTT-aware, or about new connections). toxiproxy sets no
+/// maximum; these keep every time, rate and size in range of the arithmetic that uses them
+/// (a day for a time, 1 TB/s for a rate, 2^53 bytes), so no value an API client sends can
+/// overflow or panic the proxy.
+pub const TYPES: &[(&str, &[Attribute])] = &[
+    ("latency", &[("latency", 0, DAY_MS), ("jitter", 0, DAY_MS)]),
+    // KB/s.
+    ("bandwidth", &[("rate", 0, 1_000_000_000)]),
+    ("timeout", &[("timeout", 0, DAY_MS)]),
+    ("reset_peer", &[("timeout", 0, DAY_MS)]),
+    ("slow_close", &[("delay", 0, DAY_MS)]),
+    // Sizes in bytes (a slice of at most 1 MiB: a read is 32 KiB), the delay in microseconds.
     (
         "slicer",
-        &[("average_size", 0), ("size_variation", 0), ("delay", 0)],
+        &[
+            ("average_size", 0, 1 << 20),
+            ("size_variation", 0, 1 << 20),
+            ("delay", 0, DAY_MS * 1000),
+        ],
     ),
-    ("limit_data", &[("bytes", 0)]),
+    ("limit_data", &[("bytes", 0, 1 << 53)]),
     // Ours.
     ("blackhole", &[]),
     ("drop", &[]),
     ("hang", &[]),
     ("refuse", &[]),
 ];
+
+/// The type names, for an error that lists them.
+pub fn type_names() -> String {
+    TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ")
+}
 
 /// Toxic types that act on the listener, not on connections: a toxicity between 0 and 1
 /// (decided per connection) means nothing for them.
@@ -204,7 +243,7 @@ impl Toxic {
             .unwrap_or_else(|| format!("{kind}_{stream}"));
         let mut attributes: Map<String, Value> = defaults
             .iter()
-            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .map(|(k, v, _)| (k.to_string(), Value::from(*v)))
             .collect();
         let toxic = Toxic {
             attributes: Map::new(),
@@ -213,7 +252,7 @@ impl Toxic {
             toxicity: toxicity_field(&m)?.unwrap_or(1.0),
             kind,
         };
-        merge_attributes(&mut attributes, m.get("attributes"))?;
+        merge_attributes(&mut attributes, m.get("attributes"), defaults)?;
         let toxic = Toxic {
             attributes,
             ..toxic
@@ -227,7 +266,11 @@ impl Toxic {
     pub fn updated(&self, body: &[u8]) -> Result<Toxic, ApiError> {
         let m = object(body)?;
         let mut t = self.clone();
-        merge_attributes(&mut t.attributes, m.get("attributes"))?;
+        let defaults = TYPES
+            .iter()
+            .find(|(k, _)| *k == t.kind)
+            .map_or(&[][..], |(_, d)| *d);
+        merge_attributes(&mut t.attributes, m.get("attributes"), defaults)?;
         if let Some(x) = toxicity_field(&m)? {
             t.toxicity = x;
         }
@@ -241,11 +284,13 @@ impl Toxic {
         self.toxicity > 0.0 && self.toxicity < 1.0
     }
 
+    /// A numeric attribute (checked in range when it was merged; 0 when absent).
     fn int(&self, key: &str) -> i64 {
         self.attributes
             .get(key)
             .and_then(Value::as_i64)
             .unwrap_or(0)
+            .max(0)
     }
 
     fn ms(&self, key: &str) -> Duration {
@@ -281,7 +326,7 @@ impl Toxic {
                 kb => Effect {
                     now: vec![accept(FaultKind::Bandwidth {
                         direction,
-                        bytes_per_s: kb as u64 * 1000,
+                        bytes_per_s: (kb as u64).saturating_mul(1000),
                     })],
                     later: None,
                 },
@@ -314,7 +359,7 @@ impl Toxic {
                     now: vec![accept(FaultKind::Slicer {
                         direction,
                         average: average.min(u32::MAX as i64) as u32,
-                        variation: variation as u32,
+                        variation: variation.min(u32::MAX as i64) as u32,
                         delay: Duration::from_micros(self.int("delay") as u64),
                     })],
                     later: None,
@@ -391,9 +436,13 @@ impl Toxic {
     }
 }
 
-/// Put the given attributes over `into`: toxiproxy's are whole numbers, at least 0; ours
-/// (`packets`) are what their toxic says.
-fn merge_attributes(into: &mut Map<String, Value>, given: Option<&Value>) -> Result<(), ApiError> {
+/// Put the given attributes over `into`: toxiproxy's are whole numbers from 0 to their
+/// maximum in [`TYPES`]; ours (`packets`) are what their toxic says.
+fn merge_attributes(
+    into: &mut Map<String, Value>,
+    given: Option<&Value>,
+    known: &[Attribute],
+) -> Result<(), ApiError> {
     let given = match given {
         None | Some(Value::Null) => return Ok(()),
         Some(Value::Object(m)) => m,
@@ -408,17 +457,17 @@ fn merge_attributes(into: &mut Map<String, Value>, given: Option<&Value>) -> Res
             into.insert(k.clone(), v.clone());
             continue;
         }
-        if !into.contains_key(k) {
+        let Some((_, _, max)) = known.iter().find(|(name, _, _)| name == k) else {
             // toxiproxy ignores keys its toxic does not have; so do we.
             continue;
-        }
+        };
         match v.as_i64() {
-            Some(n) if n >= 0 => {
+            Some(n) if (0..=*max).contains(&n) => {
                 into.insert(k.clone(), Value::from(n));
             }
             _ => {
                 return Err(ApiError::bad_body(format!(
-                    "attributes.{k} must be a whole number of at least 0, not {v}"
+                    "attributes.{k} must be a whole number from 0 to {max}, not {v}"
                 )))
             }
         }
@@ -572,5 +621,89 @@ mod tests {
         assert_eq!(u.toxicity, 1.0);
         let off = t.updated(br#"{"toxicity":0}"#).unwrap();
         assert_eq!(off.effect().unwrap(), Effect::default());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any JSON value an API client might put in an attribute.
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "[a-zA-Z,]{0,12}".prop_map(Value::from),
+            Just(Value::Null),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({"a": 1})),
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(TYPES.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>()),
+            "[a-z_]{0,10}",
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "latency",
+                "jitter",
+                "rate",
+                "timeout",
+                "delay",
+                "average_size",
+                "size_variation",
+                "bytes",
+                "packets",
+            ])
+            .prop_map(str::to_string),
+            "[a-z]{1,8}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Whatever an API client sends: a toxic or a refusal (400 or 501), never a panic; and
+        /// a toxic's times and rates stay in range of what the proxy adds up.
+        #[test]
+        fn any_toxic_request_is_a_toxic_in_range_or_a_refusal(
+            kind in kind(),
+            stream in prop_oneof![Just("upstream"), Just("downstream"), Just("x")],
+            toxicity in prop_oneof![Just(Value::Null), value()],
+            attrs in proptest::collection::vec((key(), value()), 0..6),
+        ) {
+            let attributes: Map<String, Value> = attrs.into_iter().collect();
+            let body = serde_json::json!({"type": kind, "stream": stream,
+                "toxicity": toxicity, "attributes": attributes});
+            match Toxic::create(body.to_string().as_bytes()) {
+                Err(e) => prop_assert!(e.status == 400 || e.status == 501, "{e:?}"),
+                Ok(t) => {
+                    let effect = t.effect().expect("a toxic made is in effect");
+                    for (f, _) in &effect.now {
+                        if let FaultKind::Latency { delay, jitter, .. } = f {
+                            prop_assert!(*delay <= Duration::from_millis(DAY_MS as u64));
+                            prop_assert!(*jitter <= Duration::from_millis(DAY_MS as u64));
+                        }
+                        if let FaultKind::Bandwidth { bytes_per_s, .. } = f {
+                            prop_assert!(*bytes_per_s > 0 && *bytes_per_s <= 1_000_000_000_000);
+                        }
+                    }
+                    if let Some((after, _)) = effect.later {
+                        prop_assert!(after <= Duration::from_millis(DAY_MS as u64));
+                    }
+                    // An update with the same attributes is the same toxic.
+                    let again = serde_json::json!({"attributes": t.attributes});
+                    prop_assert_eq!(t.updated(again.to_string().as_bytes()).unwrap(), t);
+                }
+            }
+        }
     }
 }
