@@ -14,17 +14,10 @@
 //! them a keepalive, about 0.6 MB a day at keepalive 60 s.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-
-use anyhow::Context;
 
 use super::{Event, Record, Side};
 use crate::mqtt::PacketKind;
-
-/// The longest line a journal of ours holds (a CONNECT's fields, a long note): a longer one is
-/// not ours and is refused.
-pub const LINE_MAX: usize = 1 << 20;
 
 /// How many of the newest data records a read-back keeps whole (the picture's last flood).
 pub const DATA_TAIL: usize = 2_000;
@@ -122,41 +115,10 @@ impl<T> Thinner<T> {
     }
 }
 
-/// Read `path` line by line (each at most [`LINE_MAX`]), calling `f` with the line number,
-/// the raw line and its record. A line that is not a record is an error naming the line.
-pub fn for_each_line(
-    path: &Path,
-    mut f: impl FnMut(usize, &[u8], Record) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut line = Vec::new();
-    for n in 1.. {
-        line.clear();
-        let got = (&mut reader)
-            .take(LINE_MAX as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if got == 0 {
-            break;
-        }
-        if line.len() > LINE_MAX {
-            anyhow::bail!(
-                "{}:{n}: a line longer than {} MiB is not a journal record",
-                path.display(),
-                LINE_MAX >> 20
-            );
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let rec: Record = serde_json::from_slice(text)
-            .with_context(|| format!("{}:{n}: not an event record", path.display()))?;
-        f(n, text, rec)?;
-    }
-    Ok(())
-}
+/// Read `path` line by line, calling `f` with the line number, the raw line and its record:
+/// `event/read.rs`'s reader (regular files only, each line at most 1 MiB, every record's
+/// numbers checked; an error names the file and line).
+pub use super::read::for_each_line;
 
 /// A long journal read back for judging and drawing, in bounded memory: every control record,
 /// the data record before each, and the newest [`DATA_TAIL`] data records; in time order. The
