@@ -12,7 +12,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -335,11 +335,7 @@ fn the_binary_refuses_hostile_journals_with_exit_2_naming_file_and_line() {
     std::fs::write(&p, "x".repeat(2 << 20)).unwrap();
     assert_refused(&p, &[&format!("{}:1: a line longer than", p.display())]);
     let fifo = dir.join("fifo.events.jsonl");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    common::mkfifo(&fifo);
     assert_refused(&fifo, &["a FIFO"]);
     assert_refused(Path::new("/dev/zero"), &["/dev/zero", "a character device"]);
     assert_refused(&dir, &["a directory"]);

@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::*;
@@ -93,11 +93,7 @@ fn a_nul_in_a_topic_is_exit_2_naming_the_spec_clause() {
 fn a_fifo_a_device_or_a_directory_as_the_scenario_is_exit_2_at_once() {
     let dir = out_dir("not-regular");
     let fifo = dir.join("s.toml");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    common::mkfifo(&fifo);
     let dir_arg = format!("{}/", dir.display());
     for (path, kind) in [
         (fifo.to_str().unwrap(), "a FIFO"),

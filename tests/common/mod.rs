@@ -58,6 +58,11 @@ pub fn unplug_within(args: &[&str], within: Duration) -> Output {
     }
 }
 
+/// Make a FIFO at `path` (a file that blocks whoever opens it for reading until a writer comes).
+pub fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
 /// Wait for `child` to exit within `within`; else kill it and fail the test, saying `what`.
 pub fn wait_or_kill(child: &mut std::process::Child, within: Duration, what: &str) {
     let deadline = Instant::now() + within;
