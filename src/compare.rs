@@ -114,6 +114,69 @@ pub fn across_clients(cells: Vec<Cell>, willies: &[WillyKind], cuts: &[CutLayer]
     out
 }
 
+/// Every cell `n` times (`compare --repeat N`): CELL.r1 .. CELL.rN, one after another.
+pub fn repeated(cells: Vec<Cell>, n: u32) -> Vec<Cell> {
+    cells
+        .into_iter()
+        .flat_map(|c| {
+            let name = c
+                .spec
+                .output_name
+                .clone()
+                .unwrap_or_else(|| stem(&c.scenario));
+            crate::repeat::specs(&c.spec, &name, n)
+                .into_iter()
+                .map(move |spec| Cell { spec, ..c.clone() })
+        })
+        .collect()
+}
+
+/// The header of `compare --repeat`'s table: a row per cell, each figure as its distribution.
+pub const REPEAT_HEADER: [&str; 8] = [
+    "scenario",
+    "broker",
+    "transport",
+    "passed",
+    "last pkt -> broker drop (ms)",
+    "last pkt -> will at monit (ms)",
+    "cut -> willy notices (ms)",
+    "verdict",
+];
+
+/// `compare --repeat`: the runs grouped by cell (their names without `.rK`), each read as a
+/// distribution; one row per cell.
+pub fn repeat_rows(
+    cells: &[Cell],
+    runs: &[ChildRun],
+) -> (Vec<Vec<String>>, Vec<crate::repeat::Repeated>) {
+    let mut groups: Vec<(&Cell, String, Vec<&ChildRun>)> = Vec::new();
+    for (c, r) in cells.iter().zip(runs) {
+        let base = crate::repeat::base_name(&r.name).to_string();
+        match groups.iter_mut().find(|g| g.1 == base) {
+            Some(g) => g.2.push(r),
+            None => groups.push((c, base, vec![r])),
+        }
+    }
+    let mut rows = Vec::new();
+    let mut all = Vec::new();
+    for (c, base, rs) in groups {
+        let r = crate::repeat::Repeated::of(&base, &rs);
+        let fig = |k: &str| crate::repeat::cell(r.figures.get(k));
+        rows.push(vec![
+            shown(c),
+            c.broker.label().to_string(),
+            c.transport.map_or("-", |t| t.as_str()).to_string(),
+            format!("{}/{}", r.passed, r.runs),
+            fig("drop_after_last_packet_ms"),
+            fig("will_after_last_packet_ms"),
+            fig("client_detect_after_cut_ms"),
+            r.verdict.to_uppercase(),
+        ]);
+        all.push(r);
+    }
+    (rows, all)
+}
+
 /// A cell's name in the table: the scenario, and its client and cut when they vary.
 fn shown(c: &Cell) -> String {
     match c.client.as_str() {

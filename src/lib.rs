@@ -64,6 +64,7 @@
 //!   measuring itself (`harness.rs`: open-file limit, CPU, peak RSS, event-loop lag).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
+//! - [`repeat`]: one scenario (or cell) N times, read as a distribution (`--repeat`).
 //! - [`shard`]: a batch split across machines (`--partition K/N`, `--start-at`) and its shards'
 //!   manifests, put back together by `unplug merge`.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
@@ -92,6 +93,7 @@ pub mod mqtt;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
+pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod scenario;

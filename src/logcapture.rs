@@ -15,6 +15,45 @@ use crate::event::{Actor, Event, Journal};
 
 static TARGET: OnceLock<Mutex<Option<Journal>>> = OnceLock::new();
 
+/// How many of rumqttd's complaints about our own readiness probes are still to come: each
+/// probe connects to a listener and closes at once, which rumqttd reports as an ERROR (its
+/// TLS, WebSocket or CONNECT handshake cut short). Those are ours, not the broker's problem:
+/// they are kept as DEBUG records.
+static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What rumqttd 0.20 logs for a connection closed before its handshake ended
+/// (src/server/broker.rs: "Tls accept error", "Websocket failed handshake", "Error while
+/// handling MQTT connect packet").
+const PROBE_COMPLAINTS: [&str; 3] = [
+    "Tls accept error",
+    "Websocket failed handshake",
+    "Error while handling MQTT connect packet",
+];
+
+/// The broker is about to be probed `n` times (one connection per listener).
+pub fn expect_probes(n: usize) {
+    PROBES.store(n, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// An ERROR line one of our probes caused becomes a DEBUG record that says so.
+fn probe_level<'a>(level: &'a str, line: &str) -> (&'a str, Option<String>) {
+    use std::sync::atomic::Ordering;
+    let ours = level == "ERROR"
+        && PROBE_COMPLAINTS.iter().any(|c| line.contains(c))
+        && PROBES
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    match ours {
+        true => (
+            "DEBUG",
+            Some(format!(
+                "our readiness probe (it connects and closes at once): {line}"
+            )),
+        ),
+        false => (level, None),
+    }
+}
+
 fn slot() -> &'static Mutex<Option<Journal>> {
     TARGET.get_or_init(|| Mutex::new(None))
 }
@@ -64,11 +103,12 @@ impl Drop for LineBuffer {
         let journal = slot().lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(j) = journal {
             let (level, line) = split_level(text);
+            let (level, probe) = probe_level(level, line);
             j.record(
                 Actor::Mqtt,
                 Event::BrokerLog {
                     level: level.to_string(),
-                    line: line.to_string(),
+                    line: probe.unwrap_or_else(|| line.to_string()),
                 },
             );
         }

@@ -47,7 +47,7 @@ enum Command {
     Judge(info::JudgeArgs),
     /// Run one scenario and check its timings against the MQTT spec.
     #[command(
-        after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n  unplug scenario tls-last-will --broker mosquitto\n  unplug scenario native-last-will --transport wss --tls-tap pass-through\n  unplug scenario tls-last-will --broker mqtts://broker.lan:8883 --ca lab-ca.pem\n  unplug scenario tls-last-will --broker mqtts://broker.lan:8883 --ca ca.pem --client-cert me.pem --client-key me.key\n\nOver TLS (--transport tls|wss) the proxy ends willy's TLS with the run's own certificate and opens its own to the broker, so the wire tap still reads MQTT; --tls-tap pass-through forwards the encrypted bytes instead.\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out."
+        after_help = "Examples:\n  unplug scenario ws-last-will\n  unplug scenario ws-last-will --seed-timing\n  unplug scenario scenarios/native-no-will.toml --keepalive 3 --out /tmp/runs\n  unplug scenario tls-last-will --broker mosquitto\n  unplug scenario native-last-will --transport wss --tls-tap pass-through\n  unplug scenario native-last-will --broker mosquitto --repeat 5 --out /tmp/runs\n  unplug scenario tls-last-will --broker mqtts://broker.lan:8883 --ca lab-ca.pem\n  unplug scenario tls-last-will --broker mqtts://broker.lan:8883 --ca ca.pem --client-cert me.pem --client-key me.key\n\nOver TLS (--transport tls|wss) the proxy ends willy's TLS with the run's own certificate and opens its own to the broker, so the wire tap still reads MQTT; --tls-tap pass-through forwards the encrypted bytes instead.\nWrites NAME.log, NAME.events.jsonl, NAME.summary.json and NAME.svg (its timeline) into --out.\nWith --repeat N: N independent runs at once (NAME.r1.* .. NAME.rN.*), then NAME.repeat.json (runs, passed, the verdict over all, every figure's min/p50/p90/max), NAME.repeat.svg and a table of each figure against the window its check allowed."
     )]
     Scenario(run::ScenarioArgs),
     /// Run many scenarios (default: all built-in) in parallel child processes, then print a table.
@@ -57,7 +57,7 @@ enum Command {
     Suite(batch::SuiteArgs),
     /// Run scenarios on several brokers and transports and print them side by side.
     #[command(
-        after_help = "Examples:\n  unplug compare\n  unplug compare native-last-will --brokers builtin,mosquitto --transports tcp,ws\n  unplug compare --brokers mosquitto,tcp://127.0.0.1:1883 --out /tmp/cmp\n  unplug compare native-last-will ws-last-will --transports tcp,tls,ws,wss\n\nWithout --transports each scenario runs on its own transport. Writes every run's files and COMPARE.md into --out."
+        after_help = "Examples:\n  unplug compare\n  unplug compare native-last-will --brokers builtin,mosquitto --transports tcp,ws\n  unplug compare --brokers mosquitto,tcp://127.0.0.1:1883 --out /tmp/cmp\n  unplug compare native-last-will ws-last-will --transports tcp,tls,ws,wss\n  unplug compare native-last-will --repeat 5 --out /tmp/cmp\n\nWithout --transports each scenario runs on its own transport. Writes every run's files and COMPARE.md into --out; with --repeat N every cell runs N times and COMPARE.md shows each figure's distribution per cell (CELL.repeat.json beside it)."
     )]
     Compare(batch::CompareArgs),
     /// Run the will's conformance scenarios (MQTT 3.1.1 and 5) on each broker and print the table

@@ -198,10 +198,19 @@ impl Willy {
         let (client, mut el) = AsyncClient::new(self.options(), 16);
         let mut net = el.network_options();
         net.set_connection_timeout(s.connect_timeout.as_secs());
+        // What willy writes leaves at once: with Nagle on, a DISCONNECT written while the
+        // PUBLISH before it is unacknowledged waits in the socket, and is lost if the close
+        // turns into a reset (see `close_cleanly`).
+        net.set_tcp_nodelay(true);
         el.set_network_options(net);
+        let mut el = Polled {
+            el,
+            next_ping: Instant::now() + s.keepalive,
+            keepalive: s.keepalive,
+        };
 
         // rumqttc returns the CONNACK from its first successful poll, or the connect error.
-        let connack = match el.poll().await.map_err(StepError::Lost)? {
+        let connack = match el.el.poll().await.map_err(StepError::Lost)? {
             rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(c)) => c,
             other => {
                 unreachable!("rumqttc's first event after connecting is the CONNACK, got {other:?}")
@@ -237,8 +246,8 @@ impl Willy {
             |e| matches!(e, rumqttc::Event::Outgoing(Outgoing::Disconnect)),
         )
         .await?;
-        // A client closes its network connection after DISCONNECT [MQTT-3.14.4-1]: drop it.
-        drop(el);
+        // A client closes its network connection after DISCONNECT [MQTT-3.14.4-1].
+        self.close_cleanly(el).await;
         self.record(Event::Disconnected);
         (self.hook)(cycle, Trigger::Disconnected);
         Ok(())
@@ -371,7 +380,7 @@ impl Willy {
     async fn publish(
         &self,
         client: &AsyncClient,
-        el: &mut EventLoop,
+        el: &mut Polled,
         payload: &str,
     ) -> Result<(), StepError> {
         let _ = client.try_publish(
@@ -392,6 +401,53 @@ impl Willy {
             payload: payload.to_string(),
         });
         Ok(())
+    }
+}
+
+/// rumqttc's event loop, with when its keepalive timer will next write a PINGREQ.
+struct Polled {
+    el: EventLoop,
+    /// rumqttc pings every keepalive from the CONNACK on, whatever else was sent (its timer is
+    /// reset only when it fires: `EventLoop::select`).
+    next_ping: Instant,
+    keepalive: Duration,
+}
+
+impl Polled {
+    async fn poll(&mut self) -> Result<rumqttc::Event, ConnectionError> {
+        let e = self.el.poll().await?;
+        if matches!(e, rumqttc::Event::Outgoing(Outgoing::PingReq)) {
+            self.next_ping = Instant::now() + self.keepalive;
+        }
+        Ok(e)
+    }
+}
+
+/// How long willy reads after its DISCONNECT for the broker's close, at most.
+const CLOSE_READ: Duration = Duration::from_millis(100);
+
+/// How close to its next PINGREQ willy stops reading: rumqttc would write the PINGREQ after the
+/// DISCONNECT, which [MQTT-3.14.4-2] forbids.
+const PING_MARGIN: Duration = Duration::from_millis(20);
+
+impl Willy {
+    /// Close after DISCONNECT without a reset: read what the broker had already sent (a
+    /// PINGRESP to the PINGREQ just before, a message on willy's subscription) until it closes
+    /// its end, then drop the socket. Dropped with those bytes unread, the kernel sends RST
+    /// instead of FIN [RFC 1122 4.2.2.13], and a DISCONNECT still in the send queue is lost with
+    /// it: the broker then rightly publishes the will. Bounded by [`CLOSE_READ`] (a broker
+    /// behind a cut never closes) and by rumqttc's next PINGREQ.
+    async fn close_cleanly(&self, mut el: Polled) {
+        let until = Instant::now() + CLOSE_READ;
+        let until = until.min(el.next_ping.checked_sub(PING_MARGIN).unwrap_or(until));
+        while Instant::now() < until {
+            match timeout_at(until, el.poll()).await {
+                Ok(Ok(e)) => self.note(&e),
+                // The broker's close (EOF), or the bound.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        drop(el);
     }
 }
 
@@ -434,7 +490,7 @@ impl Willy {
     }
 
     /// Keep the event loop turning (it sends the PINGREQs) for `d`.
-    async fn drive_for(&self, el: &mut EventLoop, d: Duration) -> Result<(), StepError> {
+    async fn drive_for(&self, el: &mut Polled, d: Duration) -> Result<(), StepError> {
         let until = Instant::now() + d;
         loop {
             match timeout_at(until, el.poll()).await {
@@ -448,7 +504,7 @@ impl Willy {
     /// Poll until `done` matches an event.
     async fn drive_until(
         &self,
-        el: &mut EventLoop,
+        el: &mut Polled,
         what: &'static str,
         limit: Duration,
         done: impl Fn(&rumqttc::Event) -> bool,

@@ -140,6 +140,10 @@ pub struct CompareArgs {
     cuts: Option<Vec<unplug::kernelcut::CutLayer>>,
     #[command(flatten)]
     timing: Timing,
+    /// Run every cell N times (CELL.r1 .. CELL.rN, each kept): the table shows each figure's
+    /// distribution per cell, and every cell gets CELL.repeat.json.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: Option<u32>,
     /// How many runs at once [default: all of them, at most 64].
     #[arg(long, short, value_parser = clap::value_parser!(u16).range(1..=MAX_JOBS as i64))]
     jobs: Option<u16>,
@@ -162,6 +166,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         willies,
         cuts,
         timing,
+        repeat,
         jobs,
         out,
         machine,
@@ -204,6 +209,11 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         cells
     };
+    let repeat = repeat.filter(|n| *n > 1);
+    let cells = match repeat {
+        Some(n) => compare::repeated(cells, n),
+        None => cells,
+    };
     let labels = compare::labels(&cells, |n| own[n]);
     let plan = compare::planned(&cells, &labels);
     let owned = shard.owned(&plan)?;
@@ -217,12 +227,30 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         &batch.runs,
         &labels,
     )?;
-    let rows = compare::rows(&cells, &batch.runs);
-    print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
-    write_file(
-        &out.join("COMPARE.md"),
-        &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
-    )?;
+    if repeat.is_some() {
+        let (rows, cells) = compare::repeat_rows(&cells, &batch.runs);
+        for r in &cells {
+            write_file(
+                &out.join(format!("{}.repeat.json", r.name)),
+                &(serde_json::to_string_pretty(r)? + "\n"),
+            )?;
+        }
+        let text = table::render_text(&compare::REPEAT_HEADER, &rows);
+        print!("{text}");
+        write_file(
+            &out.join("COMPARE.md"),
+            &(interrupted_note(&batch)
+                + "# Brokers side by side, repeated\n\nEach figure: p50, p90 (min..max) over the cell's runs, in ms.\n\n"
+                + &table::render_markdown(&compare::REPEAT_HEADER, &rows)),
+        )?;
+    } else {
+        let rows = compare::rows(&cells, &batch.runs);
+        print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+        write_file(
+            &out.join("COMPARE.md"),
+            &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
+        )?;
+    }
     machine.write(&batch, "compare")?;
     shard.write_manifest(&out, "compare", Vec::new(), plan, &owned, &batch)?;
     Ok(children_exit_code(&batch))

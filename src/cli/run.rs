@@ -65,6 +65,15 @@ pub struct ScenarioArgs {
     /// one, to read back only what that child wrote).
     #[arg(long, hide = true, value_name = "ID")]
     run_id: Option<String>,
+    /// Run the scenario N times, independently and at once (each its own child process and
+    /// broker), keep every run (NAME.r1 ..), and write NAME.repeat.json: the verdict over all
+    /// runs and each figure's distribution against the window its check allowed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: Option<u32>,
+    /// With --repeat: how many runs at once [default: all of them, at most 64].
+    #[arg(long, short, value_name = "N", requires = "repeat",
+          value_parser = clap::value_parser!(u16).range(1..=super::args::MAX_JOBS as i64))]
+    jobs: Option<u16>,
     #[command(flatten)]
     start: StartAt,
 }
@@ -85,9 +94,20 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         publishes,
         tls_tap,
         run_id,
+        repeat,
+        jobs,
         start,
     } = args;
     start.check()?;
+    if let Some(n) = repeat.filter(|n| *n > 1) {
+        let argv: Vec<String> = std::env::args().collect();
+        let stem = match &run_name {
+            Some(n) => n.clone(),
+            None => scenario::load(&name)?.name,
+        };
+        start.wait()?;
+        return repeated(&name, &stem, n, jobs, &out, &argv, quiet);
+    }
     let mut s = scenario::load(&name)?;
     s.apply(timing.overrides());
     s.publishes = publishes.unwrap_or(s.publishes);
@@ -121,7 +141,11 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     if !quiet {
         println!();
     }
-    print!("{}", result.summary.verdict_lines());
+    // --quiet: the verdict line alone, as its help says.
+    match quiet {
+        true => print!("{}", result.summary.verdict_line()),
+        false => print!("{}", result.summary.verdict_lines()),
+    }
     if !quiet {
         let stem = match result.interrupted {
             Some(_) => unplug::report::files::incomplete_stem(&s.name),
@@ -139,4 +163,121 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The flags each of a repeated run's children gets: the user's own after `scenario`, minus
+/// what the parent decides (the scenario, --out, --quiet, --wire, --name, --repeat, --jobs,
+/// --run-id, --start-at).
+fn child_flags(argv: &[String], scenario: &str) -> Vec<String> {
+    const WITH_VALUE: [&str; 7] = [
+        "--out",
+        "--name",
+        "--repeat",
+        "--jobs",
+        "-j",
+        "--run-id",
+        "--start-at",
+    ];
+    const ALONE: [&str; 3] = ["--quiet", "-q", "--wire"];
+    let after = argv
+        .iter()
+        .position(|a| a == "scenario")
+        .map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    let mut positional_seen = false;
+    for a in &argv[after..] {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if WITH_VALUE.contains(&a.as_str()) {
+            skip_value = true;
+        } else if ALONE.contains(&a.as_str())
+            || WITH_VALUE.iter().any(|f| a.starts_with(&format!("{f}=")))
+        {
+        } else if a == scenario && !positional_seen {
+            positional_seen = true;
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// `scenario NAME --repeat N`: N child runs of this binary, at once (`jobs` at a time); each
+/// kept as NAME.rK; NAME.repeat.json, NAME.repeat.svg and the table. Exit 0 when every run
+/// passed, 1 when one failed, 2 when one did not finish.
+fn repeated(
+    scenario: &str,
+    stem: &str,
+    n: u32,
+    jobs: Option<u16>,
+    out: &std::path::Path,
+    argv: &[String],
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let spec = unplug::suite::ChildSpec {
+        scenario: scenario.to_string(),
+        output_name: None,
+        args: child_flags(argv, scenario),
+    };
+    let specs = unplug::repeat::specs(&spec, stem, n);
+    let jobs = super::args::jobs_for(jobs, n as usize);
+    std::fs::create_dir_all(out)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let batch = rt.block_on(super::children::run_specs_sharing(&specs, out, jobs))?;
+    let runs: Vec<&unplug::suite::ChildRun> = batch.runs.iter().collect();
+    let r = unplug::repeat::Repeated::of(stem, &runs);
+    super::args::write_file(
+        &out.join(format!("{stem}.repeat.json")),
+        &(serde_json::to_string_pretty(&r)? + "\n"),
+    )?;
+    super::args::write_file(
+        &out.join(format!("{stem}.repeat.svg")),
+        &unplug::report::svg::render_repeat(&r),
+    )?;
+    if !quiet {
+        print!(
+            "{}",
+            unplug::report::table::render_text(&unplug::repeat::HEADER, &r.rows())
+        );
+        println!(
+            "files: {}/{stem}.r1 .. {stem}.r{n}.*, {stem}.repeat.{{json,svg}}",
+            out.display()
+        );
+    }
+    println!("{}", r.headline());
+    Ok(super::children::children_exit_code(&batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_flags;
+
+    #[test]
+    fn a_repeated_runs_children_get_the_users_flags_but_not_the_parents() {
+        let argv: Vec<String> = [
+            "unplug",
+            "scenario",
+            "ws-last-will",
+            "--repeat",
+            "5",
+            "--broker",
+            "mosquitto",
+            "--out=/tmp/x",
+            "-q",
+            "--keepalive",
+            "2",
+            "--jobs",
+            "3",
+            "--name",
+            "n",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            child_flags(&argv, "ws-last-will"),
+            ["--broker", "mosquitto", "--keepalive", "2"]
+        );
+    }
 }

@@ -304,6 +304,18 @@ impl fmt::Display for Event {
             Event::BrokerLog { line, .. } => write!(f, "{line}"),
             Event::Note { message } => write!(f, "{message}"),
             Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
+            Event::StepMissing { words, .. } => {
+                write!(f, "a step of the design did not happen: {words}")
+            }
+            Event::MessageAccounted {
+                received_ms,
+                topic,
+                payload,
+                source,
+            } => write!(
+                f,
+                "monit's message at {received_ms:.0} ms ({topic}: {payload}) was {source}"
+            ),
         }
     }
 }

@@ -425,10 +425,10 @@ impl Sink {
         let mut out: std::io::Result<()> = Ok(());
         let mut kept = 0u64;
         let naming = self.naming;
-        let mut put = |(line, rec): (Vec<u8>, Record)| {
+        let mut put = |rec: Record| {
             kept += 1;
             out = std::mem::replace(&mut out, Ok(())).and_then(|_| {
-                new_jsonl.write_all(&line)?;
+                serde_json::to_writer(&mut new_jsonl, &rec)?;
                 new_jsonl.write_all(b"\n")?;
                 let mut text = String::new();
                 super::format::named(naming, || {
@@ -437,9 +437,9 @@ impl Sink {
                 new_log.write_all(text.as_bytes())
             });
         };
-        super::thin::for_each_line(&b.jsonl, |_, line, rec| {
+        super::for_each_record(&b.jsonl, |_, rec| {
             let event = rec.event.clone();
-            thinner.push(&event, (line.to_vec(), rec), &mut put);
+            thinner.push(&event, rec, &mut put);
             Ok(())
         })
         .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
@@ -471,10 +471,10 @@ impl Sink {
             b.max_bytes
         };
         let mut message = format!(
-            "journal thinned to stay within --journal-max {} MB: {dropped} PUBLISH records of a flood left out ({} MB -> {} MB; kept {kept}: every CONNECT, CONNACK, DISCONNECT, ping, close, fault and will, and the last PUBLISH before each)",
+            "journal thinned to stay within --journal-max {} MB: {dropped} PUBLISH records of a flood left out ({} kB -> {} kB; kept {kept}: every CONNECT, CONNACK, DISCONNECT, ping, close, fault and will, and the last PUBLISH before each)",
             b.max_bytes / 1_000_000,
-            before / 1_000_000,
-            sizes / 1_000_000
+            before / 1_000,
+            sizes / 1_000
         );
         if full {
             message += &format!(

@@ -260,6 +260,24 @@ pub enum Event {
     Note { message: String },
     /// The runner stopped driving and is judging.
     RunEnded { reason: String },
+    /// The judge found a step of the run's design that did not happen (recorded after the
+    /// run, about the moment `at_ms`): a clean disconnect with no DISCONNECT on the wire, a
+    /// fault in another cycle. Facts never read it: a saved run is judged again from the rest.
+    StepMissing {
+        cycle: u32,
+        at_ms: f64,
+        words: String,
+    },
+    /// The judge's account of a message monit got (recorded after the run, about the message
+    /// received at `received_ms`): a will, or one nothing accounts for. willy's and pubby's
+    /// own messages are not repeated here.
+    MessageAccounted {
+        received_ms: f64,
+        topic: String,
+        payload: String,
+        /// `the will of cycle 2`, `unaccounted: no client published it`.
+        source: String,
+    },
 }
 
 /// When the proxy last forwarded client bytes on one connection.

@@ -88,24 +88,6 @@ pub fn for_each_record_within(
     limits: ReadLimits,
     mut f: impl FnMut(usize, Record) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    for_each_line_within(path, limits, |n, _, r| f(n, r))
-}
-
-/// [`for_each_record`] with each record's line as it is in the file (without its newline):
-/// for a writer that copies records it keeps (the journal's rotation).
-pub fn for_each_line(
-    path: &Path,
-    f: impl FnMut(usize, &[u8], Record) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    for_each_line_within(path, ReadLimits::STREAMING, f)
-}
-
-/// [`for_each_line`] within other limits.
-pub fn for_each_line_within(
-    path: &Path,
-    limits: ReadLimits,
-    mut f: impl FnMut(usize, &[u8], Record) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
     let shown = path.display();
     let (file, len) = crate::fsx::open_regular(path).with_context(|| format!("reading {shown}"))?;
     if len > limits.total_bytes {
@@ -159,7 +141,7 @@ pub fn for_each_line_within(
                         limits.publish_bytes
                     );
                 }
-                f(line_no, bytes, rec).with_context(|| format!("{shown}:{line_no}"))?;
+                f(line_no, rec).with_context(|| format!("{shown}:{line_no}"))?;
             }
             Some(Piece::Cut(_)) => bail!(
                 "{shown}:{}: a line longer than {} bytes: not an event record",

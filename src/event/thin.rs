@@ -3,7 +3,7 @@
 //! kind when a journal outgrows its budget, or when a long journal is read back for judging.
 //!
 //! ```text
-//!  NAME.events.jsonl --line by line (capped)--> Thinner: a control record (CONNECT, ping, close,
+//!  NAME.events.jsonl --read.rs, a record at a time--> Thinner: a control record (CONNECT, ping, close,
 //!      fault, will, note ...) is kept, and before it the last data record of its connection
 //!      (per direction), so "the last packet before X" survives for every X; other data records
 //!      are dropped, counted --> kept lines (+ the last DATA_TAIL data records at the end)
@@ -115,11 +115,6 @@ impl<T> Thinner<T> {
     }
 }
 
-/// Read `path` line by line, calling `f` with the line number, the raw line and its record:
-/// `event/read.rs`'s reader (regular files only, each line at most 1 MiB, every record's
-/// numbers checked; an error names the file and line).
-pub use super::read::for_each_line;
-
 /// A long journal read back for judging and drawing, in bounded memory: every control record,
 /// the data record before each, and the newest [`DATA_TAIL`] data records; in time order. The
 /// second value counts the data records left out.
@@ -127,7 +122,7 @@ pub fn read_thinned(path: &Path) -> anyhow::Result<(Vec<Record>, u64)> {
     let mut kept = Vec::new();
     let mut thinner = Thinner::default();
     let mut tail: VecDeque<Record> = VecDeque::new();
-    for_each_line(path, |_, _, rec| {
+    super::for_each_record(path, |_, rec| {
         if data_of(&rec.event).is_some() {
             tail.push_back(rec.clone());
             if tail.len() > DATA_TAIL {

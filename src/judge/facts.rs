@@ -15,10 +15,14 @@ use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
 use crate::tap::Fields;
 
+mod accounting;
 mod delivery;
+mod design;
 mod flaky;
 
+pub use accounting::{MessageAccount, Source};
 pub use delivery::{Delivered, Delivery, Resent};
+pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd};
 pub use flaky::FlakyMonitSeen;
 
 /// What the records say happened, reduced to the moments the checks and the summary use.
@@ -52,6 +56,9 @@ pub struct Facts {
     pub disconnects: Vec<DisconnectSeen>,
     /// When the broker closed a connection that was open at the cut (seen by the proxy).
     pub broker_drop_ms: Option<f64>,
+    /// That connection: the close answers willy's DISCONNECT when one reached the broker on
+    /// it first.
+    pub broker_drop_conn: Option<u64>,
     /// When willy's client library first reported the connection lost after the cut.
     pub client_detect_ms: Option<f64>,
     /// When the first fault healed.
@@ -85,6 +92,10 @@ pub struct Facts {
     /// Will messages monit got after one of willy's clean DISCONNECTs, before the cut: each a
     /// message on the will topic with the will payload that willy did not publish itself.
     pub wills_after_clean_disconnect: Vec<CleanDisconnectWill>,
+    /// Each of willy's cycles step by step, as the wire tap and the proxy saw it (design.rs).
+    pub cycles: Vec<CycleSeen>,
+    /// Every message monit got, with where it came from (accounting.rs).
+    pub messages: Vec<MessageAccount>,
 }
 
 /// A will the broker published after willy's clean DISCONNECT [MQTT-3.1.2-10, MQTT-3.14.4-3].
@@ -100,35 +111,19 @@ pub struct CleanDisconnectWill {
 }
 
 impl CleanDisconnectWill {
-    /// Walk the run up to the cut: every message monit gets on the will topic with the will's
-    /// payload is one of willy's own PUBLISHes that reached the broker (the wire tap counts them
-    /// by topic and payload size) or, when none is left to pair it with, a will. A will after a
-    /// clean DISCONNECT breaks the spec; the seed's will payload is willy's own `false`, so only
-    /// this count tells them apart. A PUBLISH is recorded just after the proxy wrote it, and
-    /// monit's copy may be recorded a hair before that: a copy pairs with an own PUBLISH recorded
-    /// up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it. A copy left over is a
+    /// Walk the run up to the cut: every will copy no own PUBLISH accounts for
+    /// ([`will_copies`]) is a will. A will after a clean DISCONNECT breaks the spec. A copy is a
     /// will after a clean DISCONNECT only while that DISCONNECT was willy's last word: until its
     /// next CONNECT reached the broker. (A connection that ends without its DISCONNECT reaching
     /// the broker, as when rumqttc's WebSocket close resets it with a PINGRESP unread, earns its
     /// will: that is MQTT-3.1.2-8, not a broken 3.1.2-10.)
     fn collect(s: &Scenario, records: &[Record], cut: Option<f64>) -> Vec<CleanDisconnectWill> {
-        let Some(w) = &s.will else {
-            return Vec::new();
-        };
         let until = cut.unwrap_or(f64::INFINITY);
-        let mut own: Vec<(f64, bool)> = Vec::new(); // (ms, paired)
-        let mut copies: Vec<f64> = Vec::new();
         // Clean DISCONNECTs (not 0x04: that one asks for the will): (cycle, ms, bytes, until
         // the next CONNECT).
         let mut clean: Vec<(u32, f64, String, f64)> = Vec::new();
         let mut cycle = 0;
         for r in records.iter().filter(|r| r.ms < until) {
-            own.extend(
-                wire_publishes(r)
-                    .filter(|p| p.from == Side::Client && !p.dropped)
-                    .filter(|p| p.topic == w.topic && p.payload_len == w.payload.len())
-                    .map(|p| (p.ms, false)),
-            );
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::CycleStarted { cycle: c }) => cycle = *c,
                 (
@@ -152,23 +147,12 @@ impl CleanDisconnectWill {
                     }
                     _ => {}
                 },
-                (Actor::Monit, Event::MessageReceived { topic, payload, .. })
-                    if *topic == w.topic && *payload == w.payload =>
-                {
-                    copies.push(r.ms)
-                }
                 _ => {}
             }
         }
+        let copies = will_copies(s, records, until);
         let mut out = Vec::new();
         for c in copies {
-            let pair = own
-                .iter_mut()
-                .find(|(t, paired)| !*paired && *t >= c - OWN_COPY_MS && *t <= c + PROMPT_MS);
-            if let Some(p) = pair {
-                p.1 = true;
-                continue;
-            }
             if let Some((cycle, ms, hex, _)) = clean
                 .iter()
                 .rev()
@@ -184,6 +168,48 @@ impl CleanDisconnectWill {
         }
         out
     }
+}
+
+/// monit's copies of the will (its topic and payload) recorded before `until` that none of
+/// willy's own PUBLISHes accounts for: each one a will the broker published. The seed's will
+/// payload is willy's own `false`, so only the wire tap's count of willy's PUBLISHes that reached
+/// the broker (by topic and payload size) tells them apart. A PUBLISH is recorded just after the
+/// proxy wrote it, and monit's copy may be recorded a hair before that: a copy pairs with an own
+/// PUBLISH recorded up to [`PROMPT_MS`] after it, or up to [`OWN_COPY_MS`] before it.
+pub(crate) fn will_copies(s: &Scenario, records: &[Record], until: f64) -> Vec<f64> {
+    let Some(w) = &s.will else {
+        return Vec::new();
+    };
+    let mut own: Vec<(f64, bool)> = Vec::new(); // (ms, paired)
+    let mut copies: Vec<f64> = Vec::new();
+    for r in records.iter().filter(|r| r.ms < until) {
+        own.extend(
+            wire_publishes(r)
+                .filter(|p| p.from == Side::Client && !p.dropped)
+                .filter(|p| p.topic == w.topic && p.payload_len == w.payload.len())
+                .map(|p| (p.ms, false)),
+        );
+        if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) = (&r.actor, &r.event)
+        {
+            if *topic == w.topic && *payload == w.payload {
+                copies.push(r.ms);
+            }
+        }
+    }
+    copies.sort_by(f64::total_cmp);
+    copies.retain(|c| {
+        let pair = own
+            .iter_mut()
+            .find(|(t, paired)| !*paired && *t >= c - OWN_COPY_MS && *t <= c + PROMPT_MS);
+        match pair {
+            Some(p) => {
+                p.1 = true;
+                false
+            }
+            None => true,
+        }
+    });
+    copies
 }
 
 /// A DISCONNECT from willy that reached the broker (the wire tap's view).
@@ -314,6 +340,18 @@ pub struct Attempt {
 }
 
 impl Facts {
+    /// The broker's close of the cut connection came after willy's own DISCONNECT reached it
+    /// on that connection: the orderly end of a clean disconnect, not a drop [MQTT-3.14.4-1].
+    pub fn broker_closed_after_disconnect(&self) -> bool {
+        let (Some(b), Some(conn)) = (self.broker_drop_ms, self.broker_drop_conn) else {
+            return false;
+        };
+        self.cycles
+            .iter()
+            .filter(|c| c.conn == Some(conn))
+            .any(|c| c.disconnect_reached_ms.is_some_and(|d| d <= b))
+    }
+
     /// What the keepalive is measured from: the last packet that reached the broker, or, when
     /// the tap saw none (a stream it could not decode), the last bytes forwarded.
     pub fn reference_ms(&self) -> Option<f64> {
@@ -374,6 +412,11 @@ impl Facts {
             _ => None,
         });
         f.wills_after_clean_disconnect = CleanDisconnectWill::collect(s, records, f.cut_at_ms);
+        f.cycles = CycleSeen::collect(
+            records,
+            &will_copies(s, records, f.cut_at_ms.unwrap_or(f64::INFINITY)),
+        );
+        f.messages = MessageAccount::collect(s, records, &f.cycles, f.cut_at_ms);
         let Some(cut) = f.cut_at_ms else {
             // No network fault: what monit learns comes from willy's own DISCONNECTs.
             f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);
@@ -395,7 +438,8 @@ impl Facts {
                         ..
                     },
                 ) if f.broker_drop_ms.is_none() && cut_conns.contains(conn) => {
-                    f.broker_drop_ms = Some(r.ms)
+                    f.broker_drop_ms = Some(r.ms);
+                    f.broker_drop_conn = Some(*conn);
                 }
                 (Actor::Willy, Event::ConnectionFailed { .. }) => {
                     f.client_detect_ms.get_or_insert(r.ms);

@@ -46,6 +46,8 @@ pub enum CheckId {
     ServerKeepalive,
     WsPingsNotKeepalive,
     WsPongTimeout,
+    CleanDisconnect,
+    UnaccountedMessage,
 }
 
 /// Every check without data, with its name.
@@ -87,6 +89,8 @@ const NAMES: &[(CheckId, &str)] = &[
     (CheckId::ServerKeepalive, "server-keepalive"),
     (CheckId::WsPingsNotKeepalive, "ws-pings-not-keepalive"),
     (CheckId::WsPongTimeout, "ws-pong-timeout"),
+    (CheckId::CleanDisconnect, "clean-disconnect"),
+    (CheckId::UnaccountedMessage, "unaccounted-message"),
 ];
 
 const WILL_ON_DISCONNECT: &str = "will-on-disconnect";

@@ -140,3 +140,32 @@ mod tests;
 
 #[cfg(test)]
 mod layers_tests;
+
+/// The windows this run's timing checks allowed, by the summary figure each one judges
+/// (`will_after_last_packet_ms` -> [lo, hi] ms): what `--repeat` sets a distribution against.
+/// Only for the checks the run has. (client-detect's window depends on how willy learns of
+/// the fault: its check says it in words.)
+pub fn allowed_windows(
+    s: &Scenario,
+    p: &Profile,
+    f: &Facts,
+    checks: &[Check],
+) -> std::collections::BTreeMap<String, [f64; 2]> {
+    // The checks measured against the keepalive that binds (spec::spec_checks).
+    let effective = spec::layers::effective_keepalive(s, f).map(|k| Scenario {
+        keepalive: k,
+        ..s.clone()
+    });
+    let s = effective.as_ref().unwrap_or(s);
+    let has = |id: CheckId| checks.iter().any(|c| c.name == id);
+    let mut out = std::collections::BTreeMap::new();
+    if has(CheckId::KeepaliveDrop) {
+        let (lo, hi) = spec::keepalive::drop_window(s, p);
+        out.insert("drop_after_last_packet_ms".to_string(), [lo, hi]);
+    }
+    if has(CheckId::WillTiming) {
+        let (lo, hi) = spec::will::will_window(s, p);
+        out.insert("will_after_last_packet_ms".to_string(), [lo, hi]);
+    }
+    out
+}

@@ -186,6 +186,20 @@ fn a_will_published_before_monit_left_is_not_a_queued_delivery() {
 fn will_on_time_passes_every_check() {
     let s = scenario("ws-last-will");
     let records = vec![
+        rec(
+            99.0,
+            Actor::Wire,
+            Event::Packet {
+                conn: 3,
+                from: Side::Client,
+                dropped: false,
+                kind: PacketKind::Publish,
+                framing: WS_MASKED,
+                size: 22,
+                hex: None,
+                fields: publish_fields("test/connected", 4, None, false),
+            },
+        ),
         msg(100.0, "true"),
         cut(101.0, 99.0),
         drop_at(3101.0),
@@ -203,6 +217,8 @@ fn will_on_time_passes_every_check() {
     assert_eq!(f.will_received_ms, Some(3102.0));
     let checks = evaluate(&s, &Profile::rumqttd(), &f);
     assert!(checks.iter().all(|c| c.pass), "{checks:#?}");
+    // No DISCONNECT before the cut: no-will-after-disconnect has no cycle to judge;
+    // unaccounted-message: willy's `true` and the will.
     assert_eq!(checks.len(), 5);
 }
 
@@ -326,9 +342,10 @@ fn willys_own_false_after_heal_is_not_the_will() {
 fn a_run_that_never_reached_its_trigger_fails() {
     let s = scenario("ws-last-will");
     let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &[]));
-    assert_eq!(c.len(), 2);
+    assert_eq!(c.len(), 1);
     assert!(!by_name(&c, "fault-applied").pass);
-    assert!(by_name(&c, "no-will-after-disconnect").pass);
+    // No cycle ran, so no check says one held.
+    assert!(c.iter().all(|c| c.name != "no-will-after-disconnect"));
 }
 
 /// willy's cycle 1 as the wire tap and monit see it: `false` published and received, then
@@ -1030,4 +1047,205 @@ fn after_a_link_cut_the_next_attempt_may_fail_on_no_route_within_the_connect_tim
         .unwrap();
     assert!(!detect(&kernel, 270.0).holds);
     assert!(detect(&kernel, 5000.0).holds);
+}
+
+/// Cycle 1 clean; cycle 2's library says "disconnected" but the connection was reset before its
+/// DISCONNECT left, and the broker answered the reset with the will; the cut in cycle 3.
+fn reset_in_cycle_2() -> Vec<Record> {
+    let packet = |ms: f64, conn: u64, name: &str, fields: Fields| {
+        rec(
+            ms,
+            Actor::Wire,
+            Event::Packet {
+                conn,
+                from: Side::Client,
+                dropped: false,
+                kind: kind(name),
+                framing: WS_MASKED,
+                size: 23,
+                hex: None,
+                fields,
+            },
+        )
+    };
+    let false_ = || publish_fields("test/connected", 5, None, false);
+    // A cycle up to its clean disconnect: started at `t`, connection `conn`, `false` at
+    // `t + f`.
+    let cycle = |c: u32, t: f64, conn: u64, f: f64| {
+        vec![
+            rec(t, Actor::Willy, Event::CycleStarted { cycle: c }),
+            rec(
+                t + 1.0,
+                Actor::Proxy,
+                Event::ConnectionAccepted { conn, held: false },
+            ),
+            packet(t + 2.0, conn, "CONNECT", Fields::None),
+            packet(t + f, conn, "PUBLISH", false_()),
+            msg(t + f + 0.5, "false"),
+            rec(t + f + 1.0, Actor::Willy, Event::DisconnectRequested),
+            rec(t + f + 1.5, Actor::Willy, Event::Disconnected),
+        ]
+    };
+    let mut r = cycle(1, 0.0, 1, 2000.0);
+    r.push(packet(
+        2002.0,
+        1,
+        "DISCONNECT",
+        Fields::Disconnect { reason: None },
+    ));
+    r.extend(cycle(2, 3000.0, 2, 2036.0));
+    r.extend([
+        rec(
+            5038.0,
+            Actor::Proxy,
+            Event::SideClosed {
+                conn: 2,
+                side: Side::Client,
+                how: "failed: Connection reset by peer (os error 104)".into(),
+            },
+        ),
+        msg(5040.0, "false"),
+        rec(6000.0, Actor::Willy, Event::CycleStarted { cycle: 3 }),
+        packet(6002.0, 3, "CONNECT", Fields::None),
+        msg(6003.0, "true"),
+        cut(6004.0, 6002.0),
+    ]);
+    r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    r
+}
+
+#[test]
+fn a_clean_disconnect_the_library_reported_but_the_wire_never_saw_fails_naming_the_cycle() {
+    let s = scenario("ws-last-will");
+    let f = Facts::from_records(&s, &reset_in_cycle_2());
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    let clean = by_name(&c, "clean-disconnect");
+    assert_eq!(clean.status, Status::Fail);
+    assert_eq!(
+        clean.actual,
+        "cycle 2: willy's library reported a clean disconnect at 5038 ms, but no DISCONNECT \
+         reached the broker (the connection was reset at 5038 ms); the will at 5040 ms answers \
+         that reset"
+    );
+    // The will check judged only the cycle whose DISCONNECT reached the broker.
+    let will = by_name(&c, "no-will-after-disconnect");
+    assert!(will.pass, "{will:?}");
+    assert!(will.actual.starts_with("cycle 1: "), "{}", will.actual);
+    assert!(
+        will.actual.contains("cycle 2 not judged"),
+        "{}",
+        will.actual
+    );
+}
+
+#[test]
+fn every_disconnect_on_the_wire_passes_and_names_the_cycles_it_judged() {
+    let s = scenario("ws-last-will");
+    let mut records = reset_in_cycle_2();
+    records.push(rec(
+        5037.8,
+        Actor::Wire,
+        Event::Packet {
+            conn: 2,
+            from: Side::Client,
+            dropped: false,
+            kind: PacketKind::Disconnect,
+            framing: WS_MASKED,
+            size: 2,
+            hex: Some("e000".into()),
+            fields: Fields::Disconnect { reason: None },
+        },
+    ));
+    // Without the will that answered the reset: a DISCONNECT removes it.
+    records.retain(|r| r.ms != 5040.0);
+    records.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &records));
+    let clean = by_name(&c, "clean-disconnect");
+    assert!(clean.pass, "{clean:?}");
+    assert_eq!(
+        clean.actual,
+        "cycles 1, 2: the DISCONNECT reached the broker"
+    );
+    let will = by_name(&c, "no-will-after-disconnect");
+    assert!(will.actual.starts_with("cycles 1, 2: "), "{}", will.actual);
+}
+
+#[test]
+fn a_disconnect_asked_for_inside_a_fault_is_not_the_clients_to_answer_for() {
+    let s = scenario("ws-last-will");
+    let mut records = reset_in_cycle_2();
+    // The same cycle 2, but a fault was in effect from before the request.
+    records.push(cut(5000.0, 4999.0));
+    records.retain(|r| r.ms != 6004.0);
+    records.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &records));
+    let clean = by_name(&c, "clean-disconnect");
+    assert!(clean.pass, "{clean:?}");
+    assert_eq!(clean.actual, "cycle 1: the DISCONNECT reached the broker");
+}
+
+#[test]
+fn every_message_monit_got_is_accounted_for_and_the_will_is_named_with_its_cycle() {
+    let s = scenario("ws-last-will");
+    let f = Facts::from_records(&s, &reset_in_cycle_2());
+    let sources: Vec<(f64, Source)> = f.messages.iter().map(|m| (m.ms, m.source)).collect();
+    assert_eq!(
+        sources,
+        [
+            (2000.5, Source::Willy { cycle: 1 }),
+            (5036.5, Source::Willy { cycle: 2 }),
+            (5040.0, Source::Will { cycle: 2 }),
+            // monit's `true` of cycle 3: the tap saw no PUBLISH of it here, but willy's library
+            // said nothing either, so only the wire's PUBLISHes count.
+            (6003.0, Source::Unaccounted),
+        ]
+    );
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    let stray = by_name(&c, "unaccounted-message");
+    assert!(!stray.pass);
+    assert_eq!(
+        stray.actual,
+        "nothing in the run published test/connected: true at 6003 ms"
+    );
+}
+
+#[test]
+fn a_retained_replay_and_pubbys_message_are_accounted_for() {
+    let s = scenario("ws-last-will");
+    let records = vec![
+        rec(
+            10.0,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "test/connected".into(),
+                payload: "false".into(),
+                retain: true,
+                qos: 0,
+            },
+        ),
+        rec(
+            20.0,
+            Actor::Pubby,
+            Event::Published {
+                topic: "presence".into(),
+                payload: "presence1".into(),
+            },
+        ),
+        rec(
+            21.0,
+            Actor::Monit,
+            Event::MessageReceived {
+                topic: "presence".into(),
+                payload: "presence1".into(),
+                retain: false,
+                qos: 0,
+            },
+        ),
+    ];
+    let f = Facts::from_records(&s, &records);
+    let sources: Vec<Source> = f.messages.iter().map(|m| m.source).collect();
+    // Before any cycle: a retained `false` is the will payload, so it is the will (of no cycle).
+    assert_eq!(sources, [Source::Will { cycle: 0 }, Source::Pubby]);
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    assert!(by_name(&c, "unaccounted-message").pass);
 }

@@ -74,6 +74,19 @@ pub struct Summary {
     pub end_reason: String,
     pub duration_ms: f64,
     pub unplug_version: String,
+    /// The window each timing figure was judged against (`will_after_last_packet_ms` ->
+    /// [lo, hi] ms), for the figures this run's checks judge.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub allowed: std::collections::BTreeMap<String, [f64; 2]>,
+    /// The steps of the run's design that did not happen (a clean disconnect with no
+    /// DISCONNECT on the wire, a fault in another cycle): the run was not quite the experiment
+    /// its scenario describes, and these say where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_steps: Vec<crate::judge::MissingStep>,
+    /// The messages monit got that were not willy's or pubby's own: each will (with its
+    /// cycle), retained replay, and any message nothing in the run accounts for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monit_messages: Vec<crate::judge::MessageAccount>,
     /// A fleet run's figures (`[fleet]`); absent for one willy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<crate::fleet::FleetSummary>,
@@ -126,6 +139,19 @@ impl Summary {
             end_reason: end_reason.to_string(),
             duration_ms,
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            allowed: Default::default(),
+            missing_steps: crate::judge::missing_steps(s, &f.cycles),
+            monit_messages: f
+                .messages
+                .iter()
+                .filter(|m| {
+                    !matches!(
+                        m.source,
+                        crate::judge::Source::Willy { .. } | crate::judge::Source::Pubby
+                    )
+                })
+                .cloned()
+                .collect(),
             fleet: None,
         }
     }
@@ -199,14 +225,22 @@ impl Summary {
                 c.name, c.expected, c.actual
             ));
         }
-        let verdict = self.verdict_word();
-        out.push_str(&format!(
-            "{verdict}: {} ({} checks, {})\n",
+        for m in &self.missing_steps {
+            out.push_str(&format!("  design: {}\n", m.words));
+        }
+        out.push_str(&self.verdict_line());
+        out
+    }
+
+    /// The one line `--quiet` prints: `PASS: ws-last-will (9 checks, ...)`.
+    pub fn verdict_line(&self) -> String {
+        format!(
+            "{}: {} ({} checks, {})\n",
+            self.verdict_word(),
             self.scenario,
             self.checks.len(),
             self.end_reason
-        ));
-        out
+        )
     }
 }
 

@@ -78,7 +78,7 @@ pub fn judge_records(
         Some(_) => Facts::default(),
         None => Facts::from_records(scenario, judged),
     };
-    let checks = match &fleet {
+    let checks: Vec<judge::Check> = match &fleet {
         Some(f) => judge::judge_findings(scenario, profile, f.findings(scenario, profile)),
         None => judge::evaluate(scenario, profile, &facts),
     }
@@ -86,6 +86,10 @@ pub fn judge_records(
     .filter(|c| keep(&c.name))
     .collect();
     let started_at = records.first().map_or_else(chrono::Utc::now, |r| r.t);
+    let allowed = match fleet {
+        Some(_) => Default::default(),
+        None => judge::allowed_windows(scenario, profile, &facts, &checks),
+    };
     let mut summary = Summary::new(
         scenario,
         &broker,
@@ -96,6 +100,7 @@ pub fn judge_records(
         duration_ms,
     );
     summary.timing_model = profile.timing_model.clone();
+    summary.allowed = allowed;
     summary.fleet = fleet.map(|f| f.figures(scenario, profile));
     if end.is_none() {
         summary.mark_incomplete(None, Some(reason));

@@ -426,6 +426,7 @@ fn judge_run(
     let records = journal.records();
     let facts = Facts::from_records(s, &records);
     let checks = judge::evaluate(s, &broker.profile, &facts);
+    let allowed = judge::allowed_windows(s, &broker.profile, &facts, &checks);
     let mut summary = Summary::new(
         s,
         &broker.name,
@@ -436,5 +437,28 @@ fn judge_run(
         journal.ms_since_start(std::time::Instant::now()),
     );
     summary.timing_model = broker.profile.timing_model.clone();
+    summary.allowed = allowed;
+    // What the judge found of the design, in the journal too (the log a person reads).
+    for m in &summary.missing_steps {
+        journal.record(
+            Actor::Runner,
+            Event::StepMissing {
+                cycle: m.cycle,
+                at_ms: m.ms,
+                words: m.words.clone(),
+            },
+        );
+    }
+    for m in &summary.monit_messages {
+        journal.record(
+            Actor::Runner,
+            Event::MessageAccounted {
+                received_ms: m.ms,
+                topic: m.topic.clone(),
+                payload: m.payload.clone(),
+                source: m.source.words(),
+            },
+        );
+    }
     summary
 }

@@ -97,6 +97,18 @@ pub fn run_scenario(name: &str, out: &Path, extra: &[&str]) -> (i32, Value) {
     )
 }
 
+/// A short MQTT 3.1.1 scenario over TCP with a will: `cycles` cycles of `ms` connected and `ms`
+/// idle, a blackhole in the last one as soon as monit has willy's `true`.
+pub fn short_cut_scenario(description: &str, keepalive_s: u64, cycles: u32, ms: u64) -> String {
+    format!(
+        "description = \"{description}\"\ntransport = \"tcp\"\nprotocol = \"3.1.1\"\n\
+         keepalive_s = {keepalive_s}\ncycles = {cycles}\nconnected_for_ms = {ms}\n\
+         idle_ms = {ms}\nreconnect_ms = 500\n\n[will]\ntopic = \"test/connected\"\n\
+         payload = \"false\"\n\n[[faults]]\nkind = \"blackhole\"\ncycle = {cycles}\n\
+         trigger = \"after-true\"\n\n[expect]\nwill = true\n"
+    )
+}
+
 /// A number from the summary, or None for null.
 pub fn num(v: &Value, key: &str) -> Option<f64> {
     v.get(key)

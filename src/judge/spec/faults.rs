@@ -100,7 +100,9 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
             .heal_after
             .is_some_and(|h| timing::healed_before_bound(h, s.keepalive)));
     if broker_hears {
+        // After willy's DISCONNECT the broker closes too: that is no drop.
         let first = match (f.broker_drop_ms, f.client_close_ms) {
+            _ if f.broker_closed_after_disconnect() => false,
             (Some(b), Some(c)) => b < c,
             (Some(_), None) => true,
             _ => false,
@@ -115,6 +117,9 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
                 (Some(b), c) if first => format!(
                     "the broker closed it at {b:.0} ms (willy's side: {})",
                     ms(c)
+                ),
+                (Some(b), _) if f.broker_closed_after_disconnect() => format!(
+                    "the broker closed it at {b:.0} ms, after willy's DISCONNECT reached it"
                 ),
                 (b, c) => format!("broker side closed {}, willy's side {}", ms(b), ms(c)),
             },

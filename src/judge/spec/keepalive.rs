@@ -10,7 +10,7 @@ use crate::scenario::Scenario;
 /// [MQTT-3.1.2-24]: a client silent for 1.5 x keepalive is disconnected, measured from the
 /// last bytes the broker received (`last`). Only when the cut silences willy for that long.
 pub(crate) fn keepalive_drop(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Finding {
-    let (lo, hi) = timing::keepalive_window(s.keepalive, p.keepalive_late_ms);
+    let (lo, hi) = drop_window(s, p);
     let delta = f.broker_drop_ms.map(|d| d - last);
     Finding {
         id: CheckId::KeepaliveDrop,
@@ -28,4 +28,9 @@ pub(crate) fn keepalive_drop(s: &Scenario, p: &Profile, f: &Facts, last: f64) ->
             n => format!(" (meanwhile it sent willy {n} PUBLISHes)"),
         },
     }
+}
+
+/// When the broker must close the silent willy, in ms after its last packet.
+pub(crate) fn drop_window(s: &Scenario, p: &Profile) -> (f64, f64) {
+    timing::keepalive_window(s.keepalive, p.keepalive_late_ms)
 }

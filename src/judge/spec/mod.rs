@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  (scenario, profile's allowances, facts) --spec_checks--> [Finding { id, holds, expected, actual }]
+//!     design.rs    clean-disconnect, unaccounted-message: the run was the experiment it claims
 //!     will.rs      will, will-timing, will-delay, will-on-disconnect, retained-will, ...
 //!     keepalive.rs keepalive-drop
 //!     delivery.rs  delivery-qos, queued-delivery, dup-on-resend, no-qos-upgrade, ...
@@ -13,6 +14,7 @@
 //! ```
 
 pub mod delivery;
+pub mod design;
 pub mod faults;
 pub mod keepalive;
 pub mod layers;
@@ -85,9 +87,12 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
         None => s,
     };
     let mut checks = Vec::new();
+    checks.extend(design::clean_disconnect(f));
+    checks.extend(design::fault_cycles(s, f));
+    checks.extend(design::unaccounted_message(f));
     match (s.disconnect, &s.will) {
         (Some(d), Some(_)) => checks.push(will::will_on_disconnect(d, f)),
-        (None, Some(w)) => checks.push(will::no_will_after_clean_disconnect(w, f)),
+        (None, Some(w)) => checks.extend(will::no_will_after_clean_disconnect(w, f)),
         _ => {}
     }
     if let (true, Some(w)) = (s.late_subscriber, &s.will) {

@@ -62,8 +62,29 @@ pub(crate) fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) ->
 
 /// [MQTT-3.1.2-10], [MQTT-3.14.4-3]: a DISCONNECT that reached the broker removes the will, so
 /// no clean cycle may end in one. Judged in every run with a will (3.1.1 and 5, TCP and WS)
-/// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`.
-pub(crate) fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Facts) -> Finding {
+/// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`. It
+/// names only the cycles it judged: those whose DISCONNECT reached the broker before the cut
+/// (a cycle without one is `clean-disconnect`'s); None when there was none.
+pub(crate) fn no_will_after_clean_disconnect(
+    w: &crate::scenario::Will,
+    f: &Facts,
+) -> Option<Finding> {
+    let before_cut = |ms: f64| f.cut_at_ms.map_or(true, |c| ms < c);
+    let judged: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.disconnect_reached_ms.is_some_and(before_cut))
+        .map(|c| c.cycle)
+        .collect();
+    let unjudged: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.disconnect_missing() && c.disconnect_reported_ms.is_some_and(before_cut))
+        .map(|c| c.cycle)
+        .collect();
+    if judged.is_empty() && f.wills_after_clean_disconnect.is_empty() {
+        return None;
+    }
     let wrong: Vec<String> = f
         .wills_after_clean_disconnect
         .iter()
@@ -79,18 +100,28 @@ pub(crate) fn no_will_after_clean_disconnect(w: &crate::scenario::Will, f: &Fact
             )
         })
         .collect();
-    finding(
+    let not_judged = match unjudged.is_empty() {
+        true => String::new(),
+        false => format!(
+            " ({} not judged: no DISCONNECT of its reached the broker, see clean-disconnect)",
+            super::design::cycles_words(&unjudged)
+        ),
+    };
+    Some(finding(
         CheckId::NoWillAfterDisconnect,
         Some("MQTT-3.1.2-10, MQTT-3.14.4-3"),
         wrong.is_empty(),
         "no will after a DISCONNECT that reached the broker: monit gets only what willy published"
             .into(),
         if wrong.is_empty() {
-            "every message on the will topic before the cut was one willy published".into()
+            format!(
+                "{}: no will after the DISCONNECT that reached the broker{not_judged}",
+                super::design::cycles_words(&judged)
+            )
         } else {
-            wrong.join("; ")
+            wrong.join("; ") + &not_judged
         },
-    )
+    ))
 }
 
 /// [MQTT-3.1.2-17]: a will with Will Retain 1 is published as a retained message, so a
@@ -174,10 +205,9 @@ pub(crate) fn will(s: &Scenario, f: &Facts) -> Finding {
 /// The will follows the broker's keepalive close [MQTT-3.1.2-8], after the will delay if there
 /// is one [MQTT-3.1.3-9]: measured from willy's last packet (`last`).
 pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Finding {
-    let (lo, hi) = timing::keepalive_window(s.keepalive, p.will_late_ms(s.transport));
+    let (lo, hi) = will_window(s, p);
     let delta = f.will_received_ms.map(|w| w - last);
     let delay = crate::judge::will_delay_ms(s);
-    let (lo, hi) = (lo + delay, hi + delay);
     Finding {
         id: CheckId::WillTiming,
         spec: Some(
@@ -218,6 +248,14 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
             None => format!("no will ({})", observed(f, last)),
         },
     }
+}
+
+/// When the will must reach monit, in ms after willy's last packet: the keepalive close, then
+/// the will delay.
+pub(crate) fn will_window(s: &Scenario, p: &Profile) -> (f64, f64) {
+    let (lo, hi) = timing::keepalive_window(s.keepalive, p.will_late_ms(s.transport));
+    let delay = crate::judge::will_delay_ms(s);
+    (lo + delay, hi + delay)
 }
 
 /// MQTT 5 (3.1.3.2.2, 3.1.2.11.2): a delayed will is published when the Will Delay Interval has

@@ -3,6 +3,7 @@
 //! ```text
 //!  NAME.events.jsonl + NAME.summary.json --render_run-----> NAME.svg   one run's timeline
 //!  [Summary] ----------------------------render_compare--> SUITE.svg / COMPARE.svg  runs side by side
+//!  Repeated (N runs of one scenario) ----render_repeat---> NAME.repeat.svg  each figure's spread
 //! ```
 //!
 //! The timeline has one lane per actor (willy, the proxy's wire tap, the broker, monit) on a
@@ -18,10 +19,12 @@
 mod compare;
 mod fleet;
 mod legend;
+mod repeat;
 mod timeline;
 mod writer;
 
 pub use compare::{render_compare, render_compare_rows, write_compare, CompareRow};
 pub use fleet::render_fleet;
+pub use repeat::render_repeat;
 pub use timeline::{render_run, write_run, BRACKETS, LANES};
 pub use writer::{secs, text_width, WIDTH};

@@ -233,7 +233,7 @@ pub fn render_run(records: &[Record], summary: &Summary) -> String {
     }
 
     draw_willy(&mut doc, records, &sc, t_end);
-    draw_wire(&mut doc, records, &sc);
+    draw_wire(&mut doc, records, summary, &sc);
     draw_broker(&mut doc, records, summary, &sc, t_end);
     draw_monit(&mut doc, records, summary, &sc);
     draw_axis(&mut doc, &sc, t_end);
@@ -332,12 +332,26 @@ pub(super) fn short_error(e: &str) -> String {
 }
 
 /// The wire tap: every MQTT packet as a tick, up for willy -> mqtt and down for mqtt -> willy.
-pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], sc: &Scale) {
+pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], summary: &Summary, sc: &Scale) {
     const L: usize = 1;
     let y = lane_mid(L);
     doc.open(LANES[L].0);
     doc.line(LEFT, y, WIDTH - RIGHT, y, "sep");
     let mut sh = lane_shelves();
+    // A step of the design that did not happen: a cross on the wire where it should have
+    // been, labelled before anything else so it always has room.
+    for m in &summary.missing_steps {
+        let x = sc.x(m.ms);
+        doc.cross(x, y - 9.0, 6.0);
+        lane_label(
+            doc,
+            &mut sh,
+            L,
+            x,
+            "bold",
+            &format!("cycle {}: {}", m.cycle, m.what),
+        );
+    }
     let mut labels: Vec<(f64, String)> = Vec::new();
     for r in records {
         match &r.event {
@@ -497,15 +511,29 @@ pub(super) fn draw_monit(doc: &mut Doc, records: &[Record], summary: &Summary, s
         let x = sc.x(r.ms);
         match (&r.actor, &r.event) {
             (Actor::Monit, Event::MessageReceived { payload, .. }) => {
-                let is_will = summary
-                    .will_received_ms
-                    .is_some_and(|w| (w - r.ms).abs() < 0.001);
-                if is_will {
+                let same = |ms: f64| (ms - r.ms).abs() < 0.001;
+                let source = summary
+                    .monit_messages
+                    .iter()
+                    .find(|m| same(m.ms))
+                    .map(|m| m.source);
+                let is_will = summary.will_received_ms.is_some_and(same)
+                    || matches!(source, Some(crate::judge::Source::Will { .. }));
+                if let Some(crate::judge::Source::Unaccounted) = source {
+                    doc.cross(x, y, 6.0);
+                    labels.insert(0, (r.ms, format!("unaccounted: {payload}"), true));
+                } else if is_will {
                     doc.poly(
                         &[(x, y - 8.0), (x + 8.0, y), (x, y + 8.0), (x - 8.0, y)],
                         "will",
                     );
-                    labels.insert(0, (r.ms, format!("will: {payload}"), true));
+                    let label = match source {
+                        Some(crate::judge::Source::Will { cycle }) => {
+                            format!("will (cycle {cycle}): {payload}")
+                        }
+                        _ => format!("will: {payload}"),
+                    };
+                    labels.insert(0, (r.ms, label, true));
                 } else {
                     let class = if payload == "true" { "msg" } else { "msgo" };
                     doc.circle(x, y, 4.5, class);
@@ -534,8 +562,13 @@ pub(super) fn draw_monit(doc: &mut Doc, records: &[Record], summary: &Summary, s
 
 /// Seconds along the bottom of the lanes.
 pub(super) fn draw_axis(doc: &mut Doc, sc: &Scale, t_end: f64) {
+    draw_axis_at(doc, sc, t_end, AXIS_Y);
+}
+
+/// Seconds along a line at `y`, from the scale's left to its right end.
+pub(super) fn draw_axis_at(doc: &mut Doc, sc: &Scale, t_end: f64, y: f64) {
     doc.open("axis");
-    doc.line(LEFT, AXIS_Y, WIDTH - RIGHT, AXIS_Y, "axis");
+    doc.line(sc.x0, y, sc.x1, y, "axis");
     let step = nice_step(t_end / 1000.0, 16.0);
     let mut k = 0u32;
     loop {
@@ -544,17 +577,17 @@ pub(super) fn draw_axis(doc: &mut Doc, sc: &Scale, t_end: f64) {
             break;
         }
         let x = sc.x(s * 1000.0);
-        doc.line(x, AXIS_Y, x, AXIS_Y + 5.0, "axis");
+        doc.line(x, y, x, y + 5.0, "axis");
         let label = if step < 1.0 {
             format!("{s:.1}")
         } else {
             format!("{s:.0}")
         };
         let w = text_width(&label, 11.0);
-        doc.text(x - w / 2.0, AXIS_Y + 17.0, "", &label);
+        doc.text(x - w / 2.0, y + 17.0, "", &label);
         k += 1;
     }
-    doc.text_end(LEFT - 16.0, AXIS_Y + 17.0, "sub", "seconds");
+    doc.text_end(sc.x0 - 16.0, y + 17.0, "sub", "seconds");
     doc.close();
 }
 
