@@ -22,7 +22,8 @@
 //! - [`mqtt`]: the protocol's vocabulary, depending on nothing: packet kinds and names, topic
 //!   filters, DISCONNECT forms and their bytes.
 //! - [`scenario`]: the validated `Scenario` and the built-in scenarios; `parse.rs` one parser
-//!   per table, `faults.rs` a `[[faults]]` entry's kind.
+//!   per table, `faults.rs` a `[[faults]]` entry's kind, `unparse.rs` a journal's scenario
+//!   written back as its file and put through the same parser.
 //! - [`runner`]: one run as named steps, from starting the broker to writing the files;
 //!   `stage.rs` sets up the broker and proxy, wires the actors and tears them down,
 //!   `extras.rs` starts the twin, pubby, a flaky monit's absence and the late subscriber at
@@ -41,12 +42,15 @@
 //!   helpers they share in `actor/mod.rs`.
 //! - [`driver`]: willy drivers: willy's client library in a program of its own behind a JSON
 //!   line protocol (`protocol.rs`), found and started by `process.rs`, its cycles run by
-//!   `cycles.rs`; mqtt.js and paho ship in `drivers/`.
+//!   `cycles.rs`, what it prints read in bounded memory by `output.rs`; mqtt.js and paho
+//!   ship in `drivers/`.
 //! - [`kernelcut`]: cuts in the kernel: a driver willy in a network namespace of its own on a
-//!   veth pair, nftables rules and the link going down; leftovers of dead runs swept.
+//!   veth pair, nftables rules and the link going down; leftovers of gone runs swept (by
+//!   the owner's pid and start time; `unplug sweep`).
 //! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), a wire
-//!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer and reader
-//!   (`journal.rs`); the terminal echo is the runner's, handed in.
+//!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer (`journal.rs`),
+//!   a saved journal read back capped and checked (`read.rs`); the terminal echo is the
+//!   runner's, handed in.
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; pubby's
 //!   deliveries and a flaky monit in `facts/`; `live` keeps them as a run goes, from only the
 //!   records the control loop has not seen), `timing` (the one home of the spec's arithmetic:

@@ -78,15 +78,7 @@ fn a_driver_flooding_stdout_and_stderr_is_cut_skipped_and_counted() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let until = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("unplug still running 30 s after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_or_kill(&mut child, Duration::from_secs(30), "unplug after SIGINT");
     // Both long lines: cut, skipped, counted; nothing of them kept.
     for n in ["20000000", "100000000"] {
         assert!(

@@ -12,13 +12,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::Value;
 
-use common::{out_dir, BIN};
+use common::{out_dir, unplug_within};
 
 /// Two real journals: an `unplug proxy` one (judged by the CONNECT its tap saw) and a
 /// scenario run's (judged by the scenario it records).
@@ -147,34 +147,38 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
+/// The `pick`th number (or string) of line `i`, if it is JSON, becomes `value`.
+fn replace_leaf(lines: &mut [Vec<u8>], i: usize, pick: usize, number: bool, value: Value) {
+    let Some(mut v) = lines
+        .get(i)
+        .and_then(|l| serde_json::from_slice::<Value>(l).ok())
+    else {
+        return;
+    };
+    let (mut numbers, mut strings) = (Vec::new(), Vec::new());
+    leaves(&v, String::new(), &mut numbers, &mut strings);
+    let at = if number { numbers } else { strings };
+    if let Some(p) = at.get(pick % at.len().max(1)) {
+        *v.pointer_mut(p).unwrap() = value;
+        lines[i] = serde_json::to_vec(&v).unwrap();
+    }
+}
+
 /// `lines` with `m` applied (lines as bytes: garbage need not be UTF-8).
 fn apply(lines: &mut Vec<Vec<u8>>, m: &Mutation) {
     let n = lines.len().max(1);
-    let pick_in = |lines: &Vec<Vec<u8>>, line: usize| -> Option<(usize, Value)> {
-        let i = line % n;
-        let v = serde_json::from_slice(lines.get(i)?).ok()?;
-        Some((i, v))
-    };
     match m.clone() {
         Mutation::Number { line, pick, value } => {
-            if let Some((i, mut v)) = pick_in(lines, line) {
-                let (mut numbers, mut strings) = (Vec::new(), Vec::new());
-                leaves(&v, String::new(), &mut numbers, &mut strings);
-                if let Some(p) = numbers.get(pick % numbers.len().max(1)) {
-                    *v.pointer_mut(p).unwrap() = extreme(value);
-                    lines[i] = serde_json::to_vec(&v).unwrap();
-                }
-            }
+            replace_leaf(lines, line % n, pick, true, extreme(value));
         }
         Mutation::String { line, pick, len } => {
-            if let Some((i, mut v)) = pick_in(lines, line) {
-                let (mut numbers, mut strings) = (Vec::new(), Vec::new());
-                leaves(&v, String::new(), &mut numbers, &mut strings);
-                if let Some(p) = strings.get(pick % strings.len().max(1)) {
-                    *v.pointer_mut(p).unwrap() = Value::from("\u{e9}".repeat(len / 2));
-                    lines[i] = serde_json::to_vec(&v).unwrap();
-                }
-            }
+            replace_leaf(
+                lines,
+                line % n,
+                pick,
+                false,
+                Value::from("\u{e9}".repeat(len / 2)),
+            );
         }
         Mutation::Truncate { line, at } => {
             if let Some(l) = lines.get_mut(line % n) {
@@ -245,8 +249,9 @@ fn prop_assert_or_fail(ok: bool, e: &str) -> Result<(), String> {
 }
 
 proptest! {
-    // 200 cases of up to 4 changes each: about 3 s in a debug build.
-    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+    // 256 cases (PROPTEST_CASES sets another count) of up to 4 changes each: about 4 s in a
+    // debug build.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn a_mutated_journal_gets_a_verdict_or_a_refusal_naming_it(
@@ -265,24 +270,7 @@ proptest! {
 /// `unplug judge PATH`, killed if it is not done within 20 s (the old reader waited on a
 /// FIFO forever and read /dev/zero until memory ran out).
 fn judge_within(path: &Path) -> Output {
-    let child = Command::new(BIN)
-        .args(["judge", path.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(o) => o.unwrap(),
-        Err(_) => {
-            // SAFETY: our own child, not yet reaped (its waiter has not returned).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("unplug judge {} still running after 20 s", path.display());
-        }
-    }
+    unplug_within(&["judge", path.to_str().unwrap()], Duration::from_secs(20))
 }
 
 /// Seed `i` with line `line` (1-based) replaced by `edit` of its JSON.
@@ -347,11 +335,7 @@ fn the_binary_refuses_hostile_journals_with_exit_2_naming_file_and_line() {
     std::fs::write(&p, "x".repeat(2 << 20)).unwrap();
     assert_refused(&p, &[&format!("{}:1: a line longer than", p.display())]);
     let fifo = dir.join("fifo.events.jsonl");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    common::mkfifo(&fifo);
     assert_refused(&fifo, &["a FIFO"]);
     assert_refused(Path::new("/dev/zero"), &["/dev/zero", "a character device"]);
     assert_refused(&dir, &["a directory"]);

@@ -5,31 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use common::*;
-
-/// Run `unplug ARGS`, killing it (and failing) if it takes longer than `within`.
-fn unplug_within(args: &[&str], within: Duration) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("unplug {args:?} still running after {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -114,11 +93,7 @@ fn a_nul_in_a_topic_is_exit_2_naming_the_spec_clause() {
 fn a_fifo_a_device_or_a_directory_as_the_scenario_is_exit_2_at_once() {
     let dir = out_dir("not-regular");
     let fifo = dir.join("s.toml");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    common::mkfifo(&fifo);
     let dir_arg = format!("{}/", dir.display());
     for (path, kind) in [
         (fifo.to_str().unwrap(), "a FIFO"),

@@ -45,15 +45,11 @@ fn run_after(
     between(pid.trim().parse().expect("the shell printed its pid"));
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     // Bounded: the old code blocks forever opening the FIFO, so the wait must end on its own.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("unplug did not finish within 60 s (blocked on the attacker's file?)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_or_kill(
+        &mut child,
+        Duration::from_secs(60),
+        "unplug (blocked on the attacker's file?)",
+    );
     let mut rest = Vec::new();
     std::io::Read::read_to_end(&mut out, &mut rest).unwrap();
     let mut output = child.wait_with_output().unwrap();

@@ -28,9 +28,10 @@ pub struct ReadLimits {
     pub total_bytes: u64,
     /// The most records.
     pub records: u64,
-    /// The most PUBLISHes the records stand for (a `publish_run` is its count of them): the
-    /// checks place each one in time, so judging costs memory and time per PUBLISH.
-    pub publishes: u64,
+    /// The most memory the PUBLISHes the records stand for take in the checks, which place
+    /// each one in time with its topic (a `publish_run` is its count of them): each costs its
+    /// topic's bytes and [`PUBLISH_COST`].
+    pub publish_bytes: u64,
 }
 
 impl ReadLimits {
@@ -40,17 +41,17 @@ impl ReadLimits {
         line_bytes: 1024 * 1024,
         total_bytes: 64 * 1024 * 1024 * 1024,
         records: 1_000_000_000,
-        publishes: u64::MAX,
+        publish_bytes: u64::MAX,
     };
     /// For a journal kept whole in memory ([`read_jsonl`]): a record takes about twice its
     /// line in memory, so 512 MiB of file is about 1 GB of records; 4,000,000 records is more
-    /// than any run's (a 100 MB journal holds about 700,000). 20,000,000 PUBLISHes take about
-    /// 1 GB in the checks (a topic and a time each).
+    /// than any run's (a 100 MB journal holds about 700,000). 1 GiB of PUBLISHes in the
+    /// checks is 10,000,000 of them with a 60-byte topic.
     pub const IN_MEMORY: ReadLimits = ReadLimits {
         line_bytes: 1024 * 1024,
         total_bytes: 512 * 1024 * 1024,
         records: 4_000_000,
-        publishes: 20_000_000,
+        publish_bytes: 1024 * 1024 * 1024,
     };
 }
 
@@ -132,11 +133,12 @@ pub fn for_each_record_within(
                 let rec: Record = serde_json::from_slice(bytes)
                     .with_context(|| format!("{shown}:{line_no}: not an event record"))?;
                 check(&rec).map_err(|why| anyhow::anyhow!("{shown}:{line_no}: {why}"))?;
-                publishes = publishes.saturating_add(publishes_in(&rec));
-                if publishes > limits.publishes {
+                publishes = publishes.saturating_add(publish_bytes(&rec));
+                if publishes > limits.publish_bytes {
                     bail!(
-                        "{shown}:{line_no}: the records stand for more than {} PUBLISHes: too many to judge",
-                        limits.publishes
+                        "{shown}:{line_no}: the records stand for more PUBLISHes than the checks \
+                         can hold in {} bytes (each its topic and {PUBLISH_COST} bytes)",
+                        limits.publish_bytes
                     );
                 }
                 f(line_no, rec).with_context(|| format!("{shown}:{line_no}"))?;
@@ -256,16 +258,20 @@ fn check(r: &Record) -> Result<(), String> {
     }
 }
 
-/// How many PUBLISHes `r` stands for.
-fn publishes_in(r: &Record) -> u64 {
-    match &r.event {
-        Event::PublishRun { count, .. } => *count,
+/// What one PUBLISH takes in the checks besides its topic: its time, sizes and the String.
+pub const PUBLISH_COST: u64 = 48;
+
+/// What the PUBLISHes `r` stands for take in the checks (see [`ReadLimits::publish_bytes`]).
+fn publish_bytes(r: &Record) -> u64 {
+    let (count, topic) = match &r.event {
+        Event::PublishRun { count, topic, .. } => (*count, topic),
         Event::Packet {
-            fields: crate::tap::Fields::Publish { .. },
+            fields: crate::tap::Fields::Publish { topic, .. },
             ..
-        } => 1,
-        _ => 0,
-    }
+        } => (1, topic),
+        _ => return 0,
+    };
+    count.saturating_mul(topic.len() as u64 + PUBLISH_COST)
 }
 
 /// What [`Lines`] has completed.
@@ -518,6 +524,42 @@ mod tests {
         };
         let e = format!("{:#}", read_all(&path, small).unwrap_err());
         assert!(e.contains("more than the 100 a journal may hold"), "{e}");
+    }
+
+    #[test]
+    fn publish_runs_that_would_take_more_than_the_budget_in_the_checks_are_refused() {
+        let d = scratch("runs");
+        let path = d.path().join("x.events.jsonl");
+        // 3,000 PUBLISHes of a 500,000-byte topic: 1.5 GB if the checks placed each.
+        let run = |topic_len: usize| Record {
+            ms: 1.0,
+            t: chrono::Utc::now(),
+            actor: super::super::Actor::Wire,
+            event: Event::PublishRun {
+                conn: 1,
+                from: super::super::Side::Client,
+                dropped: false,
+                topic: "t".repeat(topic_len),
+                qos: 0,
+                retain: false,
+                payload_len: 0,
+                count: 3000,
+                bytes: 3000 * (4 + topic_len as u64),
+                first_ms: 1.0,
+                last_ms: 2.0,
+            },
+        };
+        let line = serde_json::to_string(&run(500_000)).unwrap();
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let e = format!("{:#}", crate::event::read_jsonl(&path).unwrap_err());
+        assert!(
+            e.contains(":1: the records stand for more PUBLISHes"),
+            "{e}"
+        );
+        // The same run with a 20-byte topic is judged.
+        let line = serde_json::to_string(&run(20)).unwrap();
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        assert_eq!(crate::event::read_jsonl(&path).unwrap().len(), 1);
     }
 
     #[test]

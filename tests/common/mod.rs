@@ -32,6 +32,50 @@ pub fn unplug(args: &[&str]) -> Output {
         .expect("the unplug binary runs")
 }
 
+/// Run `unplug ARGS` to completion within `within`, its output read as it comes (a full pipe
+/// never stalls it); killed, and the test failed, if it takes longer.
+pub fn unplug_within(args: &[&str], within: Duration) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the unplug binary runs");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(within) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            // Our own child, not yet reaped: its waiter has not returned.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("unplug {args:?} still running after {within:?}");
+        }
+    }
+}
+
+/// Make a FIFO at `path` (a file that blocks whoever opens it for reading until a writer comes).
+pub fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+}
+
+/// Wait for `child` to exit within `within`; else kill it and fail the test, saying `what`.
+pub fn wait_or_kill(child: &mut std::process::Child, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Run one scenario quietly into `out` and return (exit code, summary JSON).
 pub fn run_scenario(name: &str, out: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["scenario", name, "--quiet", "--out", out.to_str().unwrap()];
