@@ -49,8 +49,11 @@
 //!   the owner's pid and start time; `unplug sweep`).
 //! - [`event`]: the journal: typed records (`mod.rs`), their log lines (`format.rs`), a wire
 //!   packet's typed parts as the JSONL spells them (`packet.rs`), the writer (`journal.rs`),
-//!   a saved journal read back capped and checked (`read.rs`); the terminal echo is the
-//!   runner's, handed in.
+//!   a saved journal read back capped and checked (`read.rs`), a journal kept within a
+//!   budget by thinning PUBLISH floods and read back thinned (`thin.rs`), and the flood
+//!   summaries `unplug proxy` prints (`live.rs`); a run's journal keeps its records for the
+//!   checks, `unplug proxy`'s streams them to disk only; the terminal echo is the caller's,
+//!   handed in.
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; pubby's
 //!   deliveries and a flaky monit in `facts/`; `live` keeps them as a run goes, from only the
 //!   records the control loop has not seen), `timing` (the one home of the spec's arithmetic:
