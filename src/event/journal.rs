@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -78,8 +79,9 @@ struct Sink {
     /// False for a journal that streams (`unplug proxy`): records go to the files and the
     /// followers only, so memory stays flat however long it runs.
     keep: bool,
-    /// Who wants which records as they come (`unplug proxy`'s monit: each CONNECT).
-    followers: Vec<(Filter, tokio::sync::mpsc::UnboundedSender<Record>)>,
+    /// Who wants which records as they come (`unplug proxy`'s monit: each CONNECT; its page:
+    /// what it shows, through a bounded channel).
+    followers: Vec<(Filter, Follower)>,
     /// The files' size budget, and the bytes written to them since they were last thinned.
     budget: Option<Budget>,
     written: u64,
@@ -92,6 +94,35 @@ struct Sink {
     naming: super::Naming,
     /// The latest time written (the thinning's note goes there).
     last_ms: f64,
+}
+
+/// Where a follower's records go.
+enum Follower {
+    /// Every record, however far behind the follower is (monit: it acts on each CONNECT).
+    All(tokio::sync::mpsc::UnboundedSender<Record>),
+    /// Up to the channel's capacity; past it a record is counted as missed, not kept.
+    Bounded(tokio::sync::mpsc::Sender<Record>, Arc<AtomicU64>),
+}
+
+impl Follower {
+    /// Hand `rec` over; false when the follower is gone.
+    fn send(&self, rec: &Record) -> bool {
+        use tokio::sync::mpsc::error::TrySendError;
+        match self {
+            Follower::All(tx) => tx.send(rec.clone()).is_ok(),
+            Follower::Bounded(tx, missed) => match tx.try_reserve() {
+                Ok(slot) => {
+                    slot.send(rec.clone());
+                    true
+                }
+                Err(TrySendError::Full(())) => {
+                    missed.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Closed(())) => false,
+            },
+        }
+    }
 }
 
 /// A reader's place in the journal, for [`Journal::read_fresh`]: the runner's control loop
@@ -181,8 +212,24 @@ impl Journal {
     pub fn follow(&self, filter: Filter) -> tokio::sync::mpsc::UnboundedReceiver<Record> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        sink.followers.push((filter, tx));
+        sink.followers.push((filter, Follower::All(tx)));
         rx
+    }
+
+    /// Every record `filter` takes from now on, up to `cap` waiting: a follower that falls
+    /// further behind misses records rather than grow the journal's memory or slow whoever
+    /// records (the data path); the counter says how many it missed.
+    pub fn follow_bounded(
+        &self,
+        filter: Filter,
+        cap: usize,
+    ) -> (tokio::sync::mpsc::Receiver<Record>, Arc<AtomicU64>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(cap.max(1));
+        let missed = Arc::new(AtomicU64::new(0));
+        let mut sink = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        sink.followers
+            .push((filter, Follower::Bounded(tx, missed.clone())));
+        (rx, missed)
     }
 
     fn with_sink(sink: Sink) -> Journal {
@@ -348,7 +395,7 @@ impl Sink {
             return;
         }
         self.followers
-            .retain(|(wants, tx)| !wants(rec) || tx.send(rec.clone()).is_ok());
+            .retain(|(wants, to)| !wants(rec) || to.send(rec));
     }
 
     /// Format `rec` into the buffers of whoever wants it; nothing is formatted for a journal

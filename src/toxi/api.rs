@@ -41,6 +41,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Server {
     proxies: Mutex<BTreeMap<String, Entry>>,
     config: Config,
+    /// What the live page (`/ui`, page.rs) shows, folded from the journals.
+    page: Arc<super::page::Hub>,
 }
 
 /// How a server runs its proxies: where their journals go, what they print, and what an API
@@ -77,6 +79,9 @@ pub struct Limits {
     pub api_connections: usize,
     /// A request body, at most (bytes).
     pub body_bytes: usize,
+    /// Live pages (`/ui/events` streams) open at once; one more is answered 429. Each holds
+    /// one of the API's connections and at most the page's ring of messages.
+    pub page_clients: usize,
 }
 
 impl Default for Limits {
@@ -87,6 +92,7 @@ impl Default for Limits {
             connections_per_proxy: 4_096,
             api_connections: 64,
             body_bytes: 64 * 1024,
+            page_clients: 8,
         }
     }
 }
@@ -127,6 +133,8 @@ struct Entry {
     monit: JoinHandle<()>,
     /// Its journal's JSONL file (NAME.events.jsonl, or NAME-2... when that name was taken).
     journal: PathBuf,
+    /// The page's fold and judging of this journal.
+    page: Vec<JoinHandle<()>>,
 }
 
 /// A toxic and the faults it put into effect.
@@ -253,6 +261,9 @@ impl Entry {
             },
         );
         self.monit.abort();
+        for t in &self.page {
+            t.abort();
+        }
         while !self.toxics.is_empty() {
             self.remove(0);
         }
@@ -383,9 +394,11 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 impl Server {
     /// A server with no proxies, run as `config` says.
     pub fn new(config: Config) -> Arc<Server> {
+        let page = Arc::new(super::page::Hub::new(config.limits.page_clients));
         Arc::new(Server {
             proxies: Mutex::new(BTreeMap::new()),
             config,
+            page,
         })
     }
 
@@ -403,7 +416,13 @@ impl Server {
                 "{cap} proxies run already, the most one unplug proxy takes: delete one first"
             )));
         }
-        let entry = self.start(&spec).await?;
+        let mut entry = self.start(&spec).await?;
+        entry.page = self.page.watch(
+            &spec.name,
+            entry.json(&spec.name),
+            entry.proxy.journal(),
+            entry.journal.clone(),
+        );
         let mut v = entry.json(&spec.name);
         v["journal"] = Value::from(entry.journal.display().to_string());
         proxies.insert(spec.name, entry);
@@ -413,6 +432,15 @@ impl Server {
     /// The configuration it runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What the live page shows.
+    pub fn page(&self) -> &super::page::Hub {
+        &self.page
+    }
+
+    pub(super) fn page_arc(&self) -> Arc<super::page::Hub> {
+        self.page.clone()
     }
 
     async fn start(&self, spec: &ProxySpec) -> Result<Entry, ApiError> {
@@ -463,6 +491,7 @@ impl Server {
             toxics: Vec::new(),
             down: Vec::new(),
             next: 0,
+            page: Vec::new(),
         };
         entry.set_enabled(spec.enabled);
         Ok(entry)
@@ -537,7 +566,9 @@ impl Server {
         let e = proxies
             .get_mut(name)
             .ok_or_else(ApiError::proxy_not_found)?;
-        f(e)
+        let out = f(e);
+        self.page.proxy_changed(name, e.json(name));
+        out
     }
 
     pub async fn show(&self, name: &str) -> Result<Value, ApiError> {
@@ -590,6 +621,7 @@ impl Server {
             .await
             .remove(name)
             .ok_or_else(ApiError::proxy_not_found)?;
+        self.page.forget(name);
         self.finish(name, entry).await;
         Ok(())
     }
@@ -636,11 +668,12 @@ impl Server {
     /// `POST /reset`: every proxy enabled, every toxic removed.
     pub async fn reset(&self) {
         let mut proxies = self.proxies.lock().await;
-        for e in proxies.values_mut() {
+        for (name, e) in proxies.iter_mut() {
             e.set_enabled(true);
             while !e.toxics.is_empty() {
                 e.remove(0);
             }
+            self.page.proxy_changed(name, e.json(name));
         }
     }
 
@@ -807,8 +840,13 @@ fn no_content() -> Answer {
 
 type S = State<Arc<Server>>;
 
-/// toxiproxy's routes over `server`.
+/// toxiproxy's routes over `server`, guarded against browsers, and the live page's beside
+/// them (page.rs: guarded its own way).
 pub fn router(server: Arc<Server>) -> Router {
+    toxiproxy_routes(server.clone()).merge(super::page::routes(server))
+}
+
+fn toxiproxy_routes(server: Arc<Server>) -> Router {
     Router::new()
         .route(
             "/version",

@@ -239,6 +239,7 @@ fn serve_with(
                 .with_context(|| format!("the API cannot listen on {addr}"))?;
             let bound = listener.local_addr()?;
             println!("api: toxiproxy's HTTP API on http://{bound}");
+            println!("page: http://{bound}/ui (open it in a browser)");
             let app = api::router(server.clone());
             let stop = interrupts.clone();
             let max = server.config().limits.api_connections;
@@ -452,14 +453,10 @@ fn control(c: Control) -> anyhow::Result<ExitCode> {
     match c {
         Control::Cut { stream, at } => {
             let p = which_proxy(&at)?;
-            let streams: &[&str] = match stream.as_str() {
-                "upstream" => &["upstream"],
-                "downstream" => &["downstream"],
-                _ => &["upstream", "downstream"],
-            };
+            let streams =
+                super::model::cut_streams(&stream).map_err(|e| anyhow::anyhow!(e.error))?;
             for s in streams {
-                let body = json!({"name": format!("cut_{s}"), "type": "timeout", "stream": s,
-                    "toxicity": 1.0, "attributes": {"timeout": 0}});
+                let body = super::model::cut_toxic(s);
                 expect_ok(
                     &at.api,
                     "POST",

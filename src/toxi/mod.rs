@@ -14,10 +14,13 @@
 //! - `api.rs`: the proxies of one `unplug proxy` process and the HTTP routes over them.
 //! - `control.rs`: the command line, serving and controlling.
 //! - `judge.rs`: the scenario a proxy's journal amounts to (`unplug judge PROXY.events.jsonl`).
+//! - `page.rs`: the live page on the API port (`/ui`): the journals folded, streamed to the
+//!   browser as server-sent events; its actions guarded by a per-process token.
 //! - `watch.rs`: monit for a device: subscribes at the broker to each will the tap saw.
 
 pub mod api;
 pub mod control;
 pub mod judge;
 pub mod model;
+pub mod page;
 pub mod watch;

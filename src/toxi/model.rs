@@ -131,6 +131,26 @@ pub fn type_names() -> String {
 /// (decided per connection) means nothing for them.
 pub const ON_THE_LISTENER: &[&str] = &["hang", "refuse"];
 
+/// The streams a cut of `which` (`both`, `upstream` or `downstream`) takes: what
+/// `unplug proxy cut --stream` and the page's cut button mean.
+pub fn cut_streams(which: &str) -> Result<&'static [&'static str], ApiError> {
+    match which {
+        "both" => Ok(&["upstream", "downstream"]),
+        "upstream" => Ok(&["upstream"]),
+        "downstream" => Ok(&["downstream"]),
+        _ => Err(ApiError::bad_body(format!(
+            "stream {which:?}: expected both, upstream or downstream"
+        ))),
+    }
+}
+
+/// The toxic a cut puts on `stream`: toxiproxy's `timeout` at 0 (nothing passes, the sockets
+/// stay open), named `cut_STREAM`.
+pub fn cut_toxic(stream: &str) -> Value {
+    serde_json::json!({"name": format!("cut_{stream}"), "type": "timeout", "stream": stream,
+        "toxicity": 1.0, "attributes": {"timeout": 0}})
+}
+
 /// The direction a toxic acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

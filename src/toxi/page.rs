@@ -1,0 +1,958 @@
+//! The live page `unplug proxy` serves on its API port (`/ui`): the devices behind each proxy,
+//! how long since each one's last packet against its 1.5 x keepalive bound, buttons that cut and
+//! heal, the will when it arrives, the timeline and the verdict, as records come.
+//!
+//! ```text
+//!  each proxy's Journal --follow_bounded (a record past the cap is missed, counted)-->
+//!      fold: ProxyView (connections, wills, faults) --seq'd message, serialised once-->
+//!      broadcast ring (RING messages) --each page's receiver--> /ui/events (server-sent events)
+//!  control records (CONNECT, cut, close, will, heal) --> judge task, at most once a second:
+//!      the journal file read back thinned --> judge --> verdict lines + render_run SVG
+//!  page buttons --POST /ui/api/... + X-Unplug-Token--> the same Server methods as the API
+//! ```
+//!
+//! The page is a reader of the journal, never a second source of truth: what it shows is folded
+//! from the records, and the verdict and timeline are the CLI's own (`judge`, `render_run`).
+//! Nothing here is on the data path: the journal hands records to a bounded channel with
+//! `try_send`, so a slow page costs a missed record, never a wait; a browser that reads slowly
+//! lags on the broadcast ring and is sent a fresh snapshot.
+//!
+//! Cross-site requests: the toxiproxy API keeps its browser guard; the page's paths are exempt
+//! and protected otherwise. Its actions need the per-process token embedded in the page (a
+//! custom header, which a cross-site form cannot send and a cross-site script cannot without a
+//! CORS preflight nobody answers), a same-origin `Origin` when one is sent, and every `/ui`
+//! request a `Host` that is an address or `localhost` (no DNS rebinding to read the token).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::api::Server;
+use super::judge::connect_of;
+use super::model::ApiError;
+use crate::event::{Actor, Event, Journal, Record, Side};
+use crate::mqtt::PacketKind;
+use crate::tap::Fields;
+
+/// Messages kept for the open pages: a page further behind gets a fresh snapshot instead.
+const RING: usize = 512;
+/// Records waiting between a journal and its fold, at most: more are missed (and counted).
+const FOLLOW_CAP: usize = 4096;
+/// Closed connections a proxy's view keeps (the open ones are all there).
+const CLOSED_KEPT: usize = 16;
+/// Messages on a will topic a proxy's view keeps.
+const WILLS_KEPT: usize = 16;
+/// A connection's packets are told to the pages at most this often (a PUBLISH flood is not a
+/// message per batch); its control packets at once.
+const PACKET_EVERY_MS: f64 = 500.0;
+/// Judging (the journal read back, the picture drawn) at most this often per proxy.
+const JUDGE_EVERY: Duration = Duration::from_secs(1);
+/// A record the recorder stamped may reach the file this much later.
+const JUDGE_SETTLE: Duration = Duration::from_millis(300);
+
+const INDEX_HTML: &str = include_str!("../report/page/index.html");
+const PAGE_JS: &str = include_str!("../report/page/page.js");
+const PAGE_CSS: &str = include_str!("../report/page/page.css");
+
+/// What every open page shares: the views, the ring, the token, the cap on pages.
+pub struct Hub {
+    tx: broadcast::Sender<Arc<str>>,
+    state: Mutex<PageState>,
+    /// One permit per open page (`Limits::page_clients`).
+    pages: Arc<Semaphore>,
+    page_cap: usize,
+    /// Required on the page's actions; embedded in the page, never printed.
+    token: String,
+}
+
+#[derive(Default)]
+struct PageState {
+    /// The last message's number: a page ignores what its snapshot already holds.
+    seq: u64,
+    proxies: BTreeMap<String, ProxyView>,
+    /// Each proxy's latest picture (render_run's SVG).
+    svgs: BTreeMap<String, Arc<String>>,
+}
+
+/// A proxy as the page shows it, folded from its journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyView {
+    pub name: String,
+    /// The API's JSON of it: listen, upstream, enabled, toxics.
+    pub api: Value,
+    pub conns: BTreeMap<u64, ConnView>,
+    pub wills: Vec<WillView>,
+    /// The faults in effect: number -> label.
+    pub faults: BTreeMap<u32, String>,
+    /// The first fault's time (ms), while one is in effect or since.
+    pub cut_ms: Option<f64>,
+    pub verdict: Option<VerdictView>,
+    /// The picture's version: the page fetches it again when it changes.
+    pub timeline: u64,
+    /// Records the fold missed because it fell behind (none, normally).
+    pub missed: u64,
+    #[serde(skip)]
+    start: Instant,
+    #[serde(skip)]
+    last_told: BTreeMap<u64, f64>,
+}
+
+/// One device connection.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ConnView {
+    pub conn: u64,
+    pub client_id: Option<String>,
+    /// tcp or ws.
+    pub transport: String,
+    pub protocol: Option<String>,
+    pub keepalive_s: Option<u64>,
+    pub will_topic: Option<String>,
+    pub opened_ms: f64,
+    /// The device's last packet (ms), and its kind.
+    pub last_packet_ms: Option<f64>,
+    pub last_packet: Option<String>,
+    pub closed_ms: Option<f64>,
+    /// Who closed first: `device`, `broker` or the fault's words.
+    pub closed_by: Option<String>,
+}
+
+/// A message on a will topic (monit's, straight from the broker).
+#[derive(Debug, Clone, Serialize)]
+pub struct WillView {
+    pub ms: f64,
+    pub topic: String,
+    pub payload: String,
+    pub retain: bool,
+    /// ms after the first cut, when there was one.
+    pub after_cut_ms: Option<f64>,
+}
+
+/// The checks' verdict, in the CLI's words.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictView {
+    /// PASS, FAIL, ...
+    pub word: String,
+    /// `verdict_lines()`: the lines `unplug proxy` prints at its stop.
+    pub lines: String,
+    /// True once there is nothing more to wait for: the will came, the broker closed the
+    /// connection, or 2 x keepalive passed since the cut.
+    pub decided: bool,
+}
+
+impl Hub {
+    pub fn new(page_clients: usize) -> Hub {
+        let (tx, _) = broadcast::channel(RING);
+        Hub {
+            tx,
+            state: Mutex::new(PageState::default()),
+            pages: Arc::new(Semaphore::new(page_clients)),
+            page_cap: page_clients,
+            token: token(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PageState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number `msg`, hand it to every open page; under the state's lock, so the numbers follow
+    /// the state's changes.
+    fn tell(&self, st: &mut PageState, mut msg: Value) {
+        st.seq += 1;
+        msg["seq"] = Value::from(st.seq);
+        // No page open: nothing is serialised.
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Arc::from(msg.to_string()));
+        }
+    }
+
+    /// Everything the pages show, as one message (the first on each page's stream).
+    fn snapshot(&self, st: &PageState) -> String {
+        let now: BTreeMap<&String, f64> = st
+            .proxies
+            .iter()
+            .map(|(n, v)| (n, ms_since(v.start)))
+            .collect();
+        json!({"type": "snapshot", "seq": st.seq, "proxies": st.proxies, "now": now}).to_string()
+    }
+
+    /// A proxy's settings changed (created, toxics, enabled): `api` is its API JSON.
+    pub fn proxy_changed(&self, name: &str, api: Value) {
+        let mut st = self.lock();
+        let Some(v) = st.proxies.get_mut(name) else {
+            return;
+        };
+        if v.api == api {
+            // A read (GET) through the same path: nothing to tell.
+            return;
+        }
+        v.api = api.clone();
+        self.tell(&mut st, json!({"type": "proxy", "proxy": name, "api": api}));
+    }
+
+    /// Show proxy `name` and follow its journal (at `jsonl`): the tasks that do it, for the
+    /// proxy to abort when it stops.
+    pub fn watch(
+        self: &Arc<Self>,
+        name: &str,
+        api: Value,
+        journal: &Journal,
+        jsonl: std::path::PathBuf,
+    ) -> Vec<JoinHandle<()>> {
+        let view = ProxyView {
+            name: name.to_string(),
+            api,
+            conns: BTreeMap::new(),
+            wills: Vec::new(),
+            faults: BTreeMap::new(),
+            cut_ms: None,
+            verdict: None,
+            timeline: 0,
+            missed: 0,
+            start: journal.start(),
+            last_told: BTreeMap::new(),
+        };
+        {
+            let mut st = self.lock();
+            let msg = json!({"type": "added", "proxy": view, "now": 0.0});
+            st.proxies.insert(name.to_string(), view);
+            self.tell(&mut st, msg);
+        }
+        let (mut records, missed) = journal.follow_bounded(shown, FOLLOW_CAP);
+        let judge_now = Arc::new(Notify::new());
+        let hub = self.clone();
+        let p = name.to_string();
+        let wake = judge_now.clone();
+        let fold = tokio::spawn(async move {
+            while let Some(rec) = records.recv().await {
+                let missed = missed.load(Ordering::Relaxed);
+                if let Some(deadline) = hub.fold(&p, &rec, missed) {
+                    wake.notify_one();
+                    if let Some(after) = deadline {
+                        let wake = wake.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            wake.notify_one();
+                        });
+                    }
+                }
+            }
+        });
+        let hub = self.clone();
+        let p = name.to_string();
+        let journal = journal.clone();
+        let judging = tokio::spawn(async move {
+            loop {
+                judge_now.notified().await;
+                tokio::time::sleep(JUDGE_SETTLE).await;
+                let _ = journal.flush();
+                let path = jsonl.clone();
+                let name = p.clone();
+                let judged =
+                    tokio::task::spawn_blocking(move || judge_and_draw(&name, &path)).await;
+                if let Ok(Ok(Some((summary, svg)))) = judged {
+                    hub.judged(&p, &summary, svg);
+                }
+                tokio::time::sleep(JUDGE_EVERY.saturating_sub(JUDGE_SETTLE)).await;
+            }
+        });
+        vec![fold, judging]
+    }
+
+    /// Proxy `name` is gone.
+    pub fn forget(&self, name: &str) {
+        let mut st = self.lock();
+        st.svgs.remove(name);
+        if st.proxies.remove(name).is_some() {
+            self.tell(&mut st, json!({"type": "removed", "proxy": name}));
+        }
+    }
+
+    /// Fold `rec` into proxy `name`'s view and tell the pages. Some(..): judge again (and
+    /// once more after the duration, when given: a cut's outcome is due then).
+    fn fold(&self, name: &str, rec: &Record, missed: u64) -> Option<Option<Duration>> {
+        let mut st = self.lock();
+        let v = st.proxies.get_mut(name)?;
+        v.missed = missed;
+        let (msg, judge) = fold_record(v, rec);
+        if let Some(mut msg) = msg {
+            msg["proxy"] = Value::from(name);
+            msg["now"] = Value::from(ms_since(v.start));
+            msg["missed"] = Value::from(missed);
+            self.tell(&mut st, msg);
+        }
+        judge
+    }
+
+    fn judged(&self, name: &str, summary: &crate::report::Summary, svg: Option<String>) {
+        let mut st = self.lock();
+        let Some(v) = st.proxies.get_mut(name) else {
+            return;
+        };
+        if let Some(svg) = svg {
+            v.timeline += 1;
+            let version = v.timeline;
+            st.svgs.insert(name.to_string(), Arc::new(svg));
+            self.tell(
+                &mut st,
+                json!({"type": "timeline", "proxy": name, "version": version}),
+            );
+        }
+        let Some(v) = st.proxies.get_mut(name) else {
+            return;
+        };
+        let Some(cut) = v.cut_ms else {
+            return;
+        };
+        let now = ms_since(v.start);
+        let keepalive_ms = summary.keepalive_s as f64 * 1000.0;
+        let decided = v.wills.iter().any(|w| w.ms >= cut)
+            || v.conns.values().any(|c| {
+                c.closed_ms.is_some_and(|t| t >= cut) && c.closed_by.as_deref() == Some("broker")
+            })
+            || now - cut >= 2.0 * keepalive_ms + 1000.0;
+        let verdict = VerdictView {
+            word: summary.verdict_word().to_string(),
+            lines: summary.verdict_lines(),
+            decided,
+        };
+        v.verdict = Some(verdict.clone());
+        self.tell(
+            &mut st,
+            json!({"type": "verdict", "proxy": name, "verdict": verdict}),
+        );
+    }
+}
+
+/// The records the page shows (a plain function: the journal calls it on every record).
+fn shown(r: &Record) -> bool {
+    matches!(
+        r.event,
+        Event::Packet {
+            from: Side::Client,
+            ..
+        } | Event::PublishRun {
+            from: Side::Client,
+            ..
+        } | Event::ConnectionAccepted { .. }
+            | Event::SideClosed { .. }
+            | Event::ConnectionClosed { .. }
+            | Event::ConnectionCut { .. }
+            | Event::FaultApplied { .. }
+            | Event::FaultHealed { .. }
+    ) || (r.actor == Actor::Monit && matches!(r.event, Event::MessageReceived { .. }))
+}
+
+/// `rec` folded into `v` (pure): the message for the pages, if any, and whether to judge
+/// again (with a later judging due after the duration).
+fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option<Duration>>) {
+    let ms = rec.ms;
+    match &rec.event {
+        Event::ConnectionAccepted { conn, .. } => {
+            let c = ConnView {
+                conn: *conn,
+                transport: "tcp".into(),
+                opened_ms: ms,
+                ..ConnView::default()
+            };
+            v.conns.insert(*conn, c.clone());
+            (Some(json!({"type": "conn", "conn": c})), None)
+        }
+        Event::Packet {
+            conn, kind, fields, ..
+        } => {
+            let Some(c) = v.conns.get_mut(conn) else {
+                return (None, None);
+            };
+            c.last_packet_ms = Some(ms);
+            c.last_packet = Some(kind.as_str().to_string());
+            let mut judge = None;
+            if let (Some(seen), Fields::Connect { client_id, .. }) = (connect_of(rec), fields) {
+                c.client_id = Some(client_id.clone());
+                c.transport = if seen.ws { "ws" } else { "tcp" }.into();
+                c.protocol = Some(
+                    if seen.protocol_level == 5 {
+                        "5"
+                    } else {
+                        "3.1.1"
+                    }
+                    .into(),
+                );
+                c.keepalive_s = Some(seen.keepalive_s);
+                c.will_topic = seen.will.map(|w| w.topic);
+                judge = Some(None);
+            }
+            let told = v.last_told.get(conn).copied().unwrap_or(f64::MIN);
+            let control = *kind != PacketKind::Publish && *kind != PacketKind::Pingreq;
+            if !control && ms - told < PACKET_EVERY_MS {
+                return (None, judge);
+            }
+            v.last_told.insert(*conn, ms);
+            (Some(json!({"type": "conn", "conn": c})), judge)
+        }
+        Event::PublishRun { conn, last_ms, .. } => {
+            let Some(c) = v.conns.get_mut(conn) else {
+                return (None, None);
+            };
+            c.last_packet_ms = Some(*last_ms);
+            c.last_packet = Some("PUBLISH".into());
+            let told = v.last_told.get(conn).copied().unwrap_or(f64::MIN);
+            if ms - told < PACKET_EVERY_MS {
+                return (None, None);
+            }
+            v.last_told.insert(*conn, ms);
+            (Some(json!({"type": "conn", "conn": c})), None)
+        }
+        Event::SideClosed { conn, side, .. } => {
+            let Some(c) = v.conns.get_mut(conn) else {
+                return (None, None);
+            };
+            c.closed_by.get_or_insert_with(|| match side {
+                Side::Client => "device".into(),
+                Side::Broker => "broker".into(),
+            });
+            (Some(json!({"type": "conn", "conn": c})), Some(None))
+        }
+        Event::ConnectionCut { conn, fault, .. } => {
+            let Some(c) = v.conns.get_mut(conn) else {
+                return (None, None);
+            };
+            c.closed_by.get_or_insert_with(|| fault.clone());
+            (Some(json!({"type": "conn", "conn": c})), Some(None))
+        }
+        Event::ConnectionClosed { conn, .. } => {
+            let Some(c) = v.conns.get_mut(conn) else {
+                return (None, None);
+            };
+            c.closed_ms = Some(ms);
+            let msg = json!({"type": "conn", "conn": c});
+            v.last_told.remove(conn);
+            // The open ones all, the last few closed.
+            let closed: Vec<u64> = v
+                .conns
+                .values()
+                .filter(|c| c.closed_ms.is_some())
+                .map(|c| c.conn)
+                .collect();
+            for old in closed.iter().take(closed.len().saturating_sub(CLOSED_KEPT)) {
+                v.conns.remove(old);
+            }
+            (Some(msg), Some(None))
+        }
+        Event::FaultApplied { fault, n, .. } => {
+            v.faults.insert(*n, fault.clone());
+            v.cut_ms.get_or_insert(ms);
+            // The outcome is due by 1.5 x keepalive after the device's last packet: judge
+            // again at 2 x keepalive (plus a second) whatever comes.
+            let keepalive = v
+                .conns
+                .values()
+                .filter(|c| c.closed_ms.is_none())
+                .filter_map(|c| c.keepalive_s)
+                .max()
+                .unwrap_or(0);
+            let due = Duration::from_secs(keepalive.saturating_mul(2).min(3600) + 2);
+            (
+                Some(json!({"type": "faults", "faults": v.faults, "cut_ms": v.cut_ms})),
+                Some(Some(due)),
+            )
+        }
+        Event::FaultHealed { n, .. } => {
+            v.faults.remove(n);
+            (
+                Some(json!({"type": "faults", "faults": v.faults, "cut_ms": v.cut_ms})),
+                Some(None),
+            )
+        }
+        Event::MessageReceived {
+            topic,
+            payload,
+            retain,
+            ..
+        } => {
+            let w = WillView {
+                ms,
+                topic: topic.clone(),
+                payload: payload.chars().take(4096).collect(),
+                retain: *retain,
+                after_cut_ms: v.cut_ms.filter(|c| ms >= *c).map(|c| ms - c),
+            };
+            v.wills.push(w.clone());
+            if v.wills.len() > WILLS_KEPT {
+                v.wills.remove(0);
+            }
+            (Some(json!({"type": "will", "will": w})), Some(None))
+        }
+        _ => (None, None),
+    }
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Proxy `name`'s journal at `jsonl` judged and drawn as `unplug proxy` does at its stop
+/// (blocking: it reads the file back thinned). None when no device connected yet.
+fn judge_and_draw(
+    name: &str,
+    jsonl: &std::path::Path,
+) -> anyhow::Result<Option<(crate::report::Summary, Option<String>)>> {
+    let (records, _) = crate::event::thin::read_thinned(jsonl)?;
+    if !super::judge::is_proxy_journal(&records) {
+        return Ok(None);
+    }
+    let summary = super::judge::judge(&records, None, name)?;
+    let svg = crate::report::svg::render_run(&records, &summary);
+    Ok(Some((summary, Some(svg))))
+}
+
+/// 128 bits from the OS's randomness (std seeds each `RandomState` from it), as hex.
+fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut s = String::new();
+    for _ in 0..2 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        s.push_str(&format!("{:016x}", h.finish()));
+    }
+    s
+}
+
+type S = State<Arc<Server>>;
+
+/// The header the page's actions carry the token in.
+pub const TOKEN_HEADER: &str = "x-unplug-token";
+
+/// The page's routes over `server` (no browser guard: they are for browsers).
+pub fn routes(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/ui", get(index))
+        .route("/ui/", get(index))
+        .route(
+            "/ui/page.js",
+            get(|| async { asset("text/javascript;charset=utf-8", PAGE_JS) }),
+        )
+        .route(
+            "/ui/page.css",
+            get(|| async { asset("text/css;charset=utf-8", PAGE_CSS) }),
+        )
+        .route("/ui/events", get(events))
+        .route("/ui/proxies/:proxy/timeline.svg", get(timeline))
+        .route("/ui/api/proxies/:proxy/cut", post(cut))
+        .route("/ui/api/proxies/:proxy/heal", post(heal))
+        .route("/ui/api/proxies/:proxy/toxics", post(add_toxic))
+        .route(
+            "/ui/api/proxies/:proxy/toxics/:toxic",
+            axum::routing::delete(remove_toxic),
+        )
+        .with_state(server.clone())
+        .layer(axum::middleware::from_fn_with_state(server, guard))
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            ("content-type", kind),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index(State(s): S) -> Response {
+    let html = INDEX_HTML.replace("{{TOKEN}}", &s.page().token);
+    (
+        [
+            ("content-type", "text/html;charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            (
+                "content-security-policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// Every `/ui` request: a `Host` that is an address or localhost (unless `--public`); the
+/// actions (POST, DELETE): the page's token and, when the browser says, the same origin.
+async fn guard(State(s): S, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let host = h
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !s.config().public && !host_allowed(host) {
+        return forbidden("the page answers only to an address or localhost as Host");
+    }
+    if req.method() != axum::http::Method::GET {
+        if let Err(why) = action_allowed(h, host, &s.page().token) {
+            return forbidden(why);
+        }
+    }
+    next.run(req).await
+}
+
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"error": why, "status": 403})),
+    )
+        .into_response()
+}
+
+/// `HOST[:PORT]` names a loopback or literal address, or localhost: not a DNS name that could
+/// be rebound to 127.0.0.1 by a page elsewhere.
+fn host_allowed(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// An action from the page itself: its token, and its origin when the browser names one.
+fn action_allowed(h: &HeaderMap, host: &str, token: &str) -> Result<(), &'static str> {
+    let given = h
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Same length and bytes, compared whole (no early exit on the first difference).
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err("the page's actions need its token (X-Unplug-Token): reload the page");
+    }
+    if let Some(origin) = h.get(axum::http::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let expected = format!("http://{host}");
+        if origin != expected {
+            return Err("a cross-origin request: the page's actions come from the page");
+        }
+    }
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err("a cross-site request: the page's actions come from the page");
+        }
+    }
+    Ok(())
+}
+
+/// One page's stream: a snapshot, then every message; a page that lags is sent a snapshot
+/// again. At most `Limits::page_clients` at once (429 past it).
+async fn events(State(s): S) -> Response {
+    let hub = s.page_arc();
+    let Ok(permit) = hub.pages.clone().try_acquire_owned() else {
+        return ApiError::too_many(format!(
+            "{} pages are open, the most one unplug proxy serves: close one",
+            hub.page_cap
+        ))
+        .into_response();
+    };
+    // Subscribed before the snapshot: nothing falls between them.
+    let rx = hub.tx.subscribe();
+    let first = hub.snapshot(&hub.lock());
+    let stream = futures_util::stream::unfold(
+        (Some(first), rx, hub, permit),
+        |(pending, mut rx, hub, permit)| async move {
+            if let Some(text) = pending {
+                let ev = SseEvent::default().data(text);
+                return Some((
+                    Ok::<_, std::convert::Infallible>(ev),
+                    (None, rx, hub, permit),
+                ));
+            }
+            let text: String = match rx.recv().await {
+                Ok(msg) => msg.to_string(),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Fell behind the ring: start again from now.
+                    rx = rx.resubscribe();
+                    hub.snapshot(&hub.lock())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(SseEvent::default().data(text)), (None, rx, hub, permit)))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn timeline(State(s): S, Path(p): Path<String>) -> Response {
+    let svg = s.page().lock().svgs.get(&p).cloned();
+    match svg {
+        Some(svg) => (
+            [
+                ("content-type", "image/svg+xml"),
+                ("cache-control", "no-store"),
+            ],
+            svg.as_str().to_owned(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no timeline yet: no device connected\n",
+        )
+            .into_response(),
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// `{"stream": "both" | "upstream" | "downstream"}`: as `unplug proxy cut`.
+async fn cut(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(ApiError::bad_body)?
+    };
+    let stream = v["stream"].as_str().unwrap_or("both");
+    let streams = super::model::cut_streams(stream)?;
+    let mut added = Vec::new();
+    for st in streams {
+        let toxic = super::model::cut_toxic(st);
+        added.push(s.add_toxic(&p, toxic.to_string().as_bytes()).await?);
+    }
+    Ok(axum::Json(json!({"cut": added})).into_response())
+}
+
+/// As `unplug proxy heal`: every toxic removed, the proxy enabled.
+async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
+    let toxics = s.toxics(&p).await?;
+    let names: Vec<String> = toxics
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in &names {
+        s.remove_toxic(&p, n).await?;
+    }
+    let v = s
+        .update(&p, json!({"enabled": true}).to_string().as_bytes())
+        .await?;
+    Ok(axum::Json(v).into_response())
+}
+
+async fn add_toxic(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
+    Ok(axum::Json(s.add_toxic(&p, &body).await?).into_response())
+}
+
+async fn remove_toxic(State(s): S, Path((p, t)): Path<(String, String)>) -> Answer {
+    s.remove_toxic(&p, &t).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ms: f64, actor: Actor, event: Event) -> Record {
+        Record {
+            ms,
+            t: chrono::Utc::now(),
+            actor,
+            event,
+        }
+    }
+
+    fn view() -> ProxyView {
+        ProxyView {
+            name: "p".into(),
+            api: Value::Null,
+            conns: BTreeMap::new(),
+            wills: Vec::new(),
+            faults: BTreeMap::new(),
+            cut_ms: None,
+            verdict: None,
+            timeline: 0,
+            missed: 0,
+            start: Instant::now(),
+            last_told: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_host_that_is_a_dns_name_is_refused_and_an_address_or_localhost_is_not() {
+        for ok in [
+            "127.0.0.1:8474",
+            "localhost:1",
+            "[::1]:8474",
+            "LOCALHOST",
+            "10.0.0.1",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8474",
+            "",
+            "127.0.0.1.nip.io:80",
+            "localhost.evil",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_action_needs_the_token_and_the_same_origin() {
+        let mut h = HeaderMap::new();
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert(TOKEN_HEADER, "abd".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert(TOKEN_HEADER, "abc".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
+        h.insert("origin", "http://evil.example".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert("origin", "http://127.0.0.1:1".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+    }
+
+    #[test]
+    fn two_processes_tokens_differ_and_are_128_bits_of_hex() {
+        let (a, b) = (token(), token());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn a_flood_is_told_twice_a_second_and_a_will_at_once() {
+        let mut v = view();
+        let (m, _) = fold_record(
+            &mut v,
+            &rec(
+                0.0,
+                Actor::Proxy,
+                Event::ConnectionAccepted {
+                    conn: 1,
+                    held: false,
+                },
+            ),
+        );
+        assert!(m.is_some());
+        let run = |ms: f64| Event::PublishRun {
+            conn: 1,
+            from: Side::Client,
+            dropped: false,
+            topic: "t".into(),
+            qos: 0,
+            retain: false,
+            payload_len: 1,
+            count: 10,
+            bytes: 100,
+            first_ms: ms,
+            last_ms: ms,
+        };
+        let told = (1..=100)
+            .filter(|i| {
+                let ms = f64::from(*i) * 10.0;
+                fold_record(&mut v, &rec(ms, Actor::Wire, run(ms)))
+                    .0
+                    .is_some()
+            })
+            .count();
+        assert_eq!(told, 2, "1 s of batches every 10 ms");
+        assert_eq!(v.conns[&1].last_packet_ms, Some(1000.0));
+        let (m, judge) = fold_record(
+            &mut v,
+            &rec(
+                1200.0,
+                Actor::Monit,
+                Event::MessageReceived {
+                    topic: "dev/x/status".into(),
+                    payload: "offline".into(),
+                    retain: false,
+                    qos: 1,
+                },
+            ),
+        );
+        assert_eq!(m.unwrap()["will"]["payload"], "offline");
+        assert!(judge.is_some());
+    }
+
+    #[test]
+    fn a_proxy_view_keeps_the_open_connections_and_the_last_closed_ones() {
+        let mut v = view();
+        for conn in 1..=100u64 {
+            let ms = conn as f64;
+            fold_record(
+                &mut v,
+                &rec(
+                    ms,
+                    Actor::Proxy,
+                    Event::ConnectionAccepted { conn, held: false },
+                ),
+            );
+            if conn % 2 == 0 {
+                fold_record(
+                    &mut v,
+                    &rec(
+                        ms,
+                        Actor::Proxy,
+                        Event::ConnectionClosed {
+                            conn,
+                            up_bytes: 0,
+                            down_bytes: 0,
+                            dropped_up_bytes: 0,
+                            dropped_down_bytes: 0,
+                        },
+                    ),
+                );
+            }
+        }
+        let open = v.conns.values().filter(|c| c.closed_ms.is_none()).count();
+        assert_eq!(open, 50);
+        assert_eq!(v.conns.len(), 50 + CLOSED_KEPT);
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_does_not_read_misses_records_and_holds_no_more_than_its_cap() {
+        let j = Journal::in_memory();
+        let (mut rx, missed) = j.follow_bounded(|_| true, 8);
+        for i in 0..100 {
+            j.record(
+                Actor::Proxy,
+                Event::Note {
+                    message: format!("{i}"),
+                },
+            );
+        }
+        assert_eq!(missed.load(Ordering::Relaxed), 92);
+        let mut got = 0;
+        while rx.try_recv().is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 8);
+    }
+}
