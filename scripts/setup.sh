@@ -13,6 +13,9 @@
 #   npm   mqtt 5.16.0        mqtt.js, the seed's client, for the mqttjs willy driver
 #   pip   paho-mqtt 2.2.0    Eclipse Paho's Python client, for the paho willy driver (a venv)
 #   apt   nftables iproute2  the kernel-level cut (--cut kernel): nft and ip netns/veth
+#   apt   chromium           the live page's browser test (tests/live_page.rs) drives headless
+#                            Chromium over its DevTools protocol (with CI=true a missing one
+#                            fails it; otherwise it says SKIPPED)
 #
 # apt needs root: run as root, or with sudo on PATH. cargo-nextest goes to cargo's install root
 # ($CARGO_INSTALL_ROOT, else $CARGO_HOME/bin, else ~/.cargo/bin), which rustup puts on PATH.
@@ -33,6 +36,9 @@ if ! command -v nft >/dev/null 2>&1 && [ ! -x /usr/sbin/nft ]; then
 fi
 if ! command -v ip >/dev/null 2>&1 && [ ! -x /usr/sbin/ip ] && [ ! -x /sbin/ip ]; then
   need_apt+=(iproute2)
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+  need_apt+=(chromium)
 fi
 if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
   need_apt+=(fonts-dejavu-core)

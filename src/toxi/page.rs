@@ -261,8 +261,9 @@ impl Hub {
                 let _ = journal.flush();
                 let path = jsonl.clone();
                 let name = p.clone();
+                let now = journal.ms_since_start(Instant::now());
                 let judged =
-                    tokio::task::spawn_blocking(move || judge_and_draw(&name, &path)).await;
+                    tokio::task::spawn_blocking(move || judge_and_draw(&name, &path, now)).await;
                 if let Ok(Ok(Some((summary, svg)))) = judged {
                     hub.judged(&p, &summary, svg);
                 }
@@ -324,6 +325,10 @@ impl Hub {
                 c.closed_ms.is_some_and(|t| t >= cut) && c.closed_by.as_deref() == Some("broker")
             })
             || now - cut >= 2.0 * keepalive_ms + 1000.0;
+        if !decided {
+            // A verdict before the outcome could come would only say "not yet".
+            return;
+        }
         let verdict = VerdictView {
             word: summary.verdict_word().to_string(),
             lines: summary.verdict_lines(),
@@ -372,11 +377,20 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             (Some(json!({"type": "conn", "conn": c})), None)
         }
         Event::Packet {
-            conn, kind, fields, ..
+            conn,
+            kind,
+            fields,
+            dropped,
+            ..
         } => {
             let Some(c) = v.conns.get_mut(conn) else {
                 return (None, None);
             };
+            // What the broker's keepalive counts: the packets that reached it, not those a
+            // fault swallowed.
+            if *dropped {
+                return (None, None);
+            }
             c.last_packet_ms = Some(ms);
             c.last_packet = Some(kind.as_str().to_string());
             let mut judge = None;
@@ -403,10 +417,18 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             v.last_told.insert(*conn, ms);
             (Some(json!({"type": "conn", "conn": c})), judge)
         }
-        Event::PublishRun { conn, last_ms, .. } => {
+        Event::PublishRun {
+            conn,
+            last_ms,
+            dropped,
+            ..
+        } => {
             let Some(c) = v.conns.get_mut(conn) else {
                 return (None, None);
             };
+            if *dropped {
+                return (None, None);
+            }
             c.last_packet_ms = Some(*last_ms);
             c.last_packet = Some("PUBLISH".into());
             let told = v.last_told.get(conn).copied().unwrap_or(f64::MIN);
@@ -505,14 +527,31 @@ fn ms_since(start: Instant) -> f64 {
 }
 
 /// Proxy `name`'s journal at `jsonl` judged and drawn as `unplug proxy` does at its stop
-/// (blocking: it reads the file back thinned). None when no device connected yet.
+/// (blocking: it reads the file back thinned), the observation ending at `now_ms`. None when
+/// no device connected yet.
 fn judge_and_draw(
     name: &str,
     jsonl: &std::path::Path,
+    now_ms: f64,
 ) -> anyhow::Result<Option<(crate::report::Summary, Option<String>)>> {
-    let (records, _) = crate::event::thin::read_thinned(jsonl)?;
+    let (mut records, _) = crate::event::thin::read_thinned(jsonl)?;
     if !super::judge::is_proxy_journal(&records) {
         return Ok(None);
+    }
+    // The observation so far is the run: it ends now (the judge refuses a journal that
+    // stops before its run did).
+    if !records
+        .iter()
+        .any(|r| matches!(r.event, Event::RunEnded { .. }))
+    {
+        records.push(Record {
+            ms: now_ms.max(records.last().map_or(0.0, |r| r.ms)),
+            t: chrono::Utc::now(),
+            actor: Actor::Runner,
+            event: Event::RunEnded {
+                reason: format!("judged live: proxy {name} still running"),
+            },
+        });
     }
     let summary = super::judge::judge(&records, None, name)?;
     let svg = crate::report::svg::render_run(&records, &summary);

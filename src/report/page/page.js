@@ -95,7 +95,7 @@ function section(name) {
   d.conns = el("tbody");
   const table = el("table", { class: "conns" },
     el("thead", {}, el("tr", {}, ...["conn", "client id", "transport", "keepalive", "will topic",
-      "since the device's last packet (bar: 1.5 x keepalive)", "state"].map((h) => el("th", {}, h)))),
+      "since the device's last packet to reach the broker (full: 1.5 x keepalive)", "state"].map((h) => el("th", {}, h)))),
     d.conns);
   d.wills = el("div", { class: "wills" });
   d.verdict = el("div", { class: "verdict" });
@@ -154,11 +154,12 @@ function renderProxy(name) {
     const v = p.verdict;
     s.verdict.replaceChildren(
       el("span", { class: "word word-" + v.word }, v.word),
-      v.decided ? " (decided)" : " (so far: the outcome may still come)",
+      " (decided)",
       el("pre", {}, v.lines));
   } else {
     s.verdict.replaceChildren(el("span", { class: "sub" },
-      p.cut_ms == null ? "verdict: after a cut" : "verdict: judging…"));
+      p.cut_ms == null ? "verdict: after a cut" :
+        "verdict: waiting for the outcome (the will, or the broker closing the connection, by 1.5 x keepalive after the last packet)"));
   }
   if (p.timeline > 0 && s.img.dataset.version !== String(p.timeline)) {
     s.img.dataset.version = String(p.timeline);

@@ -1,0 +1,468 @@
+//! The live page in a real browser: Debian's headless Chromium, driven over its DevTools
+//! protocol (a WebSocket, tungstenite), opens `unplug proxy`'s page before any device, sees a
+//! device (rumqttc, keepalive 2 s, a will) connect through the proxy, presses the page's cut
+//! button, and sees the will's payload and the verdict arrive on the same open page, without a
+//! reload; the verdict is the one `unplug proxy` prints at its stop. The static results index
+//! is opened too, and neither page may log an error to the console.
+//!
+//! Screenshots of each step go to the test's output directory; with `UNPLUG_BLESS=1` also to
+//! `results/live/` (committed). Without chromium the test says SKIPPED, unless CI=true.
+//! A real broker (rumqttd, in this test's process), the real binary, sockets on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+use common::*;
+
+const CLIENT_ID: &str = "sensor-live-27";
+const WILL_PAYLOAD: &str = "offline: cable pulled (27)";
+
+/// Debian's chromium, or None after saying loudly why the test is skipped.
+fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: chromium not installed, and CI=true (scripts/setup.sh installs it)");
+        }
+        eprintln!("\n*** SKIPPED {test}: chromium not installed (apt-get install chromium) ***\n");
+    }
+    found
+}
+
+/// A headless Chromium; killed (and reaped) on drop, its profile directory removed.
+struct Browser {
+    child: Child,
+    profile: tempfile::TempDir,
+    /// Its DevTools endpoint, `127.0.0.1:PORT/devtools/browser/ID`.
+    devtools: String,
+    /// The browser's own session: pages are made, and the browser closed, through it.
+    cdp: Option<Cdp>,
+}
+
+impl Browser {
+    fn start(bin: &Path) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut child = Command::new(bin)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-default-apps",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--hide-scrollbars",
+                "--window-size=1100,760",
+                "--force-device-scale-factor=1",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Its own process group: the drop ends its helpers too.
+            .process_group(0)
+            .spawn()
+            .expect("chromium starts");
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/..." on stderr.
+        let err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines() {
+                let Ok(l) = l else { return };
+                if let Some(rest) = l.split("ws://").nth(1) {
+                    let _ = tx.send(rest.trim().to_string());
+                }
+            }
+        });
+        let devtools = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(at) => at,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not say where DevTools listens within 30 s");
+            }
+        };
+        Browser {
+            child,
+            profile,
+            devtools,
+            cdp: None,
+        }
+    }
+
+    /// A new page's DevTools session (asked for on the browser's own WebSocket).
+    fn page(&mut self) -> Cdp {
+        let browser = self
+            .cdp
+            .get_or_insert_with(|| Cdp::connect(&format!("ws://{}", self.devtools)));
+        let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
+        let id = target["targetId"].as_str().unwrap().to_string();
+        let host = self.devtools.split('/').next().unwrap();
+        // (the browser's session stays open: it closes the browser at the end)
+        let mut cdp = Cdp::connect(&format!("ws://{host}/devtools/page/{id}"));
+        for m in ["Page.enable", "Runtime.enable", "Log.enable"] {
+            cdp.call(m, json!({}));
+        }
+        cdp
+    }
+}
+
+impl Cdp {
+    fn connect(url: &str) -> Cdp {
+        let (ws, _) = tungstenite::connect(url).expect("DevTools WebSocket");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+        }
+        Cdp {
+            ws,
+            next: 0,
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Asked to close, it reaps its own helpers; then whatever is left of its group goes.
+        if let Some(cdp) = &mut self.cdp {
+            let msg = json!({"id": 0, "method": "Browser.close"}).to_string();
+            let _ = cdp.ws.send(Message::text(msg));
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.profile;
+    }
+}
+
+/// One DevTools session: calls answered by id; the console's errors kept as they come.
+struct Cdp {
+    ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next: u64,
+    /// Console errors, uncaught exceptions and failed loads, as DevTools reported them.
+    errors: Vec<String>,
+}
+
+impl Cdp {
+    /// Call `method`; its result within 20 s.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let msg = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws.send(Message::text(msg)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let Some(v) = self.read() else { continue };
+            if v["id"] == id {
+                if let Some(e) = v.get("error") {
+                    panic!("{method}: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+        panic!("{method}: no answer within 20 s");
+    }
+
+    /// One message (None on a read timeout); events noted.
+    fn read(&mut self) -> Option<Value> {
+        let m = match self.ws.read() {
+            Ok(Message::Text(t)) => t,
+            Ok(_) => return None,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(e) => panic!("DevTools connection: {e}"),
+        };
+        let v: Value = serde_json::from_str(m.as_str()).unwrap();
+        match v["method"].as_str() {
+            Some("Runtime.exceptionThrown") => self
+                .errors
+                .push(format!("exception: {}", v["params"]["exceptionDetails"])),
+            Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => self
+                .errors
+                .push(format!("console.error: {}", v["params"]["args"])),
+            Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => self
+                .errors
+                .push(format!("log: {}", v["params"]["entry"]["text"])),
+            _ => {}
+        }
+        Some(v)
+    }
+
+    /// `expr` evaluated in the page (its value, by value).
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+        );
+        if let Some(e) = r.get("exceptionDetails") {
+            panic!("{expr}: {e}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Wait until `expr` is true in the page, at most `within`; what the page says otherwise.
+    fn wait_for(&mut self, what: &str, expr: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.eval(expr) == Value::Bool(true) {
+                return;
+            }
+            // Events meanwhile (and a pause between looks).
+            let _ = self.read();
+        }
+        let text = self.eval("document.body.innerText");
+        panic!("the page did not show {what} within {within:?}; it shows:\n{text}");
+    }
+
+    fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+        self.wait_for(
+            "a loaded document",
+            "document.readyState === 'complete'",
+            Duration::from_secs(20),
+        );
+    }
+
+    /// A PNG of the viewport, to `dir/name` (and results/live/name when blessing).
+    fn screenshot(&mut self, dir: &Path, name: &str) {
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        std::fs::write(dir.join(name), &png).unwrap();
+        if std::env::var("UNPLUG_BLESS").is_ok_and(|v| v == "1") {
+            let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/live");
+            std::fs::create_dir_all(&kept).unwrap();
+            std::fs::write(kept.join(name), &png).unwrap();
+        }
+    }
+}
+
+/// A device through the proxy: rumqttc, MQTT 3.1.1, keepalive 2 s, a will; polled until
+/// `stop` (at most 90 s).
+fn device(proxy: std::net::SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+            let mut o = MqttOptions::new(CLIENT_ID, proxy.ip().to_string(), proxy.port());
+            o.set_keep_alive(Duration::from_secs(2));
+            o.set_clean_session(true);
+            o.set_last_will(LastWill::new(
+                format!("dev/{CLIENT_ID}/status"),
+                WILL_PAYLOAD,
+                QoS::AtLeastOnce,
+                false,
+            ));
+            let (_client, mut events) = AsyncClient::new(o, 10);
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let polled = tokio::time::timeout(Duration::from_millis(200), events.poll());
+                if let Ok(Err(_)) = polled.await {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        });
+    })
+}
+
+#[test]
+fn a_device_s_will_arrives_on_the_open_page_after_its_cut_button_is_pressed() {
+    let test = "live_page_will";
+    let Some(bin) = chromium_or_skip(test) else {
+        return;
+    };
+    let out = out_dir(test);
+    let upstream = broker().to_string();
+    let mut served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--api",
+        "127.0.0.1:0",
+        "--name",
+        "dev",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let api = served.api();
+    let page_line = served.line("page: ");
+    assert!(
+        page_line.contains(&format!("http://{api}/ui")),
+        "{page_line}"
+    );
+    let l = served.line_with("proxy dev: listening on");
+    let proxy: std::net::SocketAddr = l
+        .split("listening on ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let mut browser = Browser::start(&bin);
+    let mut page = browser.page();
+    let started = Instant::now();
+
+    // 1. The page, before any device.
+    page.navigate(&format!("http://{api}/ui"));
+    page.wait_for(
+        "its event stream live and proxy dev",
+        "document.getElementById('status').textContent === 'live' && !!document.getElementById('proxy-dev')",
+        Duration::from_secs(10),
+    );
+    // A mark that a reload would wipe.
+    page.eval("window.unplugMark = 27; true");
+    page.screenshot(&out, "1-open.png");
+
+    // 2. A device connects: its client id on the page.
+    let stop = Arc::new(AtomicBool::new(false));
+    let dev = device(proxy, stop.clone());
+    page.wait_for(
+        "the device's client id",
+        &format!("[...document.querySelectorAll('#proxy-dev .client-id')].some(e => e.textContent === '{CLIENT_ID}')"),
+        Duration::from_secs(10),
+    );
+    page.wait_for(
+        "its keepalive bar moving",
+        "[...document.querySelectorAll('#proxy-dev tr.open .since')].some(e => / \\/ 3\\.0 s$/.test(e.textContent))",
+        Duration::from_secs(10),
+    );
+    page.screenshot(&out, "2-device.png");
+
+    // 3. The cut button.
+    page.eval("document.querySelector('#proxy-dev button[data-action=cut-both]').click(); true");
+    page.wait_for(
+        "the cut in effect",
+        "document.querySelector('#proxy-dev .faults').textContent.includes('in effect')",
+        Duration::from_secs(10),
+    );
+    let cut_at = Instant::now();
+    page.screenshot(&out, "3-cut.png");
+
+    // 4. The will, on the same page, without a reload.
+    page.wait_for(
+        "the will's payload",
+        &format!("[...document.querySelectorAll('#proxy-dev .will .payload')].some(e => e.textContent === {})", json!(WILL_PAYLOAD)),
+        Duration::from_secs(20),
+    );
+    let will_after = cut_at.elapsed();
+    assert_eq!(
+        page.eval("window.unplugMark"),
+        json!(27),
+        "the page was reloaded"
+    );
+    page.screenshot(&out, "4-will.png");
+
+    // 5. The verdict, decided, and its timeline.
+    page.wait_for(
+        "the verdict, decided",
+        "!!document.querySelector('#proxy-dev .verdict .word') && document.querySelector('#proxy-dev .verdict').textContent.includes('(decided)')",
+        Duration::from_secs(20),
+    );
+    page.wait_for(
+        "the timeline drawn",
+        "(() => { const i = document.querySelector('#proxy-dev .timeline img'); return !!i && i.complete && i.naturalWidth > 0; })()",
+        Duration::from_secs(10),
+    );
+    page.eval("document.querySelector('#proxy-dev .verdict').scrollIntoView(); true");
+    page.screenshot(&out, "5-verdict.png");
+    let word = page
+        .eval("document.querySelector('#proxy-dev .verdict .word').textContent")
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lines = page
+        .eval("document.querySelector('#proxy-dev .verdict pre').textContent")
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        page.errors.is_empty(),
+        "the page logged errors: {:#?}",
+        page.errors
+    );
+
+    // The static results index: no error in the console either.
+    let index = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/index.html");
+    page.navigate(&format!("file://{}", index.display()));
+    let _ = page.read();
+    assert!(
+        page.errors.is_empty(),
+        "results/index.html logged errors: {:#?}",
+        page.errors
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    dev.join().unwrap();
+    drop(browser);
+    // The words the CLI prints at the stop are the page's.
+    let code = served.interrupt();
+    assert_eq!(code, 0, "{}", served.seen.join("\n"));
+    let printed = served.seen.join("\n");
+    // Each check's line, word for word (the run's last line names how it ended: the page
+    // judged a proxy still running).
+    let checks: Vec<&str> = lines
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(str::trim_end)
+        .collect();
+    assert!(!checks.is_empty(), "{lines}");
+    for c in &checks {
+        assert!(
+            printed.contains(c),
+            "the page's {c:?} is not what unplug proxy printed:\n{printed}"
+        );
+    }
+    assert!(
+        printed.contains(&format!("{word}: dev (")),
+        "the page's verdict {word} is not what unplug proxy printed:\n{printed}"
+    );
+    eprintln!(
+        "page open to verdict in {:.1} s; the will on the page {:.1} s after the cut button; {word}",
+        started.elapsed().as_secs_f64(),
+        will_after.as_secs_f64()
+    );
+}
