@@ -36,7 +36,9 @@
 //!   `idle.rs` an intermediary's idle timeout, `wsgate.rs` WebSocket frames a fault takes,
 //!   `piece.rs` what both gates cut a chunk into.
 //! - [`toxi`]: `unplug proxy`, the proxy in front of a real device: toxiproxy's HTTP API over
-//!   it (`api.rs`), its toxics as our faults (`model.rs`), its command line (`control.rs`).
+//!   it (`api.rs`), its toxics as our faults (`model.rs`), its command line (`control.rs`),
+//!   the live page on its port: the journals folded for it (`page.rs`), its routes and
+//!   guard (`ui.rs`), its assets in `report/page/` (inside the binary).
 //! - [`probe`]: the battery that gives a broker its row of the will table (`unplug probe`).
 //! - [`actor`]: willy (the client that is cut off), monit (the subscriber), pubby, the twin;
 //!   helpers they share in `actor/mod.rs`.

@@ -840,13 +840,8 @@ fn no_content() -> Answer {
 
 type S = State<Arc<Server>>;
 
-/// toxiproxy's routes over `server`, guarded against browsers, and the live page's beside
-/// them (page.rs: guarded its own way).
+/// toxiproxy's routes over `server` (ui.rs puts the live page's beside them).
 pub fn router(server: Arc<Server>) -> Router {
-    toxiproxy_routes(server.clone()).merge(super::page::routes(server))
-}
-
-fn toxiproxy_routes(server: Arc<Server>) -> Router {
     Router::new()
         .route(
             "/version",

@@ -240,7 +240,7 @@ fn serve_with(
             let bound = listener.local_addr()?;
             println!("api: toxiproxy's HTTP API on http://{bound}");
             println!("page: http://{bound}/ui (open it in a browser)");
-            let app = api::router(server.clone());
+            let app = super::ui::router(server.clone());
             let stop = interrupts.clone();
             let max = server.config().limits.api_connections;
             http = Some(tokio::spawn(api::serve_http(listener, app, max, async move {

@@ -14,8 +14,8 @@
 //! - `api.rs`: the proxies of one `unplug proxy` process and the HTTP routes over them.
 //! - `control.rs`: the command line, serving and controlling.
 //! - `judge.rs`: the scenario a proxy's journal amounts to (`unplug judge PROXY.events.jsonl`).
-//! - `page.rs`: the live page on the API port (`/ui`): the journals folded, streamed to the
-//!   browser as server-sent events; its actions guarded by a per-process token.
+//! - `page.rs`: what the live page shows, folded from each proxy's journal and told to the
+//!   open pages; `ui.rs` its routes on the API port (`/ui`), guarded by a per-process token.
 //! - `watch.rs`: monit for a device: subscribes at the broker to each will the tap saw.
 
 pub mod api;
@@ -23,4 +23,5 @@ pub mod control;
 pub mod judge;
 pub mod model;
 pub mod page;
+pub mod ui;
 pub mod watch;

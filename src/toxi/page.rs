@@ -8,7 +8,8 @@
 //!      broadcast ring (RING messages) --each page's receiver--> /ui/events (server-sent events)
 //!  control records (CONNECT, cut, close, will, heal) --> judge task, at most once a second:
 //!      the journal file read back thinned --> judge --> verdict lines + render_run SVG
-//!  page buttons --POST /ui/api/... + X-Unplug-Token--> the same Server methods as the API
+//!  ui.rs: the routes; the page's buttons --POST /ui/api/... + X-Unplug-Token--> the same
+//!  Server methods as the API
 //! ```
 //!
 //! The page is a reader of the journal, never a second source of truth: what it shows is folded
@@ -28,21 +29,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::api::Server;
 use super::judge::connect_of;
-use super::model::ApiError;
 use crate::event::{Actor, Event, Journal, Record, Side};
 use crate::mqtt::PacketKind;
 use crate::tap::Fields;
@@ -63,28 +55,24 @@ const JUDGE_EVERY: Duration = Duration::from_secs(1);
 /// A record the recorder stamped may reach the file this much later.
 const JUDGE_SETTLE: Duration = Duration::from_millis(300);
 
-const INDEX_HTML: &str = include_str!("../report/page/index.html");
-const PAGE_JS: &str = include_str!("../report/page/page.js");
-const PAGE_CSS: &str = include_str!("../report/page/page.css");
-
 /// What every open page shares: the views, the ring, the token, the cap on pages.
 pub struct Hub {
-    tx: broadcast::Sender<Arc<str>>,
+    pub(super) tx: broadcast::Sender<Arc<str>>,
     state: Mutex<PageState>,
     /// One permit per open page (`Limits::page_clients`).
-    pages: Arc<Semaphore>,
-    page_cap: usize,
+    pub(super) pages: Arc<Semaphore>,
+    pub(super) page_cap: usize,
     /// Required on the page's actions; embedded in the page, never printed.
-    token: String,
+    pub(super) token: String,
 }
 
 #[derive(Default)]
-struct PageState {
+pub(super) struct PageState {
     /// The last message's number: a page ignores what its snapshot already holds.
     seq: u64,
     proxies: BTreeMap<String, ProxyView>,
     /// Each proxy's latest picture (render_run's SVG).
-    svgs: BTreeMap<String, Arc<String>>,
+    pub(super) svgs: BTreeMap<String, Arc<String>>,
 }
 
 /// A proxy as the page shows it, folded from its journal.
@@ -119,6 +107,8 @@ pub struct ConnView {
     pub transport: String,
     pub protocol: Option<String>,
     pub keepalive_s: Option<u64>,
+    /// 1.5 x keepalive (ms): where the page's bar is full.
+    pub bound_ms: Option<f64>,
     pub will_topic: Option<String>,
     pub opened_ms: f64,
     /// The device's last packet (ms), and its kind.
@@ -148,7 +138,7 @@ pub struct VerdictView {
     /// `verdict_lines()`: the lines `unplug proxy` prints at its stop.
     pub lines: String,
     /// True once there is nothing more to wait for: the will came, the broker closed the
-    /// connection, or 2 x keepalive passed since the cut.
+    /// connection, or a run's observation window passed since the cut.
     pub decided: bool,
 }
 
@@ -164,7 +154,7 @@ impl Hub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PageState> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, PageState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -180,7 +170,7 @@ impl Hub {
     }
 
     /// Everything the pages show, as one message (the first on each page's stream).
-    fn snapshot(&self, st: &PageState) -> String {
+    pub(super) fn snapshot(&self, st: &PageState) -> String {
         let now: BTreeMap<&String, f64> = st
             .proxies
             .iter()
@@ -319,12 +309,15 @@ impl Hub {
             return;
         };
         let now = ms_since(v.start);
-        let keepalive_ms = summary.keepalive_s as f64 * 1000.0;
+        let observed = crate::judge::timing::observe_window(
+            Duration::from_secs(summary.keepalive_s),
+            Duration::ZERO,
+        );
         let decided = v.wills.iter().any(|w| w.ms >= cut)
             || v.conns.values().any(|c| {
                 c.closed_ms.is_some_and(|t| t >= cut) && c.closed_by.as_deref() == Some("broker")
             })
-            || now - cut >= 2.0 * keepalive_ms + 1000.0;
+            || now - cut >= observed.as_secs_f64() * 1000.0;
         if !decided {
             // A verdict before the outcome could come would only say "not yet".
             return;
@@ -406,6 +399,7 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
                     .into(),
                 );
                 c.keepalive_s = Some(seen.keepalive_s);
+                c.bound_ms = Some(crate::judge::timing::bound_of_secs_ms(seen.keepalive_s));
                 c.will_topic = seen.will.map(|w| w.topic);
                 judge = Some(None);
             }
@@ -478,7 +472,7 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             v.faults.insert(*n, fault.clone());
             v.cut_ms.get_or_insert(ms);
             // The outcome is due by 1.5 x keepalive after the device's last packet: judge
-            // again at 2 x keepalive (plus a second) whatever comes.
+            // again when a run would stop watching for it, whatever comes.
             let keepalive = v
                 .conns
                 .values()
@@ -486,7 +480,10 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
                 .filter_map(|c| c.keepalive_s)
                 .max()
                 .unwrap_or(0);
-            let due = Duration::from_secs(keepalive.saturating_mul(2).min(3600) + 2);
+            let due = crate::judge::timing::observe_window(
+                Duration::from_secs(keepalive.min(3600)),
+                Duration::ZERO,
+            ) + Duration::from_millis(100);
             (
                 Some(json!({"type": "faults", "faults": v.faults, "cut_ms": v.cut_ms})),
                 Some(Some(due)),
@@ -574,243 +571,6 @@ fn token() -> String {
     s
 }
 
-type S = State<Arc<Server>>;
-
-/// The header the page's actions carry the token in.
-pub const TOKEN_HEADER: &str = "x-unplug-token";
-
-/// The page's routes over `server` (no browser guard: they are for browsers).
-pub fn routes(server: Arc<Server>) -> Router {
-    Router::new()
-        .route("/ui", get(index))
-        .route("/ui/", get(index))
-        .route(
-            "/ui/page.js",
-            get(|| async { asset("text/javascript;charset=utf-8", PAGE_JS) }),
-        )
-        .route(
-            "/ui/page.css",
-            get(|| async { asset("text/css;charset=utf-8", PAGE_CSS) }),
-        )
-        .route("/ui/events", get(events))
-        .route("/ui/proxies/:proxy/timeline.svg", get(timeline))
-        .route("/ui/api/proxies/:proxy/cut", post(cut))
-        .route("/ui/api/proxies/:proxy/heal", post(heal))
-        .route("/ui/api/proxies/:proxy/toxics", post(add_toxic))
-        .route(
-            "/ui/api/proxies/:proxy/toxics/:toxic",
-            axum::routing::delete(remove_toxic),
-        )
-        .with_state(server.clone())
-        .layer(axum::middleware::from_fn_with_state(server, guard))
-}
-
-fn asset(kind: &'static str, body: &'static str) -> Response {
-    (
-        [
-            ("content-type", kind),
-            ("cache-control", "no-store"),
-            ("x-content-type-options", "nosniff"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-async fn index(State(s): S) -> Response {
-    let html = INDEX_HTML.replace("{{TOKEN}}", &s.page().token);
-    (
-        [
-            ("content-type", "text/html;charset=utf-8"),
-            ("cache-control", "no-store"),
-            ("x-frame-options", "DENY"),
-            (
-                "content-security-policy",
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
-            ),
-        ],
-        html,
-    )
-        .into_response()
-}
-
-/// Every `/ui` request: a `Host` that is an address or localhost (unless `--public`); the
-/// actions (POST, DELETE): the page's token and, when the browser says, the same origin.
-async fn guard(State(s): S, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let h = req.headers();
-    let host = h
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !s.config().public && !host_allowed(host) {
-        return forbidden("the page answers only to an address or localhost as Host");
-    }
-    if req.method() != axum::http::Method::GET {
-        if let Err(why) = action_allowed(h, host, &s.page().token) {
-            return forbidden(why);
-        }
-    }
-    next.run(req).await
-}
-
-fn forbidden(why: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        axum::Json(json!({"error": why, "status": 403})),
-    )
-        .into_response()
-}
-
-/// `HOST[:PORT]` names a loopback or literal address, or localhost: not a DNS name that could
-/// be rebound to 127.0.0.1 by a page elsewhere.
-fn host_allowed(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
-}
-
-/// An action from the page itself: its token, and its origin when the browser names one.
-fn action_allowed(h: &HeaderMap, host: &str, token: &str) -> Result<(), &'static str> {
-    let given = h
-        .get(TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    // Same length and bytes, compared whole (no early exit on the first difference).
-    let same = given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err("the page's actions need its token (X-Unplug-Token): reload the page");
-    }
-    if let Some(origin) = h.get(axum::http::header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let expected = format!("http://{host}");
-        if origin != expected {
-            return Err("a cross-origin request: the page's actions come from the page");
-        }
-    }
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return Err("a cross-site request: the page's actions come from the page");
-        }
-    }
-    Ok(())
-}
-
-/// One page's stream: a snapshot, then every message; a page that lags is sent a snapshot
-/// again. At most `Limits::page_clients` at once (429 past it).
-async fn events(State(s): S) -> Response {
-    let hub = s.page_arc();
-    let Ok(permit) = hub.pages.clone().try_acquire_owned() else {
-        return ApiError::too_many(format!(
-            "{} pages are open, the most one unplug proxy serves: close one",
-            hub.page_cap
-        ))
-        .into_response();
-    };
-    // Subscribed before the snapshot: nothing falls between them.
-    let rx = hub.tx.subscribe();
-    let first = hub.snapshot(&hub.lock());
-    let stream = futures_util::stream::unfold(
-        (Some(first), rx, hub, permit),
-        |(pending, mut rx, hub, permit)| async move {
-            if let Some(text) = pending {
-                let ev = SseEvent::default().data(text);
-                return Some((
-                    Ok::<_, std::convert::Infallible>(ev),
-                    (None, rx, hub, permit),
-                ));
-            }
-            let text: String = match rx.recv().await {
-                Ok(msg) => msg.to_string(),
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    // Fell behind the ring: start again from now.
-                    rx = rx.resubscribe();
-                    hub.snapshot(&hub.lock())
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            Some((Ok(SseEvent::default().data(text)), (None, rx, hub, permit)))
-        },
-    );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
-}
-
-async fn timeline(State(s): S, Path(p): Path<String>) -> Response {
-    let svg = s.page().lock().svgs.get(&p).cloned();
-    match svg {
-        Some(svg) => (
-            [
-                ("content-type", "image/svg+xml"),
-                ("cache-control", "no-store"),
-            ],
-            svg.as_str().to_owned(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            "no timeline yet: no device connected\n",
-        )
-            .into_response(),
-    }
-}
-
-type Answer = Result<Response, ApiError>;
-
-/// `{"stream": "both" | "upstream" | "downstream"}`: as `unplug proxy cut`.
-async fn cut(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
-    let v: Value = if body.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&body).map_err(ApiError::bad_body)?
-    };
-    let stream = v["stream"].as_str().unwrap_or("both");
-    let streams = super::model::cut_streams(stream)?;
-    let mut added = Vec::new();
-    for st in streams {
-        let toxic = super::model::cut_toxic(st);
-        added.push(s.add_toxic(&p, toxic.to_string().as_bytes()).await?);
-    }
-    Ok(axum::Json(json!({"cut": added})).into_response())
-}
-
-/// As `unplug proxy heal`: every toxic removed, the proxy enabled.
-async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
-    let toxics = s.toxics(&p).await?;
-    let names: Vec<String> = toxics
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    for n in &names {
-        s.remove_toxic(&p, n).await?;
-    }
-    let v = s
-        .update(&p, json!({"enabled": true}).to_string().as_bytes())
-        .await?;
-    Ok(axum::Json(v).into_response())
-}
-
-async fn add_toxic(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
-    Ok(axum::Json(s.add_toxic(&p, &body).await?).into_response())
-}
-
-async fn remove_toxic(State(s): S, Path((p, t)): Path<(String, String)>) -> Answer {
-    s.remove_toxic(&p, &t).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,43 +598,6 @@ mod tests {
             start: Instant::now(),
             last_told: BTreeMap::new(),
         }
-    }
-
-    #[test]
-    fn a_host_that_is_a_dns_name_is_refused_and_an_address_or_localhost_is_not() {
-        for ok in [
-            "127.0.0.1:8474",
-            "localhost:1",
-            "[::1]:8474",
-            "LOCALHOST",
-            "10.0.0.1",
-        ] {
-            assert!(host_allowed(ok), "{ok}");
-        }
-        for bad in [
-            "evil.example:8474",
-            "",
-            "127.0.0.1.nip.io:80",
-            "localhost.evil",
-        ] {
-            assert!(!host_allowed(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn an_action_needs_the_token_and_the_same_origin() {
-        let mut h = HeaderMap::new();
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
-        h.insert(TOKEN_HEADER, "abd".parse().unwrap());
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
-        h.insert(TOKEN_HEADER, "abc".parse().unwrap());
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
-        h.insert("origin", "http://evil.example".parse().unwrap());
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
-        h.insert("origin", "http://127.0.0.1:1".parse().unwrap());
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
-        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
     }
 
     #[test]

@@ -187,7 +187,7 @@ function tick() {
       if (!c || c.last_packet_ms == null) { if (row._since) row._since.textContent = ""; continue; }
       const end = c.closed_ms == null ? now : c.closed_ms;
       const since = Math.max(0, end - c.last_packet_ms);
-      const bound = (c.keepalive_s || 0) * 1500;
+      const bound = c.bound_ms || 0;
       row._since.textContent = secs(since) + (bound ? " / " + secs(bound) : "");
       const fill = bound ? Math.min(1, since / bound) : 0;
       row._bar.firstChild.style.width = (fill * 100).toFixed(1) + "%";

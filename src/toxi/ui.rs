@@ -1,0 +1,322 @@
+//! The live page's routes (`/ui`) beside toxiproxy's: the page and its assets (inside the
+//! binary), its event stream from the [`Hub`](super::page::Hub), its picture, and its actions
+//! over the same [`Server`] methods as toxiproxy's API.
+//!
+//! ```text
+//!  GET  /ui, /ui/page.js, /ui/page.css       the page (its token in a meta tag)
+//!  GET  /ui/events                            server-sent events: a snapshot, then changes
+//!  GET  /ui/proxies/P/timeline.svg            the latest picture (render_run)
+//!  POST /ui/api/proxies/P/cut {"stream"}      as `unplug proxy cut`
+//!  POST /ui/api/proxies/P/heal                as `unplug proxy heal`
+//!  POST /ui/api/proxies/P/toxics {toxic}      DELETE /ui/api/proxies/P/toxics/T
+//! ```
+//!
+//! Cross-site requests: toxiproxy's routes keep their browser guard; these are for browsers
+//! and guarded otherwise. Every `/ui` request needs a `Host` that is an address or
+//! `localhost` (no DNS name rebound to 127.0.0.1 reads the token), the actions the page's
+//! token in a header (a cross-site form cannot send one; a cross-site script cannot without a
+//! CORS preflight nobody answers) and, when the browser names them, the same origin.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+use super::api::Server;
+use super::model::ApiError;
+
+const INDEX_HTML: &str = include_str!("../report/page/index.html");
+const PAGE_JS: &str = include_str!("../report/page/page.js");
+const PAGE_CSS: &str = include_str!("../report/page/page.css");
+
+/// toxiproxy's routes (api.rs, unchanged) and the page's beside them.
+pub fn router(server: Arc<Server>) -> Router {
+    super::api::router(server.clone()).merge(routes(server))
+}
+
+type S = State<Arc<Server>>;
+
+/// The header the page's actions carry the token in.
+pub const TOKEN_HEADER: &str = "x-unplug-token";
+
+/// The page's routes over `server` (no browser guard: they are for browsers).
+fn routes(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/ui", get(index))
+        .route("/ui/", get(index))
+        .route(
+            "/ui/page.js",
+            get(|| async { asset("text/javascript;charset=utf-8", PAGE_JS) }),
+        )
+        .route(
+            "/ui/page.css",
+            get(|| async { asset("text/css;charset=utf-8", PAGE_CSS) }),
+        )
+        .route("/ui/events", get(events))
+        .route("/ui/proxies/:proxy/timeline.svg", get(timeline))
+        .route("/ui/api/proxies/:proxy/cut", post(cut))
+        .route("/ui/api/proxies/:proxy/heal", post(heal))
+        .route("/ui/api/proxies/:proxy/toxics", post(add_toxic))
+        .route(
+            "/ui/api/proxies/:proxy/toxics/:toxic",
+            axum::routing::delete(remove_toxic),
+        )
+        .with_state(server.clone())
+        .layer(axum::middleware::from_fn_with_state(server, guard))
+}
+
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    (
+        [
+            ("content-type", kind),
+            ("cache-control", "no-store"),
+            ("x-content-type-options", "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn index(State(s): S) -> Response {
+    let html = INDEX_HTML.replace("{{TOKEN}}", &s.page().token);
+    (
+        [
+            ("content-type", "text/html;charset=utf-8"),
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+            (
+                "content-security-policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// Every `/ui` request: a `Host` that is an address or localhost (unless `--public`); the
+/// actions (POST, DELETE): the page's token and, when the browser says, the same origin.
+async fn guard(State(s): S, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let h = req.headers();
+    let host = h
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !s.config().public && !host_allowed(host) {
+        return forbidden("the page answers only to an address or localhost as Host");
+    }
+    if req.method() != axum::http::Method::GET {
+        if let Err(why) = action_allowed(h, host, &s.page().token) {
+            return forbidden(why);
+        }
+    }
+    next.run(req).await
+}
+
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"error": why, "status": 403})),
+    )
+        .into_response()
+}
+
+/// `HOST[:PORT]` names a loopback or literal address, or localhost: not a DNS name that could
+/// be rebound to 127.0.0.1 by a page elsewhere.
+fn host_allowed(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// An action from the page itself: its token, and its origin when the browser names one.
+fn action_allowed(h: &HeaderMap, host: &str, token: &str) -> Result<(), &'static str> {
+    let given = h
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Same length and bytes, compared whole (no early exit on the first difference).
+    let same = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err("the page's actions need its token (X-Unplug-Token): reload the page");
+    }
+    if let Some(origin) = h.get(axum::http::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let expected = format!("http://{host}");
+        if origin != expected {
+            return Err("a cross-origin request: the page's actions come from the page");
+        }
+    }
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if !matches!(site, "same-origin" | "none") {
+            return Err("a cross-site request: the page's actions come from the page");
+        }
+    }
+    Ok(())
+}
+
+/// One page's stream: a snapshot, then every message; a page that lags is sent a snapshot
+/// again. At most `Limits::page_clients` at once (429 past it).
+async fn events(State(s): S) -> Response {
+    let hub = s.page_arc();
+    let Ok(permit) = hub.pages.clone().try_acquire_owned() else {
+        return ApiError::too_many(format!(
+            "{} pages are open, the most one unplug proxy serves: close one",
+            hub.page_cap
+        ))
+        .into_response();
+    };
+    // Subscribed before the snapshot: nothing falls between them.
+    let rx = hub.tx.subscribe();
+    let first = hub.snapshot(&hub.lock());
+    let stream = futures_util::stream::unfold(
+        (Some(first), rx, hub, permit),
+        |(pending, mut rx, hub, permit)| async move {
+            if let Some(text) = pending {
+                let ev = SseEvent::default().data(text);
+                return Some((
+                    Ok::<_, std::convert::Infallible>(ev),
+                    (None, rx, hub, permit),
+                ));
+            }
+            let text: String = match rx.recv().await {
+                Ok(msg) => msg.to_string(),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Fell behind the ring: start again from now.
+                    rx = rx.resubscribe();
+                    hub.snapshot(&hub.lock())
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok(SseEvent::default().data(text)), (None, rx, hub, permit)))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn timeline(State(s): S, Path(p): Path<String>) -> Response {
+    let svg = s.page().lock().svgs.get(&p).cloned();
+    match svg {
+        Some(svg) => (
+            [
+                ("content-type", "image/svg+xml"),
+                ("cache-control", "no-store"),
+            ],
+            svg.as_str().to_owned(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "no timeline yet: no device connected\n",
+        )
+            .into_response(),
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// `{"stream": "both" | "upstream" | "downstream"}`: as `unplug proxy cut`.
+async fn cut(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
+    let v: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(ApiError::bad_body)?
+    };
+    let stream = v["stream"].as_str().unwrap_or("both");
+    let streams = super::model::cut_streams(stream)?;
+    let mut added = Vec::new();
+    for st in streams {
+        let toxic = super::model::cut_toxic(st);
+        added.push(s.add_toxic(&p, toxic.to_string().as_bytes()).await?);
+    }
+    Ok(axum::Json(json!({"cut": added})).into_response())
+}
+
+/// As `unplug proxy heal`: every toxic removed, the proxy enabled.
+async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
+    let toxics = s.toxics(&p).await?;
+    let names: Vec<String> = toxics
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in &names {
+        s.remove_toxic(&p, n).await?;
+    }
+    let v = s
+        .update(&p, json!({"enabled": true}).to_string().as_bytes())
+        .await?;
+    Ok(axum::Json(v).into_response())
+}
+
+async fn add_toxic(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
+    Ok(axum::Json(s.add_toxic(&p, &body).await?).into_response())
+}
+
+async fn remove_toxic(State(s): S, Path((p, t)): Path<(String, String)>) -> Answer {
+    s.remove_toxic(&p, &t).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_that_is_a_dns_name_is_refused_and_an_address_or_localhost_is_not() {
+        for ok in [
+            "127.0.0.1:8474",
+            "localhost:1",
+            "[::1]:8474",
+            "LOCALHOST",
+            "10.0.0.1",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8474",
+            "",
+            "127.0.0.1.nip.io:80",
+            "localhost.evil",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_action_needs_the_token_and_the_same_origin() {
+        let mut h = HeaderMap::new();
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert(TOKEN_HEADER, "abd".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert(TOKEN_HEADER, "abc".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
+        h.insert("origin", "http://evil.example".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+        h.insert("origin", "http://127.0.0.1:1".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_ok());
+        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
+    }
+}
