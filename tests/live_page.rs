@@ -466,3 +466,141 @@ fn a_device_s_will_arrives_on_the_open_page_after_its_cut_button_is_pressed() {
         will_after.as_secs_f64()
     );
 }
+
+/// One raw HTTP/1.1 request; the status and the first bytes of the answer (at most 4 KiB,
+/// within 5 s): enough for an event stream that does not end.
+fn raw(api: &str, head: &str) -> (u16, String, TcpStream) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(api).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text, s)
+}
+
+#[test]
+fn the_page_is_for_browsers_its_actions_need_its_token_and_its_streams_are_capped() {
+    let out = out_dir("live_page_guard");
+    let upstream = broker().to_string();
+    let mut served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--api",
+        "127.0.0.1:0",
+        "--name",
+        "dev",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let api = served.api();
+    let get = |path: &str, host: &str, ua: &str| {
+        raw(
+            &api,
+            &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {ua}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120";
+    // toxiproxy's guard is unchanged; the page is for browsers.
+    assert_eq!(get("/proxies", &api, browser).0, 403);
+    assert_eq!(get("/proxies", &api, "toxiproxy-go").0, 200);
+    let (status, page, _) = get("/ui", &api, browser);
+    assert_eq!(status, 200, "{page}");
+    // A DNS name (a rebinding page) is not served the page or its token.
+    assert_eq!(
+        get(
+            "/ui",
+            &format!("evil.example:{}", &api[api.rfind(':').unwrap() + 1..]),
+            browser
+        )
+        .0,
+        403
+    );
+    // The page's token, from the page.
+    let (_, body, mut s) = get("/ui", &api, browser);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut rest);
+    let body = body + &rest;
+    let token = body
+        .split("name=\"unplug-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string();
+    assert_eq!(token.len(), 32, "{body}");
+    assert!(
+        !served.seen.iter().any(|l| l.contains(&token)),
+        "the token is printed"
+    );
+    let post = |headers: &str| {
+        raw(
+            &api,
+            &format!("POST /ui/api/proxies/dev/cut HTTP/1.1\r\nHost: {api}\r\nUser-Agent: {browser}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n{headers}\r\n{{}}"),
+        )
+        .0
+    };
+    assert_eq!(post(""), 403, "no token");
+    assert_eq!(post("X-Unplug-Token: 0123\r\n"), 403, "a wrong token");
+    assert_eq!(
+        post(&format!(
+            "X-Unplug-Token: {token}\r\nOrigin: http://evil.example\r\n"
+        )),
+        403,
+        "another origin"
+    );
+    assert_eq!(
+        post(&format!(
+            "X-Unplug-Token: {token}\r\nOrigin: http://{api}\r\n"
+        )),
+        200,
+        "the page itself"
+    );
+    let (_, toxics) =
+        unplug::toxi::control::request(&api, "GET", "/proxies/dev/toxics", None).unwrap();
+    assert_eq!(toxics.as_array().map(Vec::len), Some(2), "{toxics}");
+
+    // At most 8 pages' streams at once (Limits::page_clients); the 9th is refused, named.
+    let mut open = Vec::new();
+    for i in 0..8 {
+        let (status, head, s) = get("/ui/events", &api, browser);
+        assert_eq!(status, 200, "stream {i}: {head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        open.push(s);
+    }
+    let (status, head, _) = get("/ui/events", &api, browser);
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("pages are open"), "{head}");
+    // A closed page frees its place.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _, s) = get("/ui/events", &api, browser);
+        if status == 200 {
+            open.push(s);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed page's place is not freed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(open);
+    assert_eq!(served.interrupt(), 0, "{}", served.seen.join("\n"));
+}
