@@ -252,10 +252,12 @@ impl Hub {
                 let path = jsonl.clone();
                 let name = p.clone();
                 let now = journal.ms_since_start(Instant::now());
+                let decided = hub.decided(&p);
                 let judged =
-                    tokio::task::spawn_blocking(move || judge_and_draw(&name, &path, now)).await;
+                    tokio::task::spawn_blocking(move || judge_and_draw(&name, &path, now, decided))
+                        .await;
                 if let Ok(Ok(Some((summary, svg)))) = judged {
-                    hub.judged(&p, &summary, svg);
+                    hub.judged(&p, &summary, svg, decided);
                 }
                 tokio::time::sleep(JUDGE_EVERY.saturating_sub(JUDGE_SETTLE)).await;
             }
@@ -288,7 +290,35 @@ impl Hub {
         judge
     }
 
-    fn judged(&self, name: &str, summary: &crate::report::Summary, svg: Option<String>) {
+    /// Nothing more to wait for since proxy `name`'s first cut: a message on a will topic came,
+    /// the broker closed a connection, or a run's observation window passed.
+    fn decided(&self, name: &str) -> bool {
+        let st = self.lock();
+        let Some(v) = st.proxies.get(name) else {
+            return false;
+        };
+        let Some(cut) = v.cut_ms else {
+            return false;
+        };
+        let keepalive = v.conns.values().filter_map(|c| c.keepalive_s).max();
+        let observed = crate::judge::timing::observe_window(
+            Duration::from_secs(keepalive.unwrap_or(0).min(3600)),
+            Duration::ZERO,
+        );
+        v.wills.iter().any(|w| w.ms >= cut)
+            || v.conns.values().any(|c| {
+                c.closed_ms.is_some_and(|t| t >= cut) && c.closed_by.as_deref() == Some("broker")
+            })
+            || ms_since(v.start) - cut >= observed.as_secs_f64() * 1000.0
+    }
+
+    fn judged(
+        &self,
+        name: &str,
+        summary: &crate::report::Summary,
+        svg: Option<String>,
+        decided: bool,
+    ) {
         let mut st = self.lock();
         let Some(v) = st.proxies.get_mut(name) else {
             return;
@@ -305,19 +335,6 @@ impl Hub {
         let Some(v) = st.proxies.get_mut(name) else {
             return;
         };
-        let Some(cut) = v.cut_ms else {
-            return;
-        };
-        let now = ms_since(v.start);
-        let observed = crate::judge::timing::observe_window(
-            Duration::from_secs(summary.keepalive_s),
-            Duration::ZERO,
-        );
-        let decided = v.wills.iter().any(|w| w.ms >= cut)
-            || v.conns.values().any(|c| {
-                c.closed_ms.is_some_and(|t| t >= cut) && c.closed_by.as_deref() == Some("broker")
-            })
-            || now - cut >= observed.as_secs_f64() * 1000.0;
         if !decided {
             // A verdict before the outcome could come would only say "not yet".
             return;
@@ -530,6 +547,7 @@ fn judge_and_draw(
     name: &str,
     jsonl: &std::path::Path,
     now_ms: f64,
+    decided: bool,
 ) -> anyhow::Result<Option<(crate::report::Summary, Option<String>)>> {
     let (mut records, _) = crate::event::thin::read_thinned(jsonl)?;
     if !super::judge::is_proxy_journal(&records) {
@@ -551,7 +569,8 @@ fn judge_and_draw(
         });
     }
     let summary = super::judge::judge(&records, None, name)?;
-    let svg = crate::report::svg::render_run(&records, &summary);
+    let word = (!decided).then_some("LIVE: waiting for the outcome");
+    let svg = crate::report::svg::render_run_as(&records, &summary, word);
     Ok(Some((summary, Some(svg))))
 }
 

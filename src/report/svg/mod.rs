@@ -26,5 +26,5 @@ mod writer;
 pub use compare::{render_compare, render_compare_rows, write_compare, CompareRow};
 pub use fleet::render_fleet;
 pub use repeat::render_repeat;
-pub use timeline::{render_run, write_run, BRACKETS, LANES};
+pub use timeline::{render_run, render_run_as, write_run, BRACKETS, LANES};
 pub use writer::{secs, text_width, WIDTH};

@@ -68,6 +68,12 @@ pub(super) fn lane_label(doc: &mut Doc, sh: &mut Shelves, i: usize, x: f64, clas
 
 /// The timeline of one run: NAME.svg.
 pub fn render_run(records: &[Record], summary: &Summary) -> String {
+    render_run_as(records, summary, None)
+}
+
+/// [`render_run`] with `word` in place of the verdict (the live page's picture of a run whose
+/// outcome has not come yet: no PASS or FAIL before the checks can be decided).
+pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) -> String {
     let t_end = records
         .iter()
         .map(|r| r.ms)
@@ -82,11 +88,10 @@ pub fn render_run(records: &[Record], summary: &Summary) -> String {
     let ka_ms = summary.keepalive_s as f64 * 1000.0;
 
     // Title: what ran, and the verdict on the right.
-    let verdict = if summary.pass { "PASS" } else { "FAIL" };
-    let vclass = if summary.pass {
-        "pass title"
-    } else {
-        "fail title"
+    let (verdict, vclass) = match (word, summary.pass) {
+        (Some(w), _) => (w, "sub title"),
+        (None, true) => ("PASS", "pass title"),
+        (None, false) => ("FAIL", "fail title"),
     };
     let vw = bold_width(verdict, 16.0);
     doc.text_end(WIDTH - RIGHT, TITLE_Y, vclass, verdict);
