@@ -604,3 +604,177 @@ fn the_page_is_for_browsers_its_actions_need_its_token_and_its_streams_are_cappe
     drop(open);
     assert_eq!(served.interrupt(), 0, "{}", served.seen.join("\n"));
 }
+
+/// An event stream (HTTP/1.0: the body is the stream itself, no chunks): what came with its
+/// headers, and the socket.
+fn events_at(addr: &str) -> (Vec<u8>, TcpStream) {
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120";
+    let (status, text, s) = raw(
+        addr,
+        &format!("GET /ui/events HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: {browser}\r\n\r\n"),
+    );
+    assert_eq!(status, 200, "{text}");
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (body.as_bytes().to_vec(), s)
+}
+
+/// Read an event stream's `data:` lines (after `buf`, what came already) from `s` until one
+/// satisfies `wanted`, within `within`.
+fn sse_until(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    within: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + within;
+    let mut chunk = [0u8; 16 * 1024];
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = buf.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&event);
+            for line in text.lines() {
+                let Some(data) = line.strip_prefix("data:") else {
+                    continue;
+                };
+                let v: Value = serde_json::from_str(data.trim()).unwrap();
+                seen.push(v["type"].to_string());
+                if wanted(&v) {
+                    return v;
+                }
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => continue,
+        }
+    }
+    panic!("no such message within {within:?}; got types {seen:?}");
+}
+
+#[test]
+fn a_scenario_run_with_ui_is_shown_live_and_its_result_stays_until_ctrl_c() {
+    let out = out_dir("live_page_scenario");
+    let mut child = Killed(
+        Command::new(BIN)
+            .args([
+                "scenario",
+                "native-last-will",
+                "--keepalive",
+                "1",
+                "--ui",
+                "--out",
+            ])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = mpsc::channel::<String>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let line_with = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?}");
+    };
+    let page = line_with("page: http://");
+    let addr = page
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120";
+    let (mut buf, mut events) = events_at(&addr);
+    // Live: the run's status line, willy's connection, the will, then the verdict.
+    let status_line = sse_until(&mut events, &mut buf, Duration::from_secs(30), |v| {
+        v["type"] == "status" && v["text"].as_str().is_some_and(|t| t.starts_with("cycle "))
+    });
+    eprintln!("status: {}", status_line["text"]);
+    sse_until(&mut events, &mut buf, Duration::from_secs(30), |v| {
+        v["type"] == "conn" && v["conn"]["client_id"].is_string()
+    });
+    let will = sse_until(&mut events, &mut buf, Duration::from_secs(30), |v| {
+        v["type"] == "will"
+    });
+    assert_eq!(will["will"]["topic"], "test/connected", "{will}");
+    let verdict = sse_until(&mut events, &mut buf, Duration::from_secs(60), |v| {
+        v["type"] == "verdict"
+    });
+    assert_eq!(verdict["verdict"]["word"], "PASS", "{verdict}");
+    line_with("page: the result stays at");
+    // After the run: the page, its snapshot with the verdict, its picture.
+    let (status, _, _) = get_page(&addr, "/ui", browser);
+    assert_eq!(status, 200);
+    let (mut buf, mut again) = events_at(&addr);
+    let snap = sse_until(&mut again, &mut buf, Duration::from_secs(5), |v| {
+        v["type"] == "snapshot"
+    });
+    assert_eq!(
+        snap["proxies"]["native-last-will"]["verdict"]["word"], "PASS",
+        "{snap}"
+    );
+    let (status, _, _) = get_page(&addr, "/ui/proxies/native-last-will/timeline.svg", browser);
+    assert_eq!(status, 200);
+    // The page's actions are the proxy's only: here they are refused, said so.
+    let (status, answer, _) = raw(
+        &addr,
+        &format!("POST /ui/api/proxies/native-last-will/cut HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(status, 403, "no token: {answer}");
+    // Ctrl-C ends it, with the run's exit code.
+    let sent = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            panic!("unplug scenario --ui did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    eprintln!("stopped {:?} after SIGINT", sent.elapsed());
+}
+
+fn get_page(addr: &str, path: &str, ua: &str) -> (u16, String, TcpStream) {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {ua}\r\n\r\n"),
+    )
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

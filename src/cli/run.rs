@@ -9,6 +9,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -76,6 +77,12 @@ pub struct ScenarioArgs {
     jobs: Option<u16>,
     #[command(flatten)]
     start: StartAt,
+    /// Show the run live in a browser: a page at ADDR (default 127.0.0.1, a free port; the
+    /// address is printed) with its cycle, what it waits for, willy's connection, the will and
+    /// the timeline; it stays up with the result after the run, until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0",
+          conflicts_with = "repeat")]
+    ui: Option<String>,
 }
 
 /// `unplug scenario NAME`: run it, print its verdict, and say where its files are.
@@ -97,6 +104,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         repeat,
         jobs,
         start,
+        ui,
     } = args;
     start.check()?;
     if let Some(n) = repeat.filter(|n| *n > 1) {
@@ -125,6 +133,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         s.name = n;
     }
     let broker = broker.choice()?;
+    let page = ui.as_deref().map(start_page).transpose()?;
     let opts = RunOptions {
         out_dir: out.clone(),
         echo: Echo {
@@ -135,6 +144,9 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         broker,
         progress: !quiet && std::io::stdout().is_terminal(),
         run_id,
+        watcher: unplug::runner::Watching(page.as_ref().map(|(hub, _)| {
+            Arc::new(unplug::toxi::page::RunPage(hub.clone())) as Arc<dyn unplug::runner::Watcher>
+        })),
     };
     start.wait()?;
     let result = runner::run(&s, &opts)?;
@@ -156,12 +168,57 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
             out.display(),
         );
     }
+    if let (Some((hub, server)), None) = (&page, result.interrupted) {
+        let svg = std::fs::read_to_string(out.join(format!("{}.svg", s.name))).ok();
+        hub.finished(&s.name, &result.summary, svg);
+        println!(
+            "page: the result stays at http://{}/ui until Ctrl-C",
+            server.addr
+        );
+        wait_for_interrupt()?;
+    }
+    if let Some((_, server)) = page {
+        server.stop();
+    }
     Ok(if let Some(sig) = result.interrupted {
         ExitCode::from(unplug::lifeline::exit_code(sig))
     } else if result.summary.pass {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `--ui ADDR`: the page's hub and its server, listening (its address printed).
+fn start_page(
+    addr: &str,
+) -> anyhow::Result<(
+    Arc<unplug::toxi::page::Hub>,
+    unplug::toxi::ui::RunPageServer,
+)> {
+    let at: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--ui {addr:?}: expected ADDR:PORT, e.g. 127.0.0.1:8475"))?;
+    let hub = Arc::new(unplug::toxi::page::Hub::new(
+        unplug::toxi::api::Limits::default().page_clients,
+    ));
+    let server = unplug::toxi::ui::RunPageServer::start(at, hub.clone())?;
+    println!("page: http://{}/ui (open it in a browser)", server.addr);
+    Ok((hub, server))
+}
+
+/// Block until SIGINT or SIGTERM.
+fn wait_for_interrupt() -> anyhow::Result<()> {
+    use anyhow::Context;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime to wait for Ctrl-C")?;
+    rt.block_on(async {
+        let interrupts =
+            unplug::lifeline::Interrupts::listen().context("listening for SIGINT and SIGTERM")?;
+        interrupts.wait().await;
+        Ok(())
     })
 }
 

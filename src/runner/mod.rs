@@ -37,6 +37,33 @@ use outcome::willy_refused;
 pub use outcome::{outcome_decided, stuck_for_good};
 use stage::{Actors, Stage};
 
+/// Who watches a run as it goes (`unplug scenario --ui`'s page): handed the journal once it
+/// exists, and the status line as the control loop makes it. It only reads; the run never
+/// waits for it.
+pub trait Watcher: Send + Sync {
+    /// The run's journal, before anything is recorded in it.
+    fn journal(&self, name: &str, journal: &Journal);
+    /// `cycle 2/3 | 4.1 s of ~9.0 s | waiting for ...`, a few times a second.
+    fn status(&self, name: &str, line: &str);
+}
+
+/// A run's watcher, if any (a newtype: `RunOptions` stays `Debug` and `Clone`).
+#[derive(Clone, Default)]
+pub struct Watching(pub Option<std::sync::Arc<dyn Watcher>>);
+
+impl std::fmt::Debug for Watching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Watching(..)"
+        } else {
+            "Watching(none)"
+        })
+    }
+}
+
+/// How often the control loop tells the watcher its status line (ticks of 50 ms).
+const WATCHER_EVERY_TICKS: u32 = 5;
+
 /// How the run is set up, besides the scenario.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -47,6 +74,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The run's id in its summary (a suite gives each child one); None: start time and pid.
     pub run_id: Option<String>,
+    /// Who watches the run live (`--ui`).
+    pub watcher: Watching,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -161,6 +190,9 @@ impl Begun {
             )
         });
         crate::logcapture::install(&journal);
+        if let Some(w) = &opts.watcher.0 {
+            w.journal(&s.name, &journal);
+        }
         crate::broker::access::set_login(match &opts.broker {
             BrokerChoice::Url(u) => u.login.clone(),
             _ => None,
@@ -373,6 +405,7 @@ async fn watch(
     let mut cursor = journal.cursor();
     let mut live = LiveFacts::new(s);
     let progress = crate::progress::RunProgress::new(opts.progress);
+    let mut ticks: u32 = 0;
     let reason = loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -394,6 +427,13 @@ async fn watch(
         }
         let in_cycle = actors.cycle.load(Ordering::SeqCst);
         progress.update(s, &broker.profile, facts, in_cycle, now);
+        if let Some(w) = &opts.watcher.0 {
+            ticks = ticks.wrapping_add(1);
+            if ticks % WATCHER_EVERY_TICKS == 1 {
+                let line = crate::progress::status_line(s, &broker.profile, facts, in_cycle, now);
+                w.status(&s.name, &line);
+            }
+        }
         let in_final_cycle = in_cycle >= s.cycles;
         let cycles_done = actors.willy.is_finished() || stuck_for_good(s, facts, in_final_cycle);
         if cycles_done && outcome_decided(s, &broker.profile, facts, now) {

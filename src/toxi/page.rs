@@ -92,6 +92,8 @@ pub struct ProxyView {
     pub timeline: u64,
     /// Records the fold missed because it fell behind (none, normally).
     pub missed: u64,
+    /// A scenario run's status line (`cycle 2/3 | ... | waiting for ...`).
+    pub status: Option<String>,
     #[serde(skip)]
     start: Instant,
     #[serde(skip)]
@@ -193,15 +195,15 @@ impl Hub {
         self.tell(&mut st, json!({"type": "proxy", "proxy": name, "api": api}));
     }
 
-    /// Show proxy `name` and follow its journal (at `jsonl`): the tasks that do it, for the
-    /// proxy to abort when it stops.
-    pub fn watch(
+    /// Show `name` (its API JSON `api`) and fold `journal` into it; with `wake`, notified when
+    /// a record calls for judging again. The task ends with the journal's followers.
+    fn follow(
         self: &Arc<Self>,
         name: &str,
         api: Value,
         journal: &Journal,
-        jsonl: std::path::PathBuf,
-    ) -> Vec<JoinHandle<()>> {
+        wake: Option<Arc<Notify>>,
+    ) -> JoinHandle<()> {
         let view = ProxyView {
             name: name.to_string(),
             api,
@@ -212,6 +214,7 @@ impl Hub {
             verdict: None,
             timeline: 0,
             missed: 0,
+            status: None,
             start: journal.start(),
             last_told: BTreeMap::new(),
         };
@@ -222,25 +225,37 @@ impl Hub {
             self.tell(&mut st, msg);
         }
         let (mut records, missed) = journal.follow_bounded(shown, FOLLOW_CAP);
-        let judge_now = Arc::new(Notify::new());
         let hub = self.clone();
         let p = name.to_string();
-        let wake = judge_now.clone();
-        let fold = tokio::spawn(async move {
+        tokio::spawn(async move {
             while let Some(rec) = records.recv().await {
                 let missed = missed.load(Ordering::Relaxed);
-                if let Some(deadline) = hub.fold(&p, &rec, missed) {
-                    wake.notify_one();
-                    if let Some(after) = deadline {
-                        let wake = wake.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(after).await;
-                            wake.notify_one();
-                        });
-                    }
+                let (Some(due), Some(wake)) = (hub.fold(&p, &rec, missed), &wake) else {
+                    continue;
+                };
+                wake.notify_one();
+                if let Some(after) = due {
+                    let wake = wake.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        wake.notify_one();
+                    });
                 }
             }
-        });
+        })
+    }
+
+    /// Show proxy `name` and follow its journal (at `jsonl`), judging and drawing it as
+    /// records call for it: the tasks that do it, for the proxy to abort when it stops.
+    pub fn watch(
+        self: &Arc<Self>,
+        name: &str,
+        api: Value,
+        journal: &Journal,
+        jsonl: std::path::PathBuf,
+    ) -> Vec<JoinHandle<()>> {
+        let judge_now = Arc::new(Notify::new());
+        let fold = self.follow(name, api, journal, Some(judge_now.clone()));
         let hub = self.clone();
         let p = name.to_string();
         let journal = journal.clone();
@@ -263,6 +278,25 @@ impl Hub {
             }
         });
         vec![fold, judging]
+    }
+
+    /// A scenario run's status line, for its page.
+    pub fn status(&self, name: &str, line: &str) {
+        let mut st = self.lock();
+        let Some(v) = st.proxies.get_mut(name) else {
+            return;
+        };
+        v.status = Some(line.to_string());
+        self.tell(
+            &mut st,
+            json!({"type": "status", "proxy": name, "text": line}),
+        );
+    }
+
+    /// A scenario run ended: its verdict and picture, as its files have them.
+    pub fn finished(&self, name: &str, summary: &crate::report::Summary, svg: Option<String>) {
+        self.status(name, &format!("ended: {}", summary.end_reason));
+        self.judged(name, summary, svg, true);
     }
 
     /// Proxy `name` is gone.
@@ -349,6 +383,22 @@ impl Hub {
             &mut st,
             json!({"type": "verdict", "proxy": name, "verdict": verdict}),
         );
+    }
+}
+
+/// A scenario run's page: the run's journal folded into the hub as it goes, its status line
+/// told (`unplug scenario --ui`).
+pub struct RunPage(pub Arc<Hub>);
+
+impl crate::runner::Watcher for RunPage {
+    fn journal(&self, name: &str, journal: &Journal) {
+        let api = json!({"kind": "run", "name": name});
+        // Ends with the run's runtime.
+        drop(self.0.follow(name, api, journal, None));
+    }
+
+    fn status(&self, name: &str, line: &str) {
+        self.0.status(name, line);
     }
 }
 
@@ -614,6 +664,7 @@ mod tests {
             verdict: None,
             timeline: 0,
             missed: 0,
+            status: None,
             start: Instant::now(),
             last_told: BTreeMap::new(),
         }

@@ -32,23 +32,120 @@ use tokio::sync::broadcast;
 
 use super::api::Server;
 use super::model::ApiError;
+use super::page::Hub;
 
 const INDEX_HTML: &str = include_str!("../report/page/index.html");
 const PAGE_JS: &str = include_str!("../report/page/page.js");
 const PAGE_CSS: &str = include_str!("../report/page/page.css");
 
-/// toxiproxy's routes (api.rs, unchanged) and the page's beside them.
-pub fn router(server: Arc<Server>) -> Router {
-    super::api::router(server.clone()).merge(routes(server))
+/// A scenario run's page, served on a thread of its own (its own runtime, so the run's
+/// runtime can end and the page stay) until [`RunPageServer::stop`].
+pub struct RunPageServer {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-type S = State<Arc<Server>>;
+impl RunPageServer {
+    /// Listen on `addr` (loopback only) and serve `hub`'s page there.
+    pub fn start(addr: std::net::SocketAddr, hub: Arc<Hub>) -> anyhow::Result<RunPageServer> {
+        use anyhow::Context;
+        super::api::check_loopback("--ui", addr).map_err(anyhow::Error::msg)?;
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("the page cannot listen on {addr}"))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the page's runtime")?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let max = super::api::Limits::default().api_connections;
+        let thread = std::thread::Builder::new()
+            .name("unplug-page".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    super::api::serve_http(listener, run_router(hub), max, async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+                });
+            })
+            .context("starting the page's thread")?;
+        Ok(RunPageServer {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop serving: the open pages' streams end.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunPageServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// What the page's routes serve: the hub, and the proxies its actions act on (none for a
+/// scenario run's page: its faults are the scenario's).
+pub struct Ui {
+    hub: Arc<Hub>,
+    server: Option<Arc<Server>>,
+    /// `--public`: any `Host` is served.
+    public: bool,
+}
+
+impl Ui {
+    fn server(&self) -> Result<&Arc<Server>, ApiError> {
+        self.server.as_ref().ok_or_else(|| {
+            ApiError::not_covered("actions on a scenario run's page: its faults are the scenario's")
+        })
+    }
+}
+
+/// toxiproxy's routes (api.rs, unchanged) and the page's beside them.
+pub fn router(server: Arc<Server>) -> Router {
+    let ui = Ui {
+        hub: server.page_arc(),
+        public: server.config().public,
+        server: Some(server.clone()),
+    };
+    super::api::router(server).merge(routes(Arc::new(ui)))
+}
+
+/// A scenario run's page alone (`unplug scenario --ui`): what `hub` shows, no actions.
+pub fn run_router(hub: Arc<Hub>) -> Router {
+    routes(Arc::new(Ui {
+        hub,
+        server: None,
+        public: false,
+    }))
+}
+
+type S = State<Arc<Ui>>;
 
 /// The header the page's actions carry the token in.
 pub const TOKEN_HEADER: &str = "x-unplug-token";
 
-/// The page's routes over `server` (no browser guard: they are for browsers).
-fn routes(server: Arc<Server>) -> Router {
+/// The page's routes over `ui` (no browser guard: they are for browsers).
+fn routes(ui: Arc<Ui>) -> Router {
     Router::new()
         .route("/ui", get(index))
         .route("/ui/", get(index))
@@ -69,8 +166,8 @@ fn routes(server: Arc<Server>) -> Router {
             "/ui/api/proxies/:proxy/toxics/:toxic",
             axum::routing::delete(remove_toxic),
         )
-        .with_state(server.clone())
-        .layer(axum::middleware::from_fn_with_state(server, guard))
+        .with_state(ui.clone())
+        .layer(axum::middleware::from_fn_with_state(ui, guard))
 }
 
 fn asset(kind: &'static str, body: &'static str) -> Response {
@@ -86,7 +183,7 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
 }
 
 async fn index(State(s): S) -> Response {
-    let html = INDEX_HTML.replace("{{TOKEN}}", &s.page().token);
+    let html = INDEX_HTML.replace("{{TOKEN}}", &s.hub.token);
     (
         [
             ("content-type", "text/html;charset=utf-8"),
@@ -110,11 +207,11 @@ async fn guard(State(s): S, req: axum::extract::Request, next: axum::middleware:
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !s.config().public && !host_allowed(host) {
+    if !s.public && !host_allowed(host) {
         return forbidden("the page answers only to an address or localhost as Host");
     }
     if req.method() != axum::http::Method::GET {
-        if let Err(why) = action_allowed(h, host, &s.page().token) {
+        if let Err(why) = action_allowed(h, host, &s.hub.token) {
             return forbidden(why);
         }
     }
@@ -174,7 +271,7 @@ fn action_allowed(h: &HeaderMap, host: &str, token: &str) -> Result<(), &'static
 /// One page's stream: a snapshot, then every message; a page that lags is sent a snapshot
 /// again. At most `Limits::page_clients` at once (429 past it).
 async fn events(State(s): S) -> Response {
-    let hub = s.page_arc();
+    let hub = s.hub.clone();
     let Ok(permit) = hub.pages.clone().try_acquire_owned() else {
         return ApiError::too_many(format!(
             "{} pages are open, the most one unplug proxy serves: close one",
@@ -213,7 +310,7 @@ async fn events(State(s): S) -> Response {
 }
 
 async fn timeline(State(s): S, Path(p): Path<String>) -> Response {
-    let svg = s.page().lock().svgs.get(&p).cloned();
+    let svg = s.hub.lock().svgs.get(&p).cloned();
     match svg {
         Some(svg) => (
             [
@@ -245,14 +342,18 @@ async fn cut(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
     let mut added = Vec::new();
     for st in streams {
         let toxic = super::model::cut_toxic(st);
-        added.push(s.add_toxic(&p, toxic.to_string().as_bytes()).await?);
+        added.push(
+            s.server()?
+                .add_toxic(&p, toxic.to_string().as_bytes())
+                .await?,
+        );
     }
     Ok(axum::Json(json!({"cut": added})).into_response())
 }
 
 /// As `unplug proxy heal`: every toxic removed, the proxy enabled.
 async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
-    let toxics = s.toxics(&p).await?;
+    let toxics = s.server()?.toxics(&p).await?;
     let names: Vec<String> = toxics
         .as_array()
         .map(|a| {
@@ -262,20 +363,21 @@ async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
         })
         .unwrap_or_default();
     for n in &names {
-        s.remove_toxic(&p, n).await?;
+        s.server()?.remove_toxic(&p, n).await?;
     }
     let v = s
+        .server()?
         .update(&p, json!({"enabled": true}).to_string().as_bytes())
         .await?;
     Ok(axum::Json(v).into_response())
 }
 
 async fn add_toxic(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
-    Ok(axum::Json(s.add_toxic(&p, &body).await?).into_response())
+    Ok(axum::Json(s.server()?.add_toxic(&p, &body).await?).into_response())
 }
 
 async fn remove_toxic(State(s): S, Path((p, t)): Path<(String, String)>) -> Answer {
-    s.remove_toxic(&p, &t).await?;
+    s.server()?.remove_toxic(&p, &t).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -92,6 +92,9 @@ function section(name) {
   });
   const toxicForm = el("div", { class: "controls" }, "toxics: ", d.toxics, kind, stream, attrs,
     "toxicity", toxicity, add);
+  d.controls = controls;
+  d.toxicForm = toxicForm;
+  d.status = el("div", { class: "runstatus" });
   d.conns = el("tbody");
   const table = el("table", { class: "conns" },
     el("thead", {}, el("tr", {}, ...["conn", "client id", "transport", "keepalive", "will topic",
@@ -103,7 +106,7 @@ function section(name) {
   d.timeline = el("div", { class: "timeline" });
   d.missed = el("div", { class: "error" });
   d.root = el("section", { class: "proxy", id: "proxy-" + name, "data-proxy": name },
-    el("div", {}, d.title, " ", d.addr), controls, toxicForm, table, d.wills, d.verdict,
+    el("div", {}, d.title, " ", d.addr), d.status, controls, toxicForm, table, d.wills, d.verdict,
     d.timeline, d.missed);
   document.getElementById("proxies").append(d.root);
   state.dom[name] = d;
@@ -118,10 +121,16 @@ function renderProxy(name) {
     return;
   }
   const s = section(name);
-  s.title.textContent = "proxy " + name;
   const api = p.api || {};
-  s.addr.textContent = (api.listen || "?") + " → " + (api.upstream || "?") +
+  const run = api.kind === "run";
+  s.title.textContent = (run ? "scenario " : "proxy ") + name;
+  s.addr.textContent = run ? "" : (api.listen || "?") + " → " + (api.upstream || "?") +
     (api.enabled === false ? " (disabled)" : "");
+  // A scenario run's faults are its own: no buttons, its status line instead.
+  s.controls.hidden = run;
+  s.toxicForm.hidden = run;
+  s.status.hidden = !run;
+  s.status.textContent = p.status || "starting…";
   const faults = Object.values(p.faults || {});
   s.faults.textContent = faults.length ? "in effect: " + faults.join(", ") : "";
   s.toxics.replaceChildren(...(api.toxics || []).map((t) =>
@@ -233,6 +242,7 @@ function apply(msg) {
     case "will": p.wills.push(msg.will); p.wills = p.wills.slice(-KEEP_WILLS); break;
     case "verdict": p.verdict = msg.verdict; break;
     case "timeline": p.timeline = msg.version; break;
+    case "status": p.status = msg.text; break;
     default: return;
   }
   renderProxy(msg.proxy);
