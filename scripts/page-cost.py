@@ -5,6 +5,7 @@ event stream (/ui/events, as a browser's EventSource does); per round the throug
 byte to the PINGRESP that follows the last PUBLISH) and the proxy process's CPU time per GiB.
 
   cargo build --release && scripts/page-cost.py [--mb 64] [--rounds 5] [--pages 1]
+      [--baseline PATH]   (an unplug binary from before the page: a third row, the same rounds)
 
 Everything on 127.0.0.1, ports chosen free; every wait bounded; the processes it starts are
 stopped at the end. Needs mosquitto (scripts/setup.sh installs it).
@@ -156,6 +157,7 @@ def main():
     ap.add_argument("--mb", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--pages", type=int, default=1)
+    ap.add_argument("--baseline", help="an unplug binary built before the page")
     ap.add_argument("--bin", default=os.path.join(
         os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "unplug"))
     a = ap.parse_args()
@@ -172,19 +174,32 @@ def main():
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(mq)
         time.sleep(0.3)
-        px = subprocess.Popen([a.bin, "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                               f"127.0.0.1:{port}", "--api", "127.0.0.1:0", "--name", "dev",
-                               "--out", tmp, "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        procs.append(px)
-        api = addr_after(line_with(px, "api: "), "HTTP API on ")
-        proxy = addr_after(line_with(px, "proxy dev: listening on"), "listening on ")
+        def start(binary, name):
+            px = subprocess.Popen([binary, "proxy", "--listen", "127.0.0.1:0", "--upstream",
+                                   f"127.0.0.1:{port}", "--api", "127.0.0.1:0", "--name", name,
+                                   "--out", tmp, "--quiet"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs.append(px)
+            api = addr_after(line_with(px, "api: "), "HTTP API on ")
+            proxy = addr_after(line_with(px, f"proxy {name}: listening on"), "listening on ")
+            return px, api, proxy
+
         total = a.mb << 20
-        device(proxy, 1 << 20)  # warm up
-        rows = {"no page": [], f"{a.pages} page(s) open": []}
+        paths = {}
+        if a.baseline:
+            paths["before the page (baseline binary)"] = start(a.baseline, "base")
+        paths["no page open"] = start(a.bin, "dev")
+        paths[f"{a.pages} page(s) open"] = paths["no page open"]
+        rows = {mode: [] for mode in paths}
+        for _, _, proxy in paths.values():
+            device(proxy, 1 << 20)  # warm up
         for r in range(a.rounds):
-            for mode in (list(rows) if r % 2 == 0 else list(rows)[::-1]):
-                pages = [Page(api) for _ in range(a.pages)] if mode != "no page" else []
+            # The order rotates each round: the neighbours' noise falls on every row alike.
+            modes = list(rows)
+            modes = modes[r % len(modes):] + modes[:r % len(modes)]
+            for mode in modes:
+                px, api, proxy = paths[mode]
+                pages = [Page(api) for _ in range(a.pages)] if "open" in mode and "no page" not in mode else []
                 for p in pages:
                     p.start()
                 time.sleep(0.3)

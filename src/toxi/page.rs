@@ -73,6 +73,10 @@ pub(super) struct PageState {
     proxies: BTreeMap<String, ProxyView>,
     /// Each proxy's latest picture (render_run's SVG).
     pub(super) svgs: BTreeMap<String, Arc<String>>,
+    /// Each proxy's judging task's bell: rung when a page opens (judging waits for one).
+    bells: BTreeMap<String, Arc<Notify>>,
+    /// The proxies whose judging was called for while no page was open.
+    stale: std::collections::BTreeSet<String>,
 }
 
 /// A proxy as the page shows it, folded from its journal.
@@ -256,12 +260,21 @@ impl Hub {
     ) -> Vec<JoinHandle<()>> {
         let judge_now = Arc::new(Notify::new());
         let fold = self.follow(name, api, journal, Some(judge_now.clone()));
+        self.lock()
+            .bells
+            .insert(name.to_string(), judge_now.clone());
         let hub = self.clone();
         let p = name.to_string();
         let journal = journal.clone();
         let judging = tokio::spawn(async move {
             loop {
                 judge_now.notified().await;
+                // Judging reads the journal file back: nobody looking, nobody pays for it
+                // (the page that opens next rings for it).
+                if !hub.any_page_open() {
+                    hub.lock().stale.insert(p.clone());
+                    continue;
+                }
                 tokio::time::sleep(JUDGE_SETTLE).await;
                 let _ = journal.flush();
                 let path = jsonl.clone();
@@ -278,6 +291,21 @@ impl Hub {
             }
         });
         vec![fold, judging]
+    }
+
+    /// Is a page's stream open?
+    fn any_page_open(&self) -> bool {
+        self.pages.available_permits() < self.page_cap
+    }
+
+    /// A page opened: judge what was left unjudged while none was.
+    pub(super) fn page_opened(&self) {
+        let mut st = self.lock();
+        for name in std::mem::take(&mut st.stale) {
+            if let Some(bell) = st.bells.get(&name) {
+                bell.notify_one();
+            }
+        }
     }
 
     /// A scenario run's status line, for its page.
@@ -303,6 +331,8 @@ impl Hub {
     pub fn forget(&self, name: &str) {
         let mut st = self.lock();
         st.svgs.remove(name);
+        st.bells.remove(name);
+        st.stale.remove(name);
         if st.proxies.remove(name).is_some() {
             self.tell(&mut st, json!({"type": "removed", "proxy": name}));
         }
@@ -315,6 +345,9 @@ impl Hub {
         let v = st.proxies.get_mut(name)?;
         v.missed = missed;
         let (msg, judge) = fold_record(v, rec);
+        // Judging (the journal file read back) starts with the first cut: before it there is
+        // no outcome to wait for, and a device that reconnects all day costs nothing here.
+        let judge = judge.filter(|_| v.cut_ms.is_some());
         if let Some(mut msg) = msg {
             msg["proxy"] = Value::from(name);
             msg["now"] = Value::from(ms_since(v.start));

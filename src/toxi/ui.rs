@@ -279,6 +279,7 @@ async fn events(State(s): S) -> Response {
         ))
         .into_response();
     };
+    hub.page_opened();
     // Subscribed before the snapshot: nothing falls between them.
     let rx = hub.tx.subscribe();
     let first = hub.snapshot(&hub.lock());
