@@ -423,3 +423,77 @@ mod tests {
         assert!(action_allowed(&h, "127.0.0.1:1", "abc").is_err());
     }
 }
+
+#[cfg(test)]
+mod slow_page {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A page that stops reading while the messages pour in is not kept up with in memory:
+    /// it falls behind the ring, and when it reads again it gets a fresh snapshot, then the
+    /// messages from there.
+    #[test]
+    fn a_page_that_stops_reading_falls_behind_the_ring_and_gets_a_snapshot() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let hub = Arc::new(Hub::new(2));
+        let journal = crate::event::Journal::in_memory();
+        let listener = rt.block_on(async {
+            crate::runner::Watcher::journal(
+                &super::super::page::RunPage(hub.clone()),
+                "r",
+                &journal,
+            );
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
+        });
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = rt.spawn(super::super::api::serve_http(
+            listener,
+            run_router(hub.clone()),
+            4,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let mut page = std::net::TcpStream::connect(addr).unwrap();
+        page.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(page, "GET /ui/events HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        // The first answer (the snapshot) is there: the stream is open.
+        let mut first = [0u8; 512];
+        let n = page.read(&mut first).unwrap();
+        assert!(n > 0);
+        // 40 MB of messages while the page reads nothing: far more than the sockets hold.
+        let line = "x".repeat(2000);
+        for i in 0..20_000 {
+            hub.status("r", &format!("{i} {line}"));
+            if i % 1000 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        hub.status("r", "the last");
+        // Now read it all: a second snapshot comes, and the last message after it.
+        let mut got = first[..n].to_vec();
+        let mut buf = vec![0u8; 1 << 16];
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            match page.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if got.windows(8).any(|w| w == b"the last") {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        let snapshots = text.matches("\"type\":\"snapshot\"").count();
+        let statuses = text.matches("\"type\":\"status\"").count();
+        assert!(text.contains("the last"), "the last message never came");
+        assert!(snapshots >= 2, "no fresh snapshot after falling behind");
+        assert!(
+            statuses < 20_000,
+            "{statuses} messages kept for a page that did not read"
+        );
+        let _ = stop_tx.send(());
+        rt.block_on(served).unwrap();
+    }
+}
