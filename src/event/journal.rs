@@ -194,7 +194,7 @@ impl Journal {
 
     /// Milliseconds since the run's start on the monotonic clock.
     pub fn ms_since_start(&self, at: Instant) -> f64 {
-        at.saturating_duration_since(self.start).as_secs_f64() * 1000.0
+        ms_of(at.saturating_duration_since(self.start))
     }
 
     /// The run's start on the monotonic clock.
@@ -516,4 +516,11 @@ impl Sink {
 /// a regular file only, within [`super::ReadLimits::IN_MEMORY`] (see `read.rs`).
 pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
     super::read::read_all(path, super::ReadLimits::IN_MEMORY)
+}
+
+/// A duration in milliseconds as the journal writes it: nanoseconds divided once, so the number is
+/// the closest f64 to the nanosecond count and prints as it (`37.109145`, not the
+/// `37.109145000000005` that `as_secs_f64() * 1000.0` rounds twice to).
+pub fn ms_of(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
 }

@@ -22,7 +22,7 @@ mod packet;
 mod read;
 pub mod thin;
 
-pub use journal::{read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
+pub use journal::{ms_of, read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
 pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
 
 /// How log lines name the two sides of a proxied connection: willy and the broker in a run;
@@ -303,6 +303,18 @@ pub struct Record {
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
+
+    #[test]
+    fn journal_milliseconds_print_without_float_noise() {
+        for (ns, text) in [
+            (37_109_145, "37.109145"),
+            (37_648_748, "37.648748"),
+            (5_000, "0.005"),
+        ] {
+            let ms = super::ms_of(std::time::Duration::from_nanos(ns));
+            assert_eq!(serde_json::to_string(&ms).unwrap(), text);
+        }
+    }
 
     #[test]
     fn a_closed_journal_records_nothing_more() {
