@@ -23,7 +23,7 @@ mod read;
 pub mod thin;
 
 pub use journal::{ms_of, read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
-pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
+pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits, PUBLISH_COST};
 
 /// How log lines name the two sides of a proxied connection: willy and the broker in a run;
 /// the device and the upstream in front of a person's device (`unplug proxy`).

@@ -89,7 +89,7 @@ const STYLE: &str =
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border:1px solid #c3c8cf;padding:3px 7px;text-align:left;vertical-align:top;font-size:13px}\
 th{background:#eceff3}td.n{text-align:right}\
-.pass{color:#1c6e32;font-weight:bold}.fail{color:#b0281c;font-weight:bold}\
+.pass{color:#1c6e32;font-weight:bold}.fail{color:#b0281c;font-weight:bold}.none{color:#555;font-weight:bold}\
 .deviation,.unexpected-pass{color:#7a5a00;font-weight:bold}\
 .check{display:inline-block;margin-right:.6em;white-space:nowrap}\
 img{max-width:100%;border:1px solid #c3c8cf}details{margin:.2em 0}";
@@ -98,7 +98,11 @@ img{max-width:100%;border:1px solid #c3c8cf}details{margin:.2em 0}";
 fn run_row(prefix: &str, name: &str, s: &Summary) -> String {
     // Only a complete run can pass: an interrupted one or one that failed to start says so.
     let word = s.verdict_word();
-    let class = if word == "PASS" { "pass" } else { "fail" };
+    let class = match word {
+        "PASS" => "pass",
+        "NO CHECKS" => "none",
+        _ => "fail",
+    };
     let mut verdict = format!("<span class=\"{class}\">{word}</span>");
     if let Some(e) = &s.error {
         verdict += &format!("<br>{}", esc(e));

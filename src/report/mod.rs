@@ -188,6 +188,9 @@ impl Summary {
         match (self.was_interrupted(), &self.error, self.pass) {
             (true, _, _) => "INTERRUPTED",
             (_, Some(_), _) => "ERROR",
+            // Nothing was put to the test (a proxy whose device never met a cut or a fault):
+            // not a failure, and not a pass either.
+            (_, _, true) if self.checks.is_empty() => "NO CHECKS",
             (_, _, true) => "PASS",
             _ => "FAIL",
         }
@@ -234,6 +237,13 @@ impl Summary {
 
     /// The one line `--quiet` prints: `PASS: ws-last-will (9 checks, ...)`.
     pub fn verdict_line(&self) -> String {
+        if self.verdict_word() == "NO CHECKS" {
+            return format!(
+                "NO CHECKS: {} (no check applied: no cut or fault met a connected device with \
+                 something to judge; {})\n",
+                self.scenario, self.end_reason
+            );
+        }
         format!(
             "{}: {} ({} checks, {})\n",
             self.verdict_word(),

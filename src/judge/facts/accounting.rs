@@ -15,8 +15,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{wire_publishes, CycleSeen};
-use crate::event::{Actor, Event, Record, Side};
+use super::{monit_got, own_publishes, wire_runs_own, CycleSeen};
+use crate::event::{Actor, Event, Record};
 use crate::judge::timing::{OWN_COPY_MS, PROMPT_MS};
 use crate::scenario::Scenario;
 
@@ -127,18 +127,21 @@ impl MessageAccount {
         let mut said: Vec<Sent> = Vec::new();
         let mut pubby: Vec<Sent> = Vec::new();
         let mut got: Vec<(f64, &str, &str, bool)> = Vec::new();
+        // Only PUBLISHes monit got a copy of can pair: a flood nobody subscribed to (a device
+        // streaming through `unplug proxy`, a `publish_run` of 2,000,000) is not held one by one.
+        let wanted = monit_got(records);
+        let mut tap_saw_own = false;
         for r in records {
+            tap_saw_own |= wire_runs_own(r);
             own.extend(
-                wire_publishes(r)
-                    .filter(|p| p.from == Side::Client && !p.dropped)
-                    .map(|p| Sent {
-                        ms: p.ms,
-                        topic: p.topic,
-                        len: p.payload_len,
-                        payload: None,
-                        cycle: cycle_at(p.ms),
-                        paired: false,
-                    }),
+                own_publishes(r, |t, n| wanted.contains(&(t, n))).map(|p| Sent {
+                    ms: p.ms,
+                    topic: p.topic,
+                    len: p.payload_len,
+                    payload: None,
+                    cycle: cycle_at(p.ms),
+                    paired: false,
+                }),
             );
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::Published { topic, payload }) => said.push(Sent {
@@ -169,7 +172,7 @@ impl MessageAccount {
                 _ => {}
             }
         }
-        if own.is_empty() {
+        if !tap_saw_own {
             own = said;
         }
         own.sort_by(|a, b| a.ms.total_cmp(&b.ms));
