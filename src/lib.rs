@@ -74,6 +74,8 @@
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 //! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
+//! - [`reference`]: docs/reference.md written from the code (checks, profiles, timing keys,
+//!   scenarios, exit codes); a test keeps the committed file current.
 //!
 //! The binary is apart from this library: `src/main.rs` names the commands and dispatches them;
 //! `src/cli/` holds each command's flags and work (`info`, `run`, `batch`, `probe`) and the
@@ -96,6 +98,7 @@ pub mod mqtt;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
+pub mod reference;
 pub mod repeat;
 pub mod report;
 pub mod runner;

@@ -36,8 +36,20 @@ enum Command {
     DriverRumqttc,
     /// List the built-in scenarios with their descriptions.
     List(info::ListArgs),
+    /// Print a built-in scenario as a scenario file, to save and edit: given back as a path it
+    /// runs as the built-in one does.
+    #[command(
+        after_help = "Examples:\n  unplug show ws-last-will\n  unplug show ws-last-will > my-test.toml && unplug scenario my-test.toml\n\nKeys left out of a file take their defaults (unplug reference, \"Scenario timing keys\")."
+    )]
+    Show(info::ShowArgs),
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
-    Profiles,
+    #[command(after_help = "Examples:\n  unplug profiles\n  unplug profiles mosquitto")]
+    Profiles(info::ProfilesArgs),
+    /// Print the reference (docs/reference.md) from the code: exit codes, every check with its
+    /// rule and spec clause, every broker profile, the scenario timing keys, the built-in
+    /// scenarios.
+    #[command(after_help = "Examples:\n  unplug reference > docs/reference.md")]
+    Reference,
     /// A fault proxy with a wire tap in front of your own device, driven by toxiproxy's HTTP API.
     Proxy(unplug::toxi::control::ProxyArgs),
     /// Judge a saved run again from its journal: the checks and the verdict, as the run had them.
@@ -115,7 +127,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => info::list(args),
-        Command::Profiles => info::profiles(),
+        Command::Show(args) => info::show(args),
+        Command::Profiles(args) => info::profiles(args),
+        Command::Reference => {
+            print!("{}", unplug::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Proxy(args) => unplug::toxi::control::run(args),
         Command::Judge(args) => info::judge(args),
         Command::Scenario(args) => run::scenario(args),

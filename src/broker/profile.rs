@@ -131,6 +131,21 @@ impl Applies {
         }
     }
 
+    /// When it applies, in words (`unplug profiles`, docs/reference.md).
+    pub fn words(self) -> &'static str {
+        match self {
+            Applies::Always => "every run",
+            Applies::MayAtOddKeepalive => "may, at an odd keepalive",
+            Applies::WithWillDelay => "MQTT 5 runs with a delayed will",
+            Applies::WithMonitQos => "monit subscribed at QoS 1 or 2",
+            Applies::WithWillDelayNoSession => "MQTT 5, a Will Delay and no Session Expiry",
+            Applies::WithTrafficToWilly => "the broker keeps sending to willy after the cut",
+            Applies::WithV5WillPropertiesToV311Subscriber => {
+                "an MQTT 5 will with properties, monit on 3.1.1"
+            }
+        }
+    }
+
     /// Does every run it applies to show it (so a pass means the list is out of date)?
     pub fn certain(self) -> bool {
         matches!(
@@ -309,7 +324,7 @@ impl Profile {
     /// that plus 6 s plus one loop wake-up (epoll_wait's 100 ms in a websockets build): up to
     /// 6.1 s late. 250 ms on top for the proxy and a loaded machine, as for rumqttd. Measured
     /// with this harness (2.0.11, Debian) at keepalive 2 s: 5.1-5.8 s over TCP, 4.6-5.5 s over
-    /// WS; at 10 s: 16.9-17.3 s (README.md, Brokers).
+    /// WS; at 10 s: 16.9-17.3 s (docs/guide.md, Brokers).
     pub fn mosquitto(version: &str) -> Profile {
         Profile {
             broker: format!("mosquitto {version}"),

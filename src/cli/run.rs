@@ -43,7 +43,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_parser = parse_transport, value_name = "tcp|ws|tls|wss")]
     transport: Option<unplug::scenario::Transport>,
     /// willy's client: the built-in rumqttc, a shipped driver (mqtt.js, paho) or any program
-    /// that speaks the driver line protocol (README, "willy drivers").
+    /// that speaks the driver line protocol (docs/guide.md, "willy drivers").
     #[arg(long, value_parser = parse_willy, value_name = "rumqttc|mqttjs|paho|cmd:PATH")]
     willy: Option<unplug::driver::WillyKind>,
     /// Where the network faults cut: in the proxy (default), in the kernel (nftables rules in

@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod parse;
 mod raw;
+pub use raw::{TimingKey, TIMING};
 mod unparse;
 
 pub use fleet::Fleet;
@@ -780,8 +781,9 @@ pub fn load(arg: &str) -> Result<Scenario, ScenarioError> {
                 line: None,
                 key: None,
                 message: format!(
-                    "no such scenario; {hint}known scenarios: {}",
-                    names.join(", ")
+                    "no such scenario; {hint}`unplug list` shows the {} built-in ones, or \
+                     give a scenario file's path (NAME.toml)",
+                    names.len()
                 ),
             })
         }

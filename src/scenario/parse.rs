@@ -35,19 +35,21 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         protocol: Protocol::V311,
     };
 
-    let transport: Transport = v.choice(&raw.transport, "transport", "tcp, ws")?;
+    let transport: Transport = match &raw.transport {
+        Some(t) => v.choice(t, "transport", "tcp, ws, tls, wss")?,
+        None => Transport::Tcp,
+    };
     let protocol = protocol(&v, &raw.protocol)?;
     // Keys that only MQTT 5 can express are refused on 3.1.1 rather than ignored.
     let v = Validator { protocol, ..v };
     let session_expiry_s = session_expiry(&v, &raw.session_expiry_s)?;
     let disconnect = disconnect(&v, &raw.disconnect_reason, &raw.disconnect_form)?;
-    // rumqttc refuses a keepalive under 1 s, and 0 would switch keepalive off entirely: no
-    // timer, nothing to measure.
-    let keepalive = Duration::from_secs(v.int_in(&raw.keepalive_s, "keepalive_s", 1, 65535)?);
-    let cycles = v.int_in(&raw.cycles, "cycles", 1, 1000)? as u32;
-    let connected_for = v.ms(&raw.connected_for_ms, "connected_for_ms", 0)?;
-    let idle = v.ms(&raw.idle_ms, "idle_ms", 0)?;
-    let reconnect = v.ms(&raw.reconnect_ms, "reconnect_ms", 10)?;
+    // The timing keys' ranges and defaults: raw.rs's TIMING.
+    let keepalive = Duration::from_secs(v.timing(&raw.keepalive_s, "keepalive_s")?);
+    let cycles = v.timing(&raw.cycles, "cycles")? as u32;
+    let connected_for = Duration::from_millis(v.timing(&raw.connected_for_ms, "connected_for_ms")?);
+    let idle = Duration::from_millis(v.timing(&raw.idle_ms, "idle_ms")?);
+    let reconnect = Duration::from_millis(v.timing(&raw.reconnect_ms, "reconnect_ms")?);
     let connect_timeout = match &raw.connect_timeout_s {
         Some(x) => Duration::from_secs(v.int_in(x, "connect_timeout_s", 1, 600)?),
         None => Duration::from_secs(5),

@@ -79,8 +79,11 @@ fn unknown_trigger_lists_the_choices() {
 
 #[test]
 fn missing_key_is_named() {
-    let e = parse_err(&GOOD.replace("cycles = 4\n", ""));
-    assert!(e.message.contains("cycles"), "{e}");
+    // The timing keys have defaults (raw.rs TIMING); a will's payload has none.
+    let e = parse_err(&GOOD.replace("payload = \"false\"\n", ""));
+    assert!(e.message.contains("payload"), "{e}");
+    let s = parse("t", "t.toml", &GOOD.replace("cycles = 4\n", "")).unwrap();
+    assert_eq!(s.cycles, 4);
 }
 
 #[test]
