@@ -22,7 +22,7 @@ mod packet;
 mod read;
 pub mod thin;
 
-pub use journal::{ms_of, read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
+pub use journal::{ms_of, read_jsonl, write_files, Budget, Cursor, Echo, Filter, Fresh, Journal};
 pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits, PUBLISH_COST};
 
 /// How log lines name the two sides of a proxied connection: willy and the broker in a run;

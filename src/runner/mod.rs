@@ -223,6 +223,7 @@ impl Begun {
                     ),
                     None => crate::report::svg::render_run(&all, &d.summary),
                 };
+                self.files.rewrite_in_time_order(&all)?;
                 match d.interrupted {
                     None => self.files.commit(&d.summary, &svg)?,
                     Some(sig) => {
