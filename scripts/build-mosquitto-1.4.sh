@@ -46,11 +46,18 @@ warn="-Wno-error -Wno-deprecated-declarations"
 ws=no
 if [ -n "$lws" ]; then
   # libwebsockets: a shared library into $prefix/lib, no test apps; OpenSSL for wss listeners.
+  lwsflags=$warn
+  # libwebsockets 2.0.x calls ERR_remove_thread_state() without its argument when it takes
+  # OpenSSL >= 1.1.0-pre5 to have dropped it (lib/ssl.c 200-206); OpenSSL 1.1 and 3 kept the
+  # one-argument form. The macro selects the branch that passes NULL (used nowhere else).
+  if grep -q 'ERR_remove_thread_state();' "$lws/lib/ssl.c" 2>/dev/null; then
+    lwsflags="$lwsflags -DLIBRESSL_VERSION_NUMBER=0"
+  fi
   rm -rf "$build/lws"
   mkdir -p "$build/lws"
   (cd "$build/lws" && cmake "$lws" \
       -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_C_FLAGS="$warn" -DLWS_WITH_SSL=ON -DLWS_WITHOUT_TESTAPPS=ON \
+      -DCMAKE_C_FLAGS="$lwsflags" -DLWS_WITH_SSL=ON -DLWS_WITHOUT_TESTAPPS=ON \
       -DLWS_WITH_STATIC=OFF -DLWS_IPV6=ON -DLWS_WITH_ZLIB=OFF -DLWS_WITH_ZIP_FOPS=OFF -DLWS_WITHOUT_EXTENSIONS=ON \
       -DLWS_LINK_TESTAPPS_DYNAMIC=ON >"$build/lws.cmake.log" 2>&1 \
     && make -j"$jobs" >"$build/lws.make.log" 2>&1 && make install >>"$build/lws.make.log" 2>&1) \
