@@ -5,9 +5,13 @@
 #   scripts/build-mosquitto-1.4.sh MOSQUITTO_SRC [LWS_SRC]
 #
 #   MOSQUITTO_SRC  a tree of eclipse/mosquitto at tag v1.4.15 (e.g. `git archive v1.4.15`)
-#   LWS_SRC        a tree of warmcat/libwebsockets on the 2.x line (v2.4.2, February 2018, the
-#                  release beside mosquitto 1.4.15's of 28 February 2018). Without it the broker
-#                  is built without WebSocket support and says so.
+#   LWS_SRC        a tree of warmcat/libwebsockets on the 2.x line. v2.0.3 is what Debian 9 and
+#                  Ubuntu 18.04 shipped (libwebsockets8) and so what a 2018 mosquitto 1.4.15
+#                  package ran on; results/seed-broker uses it. v2.4.1 (the release before
+#                  mosquitto 1.4.15) closes the same way; v2.4.2 (8 March 2018) closes a plain
+#                  WebSocket at once (commit bf7564cff), so its will comes without the seed's
+#                  20 s (results/seed-broker/README.md). Without LWS_SRC the broker is built
+#                  without WebSocket support and says so.
 #   PREFIX         ${UNPLUG_MOSQUITTO14:-$HOME/.cache/unplug/mosquitto-1.4.15}; the broker ends up
 #                  in $PREFIX/sbin/mosquitto, libwebsockets in $PREFIX/lib (found by rpath).
 #
