@@ -15,7 +15,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use serde_json::Value;
@@ -52,7 +52,7 @@ fn mosquitto14_or_skip(test: &str) -> Option<PathBuf> {
 
 /// Run a scenario on 1.4.15 at keepalive 2 s: it must exit 0 (its deviations are listed);
 /// return its summary and log.
-fn on_14(bin: &PathBuf, scenario: &str) -> (Value, String) {
+fn on_14(bin: &Path, scenario: &str) -> (Value, String) {
     let out = out_dir(&format!("mosq14-{scenario}"));
     let args = [
         "--broker",
