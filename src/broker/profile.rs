@@ -37,6 +37,30 @@ const MOSQUITTO_WILL_DELAY_LATE_MS: u64 = 1000 + 100 + 250;
 /// and 4 s): the will 5001-5100 ms after the close_notify; over plain WS 0-1 ms.
 const MOSQUITTO_WSS_CLOSE_MS: u64 = 5000 + 100;
 
+/// mosquitto 1.4's late allowance: its keepalive check runs on every pass of the main loop
+/// (1.4.15 src/loop.c 189-219), whose poll waits at most 100 ms (loop.c 352), so the drop is at
+/// most one pass late; 250 ms margin as for any broker.
+const MOSQUITTO_14_LATE_MS: u64 = 100 + SPEC_LATE_MS;
+
+/// mosquitto 1.4 over WebSocket (plain or TLS), built against libwebsockets 2.0.x-2.4.1: after
+/// its keepalive drop, mosquitto's WRITEABLE callback returns -1 (1.4.15 src/websockets.c
+/// 324-326), libwebsockets shuts the socket for writing (FIN) and waits
+/// `PENDING_TIMEOUT_SHUTDOWN_FLUSH` for the peer's FIN, `context->timeout_secs` long: 20 s by
+/// default (`AWAITING_TIMEOUT`), mosquitto 1.4 never sets it. Its timeouts are whole seconds of
+/// time(2) checked once a second and fire when `now > set + 20` (so 20-21 s after), and only
+/// then does the CLOSED callback run `do_disconnect`: "Socket error on client", the will.
+/// A cut peer never answers. Plus one 100 ms loop pass (mosquitto calls
+/// `libwebsocket_service` once per loop, loop.c 405-413) and 250 ms margin.
+/// Source (libwebsockets v2.0.3, Debian 9's and Ubuntu 18.04's libwebsockets8):
+/// lib/libwebsockets.c 381-402 (`shutdown(SHUT_WR)`, `LWSS_SHUTDOWN`,
+/// `lws_set_timeout(.., PENDING_TIMEOUT_SHUTDOWN_FLUSH, context->timeout_secs)`),
+/// lib/private-libwebsockets.h 346 (`AWAITING_TIMEOUT 20`), lib/service.c
+/// 310-328 `lws_service_timeout_check` (`sec > wsi->pending_timeout_limit`), lib/context.c
+/// 515-518 (the default). libwebsockets v2.4.2
+/// (8 March 2018, commit bf7564cff) marks a plain socket unusable before that wait and so
+/// closes at once over WS: with it the will comes with the drop, inside this allowance.
+const MOSQUITTO_14_WS_CLOSE_MS: u64 = 21_000 + 100 + SPEC_LATE_MS;
+
 /// A broker's timing model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
@@ -52,6 +76,10 @@ pub struct Profile {
     /// keeps `keepalive_late_ms`): mosquitto's WebSocket library waits for the TLS close.
     #[serde(skip_serializing_if = "is_zero")]
     pub wss_close_ms: u64,
+    /// Over plain WebSocket, how much later than its keepalive close the will may come:
+    /// mosquitto 1.4's libwebsockets waits for the peer's FIN after its own.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ws_close_ms: u64,
     /// One line on why that tolerance is what it is.
     pub timing_model: String,
     /// Spec checks this broker is known to fail, each with its reason and evidence.
@@ -97,6 +125,9 @@ pub enum Applies {
     WithWillDelay,
     /// In every run where monit subscribes at QoS 1 or 2.
     WithMonitQos,
+    /// Possibly, in any run, depending on where willy's last packet falls in the broker's
+    /// whole-second clock: a pass is a pass.
+    MayByClockSecond,
     /// In every MQTT 5 run with a Will Delay but no Session Expiry: the session ends at the
     /// close, so the will is due at once.
     WithWillDelayNoSession,
@@ -113,6 +144,7 @@ impl Applies {
         match self {
             Applies::Always => true,
             Applies::MayAtOddKeepalive => s.keepalive.as_secs() % 2 == 1,
+            Applies::MayByClockSecond => true,
             Applies::WithWillDelay => {
                 timing::will_delay_ms(
                     s.protocol == crate::scenario::Protocol::V5,
@@ -202,23 +234,35 @@ fn is_zero(n: &u64) -> bool {
 
 impl Profile {
     /// How much later than 1.5 x keepalive after the last packet the will may come over
-    /// `transport`: the close's allowance, and over WSS the broker's wait for the TLS close.
+    /// `transport`: the close's allowance, and over WebSocket the broker's wait for its close.
     pub fn will_late_ms(&self, transport: crate::scenario::Transport) -> u64 {
-        self.keepalive_late_ms + self.wss_close(transport)
+        self.keepalive_late_ms + self.close_wait(transport)
     }
 
     /// How much later than its due moment after the broker's close a delayed will may come over
     /// `transport`: the delay's allowance, and over WSS the wait for the TLS close, which the
     /// delay follows (the close we see is the close_notify; the broker's own comes after it).
     pub fn will_delay_late(&self, transport: crate::scenario::Transport) -> u64 {
-        self.will_delay_late_ms + self.wss_close(transport)
+        self.will_delay_late_ms + self.close_wait(transport)
     }
 
-    /// The broker's wait for its TLS close over `transport` (WSS only).
-    pub fn wss_close(&self, transport: crate::scenario::Transport) -> u64 {
+    /// The broker's wait for its WebSocket connection's close over `transport` (WS or WSS).
+    pub fn close_wait(&self, transport: crate::scenario::Transport) -> u64 {
         match transport {
             crate::scenario::Transport::Wss => self.wss_close_ms,
+            crate::scenario::Transport::Ws => self.ws_close_ms,
             _ => 0,
+        }
+    }
+
+    /// What that wait waits for, in the words a check's expectation uses.
+    pub fn close_wait_words(&self, transport: crate::scenario::Transport) -> &'static str {
+        match (transport, self.ws_close_ms > 0) {
+            (crate::scenario::Transport::Wss, false) => "its TLS close",
+            (crate::scenario::Transport::Wss, true) => {
+                "its TLS close and the peer's FIN (libwebsockets' shutdown wait)"
+            }
+            _ => "the peer's FIN after its own (libwebsockets' shutdown wait)",
         }
     }
 
@@ -233,6 +277,7 @@ impl Profile {
             // A tokio timeout, like the keepalive.
             will_delay_late_ms: SPEC_LATE_MS,
             wss_close_ms: 0,
+            ws_close_ms: 0,
             timing_model: "per-read timeout of 1.5 x keepalive (src/link/network.rs)".to_string(),
             deviations: vec![
                 Deviation {
@@ -331,6 +376,7 @@ impl Profile {
             keepalive_late_ms: MOSQUITTO_LATE_MS,
             will_delay_late_ms: MOSQUITTO_WILL_DELAY_LATE_MS,
             wss_close_ms: MOSQUITTO_WSS_CLOSE_MS,
+            ws_close_ms: 0,
             timing_model: "keepalive scan every 6 s on a whole-second clock (2.0 src/keepalive.c): up to 6.1 s after 1.5 x keepalive; over WSS the will 5.1 s after that close (libwebsockets waits 5 s for the TLS close_notify's answer)".to_string(),
             deviations: vec![
                 Deviation {
@@ -356,6 +402,56 @@ impl Profile {
         }
     }
 
+    /// The profile of the mosquitto that says it is `version`: 1.4.x has its own keepalive loop
+    /// and WebSocket close ([`Profile::mosquitto_14`]), anything else mosquitto 2.0's.
+    pub fn for_mosquitto(version: &str) -> Profile {
+        if version == "1.4" || version.starts_with("1.4.") {
+            Profile::mosquitto_14(version)
+        } else {
+            Profile::mosquitto(version)
+        }
+    }
+
+    /// mosquitto 1.4 (1.4.15 src/loop.c 189-219): no scan period; every pass of the main loop
+    /// (a poll of at most 100 ms, loop.c 352) keeps a client only while `now - last_msg_in <
+    /// keepalive*3/2`, on `mosquitto_time()`, whole seconds of CLOCK_MONOTONIC (lib/time_mosq.c).
+    /// So the drop comes once the clock second of the last packet is 1.5 x keepalive behind
+    /// (integer), between up to 1 s early (or 1.5 s at an odd keepalive) and one pass late.
+    /// Over WebSocket its libwebsockets (2.0.x-2.4.1) then waits 20-21 s for the peer's FIN
+    /// before mosquitto learns the connection is closed and publishes the will
+    /// ([`MOSQUITTO_14_WS_CLOSE_MS`]). Measured (1.4.15 + libwebsockets 2.0.3, this harness,
+    /// results/seed-broker and results/probe): see README.md, Brokers.
+    pub fn mosquitto_14(version: &str) -> Profile {
+        Profile {
+            broker: format!("mosquitto {version}"),
+            keepalive_late_ms: MOSQUITTO_14_LATE_MS,
+            // 1.4 speaks MQTT 3.1.1 only: no will delay to time.
+            will_delay_late_ms: SPEC_LATE_MS,
+            wss_close_ms: MOSQUITTO_14_WS_CLOSE_MS,
+            ws_close_ms: MOSQUITTO_14_WS_CLOSE_MS,
+            timing_model: "keepalive checked every loop pass (100 ms poll) on a whole-second clock (1.4 src/loop.c): up to 1 s early, 0.1 s late; over WS/WSS the will 20-21 s after that close (libwebsockets 2.0-2.4.1 waits timeout_secs 20 for the peer's FIN)".to_string(),
+            deviations: vec![
+                Deviation {
+                    check: CheckId::KeepaliveDrop,
+                    applies: Applies::MayByClockSecond,
+                    reason: "the keepalive is counted in whole seconds from the clock second of the last packet: a silent client is dropped when that second is 1.5 x keepalive (integer division) behind, up to 1 s before 1.5 x keepalive after the packet itself (1.5 s at an odd keepalive)",
+                    evidence: "mosquitto 1.4.15 src/loop.c 191-193: `now - context->last_msg_in < (time_t)(context->keepalive)*3/2` with `now = mosquitto_time()` (lib/time_mosq.c: CLOCK_MONOTONIC tv_sec); measured: see results/probe (mosquitto-1.4.15 rows) and results/seed-broker",
+                },
+                Deviation {
+                    check: CheckId::WillTiming,
+                    applies: Applies::MayByClockSecond,
+                    reason: "the will follows the early keepalive drop (see keepalive-drop)",
+                    evidence: "mosquitto 1.4.15 src/loop.c 211-218 do_disconnect -> mqtt3_context_disconnect -> the will",
+                },
+            ],
+            cannot: vec![Cannot {
+                setting: "max_keepalive",
+                reason: "mosquitto 1.4 has no max_keepalive option (nor MQTT 5's Server Keep Alive): each client keeps the keepalive it sent and is judged on it",
+                evidence: "mosquitto 1.4.15 src/conf.c: no `max_keepalive` among the options it parses (added in 1.6)",
+            }],
+        }
+    }
+
     /// A broker we do not know is judged by the spec itself: 1.5 x keepalive with the small
     /// allowance an exact timer gets ([`SPEC_LATE_MS`]), and no deviations. A coarse timer such
     /// as mosquitto 2.0's 6 s scan is excused only for a broker recognised as that broker
@@ -367,6 +463,7 @@ impl Profile {
             keepalive_late_ms: SPEC_LATE_MS,
             will_delay_late_ms: SPEC_LATE_MS,
             wss_close_ms: 0,
+            ws_close_ms: 0,
             timing_model: format!("unknown broker: judged by the spec, 1.5 x keepalive with {SPEC_LATE_MS} ms for scheduling"),
             deviations: Vec::new(),
             cannot: Vec::new(),
@@ -378,6 +475,7 @@ impl Profile {
         vec![
             ("rumqttd", Profile::rumqttd()),
             ("mosquitto", Profile::mosquitto("2.0")),
+            ("mosquitto-1.4", Profile::mosquitto_14("1.4")),
             ("spec", Profile::unknown()),
         ]
     }
@@ -390,7 +488,7 @@ impl Profile {
             None => (name.as_str(), None),
         };
         match base {
-            "mosquitto" => Some(Profile::mosquitto(version.unwrap_or("2.0"))),
+            "mosquitto" => Some(Profile::for_mosquitto(version.unwrap_or("2.0"))),
             "rumqttd" | "builtin" => Some(Profile::rumqttd()),
             "spec" | "unknown" => Some(Profile::unknown()),
             _ => None,
@@ -424,6 +522,26 @@ mod tests {
         assert_eq!(m.will_delay_late(Transport::Tcp), m.will_delay_late_ms);
         let r = Profile::rumqttd();
         assert_eq!(r.will_late_ms(Transport::Wss), r.keepalive_late_ms);
+    }
+
+    /// mosquitto 1.4's libwebsockets waits for the peer's FIN over plain WS too, and says so
+    /// in those words, not as a TLS close.
+    #[test]
+    fn mosquitto_14_waits_for_its_websocket_close_over_ws_and_wss_and_says_which() {
+        use crate::scenario::Transport;
+        let m = Profile::mosquitto_14("1.4.15");
+        assert_eq!(m.will_late_ms(Transport::Tcp), m.keepalive_late_ms);
+        assert_eq!(m.will_late_ms(Transport::Ws), m.keepalive_late_ms + 21_350);
+        assert_eq!(m.will_late_ms(Transport::Wss), m.keepalive_late_ms + 21_350);
+        assert!(!m.close_wait_words(Transport::Ws).contains("TLS"));
+        assert!(Profile::mosquitto("2.0.11")
+            .close_wait_words(Transport::Wss)
+            .contains("TLS close"));
+        assert_eq!(Profile::for_mosquitto("1.4.15"), m);
+        assert_eq!(
+            Profile::for_mosquitto("2.0.11"),
+            Profile::mosquitto("2.0.11")
+        );
     }
     use super::*;
 
@@ -499,6 +617,7 @@ mod tests {
     fn a_profile_is_found_again_by_the_name_a_journal_records() {
         let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
         profiles.push(Profile::mosquitto("2.0.11"));
+        profiles.push(Profile::mosquitto_14("1.4.15"));
         for p in profiles {
             assert_eq!(
                 Profile::by_name(&p.broker).as_ref(),
@@ -514,6 +633,7 @@ mod tests {
         let encodings = disconnect_encodings();
         let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
         profiles.push(Profile::mosquitto("2.0.11"));
+        profiles.push(Profile::mosquitto_14("1.4.15"));
         for p in profiles {
             for d in &p.deviations {
                 let name = d.check.to_string();

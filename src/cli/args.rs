@@ -193,7 +193,8 @@ pub fn parse_labelled_brokers(
     if groups.is_empty() {
         anyhow::bail!("--brokers: no broker given (expected e.g. builtin,mosquitto)");
     }
-    if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
+    let is_mosquitto = |g: &String| g == "mosquitto" || g.ends_with("=mosquitto");
+    if bin.is_some() && !groups.iter().any(is_mosquitto) {
         anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
     }
     // Child runs get a URL's password through one environment variable: one password per call.
@@ -202,7 +203,11 @@ pub fn parse_labelled_brokers(
         .iter()
         .map(|g| {
             let (label, g) = match g.split_once('=') {
-                Some((l, rest)) if rest.contains("://") && !l.contains("://") => {
+                // A URL, or the spawned mosquitto (`mosquitto-1.4.15=mosquitto`: a second
+                // mosquitto's rows and files beside the first's).
+                Some((l, rest))
+                    if (rest.contains("://") || rest == "mosquitto") && !l.contains("://") =>
+                {
                     parse_name(l).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
                     (Some(l.to_string()), rest)
                 }

@@ -3,7 +3,10 @@
 use super::*;
 use crate::event::ConnLastUpstream;
 use crate::event::{Actor, Event, Record, Side};
-use crate::judge::spec::{delivery::no_qos_upgrade, will::will_delay_check};
+use crate::judge::spec::{
+    delivery::no_qos_upgrade,
+    will::{will_delay_check, will_timing},
+};
 use crate::judge::timing::*;
 use crate::mqtt::PacketKind;
 use crate::tap::{Fields, Framing, WsOpcode};
@@ -574,6 +577,34 @@ fn a_delayed_will_without_a_session_is_due_at_the_close() {
     assert!(m
         .deviation(&CheckId::WillDelay, &scenario("v5-will-delay"))
         .is_none());
+}
+
+/// mosquitto 1.4's will over plain WS comes after libwebsockets' 20 s shutdown wait: the check
+/// allows it and names it as that wait, never as a TLS close (there is none over WS).
+#[test]
+fn a_mosquitto_14_will_over_plain_ws_waits_for_the_peers_fin_not_a_tls_close() {
+    let s = scenario("ws-last-will");
+    let m = Profile::mosquitto_14("1.4.15");
+    let last = 1000.0;
+    let bound = keepalive_bound_ms(s.keepalive);
+    // Dropped 0.6 s early on its whole-second clock, the will 20.4 s after that.
+    let f = Facts {
+        broker_drop_ms: Some(last + bound - 600.0),
+        will_received_ms: Some(last + bound - 600.0 + 20_400.0),
+        ..Facts::default()
+    };
+    let c = will_timing(&s, &m, &f, last);
+    assert!(c.holds, "{c:?}");
+    assert!(
+        c.expected.contains("over WS mosquitto 1.4.15"),
+        "{}",
+        c.expected
+    );
+    assert!(c.expected.contains("peer's FIN"), "{}", c.expected);
+    assert!(!c.expected.contains("TLS"), "{}", c.expected);
+    // Over TCP there is no such wait: the same will is late.
+    let tcp = scenario("native-last-will");
+    assert!(!will_timing(&tcp, &m, &f, last).holds);
 }
 
 #[test]

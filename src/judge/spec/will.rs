@@ -219,11 +219,13 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
         ),
         holds: delta.is_some_and(|d| d >= lo && d <= hi),
         expected: {
-            let wss = p.wss_close(s.transport);
+            let wss = p.close_wait(s.transport);
             let wss = if wss > 0 {
                 format!(
-                    "; over WSS {} waits up to {wss} ms for its TLS close before the will",
-                    p.broker
+                    "; over {} {} waits up to {wss} ms for {} before the will",
+                    s.transport.as_str().to_uppercase(),
+                    p.broker,
+                    p.close_wait_words(s.transport)
                 )
             } else {
                 String::new()
@@ -280,9 +282,13 @@ pub(crate) fn will_delay_check(s: &Scenario, p: &Profile, f: &Facts) -> Option<F
             s.session_expiry_s.unwrap_or(0),
             p.broker,
             p.will_delay_late_ms,
-            match p.wss_close(s.transport) {
+            match p.close_wait(s.transport) {
                 0 => String::new(),
-                w => format!(", and over WSS {w} ms for its TLS close, which the delay follows"),
+                w => format!(
+                    ", and over {} {w} ms for {}, which the delay follows",
+                    s.transport.as_str().to_uppercase(),
+                    p.close_wait_words(s.transport)
+                ),
             }
         ),
         actual: format!("{d:.0} ms after the close"),
