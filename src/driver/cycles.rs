@@ -73,6 +73,11 @@ pub fn unsupported(s: &Scenario) -> Option<String> {
             "willy {w}: WebSocket pings and a silent MQTT keepalive are willy's own client's, which a driver cannot send: {fix}"
         ));
     }
+    if !s.willy.leave_open.is_empty() {
+        return Some(format!(
+            "willy {w}: the driver protocol has no command to leave a connection open ([willy] leave_open): {fix}"
+        ));
+    }
     if s.faults
         .iter()
         .any(|f| matches!(f.kind, crate::scenario::FaultKind::Crash { restart: true }))
