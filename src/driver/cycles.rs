@@ -368,3 +368,20 @@ impl DriverWilly {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--willy` puts a driver on a scenario the file gave rumqttc: a left-open cycle, which
+    /// no driver command asks for, is refused before anything runs, naming the key and the fix.
+    #[test]
+    fn a_driver_is_refused_a_left_open_cycle_naming_the_key() {
+        let mut s = crate::scenario::load("left-open-takeover").unwrap();
+        assert_eq!(unsupported(&s), None);
+        s.client = "mqttjs".parse().unwrap();
+        let why = unsupported(&s).unwrap();
+        assert!(why.contains("[willy] leave_open"), "{why}");
+        assert!(why.contains("--willy rumqttc"), "{why}");
+    }
+}
