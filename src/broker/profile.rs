@@ -61,6 +61,10 @@ const MOSQUITTO_14_LATE_MS: u64 = 100 + SPEC_LATE_MS;
 /// closes at once over WS: with it the will comes with the drop, inside this allowance.
 const MOSQUITTO_14_WS_CLOSE_MS: u64 = 21_000 + 100 + SPEC_LATE_MS;
 
+/// rumqttd 0.20.0's lost will after a takeover of willy's own left-open connection, step by
+/// step in its source, and as measured.
+const TAKEOVER_WILL_EVIDENCE: &str = "rumqttd 0.20.0 src/server/broker.rs:538-544 (the new connection's task, before its link registers: `will_handlers.lock().unwrap().remove(&client_id)`, `AwaitingWill::Fire` for a clean session, sent to the old connection's will task) and :547-551 (its own will sender under the same client id); src/router/routing.rs:292 (handle_new_connection: `self.handle_disconnection(*connection_id, None)` closes the old connection) and :350-355 (`self.last_wills.insert(client_id, ..)`: the new connection's will replaces the old one's); src/server/broker.rs:581 (the old link ends `router-drop`), :605-611 (its will task receives Fire) and :620-621 (`Event::PublishWill((client_id, ..))`); src/router/routing.rs:1103 (handle_last_will: `self.last_wills.remove(&client_id)`: the new connection's will, published at the takeover and gone); after the cut the new connection's will task times out (broker.rs:613-617) and its PublishWill finds nothing at routing.rs:1103; measured (left-open-takeover, keepalive 2 s, 6 runs): cycle 2's connection closed 0-1 ms and a will published 1-2 ms after cycle 3's CONNACK, cycle 3 dropped 3002-3004 ms after its last packet, then no will (watched to 4 s after it; issue 24's cmd: willy saw none for 18 s); mosquitto 2.0.11 (4 runs): the same takeover, then the cut connection's will 5197-5803 ms after its last packet, with its drop";
+
 /// A broker's timing model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
@@ -137,6 +141,10 @@ pub enum Applies {
     /// In every run where an MQTT 5 willy's will carries a property (any will property: a
     /// Will Delay, even of 0, or a Content Type) and monit subscribes over MQTT 3.1.1.
     WithV5WillPropertiesToV311Subscriber,
+    /// In every run whose cut comes in the cycle right after one willy left open
+    /// (`[willy] leave_open`), with a will and a clean session: the cut connection is the one
+    /// that took the left-open one over.
+    WithCutAfterTakeoverOfLeftOpen,
 }
 
 impl Applies {
@@ -160,6 +168,7 @@ impl Applies {
             }
             Applies::WithTrafficToWilly => traffic_to_willy(s),
             Applies::WithV5WillPropertiesToV311Subscriber => v5_will_properties_to_v311(s),
+            Applies::WithCutAfterTakeoverOfLeftOpen => cut_after_takeover_of_left_open(s),
         }
     }
 
@@ -168,12 +177,16 @@ impl Applies {
         match self {
             Applies::Always => "every run",
             Applies::MayAtOddKeepalive => "may, at an odd keepalive",
+            Applies::MayByClockSecond => "may, by where the last packet falls in a clock second",
             Applies::WithWillDelay => "MQTT 5 runs with a delayed will",
             Applies::WithMonitQos => "monit subscribed at QoS 1 or 2",
             Applies::WithWillDelayNoSession => "MQTT 5, a Will Delay and no Session Expiry",
             Applies::WithTrafficToWilly => "the broker keeps sending to willy after the cut",
             Applies::WithV5WillPropertiesToV311Subscriber => {
                 "an MQTT 5 will with properties, monit on 3.1.1"
+            }
+            Applies::WithCutAfterTakeoverOfLeftOpen => {
+                "the cut connection took over one willy left open (clean session)"
             }
         }
     }
@@ -188,6 +201,7 @@ impl Applies {
                 | Applies::WithWillDelayNoSession
                 | Applies::WithTrafficToWilly
                 | Applies::WithV5WillPropertiesToV311Subscriber
+                | Applies::WithCutAfterTakeoverOfLeftOpen
         )
     }
 }
@@ -226,6 +240,17 @@ pub fn v5_will_properties_to_v311(s: &crate::scenario::Scenario) -> bool {
         && s.will
             .as_ref()
             .is_some_and(|w| w.delay_s.is_some() || w.content_type.is_some())
+}
+
+/// Is the cut connection one that took over a connection willy left open? The cut's cycle
+/// comes right after a left-open one, willy has a will, and its CONNECT asks for a clean
+/// session (with Clean Session 0 rumqttd cancels the old connection's will instead of firing
+/// it: broker.rs:539-543 `AwaitingWill::Cancel`).
+pub fn cut_after_takeover_of_left_open(s: &crate::scenario::Scenario) -> bool {
+    s.will.is_some()
+        && s.clean_session
+        && s.cut()
+            .is_some_and(|f| f.cycle >= 2 && s.willy.leaves_open(f.cycle - 1))
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -344,6 +369,18 @@ impl Profile {
                     check: CheckId::WillTiming,
                     applies: Applies::WithV5WillPropertiesToV311Subscriber,
                     reason: "no will reaches the 3.1.1 subscriber (see will)",
+                    evidence: "as for will",
+                },
+                Deviation {
+                    check: CheckId::Will,
+                    applies: Applies::WithCutAfterTakeoverOfLeftOpen,
+                    reason: "it keeps one will per client id, not per connection: a CONNECT that takes a session over replaces the old connection's will with its own and then fires the old connection's will task, which publishes (and removes) the will stored under the client id, the new connection's; when the new connection is dropped after the cut its own will task finds none, so no will follows the cut (with different wills, the new connection's would be published at the takeover in the old one's place)",
+                    evidence: TAKEOVER_WILL_EVIDENCE,
+                },
+                Deviation {
+                    check: CheckId::WillTiming,
+                    applies: Applies::WithCutAfterTakeoverOfLeftOpen,
+                    reason: "no will follows the cut (see will)",
                     evidence: "as for will",
                 },
                 Deviation {
@@ -568,6 +605,36 @@ mod tests {
         assert!(p.deviation(&CheckId::Will, &v5_monit).is_none());
         assert!(Profile::mosquitto("2.0.11")
             .deviation(&CheckId::Will, &mixed)
+            .is_none());
+    }
+
+    #[test]
+    fn rumqttd_loses_the_cut_will_only_when_the_cut_connection_took_over_a_left_open_one() {
+        let p = Profile::rumqttd();
+        let taken = crate::scenario::load("left-open-takeover").unwrap();
+        assert!(cut_after_takeover_of_left_open(&taken));
+        assert!(p.deviation(&CheckId::Will, &taken).is_some());
+        assert!(p.deviation(&CheckId::WillTiming, &taken).is_some());
+        // The takeover itself and the keepalive drop are as the spec says.
+        assert!(p.deviation(&CheckId::TakeoverWill, &taken).is_none());
+        assert!(p.deviation(&CheckId::KeepaliveDrop, &taken).is_none());
+        // A cycle left open two cycles before the cut: the cut connection has its own will.
+        let mut earlier = taken.clone();
+        earlier.cycles = 4;
+        earlier.faults[0].cycle = 4;
+        assert!(!cut_after_takeover_of_left_open(&earlier));
+        // Clean Session 0: the old connection's will task is cancelled, not fired.
+        let mut kept = taken.clone();
+        kept.clean_session = false;
+        assert!(!cut_after_takeover_of_left_open(&kept));
+        assert!(Profile::mosquitto("2.0.11")
+            .deviation(&CheckId::Will, &taken)
+            .is_none());
+        assert!(p
+            .deviation(
+                &CheckId::Will,
+                &crate::scenario::load("native-last-will").unwrap()
+            )
             .is_none());
     }
 

@@ -117,6 +117,9 @@ pub enum Event {
     DisconnectRequested,
     /// The client library wrote DISCONNECT and willy closed its connection.
     Disconnected,
+    /// willy ended its cycle without DISCONNECT and kept the connection open, as the scenario
+    /// asks (`[willy] leave_open`): the next cycle's CONNECT takes it over.
+    LeftOpen,
     /// The client library reported an error (connection refused, timeout, ping timeout ...).
     ConnectionFailed { error: String },
     /// A flaky monit closed its connection without DISCONNECT, as scheduled.

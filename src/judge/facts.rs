@@ -22,7 +22,7 @@ mod flaky;
 
 pub use accounting::{MessageAccount, Source};
 pub use delivery::{Delivered, Delivery, Resent};
-pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd};
+pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd, TakenOver};
 pub use flaky::FlakyMonitSeen;
 
 /// What the records say happened, reduced to the moments the checks and the summary use.

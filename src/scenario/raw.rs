@@ -58,6 +58,9 @@ pub(super) struct RawWilly {
     pub(super) mqtt_pings: Option<Spanned<bool>>,
     /// The client library willy runs on: rumqttc (built in), mqttjs, paho or cmd:PATH.
     pub(super) client: Option<Spanned<String>>,
+    /// The cycles willy ends without DISCONNECT, its connection left open for the next
+    /// cycle's CONNECT to take over.
+    pub(super) leave_open: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 /// `[broker]`: settings the runner writes into a broker it starts.

@@ -6,7 +6,8 @@
 //!    -> willy's own: a PUBLISH of willy's that the tap saw reach the broker (topic, payload
 //!       size), recorded OWN_COPY_MS before .. PROMPT_MS after the copy (a tap that saw none,
 //!       TLS passed through: what willy's library said it published)
-//!    -> the will: the will's topic and payload, and no own PUBLISH to pair it with
+//!    -> the will: the will's topic and payload, and no own PUBLISH to pair it with; the
+//!       cycle whose close it answers (a left-open connection's comes at the next CONNECT)
 //!    -> retained: the retain flag (the broker's replay on subscribe)
 //!    -> pubby's: pubby published that topic and payload, no later than PROMPT_MS after
 //!    -> willy's own, late: an earlier own PUBLISH left unpaired (a queued or delayed copy)
@@ -177,9 +178,19 @@ impl MessageAccount {
         }
         own.sort_by(|a, b| a.ms.total_cmp(&b.ms));
         got.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let will_cycle = |ms: f64| match cut {
-            Some(c) if ms >= c => cycle_at(c),
-            _ => cycle_at(ms),
+        // A will the design places (the one answering a close without DISCONNECT, or a
+        // left-open connection's at its takeover, which comes in the next cycle) is that
+        // cycle's; any other after the cut is the cut cycle's; else the cycle it came in.
+        let placed = |ms: f64| {
+            cycles.iter().find_map(|c| {
+                let takeover = c.taken_over.as_ref().and_then(|t| t.will_ms);
+                (c.will_after_close_ms == Some(ms) || takeover == Some(ms)).then_some(c.cycle)
+            })
+        };
+        let will_cycle = |ms: f64| match (placed(ms), cut) {
+            (Some(cycle), _) => cycle,
+            (None, Some(c)) if ms >= c => cycle_at(c),
+            (None, _) => cycle_at(ms),
         };
         pubby.sort_by(|a, b| a.ms.total_cmp(&b.ms));
         let (mut own, mut pubby) = (Pending::new(own), Pending::new(pubby));

@@ -253,6 +253,7 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
     let mut connected: Option<f64> = None;
     let mut marks: Vec<(f64, String)> = Vec::new();
     let mut fails: Vec<(f64, String)> = Vec::new();
+    let mut left_open: Vec<f64> = Vec::new();
     for r in records {
         match (&r.actor, &r.event) {
             (Actor::Willy, Event::Connecting { .. }) => waiting = Some(r.ms),
@@ -266,6 +267,14 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
                 if let Some(c) = connected.take() {
                     doc.rect(sc.x(c), y - 6.0, sc.x(r.ms) - sc.x(c), 12.0, "conn");
                 }
+            }
+            // Its connection stays open until the next cycle takes it over: the bar ends where
+            // willy's cycle does, labelled.
+            (Actor::Willy, Event::LeftOpen) => {
+                if let Some(c) = connected.take() {
+                    doc.rect(sc.x(c), y - 6.0, sc.x(r.ms) - sc.x(c), 12.0, "conn");
+                }
+                left_open.push(r.ms);
             }
             (Actor::Willy, Event::ConnectionFailed { error }) => {
                 if let Some(c) = connected.take() {
@@ -300,6 +309,9 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
     // Failures first: they matter more than the routine publishes if space runs out.
     for (ms, s) in &fails {
         lane_label(doc, &mut sh, L, sc.x(*ms), "", s);
+    }
+    for ms in &left_open {
+        lane_label(doc, &mut sh, L, sc.x(*ms), "small", "left open");
     }
     for (ms, payload) in &marks {
         lane_label(
