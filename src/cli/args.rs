@@ -47,7 +47,8 @@ pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 #[derive(Args, Clone)]
 pub struct BrokerArgs {
     /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
-    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH].
+    /// broker: tcp://HOST[:PORT][,ws://HOST[:PORT]/PATH][,mqtts://HOST[:PORT]][,wss://...]; a
+    /// missing port is the scheme's (1883, 80, 8883, 443).
     #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
     broker: BrokerChoice,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
@@ -162,7 +163,14 @@ pub fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<B
 
 pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
     BrokerChoice::parse(s).map_err(|e| {
-        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH])")
+        if s.contains("://") {
+            format!("{e} (or builtin, or mosquitto)")
+        } else {
+            let hint = unplug::scenario::closest(s.trim(), &["builtin", "mosquitto", "rumqttd"])
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            format!("unknown broker {s:?}: {hint}expected builtin, mosquitto, or a URL such as tcp://HOST[:PORT]")
+        }
     })
 }
 
