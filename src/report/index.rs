@@ -164,14 +164,36 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
         .flat_map(|s| &s.runs)
         .filter(|(_, r)| !r.pass)
         .count();
+    // Where the failures are: a probe of a third-party broker that breaks the spec fails by
+    // design, and the count says so by naming each set's share.
+    let failed_in = |s: &Set| s.runs.iter().filter(|(_, r)| !r.pass).count();
+    let shares: Vec<String> = sets
+        .iter()
+        .filter(|s| failed_in(s) > 0)
+        .map(|s| {
+            let id = if s.rel.is_empty() { "." } else { &s.rel };
+            format!("{} in {}", failed_in(s), esc(id))
+        })
+        .collect();
+    let failed = if shares.is_empty() {
+        format!("{failed} failed")
+    } else {
+        format!("{failed} failed ({})", shares.join(", "))
+    };
     html += &format!(
-        "<p>{total} runs, {failed} failed. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
+        "<p>{total} runs, {failed}. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
     );
     if sets.len() > 1 {
         html += "<ul>";
         for s in &sets {
+            let f = failed_in(s);
+            let f = if f > 0 {
+                format!(", {f} failed")
+            } else {
+                String::new()
+            };
             html += &format!(
-                "<li><a href=\"#{id}\">{id}</a> ({} runs)</li>",
+                "<li><a href=\"#{id}\">{id}</a> ({} runs{f})</li>",
                 s.runs.len(),
                 id = esc(if s.rel.is_empty() { "." } else { &s.rel })
             );
