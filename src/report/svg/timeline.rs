@@ -764,12 +764,26 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
         "b-bound",
         true,
         &format!(
-            "bound: {} = {} after the last packet (MQTT-3.1.2-24)",
+            "bound: {} = {} after the last packet (MQTT-3.1.2-24){}",
             timing::BOUND_WORDS,
-            secs(bound)
+            secs(bound),
+            allowance_words(s, bound)
         ),
     );
     doc.close();
+}
+
+/// What the keepalive-drop check allowed past the bound, when a broker's profile allows more
+/// than scheduling slack: a picture that reads "3.11 x keepalive" beside PASS says why.
+fn allowance_words(summary: &Summary, bound: f64) -> String {
+    match summary.allowed.get("drop_after_last_packet_ms") {
+        Some(&[_, hi]) if hi > bound + crate::broker::profile::SPEC_LATE_MS as f64 => format!(
+            "; the check allowed up to {} ({}'s late allowance)",
+            secs(hi),
+            summary.broker
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Write NAME.svg for one run into `dir`; returns its path.
