@@ -276,6 +276,9 @@ pub struct Manifest {
     /// The signal that interrupted this shard, if any.
     pub interrupted: Option<String>,
     pub unplug_version: String,
+    /// A fleet's shard (`command` "fleet"): which willies of which fleet it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetShard>,
 }
 
 impl Manifest {
@@ -305,6 +308,7 @@ impl Manifest {
                 .collect(),
             interrupted: batch.interrupted.map(|s| s.as_str().to_string()),
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            fleet: None,
         }
     }
 
@@ -506,6 +510,7 @@ mod tests {
                 .collect(),
             interrupted: None,
             unplug_version: "0".into(),
+            fleet: None,
         }
     }
 

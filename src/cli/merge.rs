@@ -56,6 +56,9 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|d| Manifest::read(d))
         .collect::<anyhow::Result<_>>()?;
+    if manifests.iter().any(unplug::fleet::merge::is_fleet) {
+        return merge_fleet(&out, &shards, &manifests, &machine);
+    }
     let assembly = shard::assemble(&manifests, &names)?;
     if manifests
         .iter()
@@ -85,18 +88,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let out_real = out
-        .canonicalize()
-        .with_context(|| format!("resolving {}", out.display()))?;
-    for d in &shards {
-        if d.canonicalize().ok().as_ref() == Some(&out_real) {
-            anyhow::bail!(
-                "{} is both a shard and the merge's output: merge into another directory",
-                d.display()
-            );
-        }
-    }
+    out_apart(&out, &shards)?;
     // Every run back in the plan's order, its files beside the merged table.
     let mut runs = Vec::with_capacity(assembly.plan.len());
     for (p, owner) in assembly.plan.iter().zip(&assembly.owner) {
@@ -183,6 +175,72 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         index.display()
     );
     Ok(children_exit_code(&batch))
+}
+
+/// Create `out`, refusing it when it is one of the shards' own directories.
+fn out_apart(out: &Path, shards: &[PathBuf]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out_real = out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", out.display()))?;
+    for d in shards {
+        if d.canonicalize().ok().as_ref() == Some(&out_real) {
+            anyhow::bail!(
+                "{} is both a shard and the merge's output: merge into another directory",
+                d.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The shards of one fleet (`scenario FLEET --partition K/N`): one fleet's summary, checks,
+/// picture and FLEET.md from every willy's raw figures; exit 0 when every check holds, 1 when
+/// one fails.
+fn merge_fleet(
+    out: &Path,
+    shards: &[PathBuf],
+    manifests: &[Manifest],
+    machine: &MachineOut,
+) -> anyhow::Result<ExitCode> {
+    let merged = unplug::fleet::merge::merge(manifests, shards)?;
+    out_apart(out, shards)?;
+    unplug::fleet::merge::write(&merged, out)?;
+    let s = &merged.summary;
+    print!("{}", unplug::fleet::merge::markdown(&merged));
+    let run = suite::ChildRun {
+        name: s.scenario.clone(),
+        exit: Some(i32::from(!s.pass)),
+        summary: Some(s.clone()),
+        error: String::new(),
+        status: suite::RunStatus::Finished,
+    };
+    let batch = suite::Batch {
+        runs: vec![run],
+        interrupted: None,
+    };
+    machine.write(&batch, "merge")?;
+    let index = unplug::report::index::write(
+        out,
+        &format!(
+            "{}: a fleet merged from {} shards ({})",
+            s.scenario,
+            manifests.len(),
+            unplug::fleet::merge::shard_dir_note(shards)
+        ),
+    )?;
+    eprintln!(
+        "merged {} shards of the fleet {} into {}: {}",
+        manifests.len(),
+        s.scenario,
+        index.display(),
+        s.verdict_word()
+    );
+    Ok(if s.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Copy a run's files (`STEM.KIND`) from a shard into `out`.

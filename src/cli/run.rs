@@ -76,6 +76,16 @@ pub struct ScenarioArgs {
     jobs: Option<u16>,
     #[command(flatten)]
     start: StartAt,
+    /// For a fleet: run only shard K of N of its willies (willy i, 0-based, is in shard
+    /// i % N + 1), with its own proxy and monit against the shared `--broker URL`, and write
+    /// NAME.willies.json and SHARD.json into --out for `unplug merge`. With --start-at every
+    /// shard connects from that moment and cuts at the same one.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    partition: Option<unplug::shard::Partition>,
+}
+
+fn parse_partition(s: &str) -> Result<unplug::shard::Partition, String> {
+    s.parse()
 }
 
 /// `unplug scenario NAME`: run it, print its verdict, and say where its files are.
@@ -97,8 +107,12 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         repeat,
         jobs,
         start,
+        partition,
     } = args;
     start.check()?;
+    if partition.is_some() && repeat.is_some_and(|n| n > 1) {
+        anyhow::bail!("--partition splits one fleet's willies; it does not go with --repeat");
+    }
     if let Some(n) = repeat.filter(|n| *n > 1) {
         let argv: Vec<String> = std::env::args().collect();
         let stem = match &run_name {
@@ -124,7 +138,27 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = run_name {
         s.name = n;
     }
+    let fleet_shard = match partition {
+        Some(p) => {
+            let sh = unplug::fleet::FleetShard::apply(&mut s, p, start.at())?;
+            if !quiet {
+                eprintln!(
+                    "shard {p}: {} of {} willies, will topics {}/NNNNN",
+                    sh.own_count(),
+                    sh.total,
+                    sh.prefix_of_shard()
+                );
+            }
+            Some(sh)
+        }
+        None => None,
+    };
     let broker = broker.choice()?;
+    if fleet_shard.is_some() && matches!(broker, unplug::broker::BrokerChoice::Builtin) {
+        anyhow::bail!(
+            "--partition: a fleet's shards share one broker, and the in-process one is this process's own: give --broker URL (e.g. a mosquitto every shard reaches), or --broker mosquitto for a shard that is the only one"
+        );
+    }
     let opts = RunOptions {
         out_dir: out.clone(),
         echo: Echo {
@@ -135,9 +169,14 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         broker,
         progress: !quiet && std::io::stdout().is_terminal(),
         run_id,
+        fleet_shard: fleet_shard.clone(),
     };
     start.wait()?;
-    let result = runner::run(&s, &opts)?;
+    let result = runner::run(&s, &opts);
+    if let Some(sh) = &fleet_shard {
+        fleet_manifest(&out, &s.name, sh, &result)?;
+    }
+    let result = result?;
     if !quiet {
         println!();
     }
@@ -163,6 +202,60 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A fleet shard's SHARD.json: its one run as it ended, for `unplug merge`.
+fn fleet_manifest(
+    out: &std::path::Path,
+    name: &str,
+    shard: &unplug::fleet::FleetShard,
+    result: &anyhow::Result<runner::RunResult>,
+) -> anyhow::Result<()> {
+    let (status, detail, exit, run_id) = match result {
+        Ok(r) if r.interrupted.is_some() => (
+            "interrupted",
+            r.interrupted.map(|s| s.as_str().to_string()),
+            r.interrupted
+                .map(|s| i32::from(unplug::lifeline::exit_code(s))),
+            None,
+        ),
+        Ok(r) => (
+            if r.summary.pass { "pass" } else { "fail" },
+            None,
+            Some(i32::from(!r.summary.pass)),
+            Some(r.summary.run_id.clone()),
+        ),
+        Err(e) => ("error", Some(format!("{e:#}")), Some(2), None),
+    };
+    let run = unplug::shard::OwnedRun {
+        index: 0,
+        name: name.to_string(),
+        status: status.to_string(),
+        reason: detail.clone(),
+        detail: detail.clone(),
+        exit,
+        summary: run_id.as_ref().map(|_| format!("{name}.summary.json")),
+        run_id,
+        error: detail.unwrap_or_default(),
+    };
+    std::fs::create_dir_all(out)?;
+    unplug::shard::Manifest {
+        schema_version: unplug::shard::MANIFEST_SCHEMA,
+        command: unplug::fleet::shard::COMMAND.to_string(),
+        partition: shard.partition,
+        split: unplug::fleet::shard::SPLIT.to_string(),
+        start_at: shard.start_at,
+        columns: Vec::new(),
+        plan: Vec::new(),
+        runs: vec![run],
+        interrupted: match result {
+            Ok(r) => r.interrupted.map(|s| s.as_str().to_string()),
+            Err(_) => None,
+        },
+        unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+        fleet: Some(shard.clone()),
+    }
+    .write(out)
 }
 
 /// The flags each of a repeated run's children gets: the user's own after `scenario`, minus

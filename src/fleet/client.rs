@@ -194,6 +194,7 @@ pub async fn monit(
     filter: String,
     qos: u8,
     journal: Journal,
+    client_id: String,
     ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
 ) {
     // monit's own keepalive: long, and pinged well within it.
@@ -201,7 +202,7 @@ pub async fn monit(
     let hello = connect(
         protocol,
         &Hello {
-            client_id: "monit-fleet",
+            client_id: &client_id,
             keepalive_s: KEEPALIVE.as_secs() as u16,
             will: None,
         },
