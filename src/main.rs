@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cli::{batch, info, merge, probe, run};
+use cli::{batch, info, merge, probe, run, storm};
 
 #[derive(Parser)]
 #[command(
@@ -98,11 +98,18 @@ enum Command {
     )]
     Sweep,
     /// Put the shards of a `suite`, `compare` or `conformance` run with `--partition K/N` back
-    /// together: the table, picture, index and every run's files, as one unpartitioned run.
+    /// together: the table, picture, index and every run's files, as one unpartitioned run;
+    /// or the shards of one fleet (`scenario FLEET --partition K/N`): one fleet's verdict.
     #[command(
         after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n\nRefuses (exit 2) shards of different plans, a run in two shards, and runs in none (unless --allow-missing). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
     )]
     Merge(merge::MergeArgs),
+    /// One fleet in N shard processes on this machine against one broker, started together and
+    /// merged: what a CI matrix or a Kubernetes Indexed Job does across machines.
+    #[command(
+        after_help = "Examples:\n  unplug storm --shards 4 --broker tcp://127.0.0.1:1883 will-storm\n  unplug storm --shards 2 --broker tcp://127.0.0.1:1883 --out /tmp/storm ./my-fleet.toml\n\nRuns `unplug scenario FLEET --partition K/N --start-at T --broker URL --out OUT/shard-K` for K = 1..N (their output in OUT/shard-K.txt; each dies with this process), then `unplug merge OUT/merged OUT/shard-1 .. OUT/shard-N`. Exits as the merge does: 0 every check held, 1 one failed, 2 a shard had no verdict."
+    )]
+    Storm(storm::StormArgs),
 }
 
 fn main() -> ExitCode {
@@ -143,5 +150,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(args) => info::index(args),
         Command::Sweep => info::sweep(),
         Command::Merge(args) => merge::merge(args),
+        Command::Storm(args) => storm::storm(args),
     }
 }

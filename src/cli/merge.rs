@@ -197,7 +197,7 @@ fn out_apart(out: &Path, shards: &[PathBuf]) -> anyhow::Result<()> {
 /// The shards of one fleet (`scenario FLEET --partition K/N`): one fleet's summary, checks,
 /// picture and FLEET.md from every willy's raw figures; exit 0 when every check holds, 1 when
 /// one fails.
-fn merge_fleet(
+pub fn merge_fleet(
     out: &Path,
     shards: &[PathBuf],
     manifests: &[Manifest],
