@@ -89,8 +89,8 @@ pub fn storm(args: StormArgs) -> anyhow::Result<ExitCode> {
         start_at: None,
     }
     .connect_window(&fleet, s.connect_timeout);
-    let limit = Duration::from_secs(start_in) + window + cut + s.observe_window()
-        + Duration::from_secs(60);
+    let limit =
+        Duration::from_secs(start_in) + window + cut + s.observe_window() + Duration::from_secs(60);
     let exe = std::env::current_exe().context("finding this unplug binary")?;
     let dirs: Vec<PathBuf> = (1..=n).map(|k| out.join(format!("shard-{k}"))).collect();
     eprintln!(
@@ -101,8 +101,8 @@ pub fn storm(args: StormArgs) -> anyhow::Result<ExitCode> {
     let mut children: Vec<(u32, Child)> = Vec::new();
     for (k, dir) in (1..=n).zip(&dirs) {
         let text = out.join(format!("shard-{k}.txt"));
-        let log = std::fs::File::create(&text)
-            .with_context(|| format!("creating {}", text.display()))?;
+        let log =
+            std::fs::File::create(&text).with_context(|| format!("creating {}", text.display()))?;
         let mut cmd = Command::new(&exe);
         cmd.arg("scenario")
             .arg(&name)
@@ -135,7 +135,9 @@ pub fn storm(args: StormArgs) -> anyhow::Result<ExitCode> {
                 exits.push((k, status.code()));
                 eprintln!(
                     "storm: shard {k}/{n} ended: exit {}",
-                    status.code().map_or("by a signal".to_string(), |c| c.to_string())
+                    status
+                        .code()
+                        .map_or("by a signal".to_string(), |c| c.to_string())
                 );
             } else {
                 i += 1;
@@ -171,10 +173,7 @@ pub fn storm(args: StormArgs) -> anyhow::Result<ExitCode> {
 /// SIGTERM every child still running, give them 5 s to end their runs, then SIGKILL; reap.
 fn end_all(children: &mut Vec<(u32, Child)>) {
     for (_, c) in children.iter() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            Signal::SIGTERM,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
     }
     let until = Instant::now() + Duration::from_secs(5);
     for (_, c) in children.iter_mut() {
