@@ -83,9 +83,16 @@ pub async fn drive(
     let mut broker = broker::start(broker_choice, journal).await?;
     let upstream = broker.endpoints.tcp_for(s.protocol);
     let proxy = Arc::new(
-        Proxy::start(upstream, journal.clone())
-            .await
-            .context("starting the proxy")?,
+        Proxy::start_with(
+            upstream,
+            journal.clone(),
+            crate::proxy::Options {
+                spread_sources: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("starting the proxy")?,
     );
     crate::runner::stage::record_run_start(journal, s, &broker);
     let will = s.will.clone().context("a fleet has a will")?;
@@ -161,7 +168,13 @@ pub async fn drive(
         willies.spawn(async move {
             // One attempt: a second with the same client id would take over the first, still
             // pending at the broker, which then publishes a will for it.
-            match client::open(addr, protocol, &hello, timeout, client::WILLY_BUF).await {
+            // Each willy from its own loopback address: no (source, proxy) pair runs out of
+            // ephemeral ports, however many willies the machine's shards hold.
+            let from = addr
+                .ip()
+                .is_loopback()
+                .then(|| crate::proxy::loopback_source(u64::from(i)));
+            match client::open(addr, from, protocol, &hello, timeout, client::WILLY_BUF).await {
                 Ok(open) => {
                     let _ = done.send(Ok(i));
                     client::keep_alive(open, keepalive).await;
