@@ -7,7 +7,15 @@
 //!    -> every CONNACK in: the scenario's blackhole, applied once to every connection
 //!    -> wait: every will came (then SETTLE_MS for duplicates), or the observe window ends
 //!    -> figures and checks from the records (figures.rs); the harness's own lag, CPU, RSS
+//!
+//!  a shard (--partition K/N, shard.rs): its willies only (global ids), its own proxy and monit
+//!    on PREFIX/KofN/+, the shared cut at --start-at + connect window + after_ms;
+//!    NAME.willies.json for `unplug merge` (merge.rs)
 //! ```
+//!
+//! Each willy connects from its own loopback address (127.X.Y.Z) and the proxy reaches a
+//! loopback broker from another: the kernel gives each (source, destination) pair its own
+//! ephemeral ports (28,232 here), so no pair runs out however many willies a machine holds.
 //!
 //! The journal records what the one-willy runs record (every packet the proxy sees, the
 //! broker's log): 4,000 willies write 63,000 records on rumqttd, 83,000 on mosquitto.
