@@ -43,18 +43,9 @@ pub const SPLIT: &str = "round-robin over the willies: willy i (0-based) in shar
 /// The manifest's command for a fleet shard.
 pub const COMMAND: &str = "fleet";
 
-/// This process runs shard `partition` of a fleet of `total` willies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FleetShard {
-    pub partition: Partition,
-    /// The whole fleet's willies (the scenario's `[fleet] willies`).
-    pub total: u32,
-    /// The whole fleet's will topic prefix (the scenario's `[will] topic`).
-    pub prefix: String,
-    /// `--start-at`: the waves start then, and the cut comes at [`FleetShard::cut_at`].
-    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
-}
+pub use crate::shard::FleetShard;
 
+/// The methods of a fleet's shard (its data is [`crate::shard::FleetShard`], in the manifest).
 impl FleetShard {
     /// Make `s` (a fleet scenario) this shard's: its own willies' count, its will topics under
     /// `PREFIX/KofN`. Refused when the shard would have no willy.
