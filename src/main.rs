@@ -101,7 +101,7 @@ enum Command {
     /// together: the table, picture, index and every run's files, as one unpartitioned run;
     /// or the shards of one fleet (`scenario FLEET --partition K/N`): one fleet's verdict.
     #[command(
-        after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n\nRefuses (exit 2) shards of different plans, a run in two shards, and runs in none (unless --allow-missing). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
+        after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n  unplug scenario will-storm --partition 1/2 --start-at T --broker URL --out fleet-1   # a fleet's shard\n  unplug merge merged fleet-1 fleet-2     # one fleet's verdict over every willy\n\nRefuses (exit 2) shards of different plans (or fleets), a run (or a shard) in two, and runs in none (unless --allow-missing; a fleet needs every shard). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
     )]
     Merge(merge::MergeArgs),
     /// One fleet in N shard processes on this machine against one broker, started together and

@@ -43,6 +43,7 @@ pub fn is_fleet(m: &Manifest) -> bool {
 /// Merge the shards in `dirs` (their manifests `manifests`, in the same order).
 pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged> {
     let name = |i: usize| dirs[i].display().to_string();
+    let a_fleet = manifests.iter().position(is_fleet).unwrap_or(0);
     let mut shards: Vec<&FleetShard> = Vec::new();
     for (i, m) in manifests.iter().enumerate() {
         match (&m.fleet, is_fleet(m)) {
@@ -51,7 +52,7 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
                 "{} is a shard of `unplug {}`, {} of a fleet: one fleet's shards only",
                 name(i),
                 m.command,
-                name(0)
+                name(a_fleet)
             ),
         }
     }
