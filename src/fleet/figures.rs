@@ -687,6 +687,37 @@ mod tests {
     }
 
     #[test]
+    fn shards_merged_on_one_clock_keep_each_willys_figures_and_the_earliest_cut() {
+        let s = storm();
+        let p = Profile::rumqttd();
+        let whole = FleetFacts::from_records(&s, &records());
+        // The same three willies as two shards: willy 1 alone, its journal started 250 ms
+        // after the other's (so its times are 250 ms smaller there) and its cut 5 ms later.
+        let part = |keep: &dyn Fn(u32) -> bool, by: f64| {
+            let mut f = whole.clone();
+            f.willies.retain(|i, _| keep(*i));
+            f.wills.retain(|i, _| keep(*i));
+            let mut moved = FleetFacts::merge(vec![(f, -by)]);
+            moved.cut_at_ms = whole
+                .cut_at_ms
+                .map(|c| c - by + if by > 0.0 { 5.0 } else { 0.0 });
+            moved
+        };
+        let merged = FleetFacts::merge(vec![
+            (part(&|i| i != 1, 0.0), 0.0),
+            (part(&|i| i == 1, 250.0), 250.0),
+        ]);
+        assert_eq!(merged.latencies(), whole.latencies());
+        assert_eq!(merged.cut_at_ms(), whole.cut_at_ms());
+        let (a, b) = (merged.figures(&s, &p), whole.figures(&s, &p));
+        assert_eq!(a, b);
+        assert_eq!(
+            merged.willy_numbers().count(),
+            whole.willy_numbers().count()
+        );
+    }
+
+    #[test]
     fn quantiles_are_nearest_rank() {
         let v: Vec<f64> = (1..=100).map(f64::from).collect();
         let q = Quantiles::of(&v).unwrap();
