@@ -33,6 +33,10 @@ pub struct ScenarioArgs {
     /// Print nothing but the verdict.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the run's summary JSON on stdout (as NAME.summary.json has it) instead of the log
+    /// and the check lines, as `unplug judge --json` does.
+    #[arg(long, conflicts_with = "repeat")]
+    json: bool,
     /// Also print every MQTT packet and WebSocket frame the proxy saw (`wire` lines; they
     /// always go to the JSONL and the log file).
     #[arg(long)]
@@ -85,6 +89,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         timing,
         out,
         quiet,
+        json,
         wire,
         broker,
         transport,
@@ -125,6 +130,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         s.name = n;
     }
     let broker = broker.choice()?;
+    let quiet = quiet || json;
     let opts = RunOptions {
         out_dir: out.clone(),
         echo: Echo {
@@ -142,9 +148,10 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         println!();
     }
     // --quiet: the verdict line alone, as its help says.
-    match quiet {
-        true => print!("{}", result.summary.verdict_line()),
-        false => print!("{}", result.summary.verdict_lines()),
+    match (json, quiet) {
+        (true, _) => print!("{}", result.summary.to_json()),
+        (false, true) => print!("{}", result.summary.verdict_line()),
+        (false, false) => print!("{}", result.summary.verdict_lines()),
     }
     if !quiet {
         let stem = match result.interrupted {
