@@ -54,6 +54,10 @@ struct Args {
     /// Only these paths (comma-separated: direct,plain,noxious,unplug), e.g. to profile one.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// unplug's journal directory (`--out`), kept after the race; by default a temporary
+    /// directory, removed.
+    #[arg(long)]
+    journal_dir: Option<std::path::PathBuf>,
     /// Write every figure here as JSON.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -90,6 +94,34 @@ async fn open(addr: std::net::SocketAddr, id: &str) -> anyhow::Result<TcpStream>
 struct Flood {
     mb_s: f64,
     cpu_s_per_gib: f64,
+    /// Until the journal also has the flood's DISCONNECT (unplug only): every packet before
+    /// it recorded.
+    recorded_mb_s: Option<f64>,
+}
+
+/// Wait until `jsonl`, past `from`, has the CONNECT of client `id` and then a DISCONNECT
+/// (one flood at a time goes through the proxy, so it is that connection's).
+async fn recorded(jsonl: &std::path::Path, from: u64, id: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(jsonl)?;
+    f.seek(std::io::SeekFrom::Start(from))?;
+    let connect = format!("\"client_id\":\"{id}\"");
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        f.read_to_string(&mut text)?;
+        if let Some(at) = text.find(&connect) {
+            if text[at..].contains("\"from\":\"client\",\"dropped\":false,\"kind\":\"DISCONNECT\"")
+            {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{id}: no DISCONNECT in the journal within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// CONNECT, then `n` 64-byte PUBLISHes as fast as the socket takes them; timed until the sink
@@ -100,6 +132,7 @@ async fn flood(
     id: &str,
     n: u64,
     settle: Duration,
+    journal: Option<&std::path::Path>,
 ) -> anyhow::Result<Flood> {
     const PER_WRITE: usize = 1024; // 64 KiB writes
     let unit = wire::publish();
@@ -109,6 +142,10 @@ async fn flood(
         .cycle()
         .take(PER_WRITE * PACKET)
         .collect();
+    let from = match journal {
+        Some(j) => std::fs::metadata(j)?.len(),
+        None => 0,
+    };
     let mut s = open(addr, id).await?;
     sink.expect(n);
     let cpu0 = cpu_s();
@@ -130,12 +167,20 @@ async fn flood(
     );
     s.write_all(&wire::DISCONNECT).await?;
     drop(s);
+    let recorded_mb_s = match journal {
+        Some(j) => {
+            recorded(j, from, id).await?;
+            Some((n * PACKET as u64) as f64 / t0.elapsed().as_secs_f64() / 1e6)
+        }
+        None => None,
+    };
     tokio::time::sleep(settle).await;
     let cpu = cpu_s() - cpu0;
     let sent = (n * PACKET as u64) as f64;
     Ok(Flood {
         mb_s: sent / took / 1e6,
         cpu_s_per_gib: cpu / (sent / (1u64 << 30) as f64),
+        recorded_mb_s,
     })
 }
 
@@ -170,6 +215,7 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
 #[derive(Default, Clone)]
 struct Figures {
     mb_s: Vec<f64>,
+    recorded_mb_s: Vec<f64>,
     cpu: Vec<f64>,
     p50: Vec<f64>,
     p99: Vec<f64>,
@@ -194,9 +240,13 @@ async fn main() -> anyhow::Result<()> {
     );
     let load_before = loadavg();
     let started = chrono_now();
-    let journal_dir = tempfile::Builder::new().prefix("bench-race-").tempdir()?;
+    let temp = tempfile::Builder::new().prefix("bench-race-").tempdir()?;
+    let journal_dir = match &args.journal_dir {
+        Some(d) => d.clone(),
+        None => temp.path().to_path_buf(),
+    };
     let mut sink = Sink::start().await?;
-    let race = Paths::start(sink.addr, journal_dir.path()).await?;
+    let race = Paths::start(sink.addr, &journal_dir).await?;
     eprintln!(
         "race: sink {}, plain {}, noxious {}, unplug {} (api {}): `{}`",
         sink.addr,
@@ -224,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
             &format!("flood-warm-{}", p.name()),
             args.publishes / 10,
             settle,
+            (*p == Path::Unplug).then_some(race.unplug_journal.as_path()),
         )
         .await?;
     }
@@ -267,11 +318,13 @@ async fn main() -> anyhow::Result<()> {
                 &format!("flood-r{r}-{}", p.name()),
                 args.publishes,
                 settle,
+                (p == Path::Unplug).then_some(race.unplug_journal.as_path()),
             )
             .await?;
             let (p50, p99) = lat[i];
             let fig = &mut figs[i];
             fig.mb_s.push(f.mb_s);
+            fig.recorded_mb_s.extend(f.recorded_mb_s);
             fig.cpu.push(f.cpu_s_per_gib);
             fig.p50.push(p50);
             fig.p99.push(p99);
@@ -282,7 +335,7 @@ async fn main() -> anyhow::Result<()> {
             line += &format!(" {} {:.0} MB/s p99 {:.1} us;", p.name(), f.mb_s, p99);
             round.insert(
                 p.name().to_string(),
-                json!({"mb_s": f.mb_s, "cpu_s_per_gib": f.cpu_s_per_gib, "p50_us": p50, "p99_us": p99}),
+                json!({"mb_s": f.mb_s, "recorded_mb_s": f.recorded_mb_s, "cpu_s_per_gib": f.cpu_s_per_gib, "p50_us": p50, "p99_us": p99}),
             );
         }
         round.insert(
@@ -295,7 +348,7 @@ async fn main() -> anyhow::Result<()> {
 
     let argv = race.unplug_argv.clone();
     let stop = race.stop().await;
-    let journal_bytes: u64 = std::fs::read_dir(journal_dir.path())?
+    let journal_bytes: u64 = std::fs::read_dir(&journal_dir)?
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
@@ -331,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
         summary.insert(
             p.name().to_string(),
             json!({
-                "mb_s": f.mb_s, "cpu_s_per_gib": f.cpu, "p50_us": f.p50, "p99_us": f.p99,
+                "mb_s": f.mb_s, "recorded_mb_s": f.recorded_mb_s, "cpu_s_per_gib": f.cpu, "p50_us": f.p50, "p99_us": f.p99,
                 "added_p50_us": f.added_p50, "added_p99_us": f.added_p99,
             }),
         );
@@ -375,6 +428,22 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             let (_, c1, _) = spread(&c);
             out += &format!("unplug CPU per GiB / noxious's, median of rounds: {c1:.2}x\n");
+            let rec: Vec<f64> = figs[u]
+                .recorded_mb_s
+                .iter()
+                .zip(&figs[n].mb_s)
+                .map(|(a, b)| a / b)
+                .collect();
+            if !rec.is_empty() {
+                let (r0, r1, r2) = spread(&rec);
+                let (_, m1, _) = spread(&figs[u].recorded_mb_s);
+                out += &format!(
+                    "unplug until its journal has the flood too (DISCONNECT recorded): median {m1:.1} MB/s, {:.1}% / median {:.1}% / {:.1}% of noxious's\n",
+                    r0 * 100.0,
+                    r1 * 100.0,
+                    r2 * 100.0
+                );
+            }
             goals.insert("added_p99_minus_noxious_us".into(), json!(extra));
         }
         out += &format!(

@@ -55,6 +55,8 @@ pub struct Paths {
     pub noxious: SocketAddr,
     pub unplug: SocketAddr,
     pub unplug_api: SocketAddr,
+    /// The unplug proxy's journal (NAME.events.jsonl), as its answer named it.
+    pub unplug_journal: std::path::PathBuf,
     /// The command line the unplug path was started with.
     pub unplug_argv: Vec<String>,
     server: Arc<Server>,
@@ -126,7 +128,12 @@ impl Paths {
             .as_str()
             .context("the proxy's listen address")?
             .parse()?;
+        let unplug_journal = made["journal"]
+            .as_str()
+            .context("the proxy's journal")?
+            .into();
         Ok(Paths {
+            unplug_journal,
             sink,
             plain,
             noxious,
