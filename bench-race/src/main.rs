@@ -363,8 +363,12 @@ async fn main() -> anyhow::Result<()> {
         (args.publishes * PACKET as u64) as f64 / 1e6,
         args.trips,
     );
-    out += "| path | MB/s min / median / max | p50 us (median) | p99 us (median) | added p50 us | added p99 us min / median / max | CPU s/GiB min / median / max |\n";
-    out += "|---|---|---|---|---|---|---|\n";
+    out += "| path | MB/s min / median / max | p50 us (median) | p99 us (median) | added p50 us | added p99 us min / median / max | CPU s/GiB min / median / max | CPU s/GiB over direct (median) |\n";
+    out += "|---|---|---|---|---|---|---|---|\n";
+    let direct_cpu = paths
+        .iter()
+        .position(|p| *p == Path::Direct)
+        .map(|d| spread(&figs[d].cpu).1);
     let mut summary = serde_json::Map::new();
     for (i, p) in paths.iter().enumerate() {
         let f = &figs[i];
@@ -376,10 +380,11 @@ async fn main() -> anyhow::Result<()> {
         let a50 = added(&f.added_p50);
         let a99 = added(&f.added_p99);
         out += &format!(
-            "| {} | {m0:.1} / **{m1:.1}** / {m2:.1} | {p50:.1} | {p99:.1} | {} | {} | {c0:.2} / **{c1:.2}** / {c2:.2} |\n",
+            "| {} | {m0:.1} / **{m1:.1}** / {m2:.1} | {p50:.1} | {p99:.1} | {} | {} | {c0:.2} / **{c1:.2}** / {c2:.2} | {} |\n",
             p.name(),
             a50.map(|a| format!("{:.1}", a.1)).unwrap_or("-".into()),
             a99.map(|a| format!("{:.1} / **{:.1}** / {:.1}", a.0, a.1, a.2)).unwrap_or("-".into()),
+            direct_cpu.map(|d| format!("{:.2}", c1 - d)).unwrap_or("-".into()),
         );
         summary.insert(
             p.name().to_string(),

@@ -153,7 +153,7 @@ async fn serve(mut s: TcpStream, target: Arc<AtomicU64>, done: mpsc::UnboundedSe
                         filters += 1;
                     }
                     out.extend_from_slice(&[0x90, 2 + filters as u8, body[0], body[1]]);
-                    out.extend(std::iter::repeat(0u8).take(filters));
+                    out.resize(out.len() + filters, 0);
                 }
                 12 => out.extend_from_slice(&PINGRESP),
                 14 => return,
