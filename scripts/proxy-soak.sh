@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `unplug proxy` with its defaults, in front of mosquitto, carrying a device that streams N 64-byte
 # QoS 0 PUBLISHes (a raw-socket client: CONNECT, then PUBLISHes as fast as the socket takes them),
-# then Ctrl-C. Samples the proxy's RSS every 20 ms from start to exit and prints one line of
-# figures: PUBLISHes/s, RSS peak while streaming and while stopping, journal and stdout bytes,
-# and SIGINT-to-exit seconds.
+# then Ctrl-C. Samples the proxy's RSS every 20 ms while it streams, reads the kernel's peak
+# (VmHWM) before and through the stop, and prints one line of figures: PUBLISHes/s, RSS, the
+# peak before Ctrl-C and over its whole life, journal and stdout bytes, SIGINT-to-exit seconds.
 #
 #   scripts/proxy-soak.sh [N] [path/to/unplug]     # default: 2000000, target/release/unplug
 set -euo pipefail
@@ -52,15 +52,22 @@ s.close()
 PY
 sleep 1
 echo stopping > "$tmp/phase"
+hwm() { awk '/^VmHWM/ {print $2}' "/proc/$proxy/status" 2>/dev/null || true; }
+hwm_streaming=$(hwm)
 t0=$(date +%s.%N)
 kill -INT "$proxy"
+# The kernel's high-water mark of the proxy's RSS, read until it exits: the peak of its whole
+# life, stop included, however short the stop.
+hwm_all=$hwm_streaming
+while kill -0 "$proxy" 2>/dev/null; do h=$(hwm); [ -n "$h" ] && [ "$h" -gt "$hwm_all" ] && hwm_all=$h; done
 wait "$proxy" || true
 t1=$(date +%s.%N)
 sleep 0.1
 peak() { awk -v p="$1" '$1 == p && $2 > m {m = $2} END {printf "%.1f", m / 1024}' "$tmp/rss.txt"; }
 journal=$(stat -c %s "$tmp/soak.events.jsonl")
-printf 'publishes=%s per_s=%s rss_streaming_mb=%s rss_stopping_mb=%s journal_bytes=%s stdout_bytes=%s stop_s=%.2f\n' \
-  "$n" "$(cat "$tmp/device.txt")" "$(peak streaming)" "$(peak stopping)" "$journal" \
-  "$(stat -c %s "$tmp/stdout.txt")" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')"
+printf 'publishes=%s per_s=%s rss_streaming_mb=%s peak_rss_mb=%.1f peak_rss_with_stop_mb=%.1f journal_bytes=%s stdout_bytes=%s stop_s=%s\n' \
+  "$n" "$(cat "$tmp/device.txt")" "$(peak streaming)" "$(echo "$hwm_streaming" | awk '{print $1 / 1024}')" \
+  "$(echo "$hwm_all" | awk '{print $1 / 1024}')" "$journal" \
+  "$(stat -c %s "$tmp/stdout.txt")" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')"
 if [ -s "$tmp/stderr.txt" ]; then echo "stderr:"; head -5 "$tmp/stderr.txt"; fi
 tail -4 "$tmp/stdout.txt"

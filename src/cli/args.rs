@@ -20,18 +20,41 @@ pub struct MachineOut {
     /// check (a failure with expected and actual; a run that did not finish is an error).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Also write every run's status and whole summary as one JSON document to FILE.
+    /// Also write every run's status and whole summary as one JSON document to FILE; `-`
+    /// prints it on stdout (the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 }
 
+/// Where tables go: stdout, or stderr when stdout carries `--json -`.
+static TABLES_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Print a batch's table where it belongs (see [`MachineOut::claim_stdout`]).
+pub fn print_table(text: &str) {
+    if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
 impl MachineOut {
+    /// With `--json -`, stdout is the JSON document's: tables go to stderr. Call before the
+    /// batch prints anything.
+    pub fn claim_stdout(&self) {
+        if self.json.as_deref() == Some(std::path::Path::new("-")) {
+            TABLES_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub fn write(&self, batch: &suite::Batch, command: &str) -> anyhow::Result<()> {
         if let Some(p) = &self.junit {
             write_file(p, &batch.to_junit(&format!("unplug {command}")))?;
         }
-        if let Some(p) = &self.json {
-            write_file(p, &batch.to_json(command))?;
+        match self.json.as_deref() {
+            Some(p) if p == std::path::Path::new("-") => print!("{}", batch.to_json(command)),
+            Some(p) => write_file(p, &batch.to_json(command))?,
+            None => {}
         }
         Ok(())
     }

@@ -96,20 +96,39 @@ pub struct ProfilesArgs {
     /// One profile to print in full (its timing model and every deviation with its evidence).
     #[arg(value_name = "NAME")]
     name: Option<String>,
+    /// Print JSON: every profile (or NAME's) with its allowances, timing model, deviations.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `unplug profiles`: each broker profile's allowance, deviations and timing model; with a
 /// NAME, that one's deviations in full.
 pub fn profiles(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
     use unplug::broker::profile::Profile;
-    if let Some(name) = args.name {
-        let p = Profile::by_name(&name).ok_or_else(|| {
+    let one = match &args.name {
+        Some(name) => Some(Profile::by_name(name).ok_or_else(|| {
             let known: Vec<&str> = Profile::known().iter().map(|(n, _)| *n).collect();
             anyhow::anyhow!(
                 "no broker profile {name:?}: expected one of {}",
                 known.join(", ")
             )
-        })?;
+        })?),
+        None => None,
+    };
+    if args.json {
+        let v = match &one {
+            Some(p) => serde_json::to_value(p)?,
+            None => serde_json::Value::Object(
+                Profile::known()
+                    .into_iter()
+                    .map(|(n, p)| Ok((n.to_string(), serde_json::to_value(p)?)))
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(p) = one {
         println!("{} (+{} ms late allowance)", p.broker, p.keepalive_late_ms);
         println!("timing model: {}", p.timing_model);
         if p.deviations.is_empty() {

@@ -20,7 +20,7 @@ use unplug::report::table;
 use unplug::shard::{self, Manifest};
 use unplug::suite;
 
-use super::args::{write_file, MachineOut};
+use super::args::{print_table, write_file, MachineOut};
 use super::children::{children_exit_code, interrupted_note, write_picture};
 
 /// The flags of `unplug merge` (its help line and examples are on `Command` in main.rs).
@@ -51,6 +51,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         allow_missing,
         machine,
     } = args;
+    machine.claim_stdout();
     let names: Vec<String> = shards.iter().map(|d| d.display().to_string()).collect();
     let manifests: Vec<Manifest> = shards
         .iter()
@@ -136,7 +137,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
                 .zip(&batch.runs)
                 .map(|(p, r)| unplug::compare::row(&p.shown, &p.broker, &p.transport, r))
                 .collect();
-            print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+            print_table(&table::render_text(&table::COMPARE_HEADER, &rows));
             write_file(
                 &out.join("COMPARE.md"),
                 &(interrupted_note(&batch) + &unplug::compare::markdown(&rows, &batch.runs)),

@@ -33,6 +33,10 @@ pub struct ScenarioArgs {
     /// Print nothing but the verdict.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the run's summary JSON on stdout (as NAME.summary.json has it) instead of the log
+    /// and the check lines, as `unplug judge --json` does.
+    #[arg(long, conflicts_with = "repeat")]
+    json: bool,
     /// Also print every MQTT packet and WebSocket frame the proxy saw (`wire` lines; they
     /// always go to the JSONL and the log file).
     #[arg(long)]
@@ -95,6 +99,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         timing,
         out,
         quiet,
+        json,
         wire,
         broker,
         transport,
@@ -141,7 +146,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     let fleet_shard = match partition {
         Some(p) => {
             let sh = unplug::fleet::FleetShard::apply(&mut s, p, start.at())?;
-            if !quiet {
+            if !(quiet || json) {
                 eprintln!(
                     "shard {p}: {} of {} willies, will topics {}/NNNNN",
                     sh.own_count(),
@@ -159,6 +164,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
             "--partition: a fleet's shards share one broker, and the in-process one is this process's own: give --broker URL (e.g. a mosquitto every shard reaches), or --broker mosquitto for a shard that is the only one"
         );
     }
+    let quiet = quiet || json;
     let opts = RunOptions {
         out_dir: out.clone(),
         echo: Echo {
@@ -181,9 +187,10 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         println!();
     }
     // --quiet: the verdict line alone, as its help says.
-    match quiet {
-        true => print!("{}", result.summary.verdict_line()),
-        false => print!("{}", result.summary.verdict_lines()),
+    match (json, quiet) {
+        (true, _) => print!("{}", result.summary.to_json()),
+        (false, true) => print!("{}", result.summary.verdict_line()),
+        (false, false) => print!("{}", result.summary.verdict_lines()),
     }
     if !quiet {
         let stem = match result.interrupted {

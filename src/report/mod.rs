@@ -92,8 +92,10 @@ pub struct Summary {
     pub fleet: Option<crate::fleet::FleetSummary>,
 }
 
+/// `a - b`, rounded to the nanosecond the journal's times carry: the difference of two such
+/// times prints as `3002.831178`, not `3002.8311779999995`.
 fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? - b?)
+    Some(((a? - b?) * 1e6).round() / 1e6)
 }
 
 impl Summary {
