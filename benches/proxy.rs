@@ -92,6 +92,7 @@ const RUNS: Options = Options {
     tls: None,
     max_connections: usize::MAX,
     client: "willy",
+    spread_sources: false,
 };
 
 const CONNACK: [u8; 4] = [0x20, 2, 0, 0];

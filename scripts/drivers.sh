@@ -3,7 +3,7 @@
 # ${UNPLUG_DRIVERS:-/opt/unplug-drivers} (nothing else on the machine is touched):
 #   mqtt 5.16.0 (npm)        mqtt.js, the seed's client; brings ws 8.x for WebSocket
 #   paho-mqtt 2.2.0 (PyPI)   Eclipse Paho's Python client, in a venv
-# The drivers (drivers/mqttjs/driver.js, drivers/paho/driver.py) find them there (README.md,
+# The drivers (drivers/mqttjs/driver.js, drivers/paho/driver.py) find them there (docs/guide.md,
 # "willy drivers"). A few seconds each; a second run finds them and does nothing.
 set -euo pipefail
 dir=${UNPLUG_DRIVERS:-/opt/unplug-drivers}

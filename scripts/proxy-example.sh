@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's "Use it in front of your own device", for real: mosquitto (Debian), a device
+# docs/guide.md's "Use it in front of your own device", for real: mosquitto (Debian), a device
 # (amqtt's MQTT client from PyPI, keepalive and a last will; scripts/third-party-brokers.sh
 # installs it) connected through `unplug proxy`, the cable pulled with `unplug proxy cut` for
 # 10 s, healed, Ctrl-C. Writes results/proxy/sensor-7.{events.jsonl,log,summary.json,svg}.

@@ -19,7 +19,7 @@
 #
 # apt needs root: run as root, or with sudo on PATH. cargo-nextest goes to cargo's install root
 # ($CARGO_INSTALL_ROOT, else $CARGO_HOME/bin, else ~/.cargo/bin), which rustup puts on PATH.
-# Building it takes minutes (measured in README.md, "Requirements").
+# Building it takes minutes (measured in docs/guide.md, "Requirements in full").
 set -euo pipefail
 
 NEXTEST_VERSION=0.9.143

@@ -66,16 +66,20 @@
 //!   compare); `rejudge` judges a saved journal again (`unplug judge`).
 //! - [`fleet`]: many willies (`[fleet]`, the `will-storm` scenario): a lean client of our own
 //!   (`client.rs`), the figures and checks from the records (`figures.rs`), the harness
-//!   measuring itself (`harness.rs`: open-file limit, CPU, peak RSS, event-loop lag).
+//!   measuring itself (`harness.rs`: open-file limit, CPU, peak RSS, event-loop lag); one
+//!   fleet split into shards (`shard.rs`: `--partition K/N`, its willies, topics and shared
+//!   cut, `NAME.willies.json`) and merged again (`merge.rs`).
 //! - [`suite`]: running many scenarios as child processes.
 //! - [`compare`]: the brokers x transports matrix and its side-by-side table.
 //! - [`repeat`]: one scenario (or cell) N times, read as a distribution (`--repeat`).
-//! - [`shard`]: a batch split across machines (`--partition K/N`, `--start-at`) and its shards'
-//!   manifests, put back together by `unplug merge`.
+//! - [`shard`]: a batch (or a fleet) split across machines (`--partition K/N`, `--start-at`)
+//!   and its shards' manifests, put back together by `unplug merge`.
 //! - [`logcapture`]: the broker's tracing output as journal lines.
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 //! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
+//! - [`reference`]: docs/reference.md written from the code (checks, profiles, timing keys,
+//!   scenarios, exit codes); a test keeps the committed file current.
 //!
 //! The binary is apart from this library: `src/main.rs` names the commands and dispatches them;
 //! `src/cli/` holds each command's flags and work (`info`, `run`, `batch`, `probe`) and the
@@ -98,6 +102,7 @@ pub mod mqtt;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
+pub mod reference;
 pub mod repeat;
 pub mod report;
 pub mod runner;

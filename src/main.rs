@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cli::{batch, info, merge, probe, run};
+use cli::{batch, info, merge, probe, run, storm};
 
 #[derive(Parser)]
 #[command(
@@ -36,8 +36,20 @@ enum Command {
     DriverRumqttc,
     /// List the built-in scenarios with their descriptions.
     List(info::ListArgs),
+    /// Print a built-in scenario as a scenario file, to save and edit: given back as a path it
+    /// runs as the built-in one does.
+    #[command(
+        after_help = "Examples:\n  unplug show ws-last-will\n  unplug show ws-last-will > my-test.toml && unplug scenario my-test.toml\n\nKeys left out of a file take their defaults (unplug reference, \"Scenario timing keys\")."
+    )]
+    Show(info::ShowArgs),
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
-    Profiles,
+    #[command(after_help = "Examples:\n  unplug profiles\n  unplug profiles mosquitto")]
+    Profiles(info::ProfilesArgs),
+    /// Print the reference (docs/reference.md) from the code: exit codes, every check with its
+    /// rule and spec clause, every broker profile, the scenario timing keys, the built-in
+    /// scenarios.
+    #[command(after_help = "Examples:\n  unplug reference > docs/reference.md")]
+    Reference,
     /// A fault proxy with a wire tap in front of your own device, driven by toxiproxy's HTTP API.
     Proxy(unplug::toxi::control::ProxyArgs),
     /// Judge a saved run again from its journal: the checks and the verdict, as the run had them.
@@ -86,11 +98,18 @@ enum Command {
     )]
     Sweep,
     /// Put the shards of a `suite`, `compare` or `conformance` run with `--partition K/N` back
-    /// together: the table, picture, index and every run's files, as one unpartitioned run.
+    /// together: the table, picture, index and every run's files, as one unpartitioned run;
+    /// or the shards of one fleet (`scenario FLEET --partition K/N`): one fleet's verdict.
     #[command(
-        after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n\nRefuses (exit 2) shards of different plans, a run in two shards, and runs in none (unless --allow-missing). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
+        after_help = "Examples:\n  unplug suite --partition 1/2 --out shard-1   # on one machine\n  unplug suite --partition 2/2 --out shard-2   # on another\n  unplug merge merged shard-1 shard-2 --json merged/suite.json\n  unplug scenario will-storm --partition 1/2 --start-at T --broker URL --out fleet-1   # a fleet's shard\n  unplug merge merged fleet-1 fleet-2     # one fleet's verdict over every willy\n\nRefuses (exit 2) shards of different plans (or fleets), a run (or a shard) in two, and runs in none (unless --allow-missing; a fleet needs every shard). Exits as the runs did: 0 all passed, 1 a check failed, 2 a run had no verdict."
     )]
     Merge(merge::MergeArgs),
+    /// One fleet in N shard processes on this machine against one broker, started together and
+    /// merged: what a CI matrix or a Kubernetes Indexed Job does across machines.
+    #[command(
+        after_help = "Examples:\n  unplug storm --shards 4 --broker tcp://127.0.0.1:1883 will-storm\n  unplug storm --shards 2 --broker tcp://127.0.0.1:1883 --out /tmp/storm ./my-fleet.toml\n\nRuns `unplug scenario FLEET --partition K/N --start-at T --broker URL --out OUT/shard-K` for K = 1..N (their output in OUT/shard-K.txt; each dies with this process), then `unplug merge OUT/merged OUT/shard-1 .. OUT/shard-N`. Exits as the merge does: 0 every check held, 1 one failed, 2 a shard had no verdict."
+    )]
+    Storm(storm::StormArgs),
 }
 
 fn main() -> ExitCode {
@@ -115,7 +134,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => info::list(args),
-        Command::Profiles => info::profiles(),
+        Command::Show(args) => info::show(args),
+        Command::Profiles(args) => info::profiles(args),
+        Command::Reference => {
+            print!("{}", unplug::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Proxy(args) => unplug::toxi::control::run(args),
         Command::Judge(args) => info::judge(args),
         Command::Scenario(args) => run::scenario(args),
@@ -126,5 +150,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(args) => info::index(args),
         Command::Sweep => info::sweep(),
         Command::Merge(args) => merge::merge(args),
+        Command::Storm(args) => storm::storm(args),
     }
 }

@@ -256,6 +256,19 @@ impl OwnedRun {
     }
 }
 
+/// This process runs shard `partition` of a fleet of `total` willies (`scenario FLEET
+/// --partition K/N`; its willies, topics and cut: `crate::fleet::shard`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetShard {
+    pub partition: Partition,
+    /// The whole fleet's willies (the scenario's `[fleet] willies`).
+    pub total: u32,
+    /// The whole fleet's will topic prefix (the scenario's `[will] topic`).
+    pub prefix: String,
+    /// `--start-at`: the waves start then, and every shard cuts at one moment after it.
+    pub start_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// `SHARD.json`: which runs of which plan a shard owned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -276,6 +289,9 @@ pub struct Manifest {
     /// The signal that interrupted this shard, if any.
     pub interrupted: Option<String>,
     pub unplug_version: String,
+    /// A fleet's shard (`command` "fleet"): which willies of which fleet it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetShard>,
 }
 
 impl Manifest {
@@ -305,6 +321,7 @@ impl Manifest {
                 .collect(),
             interrupted: batch.interrupted.map(|s| s.as_str().to_string()),
             unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+            fleet: None,
         }
     }
 
@@ -506,6 +523,7 @@ mod tests {
                 .collect(),
             interrupted: None,
             unplug_version: "0".into(),
+            fleet: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Fleets (`[fleet]`): many willies through one proxy, cut at once, every will counted and
 //! timed from each willy's own last packet. Small fleets here (the 4,000-willy `will-storm` is
-//! a benchmark, run by hand: see the README), on the in-process broker, mosquitto, and a
+//! a benchmark, run by hand: see docs/guide.md), on the in-process broker, mosquitto, and a
 //! broker that drops late on purpose (tests/brokers/misbroker.py).
 //!
 //! Bounds are the spec's, never widened: each will 1.5 x keepalive after the willy's last

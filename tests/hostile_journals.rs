@@ -351,3 +351,59 @@ fn the_binary_refuses_hostile_journals_with_exit_2_naming_file_and_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A proxy's journal whose PUBLISH runs stand for 2^44 PUBLISHes (a day of a 10 Gbit/s flood,
+/// as far as the reader's checks go) gets its verdict: the judge places and counts a run's
+/// PUBLISHes by index and holds one by one only those monit got a copy of (the old judge held
+/// every one: 134 MB for 2,000,000 at a proxy's stop), and refuses, naming the file, a journal
+/// whose copies would take more than the checks may hold.
+#[test]
+fn publish_runs_of_trillions_are_judged_without_holding_them() {
+    let dir = out_dir("hostile-journals-runs");
+    let lines = seed(0);
+    let run = |ms: f64, topic: &str, payload_len: u64, from: &str| {
+        let count = 1u64 << 44;
+        serde_json::json!({
+            "ms": ms, "t": "2026-11-29T17:26:05.798683125Z", "actor": "wire",
+            "event": "publish_run", "conn": 1, "from": from, "dropped": false,
+            "topic": topic, "qos": 0, "retain": false, "payload_len": payload_len,
+            "count": count, "bytes": count * (payload_len + 4 + topic.len() as u64),
+            "first_ms": ms - 1000.0, "last_ms": ms,
+        })
+        .to_string()
+    };
+    // Runs both ways before the cut (line 17) and one whose topic monit got, after it.
+    let write = |name: &str, extra: &[(usize, String)]| {
+        let mut l = lines.clone();
+        for (at, line) in extra.iter().rev() {
+            l.insert(*at, line.clone());
+        }
+        let p = dir.join(name);
+        std::fs::write(&p, l.join("\n") + "\n").unwrap();
+        p
+    };
+    let flood = write(
+        "flood.events.jsonl",
+        &[
+            (12, run(2100.0, "sensors/7/data", 60, "client")),
+            (14, run(3100.0, "sensors/7/data", 60, "broker")),
+        ],
+    );
+    let o = judge_within(&flood);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("checks"), "{out}");
+    let copied = write(
+        "copied.events.jsonl",
+        &[(12, run(2100.0, "sensors/7/status", 7, "client"))],
+    );
+    assert_refused(
+        &copied,
+        &[&copied.display().to_string(), "monit got copies of"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

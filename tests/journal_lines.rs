@@ -1,6 +1,7 @@
 //! The journal's lines are a format: every committed journal in results/ read back into typed
 //! records and written again gives the same bytes, the JSON line and the log line alike (the
-//! wire tap's packets are typed in memory and spelled as they always were on disk).
+//! wire tap's packets are typed in memory and spelled as they always were on disk). A scenario
+//! run's journal is in time order: its files are written again from the records at its end.
 
 use std::path::{Path, PathBuf};
 
@@ -30,11 +31,23 @@ fn every_committed_journal_line_is_written_again_byte_for_byte() {
         // The log is written beside the JSONL, record by record: line n is record n's.
         let log = std::fs::read_to_string(&log_path).ok();
         let mut log_lines = log.as_deref().map(str::lines);
+        let run = text.contains(r#""event":"scenario_recorded""#);
+        let mut last_ms = 0.0;
         for (n, line) in text.lines().enumerate() {
             let rec: Record = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));
             let again = serde_json::to_string(&rec).unwrap();
             assert_eq!(again, line, "{}:{}", path.display(), n + 1);
+            if run {
+                assert!(
+                    rec.ms >= last_ms,
+                    "{}:{}: {} ms after a record at {last_ms} ms",
+                    path.display(),
+                    n + 1,
+                    rec.ms
+                );
+                last_ms = rec.ms;
+            }
             lines += 1;
             packets += usize::from(line.contains(r#""event":"packet""#));
             if let Some(l) = log_lines.as_mut().and_then(|it| it.next()) {

@@ -170,3 +170,74 @@ fn mosquitto_keeps_a_qos1_will_for_an_absent_subscriber_and_sends_it_on_its_retu
         flaky_monit_gets_the_will_on_its_return(&s);
     }
 }
+
+/// `left-open-takeover`: willy leaves cycle 2's connection open; cycle 3's CONNECT (same
+/// client id) takes the session over; cycle 3 is cut. What every broker must do, whatever it
+/// does with the cut connection's will: close the old connection at the takeover
+/// [MQTT-3.1.4-2] and publish its will [MQTT-3.1.2-8]; drop the cut connection 1.5 x
+/// keepalive after its last packet, within the profile's allowance [MQTT-3.1.2-24]; and the
+/// checks name only cycle 1 as a clean disconnect, and account for every message.
+fn left_open_takeover(broker: &str, p: &unplug::broker::profile::Profile) -> Value {
+    let s = run("left-open-takeover", broker);
+    for c in [
+        "takeover-close",
+        "takeover-will",
+        "no-will-after-disconnect",
+        "clean-disconnect",
+        "unaccounted-message",
+        "keepalive-drop",
+    ] {
+        assert_eq!(status(&s, c), "pass", "{broker}: {c}: {:#}", s["checks"]);
+    }
+    let actual = |name: &str| {
+        s["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["actual"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let nw = actual("no-will-after-disconnect");
+    assert!(nw.starts_with("cycle 1: "), "{broker}: {nw}");
+    assert!(nw.contains("cycle 2 left open by design"), "{broker}: {nw}");
+    assert!(actual("takeover-will").starts_with("cycle 2: its will "));
+    let keepalive = std::time::Duration::from_secs(2);
+    let (lo, hi) = unplug::judge::timing::keepalive_window(keepalive, p.keepalive_late_ms);
+    let d = num(&s, "drop_after_last_packet_ms").unwrap();
+    assert!(
+        (lo..=hi).contains(&d),
+        "{broker}: drop {d} ms, not in {lo}..{hi}"
+    );
+    s
+}
+
+#[test]
+fn rumqttd_publishes_no_will_for_a_connection_that_took_over_a_left_open_one_as_its_profile_documents(
+) {
+    let s = left_open_takeover("builtin", &unplug::broker::profile::Profile::rumqttd());
+    assert_eq!(status(&s, "will"), "deviation");
+    assert_eq!(status(&s, "will-timing"), "deviation");
+    assert!(num(&s, "will_received_ms").is_none());
+}
+
+#[test]
+fn mosquitto_publishes_the_will_of_a_connection_that_took_over_a_left_open_one() {
+    if mosquitto_or_skip("left-open-takeover").is_none() {
+        return;
+    }
+    let p = unplug::broker::profile::Profile::mosquitto("2.0.11");
+    let s = left_open_takeover("mosquitto", &p);
+    for c in ["will", "will-timing"] {
+        assert_eq!(status(&s, c), "pass", "{c}");
+    }
+    let keepalive = std::time::Duration::from_secs(2);
+    let (lo, hi) = unplug::judge::timing::keepalive_window(
+        keepalive,
+        p.will_late_ms(unplug::scenario::Transport::Tcp),
+    );
+    let w = num(&s, "will_after_last_packet_ms").unwrap();
+    assert!((lo..=hi).contains(&w), "will {w} ms, not in {lo}..{hi}");
+}

@@ -366,3 +366,41 @@ fn junit_and_json_hold_every_run_its_checks_and_why_a_run_has_no_verdict() {
     assert_eq!(suites[1].attribute("errors"), Some("1"));
     assert_eq!(j["exit_code"], 2);
 }
+
+/// `--json -` puts the document on stdout, whole and alone (the table goes to stderr), and
+/// `scenario --json` prints the run's summary there, as `judge --json` does.
+#[test]
+fn json_on_stdout_is_the_document_alone() {
+    let out = out_dir("json-stdout");
+    let o = unplug(&[
+        "suite",
+        "--keepalive",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "-",
+        "native-no-will",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(j["command"], "suite");
+    assert_eq!(j["runs"].as_array().unwrap().len(), 1);
+    assert!(err.contains("native-no-will"), "the table on stderr: {err}");
+    let o = unplug(&[
+        "scenario",
+        "native-no-will",
+        "--keepalive",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["scenario"], "native-no-will");
+    assert_eq!(s["pass"], true);
+    let _ = std::fs::remove_dir_all(&out);
+}

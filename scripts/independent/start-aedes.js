@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Start the aedes MQTT broker (npm `aedes`, pinned in README.md) in the foreground on 127.0.0.1.
+// Start the aedes MQTT broker (npm `aedes`, pinned in scripts/third-party-brokers.sh) in the foreground on 127.0.0.1.
 //
 // Installs nothing: it loads aedes and ws from the npm prefix given by --prefix
-// (default /tmp/unplug-aedes), where README.md's `npm install --prefix ...` put them.
+// (default /tmp/unplug-aedes), where scripts/third-party-brokers.sh put them.
 //
 //   node scripts/independent/start-aedes.js --port 18850 [--ws-port 18851 --ws-path /mqtt] [--prefix DIR]
 //
@@ -39,7 +39,7 @@ async function main () {
     ({ Aedes } = req('aedes'));
     ({ WebSocketServer, createWebSocketStream } = req('ws'))
   } catch (e) {
-    console.error('start-aedes.js: aedes/ws not found under ' + args.prefix + ' (see README.md for the npm install line): ' + e.message)
+    console.error('start-aedes.js: aedes/ws not found under ' + args.prefix + ' (scripts/third-party-brokers.sh installs it): ' + e.message)
     process.exit(2)
   }
   const broker = await Aedes.createBroker()

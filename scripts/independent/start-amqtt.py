@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Start the amqtt broker (PyPI `amqtt`, pinned in README.md) in the foreground on 127.0.0.1.
+"""Start the amqtt broker (PyPI `amqtt`, pinned in scripts/third-party-brokers.sh) in the foreground on 127.0.0.1.
 
 Installs nothing. Run it with the Python of the venv that has amqtt, e.g.
     /tmp/unplug-amqtt/bin/python scripts/independent/start-amqtt.py --port 18840 --ws-port 18841

@@ -4,6 +4,8 @@
 //!  for each cycle:  banner -> connect (retry every reconnect_ms until CONNACK)
 //!                   -> publish "true" -> connected_for -> publish "false"
 //!                   -> DISCONNECT, close -> idle
+//!                      (a `leave_open` cycle: no DISCONNECT; a task keeps the connection
+//!                       alive until the next cycle's CONNECT takes it over)
 //! ```
 //!
 //! It talks to the proxy, never to the broker directly, and logs what rumqttc reports. rumqttc
@@ -235,6 +237,16 @@ impl Willy {
         self.drive_for(&mut el, s.connected_for).await?;
         (self.hook)(cycle, Trigger::BeforeFalse);
         self.publish(&client, &mut el, "false").await?;
+        if s.willy.leaves_open(cycle) {
+            self.leave_open(
+                cycle,
+                Kept::Rumqttc {
+                    _client: client,
+                    el: Box::new(el),
+                },
+            );
+            return Ok(());
+        }
 
         (self.hook)(cycle, Trigger::BeforeDisconnect);
         self.record(Event::DisconnectRequested);
@@ -351,6 +363,10 @@ impl Willy {
             topic: STATUS_TOPIC.to_string(),
             payload: "false".to_string(),
         });
+        if s.willy.leaves_open(cycle) {
+            self.leave_open(cycle, Kept::Own(Box::new(session)));
+            return Ok(());
+        }
 
         (self.hook)(cycle, Trigger::BeforeDisconnect);
         self.record(Event::DisconnectRequested);
@@ -448,6 +464,75 @@ impl Willy {
             }
         }
         drop(el);
+    }
+}
+
+/// A connection willy left open at the end of its cycle (`[willy] leave_open`), with what
+/// keeps it alive: rumqttc's event loop and its client handle (with every handle dropped the
+/// loop ends the connection), or willy's own session.
+enum Kept {
+    Rumqttc {
+        /// Held, never used: with every handle dropped, rumqttc's loop ends the connection.
+        _client: AsyncClient,
+        el: Box<Polled>,
+    },
+    Own(Box<Session>),
+}
+
+impl Kept {
+    /// Serve the connection (its PINGREQs, what the broker sends) until it ends or `limit`
+    /// passes: how it ended, in words; None when it is still open.
+    async fn serve(&mut self, limit: Duration) -> Option<String> {
+        match self {
+            Kept::Rumqttc { el, .. } => {
+                // rumqttc reconnects when polled after an error: the first error ends it.
+                let first_error = async {
+                    loop {
+                        if let Err(e) = el.poll().await {
+                            return describe(&e);
+                        }
+                    }
+                };
+                tokio::time::timeout(limit, first_error).await.ok()
+            }
+            Kept::Own(session) => session.drive_for(limit).await.err(),
+        }
+    }
+}
+
+/// How long willy keeps a left-open connection at most: the next cycle starts `idle` later,
+/// and its CONNECT, which takes the connection over, gets its CONNACK within the connection
+/// timeout, once more after one failed attempt. A broker that has not closed the old
+/// connection by then never will for that CONNECT (`takeover-close` says so); willy then
+/// closes it, so no run holds it open to the end.
+fn keep_open_limit(s: &Scenario) -> Duration {
+    s.idle + s.connect_timeout * 2 + s.reconnect
+}
+
+impl Willy {
+    /// End `cycle` without DISCONNECT, leaving its connection open: a task keeps it alive
+    /// until the broker closes it (the next cycle's CONNECT takes the session over,
+    /// [MQTT-3.1.4-2]) or [`keep_open_limit`] passes, and notes how it ended.
+    fn leave_open(&self, cycle: u32, mut kept: Kept) {
+        self.record(Event::LeftOpen);
+        let journal = self.journal.clone();
+        let limit = keep_open_limit(&self.scenario);
+        tokio::spawn(async move {
+            let end = match kept.serve(limit).await {
+                Some(how) => format!("ended: {how}"),
+                None => format!(
+                    "still open {} ms later: willy closes it without DISCONNECT",
+                    limit.as_millis()
+                ),
+            };
+            journal.record(
+                Actor::Willy,
+                Event::Note {
+                    message: format!("cycle {cycle}'s connection, left open, {end}"),
+                },
+            );
+            drop(kept);
+        });
     }
 }
 

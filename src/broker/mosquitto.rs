@@ -1,7 +1,7 @@
 //! mosquitto, spawned as a child process with a config of ours on free loopback ports.
 //!
 //! ```text
-//!  find the binary (--mosquitto-bin, PATH, /usr/sbin) --`-h`--> version
+//!  find the binary (--mosquitto-bin, PATH, /usr/sbin) --`-h`--> version --> dialect (1.4 | 2.0)
 //!  temp dir: $TMPDIR/unplug-mosquitto-PID-RANDOM, created fresh, 0700
 //!      unplug.owner (our pid and its start time), mosquitto.conf (tcp + websockets listeners on
 //!      127.0.0.1), both created new: nothing already there is followed or reused
@@ -94,8 +94,12 @@ pub fn version(bin: &Path) -> anyhow::Result<String> {
 
 fn parse_version(help: &str) -> Option<String> {
     let first = help.lines().next()?;
-    let v = first.strip_prefix("mosquitto version ")?.trim();
-    (!v.is_empty()).then(|| v.to_string())
+    // 1.4 adds its build date: `mosquitto version 1.4.15 (build date 2018-02-28 ...)`.
+    let v = first
+        .strip_prefix("mosquitto version ")?
+        .split_whitespace()
+        .next()?;
+    Some(v.to_string())
 }
 
 /// The config we run it with. Every listener is bound to 127.0.0.1 explicitly: mosquitto 2.0
@@ -113,6 +117,28 @@ pub fn config(tcp_port: u16, ws_port: u16, as_root: bool) -> String {
 /// stops it with "Error: Invalid max_keepalive value (9).", 10 is accepted.
 pub const MIN_MAX_KEEPALIVE_S: u16 = 10;
 
+/// Which config language a mosquitto speaks: 1.4 knows none of 2.0's `per_listener_settings`,
+/// `socket_domain`, `log_timestamp_format` or `max_keepalive` and stops at the first unknown
+/// option (1.4.15 src/conf.c: "Error: Unknown configuration variable").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// mosquitto 1.4.x.
+    V14,
+    /// mosquitto 2.0 (and what the profile treats as it).
+    V20,
+}
+
+impl Dialect {
+    /// The dialect of the mosquitto that says it is `version` (`1.4.15`, `2.0.11`).
+    pub fn of(version: &str) -> Dialect {
+        if version.starts_with("1.4.") || version == "1.4" {
+            Dialect::V14
+        } else {
+            Dialect::V20
+        }
+    }
+}
+
 /// [`config`] with a scenario's `[broker]` settings: `max_keepalive` (2.0: a v5 client asking
 /// for more, or for 0, gets it as Server Keep Alive in the CONNACK; a 3.1.1 one is refused).
 pub fn config_with(
@@ -121,6 +147,42 @@ pub fn config_with(
     as_root: bool,
     settings: &BrokerSettings,
 ) -> String {
+    config_for(Dialect::V20, tcp_port, ws_port, as_root, settings)
+}
+
+/// mosquitto 1.4's config: the same listeners on 127.0.0.1 (1.4 binds a listener to its host
+/// given on the `listener` line, libwebsockets' `iface` for a websockets one: websockets.c
+/// 670), its log timestamps in its own form (`1528807278: `, seconds since the epoch, as in
+/// the seed), no `max_keepalive` (the profile's `cannot`).
+fn config_14(tcp_port: u16, ws_port: u16, as_root: bool) -> String {
+    let user = if as_root { "user root\n" } else { "" };
+    format!(
+        "# written by unplug for one run (mosquitto 1.4 dialect); deleted when the run ends
+{user}allow_anonymous true
+persistence false
+log_dest stdout
+log_type all
+connection_messages true
+log_timestamp true
+listener {tcp_port} 127.0.0.1
+protocol mqtt
+listener {ws_port} 127.0.0.1
+protocol websockets
+"
+    )
+}
+
+/// The config for a mosquitto of `dialect`.
+pub fn config_for(
+    dialect: Dialect,
+    tcp_port: u16,
+    ws_port: u16,
+    as_root: bool,
+    settings: &BrokerSettings,
+) -> String {
+    if dialect == Dialect::V14 {
+        return config_14(tcp_port, ws_port, as_root);
+    }
     let max_keepalive = settings
         .max_keepalive_s
         .map_or(String::new(), |k| format!("max_keepalive {k}\n"));
@@ -148,7 +210,31 @@ socket_domain ipv4
 /// The TLS listeners (MQTT over TLS, WebSocket over TLS) added to [`config_with`]'s, with
 /// the run's certificate. No `cafile`: mosquitto asks no client certificate then.
 pub fn tls_listeners(tls_port: u16, wss_port: u16, cert: &Path, key: &Path) -> String {
+    tls_listeners_for(Dialect::V20, tls_port, wss_port, cert, key)
+}
+
+/// [`tls_listeners`] in `dialect` (1.4: no `socket_domain`).
+pub fn tls_listeners_for(
+    dialect: Dialect,
+    tls_port: u16,
+    wss_port: u16,
+    cert: &Path,
+    key: &Path,
+) -> String {
     let (cert, key) = (cert.display(), key.display());
+    if dialect == Dialect::V14 {
+        return format!(
+            "listener {tls_port} 127.0.0.1
+protocol mqtt
+certfile {cert}
+keyfile {key}
+listener {wss_port} 127.0.0.1
+protocol websockets
+certfile {cert}
+keyfile {key}
+"
+        );
+    }
     format!(
         "listener {tls_port} 127.0.0.1
 protocol mqtt
@@ -357,16 +443,17 @@ pub async fn start_with(
     journal: &Journal,
     settings: &BrokerSettings,
 ) -> anyhow::Result<Broker> {
+    let bin = find(explicit_bin)?;
+    let version = version(&bin)?;
+    let dialect = Dialect::of(&version);
     if let Some(k) = settings
         .max_keepalive_s
-        .filter(|k| *k < MIN_MAX_KEEPALIVE_S)
+        .filter(|k| *k < MIN_MAX_KEEPALIVE_S && dialect == Dialect::V20)
     {
         anyhow::bail!(
             "[broker] max_keepalive_s = {k}: mosquitto 2.0 accepts max_keepalive {MIN_MAX_KEEPALIVE_S} to 65535 (it stops with 'Invalid max_keepalive value ({k})')"
         );
     }
-    let bin = find(explicit_bin)?;
-    let version = version(&bin)?;
     let dir = TempDir::new().context("creating a temp dir for the mosquitto config")?;
     // Held until mosquitto listens on them (see `PortHold`).
     let holds = [hold_port()?, hold_port()?, hold_port()?, hold_port()?];
@@ -380,8 +467,10 @@ pub async fn start_with(
     };
     crate::fsx::create_new(&conf)
         .and_then(|mut f| {
-            f.write_all(config_with(tcp_port, ws_port, as_root, settings).as_bytes())?;
-            f.write_all(tls_listeners(tls_port, wss_port, &certs.cert, &certs.key).as_bytes())
+            f.write_all(config_for(dialect, tcp_port, ws_port, as_root, settings).as_bytes())?;
+            f.write_all(
+                tls_listeners_for(dialect, tls_port, wss_port, &certs.cert, &certs.key).as_bytes(),
+            )
         })
         .with_context(|| format!("writing {}", conf.display()))?;
 
@@ -450,7 +539,7 @@ pub async fn start_with(
             v5_tls: None,
             no_plain: false,
         },
-        profile: super::profile::Profile::mosquitto(&version),
+        profile: super::profile::Profile::for_mosquitto(&version),
         process: Some(process),
         trust: Some(certs.trust()),
         files: None,
@@ -572,6 +661,9 @@ mod tests {
         let help = "mosquitto version 2.0.11\n\nmosquitto is an MQTT v5.0/v3.1.1/v3.1 broker.\n";
         assert_eq!(parse_version(help).as_deref(), Some("2.0.11"));
         assert_eq!(parse_version("Usage: mosquitto"), None);
+        assert_eq!(parse_version("mosquitto version "), None);
+        let help14 = "mosquitto version 1.4.15 (build date 2018-02-28 22:23:58+0000)\n\nmosquitto is an MQTT v3.1.1/v3.1 broker.\n";
+        assert_eq!(parse_version(help14).as_deref(), Some("1.4.15"));
     }
 
     #[test]
@@ -592,6 +684,26 @@ mod tests {
         assert!(c.contains("listener 2222 127.0.0.1\nprotocol websockets\nsocket_domain ipv4\n"));
         assert!(c.contains("allow_anonymous true"));
         assert!(c.contains("connection_messages true"));
+    }
+
+    #[test]
+    fn mosquitto_14_gets_a_config_without_the_options_it_does_not_know() {
+        assert_eq!(Dialect::of("1.4.15"), Dialect::V14);
+        assert_eq!(Dialect::of("2.0.11"), Dialect::V20);
+        let c = config_for(Dialect::V14, 1111, 2222, true, &BrokerSettings::default());
+        for unknown in [
+            "per_listener_settings",
+            "socket_domain",
+            "log_timestamp_format",
+            "max_keepalive",
+        ] {
+            assert!(!c.contains(unknown), "{unknown} in {c}");
+        }
+        assert!(c.contains("\nuser root\n"));
+        assert!(c.contains("listener 1111 127.0.0.1\nprotocol mqtt\n"));
+        assert!(c.contains("listener 2222 127.0.0.1\nprotocol websockets\n"));
+        let t = tls_listeners_for(Dialect::V14, 3, 4, Path::new("c.pem"), Path::new("k.pem"));
+        assert!(!t.contains("socket_domain") && t.contains("listener 4 127.0.0.1"));
     }
 
     #[test]

@@ -37,6 +37,34 @@ const MOSQUITTO_WILL_DELAY_LATE_MS: u64 = 1000 + 100 + 250;
 /// and 4 s): the will 5001-5100 ms after the close_notify; over plain WS 0-1 ms.
 const MOSQUITTO_WSS_CLOSE_MS: u64 = 5000 + 100;
 
+/// mosquitto 1.4's late allowance: its keepalive check runs on every pass of the main loop
+/// (1.4.15 src/loop.c 189-219), whose poll waits at most 100 ms (loop.c 352), so the drop is at
+/// most one pass late; 250 ms margin as for any broker.
+const MOSQUITTO_14_LATE_MS: u64 = 100 + SPEC_LATE_MS;
+
+/// mosquitto 1.4 over WebSocket (plain or TLS), built against libwebsockets 2.0.x-2.4.1: after
+/// its keepalive drop, mosquitto's WRITEABLE callback returns -1 (1.4.15 src/websockets.c
+/// 324-326), libwebsockets shuts the socket for writing (FIN) and waits
+/// `PENDING_TIMEOUT_SHUTDOWN_FLUSH` for the peer's FIN, `context->timeout_secs` long: 20 s by
+/// default (`AWAITING_TIMEOUT`), mosquitto 1.4 never sets it. Its timeouts are whole seconds of
+/// time(2) checked once a second and fire when `now > set + 20` (so 20-21 s after), and only
+/// then does the CLOSED callback run `do_disconnect`: "Socket error on client", the will.
+/// A cut peer never answers. Plus one 100 ms loop pass (mosquitto calls
+/// `libwebsocket_service` once per loop, loop.c 405-413) and 250 ms margin.
+/// Source (libwebsockets v2.0.3, Debian 9's and Ubuntu 18.04's libwebsockets8):
+/// lib/libwebsockets.c 381-402 (`shutdown(SHUT_WR)`, `LWSS_SHUTDOWN`,
+/// `lws_set_timeout(.., PENDING_TIMEOUT_SHUTDOWN_FLUSH, context->timeout_secs)`),
+/// lib/private-libwebsockets.h 346 (`AWAITING_TIMEOUT 20`), lib/service.c
+/// 310-328 `lws_service_timeout_check` (`sec > wsi->pending_timeout_limit`), lib/context.c
+/// 515-518 (the default). libwebsockets v2.4.2
+/// (8 March 2018, commit bf7564cff) marks a plain socket unusable before that wait and so
+/// closes at once over WS: with it the will comes with the drop, inside this allowance.
+const MOSQUITTO_14_WS_CLOSE_MS: u64 = 21_000 + 100 + SPEC_LATE_MS;
+
+/// rumqttd 0.20.0's lost will after a takeover of willy's own left-open connection, step by
+/// step in its source, and as measured.
+const TAKEOVER_WILL_EVIDENCE: &str = "rumqttd 0.20.0 src/server/broker.rs:538-544 (the new connection's task, before its link registers: `will_handlers.lock().unwrap().remove(&client_id)`, `AwaitingWill::Fire` for a clean session, sent to the old connection's will task) and :547-551 (its own will sender under the same client id); src/router/routing.rs:292 (handle_new_connection: `self.handle_disconnection(*connection_id, None)` closes the old connection) and :350-355 (`self.last_wills.insert(client_id, ..)`: the new connection's will replaces the old one's); src/server/broker.rs:581 (the old link ends `router-drop`), :605-611 (its will task receives Fire) and :620-621 (`Event::PublishWill((client_id, ..))`); src/router/routing.rs:1103 (handle_last_will: `self.last_wills.remove(&client_id)`: the new connection's will, published at the takeover and gone); after the cut the new connection's will task times out (broker.rs:613-617) and its PublishWill finds nothing at routing.rs:1103; measured (left-open-takeover, keepalive 2 s, 6 runs): cycle 2's connection closed 0-1 ms and a will published 1-2 ms after cycle 3's CONNACK, cycle 3 dropped 3002-3004 ms after its last packet, then no will (watched to 4 s after it; issue 24's cmd: willy saw none for 18 s); mosquitto 2.0.11 (4 runs): the same takeover, then the cut connection's will 5197-5803 ms after its last packet, with its drop";
+
 /// A broker's timing model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Profile {
@@ -52,6 +80,10 @@ pub struct Profile {
     /// keeps `keepalive_late_ms`): mosquitto's WebSocket library waits for the TLS close.
     #[serde(skip_serializing_if = "is_zero")]
     pub wss_close_ms: u64,
+    /// Over plain WebSocket, how much later than its keepalive close the will may come:
+    /// mosquitto 1.4's libwebsockets waits for the peer's FIN after its own.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ws_close_ms: u64,
     /// One line on why that tolerance is what it is.
     pub timing_model: String,
     /// Spec checks this broker is known to fail, each with its reason and evidence.
@@ -97,6 +129,9 @@ pub enum Applies {
     WithWillDelay,
     /// In every run where monit subscribes at QoS 1 or 2.
     WithMonitQos,
+    /// Possibly, in any run, depending on where willy's last packet falls in the broker's
+    /// whole-second clock: a pass is a pass.
+    MayByClockSecond,
     /// In every MQTT 5 run with a Will Delay but no Session Expiry: the session ends at the
     /// close, so the will is due at once.
     WithWillDelayNoSession,
@@ -106,6 +141,10 @@ pub enum Applies {
     /// In every run where an MQTT 5 willy's will carries a property (any will property: a
     /// Will Delay, even of 0, or a Content Type) and monit subscribes over MQTT 3.1.1.
     WithV5WillPropertiesToV311Subscriber,
+    /// In every run whose cut comes in the cycle right after one willy left open
+    /// (`[willy] leave_open`), with a will and a clean session: the cut connection is the one
+    /// that took the left-open one over.
+    WithCutAfterTakeoverOfLeftOpen,
 }
 
 impl Applies {
@@ -113,6 +152,7 @@ impl Applies {
         match self {
             Applies::Always => true,
             Applies::MayAtOddKeepalive => s.keepalive.as_secs() % 2 == 1,
+            Applies::MayByClockSecond => true,
             Applies::WithWillDelay => {
                 timing::will_delay_ms(
                     s.protocol == crate::scenario::Protocol::V5,
@@ -128,6 +168,26 @@ impl Applies {
             }
             Applies::WithTrafficToWilly => traffic_to_willy(s),
             Applies::WithV5WillPropertiesToV311Subscriber => v5_will_properties_to_v311(s),
+            Applies::WithCutAfterTakeoverOfLeftOpen => cut_after_takeover_of_left_open(s),
+        }
+    }
+
+    /// When it applies, in words (`unplug profiles`, docs/reference.md).
+    pub fn words(self) -> &'static str {
+        match self {
+            Applies::Always => "every run",
+            Applies::MayAtOddKeepalive => "may, at an odd keepalive",
+            Applies::MayByClockSecond => "may, by where the last packet falls in a clock second",
+            Applies::WithWillDelay => "MQTT 5 runs with a delayed will",
+            Applies::WithMonitQos => "monit subscribed at QoS 1 or 2",
+            Applies::WithWillDelayNoSession => "MQTT 5, a Will Delay and no Session Expiry",
+            Applies::WithTrafficToWilly => "the broker keeps sending to willy after the cut",
+            Applies::WithV5WillPropertiesToV311Subscriber => {
+                "an MQTT 5 will with properties, monit on 3.1.1"
+            }
+            Applies::WithCutAfterTakeoverOfLeftOpen => {
+                "the cut connection took over one willy left open (clean session)"
+            }
         }
     }
 
@@ -141,6 +201,7 @@ impl Applies {
                 | Applies::WithWillDelayNoSession
                 | Applies::WithTrafficToWilly
                 | Applies::WithV5WillPropertiesToV311Subscriber
+                | Applies::WithCutAfterTakeoverOfLeftOpen
         )
     }
 }
@@ -181,29 +242,52 @@ pub fn v5_will_properties_to_v311(s: &crate::scenario::Scenario) -> bool {
             .is_some_and(|w| w.delay_s.is_some() || w.content_type.is_some())
 }
 
+/// Is the cut connection one that took over a connection willy left open? The cut's cycle
+/// comes right after a left-open one, willy has a will, and its CONNECT asks for a clean
+/// session (with Clean Session 0 rumqttd cancels the old connection's will instead of firing
+/// it: broker.rs:539-543 `AwaitingWill::Cancel`).
+pub fn cut_after_takeover_of_left_open(s: &crate::scenario::Scenario) -> bool {
+    s.will.is_some()
+        && s.clean_session
+        && s.cut()
+            .is_some_and(|f| f.cycle >= 2 && s.willy.leaves_open(f.cycle - 1))
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
 impl Profile {
     /// How much later than 1.5 x keepalive after the last packet the will may come over
-    /// `transport`: the close's allowance, and over WSS the broker's wait for the TLS close.
+    /// `transport`: the close's allowance, and over WebSocket the broker's wait for its close.
     pub fn will_late_ms(&self, transport: crate::scenario::Transport) -> u64 {
-        self.keepalive_late_ms + self.wss_close(transport)
+        self.keepalive_late_ms + self.close_wait(transport)
     }
 
     /// How much later than its due moment after the broker's close a delayed will may come over
     /// `transport`: the delay's allowance, and over WSS the wait for the TLS close, which the
     /// delay follows (the close we see is the close_notify; the broker's own comes after it).
     pub fn will_delay_late(&self, transport: crate::scenario::Transport) -> u64 {
-        self.will_delay_late_ms + self.wss_close(transport)
+        self.will_delay_late_ms + self.close_wait(transport)
     }
 
-    /// The broker's wait for its TLS close over `transport` (WSS only).
-    pub fn wss_close(&self, transport: crate::scenario::Transport) -> u64 {
+    /// The broker's wait for its WebSocket connection's close over `transport` (WS or WSS).
+    pub fn close_wait(&self, transport: crate::scenario::Transport) -> u64 {
         match transport {
             crate::scenario::Transport::Wss => self.wss_close_ms,
+            crate::scenario::Transport::Ws => self.ws_close_ms,
             _ => 0,
+        }
+    }
+
+    /// What that wait waits for, in the words a check's expectation uses.
+    pub fn close_wait_words(&self, transport: crate::scenario::Transport) -> &'static str {
+        match (transport, self.ws_close_ms > 0) {
+            (crate::scenario::Transport::Wss, false) => "its TLS close",
+            (crate::scenario::Transport::Wss, true) => {
+                "its TLS close and the peer's FIN (libwebsockets' shutdown wait)"
+            }
+            _ => "the peer's FIN after its own (libwebsockets' shutdown wait)",
         }
     }
 
@@ -218,6 +302,7 @@ impl Profile {
             // A tokio timeout, like the keepalive.
             will_delay_late_ms: SPEC_LATE_MS,
             wss_close_ms: 0,
+            ws_close_ms: 0,
             timing_model: "per-read timeout of 1.5 x keepalive (src/link/network.rs)".to_string(),
             deviations: vec![
                 Deviation {
@@ -287,6 +372,18 @@ impl Profile {
                     evidence: "as for will",
                 },
                 Deviation {
+                    check: CheckId::Will,
+                    applies: Applies::WithCutAfterTakeoverOfLeftOpen,
+                    reason: "it keeps one will per client id, not per connection: a CONNECT that takes a session over replaces the old connection's will with its own and then fires the old connection's will task, which publishes (and removes) the will stored under the client id, the new connection's; when the new connection is dropped after the cut its own will task finds none, so no will follows the cut (with different wills, the new connection's would be published at the takeover in the old one's place)",
+                    evidence: TAKEOVER_WILL_EVIDENCE,
+                },
+                Deviation {
+                    check: CheckId::WillTiming,
+                    applies: Applies::WithCutAfterTakeoverOfLeftOpen,
+                    reason: "no will follows the cut (see will)",
+                    evidence: "as for will",
+                },
+                Deviation {
                     check: CheckId::WillOnDisconnect(vec![0xe0, 0x01, 0x00]),
                     applies: Applies::Always,
                     reason: "a v5 DISCONNECT of remaining length 1 (reason byte, no property length) fails to parse, so the connection ends as broken and the will is published although the reason is 0x00; the same parse failure is why e0 01 04 'works'",
@@ -309,13 +406,14 @@ impl Profile {
     /// that plus 6 s plus one loop wake-up (epoll_wait's 100 ms in a websockets build): up to
     /// 6.1 s late. 250 ms on top for the proxy and a loaded machine, as for rumqttd. Measured
     /// with this harness (2.0.11, Debian) at keepalive 2 s: 5.1-5.8 s over TCP, 4.6-5.5 s over
-    /// WS; at 10 s: 16.9-17.3 s (README.md, Brokers).
+    /// WS; at 10 s: 16.9-17.3 s (docs/guide.md, Brokers).
     pub fn mosquitto(version: &str) -> Profile {
         Profile {
             broker: format!("mosquitto {version}"),
             keepalive_late_ms: MOSQUITTO_LATE_MS,
             will_delay_late_ms: MOSQUITTO_WILL_DELAY_LATE_MS,
             wss_close_ms: MOSQUITTO_WSS_CLOSE_MS,
+            ws_close_ms: 0,
             timing_model: "keepalive scan every 6 s on a whole-second clock (2.0 src/keepalive.c): up to 6.1 s after 1.5 x keepalive; over WSS the will 5.1 s after that close (libwebsockets waits 5 s for the TLS close_notify's answer)".to_string(),
             deviations: vec![
                 Deviation {
@@ -341,6 +439,56 @@ impl Profile {
         }
     }
 
+    /// The profile of the mosquitto that says it is `version`: 1.4.x has its own keepalive loop
+    /// and WebSocket close ([`Profile::mosquitto_14`]), anything else mosquitto 2.0's.
+    pub fn for_mosquitto(version: &str) -> Profile {
+        if version == "1.4" || version.starts_with("1.4.") {
+            Profile::mosquitto_14(version)
+        } else {
+            Profile::mosquitto(version)
+        }
+    }
+
+    /// mosquitto 1.4 (1.4.15 src/loop.c 189-219): no scan period; every pass of the main loop
+    /// (a poll of at most 100 ms, loop.c 352) keeps a client only while `now - last_msg_in <
+    /// keepalive*3/2`, on `mosquitto_time()`, whole seconds of CLOCK_MONOTONIC (lib/time_mosq.c).
+    /// So the drop comes once the clock second of the last packet is 1.5 x keepalive behind
+    /// (integer), between up to 1 s early (or 1.5 s at an odd keepalive) and one pass late.
+    /// Over WebSocket its libwebsockets (2.0.x-2.4.1) then waits 20-21 s for the peer's FIN
+    /// before mosquitto learns the connection is closed and publishes the will
+    /// ([`MOSQUITTO_14_WS_CLOSE_MS`]). Measured (1.4.15 + libwebsockets 2.0.3, this harness,
+    /// results/seed-broker and results/probe): see README.md, Brokers.
+    pub fn mosquitto_14(version: &str) -> Profile {
+        Profile {
+            broker: format!("mosquitto {version}"),
+            keepalive_late_ms: MOSQUITTO_14_LATE_MS,
+            // 1.4 speaks MQTT 3.1.1 only: no will delay to time.
+            will_delay_late_ms: SPEC_LATE_MS,
+            wss_close_ms: MOSQUITTO_14_WS_CLOSE_MS,
+            ws_close_ms: MOSQUITTO_14_WS_CLOSE_MS,
+            timing_model: "keepalive checked every loop pass (100 ms poll) on a whole-second clock (1.4 src/loop.c): up to 1 s early, 0.1 s late; over WS/WSS the will 20-21 s after that close (libwebsockets 2.0-2.4.1 waits timeout_secs 20 for the peer's FIN)".to_string(),
+            deviations: vec![
+                Deviation {
+                    check: CheckId::KeepaliveDrop,
+                    applies: Applies::MayByClockSecond,
+                    reason: "the keepalive is counted in whole seconds from the clock second of the last packet: a silent client is dropped when that second is 1.5 x keepalive (integer division) behind, up to 1 s before 1.5 x keepalive after the packet itself (1.5 s at an odd keepalive)",
+                    evidence: "mosquitto 1.4.15 src/loop.c 191-193: `now - context->last_msg_in < (time_t)(context->keepalive)*3/2` with `now = mosquitto_time()` (lib/time_mosq.c: CLOCK_MONOTONIC tv_sec); measured: see results/probe (mosquitto-1.4.15 rows) and results/seed-broker",
+                },
+                Deviation {
+                    check: CheckId::WillTiming,
+                    applies: Applies::MayByClockSecond,
+                    reason: "the will follows the early keepalive drop (see keepalive-drop)",
+                    evidence: "mosquitto 1.4.15 src/loop.c 211-218 do_disconnect -> mqtt3_context_disconnect -> the will",
+                },
+            ],
+            cannot: vec![Cannot {
+                setting: "max_keepalive",
+                reason: "mosquitto 1.4 has no max_keepalive option (nor MQTT 5's Server Keep Alive): each client keeps the keepalive it sent and is judged on it",
+                evidence: "mosquitto 1.4.15 src/conf.c: no `max_keepalive` among the options it parses (added in 1.6)",
+            }],
+        }
+    }
+
     /// A broker we do not know is judged by the spec itself: 1.5 x keepalive with the small
     /// allowance an exact timer gets ([`SPEC_LATE_MS`]), and no deviations. A coarse timer such
     /// as mosquitto 2.0's 6 s scan is excused only for a broker recognised as that broker
@@ -352,6 +500,7 @@ impl Profile {
             keepalive_late_ms: SPEC_LATE_MS,
             will_delay_late_ms: SPEC_LATE_MS,
             wss_close_ms: 0,
+            ws_close_ms: 0,
             timing_model: format!("unknown broker: judged by the spec, 1.5 x keepalive with {SPEC_LATE_MS} ms for scheduling"),
             deviations: Vec::new(),
             cannot: Vec::new(),
@@ -363,6 +512,7 @@ impl Profile {
         vec![
             ("rumqttd", Profile::rumqttd()),
             ("mosquitto", Profile::mosquitto("2.0")),
+            ("mosquitto-1.4", Profile::mosquitto_14("1.4")),
             ("spec", Profile::unknown()),
         ]
     }
@@ -375,7 +525,7 @@ impl Profile {
             None => (name.as_str(), None),
         };
         match base {
-            "mosquitto" => Some(Profile::mosquitto(version.unwrap_or("2.0"))),
+            "mosquitto" => Some(Profile::for_mosquitto(version.unwrap_or("2.0"))),
             "rumqttd" | "builtin" => Some(Profile::rumqttd()),
             "spec" | "unknown" => Some(Profile::unknown()),
             _ => None,
@@ -410,6 +560,26 @@ mod tests {
         let r = Profile::rumqttd();
         assert_eq!(r.will_late_ms(Transport::Wss), r.keepalive_late_ms);
     }
+
+    /// mosquitto 1.4's libwebsockets waits for the peer's FIN over plain WS too, and says so
+    /// in those words, not as a TLS close.
+    #[test]
+    fn mosquitto_14_waits_for_its_websocket_close_over_ws_and_wss_and_says_which() {
+        use crate::scenario::Transport;
+        let m = Profile::mosquitto_14("1.4.15");
+        assert_eq!(m.will_late_ms(Transport::Tcp), m.keepalive_late_ms);
+        assert_eq!(m.will_late_ms(Transport::Ws), m.keepalive_late_ms + 21_350);
+        assert_eq!(m.will_late_ms(Transport::Wss), m.keepalive_late_ms + 21_350);
+        assert!(!m.close_wait_words(Transport::Ws).contains("TLS"));
+        assert!(Profile::mosquitto("2.0.11")
+            .close_wait_words(Transport::Wss)
+            .contains("TLS close"));
+        assert_eq!(Profile::for_mosquitto("1.4.15"), m);
+        assert_eq!(
+            Profile::for_mosquitto("2.0.11"),
+            Profile::mosquitto("2.0.11")
+        );
+    }
     use super::*;
 
     #[test]
@@ -435,6 +605,36 @@ mod tests {
         assert!(p.deviation(&CheckId::Will, &v5_monit).is_none());
         assert!(Profile::mosquitto("2.0.11")
             .deviation(&CheckId::Will, &mixed)
+            .is_none());
+    }
+
+    #[test]
+    fn rumqttd_loses_the_cut_will_only_when_the_cut_connection_took_over_a_left_open_one() {
+        let p = Profile::rumqttd();
+        let taken = crate::scenario::load("left-open-takeover").unwrap();
+        assert!(cut_after_takeover_of_left_open(&taken));
+        assert!(p.deviation(&CheckId::Will, &taken).is_some());
+        assert!(p.deviation(&CheckId::WillTiming, &taken).is_some());
+        // The takeover itself and the keepalive drop are as the spec says.
+        assert!(p.deviation(&CheckId::TakeoverWill, &taken).is_none());
+        assert!(p.deviation(&CheckId::KeepaliveDrop, &taken).is_none());
+        // A cycle left open two cycles before the cut: the cut connection has its own will.
+        let mut earlier = taken.clone();
+        earlier.cycles = 4;
+        earlier.faults[0].cycle = 4;
+        assert!(!cut_after_takeover_of_left_open(&earlier));
+        // Clean Session 0: the old connection's will task is cancelled, not fired.
+        let mut kept = taken.clone();
+        kept.clean_session = false;
+        assert!(!cut_after_takeover_of_left_open(&kept));
+        assert!(Profile::mosquitto("2.0.11")
+            .deviation(&CheckId::Will, &taken)
+            .is_none());
+        assert!(p
+            .deviation(
+                &CheckId::Will,
+                &crate::scenario::load("native-last-will").unwrap()
+            )
             .is_none());
     }
 
@@ -484,6 +684,7 @@ mod tests {
     fn a_profile_is_found_again_by_the_name_a_journal_records() {
         let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
         profiles.push(Profile::mosquitto("2.0.11"));
+        profiles.push(Profile::mosquitto_14("1.4.15"));
         for p in profiles {
             assert_eq!(
                 Profile::by_name(&p.broker).as_ref(),
@@ -499,6 +700,7 @@ mod tests {
         let encodings = disconnect_encodings();
         let mut profiles: Vec<Profile> = Profile::known().into_iter().map(|(_, p)| p).collect();
         profiles.push(Profile::mosquitto("2.0.11"));
+        profiles.push(Profile::mosquitto_14("1.4.15"));
         for p in profiles {
             for d in &p.deviations {
                 let name = d.check.to_string();

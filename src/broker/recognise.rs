@@ -90,14 +90,16 @@ fn tls_failure(e: &ConnectionError) -> bool {
 }
 
 /// The profile for what a broker said of itself, and how it was recognised, for the summary's
-/// `broker`. A mosquitto of another major version has another keepalive loop, so it is judged
-/// by the spec.
+/// `broker`. mosquitto 2.x and 1.4.x have profiles; another version has another keepalive
+/// loop, so it is judged by the spec.
 pub fn profile_for(said: Option<&str>) -> (Profile, String) {
     match said {
-        Some(v) if v.starts_with("mosquitto version 2.") => {
+        Some(v)
+            if v.starts_with("mosquitto version 2.") || v.starts_with("mosquitto version 1.4.") =>
+        {
             let version = v.trim_start_matches("mosquitto version ").to_string();
             (
-                Profile::mosquitto(&version),
+                Profile::for_mosquitto(&version),
                 format!("recognised from {VERSION_TOPIC}: {v:?}"),
             )
         }
@@ -117,12 +119,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_mosquitto_2_gets_mosquittos_profile() {
+    fn only_mosquitto_2_and_1_4_get_a_mosquitto_profile() {
         let (p, how) = profile_for(Some("mosquitto version 2.0.11"));
         assert_eq!(p, Profile::mosquitto("2.0.11"));
         assert!(how.contains("recognised"));
         assert_eq!(
             profile_for(Some("mosquitto version 1.4.15")).0,
+            Profile::mosquitto_14("1.4.15")
+        );
+        assert_eq!(
+            profile_for(Some("mosquitto version 1.5.7")).0,
             Profile::unknown()
         );
         assert_eq!(profile_for(None).0, Profile::unknown());

@@ -120,7 +120,7 @@ pub struct BrokerUrls {
 /// Why a `--broker` URL list was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("{0:?} is not a broker URL: expected tcp://HOST:PORT or ws://HOST:PORT/PATH")]
+    #[error("{0:?} is not a broker URL: expected tcp://HOST[:PORT] or ws://HOST[:PORT]/PATH")]
     Malformed(String),
     #[error("{0:?}: an IPv6 address needs its closing bracket: [::1]:1883")]
     Bracket(String),
@@ -162,13 +162,29 @@ impl BrokerUrls {
                 Some((u, h)) => (Some(u), h),
                 None => (None, authority),
             };
+            // Without a port, the scheme's own, as mosquitto_sub and mqtt.js assume: 1883 for
+            // MQTT, 8883 for MQTT over TLS, 80 and 443 for WebSocket.
+            let default_port = match scheme.to_ascii_lowercase().as_str() {
+                "tcp" | "mqtt" => "1883",
+                "mqtts" | "ssl" | "tls" => "8883",
+                "ws" => "80",
+                "wss" => "443",
+                _ => "",
+            };
             let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
                 let (host, after) = inner
                     .split_once(']')
                     .ok_or_else(|| UrlError::Bracket(shown.clone()))?;
-                (host, after.strip_prefix(':').ok_or_else(malformed)?)
+                match after {
+                    "" if !default_port.is_empty() => (host, default_port),
+                    _ => (host, after.strip_prefix(':').ok_or_else(malformed)?),
+                }
             } else {
-                hostport.rsplit_once(':').ok_or_else(malformed)?
+                match hostport.rsplit_once(':') {
+                    Some(hp) => hp,
+                    None if !default_port.is_empty() => (hostport, default_port),
+                    None => return Err(malformed()),
+                }
             };
             if host.is_empty() {
                 return Err(malformed());
@@ -498,6 +514,20 @@ mod tests {
     }
 
     #[test]
+    fn a_url_without_a_port_takes_its_schemes() {
+        let u = BrokerUrls::parse("mqtt://broker.lan,ws://broker.lan/mqtt").unwrap();
+        assert_eq!(u.tcp.unwrap().port, 1883);
+        assert_eq!(u.ws.unwrap().0.port, 80);
+        let u = BrokerUrls::parse("mqtts://[::1],wss://b/mqtt").unwrap();
+        assert_eq!(u.tls.unwrap().port, 8883);
+        assert_eq!(u.wss.unwrap().0.port, 443);
+        assert!(matches!(
+            BrokerUrls::parse("tcp://[::1]x"),
+            Err(UrlError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn bad_urls_say_what_was_expected() {
         assert!(matches!(
             BrokerUrls::parse("127.0.0.1:1883"),
@@ -566,10 +596,11 @@ mod tests {
             BrokerUrls::parse("tcp://[::1"),
             Err(UrlError::Bracket(_))
         ));
-        assert!(matches!(
-            BrokerUrls::parse("tcp://[::1]"),
-            Err(UrlError::Malformed(_))
-        ));
+        // Without a port: the scheme's (a_url_without_a_port_takes_its_schemes).
+        assert_eq!(
+            BrokerUrls::parse("tcp://[::1]").unwrap().tcp.unwrap().port,
+            1883
+        );
     }
 
     #[test]

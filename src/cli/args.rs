@@ -20,18 +20,41 @@ pub struct MachineOut {
     /// check (a failure with expected and actual; a run that did not finish is an error).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Also write every run's status and whole summary as one JSON document to FILE.
+    /// Also write every run's status and whole summary as one JSON document to FILE; `-`
+    /// prints it on stdout (the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
 }
 
+/// Where tables go: stdout, or stderr when stdout carries `--json -`.
+static TABLES_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Print a batch's table where it belongs (see [`MachineOut::claim_stdout`]).
+pub fn print_table(text: &str) {
+    if TABLES_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+}
+
 impl MachineOut {
+    /// With `--json -`, stdout is the JSON document's: tables go to stderr. Call before the
+    /// batch prints anything.
+    pub fn claim_stdout(&self) {
+        if self.json.as_deref() == Some(std::path::Path::new("-")) {
+            TABLES_TO_STDERR.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     pub fn write(&self, batch: &suite::Batch, command: &str) -> anyhow::Result<()> {
         if let Some(p) = &self.junit {
             write_file(p, &batch.to_junit(&format!("unplug {command}")))?;
         }
-        if let Some(p) = &self.json {
-            write_file(p, &batch.to_json(command))?;
+        match self.json.as_deref() {
+            Some(p) if p == std::path::Path::new("-") => print!("{}", batch.to_json(command)),
+            Some(p) => write_file(p, &batch.to_json(command))?,
+            None => {}
         }
         Ok(())
     }
@@ -47,7 +70,8 @@ pub fn write_file(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 #[derive(Args, Clone)]
 pub struct BrokerArgs {
     /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
-    /// broker: tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH].
+    /// broker: tcp://HOST[:PORT][,ws://HOST[:PORT]/PATH][,mqtts://HOST[:PORT]][,wss://...]; a
+    /// missing port is the scheme's (1883, 80, 8883, 443).
     #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
     broker: BrokerChoice,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
@@ -162,7 +186,14 @@ pub fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<B
 
 pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
     BrokerChoice::parse(s).map_err(|e| {
-        format!("{e} (expected builtin, mosquitto, or tcp://HOST:PORT[,ws://HOST:PORT/PATH][,mqtts://HOST:PORT][,wss://HOST:PORT/PATH])")
+        if s.contains("://") {
+            format!("{e} (or builtin, or mosquitto)")
+        } else {
+            let hint = unplug::scenario::closest(s.trim(), &["builtin", "mosquitto", "rumqttd"])
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            format!("unknown broker {s:?}: {hint}expected builtin, mosquitto, or a URL such as tcp://HOST[:PORT]")
+        }
     })
 }
 
@@ -193,7 +224,8 @@ pub fn parse_labelled_brokers(
     if groups.is_empty() {
         anyhow::bail!("--brokers: no broker given (expected e.g. builtin,mosquitto)");
     }
-    if bin.is_some() && !groups.iter().any(|g| g == "mosquitto") {
+    let is_mosquitto = |g: &String| g == "mosquitto" || g.ends_with("=mosquitto");
+    if bin.is_some() && !groups.iter().any(is_mosquitto) {
         anyhow::bail!("--mosquitto-bin only applies when mosquitto is one of --brokers");
     }
     // Child runs get a URL's password through one environment variable: one password per call.
@@ -202,7 +234,11 @@ pub fn parse_labelled_brokers(
         .iter()
         .map(|g| {
             let (label, g) = match g.split_once('=') {
-                Some((l, rest)) if rest.contains("://") && !l.contains("://") => {
+                // A URL, or the spawned mosquitto (`mosquitto-1.4.15=mosquitto`: a second
+                // mosquitto's rows and files beside the first's).
+                Some((l, rest))
+                    if (rest.contains("://") || rest == "mosquitto") && !l.contains("://") =>
+                {
                     parse_name(l).map_err(|e| anyhow::anyhow!("--brokers: {e}"))?;
                     (Some(l.to_string()), rest)
                 }

@@ -25,8 +25,8 @@ use unplug::scenario;
 use unplug::suite;
 
 use super::args::{
-    jobs_for, parse_brokers, parse_cut, parse_transport, parse_willy, write_file, BrokerArgs,
-    MachineOut, ShardArgs, Timing, MAX_JOBS,
+    jobs_for, parse_brokers, parse_cut, parse_transport, parse_willy, print_table, write_file,
+    BrokerArgs, MachineOut, ShardArgs, Timing, MAX_JOBS,
 };
 use super::children::{
     children_exit_code, interrupted_note, own_transports, run_cells, show_progress, write_picture,
@@ -64,6 +64,7 @@ pub fn suite(args: SuiteArgs) -> anyhow::Result<ExitCode> {
         machine,
         shard,
     } = args;
+    machine.claim_stdout();
     let broker = broker.choice()?;
     let planned_names: Vec<String> = if scenarios.is_empty() {
         scenario::suite_default()
@@ -172,6 +173,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         machine,
         shard,
     } = args;
+    machine.claim_stdout();
     let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
     let scenarios: Vec<String> = if scenarios.is_empty() {
         compare::DEFAULT_SCENARIOS
@@ -236,7 +238,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
             )?;
         }
         let text = table::render_text(&compare::REPEAT_HEADER, &rows);
-        print!("{text}");
+        print_table(&text);
         write_file(
             &out.join("COMPARE.md"),
             &(interrupted_note(&batch)
@@ -245,7 +247,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
         )?;
     } else {
         let rows = compare::rows(&cells, &batch.runs);
-        print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+        print_table(&table::render_text(&table::COMPARE_HEADER, &rows));
         write_file(
             &out.join("COMPARE.md"),
             &(interrupted_note(&batch) + &compare::markdown(&rows, &batch.runs)),
@@ -287,6 +289,7 @@ pub fn conformance(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         machine,
         shard,
     } = args;
+    machine.claim_stdout();
     let brokers = parse_brokers(&brokers, mosquitto_bin.as_ref())?;
     let scenarios: Vec<String> = conformance::CONFORMANCE_SCENARIOS
         .iter()
@@ -321,7 +324,7 @@ pub fn write_suite(
 ) -> anyhow::Result<()> {
     write_picture(&out.join("SUITE.svg"), "unplug suite", &batch.runs, labels)?;
     let rows = suite::table_rows(&batch.runs);
-    print!("{}", table::render_text(&table::SUITE_HEADER, &rows));
+    print_table(&table::render_text(&table::SUITE_HEADER, &rows));
     write_file(
         &out.join("SUITE.md"),
         &(interrupted_note(batch) + &table::render_markdown(&table::SUITE_HEADER, &rows)),
@@ -353,10 +356,7 @@ pub fn write_conformance(
     conformance::mark_missing(&mut rows, labels.len(), &missing);
     let header = conformance::header(labels);
     let header: Vec<&str> = header.iter().map(|h| h.as_str()).collect();
-    print!(
-        "{}",
-        table::render_text(&header, &conformance::cells(&rows))
-    );
+    print_table(&table::render_text(&header, &conformance::cells(&rows)));
     write_file(
         &out.join("CONFORMANCE.md"),
         &(interrupted_note(batch) + &conformance::markdown(labels, &rows, &judged, &errors)),

@@ -1,8 +1,9 @@
-//! The commands that run nothing: `list`, `profiles`, `judge` (a saved run judged again),
+//! The commands that run nothing: `list`, `show`, `profiles`, `judge` (a saved run judged again),
 //! `index` (the results page) and `sweep` (what killed kernel-cut runs left).
 //!
 //! ```text
 //! built-in scenarios ---> list      (a table, or JSON)
+//!                    ---> show      (one as a file to edit)
 //! broker profiles    ---> profiles  (a table)
 //! RUN.events.jsonl   ---> judge     (the checks and verdict; exit 0 or 1)
 //! DIR of runs        ---> index     (DIR/index.html)
@@ -64,15 +65,100 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `unplug profiles`: each broker profile's allowance, deviations and timing model.
-pub fn profiles() -> anyhow::Result<ExitCode> {
-    let rows: Vec<Vec<String>> = unplug::broker::profile::Profile::known()
+/// The flags of `unplug show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// A built-in scenario's name (`unplug list`).
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+/// `unplug show NAME`: the built-in scenario's file, as it is built in.
+pub fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    // Loaded first, so a typo gets the same "did you mean" as `unplug scenario`.
+    let s = scenario::load(&args.name).map_err(anyhow::Error::from)?;
+    let text = scenario::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == s.name)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| anyhow::anyhow!("{}: not a built-in scenario", args.name))?;
+    print!(
+        "# unplug show {name}: the built-in scenario as a file. Saved as {name}.toml,\n\
+         # `unplug scenario {name}.toml` runs as `unplug scenario {name}` does.\n{text}",
+        name = s.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The flags of `unplug profiles`.
+#[derive(Args)]
+pub struct ProfilesArgs {
+    /// One profile to print in full (its timing model and every deviation with its evidence).
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Print JSON: every profile (or NAME's) with its allowances, timing model, deviations.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `unplug profiles`: each broker profile's allowance, deviations and timing model; with a
+/// NAME, that one's deviations in full.
+pub fn profiles(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
+    use unplug::broker::profile::Profile;
+    let one = match &args.name {
+        Some(name) => Some(Profile::by_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Profile::known().iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!(
+                "no broker profile {name:?}: expected one of {}",
+                known.join(", ")
+            )
+        })?),
+        None => None,
+    };
+    if args.json {
+        let v = match &one {
+            Some(p) => serde_json::to_value(p)?,
+            None => serde_json::Value::Object(
+                Profile::known()
+                    .into_iter()
+                    .map(|(n, p)| Ok((n.to_string(), serde_json::to_value(p)?)))
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(p) = one {
+        println!("{} (+{} ms late allowance)", p.broker, p.keepalive_late_ms);
+        println!("timing model: {}", p.timing_model);
+        if p.deviations.is_empty() {
+            println!("deviations: none");
+        }
+        for d in &p.deviations {
+            println!("\ndeviation {} ({})", d.check, d.applies.words());
+            println!("  why: {}", d.reason);
+            println!("  evidence: {}", d.evidence);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = Profile::known()
         .into_iter()
         .map(|(name, p)| {
+            let mut checks: Vec<String> = Vec::new();
+            for d in &p.deviations {
+                let name = d.check.to_string();
+                if !checks.contains(&name) {
+                    checks.push(name);
+                }
+            }
             vec![
                 name.to_string(),
                 format!("+{} ms", p.keepalive_late_ms),
-                p.deviations.len().to_string(),
+                if checks.is_empty() {
+                    "none".to_string()
+                } else {
+                    checks.join(", ")
+                },
                 p.timing_model,
             ]
         })
@@ -84,7 +170,7 @@ pub fn profiles() -> anyhow::Result<ExitCode> {
             &rows
         )
     );
-    println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME.");
+    println!("\nA broker given by URL is recognised from what it says of itself ($SYS/broker/version); one that says nothing is judged by `spec`. Force one with --profile NAME; `unplug profiles NAME` prints one with its evidence.");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,7 @@ use unplug::report::table;
 use unplug::shard::{self, Manifest};
 use unplug::suite;
 
-use super::args::{write_file, MachineOut};
+use super::args::{print_table, write_file, MachineOut};
 use super::children::{children_exit_code, interrupted_note, write_picture};
 
 /// The flags of `unplug merge` (its help line and examples are on `Command` in main.rs).
@@ -51,11 +51,15 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         allow_missing,
         machine,
     } = args;
+    machine.claim_stdout();
     let names: Vec<String> = shards.iter().map(|d| d.display().to_string()).collect();
     let manifests: Vec<Manifest> = shards
         .iter()
         .map(|d| Manifest::read(d))
         .collect::<anyhow::Result<_>>()?;
+    if manifests.iter().any(unplug::fleet::merge::is_fleet) {
+        return merge_fleet(&out, &shards, &manifests, &machine);
+    }
     let assembly = shard::assemble(&manifests, &names)?;
     if manifests
         .iter()
@@ -85,18 +89,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let out_real = out
-        .canonicalize()
-        .with_context(|| format!("resolving {}", out.display()))?;
-    for d in &shards {
-        if d.canonicalize().ok().as_ref() == Some(&out_real) {
-            anyhow::bail!(
-                "{} is both a shard and the merge's output: merge into another directory",
-                d.display()
-            );
-        }
-    }
+    out_apart(&out, &shards)?;
     // Every run back in the plan's order, its files beside the merged table.
     let mut runs = Vec::with_capacity(assembly.plan.len());
     for (p, owner) in assembly.plan.iter().zip(&assembly.owner) {
@@ -144,7 +137,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
                 .zip(&batch.runs)
                 .map(|(p, r)| unplug::compare::row(&p.shown, &p.broker, &p.transport, r))
                 .collect();
-            print!("{}", table::render_text(&table::COMPARE_HEADER, &rows));
+            print_table(&table::render_text(&table::COMPARE_HEADER, &rows));
             write_file(
                 &out.join("COMPARE.md"),
                 &(interrupted_note(&batch) + &unplug::compare::markdown(&rows, &batch.runs)),
@@ -183,6 +176,72 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         index.display()
     );
     Ok(children_exit_code(&batch))
+}
+
+/// Create `out`, refusing it when it is one of the shards' own directories.
+fn out_apart(out: &Path, shards: &[PathBuf]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out_real = out
+        .canonicalize()
+        .with_context(|| format!("resolving {}", out.display()))?;
+    for d in shards {
+        if d.canonicalize().ok().as_ref() == Some(&out_real) {
+            anyhow::bail!(
+                "{} is both a shard and the merge's output: merge into another directory",
+                d.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The shards of one fleet (`scenario FLEET --partition K/N`): one fleet's summary, checks,
+/// picture and FLEET.md from every willy's raw figures; exit 0 when every check holds, 1 when
+/// one fails.
+pub fn merge_fleet(
+    out: &Path,
+    shards: &[PathBuf],
+    manifests: &[Manifest],
+    machine: &MachineOut,
+) -> anyhow::Result<ExitCode> {
+    let merged = unplug::fleet::merge::merge(manifests, shards)?;
+    out_apart(out, shards)?;
+    unplug::fleet::merge::write(&merged, out)?;
+    let s = &merged.summary;
+    print!("{}", unplug::fleet::merge::markdown(&merged));
+    let run = suite::ChildRun {
+        name: s.scenario.clone(),
+        exit: Some(i32::from(!s.pass)),
+        summary: Some(s.clone()),
+        error: String::new(),
+        status: suite::RunStatus::Finished,
+    };
+    let batch = suite::Batch {
+        runs: vec![run],
+        interrupted: None,
+    };
+    machine.write(&batch, "merge")?;
+    let index = unplug::report::index::write(
+        out,
+        &format!(
+            "{}: a fleet merged from {} shards ({})",
+            s.scenario,
+            manifests.len(),
+            unplug::fleet::merge::shard_dir_note(shards)
+        ),
+    )?;
+    eprintln!(
+        "merged {} shards of the fleet {} into {}: {}",
+        manifests.len(),
+        s.scenario,
+        index.display(),
+        s.verdict_word()
+    );
+    Ok(if s.pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Copy a run's files (`STEM.KIND`) from a shard into `out`.

@@ -6,7 +6,8 @@
 //!                                   \-> run.rs       scenario (one run in this process)
 //!                                   \-> batch.rs     suite, compare, conformance (child runs)
 //!                                   \-> probe.rs     probe (the will table's battery)
-//!                                   \-> merge.rs     merge (shards of a batch put together)
+//!                                   \-> merge.rs     merge (shards of a batch or a fleet put together)
+//!                                   \-> storm.rs     storm (a fleet in N shard processes, merged)
 //!          shared by them: args.rs     broker, timing, name and transport flags; --junit/--json
 //!                          children.rs running many child runs; their picture and exit code
 //! ```
@@ -18,3 +19,4 @@ pub mod info;
 pub mod merge;
 pub mod probe;
 pub mod run;
+pub mod storm;

@@ -25,7 +25,8 @@ use super::children::{children_exit_code, interrupted_note, run_specs_sharing};
 #[derive(Args)]
 pub struct ProbeArgs {
     /// Brokers to probe: builtin, mosquitto, or a broker's URLs, separated by commas; NAME=
-    /// before a URL names that broker in the table and the file names.
+    /// before a URL (or before `mosquitto`, for a second mosquitto by --mosquitto-bin) names that
+    /// broker in the table and the file names.
     #[arg(long, default_value = "builtin", value_name = "LIST")]
     brokers: String,
     /// Transports to probe on (a broker given by URL only where it has a URL for it).

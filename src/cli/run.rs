@@ -34,6 +34,10 @@ pub struct ScenarioArgs {
     /// Print nothing but the verdict.
     #[arg(long, short)]
     quiet: bool,
+    /// Print the run's summary JSON on stdout (as NAME.summary.json has it) instead of the log
+    /// and the check lines, as `unplug judge --json` does.
+    #[arg(long, conflicts_with = "repeat")]
+    json: bool,
     /// Also print every MQTT packet and WebSocket frame the proxy saw (`wire` lines; they
     /// always go to the JSONL and the log file).
     #[arg(long)]
@@ -44,7 +48,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_parser = parse_transport, value_name = "tcp|ws|tls|wss")]
     transport: Option<unplug::scenario::Transport>,
     /// willy's client: the built-in rumqttc, a shipped driver (mqtt.js, paho) or any program
-    /// that speaks the driver line protocol (README, "willy drivers").
+    /// that speaks the driver line protocol (docs/guide.md, "willy drivers").
     #[arg(long, value_parser = parse_willy, value_name = "rumqttc|mqttjs|paho|cmd:PATH")]
     willy: Option<unplug::driver::WillyKind>,
     /// Where the network faults cut: in the proxy (default), in the kernel (nftables rules in
@@ -77,12 +81,22 @@ pub struct ScenarioArgs {
     jobs: Option<u16>,
     #[command(flatten)]
     start: StartAt,
+    /// For a fleet: run only shard K of N of its willies (willy i, 0-based, is in shard
+    /// i % N + 1), with its own proxy and monit against the shared `--broker URL`, and write
+    /// NAME.willies.json and SHARD.json into --out for `unplug merge`. With --start-at every
+    /// shard connects from that moment and cuts at the same one.
+    #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+    partition: Option<unplug::shard::Partition>,
     /// Show the run live in a browser: a page at ADDR (default 127.0.0.1, a free port; the
     /// address is printed) with its cycle, what it waits for, willy's connection, the will and
     /// the timeline; it stays up with the result after the run, until Ctrl-C.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0",
           conflicts_with = "repeat")]
     ui: Option<String>,
+}
+
+fn parse_partition(s: &str) -> Result<unplug::shard::Partition, String> {
+    s.parse()
 }
 
 /// `unplug scenario NAME`: run it, print its verdict, and say where its files are.
@@ -92,6 +106,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         timing,
         out,
         quiet,
+        json,
         wire,
         broker,
         transport,
@@ -105,8 +120,12 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         jobs,
         start,
         ui,
+        partition,
     } = args;
     start.check()?;
+    if partition.is_some() && repeat.is_some_and(|n| n > 1) {
+        anyhow::bail!("--partition splits one fleet's willies; it does not go with --repeat");
+    }
     if let Some(n) = repeat.filter(|n| *n > 1) {
         let argv: Vec<String> = std::env::args().collect();
         let stem = match &run_name {
@@ -132,7 +151,28 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = run_name {
         s.name = n;
     }
+    let fleet_shard = match partition {
+        Some(p) => {
+            let sh = unplug::fleet::FleetShard::apply(&mut s, p, start.at())?;
+            if !(quiet || json) {
+                eprintln!(
+                    "shard {p}: {} of {} willies, will topics {}/NNNNN",
+                    sh.own_count(),
+                    sh.total,
+                    sh.prefix_of_shard()
+                );
+            }
+            Some(sh)
+        }
+        None => None,
+    };
     let broker = broker.choice()?;
+    if fleet_shard.is_some() && matches!(broker, unplug::broker::BrokerChoice::Builtin) {
+        anyhow::bail!(
+            "--partition: a fleet's shards share one broker, and the in-process one is this process's own: give --broker URL (e.g. a mosquitto every shard reaches), or --broker mosquitto for a shard that is the only one"
+        );
+    }
+    let quiet = quiet || json;
     let page = ui.as_deref().map(start_page).transpose()?;
     let opts = RunOptions {
         out_dir: out.clone(),
@@ -147,16 +187,22 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         watcher: unplug::runner::Watching(page.as_ref().map(|(hub, _)| {
             Arc::new(unplug::toxi::page::RunPage(hub.clone())) as Arc<dyn unplug::runner::Watcher>
         })),
+        fleet_shard: fleet_shard.clone(),
     };
     start.wait()?;
-    let result = runner::run(&s, &opts)?;
+    let result = runner::run(&s, &opts);
+    if let Some(sh) = &fleet_shard {
+        fleet_manifest(&out, &s.name, sh, &result)?;
+    }
+    let result = result?;
     if !quiet {
         println!();
     }
     // --quiet: the verdict line alone, as its help says.
-    match quiet {
-        true => print!("{}", result.summary.verdict_line()),
-        false => print!("{}", result.summary.verdict_lines()),
+    match (json, quiet) {
+        (true, _) => print!("{}", result.summary.to_json()),
+        (false, true) => print!("{}", result.summary.verdict_line()),
+        (false, false) => print!("{}", result.summary.verdict_lines()),
     }
     if !quiet {
         let stem = match result.interrupted {
@@ -220,6 +266,60 @@ fn wait_for_interrupt() -> anyhow::Result<()> {
         interrupts.wait().await;
         Ok(())
     })
+}
+
+/// A fleet shard's SHARD.json: its one run as it ended, for `unplug merge`.
+fn fleet_manifest(
+    out: &std::path::Path,
+    name: &str,
+    shard: &unplug::fleet::FleetShard,
+    result: &anyhow::Result<runner::RunResult>,
+) -> anyhow::Result<()> {
+    let (status, detail, exit, run_id) = match result {
+        Ok(r) if r.interrupted.is_some() => (
+            "interrupted",
+            r.interrupted.map(|s| s.as_str().to_string()),
+            r.interrupted
+                .map(|s| i32::from(unplug::lifeline::exit_code(s))),
+            None,
+        ),
+        Ok(r) => (
+            if r.summary.pass { "pass" } else { "fail" },
+            None,
+            Some(i32::from(!r.summary.pass)),
+            Some(r.summary.run_id.clone()),
+        ),
+        Err(e) => ("error", Some(format!("{e:#}")), Some(2), None),
+    };
+    let run = unplug::shard::OwnedRun {
+        index: 0,
+        name: name.to_string(),
+        status: status.to_string(),
+        reason: detail.clone(),
+        detail: detail.clone(),
+        exit,
+        summary: run_id.as_ref().map(|_| format!("{name}.summary.json")),
+        run_id,
+        error: detail.unwrap_or_default(),
+    };
+    std::fs::create_dir_all(out)?;
+    unplug::shard::Manifest {
+        schema_version: unplug::shard::MANIFEST_SCHEMA,
+        command: unplug::fleet::shard::COMMAND.to_string(),
+        partition: shard.partition,
+        split: unplug::fleet::shard::SPLIT.to_string(),
+        start_at: shard.start_at,
+        columns: Vec::new(),
+        plan: Vec::new(),
+        runs: vec![run],
+        interrupted: match result {
+            Ok(r) => r.interrupted.map(|s| s.as_str().to_string()),
+            Err(_) => None,
+        },
+        unplug_version: env!("CARGO_PKG_VERSION").to_string(),
+        fleet: Some(shard.clone()),
+    }
+    .write(out)
 }
 
 /// The flags each of a repeated run's children gets: the user's own after `scenario`, minus

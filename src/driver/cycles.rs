@@ -73,6 +73,11 @@ pub fn unsupported(s: &Scenario) -> Option<String> {
             "willy {w}: WebSocket pings and a silent MQTT keepalive are willy's own client's, which a driver cannot send: {fix}"
         ));
     }
+    if !s.willy.leave_open.is_empty() {
+        return Some(format!(
+            "willy {w}: the driver protocol has no command to leave a connection open ([willy] leave_open): {fix}"
+        ));
+    }
     if s.faults
         .iter()
         .any(|f| matches!(f.kind, crate::scenario::FaultKind::Crash { restart: true }))
@@ -361,5 +366,22 @@ impl DriverWilly {
         self.record(Event::Disconnected);
         (self.hook)(cycle, Trigger::Disconnected);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--willy` puts a driver on a scenario the file gave rumqttc: a left-open cycle, which
+    /// no driver command asks for, is refused before anything runs, naming the key and the fix.
+    #[test]
+    fn a_driver_is_refused_a_left_open_cycle_naming_the_key() {
+        let mut s = crate::scenario::load("left-open-takeover").unwrap();
+        assert_eq!(unsupported(&s), None);
+        s.client = "mqttjs".parse().unwrap();
+        let why = unsupported(&s).unwrap();
+        assert!(why.contains("[willy] leave_open"), "{why}");
+        assert!(why.contains("--willy rumqttc"), "{why}");
     }
 }

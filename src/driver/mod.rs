@@ -15,7 +15,7 @@
 //! [`WillyKind`] names the client (`--willy`, the scenario's `willy` key); rumqttc is built in
 //! and stays the default: in the runner's process with the proxy cut, and as a driver of its
 //! own (`unplug driver-rumqttc`, [`rumqttc_driver`]) when a kernel cut needs willy in a
-//! namespace. [`protocol`] is the line protocol (README.md, "willy drivers"),
+//! namespace. [`protocol`] is the line protocol (docs/guide.md, "willy drivers"),
 //! [`process`] finds and starts a driver, [`cycles`] runs willy's cycles through it,
 //! [`output`] reads what the driver prints (lines capped, notes rate-limited).
 

@@ -1,4 +1,4 @@
-//! The willy driver line protocol: one JSON object per line each way (README.md, "willy
+//! The willy driver line protocol: one JSON object per line each way (docs/guide.md, "willy
 //! drivers").
 //!
 //! ```text

@@ -43,7 +43,7 @@ impl Out {
     fn report(&self, kind: ReportKind, says: String, extra: &[(&str, serde_json::Value)]) {
         let mut v = serde_json::json!({
             "report": kind,
-            "ms": self.t0.elapsed().as_secs_f64() * 1000.0,
+            "ms": crate::event::ms_of(self.t0.elapsed()),
             "says": says,
         });
         for (k, x) in extra {

@@ -132,6 +132,10 @@ impl fmt::Display for Event {
             }
             Event::DisconnectRequested => write!(f, "disconnect"),
             Event::Disconnected => write!(f, "disconnected"),
+            Event::LeftOpen => write!(
+                f,
+                "left the connection open without DISCONNECT (leave_open): the next cycle takes it over"
+            ),
             Event::ConnectionFailed { error } => write!(f, "connection lost: {error}"),
             Event::ConnectionAbandoned => {
                 write!(f, "closed its connection without DISCONNECT (flaky, as scheduled)")

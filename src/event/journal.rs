@@ -241,7 +241,7 @@ impl Journal {
 
     /// Milliseconds since the run's start on the monotonic clock.
     pub fn ms_since_start(&self, at: Instant) -> f64 {
-        at.saturating_duration_since(self.start).as_secs_f64() * 1000.0
+        ms_of(at.saturating_duration_since(self.start))
     }
 
     /// The run's start on the monotonic clock.
@@ -563,4 +563,34 @@ impl Sink {
 /// a regular file only, within [`super::ReadLimits::IN_MEMORY`] (see `read.rs`).
 pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Record>> {
     super::read::read_all(path, super::ReadLimits::IN_MEMORY)
+}
+
+/// A duration in milliseconds as the journal writes it: nanoseconds divided once, so the number is
+/// the closest f64 to the nanosecond count and prints as it (`37.109145`, not the
+/// `37.109145000000005` that `as_secs_f64() * 1000.0` rounds twice to).
+pub fn ms_of(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1e6
+}
+
+/// Write `records` as a run's two journal files (NAME.events.jsonl, NAME.log), in the order
+/// given, as the journal writes them one by one. A run's files get their records as they come,
+/// and the proxy's wire records come from its recorder a little after records stamped later;
+/// at the run's end its files are written again from the records in time order.
+pub fn write_files(
+    records: &[Record],
+    jsonl: &mut impl Write,
+    log: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut line = String::new();
+    for rec in records {
+        serde_json::to_writer(&mut *jsonl, rec).map_err(std::io::Error::other)?;
+        jsonl.write_all(b"\n")?;
+        line.clear();
+        super::format::named(super::Naming::Run, || {
+            let _ = write!(line, "{}", rec.log_line_display());
+        });
+        line.push('\n');
+        log.write_all(line.as_bytes())?;
+    }
+    Ok(())
 }

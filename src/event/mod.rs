@@ -22,8 +22,8 @@ mod packet;
 mod read;
 pub mod thin;
 
-pub use journal::{read_jsonl, Budget, Cursor, Echo, Filter, Fresh, Journal};
-pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits};
+pub use journal::{ms_of, read_jsonl, write_files, Budget, Cursor, Echo, Filter, Fresh, Journal};
+pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits, PUBLISH_COST};
 
 /// How log lines name the two sides of a proxied connection: willy and the broker in a run;
 /// the device and the upstream in front of a person's device (`unplug proxy`).
@@ -117,6 +117,9 @@ pub enum Event {
     DisconnectRequested,
     /// The client library wrote DISCONNECT and willy closed its connection.
     Disconnected,
+    /// willy ended its cycle without DISCONNECT and kept the connection open, as the scenario
+    /// asks (`[willy] leave_open`): the next cycle's CONNECT takes it over.
+    LeftOpen,
     /// The client library reported an error (connection refused, timeout, ping timeout ...).
     ConnectionFailed { error: String },
     /// A flaky monit closed its connection without DISCONNECT, as scheduled.
@@ -303,6 +306,18 @@ pub struct Record {
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
+
+    #[test]
+    fn journal_milliseconds_print_without_float_noise() {
+        for (ns, text) in [
+            (37_109_145, "37.109145"),
+            (37_648_748, "37.648748"),
+            (5_000, "0.005"),
+        ] {
+            let ms = super::ms_of(std::time::Duration::from_nanos(ns));
+            assert_eq!(serde_json::to_string(&ms).unwrap(), text);
+        }
+    }
 
     #[test]
     fn a_closed_journal_records_nothing_more() {

@@ -132,16 +132,21 @@ pub struct Open {
     pub sent_at: tokio::time::Instant,
 }
 
-/// Open a connection and get a CONNACK that accepts it, within `timeout`.
+/// Open a connection (from source address `from`, if given) and get a CONNACK that accepts
+/// it, within `timeout`.
 pub async fn open(
     addr: SocketAddr,
+    from: Option<std::net::Ipv4Addr>,
     protocol: Protocol,
     hello: &[u8],
     timeout: Duration,
     buf: usize,
 ) -> anyhow::Result<Open> {
     let attempt = async {
-        let mut s = TcpStream::connect(addr).await?;
+        let mut s = match from {
+            Some(ip) => crate::proxy::connect_from(ip, addr).await?,
+            None => TcpStream::connect(addr).await?,
+        };
         let _ = s.set_nodelay(true);
         s.write_all(hello).await?;
         let sent_at = tokio::time::Instant::now();
@@ -194,6 +199,7 @@ pub async fn monit(
     filter: String,
     qos: u8,
     journal: Journal,
+    client_id: String,
     ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
 ) {
     // monit's own keepalive: long, and pinged well within it.
@@ -201,7 +207,7 @@ pub async fn monit(
     let hello = connect(
         protocol,
         &Hello {
-            client_id: "monit-fleet",
+            client_id: &client_id,
             keepalive_s: KEEPALIVE.as_secs() as u16,
             will: None,
         },
@@ -211,7 +217,15 @@ pub async fn monit(
             stream: mut s,
             mut incoming,
             ..
-        } = open(broker, protocol, &hello, Duration::from_secs(10), MONIT_BUF).await?;
+        } = open(
+            broker,
+            None,
+            protocol,
+            &hello,
+            Duration::from_secs(10),
+            MONIT_BUF,
+        )
+        .await?;
         s.write_all(&subscribe(protocol, &filter, qos)).await?;
         match incoming.until(&mut s, PacketKind::Suback).await? {
             Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}

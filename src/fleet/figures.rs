@@ -101,10 +101,42 @@ pub struct FleetSummary {
     pub connect_s: Option<f64>,
     pub harness_peak_rss_mb: f64,
     pub harness: Harness,
+    /// A merged fleet's shards (`unplug merge`): each one's own counts, harness and clock;
+    /// then `harness` above is the worst of them (CPU: their sum) and `harness_peak_rss_mb`
+    /// the largest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardFigures>,
+}
+
+/// One shard of a merged fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardFigures {
+    /// `K/N`.
+    pub partition: String,
+    /// Its output directory, as given to merge.
+    pub dir: String,
+    pub willies: u32,
+    pub connected: u32,
+    pub wills_received: u32,
+    pub wills_lost: u32,
+    pub wills_duplicated: u32,
+    pub connect_rate_per_s: Option<f64>,
+    pub cut_to_last_will_ms: Option<f64>,
+    /// Its cut by its own machine's wall clock.
+    pub cut_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its cut after the fleet's planned moment (`--start-at` + connect window + after_ms),
+    /// by its own clock, ms: how late its timer fired, plus its clock's offset from the
+    /// planner's.
+    pub cut_after_planned_ms: Option<f64>,
+    /// Its cut after the earliest shard's, by their wall clocks, ms: on one machine the
+    /// spread of the cuts; across machines it includes their clocks' offset.
+    pub cut_after_first_ms: Option<f64>,
+    pub harness_peak_rss_mb: f64,
+    pub harness: Harness,
 }
 
 /// One proxy connection, as its records tell it.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Conn {
     client_id: Option<String>,
     accepted_ms: Option<f64>,
@@ -122,8 +154,9 @@ impl Conn {
     }
 }
 
-/// The moments of each willy, from the records.
-#[derive(Debug, Default)]
+/// The moments of each willy, from the records: every time in ms of one clock (one
+/// process's journal, or shards' shifted onto one wall clock by [`FleetFacts::merge`]).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct FleetFacts {
     cut_at_ms: Option<f64>,
     /// By willy number.
@@ -199,6 +232,52 @@ impl FleetFacts {
             f.willies.insert(i, c);
         }
         f
+    }
+
+    /// The willies this holds (those whose CONNECT the proxy saw), by number.
+    pub fn willy_numbers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.willies
+            .keys()
+            .copied()
+            .chain(self.wills.keys().copied())
+    }
+
+    /// The cut, ms.
+    pub fn cut_at_ms(&self) -> Option<f64> {
+        self.cut_at_ms
+    }
+
+    /// Shards' facts as one fleet's: each shard's times moved by its `shift` (ms) onto one
+    /// clock, the cut the earliest of theirs. Willies must be disjoint (the caller checks):
+    /// a willy in two parts keeps the later part's moments.
+    pub fn merge(parts: Vec<(FleetFacts, f64)>) -> FleetFacts {
+        let mut out = FleetFacts::default();
+        let move_by = |v: &mut Option<f64>, by: f64| {
+            if let Some(x) = v {
+                *x += by;
+            }
+        };
+        for (part, by) in parts {
+            if let Some(c) = part.cut_at_ms.map(|c| c + by) {
+                out.cut_at_ms = Some(out.cut_at_ms.map_or(c, |o: f64| o.min(c)));
+            }
+            for (i, mut c) in part.willies {
+                for v in [
+                    &mut c.accepted_ms,
+                    &mut c.connack_ms,
+                    &mut c.last_packet_ms,
+                    &mut c.last_upstream_ms,
+                    &mut c.broker_closed_ms,
+                ] {
+                    move_by(v, by);
+                }
+                out.willies.insert(i, c);
+            }
+            for (i, w) in part.wills {
+                out.wills.insert(i, w.into_iter().map(|x| x + by).collect());
+            }
+        }
+        out
     }
 
     /// Each willy's drop and will after its own last packet, ms (for the picture).
@@ -281,6 +360,7 @@ impl FleetFacts {
             connect_s: connect_s.map(|s| (s * 1000.0).round() / 1000.0),
             harness_peak_rss_mb: 0.0,
             harness: Harness::default(),
+            shards: Vec::new(),
         }
     }
 
@@ -603,6 +683,37 @@ mod tests {
             f.findings(&s, &p).iter().all(|x| x.holds),
             "{:#?}",
             f.findings(&s, &p)
+        );
+    }
+
+    #[test]
+    fn shards_merged_on_one_clock_keep_each_willys_figures_and_the_earliest_cut() {
+        let s = storm();
+        let p = Profile::rumqttd();
+        let whole = FleetFacts::from_records(&s, &records());
+        // The same three willies as two shards: willy 1 alone, its journal started 250 ms
+        // after the other's (so its times are 250 ms smaller there) and its cut 5 ms later.
+        let part = |keep: &dyn Fn(u32) -> bool, by: f64| {
+            let mut f = whole.clone();
+            f.willies.retain(|i, _| keep(*i));
+            f.wills.retain(|i, _| keep(*i));
+            let mut moved = FleetFacts::merge(vec![(f, -by)]);
+            moved.cut_at_ms = whole
+                .cut_at_ms
+                .map(|c| c - by + if by > 0.0 { 5.0 } else { 0.0 });
+            moved
+        };
+        let merged = FleetFacts::merge(vec![
+            (part(&|i| i != 1, 0.0), 0.0),
+            (part(&|i| i == 1, 250.0), 250.0),
+        ]);
+        assert_eq!(merged.latencies(), whole.latencies());
+        assert_eq!(merged.cut_at_ms(), whole.cut_at_ms());
+        let (a, b) = (merged.figures(&s, &p), whole.figures(&s, &p));
+        assert_eq!(a, b);
+        assert_eq!(
+            merged.willy_numbers().count(),
+            whole.willy_numbers().count()
         );
     }
 

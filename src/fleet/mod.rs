@@ -7,7 +7,15 @@
 //!    -> every CONNACK in: the scenario's blackhole, applied once to every connection
 //!    -> wait: every will came (then SETTLE_MS for duplicates), or the observe window ends
 //!    -> figures and checks from the records (figures.rs); the harness's own lag, CPU, RSS
+//!
+//!  a shard (--partition K/N, shard.rs): its willies only (global ids), its own proxy and monit
+//!    on PREFIX/KofN/+, the shared cut at --start-at + connect window + after_ms;
+//!    NAME.willies.json for `unplug merge` (merge.rs)
 //! ```
+//!
+//! Each willy connects from its own loopback address (127.X.Y.Z) and the proxy reaches a
+//! loopback broker from another: the kernel gives each (source, destination) pair its own
+//! ephemeral ports (28,232 here), so no pair runs out however many willies a machine holds.
 //!
 //! The journal records what the one-willy runs record (every packet the proxy sees, the
 //! broker's log): 4,000 willies write 63,000 records on rumqttd, 83,000 on mosquitto.
@@ -16,6 +24,8 @@
 pub mod client;
 pub mod figures;
 pub mod harness;
+pub mod merge;
+pub mod shard;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,25 +43,32 @@ use crate::report::Summary;
 use crate::scenario::{Fleet, Scenario};
 use client::Hello;
 pub use figures::{FleetFacts, FleetSummary, Quantiles};
+pub use shard::FleetShard;
 
 /// A fleet run, judged: its summary (with `fleet`) and the signal that ended it early.
 pub async fn drive(
     s: &Scenario,
-    fleet: Fleet,
     broker_choice: &BrokerChoice,
     journal: &Journal,
     interrupts: &Interrupts,
     started_at: chrono::DateTime<chrono::Utc>,
     echo: bool,
+    shard: Option<&FleetShard>,
 ) -> anyhow::Result<(Summary, Option<Signal>)> {
     let say = |line: String| {
         if echo {
             crate::progress::print_line(&line);
         }
     };
+    let fleet = s.fleet.context("a fleet run needs a [fleet] table")?;
     let cpu_at_start = harness::cpu_s();
     let (soft, nofile) = harness::raise_nofile()?;
     let in_process = matches!(broker_choice, BrokerChoice::Builtin);
+    // The willies this process runs (global indices): all of them, or its shard's.
+    let own: Vec<u32> = match shard {
+        Some(sh) => sh.own(),
+        None => (0..fleet.willies).collect(),
+    };
     let need = harness::fds_needed(fleet.willies, in_process);
     if need > nofile {
         anyhow::bail!(
@@ -74,9 +91,16 @@ pub async fn drive(
     let mut broker = broker::start(broker_choice, journal).await?;
     let upstream = broker.endpoints.tcp_for(s.protocol);
     let proxy = Arc::new(
-        Proxy::start(upstream, journal.clone())
-            .await
-            .context("starting the proxy")?,
+        Proxy::start_with(
+            upstream,
+            journal.clone(),
+            crate::proxy::Options {
+                spread_sources: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .context("starting the proxy")?,
     );
     crate::runner::stage::record_run_start(journal, s, &broker);
     let will = s.will.clone().context("a fleet has a will")?;
@@ -86,6 +110,30 @@ pub async fn drive(
         fleet.willies, proxy.addr
     ));
     let probe = harness::LagProbe::start(journal.start());
+    // A shard's cut is the fleet's one moment (with --start-at), the same in every shard.
+    let planned_cut = shard.and_then(|sh| {
+        let cut = s.cut()?;
+        sh.cut_at(&fleet, s.connect_timeout, cut.after)
+    });
+    if let Some(sh) = shard {
+        note(format!(
+            "shard {} of a fleet of {} willies ({}): {} willies, will topics {}/NNNNN, monit {}; {}",
+            sh.partition,
+            sh.total,
+            shard::SPLIT,
+            own.len(),
+            sh.prefix_of_shard(),
+            sh.monit_id(),
+            match (sh.start_at, planned_cut) {
+                (Some(at), Some(cut)) => format!(
+                    "start at {}, the shared cut at {}",
+                    at.to_rfc3339(),
+                    cut.to_rfc3339()
+                ),
+                _ => "no --start-at: the cut is this shard's own (after its last CONNACK)".to_string(),
+            }
+        ));
+    }
 
     let (ready_tx, ready_rx) = oneshot::channel();
     let monit = tokio::spawn(client::monit(
@@ -94,6 +142,7 @@ pub async fn drive(
         filter.clone(),
         will.qos,
         journal.clone(),
+        shard.map_or_else(|| "monit-fleet".to_string(), FleetShard::monit_id),
         ready_tx,
     ));
     tokio::time::timeout(Duration::from_secs(10), ready_rx)
@@ -127,7 +176,13 @@ pub async fn drive(
         willies.spawn(async move {
             // One attempt: a second with the same client id would take over the first, still
             // pending at the broker, which then publishes a will for it.
-            match client::open(addr, protocol, &hello, timeout, client::WILLY_BUF).await {
+            // Each willy from its own loopback address: no (source, proxy) pair runs out of
+            // ephemeral ports, however many willies the machine's shards hold.
+            let from = addr
+                .ip()
+                .is_loopback()
+                .then(|| crate::proxy::loopback_source(u64::from(i)));
+            match client::open(addr, from, protocol, &hello, timeout, client::WILLY_BUF).await {
                 Ok(open) => {
                     let _ = done.send(Ok(i));
                     client::keep_alive(open, keepalive).await;
@@ -159,7 +214,7 @@ pub async fn drive(
         if let Some(at) = next_wave.filter(|at| *at <= tokio::time::Instant::now()) {
             wave_at = at.max(tokio::time::Instant::now());
             let k = fleet.wave_size.min(fleet.willies - started);
-            for i in started..started + k {
+            for &i in &own[started as usize..(started + k) as usize] {
                 spawn(i, &mut willies);
             }
             started += k;
@@ -216,7 +271,27 @@ pub async fn drive(
 
     // The cut.
     let cut = s.cut().context("a fleet has its cut")?.clone();
-    let scheduled = Instant::now() + cut.after;
+    let scheduled = match planned_cut {
+        Some(at) => {
+            let now = chrono::Utc::now();
+            let ahead = (at - now).to_std().map_err(|_| {
+                anyhow::anyhow!(
+                    "harness error: this shard's {connected} willies connected at {}, after the fleet's shared cut at {} (--start-at + connect window + after_ms): connect in larger waves, or give every shard a longer connect_timeout_s",
+                    now.to_rfc3339(),
+                    at.to_rfc3339()
+                )
+            });
+            match ahead {
+                Ok(d) => Instant::now() + d,
+                Err(e) => {
+                    willies.abort_all();
+                    broker.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => Instant::now() + cut.after,
+    };
     tokio::time::sleep_until(scheduled.into()).await;
     proxy.apply(0, &cut.kind, cut.new_connections);
     let cut_lag_ms = Instant::now().duration_since(scheduled).as_secs_f64() * 1000.0;

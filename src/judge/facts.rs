@@ -22,7 +22,7 @@ mod flaky;
 
 pub use accounting::{MessageAccount, Source};
 pub use delivery::{Delivered, Delivery, Resent};
-pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd};
+pub use design::{misplaced_faults, missing_steps, CycleSeen, MissingStep, SideEnd, TakenOver};
 pub use flaky::FlakyMonitSeen;
 
 /// What the records say happened, reduced to the moments the checks and the summary use.
@@ -184,10 +184,7 @@ pub(crate) fn will_copies(s: &Scenario, records: &[Record], until: f64) -> Vec<f
     let mut copies: Vec<f64> = Vec::new();
     for r in records.iter().filter(|r| r.ms < until) {
         own.extend(
-            wire_publishes(r)
-                .filter(|p| p.from == Side::Client && !p.dropped)
-                .filter(|p| p.topic == w.topic && p.payload_len == w.payload.len())
-                .map(|p| (p.ms, false)),
+            own_publishes(r, |t, n| t == w.topic && n == w.payload.len()).map(|p| (p.ms, false)),
         );
         if let (Actor::Monit, Event::MessageReceived { topic, payload, .. }) = (&r.actor, &r.event)
         {
@@ -470,23 +467,22 @@ impl Facts {
                     f.last_packet_kind = Some(*kind);
                 }
             }
-            if let Event::PublishRun { conn, .. } = &r.event {
-                let last = wire_publishes(r)
-                    .filter(|p| p.from == Side::Client && !p.dropped && p.ms <= drop_at)
-                    .last();
-                if let (Some(p), true) = (last, cut_conns.contains(conn)) {
-                    f.last_packet_ms = Some(p.ms);
+            if let (Event::PublishRun { .. }, Some(w)) = (&r.event, WireRun::of(r)) {
+                let n = w.through(drop_at);
+                if w.own() && n > 0 && cut_conns.contains(&w.conn) {
+                    f.last_packet_ms = Some(w.at(n - 1));
                     f.last_packet_kind = Some(PacketKind::Publish);
                 }
             }
         }
         if let Some(last) = f.last_packet_ms {
-            f.publishes_to_silent_willy = records
+            let to_willy = records
                 .iter()
-                .flat_map(wire_publishes)
-                .filter(|p| p.ms > last && p.ms <= drop_at)
-                .filter(|p| p.from == Side::Broker && cut_conns.contains(&p.conn))
-                .count() as u32;
+                .filter_map(WireRun::of)
+                .filter(|w| w.from == Side::Broker && cut_conns.contains(&w.conn))
+                .map(|w| w.through(drop_at) - w.through(last))
+                .sum::<u64>();
+            f.publishes_to_silent_willy = u32::try_from(to_willy).unwrap_or(u32::MAX);
         }
         let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
         // What willy published just before the cut may reach monit just after it: its own
@@ -514,12 +510,12 @@ impl Facts {
         // After the cut, a slow link may still deliver willy's own PUBLISHes: the wire tap saw
         // each one go through, so a message matching one (topic, payload size) is willy's.
         let mut forwarded: Vec<(String, u64)> = Vec::new();
+        let wanted = monit_got(records);
         // (A run of PUBLISHes begun before the cut may go on after it: its record comes first.)
         for r in records.iter().filter(|r| r.ms < news_until) {
             forwarded.extend(
-                wire_publishes(r)
+                own_publishes(r, |t, n| wanted.contains(&(t, n)))
                     .filter(|p| p.ms > cut && p.ms < news_until)
-                    .filter(|p| p.from == Side::Client && !p.dropped)
                     .map(|p| (p.topic.to_string(), p.payload_len as u64)),
             );
             if r.ms <= cut {
@@ -662,77 +658,155 @@ fn packet_id(f: &Fields) -> Option<u16> {
     }
 }
 
-/// One PUBLISH the wire tap saw.
-struct WirePublish<'a> {
-    ms: f64,
+/// The (topic, payload size) of every message monit got: the only PUBLISHes of willy's worth
+/// holding one by one to pair with monit's copies (a flood monit never saw stays a count).
+pub(crate) fn monit_got(records: &[Record]) -> std::collections::HashSet<(&str, usize)> {
+    records
+        .iter()
+        .filter_map(|r| match (&r.actor, &r.event) {
+            (Actor::Monit, Event::MessageReceived { topic, payload, .. }) => {
+                Some((topic.as_str(), payload.len()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// One PUBLISH of willy's the wire tap saw reach the broker.
+pub(crate) struct WirePublish<'a> {
+    pub ms: f64,
+    pub topic: &'a str,
+    pub payload_len: usize,
+}
+
+/// The PUBLISHes one record stands for, all alike: a `packet` record's one, or a
+/// `publish_run`'s `count` (`[tap] publishes = "runs"`), so the checks count and pair them alike
+/// in both modes. A run keeps only its first and last times: its PUBLISHes are placed evenly
+/// between them. Callers pick runs by their shared fields first and place or count PUBLISHes
+/// by index, so a run of millions costs nothing unless its PUBLISHes are needed one by one.
+struct WireRun<'a> {
     conn: u64,
     from: Side,
     dropped: bool,
     topic: &'a str,
     payload_len: usize,
+    count: u64,
+    first: f64,
+    last: f64,
 }
 
-/// Each PUBLISH a record stands for: a `packet` record's one, or every one of a `publish_run`
-/// (`[tap] publishes = "runs"`), so the checks count and pair them alike in both modes. A run
-/// keeps only its first and last times: its PUBLISHes are placed evenly between them.
-fn wire_publishes(r: &Record) -> impl Iterator<Item = WirePublish<'_>> {
-    let (conn, from, dropped, topic, payload_len, count, first, last) = match &r.event {
-        Event::Packet {
-            conn,
-            from,
-            dropped,
-            kind: PacketKind::Publish,
-            fields: Fields::Publish {
-                topic, payload_len, ..
-            },
-            ..
-        } => (
-            *conn,
-            *from,
-            *dropped,
-            topic.as_str(),
-            *payload_len,
-            1,
-            r.ms,
-            r.ms,
-        ),
-        Event::PublishRun {
-            conn,
-            from,
-            dropped,
-            topic,
-            payload_len,
-            count,
-            first_ms,
-            last_ms,
-            ..
-        } => (
-            *conn,
-            *from,
-            *dropped,
-            topic.as_str(),
-            *payload_len,
-            *count,
-            *first_ms,
-            *last_ms,
-        ),
-        _ => (0, Side::Client, false, "", 0, 0, 0.0, 0.0),
-    };
-    let step = if count > 1 {
-        (last - first) / (count - 1) as f64
-    } else {
-        0.0
-    };
-    (0..count).map(move |i| WirePublish {
-        ms: if i + 1 == count {
-            last
-        } else {
-            first + step * i as f64
-        },
-        conn,
-        from,
-        dropped,
-        topic,
-        payload_len,
-    })
+impl<'a> WireRun<'a> {
+    fn of(r: &'a Record) -> Option<WireRun<'a>> {
+        match &r.event {
+            Event::Packet {
+                conn,
+                from,
+                dropped,
+                kind: PacketKind::Publish,
+                fields:
+                    Fields::Publish {
+                        topic, payload_len, ..
+                    },
+                ..
+            } => Some(WireRun {
+                conn: *conn,
+                from: *from,
+                dropped: *dropped,
+                topic: topic.as_str(),
+                payload_len: *payload_len,
+                count: 1,
+                first: r.ms,
+                last: r.ms,
+            }),
+            Event::PublishRun {
+                conn,
+                from,
+                dropped,
+                topic,
+                payload_len,
+                count,
+                first_ms,
+                last_ms,
+                ..
+            } => Some(WireRun {
+                conn: *conn,
+                from: *from,
+                dropped: *dropped,
+                topic: topic.as_str(),
+                payload_len: *payload_len,
+                count: *count,
+                first: *first_ms,
+                last: *last_ms,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A PUBLISH of willy's that reached the broker.
+    fn own(&self) -> bool {
+        self.from == Side::Client && !self.dropped
+    }
+
+    /// When the `i`th PUBLISH went through.
+    fn at(&self, i: u64) -> f64 {
+        if i + 1 >= self.count {
+            return self.last;
+        }
+        self.first + (self.last - self.first) / (self.count - 1) as f64 * i as f64
+    }
+
+    /// How many PUBLISHes went through at or before `t` (their times never go back).
+    fn through(&self, t: f64) -> u64 {
+        let (mut lo, mut hi) = (0u64, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.at(mid) <= t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn publishes(self) -> impl Iterator<Item = WirePublish<'a>> {
+        (0..self.count).map(move |i| WirePublish {
+            ms: self.at(i),
+            topic: self.topic,
+            payload_len: self.payload_len,
+        })
+    }
+}
+
+/// What pairing willy's PUBLISHes with monit's copies holds in memory, in the units of
+/// [`crate::event::ReadLimits::publish_bytes`]: only the runs whose topic and payload size
+/// monit got are held one by one.
+pub fn paired_publish_bytes(records: &[Record]) -> u64 {
+    let wanted = monit_got(records);
+    records
+        .iter()
+        .filter_map(WireRun::of)
+        .filter(|w| w.own() && wanted.contains(&(w.topic, w.payload_len)))
+        .map(|w| {
+            w.count
+                .saturating_mul(w.topic.len() as u64 + crate::event::PUBLISH_COST)
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Does `r` stand for a PUBLISH of willy's that reached the broker?
+pub(crate) fn wire_runs_own(r: &Record) -> bool {
+    WireRun::of(r).is_some_and(|w| w.own() && w.count > 0)
+}
+
+/// The PUBLISHes of willy's that reached the broker, one by one, of the records whose topic and
+/// payload size `keep` accepts.
+pub(crate) fn own_publishes<'a>(
+    r: &'a Record,
+    keep: impl Fn(&str, usize) -> bool,
+) -> impl Iterator<Item = WirePublish<'a>> {
+    WireRun::of(r)
+        .filter(|w| w.own() && keep(w.topic, w.payload_len))
+        .into_iter()
+        .flat_map(WireRun::publishes)
 }

@@ -3,7 +3,10 @@
 use super::*;
 use crate::event::ConnLastUpstream;
 use crate::event::{Actor, Event, Record, Side};
-use crate::judge::spec::{delivery::no_qos_upgrade, will::will_delay_check};
+use crate::judge::spec::{
+    delivery::no_qos_upgrade,
+    will::{will_delay_check, will_timing},
+};
 use crate::judge::timing::*;
 use crate::mqtt::PacketKind;
 use crate::tap::{Fields, Framing, WsOpcode};
@@ -574,6 +577,34 @@ fn a_delayed_will_without_a_session_is_due_at_the_close() {
     assert!(m
         .deviation(&CheckId::WillDelay, &scenario("v5-will-delay"))
         .is_none());
+}
+
+/// mosquitto 1.4's will over plain WS comes after libwebsockets' 20 s shutdown wait: the check
+/// allows it and names it as that wait, never as a TLS close (there is none over WS).
+#[test]
+fn a_mosquitto_14_will_over_plain_ws_waits_for_the_peers_fin_not_a_tls_close() {
+    let s = scenario("ws-last-will");
+    let m = Profile::mosquitto_14("1.4.15");
+    let last = 1000.0;
+    let bound = keepalive_bound_ms(s.keepalive);
+    // Dropped 0.6 s early on its whole-second clock, the will 20.4 s after that.
+    let f = Facts {
+        broker_drop_ms: Some(last + bound - 600.0),
+        will_received_ms: Some(last + bound - 600.0 + 20_400.0),
+        ..Facts::default()
+    };
+    let c = will_timing(&s, &m, &f, last);
+    assert!(c.holds, "{c:?}");
+    assert!(
+        c.expected.contains("over WS mosquitto 1.4.15"),
+        "{}",
+        c.expected
+    );
+    assert!(c.expected.contains("peer's FIN"), "{}", c.expected);
+    assert!(!c.expected.contains("TLS"), "{}", c.expected);
+    // Over TCP there is no such wait: the same will is late.
+    let tcp = scenario("native-last-will");
+    assert!(!will_timing(&tcp, &m, &f, last).holds);
 }
 
 #[test]
@@ -1248,4 +1279,169 @@ fn a_retained_replay_and_pubbys_message_are_accounted_for() {
     assert_eq!(sources, [Source::Will { cycle: 0 }, Source::Pubby]);
     let c = evaluate(&s, &Profile::rumqttd(), &f);
     assert!(by_name(&c, "unaccounted-message").pass);
+}
+
+/// `left-open-takeover` as rumqttd runs it: cycle 1 clean; cycle 2 publishes `false` and is
+/// left open; cycle 3's CONNECT (conn 3) takes it over: the broker closes conn 2 and the will
+/// comes at cycle 3's CONNACK; cycle 3 is cut at 6004 and dropped 3001 ms after its last
+/// packet, with no will after it.
+fn left_open_in_cycle_2() -> Vec<Record> {
+    let packet = |ms: f64, conn: u64, from: Side, name: &str, fields: Fields| {
+        rec(
+            ms,
+            Actor::Wire,
+            Event::Packet {
+                conn,
+                from,
+                dropped: false,
+                kind: kind(name),
+                framing: Framing::Tcp,
+                size: 23,
+                hex: None,
+                fields,
+            },
+        )
+    };
+    let false_ = || publish_fields("test/connected", 5, None, false);
+    let cycle = |c: u32, t: f64, conn: u64| {
+        vec![
+            rec(t, Actor::Willy, Event::CycleStarted { cycle: c }),
+            rec(
+                t + 1.0,
+                Actor::Proxy,
+                Event::ConnectionAccepted { conn, held: false },
+            ),
+            packet(t + 2.0, conn, Side::Client, "CONNECT", Fields::None),
+            packet(t + 3.0, conn, Side::Broker, "CONNACK", Fields::None),
+            rec(
+                t + 3.5,
+                Actor::Willy,
+                Event::Connected {
+                    session_present: false,
+                },
+            ),
+        ]
+    };
+    let mut r = cycle(1, 0.0, 1);
+    r.extend([
+        packet(2000.0, 1, Side::Client, "PUBLISH", false_()),
+        msg(2000.5, "false"),
+        rec(2001.0, Actor::Willy, Event::DisconnectRequested),
+        packet(
+            2002.0,
+            1,
+            Side::Client,
+            "DISCONNECT",
+            Fields::Disconnect { reason: None },
+        ),
+        rec(2003.0, Actor::Willy, Event::Disconnected),
+    ]);
+    r.extend(cycle(2, 3000.0, 2));
+    r.extend([
+        packet(5000.0, 2, Side::Client, "PUBLISH", false_()),
+        msg(5000.5, "false"),
+        rec(5001.0, Actor::Willy, Event::LeftOpen),
+    ]);
+    r.extend(cycle(3, 6000.0, 3));
+    r.extend([
+        rec(
+            6003.2,
+            Actor::Proxy,
+            Event::SideClosed {
+                conn: 2,
+                side: Side::Broker,
+                how: "closed (EOF)".into(),
+            },
+        ),
+        msg(6003.4, "false"),
+        packet(
+            6004.0,
+            3,
+            Side::Client,
+            "PUBLISH",
+            publish_fields("test/connected", 4, None, false),
+        ),
+        msg(6004.5, "true"),
+        cut(6005.0, 6004.0),
+        drop_at(9005.0),
+        rec(
+            27000.0,
+            Actor::Runner,
+            Event::RunEnded {
+                reason: "observed".into(),
+            },
+        ),
+    ]);
+    r.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    r
+}
+
+#[test]
+fn a_left_open_cycle_is_judged_by_its_takeover_and_its_will_is_its_own() {
+    let s = scenario("left-open-takeover");
+    let f = Facts::from_records(&s, &left_open_in_cycle_2());
+    let t = f.cycles[1].taken_over.as_ref().expect("cycle 2 taken over");
+    assert_eq!(
+        (t.by_cycle, t.closed_ms, t.will_ms),
+        (3, Some(6003.2), Some(6003.4))
+    );
+    // The will at the takeover is cycle 2's, though it came in cycle 3.
+    let will = f.messages.iter().find(|m| m.ms == 6003.4).unwrap();
+    assert_eq!(will.source, crate::judge::facts::Source::Will { cycle: 2 });
+    let c = evaluate(&s, &Profile::rumqttd(), &f);
+    for name in ["takeover-close", "takeover-will", "unaccounted-message"] {
+        assert_eq!(by_name(&c, name).status, Status::Pass, "{name}: {c:#?}");
+    }
+    assert_eq!(
+        by_name(&c, "takeover-will").actual,
+        "cycle 2: its will at cycle 3's CONNACK (within 0.5 ms), at 6003 ms"
+    );
+    // Cycle 2 sent no DISCONNECT: the check names only cycle 1, and says why.
+    let nw = by_name(&c, "no-will-after-disconnect");
+    assert!(nw.pass, "{nw:?}");
+    assert_eq!(
+        nw.actual,
+        "cycle 1: no will after the DISCONNECT that reached the broker (cycle 2 left open by \
+         design, no DISCONNECT: its will is takeover-will's)"
+    );
+    // No clean disconnect was asked of cycle 2: nothing missing.
+    assert_eq!(by_name(&c, "clean-disconnect").status, Status::Pass);
+    // rumqttd spent the cut connection's will at the takeover: documented.
+    assert_eq!(by_name(&c, "will").status, Status::Deviation);
+    assert_eq!(by_name(&c, "will-timing").status, Status::Deviation);
+    assert_eq!(by_name(&c, "keepalive-drop").status, Status::Pass);
+    // The spec, and mosquitto, have no such excuse.
+    let spec = evaluate(&s, &Profile::unknown(), &f);
+    assert_eq!(by_name(&spec, "will").status, Status::Fail);
+    // With the will after the cut, it passes, and rumqttd's profile calls that out of date.
+    let mut records = left_open_in_cycle_2();
+    records.push(msg(9006.0, "false"));
+    records.sort_by(|a, b| a.ms.total_cmp(&b.ms));
+    let f = Facts::from_records(&s, &records);
+    let m = evaluate(&s, &Profile::mosquitto("2.0.11"), &f);
+    for name in [
+        "will",
+        "will-timing",
+        "takeover-will",
+        "no-will-after-disconnect",
+    ] {
+        assert_eq!(by_name(&m, name).status, Status::Pass, "{name}: {m:#?}");
+    }
+    let r = evaluate(&s, &Profile::rumqttd(), &f);
+    assert_eq!(by_name(&r, "will").status, Status::UnexpectedPass);
+}
+
+#[test]
+fn a_left_open_connection_the_broker_never_closes_fails_takeover_close_and_will() {
+    let s = scenario("left-open-takeover");
+    let mut records = left_open_in_cycle_2();
+    records.retain(|r| r.ms != 6003.2 && r.ms != 6003.4);
+    let c = evaluate(&s, &Profile::rumqttd(), &Facts::from_records(&s, &records));
+    let close = by_name(&c, "takeover-close");
+    assert_eq!(close.status, Status::Fail);
+    assert_eq!(
+        close.actual,
+        "cycle 2: the broker's close never came between cycle 3's start at 6000 ms and 6103 ms"
+    );
+    assert_eq!(by_name(&c, "takeover-will").status, Status::Fail);
 }

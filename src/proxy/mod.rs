@@ -68,6 +68,27 @@ pub struct Options {
     /// What the proxy's own records call the client: "willy" in a run, "the device" in
     /// front of a person's device (`unplug proxy`).
     pub client: &'static str,
+    /// Connect to a loopback broker from a source address of its own per connection, spread
+    /// over 127.0.0.0/8 ([`loopback_source`]), so that no (source, broker) pair runs out of
+    /// ephemeral ports (28,232 here) however many connections the proxies of one machine hold.
+    pub spread_sources: bool,
+}
+
+/// The `i`th source address of a spread over 127.0.0.0/8: 127.X.Y.Z with X in 1..=254, Y in
+/// 0..=255, Z in 1..=254 (never 127.0.0.1, no .0 or .255 last octet): 16.5 million of them,
+/// each with its own 28,232 ephemeral ports.
+pub fn loopback_source(i: u64) -> std::net::Ipv4Addr {
+    let z = 1 + (i % 254) as u8;
+    let y = ((i / 254) % 256) as u8;
+    let x = 1 + ((i / (254 * 256)) % 254) as u8;
+    std::net::Ipv4Addr::new(127, x, y, z)
+}
+
+/// Connect to `to` (a loopback address) from `from`, any port.
+pub async fn connect_from(from: std::net::Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((from, 0)))?;
+    socket.connect(to).await
 }
 
 impl Default for Options {
@@ -78,6 +99,7 @@ impl Default for Options {
             tls: None,
             max_connections: usize::MAX,
             client: "willy",
+            spread_sources: false,
         }
     }
 }
@@ -112,6 +134,7 @@ struct Shared {
     next_id: AtomicU64,
     max_connections: usize,
     client: &'static str,
+    spread_sources: bool,
     /// Set when the proxy stops: a close still waiting for a peer's end stops waiting.
     stopping: watch::Sender<bool>,
     /// Connections accepted and not yet ended (counted from accept, before `conns` has them).
@@ -258,6 +281,8 @@ impl Proxy {
             conns: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             max_connections: options.max_connections,
+            spread_sources: options.spread_sources
+                && matches!(upstream, SocketAddr::V4(a) if a.ip().is_loopback()),
             client: options.client,
             stopping: watch::channel(false).0,
             live: AtomicU64::new(0),
@@ -704,7 +729,13 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             }
         }
     };
-    let broker = match TcpStream::connect(shared.upstream).await {
+    let to_broker = if shared.spread_sources {
+        // Another salt than the willies' own sources (they count from 0).
+        connect_from(loopback_source(id + (1 << 23)), shared.upstream).await
+    } else {
+        TcpStream::connect(shared.upstream).await
+    };
+    let broker = match to_broker {
         Ok(s) => s,
         Err(e) => {
             return note(format!(

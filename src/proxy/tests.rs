@@ -560,3 +560,17 @@ fn a_share_picks_about_its_toxicity_of_the_connections_and_always_the_same_ones(
     };
     assert!((1..=1000u64).any(|c| other.applies(c) != half.applies(c)));
 }
+
+#[test]
+fn loopback_sources_spread_over_127_8_never_127_0_0_1_and_are_distinct() {
+    use super::loopback_source;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..200_000u64 {
+        let a = loopback_source(i);
+        let o = a.octets();
+        assert_eq!(o[0], 127);
+        assert!(o[1] >= 1 && o[3] >= 1 && o[3] <= 254, "{a}");
+        assert!(seen.insert(a), "{i}: {a} twice");
+    }
+    assert_eq!(loopback_source(0).to_string(), "127.1.0.1");
+}

@@ -3,6 +3,7 @@
 //! ```text
 //!  begin:   NAME.log.inprogress, NAME.events.jsonl.inprogress   (fresh files; `tail -f` them)
 //!           the journal writes each record at once (a SIGKILL loses at most the line in flight)
+//!  end:     the journal files written again from the records in time order
 //!  commit:  NAME.svg, then NAME.events.jsonl, NAME.log, and NAME.summary.json last
 //!           (temp files renamed over the previous set; NAME.incomplete.* of an older run removed)
 //!  incomplete (interrupted, or a harness error): the previous NAME.* stays as it was;
@@ -64,6 +65,22 @@ impl RunFiles {
 
     fn path(&self, stem: &str, kind: &str) -> PathBuf {
         self.dir.join(format!("{stem}.{kind}"))
+    }
+
+    /// Write the journal files again from `records`, the journal's own in time order: the files
+    /// got each record as it came, a wire record a little after records stamped later.
+    pub fn rewrite_in_time_order(&self, records: &[crate::event::Record]) -> anyhow::Result<()> {
+        use std::io::{BufWriter, Seek, Write};
+        for placed in [&self.jsonl, &self.log] {
+            placed.file.set_len(0)?;
+            (&placed.file).rewind()?;
+        }
+        let mut jsonl = BufWriter::new(&self.jsonl.file);
+        let mut log = BufWriter::new(&self.log.file);
+        crate::event::write_files(records, &mut jsonl, &mut log)
+            .and_then(|_| jsonl.flush())
+            .and_then(|_| log.flush())
+            .with_context(|| format!("writing {}'s journal in time order", self.name))
     }
 
     /// Put the set in place under `stem`: the picture, the journal, then the summary.

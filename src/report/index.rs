@@ -89,7 +89,7 @@ const STYLE: &str =
 table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border:1px solid #c3c8cf;padding:3px 7px;text-align:left;vertical-align:top;font-size:13px}\
 th{background:#eceff3}td.n{text-align:right}\
-.pass{color:#1c6e32;font-weight:bold}.fail{color:#b0281c;font-weight:bold}\
+.pass{color:#1c6e32;font-weight:bold}.fail{color:#b0281c;font-weight:bold}.none{color:#555;font-weight:bold}\
 .deviation,.unexpected-pass{color:#7a5a00;font-weight:bold}\
 .check{display:inline-block;margin-right:.6em;white-space:nowrap}\
 img{max-width:100%;border:1px solid #c3c8cf}details{margin:.2em 0}";
@@ -98,7 +98,11 @@ img{max-width:100%;border:1px solid #c3c8cf}details{margin:.2em 0}";
 fn run_row(prefix: &str, name: &str, s: &Summary) -> String {
     // Only a complete run can pass: an interrupted one or one that failed to start says so.
     let word = s.verdict_word();
-    let class = if word == "PASS" { "pass" } else { "fail" };
+    let class = match word {
+        "PASS" => "pass",
+        "NO CHECKS" => "none",
+        _ => "fail",
+    };
     let mut verdict = format!("<span class=\"{class}\">{word}</span>");
     if let Some(e) = &s.error {
         verdict += &format!("<br>{}", esc(e));
@@ -160,14 +164,36 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
         .flat_map(|s| &s.runs)
         .filter(|(_, r)| !r.pass)
         .count();
+    // Where the failures are: a probe of a third-party broker that breaks the spec fails by
+    // design, and the count says so by naming each set's share.
+    let failed_in = |s: &Set| s.runs.iter().filter(|(_, r)| !r.pass).count();
+    let shares: Vec<String> = sets
+        .iter()
+        .filter(|s| failed_in(s) > 0)
+        .map(|s| {
+            let id = if s.rel.is_empty() { "." } else { &s.rel };
+            format!("{} in {}", failed_in(s), esc(id))
+        })
+        .collect();
+    let failed = if shares.is_empty() {
+        format!("{failed} failed")
+    } else {
+        format!("{failed} failed ({})", shares.join(", "))
+    };
     html += &format!(
-        "<p>{total} runs, {failed} failed. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
+        "<p>{total} runs, {failed}. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
     );
     if sets.len() > 1 {
         html += "<ul>";
         for s in &sets {
+            let f = failed_in(s);
+            let f = if f > 0 {
+                format!(", {f} failed")
+            } else {
+                String::new()
+            };
             html += &format!(
-                "<li><a href=\"#{id}\">{id}</a> ({} runs)</li>",
+                "<li><a href=\"#{id}\">{id}</a> ({} runs{f})</li>",
                 s.runs.len(),
                 id = esc(if s.rel.is_empty() { "." } else { &s.rel })
             );

@@ -92,8 +92,10 @@ pub struct Summary {
     pub fleet: Option<crate::fleet::FleetSummary>,
 }
 
+/// `a - b`, rounded to the nanosecond the journal's times carry: the difference of two such
+/// times prints as `3002.831178`, not `3002.8311779999995`.
 fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? - b?)
+    Some(((a? - b?) * 1e6).round() / 1e6)
 }
 
 impl Summary {
@@ -188,6 +190,9 @@ impl Summary {
         match (self.was_interrupted(), &self.error, self.pass) {
             (true, _, _) => "INTERRUPTED",
             (_, Some(_), _) => "ERROR",
+            // Nothing was put to the test (a proxy whose device never met a cut or a fault):
+            // not a failure, and not a pass either.
+            (_, _, true) if self.checks.is_empty() => "NO CHECKS",
             (_, _, true) => "PASS",
             _ => "FAIL",
         }
@@ -234,6 +239,13 @@ impl Summary {
 
     /// The one line `--quiet` prints: `PASS: ws-last-will (9 checks, ...)`.
     pub fn verdict_line(&self) -> String {
+        if self.verdict_word() == "NO CHECKS" {
+            return format!(
+                "NO CHECKS: {} (no check applied: no cut or fault met a connected device with \
+                 something to judge; {})\n",
+                self.scenario, self.end_reason
+            );
+        }
         format!(
             "{}: {} ({} checks, {})\n",
             self.verdict_word(),

@@ -103,15 +103,46 @@ pub fn compare_row(scenario: &str, s: &Summary) -> Vec<String> {
     ]
 }
 
-/// Aligned columns for the terminal.
+/// A plain-text table for the terminal: on a terminal narrower than the table, the last column
+/// (descriptions, timing models) wraps at words within the width; piped or redirected, every
+/// row stays one line (`grep` and `tee` see whole rows).
 pub fn render_text(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    render_text_within(header, rows, terminal_width())
+}
+
+/// The columns of the terminal on stdout, if stdout is one.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: isatty and TIOCGWINSZ only read the descriptor's state into `ws`.
+    unsafe {
+        if libc::isatty(1) != 1 {
+            return None;
+        }
+        let mut ws: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
+            .then_some(ws.ws_col as usize)
+    }
+}
+
+/// The narrowest the last column is wrapped to: narrower, it would read worse than a long line.
+const WRAP_MIN: usize = 20;
+
+/// [`render_text`] within `max` columns, if given.
+pub fn render_text_within(header: &[&str], rows: &[Vec<String>], max: Option<usize>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let total = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+    let last = widths.len().saturating_sub(1);
+    if let (Some(max), Some(&lw)) = (max, widths.last()) {
+        let others = total - lw;
+        if total > max && max >= others + WRAP_MIN {
+            widths[last] = max - others;
+        }
+    }
+    let line = |cells: &[&str]| {
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
@@ -119,20 +150,52 @@ pub fn render_text(header: &[&str], rows: &[Vec<String>]) -> String {
             .collect();
         parts.join("  ").trim_end().to_string() + "\n"
     };
-    let mut out = line(header.to_vec());
-    out += &line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    );
+    let row = |cells: &[&str]| {
+        let Some((tail, head)) = cells.split_last().filter(|_| cells.len() == widths.len()) else {
+            return line(cells);
+        };
+        let pieces = wrap(tail, widths[last]);
+        let mut out = String::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let mut cs: Vec<&str> = if i == 0 {
+                head.to_vec()
+            } else {
+                vec![""; head.len()]
+            };
+            cs.push(piece);
+            out += &line(&cs);
+        }
+        out
+    };
+    let mut out = row(header);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    out += &line(&rule.iter().map(String::as_str).collect::<Vec<_>>());
     for r in rows {
-        out += &line(r.iter().map(|s| s.as_str()).collect());
+        out += &row(&r.iter().map(String::as_str).collect::<Vec<_>>());
     }
     out
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer than the
+/// width has a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    if text.chars().count() <= width {
+        return vec![text.to_string()];
+    }
+    let mut lines = vec![String::new()];
+    for word in text.split(' ') {
+        let cur = lines.last_mut().expect("one line at least");
+        let n = cur.chars().count();
+        if n > 0 && n + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if n > 0 {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
 }
 
 /// A Markdown table.
@@ -151,8 +214,22 @@ mod tests {
 
     #[test]
     fn text_table_aligns_columns() {
-        let t = render_text(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        let t = render_text_within(&["a", "bb"], &[vec!["xxx".into(), "y".into()]], None);
         assert_eq!(t, "a    bb\n---  --\nxxx  y\n");
+    }
+
+    #[test]
+    fn on_a_narrow_terminal_the_last_column_wraps_within_the_width() {
+        let long =
+            "keepalive scan every 6 s on a whole-second clock: up to 6.1 s after 1.5 x keepalive";
+        let rows = vec![vec!["mosquitto".to_string(), long.to_string()]];
+        let t = render_text_within(&["profile", "timing model"], &rows, Some(40));
+        assert!(t.lines().all(|l| l.chars().count() <= 40), "{t}");
+        let words: Vec<&str> = t.lines().skip(2).flat_map(str::split_whitespace).collect();
+        assert_eq!(words.join(" "), format!("mosquitto {long}"));
+        // Too narrow to wrap well: rows stay whole.
+        let t = render_text_within(&["profile", "timing model"], &rows, Some(20));
+        assert_eq!(t.lines().count(), 3);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Who watches the run live (`--ui`).
     pub watcher: Watching,
+    /// A fleet's shard (`--partition K/N` on a fleet scenario): its willies, its cut, and
+    /// `NAME.willies.json` for `unplug merge`.
+    pub fleet_shard: Option<crate::fleet::FleetShard>,
 }
 
 /// What a finished (or interrupted) run produced.
@@ -248,13 +251,17 @@ impl Begun {
                 // Drawn from every record the files hold (the broker's stop adds a few after
                 // the summary's).
                 let svg = match s.fleet {
-                    Some(_) => crate::report::svg::render_fleet(
-                        s,
-                        &crate::fleet::FleetFacts::from_records(s, &all),
-                        &d.summary,
-                    ),
+                    Some(_) => {
+                        let facts = crate::fleet::FleetFacts::from_records(s, &all);
+                        let svg = crate::report::svg::render_fleet(s, &facts, &d.summary);
+                        if let (Some(sh), None) = (&opts.fleet_shard, d.interrupted) {
+                            shard_file(s, sh, &d.summary, &all, facts).write(&opts.out_dir)?;
+                        }
+                        svg
+                    }
                     None => crate::report::svg::render_run(&all, &d.summary),
                 };
+                self.files.rewrite_in_time_order(&all)?;
                 match d.interrupted {
                     None => self.files.commit(&d.summary, &svg)?,
                     Some(sig) => {
@@ -327,6 +334,41 @@ impl Begun {
     }
 }
 
+/// A fleet shard's raw per-willy moments, with what merge needs to put them on one clock.
+fn shard_file(
+    s: &Scenario,
+    shard: &crate::fleet::FleetShard,
+    summary: &Summary,
+    records: &[crate::event::Record],
+    facts: crate::fleet::FleetFacts,
+) -> crate::fleet::shard::ShardFile {
+    let t0 = records.first().map_or(summary.started_at, |r| {
+        r.t - chrono::Duration::microseconds((r.ms * 1000.0).round() as i64)
+    });
+    let profile = records
+        .iter()
+        .find_map(|r| match &r.event {
+            Event::ScenarioRecorded { profile, .. } => Some(profile.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let planned_cut = s.fleet.and_then(|f| {
+        let cut = s.cut()?;
+        shard.cut_at(&f, s.connect_timeout, cut.after)
+    });
+    crate::fleet::shard::ShardFile {
+        schema_version: crate::fleet::shard::SCHEMA,
+        run_id: summary.run_id.clone(),
+        shard: shard.clone(),
+        planned_cut,
+        t0,
+        profile,
+        broker: summary.broker.clone(),
+        scenario: s.clone(),
+        facts,
+    }
+}
+
 /// One run from the broker's start to its judgement; the caller owns the files.
 async fn drive(
     s: &Scenario,
@@ -336,16 +378,16 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
-    if let Some(fleet) = s.fleet {
+    if s.fleet.is_some() {
         driving.store(true, Ordering::SeqCst);
         let (summary, interrupted) = crate::fleet::drive(
             s,
-            fleet,
             &opts.broker,
             journal,
             interrupts,
             started_at,
             opts.echo.stdout,
+            opts.fleet_shard.as_ref(),
         )
         .await?;
         return Ok(Driven {

@@ -89,7 +89,12 @@ pub fn outcome_decided(
     match (f.will_received_ms, f.broker_drop_ms) {
         // The will came: nothing more to learn once willy noticed too (or had its time).
         (Some(w), _) if s.expect.will => detected || now_ms >= w + SETTLE_MS,
-        (_, Some(drop)) if !s.expect.will => detected && now_ms >= drop + SETTLE_MS,
+        // No will: wait past the drop for as long as the broker may still be closing (over a
+        // WebSocket whose library waits for the peer's FIN, mosquitto 1.4's 20 s), so "no
+        // news" is judged past the moment a will would have been published.
+        (_, Some(drop)) if !s.expect.will => {
+            detected && now_ms >= drop + p.close_wait(s.transport) as f64 + SETTLE_MS
+        }
         _ => false,
     }
 }
@@ -157,6 +162,18 @@ mod tests {
             &facts(1000.0, Some(4000.0), None),
             4600.0
         ));
+    }
+
+    #[test]
+    fn without_a_will_the_run_waits_past_the_brokers_websocket_close_too() {
+        let s = crate::scenario::load("ws-no-will").unwrap();
+        let p = Profile::mosquitto_14("1.4.15");
+        let f = facts(1000.0, Some(4000.0), None);
+        let wait = p.close_wait(s.transport) as f64;
+        assert!(wait > 20_000.0);
+        assert!(!outcome_decided(&s, &p, &f, 4600.0));
+        assert!(!outcome_decided(&s, &p, &f, 4000.0 + wait));
+        assert!(outcome_decided(&s, &p, &f, 4000.0 + wait + 500.0));
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub(super) fn single_willy_keys(raw: &RawScenario) -> Vec<&'static str> {
             raw.disconnect_reason.is_some() || raw.disconnect_form.is_some(),
             "disconnect_reason/disconnect_form",
         ),
+        (
+            raw.willy.as_ref().is_some_and(|w| w.leave_open.is_some()),
+            "willy.leave_open",
+        ),
     ]
     .into_iter()
     .filter_map(|(set, key)| set.then_some(key))

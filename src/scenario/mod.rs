@@ -17,6 +17,7 @@ mod faults;
 mod fleet;
 mod parse;
 mod raw;
+pub use raw::{TimingKey, TIMING};
 mod unparse;
 
 pub use fleet::Fleet;
@@ -468,7 +469,7 @@ pub struct V5Disconnect {
 /// client can send them (MQTT 5, and 3.1.1 with v311wire.rs when a scenario asks for pings): rumqttc 0.25.1 wraps its WebSocket in ws_stream_tungstenite's
 /// `WsStream` (src/eventloop.rs, src/v5/eventloop.rs), a byte stream of binary messages with
 /// no way to send a control frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct WillySetup {
     /// A WebSocket ping every this long.
     pub ws_ping: Option<Duration>,
@@ -478,6 +479,19 @@ pub struct WillySetup {
     /// WebSocket pings, crosses the network). Its own client only.
     #[serde(default = "yes")]
     pub mqtt_pings: bool,
+    /// The cycles willy ends without DISCONNECT, in ascending order: it publishes `false` and
+    /// keeps the connection open (and pinging) instead of disconnecting, so the next cycle's
+    /// CONNECT, same client id, takes the session over [MQTT-3.1.4-2] and the broker closes
+    /// the old connection, which earns its will [MQTT-3.1.2-8]. Its own client only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leave_open: Vec<u32>,
+}
+
+impl WillySetup {
+    /// willy ends `cycle` without DISCONNECT, its connection left open.
+    pub fn leaves_open(&self, cycle: u32) -> bool {
+        self.leave_open.contains(&cycle)
+    }
 }
 
 impl Default for WillySetup {
@@ -486,6 +500,7 @@ impl Default for WillySetup {
             ws_ping: None,
             ws_pong_timeout: None,
             mqtt_pings: true,
+            leave_open: Vec::new(),
         }
     }
 }
@@ -780,8 +795,9 @@ pub fn load(arg: &str) -> Result<Scenario, ScenarioError> {
                 line: None,
                 key: None,
                 message: format!(
-                    "no such scenario; {hint}known scenarios: {}",
-                    names.join(", ")
+                    "no such scenario; {hint}`unplug list` shows the {} built-in ones, or \
+                     give a scenario file's path (NAME.toml)",
+                    names.len()
                 ),
             })
         }

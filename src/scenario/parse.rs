@@ -35,19 +35,21 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         protocol: Protocol::V311,
     };
 
-    let transport: Transport = v.choice(&raw.transport, "transport", "tcp, ws")?;
+    let transport: Transport = match &raw.transport {
+        Some(t) => v.choice(t, "transport", "tcp, ws, tls, wss")?,
+        None => Transport::Tcp,
+    };
     let protocol = protocol(&v, &raw.protocol)?;
     // Keys that only MQTT 5 can express are refused on 3.1.1 rather than ignored.
     let v = Validator { protocol, ..v };
     let session_expiry_s = session_expiry(&v, &raw.session_expiry_s)?;
     let disconnect = disconnect(&v, &raw.disconnect_reason, &raw.disconnect_form)?;
-    // rumqttc refuses a keepalive under 1 s, and 0 would switch keepalive off entirely: no
-    // timer, nothing to measure.
-    let keepalive = Duration::from_secs(v.int_in(&raw.keepalive_s, "keepalive_s", 1, 65535)?);
-    let cycles = v.int_in(&raw.cycles, "cycles", 1, 1000)? as u32;
-    let connected_for = v.ms(&raw.connected_for_ms, "connected_for_ms", 0)?;
-    let idle = v.ms(&raw.idle_ms, "idle_ms", 0)?;
-    let reconnect = v.ms(&raw.reconnect_ms, "reconnect_ms", 10)?;
+    // The timing keys' ranges and defaults: raw.rs's TIMING.
+    let keepalive = Duration::from_secs(v.timing(&raw.keepalive_s, "keepalive_s")?);
+    let cycles = v.timing(&raw.cycles, "cycles")? as u32;
+    let connected_for = Duration::from_millis(v.timing(&raw.connected_for_ms, "connected_for_ms")?);
+    let idle = Duration::from_millis(v.timing(&raw.idle_ms, "idle_ms")?);
+    let reconnect = Duration::from_millis(v.timing(&raw.reconnect_ms, "reconnect_ms")?);
     let connect_timeout = match &raw.connect_timeout_s {
         Some(x) => Duration::from_secs(v.int_in(x, "connect_timeout_s", 1, 600)?),
         None => Duration::from_secs(5),
@@ -92,7 +94,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         None => super::TlsTap::Terminate,
     };
     let broker = broker_settings(&v, &raw.broker)?;
-    let willy = willy_setup(&v, &raw.willy, transport)?;
+    let willy = willy_setup(&v, &raw.willy, transport, cycles)?;
     let fleet = super::fleet::fleet(
         &v,
         &raw.fleet,
@@ -133,6 +135,17 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
             client
         }
     };
+    if let Some(list) = raw.willy.as_ref().and_then(|w| w.leave_open.as_ref()) {
+        leave_open_fits(
+            &v,
+            list.span(),
+            &willy.leave_open,
+            &faults,
+            takeover.is_some(),
+            disconnect.is_some(),
+            &client,
+        )?;
+    }
     let expect = Expect {
         will: raw.expect.and_then(|e| e.will).unwrap_or(derived),
     };
@@ -171,14 +184,19 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
     })
 }
 
-/// `[willy]`: `ws_ping_ms`, `ws_pong_timeout_ms` (WebSocket and MQTT 5: willy's own client).
+/// `[willy]`: `ws_ping_ms`, `ws_pong_timeout_ms` (WebSocket and MQTT 5: willy's own client),
+/// `mqtt_pings`, `leave_open`.
 fn willy_setup(
     v: &Validator,
     w: &Option<super::raw::RawWilly>,
     transport: Transport,
+    cycles: u32,
 ) -> Result<crate::scenario::WillySetup, ScenarioError> {
     let mut out = crate::scenario::WillySetup::default();
     let Some(w) = w else { return Ok(out) };
+    if let Some(list) = &w.leave_open {
+        out.leave_open = leave_open(v, list, cycles)?;
+    }
     for x in [&w.ws_ping_ms, &w.ws_pong_timeout_ms].into_iter().flatten() {
         if !transport.is_ws() {
             return v.err(
@@ -212,6 +230,98 @@ fn willy_setup(
         out.mqtt_pings = *x.get_ref();
     }
     Ok(out)
+}
+
+/// `[willy] leave_open`: the cycles willy ends without DISCONNECT, each followed by another
+/// (the one whose CONNECT takes the connection over), named once, kept in ascending order.
+fn leave_open(
+    v: &Validator,
+    list: &Spanned<Vec<Spanned<i64>>>,
+    cycles: u32,
+) -> Result<Vec<u32>, ScenarioError> {
+    const KEY: &str = "willy.leave_open";
+    if list.get_ref().is_empty() {
+        return v.err(
+            list.span(),
+            KEY,
+            "an empty list: name the cycles willy leaves open, e.g. [2], or remove the key"
+                .to_string(),
+        );
+    }
+    let mut out = Vec::new();
+    for x in list.get_ref() {
+        let n = v.int_in(x, KEY, 1, 1000)? as u32;
+        if n >= cycles {
+            return v.err(
+                x.span(),
+                KEY,
+                format!(
+                    "cycle {n} has no next cycle to take its connection over (cycles = {cycles}): expected 1 to {}",
+                    cycles.saturating_sub(1)
+                ),
+            );
+        }
+        if out.contains(&n) {
+            return v.err(x.span(), KEY, format!("cycle {n} is named twice"));
+        }
+        out.push(n);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// What a left-open cycle cannot go with, each refused rather than judged wrongly:
+/// - a fault in it or before it: the takeover's will would come after the cut and be taken
+///   for the cut's (every left-open cycle comes before the first fault's cycle);
+/// - the twin (`[takeover]`): two takeovers, one set of checks;
+/// - a chosen MQTT 5 DISCONNECT: `will-on-disconnect` pairs a will with the last DISCONNECT
+///   until the next one, so the takeover's will would be charged to it;
+/// - a driver: the driver protocol has no command to leave a connection open.
+fn leave_open_fits(
+    v: &Validator,
+    span: std::ops::Range<usize>,
+    cycles: &[u32],
+    faults: &[Fault],
+    twin: bool,
+    chosen_disconnect: bool,
+    client: &crate::driver::WillyKind,
+) -> Result<(), ScenarioError> {
+    const KEY: &str = "willy.leave_open";
+    let last = cycles.iter().copied().max().unwrap_or(0);
+    if let Some(f) = faults.iter().min_by_key(|f| f.cycle) {
+        if f.cycle <= last {
+            return v.err(
+                span,
+                KEY,
+                format!(
+                    "cycle {last} is left open, but a fault acts in cycle {}: every left-open cycle must come before the first fault's, or the will of its takeover would be judged as the cut's",
+                    f.cycle
+                ),
+            );
+        }
+    }
+    if twin {
+        return v.err(
+            span,
+            KEY,
+            "a left-open cycle is taken over by willy's next cycle: it does not go with [takeover] (the twin)".to_string(),
+        );
+    }
+    if chosen_disconnect {
+        return v.err(
+            span,
+            KEY,
+            "a left-open cycle does not go with disconnect_reason or disconnect_form: the will of its takeover would be paired with the DISCONNECT before it".to_string(),
+        );
+    }
+    if client.is_driver() {
+        return v.err(
+            span,
+            KEY,
+            format!("willy {client}: the driver protocol has no command to leave a connection open; willy's own client (rumqttc) does"),
+        );
+    }
+    Ok(())
 }
 
 /// `[broker]`: `max_keepalive_s` (MQTT 5: mosquitto answers a 3.1.1 client that asks for more

@@ -12,14 +12,14 @@ use super::{Protocol, ScenarioError};
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScenario {
     pub(super) description: Option<String>,
-    pub(super) transport: Spanned<String>,
+    pub(super) transport: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) protocol: Option<Spanned<String>>,
-    pub(super) keepalive_s: Spanned<i64>,
-    pub(super) cycles: Spanned<i64>,
-    pub(super) connected_for_ms: Spanned<i64>,
-    pub(super) idle_ms: Spanned<i64>,
-    pub(super) reconnect_ms: Spanned<i64>,
+    pub(super) keepalive_s: Option<Spanned<i64>>,
+    pub(super) cycles: Option<Spanned<i64>>,
+    pub(super) connected_for_ms: Option<Spanned<i64>>,
+    pub(super) idle_ms: Option<Spanned<i64>>,
+    pub(super) reconnect_ms: Option<Spanned<i64>>,
     pub(super) connect_timeout_s: Option<Spanned<i64>>,
     pub(super) session_expiry_s: Option<Spanned<i64>>,
     pub(super) late_subscriber: Option<bool>,
@@ -58,6 +58,9 @@ pub(super) struct RawWilly {
     pub(super) mqtt_pings: Option<Spanned<bool>>,
     /// The client library willy runs on: rumqttc (built in), mqttjs, paho or cmd:PATH.
     pub(super) client: Option<Spanned<String>>,
+    /// The cycles willy ends without DISCONNECT, its connection left open for the next
+    /// cycle's CONNECT to take over.
+    pub(super) leave_open: Option<Spanned<Vec<Spanned<i64>>>>,
 }
 
 /// `[broker]`: settings the runner writes into a broker it starts.
@@ -176,6 +179,19 @@ impl Validator<'_> {
         Ok(Duration::from_millis(self.int_in(x, key, lo, 3_600_000)?))
     }
 
+    /// A top-level timing key: its value checked against its range in [`TIMING`], or its
+    /// default there when the file leaves it out.
+    pub(super) fn timing(&self, x: &Option<Spanned<i64>>, key: &str) -> Result<u64, ScenarioError> {
+        let t = TIMING
+            .iter()
+            .find(|t| t.key == key)
+            .expect("every timing key is in TIMING");
+        match x {
+            Some(x) => self.int_in(x, key, t.min, t.max),
+            None => Ok(t.default as u64),
+        }
+    }
+
     pub(super) fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         self.text.as_bytes()[..end]
@@ -243,3 +259,56 @@ pub(super) struct RawFleet {
     pub(super) wave_size: Option<Spanned<i64>>,
     pub(super) wave_interval_ms: Option<Spanned<i64>>,
 }
+
+/// A top-level timing key of a scenario file: its range and the value it takes when left out.
+#[derive(Debug, Clone, Copy)]
+pub struct TimingKey {
+    pub key: &'static str,
+    pub min: i64,
+    pub max: i64,
+    pub default: i64,
+    /// What it sets, for `unplug reference`.
+    pub meaning: &'static str,
+}
+
+/// The timing keys, with defaults that make the seed's shape (keepalive 2 s, four cycles of 2 s
+/// connected and 1 s apart): a scenario file can leave them all out.
+pub const TIMING: [TimingKey; 5] = [
+    TimingKey {
+        key: "keepalive_s",
+        // rumqttc refuses a keepalive under 1 s, and 0 would switch keepalive off entirely:
+        // no timer, nothing to measure.
+        min: 1,
+        max: 65535,
+        default: 2,
+        meaning: "willy's MQTT keepalive, in seconds",
+    },
+    TimingKey {
+        key: "cycles",
+        min: 1,
+        max: 1000,
+        default: 4,
+        meaning: "how many connect/publish/disconnect cycles willy runs",
+    },
+    TimingKey {
+        key: "connected_for_ms",
+        min: 0,
+        max: 3_600_000,
+        default: 2000,
+        meaning: "how long willy stays connected after publishing \"true\", before \"false\"",
+    },
+    TimingKey {
+        key: "idle_ms",
+        min: 0,
+        max: 3_600_000,
+        default: 1000,
+        meaning: "after a clean disconnect, how long before the next cycle",
+    },
+    TimingKey {
+        key: "reconnect_ms",
+        min: 10,
+        max: 3_600_000,
+        default: 1000,
+        meaning: "between failed connection attempts",
+    },
+];

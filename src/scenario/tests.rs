@@ -79,8 +79,11 @@ fn unknown_trigger_lists_the_choices() {
 
 #[test]
 fn missing_key_is_named() {
-    let e = parse_err(&GOOD.replace("cycles = 4\n", ""));
-    assert!(e.message.contains("cycles"), "{e}");
+    // The timing keys have defaults (raw.rs TIMING); a will's payload has none.
+    let e = parse_err(&GOOD.replace("payload = \"false\"\n", ""));
+    assert!(e.message.contains("payload"), "{e}");
+    let s = parse("t", "t.toml", &GOOD.replace("cycles = 4\n", "")).unwrap();
+    assert_eq!(s.cycles, 4);
 }
 
 #[test]
@@ -336,4 +339,50 @@ fn tap_publishes_is_each_unless_the_file_says_runs() {
     let e = parse_err(&format!("{GOOD}\n[tap]\npublishes = \"some\"\n"));
     assert_eq!(e.key.as_deref(), Some("tap.publishes"));
     assert!(e.message.contains("each, runs"), "{}", e.message);
+}
+
+/// GOOD with `[willy] leave_open = LIST` on line 20.
+fn left_open(list: &str) -> String {
+    format!("{GOOD}[willy]\nleave_open = {list}\n")
+}
+
+#[test]
+fn a_left_open_cycle_parses_sorted_and_reads_back_from_a_journal() {
+    let s = parse("t", "t.toml", &left_open("[2, 1]")).unwrap();
+    assert_eq!(s.willy.leave_open, vec![1, 2]);
+    assert!(s.willy.leaves_open(2) && !s.willy.leaves_open(3));
+    assert_eq!(check_recorded(&s), Ok(()));
+    let builtin = load("left-open-takeover").unwrap();
+    assert_eq!(builtin.willy.leave_open, vec![2]);
+    assert!(builtin.expect.will);
+}
+
+#[test]
+fn a_left_open_cycle_is_refused_where_it_cannot_be_judged_with_line_and_key() {
+    let err = |text: &str| {
+        let e = parse_err(text);
+        assert_eq!(e.key.as_deref(), Some("willy.leave_open"), "{e}");
+        assert_eq!(e.line, Some(20), "{e}");
+        e.message
+    };
+    // No next cycle to take it over.
+    assert!(err(&left_open("[4]")).contains("no next cycle"));
+    assert!(err(&left_open("[0]")).contains("out of range"));
+    assert!(err(&left_open("[1, 1]")).contains("named twice"));
+    assert!(err(&left_open("[]")).contains("empty list"));
+    // At or after the cut (cycle 3): its takeover's will would be taken for the cut's.
+    assert!(err(&left_open("[3]")).contains("before the first fault"));
+    // The twin, a chosen v5 DISCONNECT, a driver.
+    let twin = left_open("[2]") + "[takeover]\nafter_ms = 500\n";
+    assert!(err(&twin).contains("[takeover]"));
+    let driver = left_open("[2]") + "client = \"mqttjs\"\n";
+    assert!(err(&driver).contains("driver protocol"));
+    // (The extra line moves [willy] down one.)
+    let v5 = left_open("[2]").replace(
+        "protocol = \"3.1.1\"",
+        "protocol = \"5\"\ndisconnect_reason = 0",
+    );
+    let e = parse_err(&v5);
+    assert_eq!(e.key.as_deref(), Some("willy.leave_open"), "{e}");
+    assert!(e.message.contains("disconnect_reason"), "{e}");
 }

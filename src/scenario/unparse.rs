@@ -235,6 +235,12 @@ pub fn to_toml(s: &Scenario) -> Result<String, Unsayable> {
     if s.client != crate::driver::WillyKind::default() {
         willy.insert("client".into(), string(s.client.to_string()));
     }
+    if !s.willy.leave_open.is_empty() {
+        willy.insert(
+            "leave_open".into(),
+            Value::Array(s.willy.leave_open.iter().map(|c| int(*c)).collect()),
+        );
+    }
     if !willy.is_empty() {
         t.insert("willy".into(), Value::Table(willy));
     }

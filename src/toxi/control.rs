@@ -48,8 +48,9 @@ pub struct Serve {
     /// The proxy's name: its journal files are NAME.events.jsonl and NAME.log.
     #[arg(long, default_value = "proxy", value_name = "NAME")]
     pub name: String,
-    /// Directory for every proxy's journal files.
-    #[arg(long, default_value = ".", value_name = "DIR")]
+    /// Directory for every proxy's journal files (created if missing), as every other command's
+    /// `--out`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
     pub out: PathBuf,
     /// Serve toxiproxy's HTTP API here (port 0: a free one, printed).
     #[arg(long, default_value = DEFAULT_API, value_name = "ADDR:PORT")]

@@ -302,6 +302,16 @@ pub fn judge(
     name: &str,
 ) -> anyhow::Result<crate::report::Summary> {
     let scenario = scenario_of(records, name)?;
+    // A journal read thinned is not capped by what its PUBLISHes take in the checks
+    // (`ReadLimits::publish_bytes`): only those monit got copies of are held, so cap those.
+    let held = crate::judge::facts::paired_publish_bytes(records);
+    let cap = crate::event::ReadLimits::IN_MEMORY.publish_bytes;
+    if held > cap {
+        anyhow::bail!(
+            "the journal's PUBLISHes that monit got copies of would take {held} bytes in the \
+             checks, more than {cap}"
+        );
+    }
     // The broker the proxy recognised when the device connected, else the spec's own.
     let recognised = records.iter().find_map(|r| match &r.event {
         Event::RunStarted { broker, .. } => crate::broker::profile::Profile::by_name(broker),
@@ -324,7 +334,16 @@ pub fn judge_journal(
     profile: Option<&str>,
 ) -> anyhow::Result<crate::report::Summary> {
     let profile = crate::report::rejudge::profile_named(profile)?;
-    let records = crate::event::read_jsonl(path)?;
+    // A proxy's journal is read as the proxy read it at its stop (its control records, the
+    // data record before each, the newest data records), so both give one verdict and a
+    // 100 MB journal is not held whole; a run's journal is read whole.
+    let (thinned, _) = crate::event::thin::read_thinned(path)?;
+    let records = if is_proxy_journal(&thinned) {
+        thinned
+    } else {
+        drop(thinned);
+        crate::event::read_jsonl(path)?
+    };
     let judged = if is_proxy_journal(&records) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("proxy");
         let name = name.trim_end_matches(".events.jsonl");

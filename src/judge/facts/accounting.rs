@@ -6,7 +6,8 @@
 //!    -> willy's own: a PUBLISH of willy's that the tap saw reach the broker (topic, payload
 //!       size), recorded OWN_COPY_MS before .. PROMPT_MS after the copy (a tap that saw none,
 //!       TLS passed through: what willy's library said it published)
-//!    -> the will: the will's topic and payload, and no own PUBLISH to pair it with
+//!    -> the will: the will's topic and payload, and no own PUBLISH to pair it with; the
+//!       cycle whose close it answers (a left-open connection's comes at the next CONNECT)
 //!    -> retained: the retain flag (the broker's replay on subscribe)
 //!    -> pubby's: pubby published that topic and payload, no later than PROMPT_MS after
 //!    -> willy's own, late: an earlier own PUBLISH left unpaired (a queued or delayed copy)
@@ -15,8 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{wire_publishes, CycleSeen};
-use crate::event::{Actor, Event, Record, Side};
+use super::{monit_got, own_publishes, wire_runs_own, CycleSeen};
+use crate::event::{Actor, Event, Record};
 use crate::judge::timing::{OWN_COPY_MS, PROMPT_MS};
 use crate::scenario::Scenario;
 
@@ -127,18 +128,21 @@ impl MessageAccount {
         let mut said: Vec<Sent> = Vec::new();
         let mut pubby: Vec<Sent> = Vec::new();
         let mut got: Vec<(f64, &str, &str, bool)> = Vec::new();
+        // Only PUBLISHes monit got a copy of can pair: a flood nobody subscribed to (a device
+        // streaming through `unplug proxy`, a `publish_run` of 2,000,000) is not held one by one.
+        let wanted = monit_got(records);
+        let mut tap_saw_own = false;
         for r in records {
+            tap_saw_own |= wire_runs_own(r);
             own.extend(
-                wire_publishes(r)
-                    .filter(|p| p.from == Side::Client && !p.dropped)
-                    .map(|p| Sent {
-                        ms: p.ms,
-                        topic: p.topic,
-                        len: p.payload_len,
-                        payload: None,
-                        cycle: cycle_at(p.ms),
-                        paired: false,
-                    }),
+                own_publishes(r, |t, n| wanted.contains(&(t, n))).map(|p| Sent {
+                    ms: p.ms,
+                    topic: p.topic,
+                    len: p.payload_len,
+                    payload: None,
+                    cycle: cycle_at(p.ms),
+                    paired: false,
+                }),
             );
             match (&r.actor, &r.event) {
                 (Actor::Willy, Event::Published { topic, payload }) => said.push(Sent {
@@ -169,14 +173,24 @@ impl MessageAccount {
                 _ => {}
             }
         }
-        if own.is_empty() {
+        if !tap_saw_own {
             own = said;
         }
         own.sort_by(|a, b| a.ms.total_cmp(&b.ms));
         got.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let will_cycle = |ms: f64| match cut {
-            Some(c) if ms >= c => cycle_at(c),
-            _ => cycle_at(ms),
+        // A will the design places (the one answering a close without DISCONNECT, or a
+        // left-open connection's at its takeover, which comes in the next cycle) is that
+        // cycle's; any other after the cut is the cut cycle's; else the cycle it came in.
+        let placed = |ms: f64| {
+            cycles.iter().find_map(|c| {
+                let takeover = c.taken_over.as_ref().and_then(|t| t.will_ms);
+                (c.will_after_close_ms == Some(ms) || takeover == Some(ms)).then_some(c.cycle)
+            })
+        };
+        let will_cycle = |ms: f64| match (placed(ms), cut) {
+            (Some(cycle), _) => cycle,
+            (None, Some(c)) if ms >= c => cycle_at(c),
+            (None, _) => cycle_at(ms),
         };
         pubby.sort_by(|a, b| a.ms.total_cmp(&b.ms));
         let (mut own, mut pubby) = (Pending::new(own), Pending::new(pubby));

@@ -50,6 +50,33 @@ pub struct CycleSeen {
     pub will_after_close_ms: Option<f64>,
     /// The faults (their 1-based number) that took effect while this cycle ran, and when.
     pub faults_applied: Vec<(u32, f64)>,
+    /// willy ended the cycle without DISCONNECT and left its connection open, as the scenario
+    /// asks (`[willy] leave_open`); None for a cycle that ended any other way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_open_ms: Option<f64>,
+    /// A left-open cycle's connection as the next cycle's CONNECT took it over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_over: Option<TakenOver>,
+}
+
+/// A connection willy left open, and the next cycle's CONNECT (same client id) that takes the
+/// session over: the broker must close the old connection [MQTT-3.1.4-2], and since that
+/// close is no DISCONNECT, publish its will [MQTT-3.1.2-8].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TakenOver {
+    /// The cycle whose CONNECT takes it over, and when that cycle started (willy's first
+    /// connection attempt of it follows at once).
+    pub by_cycle: u32,
+    pub by_cycle_started_ms: Option<f64>,
+    /// That CONNECT, and the broker's CONNACK to it, as the wire tap saw them; None when
+    /// they never reached the broker or willy.
+    pub connect_ms: Option<f64>,
+    pub connack_ms: Option<f64>,
+    /// When the proxy saw the broker close the left-open connection.
+    pub closed_ms: Option<f64>,
+    /// The will monit got at the takeover: the first will copy from that CONNECT on (less
+    /// [`PROMPT_MS`] for the stamps), before the CONNECT after it and before the cut.
+    pub will_ms: Option<f64>,
 }
 
 /// A step of the run's design that did not happen: in the summary, the journal and the picture.
@@ -119,6 +146,45 @@ pub fn misplaced_faults(s: &Scenario, cycles: &[CycleSeen]) -> Vec<MissingStep> 
     out
 }
 
+/// Each left-open cycle's takeover by the cycle after it. `acked_closed`: each cycle's
+/// connection's CONNACK and broker close on the wire; `wills`: monit's will copies no own
+/// PUBLISH accounts for, before the cut.
+fn take_overs(
+    cycles: &mut [CycleSeen],
+    acked_closed: &[(Option<f64>, Option<f64>)],
+    wills: &[f64],
+) {
+    for i in 0..cycles.len() {
+        if cycles[i].left_open_ms.is_none() {
+            continue;
+        }
+        let next = cycles.get(i + 1);
+        let next_started_ms = next.map(|n| n.started_ms);
+        let connect_ms = next.and_then(|n| n.connect_on_wire_ms);
+        let after_next = cycles
+            .get(i + 2..)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|n| n.connect_on_wire_ms)
+            .unwrap_or(f64::INFINITY);
+        let will_ms = connect_ms.and_then(|from| {
+            wills
+                .iter()
+                .copied()
+                .find(|w| *w >= from - PROMPT_MS && *w < after_next)
+        });
+        let c = &mut cycles[i];
+        c.taken_over = Some(TakenOver {
+            by_cycle: c.cycle + 1,
+            by_cycle_started_ms: next_started_ms,
+            connect_ms,
+            connack_ms: acked_closed.get(i + 1).and_then(|a| a.0),
+            closed_ms: acked_closed.get(i).and_then(|a| a.1),
+            will_ms,
+        });
+    }
+}
+
 /// How one side of a connection ended (the proxy's `side_closed`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SideEnd {
@@ -142,6 +208,7 @@ struct ConnSeen {
     disconnect_sent_ms: Option<f64>,
     disconnect_reached_ms: Option<f64>,
     client_closed: Option<SideEnd>,
+    broker_closed_ms: Option<f64>,
 }
 
 impl ConnSeen {
@@ -241,6 +308,7 @@ impl CycleSeen {
                     c.disconnect_requested_ms = Some(r.ms)
                 }
                 (Actor::Willy, Event::Disconnected) => c.disconnect_reported_ms = Some(r.ms),
+                (Actor::Willy, Event::LeftOpen) => c.left_open_ms = Some(r.ms),
                 (Actor::Willy, Event::ConnectionFailed { .. }) => c.failed_attempts += 1,
                 (
                     _,
@@ -295,6 +363,18 @@ impl CycleSeen {
                             how: how.clone(),
                         });
                 }
+                (
+                    Actor::Proxy,
+                    Event::SideClosed {
+                        conn: id,
+                        side: Side::Broker,
+                        ..
+                    },
+                ) => {
+                    ConnSeen::of(&mut conns, *id, cycle)
+                        .broker_closed_ms
+                        .get_or_insert(r.ms);
+                }
                 _ => {}
             }
         }
@@ -315,6 +395,8 @@ impl CycleSeen {
         }
         let mut ids: Vec<(&u64, &ConnSeen)> = conns.iter().collect();
         ids.sort_by_key(|(id, _)| **id);
+        // The chosen connection's CONNACK and broker close, for the takeovers below.
+        let mut acked_closed: Vec<(Option<f64>, Option<f64>)> = Vec::new();
         for c in cycles.iter_mut() {
             let asked = c.disconnect_requested_ms.or(c.disconnect_reported_ms);
             c.fault_at_disconnect =
@@ -328,14 +410,17 @@ impl CycleSeen {
                 .or_else(|| mine.clone().rfind(|(_, s)| s.connect_ms.is_some()))
                 .or_else(|| mine.next_back());
             let Some((id, seen)) = chosen else {
+                acked_closed.push((None, None));
                 continue;
             };
+            acked_closed.push((seen.connack_ms, seen.broker_closed_ms));
             c.conn = Some(**id);
             c.connect_on_wire_ms = seen.connect_ms;
             c.disconnect_sent_ms = seen.disconnect_sent_ms;
             c.disconnect_reached_ms = seen.disconnect_reached_ms;
             c.client_closed = seen.client_closed.clone();
         }
+        take_overs(&mut cycles, &acked_closed, wills);
         // The will that answers a close without DISCONNECT: the first will copy after it,
         // before willy's next CONNECT reached the broker.
         for i in 0..cycles.len() {

@@ -7,7 +7,7 @@
 //!     will.rs      will, will-timing, will-delay, will-on-disconnect, retained-will, ...
 //!     keepalive.rs keepalive-drop
 //!     delivery.rs  delivery-qos, queued-delivery, dup-on-resend, no-qos-upgrade, ...
-//!     session.rs   a flaky monit's session, a twin's takeover
+//!     session.rs   a flaky monit's session, a twin's takeover, a left-open cycle's takeover
 //!     faults.rs    fault-applied, will-prompt, no-broker-drop, client-detect, attempts-*
 //!     layers.rs    idle-timeout-cut, will-after-idle-cut, no-idle-timeout-cut, server-keepalive,
 //!                  ws-pings-not-keepalive, ws-pong-timeout
@@ -90,6 +90,7 @@ pub fn spec_checks(s: &Scenario, p: &Profile, f: &Facts) -> Vec<Finding> {
     checks.extend(design::clean_disconnect(f));
     checks.extend(design::fault_cycles(s, f));
     checks.extend(design::unaccounted_message(f));
+    checks.extend(session::left_open_checks(s, f));
     match (s.disconnect, &s.will) {
         (Some(d), Some(_)) => checks.push(will::will_on_disconnect(d, f)),
         (None, Some(w)) => checks.extend(will::no_will_after_clean_disconnect(w, f)),

@@ -1,4 +1,5 @@
-//! Sessions: a flaky monit's queued will, a twin taking willy's client id over.
+//! Sessions: a flaky monit's queued will, a twin taking willy's client id over, willy's next
+//! cycle taking over a connection it left open.
 
 use super::{finding, Finding};
 use crate::judge::facts::*;
@@ -136,6 +137,91 @@ pub(crate) fn takeover_checks(
             will.is_some_and(|d| d >= lo && d <= PROMPT_MS),
             format!("willy's will reaches monit {lo:.0}..{PROMPT_MS:.0} ms from the twin's CONNACK: the broker closed willy without a DISCONNECT"),
             said(will),
+        ));
+    }
+    checks
+}
+
+/// A cycle willy left open (`[willy] leave_open`) is taken over by its next cycle's CONNECT,
+/// same client id: the broker "MUST disconnect the existing Client" [MQTT-3.1.4-2], and since
+/// that close is no DISCONNECT, the old connection's will "MUST be published"
+/// [MQTT-3.1.2-8]. Both from the next cycle's start (its CONNECT follows at once) to
+/// [`PROMPT_MS`] after the broker's CONNACK to it (the wire tap's, else willy's library's).
+/// One finding each over every left-open cycle; none when no cycle was left open.
+pub(crate) fn left_open_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
+    let taken: Vec<(u32, &TakenOver)> = f
+        .cycles
+        .iter()
+        .filter_map(|c| Some((c.cycle, c.taken_over.as_ref()?)))
+        .collect();
+    if taken.is_empty() {
+        return Vec::new();
+    }
+    let connack = |t: &TakenOver| {
+        t.connack_ms.or_else(|| {
+            f.cycles
+                .iter()
+                .find(|c| c.cycle == t.by_cycle)
+                .and_then(|c| c.connected_ms)
+        })
+    };
+    // (holds, words) for one cycle's moment `at`.
+    let judge = |cycle: u32, t: &TakenOver, what: &str, at: Option<f64>| -> (bool, String) {
+        let (Some(start), Some(ack)) = (t.by_cycle_started_ms, connack(t)) else {
+            return (
+                false,
+                format!(
+                    "cycle {cycle}: cycle {} never got a CONNACK, so nothing took the connection over",
+                    t.by_cycle
+                ),
+            );
+        };
+        match at {
+            Some(x) => {
+                let d = x - ack;
+                let when = match d {
+                    d if d.abs() < 0.5 => format!("at cycle {}'s CONNACK (within 0.5 ms)", t.by_cycle),
+                    d if d < 0.0 => format!("{:.0} ms before cycle {}'s CONNACK", -d, t.by_cycle),
+                    d => format!("{d:.0} ms after cycle {}'s CONNACK", t.by_cycle),
+                };
+                (
+                    x >= start && d <= PROMPT_MS,
+                    format!("cycle {cycle}: {what} {when}, at {x:.0} ms"),
+                )
+            }
+            None => (
+                false,
+                format!(
+                    "cycle {cycle}: {what} never came between cycle {}'s start at {start:.0} ms and {:.0} ms",
+                    t.by_cycle,
+                    ack + PROMPT_MS
+                ),
+            ),
+        }
+    };
+    let mut checks = Vec::new();
+    let closes: Vec<(bool, String)> = taken
+        .iter()
+        .map(|(c, t)| judge(*c, t, "the broker's close", t.closed_ms))
+        .collect();
+    checks.push(finding(
+        CheckId::TakeoverClose,
+        Some("MQTT-3.1.4-2"),
+        closes.iter().all(|(ok, _)| *ok),
+        format!("the broker closes each connection willy left open when its next cycle's CONNECT (same client id) arrives: from that cycle's start to {PROMPT_MS:.0} ms after its CONNACK"),
+        closes.into_iter().map(|(_, w)| w).collect::<Vec<_>>().join("; "),
+    ));
+    if s.will.is_some() {
+        let wills: Vec<(bool, String)> = taken
+            .iter()
+            .map(|(c, t)| judge(*c, t, "its will", t.will_ms))
+            .collect();
+        checks.push(finding(
+            CheckId::TakeoverWill,
+            Some("MQTT-3.1.2-8"),
+            wills.iter().all(|(ok, _)| *ok),
+            format!("each left-open connection's will reaches monit when the next cycle takes it over (no DISCONNECT was sent): from that cycle's start to {PROMPT_MS:.0} ms after its CONNACK"),
+            wills.into_iter().map(|(_, w)| w).collect::<Vec<_>>().join("; "),
         ));
     }
     checks

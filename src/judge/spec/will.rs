@@ -64,7 +64,8 @@ pub(crate) fn will_on_disconnect(d: crate::scenario::V5Disconnect, f: &Facts) ->
 /// no clean cycle may end in one. Judged in every run with a will (3.1.1 and 5, TCP and WS)
 /// whose DISCONNECT is willy's default; a chosen v5 DISCONNECT has `will-on-disconnect`. It
 /// names only the cycles it judged: those whose DISCONNECT reached the broker before the cut
-/// (a cycle without one is `clean-disconnect`'s); None when there was none.
+/// (a cycle without one is `clean-disconnect`'s, a cycle left open `takeover-will`'s); None
+/// when there was none.
 pub(crate) fn no_will_after_clean_disconnect(
     w: &crate::scenario::Will,
     f: &Facts,
@@ -100,13 +101,25 @@ pub(crate) fn no_will_after_clean_disconnect(
             )
         })
         .collect();
-    let not_judged = match unjudged.is_empty() {
+    let left_open: Vec<u32> = f
+        .cycles
+        .iter()
+        .filter(|c| c.left_open_ms.is_some_and(before_cut))
+        .map(|c| c.cycle)
+        .collect();
+    let mut not_judged = match unjudged.is_empty() {
         true => String::new(),
         false => format!(
             " ({} not judged: no DISCONNECT of its reached the broker, see clean-disconnect)",
             super::design::cycles_words(&unjudged)
         ),
     };
+    if !left_open.is_empty() {
+        not_judged += &format!(
+            " ({} left open by design, no DISCONNECT: its will is takeover-will's)",
+            super::design::cycles_words(&left_open)
+        );
+    }
     Some(finding(
         CheckId::NoWillAfterDisconnect,
         Some("MQTT-3.1.2-10, MQTT-3.14.4-3"),
@@ -219,11 +232,13 @@ pub(crate) fn will_timing(s: &Scenario, p: &Profile, f: &Facts, last: f64) -> Fi
         ),
         holds: delta.is_some_and(|d| d >= lo && d <= hi),
         expected: {
-            let wss = p.wss_close(s.transport);
+            let wss = p.close_wait(s.transport);
             let wss = if wss > 0 {
                 format!(
-                    "; over WSS {} waits up to {wss} ms for its TLS close before the will",
-                    p.broker
+                    "; over {} {} waits up to {wss} ms for {} before the will",
+                    s.transport.as_str().to_uppercase(),
+                    p.broker,
+                    p.close_wait_words(s.transport)
                 )
             } else {
                 String::new()
@@ -280,9 +295,13 @@ pub(crate) fn will_delay_check(s: &Scenario, p: &Profile, f: &Facts) -> Option<F
             s.session_expiry_s.unwrap_or(0),
             p.broker,
             p.will_delay_late_ms,
-            match p.wss_close(s.transport) {
+            match p.close_wait(s.transport) {
                 0 => String::new(),
-                w => format!(", and over WSS {w} ms for its TLS close, which the delay follows"),
+                w => format!(
+                    ", and over {} {w} ms for {}, which the delay follows",
+                    s.transport.as_str().to_uppercase(),
+                    p.close_wait_words(s.transport)
+                ),
             }
         ),
         actual: format!("{d:.0} ms after the close"),

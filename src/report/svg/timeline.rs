@@ -258,6 +258,7 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
     let mut connected: Option<f64> = None;
     let mut marks: Vec<(f64, String)> = Vec::new();
     let mut fails: Vec<(f64, String)> = Vec::new();
+    let mut left_open: Vec<f64> = Vec::new();
     for r in records {
         match (&r.actor, &r.event) {
             (Actor::Willy, Event::Connecting { .. }) => waiting = Some(r.ms),
@@ -271,6 +272,14 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
                 if let Some(c) = connected.take() {
                     doc.rect(sc.x(c), y - 6.0, sc.x(r.ms) - sc.x(c), 12.0, "conn");
                 }
+            }
+            // Its connection stays open until the next cycle takes it over: the bar ends where
+            // willy's cycle does, labelled.
+            (Actor::Willy, Event::LeftOpen) => {
+                if let Some(c) = connected.take() {
+                    doc.rect(sc.x(c), y - 6.0, sc.x(r.ms) - sc.x(c), 12.0, "conn");
+                }
+                left_open.push(r.ms);
             }
             (Actor::Willy, Event::ConnectionFailed { error }) => {
                 if let Some(c) = connected.take() {
@@ -305,6 +314,9 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
     // Failures first: they matter more than the routine publishes if space runs out.
     for (ms, s) in &fails {
         lane_label(doc, &mut sh, L, sc.x(*ms), "", s);
+    }
+    for ms in &left_open {
+        lane_label(doc, &mut sh, L, sc.x(*ms), "small", "left open");
     }
     for (ms, payload) in &marks {
         lane_label(
@@ -757,12 +769,26 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
         "b-bound",
         true,
         &format!(
-            "bound: {} = {} after the last packet (MQTT-3.1.2-24)",
+            "bound: {} = {} after the last packet (MQTT-3.1.2-24){}",
             timing::BOUND_WORDS,
-            secs(bound)
+            secs(bound),
+            allowance_words(s, bound)
         ),
     );
     doc.close();
+}
+
+/// What the keepalive-drop check allowed past the bound, when a broker's profile allows more
+/// than scheduling slack: a picture that reads "3.11 x keepalive" beside PASS says why.
+fn allowance_words(summary: &Summary, bound: f64) -> String {
+    match summary.allowed.get("drop_after_last_packet_ms") {
+        Some(&[_, hi]) if hi > bound + crate::broker::profile::SPEC_LATE_MS as f64 => format!(
+            "; the check allowed up to {} ({}'s late allowance)",
+            secs(hi),
+            summary.broker
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Write NAME.svg for one run into `dir`; returns its path.
