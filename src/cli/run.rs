@@ -91,7 +91,7 @@ pub struct ScenarioArgs {
     /// address is printed) with its cycle, what it waits for, willy's connection, the will and
     /// the timeline; it stays up with the result after the run, until Ctrl-C.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0",
-          conflicts_with = "repeat")]
+          conflicts_with_all = ["repeat", "json"])]
     ui: Option<String>,
 }
 
