@@ -65,6 +65,13 @@ fn checks(out: &mut String) {
     for (name, rule, spec) in crate::judge::id::ABOUT {
         let _ = writeln!(out, "| `{name}` | {rule} | {spec} |");
     }
+    out.push_str(
+        "\nA check's `status` in NAME.summary.json (its `pass` is false only for `fail`):\n\n\
+         | status | meaning |\n|---|---|\n",
+    );
+    for (status, meaning) in crate::judge::Status::ALL {
+        let _ = writeln!(out, "| `{}` | {meaning} |", status.as_str());
+    }
     out.push('\n');
 }
 

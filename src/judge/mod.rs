@@ -60,6 +60,24 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status with what it means (docs/reference.md).
+    pub const ALL: [(Status, &'static str); 4] = [
+        (Status::Pass, "the spec holds"),
+        (
+            Status::Fail,
+            "the spec does not hold, and the broker's profile does not expect that: the run fails",
+        ),
+        (
+            Status::Deviation,
+            "the spec does not hold, as the broker's profile documents: not a failure of the run",
+        ),
+        (
+            Status::UnexpectedPass,
+            "the profile lists a deviation for this check but the spec held: the list needs a look \
+             (not a failure of the run)",
+        ),
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
