@@ -225,12 +225,8 @@ fn a_failed_start_leaves_the_previous_run_untouched_and_marks_its_own_journal() 
     let (code, s) = run_scenario(name, &out, &[]);
     assert_eq!(code, 0, "{:?}", failed_checks(&s));
     let before = set_of(&out, name);
-    // Nothing listens on a port we just closed: the broker is unreachable.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Nothing listens on a port held bound: the broker is unreachable.
+    let (_held, port) = refusing_port();
     let o = unplug(&[
         "scenario",
         name,

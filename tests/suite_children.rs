@@ -213,15 +213,6 @@ fn a_sigkilled_suite_takes_a_frozen_willy_with_it() {
     );
 }
 
-/// A port nothing listens on: bound, then closed.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A complete, passing run of v5-disconnect-normal in `out`, its summary copied under each of
 /// `names`: the previous runs whose verdicts a failed child must not inherit.
 fn previous_passes(out: &Path, names: &[&str]) -> PathBuf {
@@ -238,7 +229,8 @@ fn previous_passes(out: &Path, names: &[&str]) -> PathBuf {
 fn a_suite_whose_child_failed_shows_an_error_not_the_previous_pass() {
     let out = out_dir("suite-stale");
     previous_passes(&out, &[]);
-    let broker = format!("tcp://127.0.0.1:{}", closed_port());
+    let (_held, port) = refusing_port();
+    let broker = format!("tcp://127.0.0.1:{port}");
     let o = unplug(&[
         "suite",
         "--out",
@@ -264,7 +256,8 @@ fn compare_with_a_failed_child_shows_an_error_not_the_previous_pass() {
     let out = out_dir("compare-stale");
     // compare names its runs SCENARIO.BROKER.TRANSPORT.
     previous_passes(&out, &["v5-disconnect-normal.url.tcp"]);
-    let broker = format!("tcp://127.0.0.1:{}", closed_port());
+    let (_held, port) = refusing_port();
+    let broker = format!("tcp://127.0.0.1:{port}");
     let o = unplug(&[
         "compare",
         "--out",
@@ -321,7 +314,8 @@ fn conformance_with_failed_children_shows_errors_not_previous_passes() {
 fn junit_and_json_hold_every_run_its_checks_and_why_a_run_has_no_verdict() {
     let out = out_dir("machine-readable");
     let (junit, json) = (out.join("compare.xml"), out.join("compare.json"));
-    let broker = format!("tcp://127.0.0.1:{}", closed_port());
+    let (_held, port) = refusing_port();
+    let broker = format!("tcp://127.0.0.1:{port}");
     let o = unplug(&[
         "compare",
         "--out",

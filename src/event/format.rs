@@ -14,6 +14,12 @@ impl Record {
         self.log_line_display().to_string()
     }
 
+    /// The log line as a journal of that naming writes it (`unplug proxy`'s: the device and the
+    /// upstream).
+    pub fn log_line_as(&self, naming: super::Naming) -> String {
+        named(naming, || self.log_line())
+    }
+
     /// The log line, written where the caller wants it (the journal's reused buffer).
     pub fn log_line_display(&self) -> impl fmt::Display + '_ {
         LogLine(self)

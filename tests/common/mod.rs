@@ -370,3 +370,14 @@ pub fn records(path: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// A loopback port that refuses connections for as long as the returned socket lives: bound, so
+/// no other test's listener can take it meanwhile, and never listening. (A port taken from a
+/// listener just dropped may be handed to another test's listener at once.)
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
+}
