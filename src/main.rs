@@ -45,6 +45,19 @@ enum Command {
     /// List the broker profiles (`--profile NAME`): each one's timing model and known deviations.
     #[command(after_help = "Examples:\n  unplug profiles\n  unplug profiles mosquitto")]
     Profiles(info::ProfilesArgs),
+    /// Print a shell's completion script for unplug (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  unplug completions bash > ~/.local/share/bash-completion/completions/unplug\n  unplug completions zsh > ~/.zfunc/_unplug\n  unplug completions fish > ~/.config/fish/completions/unplug.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print unplug's man page (roff), for `man -l -` or a man directory.
+    #[command(
+        after_help = "Examples:\n  unplug man | man -l -\n  unplug man > /usr/local/share/man/man1/unplug.1"
+    )]
+    Man,
     /// Print the reference (docs/reference.md) from the code: exit codes, every check with its
     /// rule and spec clause, every broker profile, the scenario timing keys, the built-in
     /// scenarios.
@@ -117,7 +130,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unplug: error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -136,6 +149,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => info::list(args),
         Command::Show(args) => info::show(args),
         Command::Profiles(args) => info::profiles(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "unplug", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reference => {
             print!("{}", unplug::reference::markdown());
             Ok(ExitCode::SUCCESS)

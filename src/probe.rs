@@ -181,7 +181,9 @@ fn diff(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 
 /// A run that could not be judged, in a few words: the broker's own refusal where it gave one.
 fn error_cell(e: &str) -> String {
-    let e = e.trim_start_matches("unplug: error: ");
+    let e = e
+        .trim_start_matches("unplug: error: ")
+        .trim_start_matches("error: ");
     if e.contains("does not speak MQTT 5") {
         "no MQTT 5".to_string()
     } else {

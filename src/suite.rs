@@ -247,7 +247,11 @@ fn judge_exit(
         (Some(c), _) if c > 128 => return Err(RunStatus::Interrupted(signal_name(c - 128))),
         (Some(c), _) => {
             let why = last_line(stderr);
-            let why = why.strip_prefix("unplug: error: ").unwrap_or(why);
+            // Ours and clap's errors both start `error: ` (older binaries: `unplug: error: `).
+            let why = why
+                .strip_prefix("unplug: error: ")
+                .or_else(|| why.strip_prefix("error: "))
+                .unwrap_or(why);
             return Err(RunStatus::Error(format!("exit {c}: {why}")));
         }
         (None, Some(sig)) => return Err(RunStatus::Interrupted(signal_name(sig))),

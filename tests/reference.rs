@@ -134,3 +134,33 @@ fn the_judges_spec_clauses_are_the_referenced_ones() {
     }
     assert!(seen > 1000, "only {seen} checks in results/");
 }
+
+/// `unplug completions SHELL` prints a script the shell reads, naming the commands; `unplug man`
+/// a man page.
+#[test]
+fn completions_and_the_man_page_come_from_the_commands() {
+    let dir = out_dir("reference-completions");
+    let o = unplug(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0));
+    let script = dir.join("unplug.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for word in ["scenario", "show", "proxy", "--broker"] {
+        assert!(
+            text.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(check.success(), "bash -n refused the completion script");
+    let o = unplug(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH unplug 1"));
+    let o = unplug(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

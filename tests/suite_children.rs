@@ -362,7 +362,7 @@ fn junit_and_json_hold_every_run_its_checks_and_why_a_run_has_no_verdict() {
 }
 
 /// `--json -` puts the document on stdout, whole and alone (the table goes to stderr), and
-/// `scenario --json` prints the run's summary there, as `judge --json` does.
+/// `scenario --json -` prints the run's summary there, as `judge --json` does.
 #[test]
 fn json_on_stdout_is_the_document_alone() {
     let out = out_dir("json-stdout");
@@ -391,6 +391,7 @@ fn json_on_stdout_is_the_document_alone() {
         "--out",
         out.to_str().unwrap(),
         "--json",
+        "-",
     ]);
     assert_eq!(o.status.code(), Some(0));
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -20,9 +20,9 @@ pub struct MachineOut {
     /// check (a failure with expected and actual; a run that did not finish is an error).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Also write every run's status and whole summary as one JSON document to FILE; `-`
-    /// prints it on stdout (the table then goes to stderr).
-    #[arg(long, value_name = "FILE")]
+    /// Also write every run's status and whole summary as one JSON document to FILE; `-` (or
+    /// `--json` alone) prints it on stdout, the table then on stderr.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     json: Option<PathBuf>,
 }
 
@@ -51,12 +51,20 @@ impl MachineOut {
         if let Some(p) = &self.junit {
             write_file(p, &batch.to_junit(&format!("unplug {command}")))?;
         }
-        match self.json.as_deref() {
-            Some(p) if p == std::path::Path::new("-") => print!("{}", batch.to_json(command)),
-            Some(p) => write_file(p, &batch.to_json(command))?,
-            None => {}
+        if let Some(p) = &self.json {
+            emit_json(p, &batch.to_json(command))?;
         }
         Ok(())
+    }
+}
+
+/// `--json`'s document to where it goes: `-` is stdout, anything else a file of ours.
+pub fn emit_json(to: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    if to == std::path::Path::new("-") {
+        print!("{text}");
+        Ok(())
+    } else {
+        write_file(to, text)
     }
 }
 

@@ -21,15 +21,16 @@ use unplug::scenario;
 /// The flags of `unplug list` (its help line and examples are on `Command` in main.rs).
 #[derive(Args)]
 pub struct ListArgs {
-    /// Print JSON: one object per scenario (name, description, transport, protocol,
-    /// keepalive_s, cycles, will, faults, expect_will).
-    #[arg(long)]
-    json: bool,
+    /// JSON instead: one object per scenario (name, description, transport, protocol,
+    /// keepalive_s, cycles, will, faults, expect_will), on stdout (`--json` or `--json -`) or
+    /// to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    json: Option<PathBuf>,
 }
 
 /// `unplug list`: the built-in scenarios, as a table or (`--json`) one object each.
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    if args.json {
+    if let Some(to) = &args.json {
         let list: Vec<serde_json::Value> = scenario::BUILTIN
             .iter()
             .map(|(name, _)| {
@@ -47,7 +48,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                 }))
             })
             .collect::<anyhow::Result<_>>()?;
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        super::args::emit_json(to, &(serde_json::to_string_pretty(&list)? + "\n"))?;
         Ok(ExitCode::SUCCESS)
     } else {
         let rows: Vec<Vec<String>> = scenario::BUILTIN
@@ -96,9 +97,10 @@ pub struct ProfilesArgs {
     /// One profile to print in full (its timing model and every deviation with its evidence).
     #[arg(value_name = "NAME")]
     name: Option<String>,
-    /// Print JSON: every profile (or NAME's) with its allowances, timing model, deviations.
-    #[arg(long)]
-    json: bool,
+    /// JSON instead: every profile (or NAME's) with its allowances, timing model, deviations,
+    /// on stdout (`--json` or `--json -`) or to FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    json: Option<PathBuf>,
 }
 
 /// `unplug profiles`: each broker profile's allowance, deviations and timing model; with a
@@ -115,7 +117,7 @@ pub fn profiles(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
         })?),
         None => None,
     };
-    if args.json {
+    if let Some(to) = &args.json {
         let v = match &one {
             Some(p) => serde_json::to_value(p)?,
             None => serde_json::Value::Object(
@@ -125,7 +127,7 @@ pub fn profiles(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
                     .collect::<anyhow::Result<_>>()?,
             ),
         };
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        super::args::emit_json(to, &(serde_json::to_string_pretty(&v)? + "\n"))?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(p) = one {
@@ -183,9 +185,10 @@ pub struct JudgeArgs {
     /// Judge by this broker profile instead of the recorded one (see `unplug profiles`).
     #[arg(long, value_name = "NAME")]
     profile: Option<String>,
-    /// Print the summary JSON on stdout instead of the check lines.
-    #[arg(long)]
-    json: bool,
+    /// The summary JSON instead of the check lines, on stdout (`--json` or `--json -`) or to
+    /// FILE.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    json: Option<PathBuf>,
 }
 
 /// `unplug judge RUN.events.jsonl`: the saved run's checks and verdict, judged again.
@@ -196,10 +199,9 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let summary = unplug::toxi::judge::judge_journal(&journal, profile.as_deref())?;
-    if json {
-        print!("{}", summary.to_json());
-    } else {
-        print!("{}", summary.verdict_lines());
+    match &json {
+        Some(to) => super::args::emit_json(to, &summary.to_json())?,
+        None => print!("{}", summary.verdict_lines()),
     }
     Ok(if summary.pass {
         ExitCode::SUCCESS

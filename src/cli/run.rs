@@ -34,10 +34,10 @@ pub struct ScenarioArgs {
     /// Print nothing but the verdict.
     #[arg(long, short)]
     quiet: bool,
-    /// Print the run's summary JSON on stdout (as NAME.summary.json has it) instead of the log
-    /// and the check lines, as `unplug judge --json` does.
-    #[arg(long, conflicts_with = "repeat")]
-    json: bool,
+    /// Also write the run's summary JSON (as NAME.summary.json has it) to FILE; `-` prints it on
+    /// stdout instead of the log and the check lines.
+    #[arg(long, value_name = "FILE", conflicts_with = "repeat")]
+    json: Option<PathBuf>,
     /// Also print every MQTT packet and WebSocket frame the proxy saw (`wire` lines; they
     /// always go to the JSONL and the log file).
     #[arg(long)]
@@ -123,6 +123,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         partition,
     } = args;
     start.check()?;
+    let json_on_stdout = json.as_deref() == Some(std::path::Path::new("-"));
     if partition.is_some() && repeat.is_some_and(|n| n > 1) {
         anyhow::bail!("--partition splits one fleet's willies; it does not go with --repeat");
     }
@@ -154,7 +155,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     let fleet_shard = match partition {
         Some(p) => {
             let sh = unplug::fleet::FleetShard::apply(&mut s, p, start.at())?;
-            if !(quiet || json) {
+            if !(quiet || json_on_stdout) {
                 eprintln!(
                     "shard {p}: {} of {} willies, will topics {}/NNNNN",
                     sh.own_count(),
@@ -172,7 +173,7 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
             "--partition: a fleet's shards share one broker, and the in-process one is this process's own: give --broker URL (e.g. a mosquitto every shard reaches), or --broker mosquitto for a shard that is the only one"
         );
     }
-    let quiet = quiet || json;
+    let quiet = quiet || json_on_stdout;
     let page = ui.as_deref().map(start_page).transpose()?;
     let opts = RunOptions {
         out_dir: out.clone(),
@@ -199,10 +200,13 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         println!();
     }
     // --quiet: the verdict line alone, as its help says.
-    match (json, quiet) {
-        (true, _) => print!("{}", result.summary.to_json()),
-        (false, true) => print!("{}", result.summary.verdict_line()),
-        (false, false) => print!("{}", result.summary.verdict_lines()),
+    match (&json, quiet) {
+        (Some(to), _) if json_on_stdout => super::args::emit_json(to, &result.summary.to_json())?,
+        (_, true) => print!("{}", result.summary.verdict_line()),
+        (_, false) => print!("{}", result.summary.verdict_lines()),
+    }
+    if let Some(to) = json.as_deref().filter(|_| !json_on_stdout) {
+        super::args::emit_json(to, &result.summary.to_json())?;
     }
     if !quiet {
         let stem = match result.interrupted {

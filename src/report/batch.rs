@@ -68,7 +68,7 @@ impl ChildRun {
     }
 }
 
-/// The last non-empty line of a child's stderr: its `unplug: error: ...` line.
+/// The last non-empty line of a child's stderr: its `error: ...` line.
 pub fn last_line(stderr: &str) -> &str {
     stderr
         .lines()

@@ -133,7 +133,7 @@ fn run_row(prefix: &str, name: &str, s: &Summary) -> String {
     ]
     .join(" ");
     format!(
-        "<tr><td><b>{}</b><br>{}<details><summary>timeline</summary><img loading=\"lazy\" src=\"{}{}.svg\" alt=\"timeline of {}\"></details></td>\
+        "<tr class=\"run {class}\"><td><b>{}</b><br>{}<details><summary>timeline</summary><img loading=\"lazy\" src=\"{}{}.svg\" alt=\"timeline of {}\"></details></td>\
          <td>{}</td><td>{} / {}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{verdict}</td><td>{}</td><td>{files}</td></tr>\n",
         esc(name),
         esc(&s.description),
@@ -180,6 +180,11 @@ pub fn render(root: &Path, title: &str) -> anyhow::Result<String> {
     } else {
         format!("{failed} failed ({})", shares.join(", "))
     };
+    // Show only the runs of one verdict: a line of script, no network (the page is static).
+    html += "<p>Show: <label><input type=\"radio\" name=\"show\" value=\"run\" checked onchange=\"filter(this)\"> all</label> \
+             <label><input type=\"radio\" name=\"show\" value=\"fail\" onchange=\"filter(this)\"> not passed</label> \
+             <label><input type=\"radio\" name=\"show\" value=\"pass\" onchange=\"filter(this)\"> passed</label></p>\n\
+             <script>function filter(e){for(const r of document.querySelectorAll('tr.run'))r.style.display=r.classList.contains(e.value)?'':'none'}</script>\n";
     html += &format!(
         "<p>{total} runs, {failed}. Times in ms: from willy's last packet to the broker's drop and to the will at monit, and from the cut to willy noticing. Hover a check for what was expected and measured.</p>\n"
     );

@@ -271,7 +271,7 @@ impl Entry {
         self.proxy.settle().await;
         self.note(format!("proxy {name} stopped"));
         if let Err(e) = self.proxy.journal().close() {
-            eprintln!("unplug: error: writing the journal of proxy {name}: {e}");
+            eprintln!("error: writing the journal of proxy {name}: {e}");
         }
         self.journal
     }
@@ -762,8 +762,8 @@ impl Server {
                 }
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => eprintln!("unplug: error: {e:#}"),
-            Err(e) => eprintln!("unplug: error: judging a proxy's journal failed: {e}"),
+            Ok(Err(e)) => eprintln!("error: {e:#}"),
+            Err(e) => eprintln!("error: judging a proxy's journal failed: {e}"),
         }
     }
 }
