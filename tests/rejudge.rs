@@ -31,6 +31,12 @@ fn assert_same_verdict(name: &str) {
     assert_eq!(again["checks"], run["checks"], "{name}");
     assert_eq!(again["timing_model"], run["timing_model"], "{name}");
     assert_eq!(again["scenario"], run["scenario"], "{name}");
+    // The journal records the run's id (`run_identified`), so the judged summary carries it.
+    assert!(
+        run["run_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{name}"
+    );
+    assert_eq!(again["run_id"], run["run_id"], "{name}");
 }
 
 #[test]

@@ -106,6 +106,7 @@ impl fmt::Display for Event {
                 f,
                 "scenario {scenario}: broker {broker}, transport {transport}, MQTT {protocol}, keepalive {keepalive_s} s"
             ),
+            Event::RunIdentified { run_id } => write!(f, "run {run_id}"),
             Event::ScenarioRecorded { scenario, profile } => write!(
                 f,
                 "judged by the {profile} profile; scenario {} recorded whole in the events.jsonl",

@@ -86,6 +86,8 @@ pub enum Side {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The run's id, as its summary carries it (`unplug judge` reads it back).
+    RunIdentified { run_id: String },
     /// The runner has started every part and is about to drive the cycles.
     RunStarted {
         scenario: String,

@@ -101,6 +101,13 @@ pub fn judge_records(
     );
     summary.timing_model = profile.timing_model.clone();
     summary.allowed = allowed;
+    // The run's id, where the journal records it (runs since 2026-12-07).
+    if let Some(id) = records.iter().find_map(|r| match &r.event {
+        Event::RunIdentified { run_id } => Some(run_id.clone()),
+        _ => None,
+    }) {
+        summary.run_id = id;
+    }
     summary.fleet = fleet.map(|f| f.figures(scenario, profile));
     if end.is_none() {
         summary.mark_incomplete(None, Some(reason));

@@ -192,6 +192,12 @@ impl Begun {
                 std::process::id()
             )
         });
+        journal.record(
+            Actor::Runner,
+            Event::RunIdentified {
+                run_id: run_id.clone(),
+            },
+        );
         crate::logcapture::install(&journal);
         if let Some(w) = &opts.watcher.0 {
             w.journal(&s.name, &journal);
