@@ -470,14 +470,7 @@ fn control(c: Control) -> anyhow::Result<ExitCode> {
         Control::Heal { at } => {
             let p = which_proxy(&at)?;
             let toxics = expect_ok(&at.api, "GET", &format!("/proxies/{p}/toxics"), None)?;
-            let names: Vec<String> = toxics
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t["name"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let names = super::model::toxic_names(&toxics);
             for n in &names {
                 expect_ok(&at.api, "DELETE", &format!("/proxies/{p}/toxics/{n}"), None)?;
             }

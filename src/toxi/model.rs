@@ -151,6 +151,18 @@ pub fn cut_toxic(stream: &str) -> Value {
         "toxicity": 1.0, "attributes": {"timeout": 0}})
 }
 
+/// The names of the toxics in a `GET /proxies/NAME/toxics` answer: what a heal removes.
+pub fn toxic_names(toxics: &Value) -> Vec<String> {
+    toxics
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The direction a toxic acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

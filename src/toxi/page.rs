@@ -104,6 +104,24 @@ pub struct ProxyView {
     last_told: BTreeMap<u64, f64>,
 }
 
+impl ProxyView {
+    /// Is a packet of connection `conn` at `ms` worth a message to the pages? A control packet
+    /// always; a PUBLISH or ping at most every [`PACKET_EVERY_MS`], so a flood is not a storm.
+    fn tell(&mut self, conn: u64, ms: f64, control: bool) -> bool {
+        let told = self.last_told.get(&conn).copied().unwrap_or(f64::MIN);
+        if !control && ms - told < PACKET_EVERY_MS {
+            return false;
+        }
+        self.last_told.insert(conn, ms);
+        true
+    }
+}
+
+/// The pages' message for one connection's view.
+fn conn_message(c: &ConnView) -> Value {
+    json!({"type": "conn", "conn": c})
+}
+
 /// One device connection.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ConnView {
@@ -467,7 +485,7 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
                 ..ConnView::default()
             };
             v.conns.insert(*conn, c.clone());
-            (Some(json!({"type": "conn", "conn": c})), None)
+            (Some(conn_message(&c)), None)
         }
         Event::Packet {
             conn,
@@ -503,13 +521,9 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
                 c.will_topic = seen.will.map(|w| w.topic);
                 judge = Some(None);
             }
-            let told = v.last_told.get(conn).copied().unwrap_or(f64::MIN);
             let control = *kind != PacketKind::Publish && *kind != PacketKind::Pingreq;
-            if !control && ms - told < PACKET_EVERY_MS {
-                return (None, judge);
-            }
-            v.last_told.insert(*conn, ms);
-            (Some(json!({"type": "conn", "conn": c})), judge)
+            let told = v.tell(*conn, ms, control);
+            (told.then(|| conn_message(&v.conns[conn])), judge)
         }
         Event::PublishRun {
             conn,
@@ -525,12 +539,8 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             }
             c.last_packet_ms = Some(*last_ms);
             c.last_packet = Some("PUBLISH".into());
-            let told = v.last_told.get(conn).copied().unwrap_or(f64::MIN);
-            if ms - told < PACKET_EVERY_MS {
-                return (None, None);
-            }
-            v.last_told.insert(*conn, ms);
-            (Some(json!({"type": "conn", "conn": c})), None)
+            let told = v.tell(*conn, ms, false);
+            (told.then(|| conn_message(&v.conns[conn])), None)
         }
         Event::SideClosed { conn, side, .. } => {
             let Some(c) = v.conns.get_mut(conn) else {
@@ -540,14 +550,14 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
                 Side::Client => "device".into(),
                 Side::Broker => "broker".into(),
             });
-            (Some(json!({"type": "conn", "conn": c})), Some(None))
+            (Some(conn_message(c)), Some(None))
         }
         Event::ConnectionCut { conn, fault, .. } => {
             let Some(c) = v.conns.get_mut(conn) else {
                 return (None, None);
             };
             c.closed_by.get_or_insert_with(|| fault.clone());
-            (Some(json!({"type": "conn", "conn": c})), Some(None))
+            (Some(conn_message(c)), Some(None))
         }
         Event::ConnectionClosed { conn, .. } => {
             let Some(c) = v.conns.get_mut(conn) else {

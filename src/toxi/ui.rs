@@ -354,15 +354,7 @@ async fn cut(State(s): S, Path(p): Path<String>, body: Bytes) -> Answer {
 
 /// As `unplug proxy heal`: every toxic removed, the proxy enabled.
 async fn heal(State(s): S, Path(p): Path<String>) -> Answer {
-    let toxics = s.server()?.toxics(&p).await?;
-    let names: Vec<String> = toxics
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = super::model::toxic_names(&s.server()?.toxics(&p).await?);
     for n in &names {
         s.server()?.remove_toxic(&p, n).await?;
     }
