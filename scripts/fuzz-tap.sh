@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzz the traffic decoder (src/tap) for N seconds (default 180).
+# Fuzz the traffic decoder (crates/wire/src/tap) for N seconds (default 180).
 #
 #   scripts/fuzz-tap.sh [SECONDS]
 #

@@ -124,7 +124,7 @@ pub fn repeated(cells: Vec<Cell>, n: u32) -> Vec<Cell> {
                 .output_name
                 .clone()
                 .unwrap_or_else(|| stem(&c.scenario));
-            crate::repeat::specs(&c.spec, &name, n)
+            crate::suite::repeated_specs(&c.spec, &name, n)
                 .into_iter()
                 .map(move |spec| Cell { spec, ..c.clone() })
         })

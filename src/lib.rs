@@ -19,8 +19,14 @@
 //! ```
 //!
 //! # Layout
+//! The modules live in the workspace's crates, one floor each (docs/ARCHITECTURE.md has the
+//! table): `unplug-wire` (mqtt, tap), `unplug-model` (scenario, check_id, timing, profile,
+//! cut, event, fsx, lifeline), `unplug-judge` (judge), `unplug-report` (report, repeat),
+//! `unplug-net` (proxy, tls, kernelcut), `unplug-run` (runner, broker, actor, driver, fleet,
+//! limits, logcapture, progress, shard), and this crate on top (suite, compare, conformance,
+//! probe, reference, toxi, and the binary). They are re-exported here under their old names.
 //! - [`mqtt`]: the protocol's vocabulary, depending on nothing: packet kinds and names, topic
-//!   filters, DISCONNECT forms and their bytes.
+//!   filters, DISCONNECT forms and their bytes; [`tap`] the decoder and framing.
 //! - [`scenario`]: the validated `Scenario` and the built-in scenarios; `parse.rs` one parser
 //!   per table, `faults.rs` a `[[faults]]` entry's kind, `unparse.rs` a journal's scenario
 //!   written back as its file and put through the same parser.
@@ -58,7 +64,7 @@
 //!   handed in.
 //! - [`judge`]: the spec checks, pure over records: `facts` (the journal reduced; pubby's
 //!   deliveries and a flaky monit in `facts/`; `live` keeps them as a run goes, from only the
-//!   records the control loop has not seen), `timing` (the one home of the spec's arithmetic:
+//!   records the control loop has not seen), `timing` (the model crate's, the one home of the spec's arithmetic:
 //!   1.5 x keepalive, will delay, every allowance), `spec/`
 //!   (one file per family, findings keyed by [`judge::CheckId`]), the profile applied once;
 //!   `layers` the layers beside MQTT's keepalive (idle timeout, Server Keep Alive, WebSocket).
@@ -78,6 +84,13 @@
 //! - [`fsx`]: files the harness owns: created fresh, never written through a symlink.
 //! - [`lifeline`]: child processes that die with their parent; SIGINT and SIGTERM.
 //! - [`limits`]: the sizes MQTT, our brokers and our clients allow, checked before a run.
+//! - [`tls`]: the harness's own certificates (a CA per run, in the run's private temp dir)
+//!   and the TLS ends of the proxy and the clients.
+//! - [`conformance`]: the built-in scenarios against each broker, as a table of checks.
+//! - [`progress`]: the progress line a run prints while it waits (the phase, the deadline).
+//! - [`check_id`], [`cut`], [`profile`]: the check names, where a cut acts, the brokers'
+//!   timing profiles (the model crate's; [`judge::CheckId`] and [`broker::profile`] re-export
+//!   them).
 //! - [`reference`]: docs/reference.md written from the code (checks, profiles, timing keys,
 //!   scenarios, exit codes); a test keeps the committed file current.
 //!
@@ -85,30 +98,17 @@
 //! `src/cli/` holds each command's flags and work (`info`, `run`, `batch`, `probe`) and the
 //! flags and child-run helpers they share (`args`, `children`).
 
-pub mod actor;
-pub mod broker;
+// The workspace's crates, floor by floor (docs/ARCHITECTURE.md); their modules re-exported so
+// `unplug::judge::Facts` reads as it always has.
+pub use unplug_judge::judge;
+pub use unplug_model::{check_id, cut, event, fsx, lifeline, mqtt, profile, scenario, tap, timing};
+pub use unplug_net::{kernelcut, proxy, tls};
+pub use unplug_report::{repeat, report};
+pub use unplug_run::{actor, broker, driver, fleet, limits, logcapture, progress, runner, shard};
+
 pub mod compare;
 pub mod conformance;
-pub mod driver;
-pub mod event;
-pub mod fleet;
-pub mod fsx;
-pub mod judge;
-pub mod kernelcut;
-pub mod lifeline;
-pub mod limits;
-pub mod logcapture;
-pub mod mqtt;
 pub mod probe;
-pub mod progress;
-pub mod proxy;
 pub mod reference;
-pub mod repeat;
-pub mod report;
-pub mod runner;
-pub mod scenario;
-pub mod shard;
 pub mod suite;
-pub mod tap;
-pub mod tls;
 pub mod toxi;

@@ -307,6 +307,16 @@ pub fn table_rows(runs: &[ChildRun]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `spec` N times, each with its own file name (`NAME.r1` .. `NAME.rN`: `--repeat`).
+pub fn repeated_specs(spec: &ChildSpec, name: &str, n: u32) -> Vec<ChildSpec> {
+    (1..=n)
+        .map(|k| ChildSpec {
+            output_name: Some(crate::repeat::run_name(name, k)),
+            ..spec.clone()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

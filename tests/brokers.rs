@@ -126,7 +126,7 @@ fn start_run_until_cycle_2(out: &Path) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // TempDir naming in src/broker/mosquitto.rs: unplug-mosquitto-PID-RANDOM.
+    // TempDir naming in crates/run/src/broker/mosquitto.rs: unplug-mosquitto-PID-RANDOM.
     let needle = format!("unplug-mosquitto-{}-", child.id());
     // The live journal, under its in-progress name until the run ends.
     let events = out.join("native-last-will.events.jsonl.inprogress");

@@ -1,7 +1,7 @@
 //! Feeds arbitrary bytes to `tap::Decoder`, both directions, whole and in chunks.
 //!
-//! The tap module is compiled in directly (it depends on serde only), so fuzzing does not have
-//! to build the whole harness (tokio, rumqttd, ...) with sanitizer instrumentation.
+//! The decoder is the wire crate's (it depends on serde only), so fuzzing does not have to
+//! build the whole harness (tokio, rumqttd, ...) with sanitizer instrumentation.
 
 #![no_main]
 
@@ -10,11 +10,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/tap/mod.rs"]
-#[allow(dead_code, unused_imports)]
-mod tap;
-
-use tap::{Decoded, Decoder, Direction};
+use unplug_wire::tap::{Decoded, Decoder, Direction};
 
 fn run(dir: Direction, level: u8, chunks: &[&[u8]]) -> Vec<Decoded> {
     let mut d = Decoder::new(dir, Arc::new(AtomicU8::new(level)));

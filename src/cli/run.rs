@@ -382,7 +382,7 @@ fn repeated(
         output_name: None,
         args: child_flags(argv, scenario),
     };
-    let specs = unplug::repeat::specs(&spec, stem, n);
+    let specs = unplug::suite::repeated_specs(&spec, stem, n);
     let jobs = super::args::jobs_for(jobs, n as usize);
     std::fs::create_dir_all(out)?;
     let rt = tokio::runtime::Runtime::new()?;

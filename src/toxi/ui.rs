@@ -34,9 +34,9 @@ use super::api::Server;
 use super::model::ApiError;
 use super::page::Hub;
 
-const INDEX_HTML: &str = include_str!("../report/page/index.html");
-const PAGE_JS: &str = include_str!("../report/page/page.js");
-const PAGE_CSS: &str = include_str!("../report/page/page.css");
+const INDEX_HTML: &str = include_str!("../../crates/report/src/report/page/index.html");
+const PAGE_JS: &str = include_str!("../../crates/report/src/report/page/page.js");
+const PAGE_CSS: &str = include_str!("../../crates/report/src/report/page/page.css");
 
 /// A scenario run's page, served on a thread of its own (its own runtime, so the run's
 /// runtime can end and the page stay) until [`RunPageServer::stop`].
