@@ -304,13 +304,14 @@ impl Proxy {
 
     /// [`Proxy::apply`], acting only on the connections `share` picks (all when None): those
     /// open now are decided now, each later one when it opens; each decision is recorded.
+    /// Returns the connections a reset or close ended (the ones open under its lock).
     pub fn apply_to_some(
         &self,
         n: u32,
         kind: &FaultKind,
         new_connections: NewConnections,
         share: Option<Share>,
-    ) {
+    ) -> Vec<u64> {
         let last_upstream = self.last_upstream();
         let cut = match kind {
             FaultKind::Reset => Some(Cut::Reset),
@@ -322,6 +323,7 @@ impl Proxy {
             _ => None,
         };
         let mut decided = Vec::new();
+        let mut ended = Vec::new();
         {
             let mut active = lock(&self.shared.active);
             active.push((n, kind.clone(), new_connections, share));
@@ -333,6 +335,7 @@ impl Proxy {
                 }
                 if let Some(cut) = cut.filter(|_| share.map_or(true, |s| s.applies(*id))) {
                     let _ = c.cut.send(cut);
+                    ended.push(*id);
                 }
             }
         }
@@ -340,6 +343,7 @@ impl Proxy {
         for d in decided {
             self.shared.journal.record(Actor::Proxy, d);
         }
+        ended
     }
 
     /// End one open connection as a reset or close fault would, without a fault record: a
