@@ -2,7 +2,7 @@
 //! (`tests/reference.rs`) holds the committed file to it, so the reference cannot drift.
 //!
 //! ```text
-//!  judge::id::ABOUT          -> the checks: rule and spec clauses
+//!  judge::CheckId::about()   -> the checks: rule and spec clauses
 //!  broker::profile::known    -> the profiles: late allowance, timing model, deviations
 //!  scenario::raw::TIMING     -> the timing keys: range and default
 //!  scenario::BUILTIN         -> the built-in scenarios
@@ -62,7 +62,7 @@ fn checks(out: &mut String) {
          does not fix). `will-on-disconnect` carries the DISCONNECT's bytes in hex.\n\n\
          | check | holds a run to | spec |\n|---|---|---|\n",
     );
-    for (name, rule, spec) in crate::judge::id::ABOUT {
+    for (name, rule, spec) in crate::judge::CheckId::about() {
         let _ = writeln!(out, "| `{name}` | {rule} | {spec} |");
     }
     out.push_str(

@@ -117,8 +117,7 @@ fn the_judges_spec_clauses_are_the_referenced_ones() {
             for c in v["checks"].as_array().into_iter().flatten() {
                 let name = c["name"].as_str().unwrap();
                 let base = name.split(' ').next().unwrap();
-                let (_, _, clauses) = unplug::judge::id::ABOUT
-                    .iter()
+                let (_, _, clauses) = unplug::judge::CheckId::about()
                     .find(|(n, ..)| *n == base)
                     .unwrap_or_else(|| panic!("{}: check {name} has no reference", p.display()));
                 for clause in c["spec"].as_str().unwrap_or("").split(", ") {
