@@ -4,7 +4,8 @@
 //! and its encoder writes a reason code without properties as `e0 01 04 00` (length 1, two
 //! bytes follow). A harness that asks "does the broker publish the will on reason 0x04, and not
 //! on 0x00 in either of its encodings?" must choose the bytes, so for MQTT 5 willy encodes its
-//! own packets here and reads the broker's with the wire tap's decoder.
+//! own packets here and reads the broker's with the wire tap's decoder. Hand-written because
+//! the point is the exact bytes: a library's encoder would choose them for us.
 //!
 //! ```text
 //!  CONNECT    10 RL | 00 04 'MQTT' 05 flags keepalive props | client-id [will-props topic payload]
@@ -17,6 +18,9 @@
 //! ```
 
 use crate::mqtt::{connect_flags, packet, string, varint};
+/// The WebSocket bytes our clients write live in the wire codec; re-exported for the callers
+/// that knew them here.
+pub use crate::tap::codec::{ws_frame, ws_upgrade};
 
 /// A will as CONNECT carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,34 +103,6 @@ pub fn connect_as(
         }
     }
     packet(0x10, &body)
-}
-
-/// One masked binary WebSocket frame around `payload`, as a client sends it [RFC 6455 5.2].
-/// The mask only has to be unpredictable to a cache in between; any key serves a test client.
-pub fn ws_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![0x82];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// The HTTP request that opens a WebSocket connection for MQTT [RFC 6455 4.1, MQTT-6.0.0-3].
-pub fn ws_upgrade(host: &str, path: &str, key: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
-    )
-    .into_bytes()
 }
 
 /// A v5 PUBLISH at QoS 0 with no properties.
