@@ -183,7 +183,7 @@ pub fn ws_header_len(b1: u8) -> usize {
 }
 
 /// The frame header at the start of `b`, or `None` while it is incomplete.
-#[inline]
+#[inline(always)]
 pub fn ws_header(b: &[u8]) -> Option<WsHeader> {
     let (&b0, &b1) = (b.first()?, b.get(1)?);
     let header_len = ws_header_len(b1);

@@ -139,11 +139,23 @@ const WS_OPCODES: [(WsOpcode, u8, &str); 6] = [
 ];
 
 impl WsOpcode {
+    #[inline]
     pub fn from_u8(op: u8) -> Self {
-        WS_OPCODES
-            .iter()
-            .find(|(_, n, _)| *n == op)
-            .map_or(WsOpcode::Other(op), |(o, _, _)| *o)
+        // Indexed by opcode, built from the table at compile time: this runs for every data
+        // frame the tap decodes.
+        const BY_NUMBER: [Option<WsOpcode>; 16] = {
+            let mut t = [None; 16];
+            let mut i = 0;
+            while i < WS_OPCODES.len() {
+                t[WS_OPCODES[i].1 as usize] = Some(WS_OPCODES[i].0);
+                i += 1;
+            }
+            t
+        };
+        match BY_NUMBER.get(usize::from(op)) {
+            Some(Some(named)) => *named,
+            _ => WsOpcode::Other(op),
+        }
     }
 
     /// The inverse of `Display`: `ping`, `opcode 0xb`.
