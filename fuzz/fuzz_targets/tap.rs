@@ -14,6 +14,11 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code, unused_imports)]
 mod tap;
 
+// The tap names packet kinds with `crate::mqtt`'s (std and serde only, like the tap).
+#[path = "../../src/mqtt.rs"]
+#[allow(dead_code, unused_imports)]
+mod mqtt;
+
 use tap::{Decoded, Decoder, Direction};
 
 fn run(dir: Direction, level: u8, chunks: &[&[u8]]) -> Vec<Decoded> {
