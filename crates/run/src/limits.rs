@@ -11,6 +11,7 @@
 //! spec's maximum and rumqttd's `max_payload_size` measure.
 
 use crate::broker::BrokerChoice;
+use crate::mqtt::varint_len;
 use crate::scenario::{Protocol, Scenario};
 
 pub use crate::mqtt::{string_problem, will_payload_problem, MAX_FIELD_BYTES, SPEC_MAX_REMAINING};
@@ -47,16 +48,6 @@ pub fn expect_incoming(s: &Scenario) {
 pub fn v5_max_packet() -> Option<u32> {
     let need = LARGEST_INCOMING.load(std::sync::atomic::Ordering::SeqCst);
     (need > RUMQTTC_DEFAULT_MAX).then_some(CLIENT_MAX_PACKET as u32)
-}
-
-/// The length of a variable byte integer holding `n`.
-fn varint_len(n: usize) -> usize {
-    match n {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
 }
 
 /// The largest packets a run of `s` sends through the broker, as (what, remaining length):

@@ -1,6 +1,11 @@
 //! The protocol's vocabulary, shared by everyone and depending on nothing: control packet kinds
 //! and their names, topic filters, and the forms of an MQTT 5 DISCONNECT with their bytes.
 //!
+//! The encoders here (variable byte integer, string, packet, CONNECT flags) are the writing
+//! half of the wire codec; the reading half is `tap::codec` (remaining length, fixed header,
+//! WebSocket frame header). Hand-written because our clients must write byte forms of their
+//! choosing (a DISCONNECT of a given length), which a library's encoder picks for itself.
+//!
 //! ```text
 //!  scenario (fault packet lists, filters) --+
 //!  tap (decoded packets) -------------------+--> mqtt <-- actor (v5 writer), judge (check names)
@@ -221,6 +226,16 @@ pub fn varint(mut n: usize, out: &mut Vec<u8>) {
         if n == 0 {
             break;
         }
+    }
+}
+
+/// How many bytes [`varint`] writes for `n` (1..=4 up to [`SPEC_MAX_REMAINING`]).
+pub fn varint_len(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
     }
 }
 

@@ -13,7 +13,7 @@ use super::timing::{self, OWN_COPY_MS, PROMPT_MS};
 use crate::event::{Actor, Event, Record, Side};
 use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
-use crate::tap::Fields;
+use crate::tap::{Fields, WsOpcode};
 
 mod accounting;
 mod delivery;
@@ -311,10 +311,12 @@ impl WireCounts {
                 kind: PacketKind::Pingresp,
                 ..
             } => c.pingresp += 1,
-            Event::WireFrame { what, .. } if what.starts_with("ws ping") => c.ws_ping += 1,
-            Event::WireFrame { what, .. } if what.starts_with("ws pong") => c.ws_pong += 1,
-            Event::WireFrame { what, .. } if what.starts_with("ws close") => c.ws_close += 1,
-            _ => {}
+            e => match e.ws_frame_kind() {
+                Some(WsOpcode::Ping) => c.ws_ping += 1,
+                Some(WsOpcode::Pong) => c.ws_pong += 1,
+                Some(WsOpcode::Close) => c.ws_close += 1,
+                _ => {}
+            },
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::event::IDLE_TIMEOUT_FAULT as FAULT_NAME;
 use crate::event::{Actor, Event, Record, Side};
 use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
-use crate::tap::Fields;
+use crate::tap::{Fields, WsOpcode};
 
 /// The first close by an intermediary's idle timeout, and the moments around it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -81,19 +81,15 @@ impl LayerFacts {
             match (r.actor, &r.event) {
                 (
                     _,
-                    Event::WireFrame {
+                    e @ Event::WireFrame {
                         conn,
                         from,
                         dropped: false,
-                        what,
+                        ..
                     },
-                ) if conns.contains(conn) => match from {
-                    Side::Client if what.starts_with("ws ping") => {
-                        self.ws_pings_after_cut.push(r.ms)
-                    }
-                    Side::Broker if what.starts_with("ws pong") => {
-                        self.ws_pongs_after_cut.push(r.ms)
-                    }
+                ) if conns.contains(conn) => match (from, e.ws_frame_kind()) {
+                    (Side::Client, Some(WsOpcode::Ping)) => self.ws_pings_after_cut.push(r.ms),
+                    (Side::Broker, Some(WsOpcode::Pong)) => self.ws_pongs_after_cut.push(r.ms),
                     _ => {}
                 },
                 (Actor::Willy, Event::ConnectionFailed { error })

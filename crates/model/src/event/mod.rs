@@ -42,7 +42,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::mqtt::PacketKind;
-use crate::tap::{Fields, Framing};
+use crate::tap::{Fields, Framing, WsOpcode};
 
 /// Who a record is about: the log's first column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +287,18 @@ pub enum Event {
         /// `the will of cycle 2`, `unaccounted: no client published it`.
         source: String,
     },
+}
+
+impl Event {
+    /// The opcode of the WebSocket control frame (ping, pong, close) a `WireFrame` records,
+    /// typed: read back from its `what` as the wire codec wrote it, so the journal's JSON keeps
+    /// its form and a committed run re-judges the same. `None` for every other record.
+    pub fn ws_frame_kind(&self) -> Option<WsOpcode> {
+        match self {
+            Event::WireFrame { what, .. } => crate::tap::codec::ws_control_opcode(what),
+            _ => None,
+        }
+    }
 }
 
 /// When the proxy last forwarded client bytes on one connection.

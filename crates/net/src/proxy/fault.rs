@@ -12,12 +12,17 @@
 //! [`NetState`], and each link decides what happens to the next chunk from it. Healing one fault
 //! recomputes the state from those still active, at any moment. Nothing here does I/O or reads a
 //! clock, so every rule is tested with made-up instants.
+//!
+//! The packet gate frames MQTT by hand, with the wire codec's fixed header and remaining length
+//! (`tap::codec`), because a drop fault must cut the exact bytes of a packet out of a chunk
+//! without holding any byte back.
 
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 pub use super::piece::Piece;
 use crate::scenario::{FaultKind, NewConnections};
+use crate::tap::codec::{complete_packet, Varint, VarintDecoder};
 
 /// Which way bytes travel through the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,8 +333,8 @@ enum Framer {
     /// At a packet's first byte.
     #[default]
     Type,
-    /// In the remaining-length varint.
-    Length { ty: u8, value: usize, shift: u32 },
+    /// In the remaining length.
+    Length { ty: u8, len: VarintDecoder },
     /// In the packet's body: `left` bytes to go.
     Body { ty: u8, left: usize },
     /// Not MQTT over TCP (WebSocket, or bytes that make no sense): passed through, unsplit.
@@ -382,8 +387,7 @@ impl PacketGate {
                     self.dropping = f.drops(ty);
                     self.state = Framer::Length {
                         ty,
-                        value: 0,
-                        shift: 0,
+                        len: VarintDecoder::default(),
                     };
                     i += 1;
                     self.advance_length(chunk, &mut i);
@@ -402,22 +406,17 @@ impl PacketGate {
     fn advance_length(&mut self, chunk: &[u8], i: &mut usize) {
         while *i < chunk.len() {
             match self.state {
-                Framer::Length { ty, value, shift } => {
+                Framer::Length { ty, mut len } => {
                     let b = chunk[*i];
                     *i += 1;
-                    let value = value | usize::from(b & 0x7f) << shift;
-                    if b & 0x80 == 0 {
-                        self.state = Framer::Body { ty, left: value };
-                    } else if shift >= 21 {
-                        // A fifth length byte: not MQTT. Stop splitting rather than guess.
-                        self.state = Framer::Opaque;
-                        return;
-                    } else {
-                        self.state = Framer::Length {
-                            ty,
-                            value,
-                            shift: shift + 7,
-                        };
+                    match len.push(b) {
+                        Varint::Done { value, .. } => self.state = Framer::Body { ty, left: value },
+                        Varint::Invalid => {
+                            // A fifth length byte: not MQTT. Stop splitting rather than guess.
+                            self.state = Framer::Opaque;
+                            return;
+                        }
+                        Varint::Incomplete => self.state = Framer::Length { ty, len },
                     }
                 }
                 Framer::Body { left: 0, .. } => {
@@ -443,28 +442,10 @@ impl PacketGate {
 /// the walk too: the gate decides what that is.
 #[inline]
 fn whole_packets(chunk: &[u8], mut i: usize) -> usize {
-    loop {
-        let mut remaining = 0usize;
-        let mut n = 0;
-        loop {
-            if n == 4 {
-                return i;
-            }
-            let Some(&b) = chunk.get(i + 1 + n) else {
-                return i;
-            };
-            remaining |= usize::from(b & 0x7f) << (7 * n);
-            n += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-        let end = i + 1 + n + remaining;
-        if end > chunk.len() {
-            return i;
-        }
-        i = end;
+    while let Some(len) = complete_packet(&chunk[i..]) {
+        i += len;
     }
+    i
 }
 
 /// Add the next run of bytes: onto the piece before when both pass (forwarded bytes go out in

@@ -539,12 +539,7 @@ fn to_event(conn: u64, from: Side, dropped: bool, d: Decoded) -> Event {
             conn,
             from,
             dropped,
-            what: format!(
-                "ws {}{}{}, {payload_len} B",
-                opcode,
-                if masked { " masked" } else { "" },
-                close_code.map(|c| format!(" code {c}")).unwrap_or_default()
-            ),
+            what: crate::tap::codec::ws_control_text(opcode, masked, close_code, payload_len),
         },
         Decoded::TlsRecord {
             content_type,
@@ -734,12 +729,12 @@ mod tests {
                 // The same MQTT bytes in masked WebSocket frames of any size, a ping among
                 // them now and then.
                 let mqtt = std::mem::take(&mut stream);
-                stream = crate::tap::ws_upgrade("x", "/mqtt", "k");
+                stream = crate::tap::codec::ws_upgrade("x", "/mqtt", "k");
                 let mut rest = &mqtt[..];
                 while !rest.is_empty() {
                     let n = (1 + next(200) as usize).min(rest.len());
                     let mask = (next(u64::MAX) as u32).to_ne_bytes();
-                    stream.extend(crate::tap::ws_frame(&rest[..n], mask));
+                    stream.extend(crate::tap::codec::ws_frame(&rest[..n], mask));
                     rest = &rest[n..];
                     if next(20) == 0 {
                         stream.extend_from_slice(&[0x89, 0x80, 1, 2, 3, 4]);

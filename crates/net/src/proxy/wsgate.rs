@@ -10,12 +10,16 @@
 //!     payload: `len` bytes
 //!  anything that does not start like HTTP: passed through, never split
 //! ```
+//!
+//! Frame headers are read by the wire codec (`tap::codec::ws_header`); the framing is by hand
+//! because a fault must take the exact bytes of whole frames and hold none back.
 
 use std::ops::Range;
 
 use super::piece::Piece;
 
 pub use crate::mqtt::ws_kinds::{kind_of, CLOSE, DATA, KINDS, PING, PONG};
+use crate::tap::codec::{ws_header, ws_header_len, ws_opcode, WS_MAX_HEADER};
 
 /// The frame framer's state, carried from chunk to chunk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,7 +31,7 @@ pub enum WsFramer {
     Http { matched: u8 },
     /// In a frame's header: its bytes so far, and how many it has in all (2 until byte 1).
     Head {
-        hdr: [u8; 14],
+        hdr: [u8; WS_MAX_HEADER],
         have: u8,
         need: u8,
         drop: bool,
@@ -72,7 +76,7 @@ impl WsFramer {
                     }
                     *self = if matched == 4 {
                         WsFramer::Head {
-                            hdr: [0; 14],
+                            hdr: [0; WS_MAX_HEADER],
                             have: 0,
                             need: 2,
                             drop: false,
@@ -91,27 +95,17 @@ impl WsFramer {
                     while i < chunk.len() && have < need {
                         let b = chunk[i];
                         if have == 0 {
-                            drop = mask & kind_of(b & 0x0f) != 0;
+                            drop = mask & kind_of(ws_opcode(b)) != 0;
                         }
                         hdr[usize::from(have)] = b;
                         have += 1;
                         i += 1;
                         if have == 2 {
-                            let ext = match hdr[1] & 0x7f {
-                                126 => 2,
-                                127 => 8,
-                                _ => 0,
-                            };
-                            need = 2 + ext + if hdr[1] & 0x80 != 0 { 4 } else { 0 };
+                            need = ws_header_len(hdr[1]) as u8;
                         }
                     }
-                    *self = if have == need {
-                        let len = match hdr[1] & 0x7f {
-                            126 => u64::from(u16::from_be_bytes([hdr[2], hdr[3]])),
-                            127 => u64::from_be_bytes(hdr[2..10].try_into().expect("8 bytes")),
-                            n => u64::from(n),
-                        };
-                        Self::body_or_next(len, drop)
+                    *self = if let Some(h) = ws_header(&hdr[..usize::from(have)]) {
+                        Self::body_or_next(h.payload_len, drop)
                     } else {
                         WsFramer::Head {
                             hdr,
@@ -136,7 +130,7 @@ impl WsFramer {
     fn body_or_next(left: u64, drop: bool) -> WsFramer {
         if left == 0 {
             WsFramer::Head {
-                hdr: [0; 14],
+                hdr: [0; WS_MAX_HEADER],
                 have: 0,
                 need: 2,
                 drop: false,

@@ -1,7 +1,11 @@
-//! The MQTT clients of a run, all on rumqttc.
+//! The MQTT clients of a run: on rumqttc, except where a scenario needs bytes rumqttc cannot
+//! write (an MQTT 5 willy, WebSocket pings of willy's own), which willy writes itself.
 //!
 //! - [`willy`]: the device that drops off the network. Connects through the proxy, runs the
-//!   seed's cycles (connect, publish `true`, wait, publish `false`, disconnect, idle).
+//!   seed's cycles (connect, publish `true`, wait, publish `false`, disconnect, idle): on
+//!   rumqttc for MQTT 3.1.1, on its own [`v5client`] session for MQTT 5 and for its own
+//!   WebSocket pings, with packets from [`v5wire`] / [`v311wire`] and the wire codec's
+//!   WebSocket frames (`tap::codec`).
 //! - [`monit`]: the rest of the system. Connected straight to the broker, subscribed to `test/#`,
 //!   it is how the run learns whether (and when) the will arrives.
 //! - [`pubby`]: a third client, straight to the broker, that publishes numbered messages to one

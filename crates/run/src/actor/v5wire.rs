@@ -4,7 +4,8 @@
 //! and its encoder writes a reason code without properties as `e0 01 04 00` (length 1, two
 //! bytes follow). A harness that asks "does the broker publish the will on reason 0x04, and not
 //! on 0x00 in either of its encodings?" must choose the bytes, so for MQTT 5 willy encodes its
-//! own packets here and reads the broker's with the wire tap's decoder.
+//! own packets here and reads the broker's with the wire tap's decoder. Hand-written because
+//! the point is the exact bytes: a library's encoder would choose them for us.
 //!
 //! ```text
 //!  CONNECT    10 RL | 00 04 'MQTT' 05 flags keepalive props | client-id [will-props topic payload]
@@ -17,6 +18,9 @@
 //! ```
 
 use crate::mqtt::{connect_flags, packet, string, varint};
+/// The WebSocket bytes our clients write live in the wire codec; re-exported for the callers
+/// that knew them here.
+pub use crate::tap::codec::{ws_frame, ws_upgrade};
 
 /// A will as CONNECT carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +104,6 @@ pub fn connect_as(
     }
     packet(0x10, &body)
 }
-
-pub use crate::tap::{ws_frame, ws_upgrade};
 
 /// A v5 PUBLISH at QoS 0 with no properties.
 pub fn publish(topic: &str, payload: &[u8], retain: bool) -> Vec<u8> {

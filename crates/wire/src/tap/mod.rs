@@ -32,8 +32,13 @@
 //!
 //! Inside, it is split like mini-redis's `frame.rs`: a `check` that tells whether a complete
 //! unit is there (not enough bytes yet being an ordinary answer), then a `parse` of a unit known
-//! to be complete.
+//! to be complete. The remaining length, the fixed header and the WebSocket frame header are
+//! read by [`codec`], the one place that decodes them (the proxy's fault gates use it too).
+//!
+//! Hand-written, not a crate's MQTT or WebSocket codec: the tap must see the exact bytes as
+//! they pass (a malformed packet, a header split across chunks) and never hold any back.
 
+pub mod codec;
 mod mqtt;
 #[cfg(test)]
 mod tests;
@@ -45,7 +50,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use mqtt::MAX_REMAINING;
-pub use ws::{ws_frame, ws_upgrade};
 
 /// An HTTP upgrade head longer than this is not a WebSocket handshake we want to hold on to.
 const MAX_HTTP_HEAD: usize = 16 * 1024;
@@ -124,17 +128,44 @@ pub enum WsOpcode {
     Other(u8),
 }
 
+/// Every named opcode with its number and its name in the journal and the log, once.
+const WS_OPCODES: [(WsOpcode, u8, &str); 6] = [
+    (WsOpcode::Continuation, 0x0, "continuation"),
+    (WsOpcode::Text, 0x1, "text"),
+    (WsOpcode::Binary, 0x2, "binary"),
+    (WsOpcode::Close, 0x8, "close"),
+    (WsOpcode::Ping, 0x9, "ping"),
+    (WsOpcode::Pong, 0xA, "pong"),
+];
+
 impl WsOpcode {
+    #[inline]
     pub fn from_u8(op: u8) -> Self {
-        match op {
-            0 => WsOpcode::Continuation,
-            1 => WsOpcode::Text,
-            2 => WsOpcode::Binary,
-            8 => WsOpcode::Close,
-            9 => WsOpcode::Ping,
-            10 => WsOpcode::Pong,
-            n => WsOpcode::Other(n),
+        // Indexed by opcode, built from the table at compile time: this runs for every data
+        // frame the tap decodes.
+        const BY_NUMBER: [Option<WsOpcode>; 16] = {
+            let mut t = [None; 16];
+            let mut i = 0;
+            while i < WS_OPCODES.len() {
+                t[WS_OPCODES[i].1 as usize] = Some(WS_OPCODES[i].0);
+                i += 1;
+            }
+            t
+        };
+        match BY_NUMBER.get(usize::from(op)) {
+            Some(Some(named)) => *named,
+            _ => WsOpcode::Other(op),
         }
+    }
+
+    /// The inverse of `Display`: `ping`, `opcode 0xb`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        if let Some((o, _, _)) = WS_OPCODES.iter().find(|(_, _, name)| *name == s) {
+            return Some(*o);
+        }
+        s.strip_prefix("opcode 0x")
+            .and_then(|n| u8::from_str_radix(n, 16).ok())
+            .map(WsOpcode::Other)
     }
 }
 
@@ -154,15 +185,15 @@ pub enum Framing {
 impl std::fmt::Display for WsOpcode {
     /// `binary`, `continuation`, `opcode 0xb`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            WsOpcode::Continuation => "continuation",
-            WsOpcode::Text => "text",
-            WsOpcode::Binary => "binary",
-            WsOpcode::Close => "close",
-            WsOpcode::Ping => "ping",
-            WsOpcode::Pong => "pong",
-            WsOpcode::Other(n) => return write!(f, "opcode 0x{n:x}"),
-        })
+        match self {
+            WsOpcode::Other(n) => write!(f, "opcode 0x{n:x}"),
+            named => f.write_str(
+                WS_OPCODES
+                    .iter()
+                    .find(|(o, _, _)| o == named)
+                    .map_or("", |(_, _, name)| name),
+            ),
+        }
     }
 }
 
@@ -192,19 +223,7 @@ impl std::str::FromStr for Framing {
             Some(op) => (op, true),
             None => (ws, false),
         };
-        let opcode = match op {
-            "continuation" => WsOpcode::Continuation,
-            "text" => WsOpcode::Text,
-            "binary" => WsOpcode::Binary,
-            "close" => WsOpcode::Close,
-            "ping" => WsOpcode::Ping,
-            "pong" => WsOpcode::Pong,
-            other => other
-                .strip_prefix("opcode 0x")
-                .and_then(|n| u8::from_str_radix(n, 16).ok())
-                .map(WsOpcode::Other)
-                .ok_or_else(bad)?,
-        };
+        let opcode = WsOpcode::from_name(op).ok_or_else(bad)?;
         Ok(Framing::Ws { opcode, masked })
     }
 }

@@ -4,11 +4,16 @@
 //! whole packet is there yet (not being there yet is `Ok(None)`, not an error); [`Stream::parse`]
 //! then reads the fields of a packet that is known to be complete. Bytes are copied into the
 //! stream's own buffer only when a packet straddles two feeds, so the common case parses straight
-//! out of the caller's chunk.
+//! out of the caller's chunk. The fixed header and every variable byte integer are read by
+//! [`super::codec`].
+//!
+//! Hand-written because the tap must decode the exact bytes a client or broker sent, malformed
+//! ones included, and say where they stop making sense.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+use super::codec::{fixed_header, varint, LengthTooLong, Varint};
 use super::{Bad, Decoded, Fields, Fold, Framing, PacketInfo, PacketKind, WillInfo};
 
 /// Largest remaining length we are willing to buffer. Anything larger is reported as undecodable
@@ -62,20 +67,12 @@ pub fn check(b: &[u8]) -> Result<Option<(usize, usize)>, HeaderError> {
     if !flags_ok {
         return Err(HeaderError::Flags(b0));
     }
-    let mut remaining = 0usize;
-    for i in 1..=4 {
-        let Some(&byte) = b.get(i) else {
-            return Ok(None);
-        };
-        remaining |= usize::from(byte & 0x7f) << (7 * (i - 1));
-        if byte & 0x80 == 0 {
-            if remaining > MAX_REMAINING {
-                return Err(HeaderError::TooLarge(remaining));
-            }
-            return Ok(Some((i + 1, remaining)));
-        }
+    match fixed_header(b) {
+        Ok(None) => Ok(None),
+        Ok(Some(h)) if h.remaining > MAX_REMAINING => Err(HeaderError::TooLarge(h.remaining)),
+        Ok(Some(h)) => Ok(Some((h.header_len, h.remaining))),
+        Err(LengthTooLong) => Err(HeaderError::LengthTooLong),
     }
-    Err(HeaderError::LengthTooLong)
 }
 
 /// One direction's MQTT byte stream.
@@ -604,15 +601,14 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<usize, &'static str> {
-        let mut value = 0usize;
-        for i in 0..4 {
-            let b = self.u8()?;
-            value |= usize::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
+        match varint(self.0) {
+            Varint::Done { value, len } => {
+                self.0 = &self.0[len..];
+                Ok(value)
             }
+            Varint::Incomplete => Err("truncated"),
+            Varint::Invalid => Err("variable byte integer longer than 4 bytes"),
         }
-        Err("variable byte integer longer than 4 bytes")
     }
 
     /// A length-prefixed string or binary field.

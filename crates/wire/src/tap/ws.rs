@@ -4,7 +4,12 @@
 //! Payloads are streamed, never buffered: a frame's bytes go to the MQTT layer as soon as they
 //! arrive, so the MQTT layer's cap is the only memory bound, however long a frame claims to be.
 //! Only frame headers (at most 14 bytes) and control payloads (at most 125) are kept across feeds.
+//! Frame headers are read by [`super::codec::ws_header`].
+//!
+//! Hand-written because the tap must follow the exact frames on the wire (their masking, their
+//! fragmentation, a header split across chunks) without buffering a payload.
 
+use super::codec::{ws_header, ws_header_len, WsHeader, WS_MAX_HEADER};
 use super::{mqtt, Bad, Decoded, Framing, WsOpcode};
 
 /// Unmasked data goes to the MQTT layer in pieces of at most this size, which bounds the scratch
@@ -13,7 +18,7 @@ const UNMASK_PIECE: usize = 32 * 1024;
 
 pub struct Frames {
     /// A frame header split across feeds.
-    hdr: [u8; 14],
+    hdr: [u8; WS_MAX_HEADER],
     hdr_len: usize,
     /// Whether the current frame's header has been read and its payload is being consumed.
     in_payload: bool,
@@ -31,20 +36,10 @@ pub struct Frames {
     scratch: Vec<u8>,
 }
 
-/// Header length implied by the first two bytes.
-fn header_len(b0b1: [u8; 2]) -> usize {
-    let ext = match b0b1[1] & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    2 + ext + if b0b1[1] & 0x80 != 0 { 4 } else { 0 }
-}
-
 impl Frames {
     pub fn new() -> Self {
         Frames {
-            hdr: [0; 14],
+            hdr: [0; WS_MAX_HEADER],
             hdr_len: 0,
             in_payload: false,
             opcode: 0,
@@ -131,13 +126,12 @@ impl Frames {
     /// offset of `data[0]`.
     fn read_header(&mut self, data: &[u8], raw: u64) -> Result<usize, Bad> {
         // Fast path: the whole header is in this chunk, parse it in place.
-        if self.hdr_len == 0 && data.len() >= 2 {
-            let len = header_len([data[0], data[1]]);
-            if data.len() >= len {
+        if self.hdr_len == 0 {
+            if let Some(h) = ws_header(data) {
                 self.frame_offset = raw;
-                self.apply_header(&data[..len])
+                self.apply_header(h)
                     .map_err(|reason| Bad::new(raw, data, &[], reason))?;
-                return Ok(len);
+                return Ok(h.header_len);
             }
         }
         if self.hdr_len == 0 {
@@ -153,15 +147,15 @@ impl Frames {
                 return Ok(used);
             }
         }
-        let len = header_len([self.hdr[0], self.hdr[1]]);
+        let len = ws_header_len(self.hdr[1]);
         let n = (len - self.hdr_len).min(data.len() - used);
         self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&data[used..used + n]);
         self.hdr_len += n;
         used += n;
-        if self.hdr_len == len {
+        if let Some(h) = ws_header(&self.hdr[..self.hdr_len]) {
             let hdr = self.hdr;
             self.hdr_len = 0;
-            self.apply_header(&hdr[..len]).map_err(|reason| {
+            self.apply_header(h).map_err(|reason| {
                 Bad::new(self.frame_offset, &hdr[..len], &data[used..], reason)
             })?;
         }
@@ -169,28 +163,21 @@ impl Frames {
     }
 
     /// Takes a complete frame header.
-    fn apply_header(&mut self, h: &[u8]) -> Result<(), String> {
-        let fin = h[0] & 0x80 != 0;
-        let opcode = h[0] & 0x0f;
-        let masked = h[1] & 0x80 != 0;
-        if h[0] & 0x70 != 0 {
+    fn apply_header(&mut self, h: WsHeader) -> Result<(), String> {
+        let WsHeader {
+            fin,
+            opcode,
+            payload_len,
+            ..
+        } = h;
+        if h.rsv != 0 {
             // RSV bits mean an extension (permessage-deflate, most likely): the payload is not
             // plain MQTT any more.
             return Err("websocket rsv bits set (extension in use)".into());
         }
-        let (payload_len, rest) = match h[1] & 0x7f {
-            126 => (u64::from(u16::from_be_bytes([h[2], h[3]])), &h[4..]),
-            127 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&h[2..10]);
-                let len = u64::from_be_bytes(b);
-                if len >> 63 != 0 {
-                    return Err("websocket payload length has its top bit set".into());
-                }
-                (len, &h[10..])
-            }
-            n => (u64::from(n), &h[2..]),
-        };
+        if payload_len >> 63 != 0 {
+            return Err("websocket payload length has its top bit set".into());
+        }
         match opcode {
             0 => {
                 if !self.in_message {
@@ -215,12 +202,8 @@ impl Frames {
             }
         }
         self.opcode = opcode;
-        self.masked = masked;
-        self.mask = if masked {
-            [rest[0], rest[1], rest[2], rest[3]]
-        } else {
-            [0; 4]
-        };
+        self.masked = h.mask.is_some();
+        self.mask = h.mask.unwrap_or([0; 4]);
         self.mask_pos = 0;
         self.remaining = payload_len;
         self.ctrl_len = 0;
@@ -281,32 +264,4 @@ pub fn unmask_into(dst: &mut [u8], src: &[u8], mask: [u8; 4], pos: usize) {
     for (i, (d, s)) in d.into_remainder().iter_mut().zip(s.remainder()).enumerate() {
         *d = s ^ k[i & 3];
     }
-}
-
-/// One masked binary WebSocket frame around `payload`, as a client sends it [RFC 6455 5.2].
-/// The mask only has to be unpredictable to a cache in between; any key serves a test client.
-pub fn ws_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![0x82];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xffff => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
-/// The HTTP request that opens a WebSocket connection for MQTT [RFC 6455 4.1, MQTT-6.0.0-3].
-pub fn ws_upgrade(host: &str, path: &str, key: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
-    )
-    .into_bytes()
 }

@@ -420,7 +420,7 @@ pub(super) fn draw_wire(doc: &mut Doc, records: &[Record], summary: &Summary, sc
                     }
                 }
             }
-            Event::WireFrame { from, what, .. } if what.starts_with("ws ") => {
+            Event::WireFrame { from, .. } if r.event.ws_frame_kind().is_some() => {
                 let dir = if *from == Side::Client { -1.0 } else { 1.0 };
                 let x = sc.x(r.ms);
                 doc.rect(x - 2.5, y + dir * 9.0 - 2.5, 5.0, 5.0, "frame");
