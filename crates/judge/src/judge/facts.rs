@@ -362,50 +362,14 @@ impl Facts {
             layers: super::layers::LayerFacts::collect(s, records),
             ..Facts::default()
         };
-        let mut cut_conns: Vec<u64> = Vec::new();
-        for r in records {
-            if let (Actor::Proxy, Event::FaultApplied { last_upstream, .. }) = (r.actor, &r.event) {
-                f.cut_at_ms = Some(r.ms);
-                f.last_upstream_ms = last_upstream.iter().filter_map(|c| c.ms).reduce(f64::max);
-                cut_conns = last_upstream.iter().map(|c| c.conn).collect();
-                break;
-            }
-        }
+        let cut_conns = f.add_first_cut(records);
         for r in records {
             WireCounts::count(&mut f.wire_counts, r);
         }
         f.disconnects = DisconnectSeen::collect(s, records);
         f.delivery = Delivery::collect(s, records);
-        for r in records.iter().filter(|r| r.actor == Actor::Twin) {
-            match r.event {
-                Event::Connecting { .. } => {
-                    f.twin_connecting_ms.get_or_insert(r.ms);
-                }
-                Event::Connected { .. } => {
-                    f.twin_connack_ms.get_or_insert(r.ms);
-                }
-                _ => {}
-            }
-        }
-        for r in records {
-            match &r.event {
-                Event::LateSubscribed => {
-                    f.late_subscribed_ms.get_or_insert(r.ms);
-                }
-                Event::LateReceived {
-                    topic,
-                    payload,
-                    retain,
-                } if s
-                    .will
-                    .as_ref()
-                    .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
-                {
-                    f.late_will_retained.get_or_insert(*retain);
-                }
-                _ => {}
-            }
-        }
+        f.add_twin(records);
+        f.add_late_subscriber(s, records);
         f.observed_until_ms = records.iter().rev().find_map(|r| match r.event {
             Event::RunEnded { .. } => Some(r.ms),
             _ => None,
@@ -421,13 +385,76 @@ impl Facts {
             f.will_received_ms = f.disconnects.iter().find_map(|d| d.will_ms);
             return f;
         };
-        // After a heal, willy's own publishes reach monit again: from the first one on, a
-        // message is no longer news of the cut.
+        let own_publish_after_heal = f.add_after_cut(records, cut, &cut_conns);
+        f.add_last_packet(records, &cut_conns);
+        let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
+        f.add_first_news(s, records, cut, news_until);
+        f.add_fault_facts(records, cut, &cut_conns);
+        f.flaky_monit = FlakyMonitSeen::collect(s, records, f.cut_at_ms);
+        f.status_true_qos = status_true_qos(records);
+        f
+    }
+
+    /// The first fault applied: when, the last bytes forwarded to the broker before it, and
+    /// the connections it met (returned).
+    fn add_first_cut(&mut self, records: &[Record]) -> Vec<u64> {
+        for r in records {
+            if let (Actor::Proxy, Event::FaultApplied { last_upstream, .. }) = (r.actor, &r.event) {
+                self.cut_at_ms = Some(r.ms);
+                self.last_upstream_ms = last_upstream.iter().filter_map(|c| c.ms).reduce(f64::max);
+                return last_upstream.iter().map(|c| c.conn).collect();
+            }
+        }
+        Vec::new()
+    }
+
+    /// When the twin first connected and got its CONNACK.
+    fn add_twin(&mut self, records: &[Record]) {
+        for r in records.iter().filter(|r| r.actor == Actor::Twin) {
+            match r.event {
+                Event::Connecting { .. } => {
+                    self.twin_connecting_ms.get_or_insert(r.ms);
+                }
+                Event::Connected { .. } => {
+                    self.twin_connack_ms.get_or_insert(r.ms);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// When the late subscriber subscribed, and whether the will it got was retained.
+    fn add_late_subscriber(&mut self, s: &Scenario, records: &[Record]) {
+        for r in records {
+            match &r.event {
+                Event::LateSubscribed => {
+                    self.late_subscribed_ms.get_or_insert(r.ms);
+                }
+                Event::LateReceived {
+                    topic,
+                    payload,
+                    retain,
+                } if s
+                    .will
+                    .as_ref()
+                    .is_some_and(|w| w.topic == *topic && w.payload == *payload) =>
+                {
+                    self.late_will_retained.get_or_insert(*retain);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// From the cut on: the heal, the broker's close of a cut connection, willy's failures.
+    /// Returns when willy's own publishes reach monit again after a heal: from the first one
+    /// on, a message is no longer news of the cut.
+    fn add_after_cut(&mut self, records: &[Record], cut: f64, cut_conns: &[u64]) -> Option<f64> {
         let mut own_publish_after_heal = None;
         for r in records.iter().filter(|r| r.ms >= cut) {
             match (&r.actor, &r.event) {
-                (Actor::Proxy, Event::FaultHealed { .. }) if f.heal_ms.is_none() => {
-                    f.heal_ms = Some(r.ms)
+                (Actor::Proxy, Event::FaultHealed { .. }) if self.heal_ms.is_none() => {
+                    self.heal_ms = Some(r.ms)
                 }
                 (
                     Actor::Proxy,
@@ -436,25 +463,31 @@ impl Facts {
                         side: Side::Broker,
                         ..
                     },
-                ) if f.broker_drop_ms.is_none() && cut_conns.contains(conn) => {
-                    f.broker_drop_ms = Some(r.ms);
-                    f.broker_drop_conn = Some(*conn);
+                ) if self.broker_drop_ms.is_none() && cut_conns.contains(conn) => {
+                    self.broker_drop_ms = Some(r.ms);
+                    self.broker_drop_conn = Some(*conn);
                 }
                 (Actor::Willy, Event::ConnectionFailed { .. }) => {
-                    f.client_detect_ms.get_or_insert(r.ms);
-                    f.attempts_failed_after_cut += 1;
+                    self.client_detect_ms.get_or_insert(r.ms);
+                    self.attempts_failed_after_cut += 1;
                 }
                 (Actor::Willy, Event::Published { .. })
-                    if f.heal_ms.is_some() && own_publish_after_heal.is_none() =>
+                    if self.heal_ms.is_some() && own_publish_after_heal.is_none() =>
                 {
                     own_publish_after_heal = Some(r.ms)
                 }
                 _ => {}
             }
         }
+        own_publish_after_heal
+    }
+
+    /// The last packet willy's side sent through on a cut connection before the broker
+    /// closed it, and the PUBLISHes the broker sent willy after it.
+    fn add_last_packet(&mut self, records: &[Record], cut_conns: &[u64]) {
         // Packets are recorded just after they are written, so one forwarded before the cut
         // may be recorded after it; what the fault swallowed is marked dropped.
-        let drop_at = f.broker_drop_ms.unwrap_or(f64::INFINITY);
+        let drop_at = self.broker_drop_ms.unwrap_or(f64::INFINITY);
         for r in records.iter().filter(|r| r.ms <= drop_at) {
             if let Event::Packet {
                 conn,
@@ -465,50 +498,33 @@ impl Facts {
             } = &r.event
             {
                 if cut_conns.contains(conn) {
-                    f.last_packet_ms = Some(r.ms);
-                    f.last_packet_kind = Some(*kind);
+                    self.last_packet_ms = Some(r.ms);
+                    self.last_packet_kind = Some(*kind);
                 }
             }
             if let (Event::PublishRun { .. }, Some(w)) = (&r.event, WireRun::of(r)) {
                 let n = w.through(drop_at);
                 if w.own() && n > 0 && cut_conns.contains(&w.conn) {
-                    f.last_packet_ms = Some(w.at(n - 1));
-                    f.last_packet_kind = Some(PacketKind::Publish);
+                    self.last_packet_ms = Some(w.at(n - 1));
+                    self.last_packet_kind = Some(PacketKind::Publish);
                 }
             }
         }
-        if let Some(last) = f.last_packet_ms {
+        if let Some(last) = self.last_packet_ms {
             let to_willy = records
                 .iter()
                 .filter_map(WireRun::of)
                 .filter(|w| w.from == Side::Broker && cut_conns.contains(&w.conn))
                 .map(|w| w.through(drop_at) - w.through(last))
                 .sum::<u64>();
-            f.publishes_to_silent_willy = u32::try_from(to_willy).unwrap_or(u32::MAX);
+            self.publishes_to_silent_willy = u32::try_from(to_willy).unwrap_or(u32::MAX);
         }
-        let news_until = own_publish_after_heal.unwrap_or(f64::INFINITY);
-        // What willy published just before the cut may reach monit just after it: its own
-        // message, not news of the cut (a fault at "disconnected" follows the last "false").
-        let mut in_flight: Vec<(String, String)> = Vec::new();
-        for r in records
-            .iter()
-            .filter(|r| r.ms < cut && r.ms >= cut - PROMPT_MS)
-        {
-            match (r.actor, &r.event) {
-                (Actor::Willy, Event::Published { topic, payload }) => {
-                    in_flight.push((topic.clone(), payload.clone()))
-                }
-                (Actor::Monit, Event::MessageReceived { topic, payload, .. }) => {
-                    if let Some(i) = in_flight
-                        .iter()
-                        .position(|(t, p)| t == topic && p == payload)
-                    {
-                        in_flight.remove(i);
-                    }
-                }
-                _ => {}
-            }
-        }
+    }
+
+    /// The first message monit got after the cut that is news of it (not willy's own, in
+    /// flight or forwarded late), and when the will reached monit.
+    fn add_first_news(&mut self, s: &Scenario, records: &[Record], cut: f64, news_until: f64) {
+        let mut in_flight = in_flight_at(records, cut);
         // After the cut, a slow link may still deliver willy's own PUBLISHes: the wire tap saw
         // each one go through, so a message matching one (topic, payload size) is willy's.
         let mut forwarded: Vec<(String, u64)> = Vec::new();
@@ -540,38 +556,65 @@ impl Facts {
                     forwarded.remove(i);
                     continue;
                 }
-                if f.first_news_ms.is_none() {
-                    f.first_news_ms = Some(r.ms);
-                    f.first_news = Some(format!("{topic}: {payload}"));
+                if self.first_news_ms.is_none() {
+                    self.first_news_ms = Some(r.ms);
+                    self.first_news = Some(format!("{topic}: {payload}"));
                 }
                 if let Some(w) = &s.will {
-                    if f.will_received_ms.is_none() && *topic == w.topic && *payload == w.payload {
-                        f.will_received_ms = Some(r.ms);
+                    if self.will_received_ms.is_none() && *topic == w.topic && *payload == w.payload
+                    {
+                        self.will_received_ms = Some(r.ms);
                     }
                 }
             }
         }
-        f.add_fault_facts(records, cut, &cut_conns);
-        f.flaky_monit = FlakyMonitSeen::collect(s, records, f.cut_at_ms);
-        f.status_true_qos = records
-            .iter()
-            .filter_map(|r| match (r.actor, &r.event) {
-                (
-                    Actor::Monit,
-                    Event::MessageReceived {
-                        topic,
-                        payload,
-                        qos,
-                        ..
-                    },
-                ) if topic == crate::scenario::STATUS_TOPIC && payload == "true" => {
-                    Some((r.ms, *qos))
-                }
-                _ => None,
-            })
-            .collect();
-        f
     }
+}
+
+/// What willy published just before the cut may reach monit just after it: its own
+/// message, not news of the cut (a fault at "disconnected" follows the last "false"). The
+/// (topic, payload) of those monit had not got by the cut.
+fn in_flight_at(records: &[Record], cut: f64) -> Vec<(String, String)> {
+    let mut in_flight: Vec<(String, String)> = Vec::new();
+    for r in records
+        .iter()
+        .filter(|r| r.ms < cut && r.ms >= cut - PROMPT_MS)
+    {
+        match (r.actor, &r.event) {
+            (Actor::Willy, Event::Published { topic, payload }) => {
+                in_flight.push((topic.clone(), payload.clone()))
+            }
+            (Actor::Monit, Event::MessageReceived { topic, payload, .. }) => {
+                if let Some(i) = in_flight
+                    .iter()
+                    .position(|(t, p)| t == topic && p == payload)
+                {
+                    in_flight.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    in_flight
+}
+
+/// When monit got the status "true", at which QoS.
+fn status_true_qos(records: &[Record]) -> Vec<(f64, u8)> {
+    records
+        .iter()
+        .filter_map(|r| match (r.actor, &r.event) {
+            (
+                Actor::Monit,
+                Event::MessageReceived {
+                    topic,
+                    payload,
+                    qos,
+                    ..
+                },
+            ) if topic == crate::scenario::STATUS_TOPIC && payload == "true" => Some((r.ms, *qos)),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Facts {

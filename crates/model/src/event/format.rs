@@ -95,6 +95,51 @@ pub(super) fn serialize_t<S: serde::Serializer>(
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // By who records them; each group writes its own.
+        match self {
+            Event::RunStarted { .. }
+            | Event::RunIdentified { .. }
+            | Event::ScenarioRecorded { .. }
+            | Event::CycleStarted { .. }
+            | Event::BrokerLog { .. }
+            | Event::Note { .. }
+            | Event::RunEnded { .. }
+            | Event::StepMissing { .. }
+            | Event::MessageAccounted { .. } => self.fmt_run(f),
+            Event::Connecting { .. }
+            | Event::Connected { .. }
+            | Event::Published { .. }
+            | Event::DisconnectRequested
+            | Event::Disconnected
+            | Event::LeftOpen
+            | Event::ConnectionFailed { .. }
+            | Event::ConnectionAbandoned
+            | Event::Subscribed { .. }
+            | Event::LateReceived { .. }
+            | Event::Received { .. }
+            | Event::SubscribeGranted { .. }
+            | Event::LateSubscribed
+            | Event::MessageReceived { .. } => self.fmt_client(f),
+            Event::ConnectionAccepted { .. }
+            | Event::UpstreamOpened { .. }
+            | Event::SideClosed { .. }
+            | Event::ConnectionClosed { .. }
+            | Event::PacketDropped { .. }
+            | Event::ConnectionCut { .. }
+            | Event::ProcessSignalled { .. }
+            | Event::ListenerChanged { .. }
+            | Event::FaultApplied { .. }
+            | Event::FaultHealed { .. } => self.fmt_proxy(f),
+            Event::Packet { .. } | Event::PublishRun { .. } | Event::WireFrame { .. } => {
+                self.fmt_wire(f)
+            }
+        }
+    }
+}
+
+impl Event {
+    /// The runner's own: the run, its cycles, the broker's log, notes, the accounting.
+    fn fmt_run(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::RunStarted {
                 scenario,
@@ -116,6 +161,28 @@ impl fmt::Display for Event {
                 let bar = "_".repeat(38);
                 write!(f, "{bar} Cycle {cycle} {bar}")
             }
+            Event::BrokerLog { line, .. } => write!(f, "{line}"),
+            Event::Note { message } => write!(f, "{message}"),
+            Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
+            Event::StepMissing { words, .. } => {
+                write!(f, "a step of the design did not happen: {words}")
+            }
+            Event::MessageAccounted {
+                received_ms,
+                topic,
+                payload,
+                source,
+            } => write!(
+                f,
+                "monit's message at {received_ms:.0} ms ({topic}: {payload}) was {source}"
+            ),
+            _ => unreachable!("Event::fmt sends only these events to fmt_run"),
+        }
+    }
+
+    /// willy's and monit's: connecting, publishing, subscribing, receiving.
+    fn fmt_client(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::Connecting { url, will, attempt } => {
                 let will = match will {
                     Some(w) => format!("{{ will: {w} }}"),
@@ -188,6 +255,13 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
+            _ => unreachable!("Event::fmt sends only these events to fmt_client"),
+        }
+    }
+
+    /// The proxy's and the faults': connections, cuts, faults applied and healed.
+    fn fmt_proxy(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::ConnectionAccepted { conn, held } => {
                 if *held {
                     write!(f, "conn {conn}: accepted while the network is down; held")
@@ -256,6 +330,13 @@ impl fmt::Display for Event {
                 write_fault_number(f, *n)?;
                 Ok(())
             }
+            _ => unreachable!("Event::fmt sends only these events to fmt_proxy"),
+        }
+    }
+
+    /// The wire tap's: packets, runs of PUBLISHes, WebSocket frames.
+    fn fmt_wire(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::Packet {
                 conn,
                 from,
@@ -266,7 +347,11 @@ impl fmt::Display for Event {
                 hex,
                 fields,
             } => {
-                write!(f, "conn {conn}: {} {kind} ({framing}, {size} B", arrow(*from))?;
+                write!(
+                    f,
+                    "conn {conn}: {} {kind} ({framing}, {size} B",
+                    arrow(*from)
+                )?;
                 if let Some(h) = hex {
                     write!(f, ": {h}")?;
                 }
@@ -312,21 +397,7 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
-            Event::BrokerLog { line, .. } => write!(f, "{line}"),
-            Event::Note { message } => write!(f, "{message}"),
-            Event::RunEnded { reason } => write!(f, "run ended: {reason}"),
-            Event::StepMissing { words, .. } => {
-                write!(f, "a step of the design did not happen: {words}")
-            }
-            Event::MessageAccounted {
-                received_ms,
-                topic,
-                payload,
-                source,
-            } => write!(
-                f,
-                "monit's message at {received_ms:.0} ms ({topic}: {payload}) was {source}"
-            ),
+            _ => unreachable!("Event::fmt sends only these events to fmt_wire"),
         }
     }
 }

@@ -16,19 +16,7 @@ use super::*;
 
 /// Parse and validate a scenario. `source` names the file in errors; `name` is the scenario's name.
 pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioError> {
-    let raw: RawScenario = toml::from_str(text).map_err(|e| {
-        let v = Validator {
-            source,
-            text,
-            protocol: Protocol::V311,
-        };
-        ScenarioError {
-            file: source.to_string(),
-            line: e.span().map(|s| v.line_of(s.start)),
-            key: None,
-            message: e.message().trim().to_string(),
-        }
-    })?;
+    let raw = read_toml(source, text)?;
     let v = Validator {
         source,
         text,
@@ -67,32 +55,7 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         Some(p) => v.choice(p, "tap.publishes", "each, runs")?,
         None => PublishRecords::Each,
     };
-    let tls_tap = match raw.tap.as_ref().and_then(|t| t.tls.as_ref()) {
-        Some(p) => {
-            if !transport.is_tls() {
-                return v.err(
-                    p.span(),
-                    "tap.tls",
-                    "`tls` applies to transport = \"tls\" or \"wss\"".to_string(),
-                );
-            }
-            let tap = v.choice(p, "tap.tls", "terminate, pass-through")?;
-            if tap == super::TlsTap::PassThrough {
-                if let Some(f) = faults.iter().find(|f| f.kind.sees_inside_tls()) {
-                    return v.err(
-                        p.span(),
-                        "tap.tls",
-                        format!(
-                            "a {} fault needs to see inside TLS: it works with tls = \"terminate\" only",
-                            f.kind.label()
-                        ),
-                    );
-                }
-            }
-            tap
-        }
-        None => super::TlsTap::Terminate,
-    };
+    let tls_tap = tls_tap(&v, &raw.tap, transport, &faults)?;
     let broker = broker_settings(&v, &raw.broker)?;
     let willy = willy_setup(&v, &raw.willy, transport, cycles)?;
     let fleet = super::fleet::fleet(
@@ -104,36 +67,8 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         &faults,
     )?;
 
-    // With no abnormal disconnect there is nothing for the broker to publish the will for.
-    // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
-    let derived = will.is_some()
-        && faults.first().is_some_and(|f| {
-            f.kind.ends_at_once()
-                || (f.kind.silences_client()
-                    && f.heal_after
-                        .map_or(true, |h| h >= crate::timing::keepalive_bound(keepalive)))
-        });
-    // [MQTT-3.14.4-3]: DISCONNECT with reason 0x04 asks the server to publish the will.
-    let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
-    // The broker closes willy's connection for the twin: not a DISCONNECT [MQTT-3.1.2-8].
-    let derived = derived || (will.is_some() && takeover.is_some());
-    let client = match raw.willy.as_ref().and_then(|w| w.client.as_ref()) {
-        None => crate::scenario::WillyKind::default(),
-        Some(c) => {
-            let client: crate::scenario::WillyKind = c
-                .get_ref()
-                .parse()
-                .or_else(|why: String| v.err(c.span(), "willy.client", why))?;
-            if client.is_driver() && (willy.ws_ping.is_some() || !willy.mqtt_pings) {
-                return v.err(
-                    c.span(),
-                    "willy.client",
-                    "WebSocket pings and a silent MQTT keepalive are willy's own client's: a driver's library keeps its connection its own way".to_string(),
-                );
-            }
-            client
-        }
-    };
+    let derived = will_derived(&will, &faults, keepalive, &disconnect, &takeover);
+    let client = willy_client(&v, &raw.willy, &willy)?;
     if let Some(list) = raw.willy.as_ref().and_then(|w| w.leave_open.as_ref()) {
         leave_open_fits(
             &v,
@@ -181,6 +116,104 @@ pub fn parse(name: &str, source: &str, text: &str) -> Result<Scenario, ScenarioE
         tls_tap,
         fleet,
     })
+}
+
+/// The TOML read into the file's tables, a syntax error or an unknown key said with its line.
+fn read_toml(source: &str, text: &str) -> Result<RawScenario, ScenarioError> {
+    toml::from_str(text).map_err(|e| {
+        let v = Validator {
+            source,
+            text,
+            protocol: Protocol::V311,
+        };
+        ScenarioError {
+            file: source.to_string(),
+            line: e.span().map(|s| v.line_of(s.start)),
+            key: None,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// `[tap] tls`: TLS transports only; passing TLS through refuses a fault that must see
+/// inside it.
+fn tls_tap(
+    v: &Validator,
+    tap: &Option<RawTap>,
+    transport: Transport,
+    faults: &[Fault],
+) -> Result<super::TlsTap, ScenarioError> {
+    let Some(p) = tap.as_ref().and_then(|t| t.tls.as_ref()) else {
+        return Ok(super::TlsTap::Terminate);
+    };
+    if !transport.is_tls() {
+        return v.err(
+            p.span(),
+            "tap.tls",
+            "`tls` applies to transport = \"tls\" or \"wss\"".to_string(),
+        );
+    }
+    let tap = v.choice(p, "tap.tls", "terminate, pass-through")?;
+    if tap == super::TlsTap::PassThrough {
+        if let Some(f) = faults.iter().find(|f| f.kind.sees_inside_tls()) {
+            return v.err(
+                p.span(),
+                "tap.tls",
+                format!(
+                    "a {} fault needs to see inside TLS: it works with tls = \"terminate\" only",
+                    f.kind.label()
+                ),
+            );
+        }
+    }
+    Ok(tap)
+}
+
+/// Whether the will is expected at monit when `[expect] will` does not say.
+fn will_derived(
+    will: &Option<Will>,
+    faults: &[Fault],
+    keepalive: Duration,
+    disconnect: &Option<V5Disconnect>,
+    takeover: &Option<Takeover>,
+) -> bool {
+    // With no abnormal disconnect there is nothing for the broker to publish the will for.
+    // A fault that silences willy only gets it dropped if it lasts 1.5 x keepalive.
+    let derived = will.is_some()
+        && faults.first().is_some_and(|f| {
+            f.kind.ends_at_once()
+                || (f.kind.silences_client()
+                    && f.heal_after
+                        .map_or(true, |h| h >= crate::timing::keepalive_bound(keepalive)))
+        });
+    // [MQTT-3.14.4-3]: DISCONNECT with reason 0x04 asks the server to publish the will.
+    let derived = derived || (will.is_some() && disconnect.is_some_and(|d| d.reason == 0x04));
+    // The broker closes willy's connection for the twin: not a DISCONNECT [MQTT-3.1.2-8].
+    derived || (will.is_some() && takeover.is_some())
+}
+
+/// `[willy] client`: rumqttc (willy's own) by default; a driver keeps its connection its own
+/// way, so it refuses willy's own WebSocket pings and silent keepalive.
+fn willy_client(
+    v: &Validator,
+    raw: &Option<RawWilly>,
+    willy: &WillySetup,
+) -> Result<crate::scenario::WillyKind, ScenarioError> {
+    let Some(c) = raw.as_ref().and_then(|w| w.client.as_ref()) else {
+        return Ok(crate::scenario::WillyKind::default());
+    };
+    let client: crate::scenario::WillyKind = c
+        .get_ref()
+        .parse()
+        .or_else(|why: String| v.err(c.span(), "willy.client", why))?;
+    if client.is_driver() && (willy.ws_ping.is_some() || !willy.mqtt_pings) {
+        return v.err(
+            c.span(),
+            "willy.client",
+            "WebSocket pings and a silent MQTT keepalive are willy's own client's: a driver's library keeps its connection its own way".to_string(),
+        );
+    }
+    Ok(client)
 }
 
 /// `[willy]`: `ws_ping_ms`, `ws_pong_timeout_ms` (WebSocket and MQTT 5: willy's own client),

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+use super::faults::FaultName;
 use super::*;
 
 /// What the recorded scenario `s` says that a scenario file could not: the TOML key and why,
@@ -286,15 +287,17 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
     };
     let dir = |d: &Direction| name_of(d);
     let names = |list: Vec<&str>| Value::Array(list.into_iter().map(string).collect());
-    let kind = match &f.kind {
-        FaultKind::Blackhole { direction } => {
-            put("direction", dir(direction));
-            "blackhole"
-        }
-        FaultKind::Reset => "reset",
-        FaultKind::Close => "close",
-        FaultKind::TlsClose { notify: false, .. } => "close-without-notify",
-        FaultKind::TlsClose { notify: true, .. } => "notify-without-fin",
+    let Some(kind) = FaultName::of(&f.kind) else {
+        return Err((
+            "faults.kind",
+            format!(
+                "a {} fault is toxiproxy's, not one a scenario file holds",
+                f.kind.label()
+            ),
+        ));
+    };
+    match &f.kind {
+        FaultKind::Blackhole { direction } => put("direction", dir(direction)),
         FaultKind::Latency {
             direction,
             delay,
@@ -303,7 +306,6 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
             put("direction", dir(direction));
             put("delay_ms", ms(*delay, "faults.delay_ms")?);
             put("jitter_ms", ms(*jitter, "faults.jitter_ms")?);
-            "latency"
         }
         FaultKind::Bandwidth {
             direction,
@@ -314,7 +316,6 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
                 "bytes_per_s",
                 int(i64::try_from(*bytes_per_s).unwrap_or(i64::MAX)),
             );
-            "bandwidth"
         }
         FaultKind::Drop { direction, packets } => {
             put("direction", dir(direction));
@@ -322,19 +323,11 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
                 "packets",
                 names(packets.iter().map(|&p| crate::mqtt::v311_name(p)).collect()),
             );
-            "drop"
         }
-        FaultKind::Refuse => "refuse",
-        FaultKind::Hang => "hang",
-        FaultKind::Crash { restart } => {
-            put("restart", Value::Boolean(*restart));
-            "crash"
-        }
-        FaultKind::Freeze => "freeze",
+        FaultKind::Crash { restart } => put("restart", Value::Boolean(*restart)),
         FaultKind::IdleTimeout { idle, reset } => {
             put("idle_ms", ms(*idle, "faults.idle_ms")?);
             put("close", string(if *reset { "rst" } else { "fin" }));
-            "idle-timeout"
         }
         FaultKind::WsDrop { direction, frames } => {
             put("direction", dir(direction));
@@ -348,19 +341,19 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
                         .collect(),
                 ),
             );
-            "ws-drop"
         }
-        FaultKind::Slicer { .. } | FaultKind::LimitData { .. } | FaultKind::SlowClose { .. } => {
-            return Err((
-                "faults.kind",
-                format!(
-                    "a {} fault is toxiproxy's, not one a scenario file holds",
-                    f.kind.label()
-                ),
-            ))
-        }
-    };
-    put("kind", string(kind));
+        // No parameters of their own (toxiproxy's kinds were refused above).
+        FaultKind::Reset
+        | FaultKind::Close
+        | FaultKind::TlsClose { .. }
+        | FaultKind::Refuse
+        | FaultKind::Hang
+        | FaultKind::Freeze
+        | FaultKind::Slicer { .. }
+        | FaultKind::LimitData { .. }
+        | FaultKind::SlowClose { .. } => {}
+    }
+    put("kind", string(kind.as_str()));
     put("cycle", int(f.cycle));
     put("trigger", name_of(&f.trigger));
     put("after_ms", ms(f.after, "faults.after_ms")?);

@@ -674,103 +674,18 @@ async fn guarded(id: u64, client: TcpStream, shared: Arc<Shared>) {
     shared.live.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// One connection, start to end: held while new connections are held, its two ends opened
+/// (TLS ended here if so), registered where faults find it, both links run until they end or
+/// a cut, the cut carried out, the end recorded.
 async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     let _ = client.set_nodelay(true);
     let journal = shared.journal.clone();
-    let mut net = shared.net.subscribe();
-    let held = net.borrow_and_update().holds_new();
-    let mut stopping = shared.stopping.subscribe();
-    journal.record(Actor::Proxy, Event::ConnectionAccepted { conn: id, held });
-
-    // Bytes a held connection sent before the network came back: delivered, not lost.
-    let mut early = Vec::new();
-    if held {
-        let mut buf = [0u8; 4096];
-        loop {
-            tokio::select! {
-                r = client.read(&mut buf), if early.len() < HELD_MAX => match r {
-                    Ok(0) | Err(_) => {
-                        // The client gave up; its SYNs stop, nothing ever reaches the broker.
-                        journal.record(Actor::Proxy, Event::Note {
-                            message: format!("conn {id}: {} gave up while held; never reached the broker", shared.client),
-                        });
-                        return;
-                    }
-                    Ok(n) => early.extend_from_slice(&buf[..n]),
-                },
-                healed = net.wait_for(|s| !s.holds_new()) => {
-                    if healed.is_err() { return; }
-                    break;
-                }
-                _ = stopping.wait_for(|s| *s) => {
-                    journal.record(Actor::Proxy, Event::Note {
-                        message: format!("conn {id}: held when the proxy stopped; never reached the broker"),
-                    });
-                    return;
-                }
-            }
-        }
-    }
-
-    let note = |message: String| journal.record(Actor::Proxy, Event::Note { message });
-    // Ending TLS: willy's handshake first (its ClientHello may be among the early bytes), then
-    // our own TLS to the broker. The tap then sees what is inside.
-    let terminate = match &shared.tls {
-        Some(tlsend::ProxyTls::Terminate {
-            serve,
-            upstream,
-            name,
-            says,
-        }) => Some((serve, upstream, name, says)),
-        _ => None,
+    let Some(mut early) = hold_while_down(id, &mut client, &shared).await else {
+        return;
     };
-    let mut client = match terminate {
-        None => Stream::Plain(client),
-        Some((serve, ..)) => {
-            match tlsend::accept(serve, std::mem::take(&mut early), client).await {
-                Ok(s) => s,
-                Err(e) => return note(format!("conn {id}: {e}")),
-            }
-        }
+    let Some((mut client, mut broker)) = open_ends(id, client, &mut early, &shared).await else {
+        return;
     };
-    let to_broker = if shared.spread_sources {
-        // Another salt than the willies' own sources (they count from 0).
-        connect_from(loopback_source(id + (1 << 23)), shared.upstream).await
-    } else {
-        TcpStream::connect(shared.upstream).await
-    };
-    let broker = match to_broker {
-        Ok(s) => s,
-        Err(e) => {
-            return note(format!(
-                "conn {id}: cannot reach the broker at {}: {e}",
-                shared.upstream
-            ))
-        }
-    };
-    let _ = broker.set_nodelay(true);
-    let mut broker = match terminate {
-        None => Stream::Plain(broker),
-        Some((_, upstream, name, says)) => match tlsend::connect(upstream, name, broker).await {
-            Ok(s) => {
-                note(format!(
-                    "conn {id}: TLS from willy ended here ({}), TLS to the broker ({}; {says}): the wire tap sees the MQTT inside",
-                    client.tls_summary().unwrap_or_default(),
-                    s.tls_summary().unwrap_or_default()
-                ));
-                s
-            }
-            Err(e) => {
-                let _ = client.shutdown().await;
-                return note(format!("conn {id}: {e}"));
-            }
-        },
-    };
-    if matches!(shared.tls, Some(tlsend::ProxyTls::PassThrough)) {
-        note(format!(
-            "conn {id}: TLS passed through: the wire tap sees TLS records, not MQTT"
-        ));
-    }
     journal.record(Actor::Proxy, Event::UpstreamOpened { conn: id });
     let stats = Arc::new(ConnStats::new(id));
     if !early.is_empty() && broker.write_all(&early).await.is_ok() {
@@ -778,32 +693,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
             .up_bytes
             .fetch_add(early.len() as u64, Ordering::Relaxed);
     }
-    let (cut_tx, mut cut_rx) = mpsc::unbounded_channel();
-    // Decided under the faults' lock, so a fault applied meanwhile finds the connection.
-    let (conn_net, decided) = {
-        let active = lock(&shared.active);
-        let (net, conn_net) = watch::channel(state_for(&active, Some(id)));
-        let decided: Vec<Event> = active
-            .iter()
-            .filter_map(|(n, k, _, s)| s.as_ref().map(|s| decision(id, *n, k, s)))
-            .collect();
-        lock(&shared.conns).insert(
-            id,
-            Conn {
-                stats: stats.clone(),
-                net,
-                cut: cut_tx.clone(),
-            },
-        );
-        (conn_net, decided)
-    };
-    // A stop that began while this connection was being set up did not find it: it ends now.
-    if *shared.stopping.borrow() {
-        let _ = cut_tx.send(Cut::Stop);
-    }
-    for d in decided {
-        journal.record(Actor::Proxy, d);
-    }
+    let (conn_net, _cut_tx, mut cut_rx) = register(id, &shared, &stats);
 
     let recorder = shared.recorder.clone();
     let waits = &stats.recorder_waits;
@@ -852,83 +742,7 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
         }
     };
     if let Some(cut) = cut {
-        let who = shared.client;
-        let how = match cut {
-            Cut::Idle { reset, silent } => {
-                // Recorded at the moment it closes (a FIN's drain may take a while): the
-                // checks measure the silence up to here.
-                let how = format!(
-                    "no bytes either way for {} ms: {} to {who} and to the broker",
-                    silent.as_millis(),
-                    if reset { "RST" } else { "FIN" }
-                );
-                let event = Event::ConnectionCut {
-                    conn: id,
-                    fault: idle::FAULT_NAME.to_string(),
-                    how,
-                };
-                recorder.tell(id, event, waits).await;
-                if reset {
-                    for s in [&client, &broker] {
-                        let _ = socket2::SockRef::from(s.tcp())
-                            .set_linger(Some(std::time::Duration::ZERO));
-                    }
-                    drop(client);
-                    drop(broker);
-                } else {
-                    let message = format!(
-                        "conn {id}: {}",
-                        close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
-                    );
-                    recorder.tell(id, Event::Note { message }, waits).await;
-                }
-                String::new()
-            }
-            Cut::Reset => {
-                for s in [&client, &broker] {
-                    let _ =
-                        socket2::SockRef::from(s.tcp()).set_linger(Some(std::time::Duration::ZERO));
-                }
-                drop(client);
-                drop(broker);
-                format!("RST to {who} and to the broker")
-            }
-            Cut::Close | Cut::Limit => {
-                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
-            }
-            Cut::Stop => {
-                // Its own short wait for the ends, not cut short by the stop it is part of.
-                let never = watch::channel(false).0;
-                let how = close_both(client, broker, &stats, STOP_DRAIN, who, &never).await;
-                let message = format!("conn {id}: the proxy stopped: {how}");
-                recorder.tell(id, Event::Note { message }, waits).await;
-                String::new()
-            }
-            Cut::Tls { notify, .. } if client.is_tls() => {
-                tls_close(client, broker, notify, &stats, who, &shared.stopping).await
-            }
-            // Passed-through TLS has no session here to close: a FIN, as a close.
-            Cut::Tls { .. } => {
-                close_both(client, broker, &stats, DRAIN, who, &shared.stopping).await
-            }
-        };
-        let fault = match cut {
-            Cut::Reset => "reset",
-            Cut::Close => "close",
-            Cut::Tls { notify: false, .. } => "close-without-notify",
-            Cut::Tls { notify: true, .. } => "notify-without-fin",
-            Cut::Limit => "limit-data",
-            // Recorded above, at the moment it closed; a stop is no fault.
-            Cut::Idle { .. } | Cut::Stop => "",
-        };
-        if !fault.is_empty() {
-            let event = Event::ConnectionCut {
-                conn: id,
-                fault: fault.to_string(),
-                how,
-            };
-            recorder.tell(id, event, waits).await;
-        }
+        carry_out(id, cut, client, broker, &stats, &shared).await;
     }
 
     lock(&shared.conns).remove(&id);
@@ -943,6 +757,249 @@ async fn serve(id: u64, mut client: TcpStream, shared: Arc<Shared>) {
     };
     recorder.tell(id, event, waits).await;
     recorder.send(Message::Closed { conn: id }, waits).await;
+}
+
+/// Record the connection accepted; while new connections are held, keep it until the network
+/// comes back, gathering what it sends meanwhile. The bytes a held connection sent before the
+/// network came back (delivered, not lost); None when it ended while held.
+async fn hold_while_down(id: u64, client: &mut TcpStream, shared: &Shared) -> Option<Vec<u8>> {
+    let journal = &shared.journal;
+    let mut net = shared.net.subscribe();
+    let held = net.borrow_and_update().holds_new();
+    let mut stopping = shared.stopping.subscribe();
+    journal.record(Actor::Proxy, Event::ConnectionAccepted { conn: id, held });
+
+    let mut early = Vec::new();
+    if held {
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::select! {
+                r = client.read(&mut buf), if early.len() < HELD_MAX => match r {
+                    Ok(0) | Err(_) => {
+                        // The client gave up; its SYNs stop, nothing ever reaches the broker.
+                        journal.record(Actor::Proxy, Event::Note {
+                            message: format!("conn {id}: {} gave up while held; never reached the broker", shared.client),
+                        });
+                        return None;
+                    }
+                    Ok(n) => early.extend_from_slice(&buf[..n]),
+                },
+                healed = net.wait_for(|s| !s.holds_new()) => {
+                    if healed.is_err() { return None; }
+                    break;
+                }
+                _ = stopping.wait_for(|s| *s) => {
+                    journal.record(Actor::Proxy, Event::Note {
+                        message: format!("conn {id}: held when the proxy stopped; never reached the broker"),
+                    });
+                    return None;
+                }
+            }
+        }
+    }
+    Some(early)
+}
+
+/// The client's end and the broker's: plain, or with TLS ended here. Ending TLS: willy's
+/// handshake first (its ClientHello may be among the `early` bytes, taken then), then our own
+/// TLS to the broker. The tap then sees what is inside. None (said in the journal) when either
+/// end could not be opened.
+async fn open_ends(
+    id: u64,
+    client: TcpStream,
+    early: &mut Vec<u8>,
+    shared: &Shared,
+) -> Option<(Stream, Stream)> {
+    let note = |message: String| shared.journal.record(Actor::Proxy, Event::Note { message });
+    let terminate = match &shared.tls {
+        Some(tlsend::ProxyTls::Terminate {
+            serve,
+            upstream,
+            name,
+            says,
+        }) => Some((serve, upstream, name, says)),
+        _ => None,
+    };
+    let mut client = match terminate {
+        None => Stream::Plain(client),
+        Some((serve, ..)) => match tlsend::accept(serve, std::mem::take(early), client).await {
+            Ok(s) => s,
+            Err(e) => {
+                note(format!("conn {id}: {e}"));
+                return None;
+            }
+        },
+    };
+    let to_broker = if shared.spread_sources {
+        // Another salt than the willies' own sources (they count from 0).
+        connect_from(loopback_source(id + (1 << 23)), shared.upstream).await
+    } else {
+        TcpStream::connect(shared.upstream).await
+    };
+    let broker = match to_broker {
+        Ok(s) => s,
+        Err(e) => {
+            note(format!(
+                "conn {id}: cannot reach the broker at {}: {e}",
+                shared.upstream
+            ));
+            return None;
+        }
+    };
+    let _ = broker.set_nodelay(true);
+    let broker = match terminate {
+        None => Stream::Plain(broker),
+        Some((_, upstream, name, says)) => match tlsend::connect(upstream, name, broker).await {
+            Ok(s) => {
+                note(format!(
+                    "conn {id}: TLS from willy ended here ({}), TLS to the broker ({}; {says}): the wire tap sees the MQTT inside",
+                    client.tls_summary().unwrap_or_default(),
+                    s.tls_summary().unwrap_or_default()
+                ));
+                s
+            }
+            Err(e) => {
+                let _ = client.shutdown().await;
+                note(format!("conn {id}: {e}"));
+                return None;
+            }
+        },
+    };
+    if matches!(shared.tls, Some(tlsend::ProxyTls::PassThrough)) {
+        note(format!(
+            "conn {id}: TLS passed through: the wire tap sees TLS records, not MQTT"
+        ));
+    }
+    Some((client, broker))
+}
+
+/// Put the connection in the table the faults reach it through, with the network state its
+/// links see and the decisions of the faults already active (recorded). Decided under the
+/// faults' lock, so a fault applied meanwhile finds the connection. The sender is kept by the
+/// caller for as long as it serves the connection.
+fn register(
+    id: u64,
+    shared: &Shared,
+    stats: &Arc<ConnStats>,
+) -> (
+    watch::Receiver<NetState>,
+    mpsc::UnboundedSender<Cut>,
+    mpsc::UnboundedReceiver<Cut>,
+) {
+    let (cut_tx, cut_rx) = mpsc::unbounded_channel();
+    let (conn_net, decided) = {
+        let active = lock(&shared.active);
+        let (net, conn_net) = watch::channel(state_for(&active, Some(id)));
+        let decided: Vec<Event> = active
+            .iter()
+            .filter_map(|(n, k, _, s)| s.as_ref().map(|s| decision(id, *n, k, s)))
+            .collect();
+        lock(&shared.conns).insert(
+            id,
+            Conn {
+                stats: stats.clone(),
+                net,
+                cut: cut_tx.clone(),
+            },
+        );
+        (conn_net, decided)
+    };
+    // A stop that began while this connection was being set up did not find it: it ends now.
+    if *shared.stopping.borrow() {
+        let _ = cut_tx.send(Cut::Stop);
+    }
+    for d in decided {
+        shared.journal.record(Actor::Proxy, d);
+    }
+    (conn_net, cut_tx, cut_rx)
+}
+
+/// Close both ends as `cut` says, and record how (through the recorder, after the
+/// connection's wire records).
+async fn carry_out(
+    id: u64,
+    cut: Cut,
+    client: Stream,
+    broker: Stream,
+    stats: &ConnStats,
+    shared: &Shared,
+) {
+    let recorder = &shared.recorder;
+    let waits = &stats.recorder_waits;
+    let who = shared.client;
+    let how = match cut {
+        Cut::Idle { reset, silent } => {
+            // Recorded at the moment it closes (a FIN's drain may take a while): the
+            // checks measure the silence up to here.
+            let how = format!(
+                "no bytes either way for {} ms: {} to {who} and to the broker",
+                silent.as_millis(),
+                if reset { "RST" } else { "FIN" }
+            );
+            let event = Event::ConnectionCut {
+                conn: id,
+                fault: idle::FAULT_NAME.to_string(),
+                how,
+            };
+            recorder.tell(id, event, waits).await;
+            if reset {
+                for s in [&client, &broker] {
+                    let _ =
+                        socket2::SockRef::from(s.tcp()).set_linger(Some(std::time::Duration::ZERO));
+                }
+                drop(client);
+                drop(broker);
+            } else {
+                let message = format!(
+                    "conn {id}: {}",
+                    close_both(client, broker, stats, DRAIN, who, &shared.stopping).await
+                );
+                recorder.tell(id, Event::Note { message }, waits).await;
+            }
+            String::new()
+        }
+        Cut::Reset => {
+            for s in [&client, &broker] {
+                let _ = socket2::SockRef::from(s.tcp()).set_linger(Some(std::time::Duration::ZERO));
+            }
+            drop(client);
+            drop(broker);
+            format!("RST to {who} and to the broker")
+        }
+        Cut::Close | Cut::Limit => {
+            close_both(client, broker, stats, DRAIN, who, &shared.stopping).await
+        }
+        Cut::Stop => {
+            // Its own short wait for the ends, not cut short by the stop it is part of.
+            let never = watch::channel(false).0;
+            let how = close_both(client, broker, stats, STOP_DRAIN, who, &never).await;
+            let message = format!("conn {id}: the proxy stopped: {how}");
+            recorder.tell(id, Event::Note { message }, waits).await;
+            String::new()
+        }
+        Cut::Tls { notify, .. } if client.is_tls() => {
+            tls_close(client, broker, notify, stats, who, &shared.stopping).await
+        }
+        // Passed-through TLS has no session here to close: a FIN, as a close.
+        Cut::Tls { .. } => close_both(client, broker, stats, DRAIN, who, &shared.stopping).await,
+    };
+    let fault = match cut {
+        Cut::Reset => "reset",
+        Cut::Close => "close",
+        Cut::Tls { notify: false, .. } => "close-without-notify",
+        Cut::Tls { notify: true, .. } => "notify-without-fin",
+        Cut::Limit => "limit-data",
+        // Recorded above, at the moment it closed; a stop is no fault.
+        Cut::Idle { .. } | Cut::Stop => "",
+    };
+    if !fault.is_empty() {
+        let event = Event::ConnectionCut {
+            conn: id,
+            fault: fault.to_string(),
+            how,
+        };
+        recorder.tell(id, event, waits).await;
+    }
 }
 
 /// What a connection's links run beside: the cuts a fault sends, and the idle and

@@ -5,7 +5,7 @@ use super::{finding, ms, Finding};
 use crate::judge::facts::*;
 use crate::judge::id::CheckId;
 use crate::judge::timing::{self, PROMPT_MS};
-use crate::scenario::Scenario;
+use crate::scenario::{Fault, Scenario};
 
 /// Does willy's client have to notice the first fault by itself, and how?
 pub(crate) enum Detection {
@@ -59,36 +59,59 @@ pub fn client_detect_expected(s: &Scenario) -> bool {
 /// The fault catalog's checks: what each kind of fault implies for the will, the broker's
 /// close and willy's own detection.
 pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
-    use crate::scenario::FaultKind as K;
     let mut checks = Vec::new();
     let (Some(cut), Some(cut_ms)) = (s.cut(), f.cut_at_ms) else {
         return checks;
     };
-    let in_window = |d: Option<f64>, lo: f64, hi: f64| d.is_some_and(|d| d >= lo && d <= hi);
-    let after = |x: Option<f64>, from: Option<f64>| Some(x? - from?);
-    let said = |d: Option<f64>, what: &str| match d {
+    checks.extend(will_prompt(s, f, cut, cut_ms));
+    checks.extend(no_broker_drop(s, f, cut));
+    checks.extend(will_after_client_close(s, f, cut));
+    checks.extend(client_detect(s, f, cut, cut_ms));
+    checks.extend(attempts_during_faults(s, f));
+    checks
+}
+
+/// `d` is known and within lo..=hi.
+fn in_window(d: Option<f64>, lo: f64, hi: f64) -> bool {
+    d.is_some_and(|d| d >= lo && d <= hi)
+}
+
+/// How long after `from` `x` came, when both did.
+fn after(x: Option<f64>, from: Option<f64>) -> Option<f64> {
+    Some(x? - from?)
+}
+
+/// "N ms after what", or "never".
+fn said(d: Option<f64>, what: &str) -> String {
+    match d {
         Some(d) => format!("{d:.0} ms after {what}"),
         None => "never".to_string(),
-    };
-
-    // A close the broker sees (RST, FIN, the kernel closing a killed process's socket) ends
-    // the network connection without DISCONNECT: the will goes out then [MQTT-3.1.2-8].
-    if cut.kind.ends_at_once() && s.will.is_some() && s.expect.will {
-        let d = after(f.will_received_ms, Some(cut_ms));
-        checks.push(finding(
-            CheckId::WillPrompt,
-            Some("MQTT-3.1.2-8"),
-            in_window(d, 0.0, PROMPT_MS),
-            format!(
-                "the will reaches monit within {PROMPT_MS:.0} ms of the {}",
-                cut.kind.label()
-            ),
-            said(d, "the fault"),
-        ));
     }
+}
 
-    // The broker hears willy all along (its PINGREQs, or everything, only later or slower):
-    // it must not close the connection [MQTT-3.1.2-24 sets a floor, not a licence].
+/// A close the broker sees (RST, FIN, the kernel closing a killed process's socket) ends
+/// the network connection without DISCONNECT: the will goes out then [MQTT-3.1.2-8].
+fn will_prompt(s: &Scenario, f: &Facts, cut: &Fault, cut_ms: f64) -> Option<Finding> {
+    if !(cut.kind.ends_at_once() && s.will.is_some() && s.expect.will) {
+        return None;
+    }
+    let d = after(f.will_received_ms, Some(cut_ms));
+    Some(finding(
+        CheckId::WillPrompt,
+        Some("MQTT-3.1.2-8"),
+        in_window(d, 0.0, PROMPT_MS),
+        format!(
+            "the will reaches monit within {PROMPT_MS:.0} ms of the {}",
+            cut.kind.label()
+        ),
+        said(d, "the fault"),
+    ))
+}
+
+/// The broker hears willy all along (its PINGREQs, or everything, only later or slower):
+/// it must not close the connection [MQTT-3.1.2-24 sets a floor, not a licence].
+fn no_broker_drop(s: &Scenario, f: &Facts, cut: &Fault) -> Option<Finding> {
+    use crate::scenario::FaultKind as K;
     let broker_hears = match &cut.kind {
         K::Blackhole { direction } => !direction.up(),
         K::Latency { delay, jitter, .. } => (*delay + *jitter) * 2 < s.keepalive,
@@ -99,57 +122,63 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
         && cut
             .heal_after
             .is_some_and(|h| timing::healed_before_bound(h, s.keepalive)));
-    if broker_hears {
-        // After willy's DISCONNECT the broker closes too: that is no drop.
-        let first = match (f.broker_drop_ms, f.client_close_ms) {
-            _ if f.broker_closed_after_disconnect() => false,
-            (Some(b), Some(c)) => b < c,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        checks.push(finding(
-            CheckId::NoBrokerDrop,
-            Some("MQTT-3.1.2-24"),
-            !first,
-            "the broker keeps willy's connection until willy closes it: it still hears willy"
-                .into(),
-            match (f.broker_drop_ms, f.client_close_ms) {
-                (Some(b), c) if first => format!(
-                    "the broker closed it at {b:.0} ms (willy's side: {})",
-                    ms(c)
-                ),
-                (Some(b), _) if f.broker_closed_after_disconnect() => format!(
-                    "the broker closed it at {b:.0} ms, after willy's DISCONNECT reached it"
-                ),
-                (b, c) => format!("broker side closed {}, willy's side {}", ms(b), ms(c)),
-            },
-        ));
+    if !broker_hears {
+        return None;
     }
+    // After willy's DISCONNECT the broker closes too: that is no drop.
+    let first = match (f.broker_drop_ms, f.client_close_ms) {
+        _ if f.broker_closed_after_disconnect() => false,
+        (Some(b), Some(c)) => b < c,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    Some(finding(
+        CheckId::NoBrokerDrop,
+        Some("MQTT-3.1.2-24"),
+        !first,
+        "the broker keeps willy's connection until willy closes it: it still hears willy".into(),
+        match (f.broker_drop_ms, f.client_close_ms) {
+            (Some(b), c) if first => format!(
+                "the broker closed it at {b:.0} ms (willy's side: {})",
+                ms(c)
+            ),
+            (Some(b), _) if f.broker_closed_after_disconnect() => {
+                format!("the broker closed it at {b:.0} ms, after willy's DISCONNECT reached it")
+            }
+            (b, c) => format!("broker side closed {}, willy's side {}", ms(b), ms(c)),
+        },
+    ))
+}
 
-    // willy's own FIN without DISCONNECT (half-open downstream, a lost PINGRESP): the will
-    // follows that close at once.
-    // (An idle timeout's close has its own check, layers.rs.)
-    if s.expect.will
+/// willy's own FIN without DISCONNECT (half-open downstream, a lost PINGRESP): the will
+/// follows that close at once.
+/// (An idle timeout's close has its own check, layers.rs.)
+fn will_after_client_close(s: &Scenario, f: &Facts, cut: &Fault) -> Option<Finding> {
+    use crate::scenario::FaultKind as K;
+    if !(s.expect.will
         && s.will.is_some()
         && !cut.kind.ends_at_once()
         && !cut.kind.silences_client()
-        && !matches!(cut.kind, K::IdleTimeout { .. })
+        && !matches!(cut.kind, K::IdleTimeout { .. }))
     {
-        let d = after(f.will_received_ms, f.client_close_ms);
-        checks.push(finding(
-            CheckId::WillAfterClientClose,
-            Some("MQTT-3.1.2-8"),
-            in_window(d, 0.0, PROMPT_MS),
-            format!("the will reaches monit within {PROMPT_MS:.0} ms of willy closing its socket"),
-            said(d, "willy closed its side"),
-        ));
+        return None;
     }
+    let d = after(f.will_received_ms, f.client_close_ms);
+    Some(finding(
+        CheckId::WillAfterClientClose,
+        Some("MQTT-3.1.2-8"),
+        in_window(d, 0.0, PROMPT_MS),
+        format!("the will reaches monit within {PROMPT_MS:.0} ms of willy closing its socket"),
+        said(d, "willy closed its side"),
+    ))
+}
 
-    // When willy itself finds out.
+/// When willy itself finds out.
+fn client_detect(s: &Scenario, f: &Facts, cut: &Fault, cut_ms: f64) -> Option<Finding> {
     let detect = after(f.client_detect_ms, Some(cut_ms));
     match detection(s) {
-        Detection::None => {}
-        Detection::Prompt => checks.push(finding(
+        Detection::None => None,
+        Detection::Prompt => Some(finding(
             CheckId::ClientDetect,
             None,
             in_window(detect, 0.0, PROMPT_MS),
@@ -159,7 +188,7 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
             ),
             said(detect, "the fault"),
         )),
-        Detection::NoError => checks.push(finding(
+        Detection::NoError => Some(finding(
             CheckId::NoClientError,
             None,
             f.attempts_failed_after_cut == 0,
@@ -180,44 +209,18 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
                 && !f
                     .attempts
                     .iter()
-                    .any(|a| f.cut_at_ms.is_some_and(|c| a.started_ms > c)) => {}
+                    .any(|a| f.cut_at_ms.is_some_and(|c| a.started_ms > c)) =>
+        {
+            None
+        }
         Detection::Ping
             if f.detect_attempt_started_ms.is_some() || f.disconnected_before_detect =>
         {
-            // willy's cycle ended (its DISCONNECT went into the cut) before the ping could
-            // fail: what fails is its next connection attempt, after the connect timeout.
-            let d = after(f.client_detect_ms, f.detect_attempt_started_ms);
-            let held = cut.new_connections == crate::scenario::NewConnections::Hang;
-            // A link taken down (rumqttc's driver in willy's namespace): the kernel may give
-            // up on the route first (EHOSTUNREACH, ~0.3 s here) or let the SYN hang until
-            // rumqttc's connection timeout; either way no later than that timeout.
-            let link = cut.layer == crate::cut::CutLayer::Link;
-            let (lo, hi, why) = if link {
-                let (_, hi) = timing::connect_timeout_window(s.connect_timeout);
-                (
-                    0.0,
-                    hi,
-                    "a link down: no route to host, or rumqttc's connection timeout",
-                )
-            } else if held {
-                let (lo, hi) = timing::connect_timeout_window(s.connect_timeout);
-                (lo, hi, "rumqttc's connection timeout")
-            } else {
-                (0.0, PROMPT_MS, "refused")
-            };
-            checks.push(finding(
-                CheckId::ClientDetect,
-                None,
-                in_window(d, lo, hi),
-                format!(
-                    "willy disconnected before its ping could fail; its next attempt fails {lo:.0}..{hi:.0} ms after it starts ({why})"
-                ),
-                said(d, "the attempt started"),
-            ));
+            Some(next_attempt_detect(s, f, cut))
         }
         Detection::Ping => {
             let (lo, hi) = timing::client_ping_window(s.keepalive);
-            checks.push(finding(
+            Some(finding(
                 CheckId::ClientDetect,
                 None,
                 in_window(detect, lo, hi),
@@ -226,13 +229,50 @@ pub(crate) fn fault_checks(s: &Scenario, f: &Facts) -> Vec<Finding> {
                     s.keepalive.as_secs()
                 ),
                 said(detect, "the cut"),
-            ));
+            ))
         }
     }
+}
 
-    // What connection attempts meet while a fault refuses or holds new connections.
+/// willy's cycle ended (its DISCONNECT went into the cut) before the ping could fail: what
+/// fails is its next connection attempt, after the connect timeout.
+fn next_attempt_detect(s: &Scenario, f: &Facts, cut: &Fault) -> Finding {
+    let d = after(f.client_detect_ms, f.detect_attempt_started_ms);
+    let held = cut.new_connections == crate::scenario::NewConnections::Hang;
+    // A link taken down (rumqttc's driver in willy's namespace): the kernel may give
+    // up on the route first (EHOSTUNREACH, ~0.3 s here) or let the SYN hang until
+    // rumqttc's connection timeout; either way no later than that timeout.
+    let link = cut.layer == crate::cut::CutLayer::Link;
+    let (lo, hi, why) = if link {
+        let (_, hi) = timing::connect_timeout_window(s.connect_timeout);
+        (
+            0.0,
+            hi,
+            "a link down: no route to host, or rumqttc's connection timeout",
+        )
+    } else if held {
+        let (lo, hi) = timing::connect_timeout_window(s.connect_timeout);
+        (lo, hi, "rumqttc's connection timeout")
+    } else {
+        (0.0, PROMPT_MS, "refused")
+    };
+    finding(
+        CheckId::ClientDetect,
+        None,
+        in_window(d, lo, hi),
+        format!(
+            "willy disconnected before its ping could fail; its next attempt fails {lo:.0}..{hi:.0} ms after it starts ({why})"
+        ),
+        said(d, "the attempt started"),
+    )
+}
+
+/// What connection attempts meet while a fault refuses or holds new connections.
+fn attempts_during_faults(s: &Scenario, f: &Facts) -> Vec<Finding> {
+    use crate::scenario::FaultKind as K;
+    use crate::scenario::NewConnections as N;
+    let mut checks = Vec::new();
     for (i, fault) in s.faults.iter().enumerate() {
-        use crate::scenario::NewConnections as N;
         let Some(span) = f.faults.iter().find(|fs| fs.n == i as u32 + 1) else {
             continue;
         };

@@ -86,8 +86,27 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
     };
     let mut doc = Doc::new();
     let ka_ms = summary.keepalive_s as f64 * 1000.0;
+    let title = draw_title(&mut doc, summary, word);
+    draw_cycles(&mut doc, records, &sc, t_end);
+    draw_fault_spans(&mut doc, records, &sc, t_end);
+    draw_keepalive_grid(&mut doc, &sc, t_end, ka_ms);
+    draw_lanes(&mut doc);
+    let bracket_bottom = BRACKET_Y + BRACKET_ROW * 4.0;
+    draw_guides(&mut doc, summary, &sc, t_end, ka_ms, bracket_bottom);
+    draw_willy(&mut doc, records, &sc, t_end);
+    draw_wire(&mut doc, records, summary, &sc);
+    draw_broker(&mut doc, records, summary, &sc, t_end);
+    draw_monit(&mut doc, records, summary, &sc);
+    draw_axis(&mut doc, &sc, t_end);
+    draw_brackets(&mut doc, summary, &sc, t_end);
+    let y = draw_legend(&mut doc, bracket_bottom + 10.0, ka_ms);
+    let y = draw_checks(&mut doc, summary, y + 6.0);
+    doc.finish(y + 12.0, &title)
+}
 
-    // Title: what ran, and the verdict on the right.
+/// Title: what ran, and the verdict (or `word`) on the right; the description under it.
+/// Returns the title.
+fn draw_title(doc: &mut Doc, summary: &Summary, word: Option<&str>) -> String {
     let (verdict, vclass) = match (word, summary.pass) {
         (Some(w), _) => (w, "sub title"),
         (None, true) => ("PASS", "pass title"),
@@ -111,8 +130,11 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         "sub",
         &fit(&summary.description, 11.0, WIDTH - RIGHT - 16.0),
     );
+    title
+}
 
-    // Cycles as bands behind everything, labelled in the first header row.
+/// Cycles as bands behind everything, labelled in the first header row.
+fn draw_cycles(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f64) {
     doc.open("cycles");
     let cycles: Vec<(u32, f64)> = records
         .iter()
@@ -139,8 +161,10 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         }
     }
     doc.close();
+}
 
-    // Faults: hatched spans from applied to healed (or the end), named in the second header row.
+/// Faults: hatched spans from applied to healed (or the end), named in the second header row.
+fn draw_fault_spans(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f64) {
     doc.open("faults");
     let mut fault_head = Shelves::new(1, LEFT, WIDTH - RIGHT);
     for (i, r) in records.iter().enumerate() {
@@ -172,8 +196,10 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         }
     }
     doc.close();
+}
 
-    // The keepalive grid over the lanes, when its lines are far enough apart to help.
+/// The keepalive grid over the lanes, when its lines are far enough apart to help.
+fn draw_keepalive_grid(doc: &mut Doc, sc: &Scale, t_end: f64, ka_ms: f64) {
     doc.open("keepalive-grid");
     if ka_ms > 0.0 && sc.x(ka_ms) - sc.x(0.0) >= 6.0 {
         let mut t = ka_ms;
@@ -183,8 +209,10 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         }
     }
     doc.close();
+}
 
-    // Lane frames and names.
+/// Lane frames and names.
+fn draw_lanes(doc: &mut Doc) {
     for (i, (_, name, what)) in LANES.iter().enumerate() {
         doc.line(0.0, lane_top(i), WIDTH, lane_top(i), "sep");
         doc.text(16.0, lane_mid(i) - 2.0, "lane", name);
@@ -196,21 +224,29 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         );
     }
     doc.line(0.0, AXIS_Y, WIDTH, AXIS_Y, "sep");
+}
 
-    // Guides: the moments the brackets measure, drawn through the lanes down to their brackets,
-    // broken where the axis has its numbers so that none is struck through.
+/// Guides: the moments the brackets measure, drawn through the lanes down to their brackets,
+/// broken where the axis has its numbers so that none is struck through.
+fn draw_guides(
+    doc: &mut Doc,
+    summary: &Summary,
+    sc: &Scale,
+    t_end: f64,
+    ka_ms: f64,
+    bracket_bottom: f64,
+) {
     let guide = |doc: &mut Doc, x: f64, y1: f64, y2: f64, class: &str| {
         doc.line(x, y1, x, AXIS_Y, class);
         doc.line(x, AXIS_Y + 22.0, x, y2, class);
     };
     let reference = timing::reference_ms(summary.last_packet_ms, summary.last_upstream_ms);
-    let bracket_bottom = BRACKET_Y + BRACKET_ROW * 4.0;
     if let Some(r) = reference {
-        guide(&mut doc, sc.x(r), LANES_Y, bracket_bottom - 6.0, "g-last");
+        guide(doc, sc.x(r), LANES_Y, bracket_bottom - 6.0, "g-last");
         let bound = r + timing::bound_of_ms(ka_ms);
         if bound <= t_end {
             guide(
-                &mut doc,
+                doc,
                 sc.x(bound),
                 LANES_Y,
                 BRACKET_Y + 3.0 * BRACKET_ROW + 6.0,
@@ -219,7 +255,7 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         }
         if let Some(d) = summary.broker_drop_ms {
             guide(
-                &mut doc,
+                doc,
                 sc.x(d),
                 lane_top(2),
                 BRACKET_Y + BRACKET_ROW + 6.0,
@@ -228,7 +264,7 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
         }
         if let Some(w) = summary.will_received_ms {
             guide(
-                &mut doc,
+                doc,
                 sc.x(w),
                 lane_top(3),
                 BRACKET_Y + 2.0 * BRACKET_ROW + 6.0,
@@ -236,16 +272,6 @@ pub fn render_run_as(records: &[Record], summary: &Summary, word: Option<&str>) 
             );
         }
     }
-
-    draw_willy(&mut doc, records, &sc, t_end);
-    draw_wire(&mut doc, records, summary, &sc);
-    draw_broker(&mut doc, records, summary, &sc, t_end);
-    draw_monit(&mut doc, records, summary, &sc);
-    draw_axis(&mut doc, &sc, t_end);
-    draw_brackets(&mut doc, summary, &sc, t_end);
-    let y = draw_legend(&mut doc, bracket_bottom + 10.0, ka_ms);
-    let y = draw_checks(&mut doc, summary, y + 6.0);
-    doc.finish(y + 12.0, &title)
 }
 
 /// willy: its connections (waiting for CONNACK, then connected), what it published, failures.
