@@ -185,7 +185,12 @@ impl Session {
     /// wire tap's decoder, which then reads the frames that follow. No frame goes out before
     /// the 101: tungstenite's server (rumqttd) fails the handshake on bytes after the request
     /// ("JunkAfterRequest").
-    async fn ws_handshake(&mut self, port: u16, path: &str, deadline: Instant) -> Result<(), String> {
+    async fn ws_handshake(
+        &mut self,
+        port: u16,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<(), String> {
         use tungstenite::client::IntoClientRequest;
         use tungstenite::handshake::{client::ClientHandshake, HandshakeError};
         let mut request = format!("ws://127.0.0.1:{port}{path}")
@@ -202,13 +207,15 @@ impl Session {
                 Ok(_) => break,
                 Err(HandshakeError::Interrupted(m)) => mid = m,
                 Err(HandshakeError::Failure(e)) => {
-                    return Err(match self.decoded.iter().find_map(|d| match d {
-                        Decoded::HttpUpgrade { line } if !line.contains(" 101") => Some(line),
-                        _ => None,
-                    }) {
-                        Some(line) => format!("the WebSocket upgrade was refused: {line}"),
-                        None => format!("the WebSocket upgrade failed: {e}"),
-                    })
+                    return Err(
+                        match self.decoded.iter().find_map(|d| match d {
+                            Decoded::HttpUpgrade { line } if !line.contains(" 101") => Some(line),
+                            _ => None,
+                        }) {
+                            Some(line) => format!("the WebSocket upgrade was refused: {line}"),
+                            None => format!("the WebSocket upgrade failed: {e}"),
+                        },
+                    )
                 }
             }
             let out = std::mem::take(&mut mid.get_mut().get_mut().outbound);
@@ -307,7 +314,6 @@ impl Session {
         Ok(std::mem::take(&mut self.decoded))
     }
 
-
     /// Keep the connection: read what comes, send PINGREQs when due, for `d`.
     pub async fn drive_for(&mut self, d: Duration) -> Result<(), String> {
         let until = Instant::now() + d;
@@ -354,7 +360,8 @@ impl Session {
                         .and_then(|w| w.pong_timeout)
                         .unwrap_or_default();
                     return Err(format!(
-                        "WebSocket pong timeout (no pong within {} ms of a ping)",
+                        "{} (no pong within {} ms of a ping)",
+                        crate::event::ErrorKind::WsPongTimeout.text(),
                         t.as_millis()
                     ));
                 }
