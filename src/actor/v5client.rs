@@ -5,6 +5,10 @@
 //! keepalive from the CONNACK, whatever else was sent, and "ping timeout" when the next one is
 //! due while the last PINGRESP has not come. The keepalive is the one willy sent, or the
 //! Server Keep Alive the CONNACK carries, which replaces it [MQTT-3.1.2-21].
+//!
+//! Over WebSocket, the HTTP upgrade is tungstenite's client handshake; the frames stay ours
+//! (`v5wire::ws_frame` out, the tap's decoder in): willy's pings and the packets' exact bytes
+//! are what a run measures, and the decoder must see every byte the broker sends.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
