@@ -7,9 +7,11 @@
 //!  unplug proxy cut|heal|toxic|list --> one HTTP request or a few --> a line each, exit 0
 //!                                       (an error answer or no API: its message, exit 2)
 //! ```
+//!
+//! The requests go out through hyper's HTTP/1.1 client (it reads the answer's head and joins a
+//! chunked body); what stays ours is the cap on an answer's size and time, and the words a
+//! hostile answer is refused with.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -281,7 +283,8 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 
 /// One HTTP/1.1 request to the API; (status, JSON body or Null). The answer is read up to
-/// [`MAX_ANSWER`] bytes and [`ANSWER_WITHIN`], whatever the server does.
+/// [`MAX_ANSWER`] bytes and [`ANSWER_WITHIN`], whatever the server does. Blocking: it runs
+/// hyper's client on a runtime of its own.
 pub fn request(
     api: &str,
     method: &str,
@@ -296,117 +299,172 @@ pub fn request(
         .with_context(|| format!("the API address {api:?}: expected ADDR:PORT"))?
         .next()
         .with_context(|| format!("the API address {api:?} names no address"))?;
-    let mut conn =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).with_context(|| {
-            format!("cannot reach the API at {host} (is `unplug proxy` running there?)")
-        })?;
-    conn.set_write_timeout(Some(ANSWER_WITHIN))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: unplug\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let raw = read_answer(&mut conn, MAX_ANSWER, ANSWER_WITHIN)
-        .with_context(|| format!("reading the API's answer to {method} {path}"))?;
-    parse_response(&raw).with_context(|| format!("the API's answer to {method} {path}"))
+    let ask = Ask {
+        addr,
+        host: &host,
+        method,
+        path,
+        body,
+    };
+    let (status, answer) = on_own_runtime(ask.exchange(MAX_ANSWER, ANSWER_WITHIN))??;
+    Ok((status, json_of(&answer)))
 }
 
-/// Everything `conn` sends until it closes: at most `cap` bytes, within `within`.
-fn read_answer(conn: &mut TcpStream, cap: usize, within: Duration) -> anyhow::Result<Vec<u8>> {
-    let deadline = std::time::Instant::now() + within;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            bail!("no whole answer within {} s", within.as_secs_f64());
-        }
-        conn.set_read_timeout(Some(left))?;
-        let n = match conn.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                bail!("no whole answer within {} s", within.as_secs_f64())
-            }
-            Err(e) => return Err(e.into()),
+/// Run `f` to its end on a runtime of its own (on a thread of its own when the caller is
+/// already inside one, where a second cannot block).
+fn on_own_runtime<T: Send>(f: impl std::future::Future<Output = T> + Send) -> anyhow::Result<T> {
+    let run = move || -> anyhow::Result<T> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the tokio runtime")?;
+        Ok(rt.block_on(f))
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return run();
+    }
+    std::thread::scope(|s| {
+        s.spawn(run)
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the API request's thread panicked")))
+    })
+}
+
+/// One request, as hyper's HTTP/1.1 client sends it.
+struct Ask<'a> {
+    addr: std::net::SocketAddr,
+    host: &'a str,
+    method: &'a str,
+    path: &'a str,
+    body: String,
+}
+
+impl Ask<'_> {
+    /// Send it and read the answer: (status, body bytes), the body joined from its chunks
+    /// when chunked, at most `cap` bytes, all within `within`.
+    async fn exchange(self, cap: usize, within: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
+        let (method, path) = (self.method, self.path);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(self.addr),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("connection timed out"))
+        .and_then(|r| Ok(r?))
+        .with_context(|| {
+            format!(
+                "cannot reach the API at {} (is `unplug proxy` running there?)",
+                self.host
+            )
+        })?;
+        let answer = async {
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(conn)).await?;
+            let driving = tokio::spawn(connection);
+            let request = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("Host", self.host)
+                .header("User-Agent", "unplug")
+                .header("Content-Type", "application/json")
+                .header("Connection", "close")
+                .body(self.body)?;
+            let answer = sender.send_request(request).await?;
+            let status = answer.status().as_u16();
+            let body = read_body(answer.into_body(), cap).await;
+            driving.abort();
+            Ok::<_, anyhow::Error>((status, body?))
         };
-        if n == 0 {
-            return Ok(raw);
+        match tokio::time::timeout(within, answer).await {
+            Err(_) => Err(anyhow::anyhow!(
+                "no whole answer within {} s",
+                within.as_secs_f64()
+            ))
+            .with_context(|| format!("reading the API's answer to {method} {path}")),
+            Ok(r) => r
+                .map_err(our_words)
+                .with_context(|| format!("the API's answer to {method} {path}")),
         }
-        if raw.len() + n > cap {
-            bail!("an answer over {cap} bytes: not the API's");
-        }
-        raw.extend_from_slice(&buf[..n]);
     }
 }
 
-/// An HTTP answer's status and JSON body (a body that is not JSON: as a string; none: Null).
-fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Value)> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut answer = httparse::Response::new(&mut headers);
-    let head_len = match answer.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => bail!("no HTTP header (the answer ends inside it)"),
-        Err(e) => bail!("no HTTP header: {e}"),
-    };
-    let status = answer.code.context("no HTTP status")?;
-    let chunked = answer.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(h.value)
-                .to_ascii_lowercase()
-                .contains("chunked")
-    });
-    let body = &raw[head_len..];
-    let body = if chunked {
-        dechunk(body)?
-    } else {
-        body.to_vec()
-    };
-    let body = String::from_utf8_lossy(&body);
-    let v = if body.trim().is_empty() {
+/// A body's bytes, at most `cap` of them.
+async fn read_body(mut body: hyper::body::Incoming, cap: usize) -> anyhow::Result<Vec<u8>> {
+    use hyper::body::Body;
+    let mut out = Vec::new();
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        if let Ok(data) = frame?.into_data() {
+            if out.len() + data.len() > cap {
+                bail!("an answer over {cap} bytes: not the API's");
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// hyper's reasons for refusing an answer, said as this command always said them: which part
+/// of a chunked body is wrong, or that the answer ends early. hyper's I/O errors carry only
+/// words, so these are matched on its words (an answer they do not name keeps hyper's).
+fn our_words(e: anyhow::Error) -> anyhow::Error {
+    const WORDS: &[(std::io::ErrorKind, &str, &str)] = &[
+        (
+            std::io::ErrorKind::UnexpectedEof,
+            "chunk size",
+            "the chunked body ends inside a chunk size",
+        ),
+        (
+            std::io::ErrorKind::UnexpectedEof,
+            "",
+            "the answer is cut short",
+        ),
+        (
+            std::io::ErrorKind::InvalidInput,
+            "chunk size",
+            "a bad chunk size in the chunked body",
+        ),
+        (
+            std::io::ErrorKind::InvalidData,
+            "chunk size",
+            "a bad chunk size in the chunked body",
+        ),
+        (
+            std::io::ErrorKind::InvalidInput,
+            "chunk body",
+            "a chunk not followed by CRLF",
+        ),
+    ];
+    let io = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(|io| (io.kind(), io.to_string()));
+    let hyper = e.chain().find_map(|c| c.downcast_ref::<hyper::Error>());
+    if let Some((kind, text)) = io {
+        if let Some((_, _, ours)) = WORDS
+            .iter()
+            .find(|(k, w, _)| *k == kind && text.to_ascii_lowercase().contains(w))
+        {
+            return anyhow::anyhow!("{ours} ({text})");
+        }
+    }
+    match hyper {
+        Some(h) if h.is_incomplete_message() => anyhow::anyhow!("the answer is cut short ({h})"),
+        Some(h) if h.is_parse() => anyhow::anyhow!("no HTTP header: {h}"),
+        _ => e,
+    }
+}
+
+/// An answer's body as JSON (a body that is not JSON: as a string; none: Null).
+fn json_of(body: &[u8]) -> Value {
+    let body = String::from_utf8_lossy(body);
+    if body.trim().is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&body).unwrap_or_else(|_| Value::String(body.into_owned()))
-    };
-    Ok((status, v))
-}
-
-/// A chunked body's bytes joined (RFC 9112 7.1): each chunk's size read by httparse, every
-/// size checked against what is there. The body is never longer than what was read.
-fn dechunk(mut s: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    // A server that closes after its last data chunk without the zero one: what came is whole.
-    while !s.is_empty() {
-        let (used, size) = match httparse::parse_chunk_size(s) {
-            Ok(httparse::Status::Complete(x)) => x,
-            Ok(httparse::Status::Partial) => bail!("the chunked body ends inside a chunk size"),
-            Err(_) => bail!("a bad chunk size in the chunked body"),
-        };
-        if size == 0 {
-            break;
-        }
-        let rest = &s[used..];
-        let n = usize::try_from(size)
-            .ok()
-            .filter(|n| *n <= rest.len())
-            .with_context(|| {
-                format!(
-                    "a chunk of {size} bytes where {} are left: the answer is cut short",
-                    rest.len()
-                )
-            })?;
-        out.extend_from_slice(&rest[..n]);
-        s = rest[n..]
-            .strip_prefix(b"\r\n")
-            .context("a chunk not followed by CRLF")?;
     }
-    Ok(out)
 }
 
 /// The answer's JSON, or the API's error as ours.
@@ -606,6 +664,53 @@ mod tests {
         assert!(parse_attr("=3").is_err());
     }
 
+    /// A server on 127.0.0.1 that reads its one client's request head, sends `answer`, then
+    /// waits `then` before it closes.
+    fn server(answer: Vec<u8>, then: Duration) -> std::net::SocketAddr {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = c.write_all(&answer);
+            std::thread::sleep(then);
+        });
+        at
+    }
+
+    /// What [`request`] makes of `raw`, a whole answer from a server.
+    fn parse_response(raw: &[u8]) -> anyhow::Result<(u16, Value)> {
+        request(
+            &server(raw.to_vec(), Duration::ZERO).to_string(),
+            "GET",
+            "/",
+            None,
+        )
+    }
+
+    /// One exchange with a server that answers `answer`, read up to `cap` within `within`.
+    fn exchange(answer: Vec<u8>, then: Duration, cap: usize, within: Duration) -> anyhow::Error {
+        let addr = server(answer, then);
+        let ask = Ask {
+            addr,
+            host: "h",
+            method: "GET",
+            path: "/",
+            body: String::new(),
+        };
+        on_own_runtime(ask.exchange(cap, within))
+            .and_then(|r| r)
+            .unwrap_err()
+    }
+
     #[test]
     fn a_chunked_answer_is_read_whole() {
         let raw = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n";
@@ -647,31 +752,22 @@ mod tests {
         }
     }
 
-    /// A server on 127.0.0.1 that sends `answer` to its one client, then waits `then`.
-    fn server(answer: Vec<u8>, then: Duration) -> std::net::SocketAddr {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let at = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            let _ = c.write_all(&answer);
-            std::thread::sleep(then);
-        });
-        at
-    }
-
     #[test]
     fn an_answer_over_the_cap_or_too_slow_is_refused() {
-        let at = server(vec![b'x'; 200_000], Duration::ZERO);
-        let mut c = TcpStream::connect(at).unwrap();
-        let e = read_answer(&mut c, 100_000, Duration::from_secs(10)).unwrap_err();
-        assert!(e.to_string().contains("over 100000 bytes"), "{e}");
+        let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n".to_vec();
+        big.extend(vec![b'x'; 200_000]);
+        let e = exchange(big, Duration::ZERO, 100_000, Duration::from_secs(10));
+        assert!(format!("{e:#}").contains("over 100000 bytes"), "{e:#}");
         // A server that sends a little and then nothing, holding the connection open.
-        let at = server(b"HTTP/1.1 200 OK\r\n".to_vec(), Duration::from_secs(3));
-        let mut c = TcpStream::connect(at).unwrap();
-        let e = read_answer(&mut c, 100_000, Duration::from_millis(300)).unwrap_err();
+        let e = exchange(
+            b"HTTP/1.1 200 OK\r\n".to_vec(),
+            Duration::from_secs(3),
+            100_000,
+            Duration::from_millis(300),
+        );
         assert!(
-            e.to_string().contains("no whole answer within 0.3 s"),
-            "{e}"
+            format!("{e:#}").contains("no whole answer within 0.3 s"),
+            "{e:#}"
         );
     }
 }

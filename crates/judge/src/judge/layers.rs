@@ -94,7 +94,8 @@ impl LayerFacts {
                 },
                 (Actor::Willy, Event::ConnectionFailed { error })
                     if self.ws_pong_timeout_ms.is_none()
-                        && error.contains("WebSocket pong timeout") =>
+                        && crate::event::ErrorKind::of(error)
+                            == crate::event::ErrorKind::WsPongTimeout =>
                 {
                     self.ws_pong_timeout_ms = Some(r.ms)
                 }

@@ -13,8 +13,10 @@
 //!
 //! `mod.rs` holds the types; `format.rs` the log line of each; `packet.rs` a wire packet's
 //! typed parts as the JSONL spells them; `journal.rs` the writer;
-//! `read.rs` a saved journal read back in bounded memory.
+//! `read.rs` a saved journal read back in bounded memory; `error_kind.rs` what kind of failure
+//! a client's error text names.
 
+mod error_kind;
 mod format;
 mod journal;
 mod live;
@@ -22,6 +24,7 @@ mod packet;
 mod read;
 pub mod thin;
 
+pub use error_kind::ErrorKind;
 pub use journal::{ms_of, read_jsonl, write_files, Budget, Cursor, Echo, Filter, Fresh, Journal};
 pub use read::{for_each_record, for_each_record_within, Lines, Piece, ReadLimits, PUBLISH_COST};
 

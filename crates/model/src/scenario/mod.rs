@@ -806,28 +806,14 @@ pub fn load(arg: &str) -> Result<Scenario, ScenarioError> {
     }
 }
 
-/// The known name closest to `word` by edit distance, if any is reasonably close.
+/// The known name closest to `word` by edit (Levenshtein) distance, if any is reasonably close.
 pub fn closest<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
     names
         .iter()
-        .map(|n| (edit_distance(word, n), *n))
+        .map(|n| (strsim::levenshtein(word, n), *n))
         .filter(|(d, n)| *d <= (n.len().max(word.len()) / 2).max(2))
         .min()
         .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Where a scenario's output goes.

@@ -5,6 +5,10 @@
 //! keepalive from the CONNACK, whatever else was sent, and "ping timeout" when the next one is
 //! due while the last PINGRESP has not come. The keepalive is the one willy sent, or the
 //! Server Keep Alive the CONNACK carries, which replaces it [MQTT-3.1.2-21].
+//!
+//! Over WebSocket, the HTTP upgrade is tungstenite's client handshake; the frames stay ours
+//! (`v5wire::ws_frame` out, the tap's decoder in): willy's pings and the packets' exact bytes
+//! are what a run measures, and the decoder must see every byte the broker sends.
 
 use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
@@ -114,39 +118,7 @@ impl Session {
             ws_pings: None,
         };
         if let Some(path) = ws_path {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let key = crate::mqtt::hex(&nanos.to_be_bytes());
-            // 16 bytes, base64: the key only has to look like one.
-            let key = format!("{key:0>22}==");
-            s.write(&v5wire::ws_upgrade(
-                &format!("127.0.0.1:{port}"),
-                path,
-                &key,
-            ))
-            .await?;
-            s.ws_mask = Some((nanos ^ 0x5a5a_5a5a).to_be_bytes());
-            // No frame before the 101 [RFC 6455 4.1]: tungstenite's server (rumqttd) fails
-            // the handshake on bytes after the request ("JunkAfterRequest").
-            loop {
-                let got = match timeout_at(deadline, s.read_some()).await {
-                    Err(_) => {
-                        return Err(
-                            "network timeout (no CONNACK within the connection timeout)".into()
-                        )
-                    }
-                    Ok(r) => r?,
-                };
-                match got.into_iter().find_map(|d| match d {
-                    Decoded::HttpUpgrade { line } => Some(line),
-                    _ => None,
-                }) {
-                    Some(line) if line.contains(" 101") => break,
-                    Some(line) => return Err(format!("the WebSocket upgrade was refused: {line}")),
-                    None => {}
-                }
-            }
+            s.ws_handshake(port, path, deadline).await?;
         }
         s.write(connect).await?;
         let connack = loop {
@@ -207,6 +179,73 @@ impl Session {
         }
         s.next_ping = Instant::now() + s.keepalive;
         Ok((s, connack))
+    }
+
+    /// The HTTP upgrade, by tungstenite's client handshake [RFC 6455 4.1]: it writes the
+    /// request (a fresh key, and `Sec-WebSocket-Protocol: mqtt` [MQTT-6.0.0-3]) and checks the
+    /// 101 (its Sec-WebSocket-Accept, Upgrade and Connection). Its handshake is a state machine
+    /// over `Read + Write` that stops at WouldBlock, so it runs over buffers and this moves
+    /// the bytes on our async stream (plain or TLS). What the broker answers also goes to the
+    /// wire tap's decoder, which then reads the frames that follow. No frame goes out before
+    /// the 101: tungstenite's server (rumqttd) fails the handshake on bytes after the request
+    /// ("JunkAfterRequest").
+    async fn ws_handshake(
+        &mut self,
+        port: u16,
+        path: &str,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        use tungstenite::client::IntoClientRequest;
+        use tungstenite::handshake::{client::ClientHandshake, HandshakeError};
+        let mut request = format!("ws://127.0.0.1:{port}{path}")
+            .into_client_request()
+            .map_err(|e| format!("the WebSocket upgrade request: {e}"))?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            tungstenite::http::HeaderValue::from_static("mqtt"),
+        );
+        let mut mid = ClientHandshake::start(Buffers::default(), request, None)
+            .map_err(|e| format!("the WebSocket upgrade request: {e}"))?;
+        loop {
+            match mid.handshake() {
+                Ok(_) => break,
+                Err(HandshakeError::Interrupted(m)) => mid = m,
+                Err(HandshakeError::Failure(e)) => {
+                    return Err(
+                        match self.decoded.iter().find_map(|d| match d {
+                            Decoded::HttpUpgrade { line } if !line.contains(" 101") => Some(line),
+                            _ => None,
+                        }) {
+                            Some(line) => format!("the WebSocket upgrade was refused: {line}"),
+                            None => format!("the WebSocket upgrade failed: {e}"),
+                        },
+                    )
+                }
+            }
+            let out = std::mem::take(&mut mid.get_mut().get_mut().outbound);
+            if !out.is_empty() {
+                self.write(&out).await?;
+            }
+            let mut buf = [0u8; 4096];
+            let n = match timeout_at(deadline, self.stream.read(&mut buf)).await {
+                Err(_) => {
+                    return Err("network timeout (no CONNACK within the connection timeout)".into())
+                }
+                Ok(r) => r.map_err(|e| format!("I/O: {e}"))?,
+            };
+            if n == 0 {
+                return Err("connection closed by the broker".into());
+            }
+            // The decoder keeps what it makes of these (the 101, any frame after it) for the
+            // reads that follow.
+            self.decoder.feed(&buf[..n], &mut self.decoded);
+            mid.get_mut().get_mut().inbound.extend(&buf[..n]);
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.ws_mask = Some((nanos ^ 0x5a5a_5a5a).to_be_bytes());
+        Ok(())
     }
 
     /// Send a WebSocket ping every `every` from now on (WebSocket only), and give the
@@ -325,7 +364,8 @@ impl Session {
                         .and_then(|w| w.pong_timeout)
                         .unwrap_or_default();
                     return Err(format!(
-                        "WebSocket pong timeout (no pong within {} ms of a ping)",
+                        "{} (no pong within {} ms of a ping)",
+                        crate::event::ErrorKind::WsPongTimeout.text(),
                         t.as_millis()
                     ));
                 }
@@ -354,5 +394,32 @@ impl Session {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The bytes of tungstenite's client handshake: what it wrote, for us to send, and what the
+/// broker answered, for it to read (WouldBlock until more comes).
+#[derive(Default)]
+struct Buffers {
+    inbound: std::collections::VecDeque<u8>,
+    outbound: Vec<u8>,
+}
+
+impl std::io::Read for Buffers {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inbound.is_empty() {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        self.inbound.read(buf)
+    }
+}
+
+impl std::io::Write for Buffers {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.outbound.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

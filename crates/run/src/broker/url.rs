@@ -12,6 +12,9 @@
 //! A login (`user:pass@`, percent-decoded, or `--username` with `--password-env`) is used by
 //! every client of the run and never written anywhere: [`BrokerUrls::describe`] leaves it out
 //! and hides the values of a URL's query.
+//!
+//! Each URL is parsed by the `url` crate. What stays ours: the list, the scheme table with its
+//! default ports, and [`without_login`] for messages (it must work on text that did not parse).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -151,99 +154,21 @@ impl BrokerUrls {
         let mut wss = None;
         let mut login: Option<Login> = None;
         for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            let shown = without_login(url);
-            let malformed = || UrlError::Malformed(shown.clone());
-            let (scheme, rest) = url.split_once("://").ok_or_else(malformed)?;
-            let (authority, path) = match rest.find(['/', '?']) {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, ""),
-            };
-            let (userinfo, hostport) = match authority.rsplit_once('@') {
-                Some((u, h)) => (Some(u), h),
-                None => (None, authority),
-            };
-            // Without a port, the scheme's own, as mosquitto_sub and mqtt.js assume: 1883 for
-            // MQTT, 8883 for MQTT over TLS, 80 and 443 for WebSocket.
-            let default_port = match scheme.to_ascii_lowercase().as_str() {
-                "tcp" | "mqtt" => "1883",
-                "mqtts" | "ssl" | "tls" => "8883",
-                "ws" => "80",
-                "wss" => "443",
-                _ => "",
-            };
-            let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
-                let (host, after) = inner
-                    .split_once(']')
-                    .ok_or_else(|| UrlError::Bracket(shown.clone()))?;
-                match after {
-                    "" if !default_port.is_empty() => (host, default_port),
-                    _ => (host, after.strip_prefix(':').ok_or_else(malformed)?),
-                }
-            } else {
-                match hostport.rsplit_once(':') {
-                    Some(hp) => hp,
-                    None if !default_port.is_empty() => (hostport, default_port),
-                    None => return Err(malformed()),
-                }
-            };
-            if host.is_empty() {
-                return Err(malformed());
-            }
-            let port: u16 = port
-                .parse()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| UrlError::Port(shown.clone()))?;
-            let hp = HostPort {
-                host: host.to_string(),
-                port,
-            };
-            if let Some(u) = userinfo {
-                let (user, pass) = match u.split_once(':') {
-                    Some((a, b)) => (a, Some(b)),
-                    None => (u, None),
-                };
-                let decode =
-                    |x: &str| percent_decode(x).map_err(|e| UrlError::Percent(shown.clone(), e));
-                let this = Login {
-                    username: decode(user)?,
-                    password: pass.map(decode).transpose()?,
-                };
+            let (name, hp, path, this) = parse_one(url)?;
+            if let Some(this) = this {
                 match &login {
                     Some(l) if *l != this => return Err(UrlError::TwoLogins),
                     _ => login = Some(this),
                 }
             }
-            match scheme.to_ascii_lowercase().as_str() {
-                s @ ("tcp" | "mqtt" | "mqtts" | "ssl" | "tls") => {
-                    if !path.is_empty() && path != "/" {
-                        return Err(malformed());
-                    }
-                    let (slot, name) = match s {
-                        "tcp" | "mqtt" => (&mut tcp, "tcp://"),
-                        _ => (&mut tls, "mqtts://"),
-                    };
-                    if slot.replace(hp).is_some() {
-                        return Err(UrlError::Duplicate(name));
-                    }
-                }
-                s @ ("ws" | "wss") => {
-                    let path = if path.is_empty() {
-                        "/mqtt".to_string()
-                    } else if path.starts_with('?') {
-                        format!("/mqtt{path}")
-                    } else {
-                        path.to_string()
-                    };
-                    let (slot, name) = match s {
-                        "ws" => (&mut ws, "ws://"),
-                        _ => (&mut wss, "wss://"),
-                    };
-                    if slot.replace((hp, path)).is_some() {
-                        return Err(UrlError::Duplicate(name));
-                    }
-                }
-                other => return Err(UrlError::Scheme(shown.clone(), other.to_string())),
+            let taken = match name {
+                "tcp://" => tcp.replace(hp).is_some(),
+                "mqtts://" => tls.replace(hp).is_some(),
+                "ws://" => ws.replace((hp, path)).is_some(),
+                _ => wss.replace((hp, path)).is_some(),
+            };
+            if taken {
+                return Err(UrlError::Duplicate(name));
             }
         }
         if tcp.is_none() && tls.is_none() {
@@ -304,9 +229,9 @@ impl BrokerUrls {
 fn without_login(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            match rest[..end].rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://{host}{}", &rest[end..]),
+            let (authority, tail) = authority_and_tail(rest);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}{tail}"),
                 None => url.to_string(),
             }
         }
@@ -333,23 +258,100 @@ pub fn redact_query(path: &str) -> String {
     }
 }
 
-/// RFC 3986 percent-decoding of a URL's user or password, as UTF-8.
+/// One URL, parsed by the `url` crate (WHATWG rules: the last `@` ends the login, the first
+/// `:` in it starts the password, IPv6 literals in brackets), with the scheme's port when
+/// none is written: its kind (named as [`BrokerUrls::describe`] writes it), where it is, a
+/// WebSocket URL's path and query ("" for the others), and its login.
+#[allow(clippy::type_complexity)]
+fn parse_one(url: &str) -> Result<(&'static str, HostPort, String, Option<Login>), UrlError> {
+    use ::url::{Host, ParseError, Url};
+    let shown = without_login(url);
+    let malformed = || UrlError::Malformed(shown.clone());
+    // `localhost:1883` would parse as a URL of scheme "localhost": a broker URL has `://`.
+    let (_, rest) = url.split_once("://").ok_or_else(malformed)?;
+    let (authority, tail) = authority_and_tail(rest);
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if hostport.starts_with('[') && !hostport.contains(']') {
+        return Err(UrlError::Bracket(shown));
+    }
+    let parsed = Url::parse(url).map_err(|e| match e {
+        ParseError::InvalidPort => UrlError::Port(shown.clone()),
+        _ => malformed(),
+    })?;
+    let scheme = parsed.scheme();
+    // Without a port, the scheme's own, as mosquitto_sub and mqtt.js assume: 1883 for MQTT,
+    // 8883 for MQTT over TLS, 80 and 443 for WebSocket.
+    let (name, default_port) = match scheme {
+        "tcp" | "mqtt" => ("tcp://", 1883),
+        "mqtts" | "ssl" | "tls" => ("mqtts://", 8883),
+        "ws" => ("ws://", 80),
+        "wss" => ("wss://", 443),
+        other => return Err(UrlError::Scheme(shown, other.to_string())),
+    };
+    let host = match parsed.host() {
+        Some(Host::Ipv6(a)) => a.to_string(),
+        Some(Host::Ipv4(a)) => a.to_string(),
+        Some(Host::Domain(d)) if !d.is_empty() => d.to_string(),
+        _ => return Err(malformed()),
+    };
+    let port = match parsed.port_or_known_default().unwrap_or(default_port) {
+        0 => return Err(UrlError::Port(shown)),
+        p => p,
+    };
+    if parsed.fragment().is_some() || !parsed.has_authority() {
+        return Err(malformed());
+    }
+    let path = if !name.starts_with("ws") {
+        if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+            return Err(malformed());
+        }
+        String::new()
+    } else {
+        // `ws://host` and `ws://host?q`: the path brokers serve MQTT on, /mqtt (the `url`
+        // crate says "/" for both `ws://host` and `ws://host/`, so the text tells them apart).
+        let path = match tail.is_empty() || tail.starts_with('?') {
+            true => "/mqtt",
+            false => parsed.path(),
+        };
+        match parsed.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        }
+    };
+    let login = if parsed.username().is_empty() && parsed.password().is_none() {
+        None
+    } else {
+        let decode = |x: &str| percent_decode(x).map_err(|e| UrlError::Percent(shown.clone(), e));
+        Some(Login {
+            username: decode(parsed.username())?,
+            password: parsed.password().map(decode).transpose()?,
+        })
+    };
+    Ok((name, HostPort { host, port }, path, login))
+}
+
+/// What follows `scheme://`, split where the authority ends (at the first `/` or `?`).
+fn authority_and_tail(rest: &str) -> (&str, &str) {
+    rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()))
+}
+
+/// A URL's user or password as UTF-8. The `url` crate keeps a `%` that is not followed by two
+/// hex digits as it is; a login with one is refused rather than guessed at.
 fn percent_decode(s: &str) -> Result<String, &'static str> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).ok_or("a % needs two hex digits")?;
-            let hex = std::str::from_utf8(hex).map_err(|_| "a % needs two hex digits")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| "a % needs two hex digits")?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let bad = b.iter().enumerate().any(|(i, c)| {
+        *c == b'%'
+            && !b
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if bad {
+        return Err("a % needs two hex digits");
     }
-    String::from_utf8(out).map_err(|_| "not UTF-8 once decoded")
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| "not UTF-8 once decoded")
 }
 
 fn resolve(hp: &HostPort) -> anyhow::Result<SocketAddr> {
@@ -601,6 +603,26 @@ mod tests {
             BrokerUrls::parse("tcp://[::1]").unwrap().tcp.unwrap().port,
             1883
         );
+    }
+
+    #[test]
+    fn the_examples_of_the_guide_parse() {
+        let u = BrokerUrls::parse("tcp://localhost,ws://[::1]:9001/mqtt").unwrap();
+        assert_eq!(u.describe(), "tcp://localhost:1883,ws://[::1]:9001/mqtt");
+        let u = BrokerUrls::parse("mqtts://host,ws://h/").unwrap();
+        assert_eq!(u.describe(), "ws://h:80/,mqtts://host:8883");
+        assert!(matches!(
+            BrokerUrls::parse("tcp://h:0"),
+            Err(UrlError::Port(_))
+        ));
+        assert!(matches!(
+            BrokerUrls::parse("tcp://u:50%zz@h"),
+            Err(UrlError::Percent(_, _))
+        ));
+        assert!(matches!(
+            BrokerUrls::parse("tcp://h/x"),
+            Err(UrlError::Malformed(_))
+        ));
     }
 
     #[test]

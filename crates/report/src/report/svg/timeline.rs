@@ -357,21 +357,12 @@ pub(super) fn draw_willy(doc: &mut Doc, records: &[Record], sc: &Scale, t_end: f
     doc.close();
 }
 
-/// The gist of a client error, short enough for a label.
+/// The gist of a client error, short enough for a label: its kind's, or the text itself.
 pub(super) fn short_error(e: &str) -> String {
-    let lower = e.to_lowercase();
-    let gist = if lower.contains("no connack") || lower.contains("timeout") {
-        "no CONNACK: gives up"
-    } else if lower.contains("refused") {
-        "connection refused"
-    } else if lower.contains("reset") {
-        "connection reset"
-    } else if lower.contains("ping") {
-        "ping timeout"
-    } else {
-        return format!("fails: {}", fit(e, 10.0, 180.0));
-    };
-    gist.to_string()
+    match crate::event::ErrorKind::of(e).label() {
+        Some(gist) => gist.to_string(),
+        None => format!("fails: {}", fit(e, 10.0, 180.0)),
+    }
 }
 
 /// The wire tap: every MQTT packet as a tick, up for willy -> mqtt and down for mqtt -> willy.
