@@ -25,24 +25,24 @@ pub enum ErrorKind {
     Refused,
     /// The connection was reset.
     Reset,
-    /// A ping went unanswered, in words without "timeout" (rumqttc's "Last pingreq isn't acked").
+    /// A ping went unanswered (rumqttc's "Last pingreq isn't acked", willy's v5 "ping
+    /// timeout (no PINGRESP ...)").
     Ping,
     /// Anything else: the label shows the text itself.
     Other,
 }
 
 /// Each kind: the words that name it (the first as willy's client writes them), and the label
-/// the timeline draws.
-///
-/// The labels are the timeline's as they were when it matched substrings itself: a WebSocket
-/// pong timeout, and willy's v5 "ping timeout (no PINGRESP ...)", contain "timeout" and so are
-/// drawn as "no CONNACK: gives up", as committed pictures show.
+/// the timeline draws. A ping that went unanswered is tried before the timeouts, so willy's v5
+/// "ping timeout (no PINGRESP ...)" is drawn as one, not as a missing CONNACK (as the timeline's
+/// own substring matching drew it, and a WebSocket pong timeout too, before this table).
 const TABLE: &[(ErrorKind, &[&str], &str)] = &[
     (
         ErrorKind::WsPongTimeout,
         &["WebSocket pong timeout"],
-        "no CONNACK: gives up",
+        "WebSocket pong timeout",
     ),
+    (ErrorKind::Ping, &["ping timeout", "pingreq"], "ping timeout"),
     (
         ErrorKind::Timeout,
         &["no CONNACK", "timeout"],
@@ -50,6 +50,7 @@ const TABLE: &[(ErrorKind, &[&str], &str)] = &[
     ),
     (ErrorKind::Refused, &["refused"], "connection refused"),
     (ErrorKind::Reset, &["reset"], "connection reset"),
+    // Any other words of a ping, tried last as before this table.
     (ErrorKind::Ping, &["ping"], "ping timeout"),
 ];
 
@@ -105,8 +106,9 @@ mod tests {
             ("error: connack timeout", ErrorKind::Timeout),
             (
                 "ping timeout (no PINGRESP before the next PINGREQ was due)",
-                ErrorKind::Timeout,
+                ErrorKind::Ping,
             ),
+            ("Keep alive timeout", ErrorKind::Timeout),
             ("I/O: Connection refused (os error 111)", ErrorKind::Refused),
             (
                 "I/O: Connection reset by peer (os error 104)",
@@ -130,5 +132,9 @@ mod tests {
         );
         assert_eq!(ErrorKind::of(&written), ErrorKind::WsPongTimeout);
         assert_eq!(ErrorKind::Other.label(), None);
+        assert_eq!(
+            ErrorKind::WsPongTimeout.label(),
+            Some("WebSocket pong timeout")
+        );
     }
 }
