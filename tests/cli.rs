@@ -83,6 +83,28 @@ fn bad_flag_value_is_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A `--broker` value that does not parse is refused with exit 2, and the refusal never shows
+/// the password it carried (clap's own error prints the argument as typed).
+#[test]
+fn a_bad_broker_url_is_exit_2_without_its_password() {
+    for bad in [
+        "tcp://u:hunter2@[::1",
+        "tcp://u:hunter2@h:99999",
+        "quic://u:hunter2@h",
+        "u:hunter2@localhost:1883",
+    ] {
+        let o = unplug(&["scenario", "native-no-will", "--broker", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let e = stderr(&o);
+        assert!(e.contains("--broker"), "{bad}: {e}");
+        assert!(!e.contains("hunter2"), "{bad}: {e}");
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("hunter2"),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn a_scenario_file_written_by_someone_else_runs_the_same_way() {
     let dir = out_dir("own-file");

@@ -80,7 +80,7 @@ pub struct BrokerArgs {
     /// builtin (rumqttd in-process), mosquitto (a child process), or the URLs of a running
     /// broker: tcp://HOST[:PORT][,ws://HOST[:PORT]/PATH][,mqtts://HOST[:PORT]][,wss://...]; a
     /// missing port is the scheme's (1883, 80, 8883, 443).
-    #[arg(long, default_value = "builtin", value_parser = parse_broker, value_name = "BROKER")]
+    #[arg(long, default_value = "builtin", value_parser = BrokerParser, value_name = "BROKER")]
     broker: BrokerChoice,
     /// The mosquitto binary, when it is not on PATH or in /usr/sbin.
     #[arg(long, value_name = "PATH")]
@@ -192,6 +192,36 @@ pub fn with_bin(choice: BrokerChoice, bin: Option<&PathBuf>) -> anyhow::Result<B
     }
 }
 
+/// `--broker`'s value parser. clap's own error ("invalid value '...' for ...") would print the
+/// argument as typed, password and all; this one says only what [`parse_broker`] says, which
+/// names the URL without its login.
+#[derive(Clone)]
+pub struct BrokerParser;
+
+impl clap::builder::TypedValueParser for BrokerParser {
+    type Value = BrokerChoice;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<BrokerChoice, clap::Error> {
+        let invalid = |why: String| {
+            let flag = arg.map_or_else(|| "--broker".to_string(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let s = value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".to_string()))?;
+        parse_broker(s).map_err(invalid)
+    }
+}
+
 pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
     BrokerChoice::parse(s).map_err(|e| {
         if s.contains("://") {
@@ -200,7 +230,8 @@ pub fn parse_broker(s: &str) -> Result<BrokerChoice, String> {
             let hint = unplug::scenario::closest(s.trim(), &["builtin", "mosquitto", "rumqttd"])
                 .map(|c| format!("did you mean `{c}`? "))
                 .unwrap_or_default();
-            format!("unknown broker {s:?}: {hint}expected builtin, mosquitto, or a URL such as tcp://HOST[:PORT]")
+            let shown = unplug::broker::url::without_login(s.trim());
+            format!("unknown broker {shown:?}: {hint}expected builtin, mosquitto, or a URL such as tcp://HOST[:PORT]")
         }
     })
 }

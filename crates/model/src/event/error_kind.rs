@@ -42,7 +42,11 @@ const TABLE: &[(ErrorKind, &[&str], &str)] = &[
         &["WebSocket pong timeout"],
         "WebSocket pong timeout",
     ),
-    (ErrorKind::Ping, &["ping timeout", "pingreq"], "ping timeout"),
+    (
+        ErrorKind::Ping,
+        &["ping timeout", "pingreq"],
+        "ping timeout",
+    ),
     (
         ErrorKind::Timeout,
         &["no CONNACK", "timeout"],

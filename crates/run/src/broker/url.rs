@@ -226,7 +226,7 @@ impl BrokerUrls {
 }
 
 /// `user:pass@` taken out of a URL, for error messages.
-fn without_login(url: &str) -> String {
+pub fn without_login(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, tail) = authority_and_tail(rest);
