@@ -4,7 +4,10 @@
 //!  Stage::set_up:    broker::start -> Proxy::start(broker listener) -> the scenario recorded
 //!  Actors::wire:     fault plan (fires from willy's and monit's moments)
 //!                    -> monit (subscribed) -> extras (pubby connects) -> willy (cycles)
-//!  Actors::tear_down: willy, monit and the extras stopped -> the proxy's records in
+//!  Actors::stop:     willy, monit and the extras stopped (then the proxy's records are
+//!                    waited for: `Cast::tear_down`, population.rs)
+//!  a fleet's stage: the same broker and proxy (spreading its sources); its own actors are
+//!                    `crate::fleet`'s
 //! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -148,6 +151,8 @@ impl Stage {
                 crate::proxy::Options {
                     publishes: s.publishes,
                     tls: proxy_tls,
+                    // A fleet's willies reach a loopback broker from many sources.
+                    spread_sources: s.fleet.is_some(),
                     ..Default::default()
                 },
             )
@@ -155,21 +160,10 @@ impl Stage {
             .context("starting the proxy")?,
         );
         record_run_start(journal, s, &broker);
-        journal.record(
-            Actor::Runner,
-            Event::Note {
-                message: format!(
-                    "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
-                    broker.endpoints.tcp,
-                    broker.endpoints.ws.map_or("-".to_string(), |a| format!(
-                        "{a}{}",
-                        broker.endpoints.ws_path
-                    )),
-                    proxy.addr,
-                    broker.endpoints.tcp_for(s.monit_protocol())
-                ),
-            },
-        );
+        // A fleet says where its willies and monit go itself (`fleet::gather`).
+        if s.fleet.is_none() {
+            record_addresses(journal, s, &broker, &proxy, upstream);
+        }
         Ok(Stage {
             broker,
             proxy,
@@ -178,6 +172,31 @@ impl Stage {
             _tls_files: tls_files,
         })
     }
+}
+
+/// Where the broker listens and willy's and monit's ways to it.
+fn record_addresses(
+    journal: &Journal,
+    s: &Scenario,
+    broker: &Broker,
+    proxy: &Proxy,
+    upstream: std::net::SocketAddr,
+) {
+    journal.record(
+        Actor::Runner,
+        Event::Note {
+            message: format!(
+                "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
+                broker.endpoints.tcp,
+                broker.endpoints.ws.map_or("-".to_string(), |a| format!(
+                    "{a}{}",
+                    broker.endpoints.ws_path
+                )),
+                proxy.addr,
+                broker.endpoints.tcp_for(s.monit_protocol())
+            ),
+        },
+    );
 }
 
 /// Everything that acts in a run, once wired.
@@ -305,10 +324,8 @@ impl Actors {
         })
     }
 
-    /// Stop every actor, then let the proxy record what it forwarded so far: it records on
-    /// its own thread, a little after forwarding, and all of it must be in the journal before
-    /// the run is judged.
-    pub(super) async fn tear_down(self, stage: &Stage) {
+    /// Stop every actor (the proxy's records are waited for by `Cast::tear_down`).
+    pub(super) fn stop(self) {
         self.willy.abort();
         // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
         if self.plan.willy_pid.load(Ordering::SeqCst) != 0 {
@@ -316,13 +333,12 @@ impl Actors {
         }
         self.monit.abort();
         self.extras.abort();
-        stage.proxy.settle().await;
     }
 }
 
 /// The scenario recorded whole (so `unplug judge` can judge the journal again) and the run's
 /// start: the first records of every run, one willy's or a fleet's.
-pub(crate) fn record_run_start(journal: &Journal, s: &Scenario, broker: &Broker) {
+fn record_run_start(journal: &Journal, s: &Scenario, broker: &Broker) {
     journal.record(
         Actor::Runner,
         Event::ScenarioRecorded {
