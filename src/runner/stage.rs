@@ -263,58 +263,7 @@ impl Actors {
         // pubby connects now; it publishes from the start or from the cut.
         let extras = Extras::start(s, endpoints, journal, flaky);
 
-        let target = Target {
-            transport: s.transport,
-            port: stage.proxy.addr.port(),
-            ws_path: endpoints.ws_path.clone(),
-            tls: stage.willy_tls.clone(),
-        };
-        // A driver (rumqttc's own for a kernel cut), or rumqttc in this process; a fault on
-        // willy's process needs willy in a process of its own.
-        let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
-            let host = stage.proxy.addr.ip();
-            let url = target.url_at(host);
-            tokio::spawn(
-                crate::driver::cycles::DriverWilly {
-                    scenario: s.clone(),
-                    launch,
-                    url,
-                    netns: stage.netns.as_ref().map(|n| n.name.clone()),
-                    tls: stage.willy_tls.clone(),
-                    journal: journal.clone(),
-                    hook,
-                    cycle: cycle.clone(),
-                    pid: plan.willy_pid.clone(),
-                }
-                .run(),
-            )
-        } else if s.faults.iter().any(|f| f.kind.on_process()) {
-            let restart = s
-                .faults
-                .iter()
-                .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
-            tokio::spawn(crate::actor::child::drive(
-                s.clone(),
-                target,
-                journal.clone(),
-                hook,
-                cycle.clone(),
-                plan.willy_pid.clone(),
-                restart,
-            ))
-        } else {
-            tokio::spawn(
-                Willy {
-                    scenario: s.clone(),
-                    target,
-                    journal: journal.clone(),
-                    hook,
-                    cycle: cycle.clone(),
-                    first_cycle: 1,
-                }
-                .run(),
-            )
-        };
+        let willy = spawn_willy(s, stage, journal, hook, &cycle, &plan)?;
         Ok(Actors {
             plan,
             monit,
@@ -334,6 +283,70 @@ impl Actors {
         self.monit.abort();
         self.extras.abort();
     }
+}
+
+/// willy, starting its cycles through the proxy: a driver (rumqttc's own for a kernel cut),
+/// or rumqttc in this process; a fault on willy's process needs willy in a process of its own.
+fn spawn_willy(
+    s: &Scenario,
+    stage: &Stage,
+    journal: &Journal,
+    hook: MomentHook,
+    cycle: &Arc<AtomicU32>,
+    plan: &FaultPlan,
+) -> anyhow::Result<JoinHandle<()>> {
+    let endpoints = &stage.broker.endpoints;
+    let target = Target {
+        transport: s.transport,
+        port: stage.proxy.addr.port(),
+        ws_path: endpoints.ws_path.clone(),
+        tls: stage.willy_tls.clone(),
+    };
+    let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
+        let host = stage.proxy.addr.ip();
+        let url = target.url_at(host);
+        tokio::spawn(
+            crate::driver::cycles::DriverWilly {
+                scenario: s.clone(),
+                launch,
+                url,
+                netns: stage.netns.as_ref().map(|n| n.name.clone()),
+                tls: stage.willy_tls.clone(),
+                journal: journal.clone(),
+                hook,
+                cycle: cycle.clone(),
+                pid: plan.willy_pid.clone(),
+            }
+            .run(),
+        )
+    } else if s.faults.iter().any(|f| f.kind.on_process()) {
+        let restart = s
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
+        tokio::spawn(crate::actor::child::drive(
+            s.clone(),
+            target,
+            journal.clone(),
+            hook,
+            cycle.clone(),
+            plan.willy_pid.clone(),
+            restart,
+        ))
+    } else {
+        tokio::spawn(
+            Willy {
+                scenario: s.clone(),
+                target,
+                journal: journal.clone(),
+                hook,
+                cycle: cycle.clone(),
+                first_cycle: 1,
+            }
+            .run(),
+        )
+    };
+    Ok(willy)
 }
 
 /// The scenario recorded whole (so `unplug judge` can judge the journal again) and the run's
