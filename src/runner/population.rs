@@ -22,7 +22,8 @@ use crate::scenario::Scenario;
 /// Who plays, before the stage is set.
 pub(super) enum Population {
     One,
-    Fleet(Prepared),
+    /// Made once per run: boxed so that `One` stays small.
+    Fleet(Box<Prepared>),
 }
 
 /// Who plays, on the stage.
@@ -51,7 +52,7 @@ impl Population {
             opts.echo.stdout,
             opts.fleet_shard.as_ref(),
         )?;
-        Ok(Population::Fleet(prepared))
+        Ok(Population::Fleet(Box::new(prepared)))
     }
 
     /// On the stage: one willy's actors wired, or the fleet connected.
@@ -68,7 +69,7 @@ impl Population {
                 let upstream = stage.broker.endpoints.tcp_for(s.protocol);
                 let crowd = crate::fleet::gather(
                     s,
-                    prepared,
+                    *prepared,
                     upstream,
                     stage.proxy.addr,
                     journal,
