@@ -17,10 +17,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::profile::Profile;
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::spec::Finding;
-use crate::judge::{timing, CheckId};
+use crate::judge::{timing, CheckId, Profile};
 use crate::mqtt::PacketKind;
 use crate::scenario::{Fleet, Scenario};
 use crate::tap::Fields;
