@@ -2,12 +2,19 @@
 //!
 //! ```text
 //!  run_async: Begun::begin (output dir, signals, .inprogress files, journal, run id)
-//!    -> drive: Stage::set_up (broker, proxy; the scenario recorded)       stage.rs
-//!              -> Actors::wire (fault plan, monit subscribed, pubby, willy) stage.rs
-//!              -> watch: every 50 ms the facts so far (LiveFacts) -> extras, status line;
-//!                 until the outcome is decided and the cycles have run     extras.rs, outcome.rs
-//!              -> Actors::tear_down (actors stopped, the proxy's records in)
-//!              -> judge_run (facts of every record -> checks -> Summary); broker stopped
+//!    -> drive: Population::of (one willy; a fleet: its open files)      population.rs
+//!              -> Stage::set_up (broker, proxy; the scenario recorded)    stage.rs
+//!              -> play: Population::enter -> Cast:
+//!                   one willy: Actors::wire (fault plan, monit subscribed, pubby, willy)
+//!                   a fleet: fleet::gather (its monit, its waves)         src/fleet/play.rs
+//!                 -> Cast::play:
+//!                   one willy: watch: every 50 ms the facts so far (LiveFacts) -> extras,
+//!                   status line; until the outcome is decided and the cycles have run
+//!                                                                         extras.rs, outcome.rs
+//!                   a fleet: Crowd::play (the cut, every will or the observe window)
+//!                 -> Cast::tear_down (actors stopped, the proxy's records in)
+//!              -> RunEnded -> judge_run (facts of every record -> checks -> Summary; a fleet's
+//!                 checks and figures from fleet::play::judge); broker stopped
 //!    -> Begun::keep_files (committed, or NAME.incomplete.*)
 //!  faults fire from willy's and monit's moments (fault_plan.rs), heal on their timers
 //! ```
