@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Event, Record, Side};
 use crate::judge::spec::Finding;
-use crate::judge::{timing, CheckId};
+use crate::judge::{timing, CheckId, Profile};
 use crate::mqtt::PacketKind;
-use crate::profile::Profile;
 use crate::scenario::{Fleet, Scenario};
 use crate::tap::Fields;
 
@@ -373,16 +372,6 @@ impl FleetFacts {
             .iter()
             .filter(|(_, c)| c.connack_ms.is_some())
             .collect();
-        let names = |ids: &[u32]| -> String {
-            let shown: Vec<String> = ids.iter().take(5).map(|&i| Fleet::client_id(i)).collect();
-            let more = ids.len().saturating_sub(shown.len());
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            };
-            format!("{}{more}", shown.join(", "))
-        };
         let lost: Vec<u32> = connected
             .iter()
             .filter(|(i, _)| !self.wills.contains_key(i))
@@ -393,21 +382,8 @@ impl FleetFacts {
             .filter(|(i, _)| self.wills.get(i).is_some_and(|w| w.len() > 1))
             .map(|(i, _)| **i)
             .collect();
-        let outside = |at: &dyn Fn(&Conn, u32) -> Option<f64>| -> (Vec<u32>, f64) {
-            let mut bad = Vec::new();
-            let mut worst: f64 = 0.0;
-            for (i, c) in &connected {
-                let (Some(r), Some(t)) = (c.reference_ms(), at(c, **i)) else {
-                    continue;
-                };
-                let d = t - r;
-                worst = worst.max(d);
-                if d < early || d > late {
-                    bad.push(**i);
-                }
-            }
-            (bad, worst)
-        };
+        let outside =
+            |at: &dyn Fn(&Conn, u32) -> Option<f64>| outside(&connected, (early, late), at);
         let (drops_bad, drop_worst) = outside(&|c, _| c.broker_closed_ms);
         let (wills_bad, will_worst) = outside(&|_, i| self.wills.get(&i).map(|w| w[0]));
         let missing_drops: Vec<u32> = connected
@@ -480,6 +456,40 @@ impl FleetFacts {
             },
         ]
     }
+}
+
+/// The first five of `ids` by client id, and how many more.
+fn names(ids: &[u32]) -> String {
+    let shown: Vec<String> = ids.iter().take(5).map(|&i| Fleet::client_id(i)).collect();
+    let more = ids.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!("{}{more}", shown.join(", "))
+}
+
+/// The willies whose moment `at` falls outside `(early, late)` ms after their own last
+/// packet, and the latest such moment.
+fn outside(
+    connected: &[(&u32, &Conn)],
+    (early, late): (f64, f64),
+    at: &dyn Fn(&Conn, u32) -> Option<f64>,
+) -> (Vec<u32>, f64) {
+    let mut bad = Vec::new();
+    let mut worst: f64 = 0.0;
+    for (i, c) in connected {
+        let (Some(r), Some(t)) = (c.reference_ms(), at(c, **i)) else {
+            continue;
+        };
+        let d = t - r;
+        worst = worst.max(d);
+        if d < early || d > late {
+            bad.push(**i);
+        }
+    }
+    (bad, worst)
 }
 
 #[cfg(test)]

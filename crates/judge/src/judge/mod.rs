@@ -29,7 +29,9 @@ pub use id::CheckId;
 pub use live::LiveFacts;
 pub use spec::faults::client_detect_expected;
 
-use crate::profile::Profile;
+/// The broker profile the judge judges by (its data; re-exported so that what only judges,
+/// like a fleet's figures, names the judge and not the broker).
+pub use crate::profile::Profile;
 use crate::scenario::{Protocol, Scenario};
 
 /// One verdict, as the summary records it.

@@ -212,33 +212,7 @@ pub async fn monit(
             will: None,
         },
     );
-    let started = async {
-        let Open {
-            stream: mut s,
-            mut incoming,
-            ..
-        } = open(
-            broker,
-            None,
-            protocol,
-            &hello,
-            Duration::from_secs(10),
-            MONIT_BUF,
-        )
-        .await?;
-        s.write_all(&subscribe(protocol, &filter, qos)).await?;
-        match incoming.until(&mut s, PacketKind::Suback).await? {
-            Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}
-            f => anyhow::bail!("the broker refused monit's subscription to {filter}: {f:?}"),
-        }
-        journal.record(
-            Actor::Monit,
-            Event::Subscribed {
-                filter: filter.clone(),
-            },
-        );
-        anyhow::Ok((s, incoming))
-    };
+    let started = monit_subscribed(broker, protocol, &hello, &filter, qos, &journal);
     let (mut s, mut incoming) = match started.await {
         Ok(x) => x,
         Err(e) => {
@@ -271,41 +245,89 @@ pub async fn monit(
         // its record is made (a burst of thousands takes the journal a while).
         let (at, t) = (Instant::now(), chrono::Utc::now());
         acks.clear();
-        for d in got {
-            if let Decoded::Packet(p) = d {
-                if let Fields::Publish {
-                    topic,
-                    qos,
-                    retain,
-                    packet_id,
-                    payload_len,
-                    ..
-                } = &p.fields
-                {
-                    journal.record_at(
-                        at,
-                        t,
-                        Actor::Monit,
-                        Event::MessageReceived {
-                            topic: topic.clone(),
-                            // The fleet's monit reads topics; the payload only by its size.
-                            payload: format!("({payload_len} bytes)"),
-                            retain: *retain,
-                            qos: *qos,
-                        },
-                    );
-                    if let (1, Some(id)) = (qos, packet_id) {
-                        let [a, b] = id.to_be_bytes();
-                        acks.extend_from_slice(&[0x40, 0x02, a, b]);
-                    }
-                }
-            }
-        }
+        record_wills(&journal, got, at, t, &mut acks);
         if !acks.is_empty() && s.write_all(&acks).await.is_err() {
             return;
         }
         // Let the proxy's links and the lag probe in between two bursts.
         tokio::task::yield_now().await;
+    }
+}
+
+/// monit connected and subscribed to `filter` (its SUBACK granting it), recorded.
+async fn monit_subscribed(
+    broker: SocketAddr,
+    protocol: Protocol,
+    hello: &[u8],
+    filter: &str,
+    qos: u8,
+    journal: &Journal,
+) -> anyhow::Result<(TcpStream, Incoming)> {
+    let Open {
+        stream: mut s,
+        mut incoming,
+        ..
+    } = open(
+        broker,
+        None,
+        protocol,
+        hello,
+        Duration::from_secs(10),
+        MONIT_BUF,
+    )
+    .await?;
+    s.write_all(&subscribe(protocol, filter, qos)).await?;
+    match incoming.until(&mut s, PacketKind::Suback).await? {
+        Fields::Suback { codes, .. } if codes.iter().all(|&c| c < 0x80) => {}
+        f => anyhow::bail!("the broker refused monit's subscription to {filter}: {f:?}"),
+    }
+    journal.record(
+        Actor::Monit,
+        Event::Subscribed {
+            filter: filter.to_string(),
+        },
+    );
+    Ok((s, incoming))
+}
+
+/// Every PUBLISH of one read recorded as received at (`at`, `t`); the PUBACKs its QoS 1 ones
+/// need appended to `acks`.
+fn record_wills(
+    journal: &Journal,
+    got: &[Decoded],
+    at: Instant,
+    t: chrono::DateTime<chrono::Utc>,
+    acks: &mut Vec<u8>,
+) {
+    for d in got {
+        if let Decoded::Packet(p) = d {
+            if let Fields::Publish {
+                topic,
+                qos,
+                retain,
+                packet_id,
+                payload_len,
+                ..
+            } = &p.fields
+            {
+                journal.record_at(
+                    at,
+                    t,
+                    Actor::Monit,
+                    Event::MessageReceived {
+                        topic: topic.clone(),
+                        // The fleet's monit reads topics; the payload only by its size.
+                        payload: format!("({payload_len} bytes)"),
+                        retain: *retain,
+                        qos: *qos,
+                    },
+                );
+                if let (1, Some(id)) = (qos, packet_id) {
+                    let [a, b] = id.to_be_bytes();
+                    acks.extend_from_slice(&[0x40, 0x02, a, b]);
+                }
+            }
+        }
     }
 }
 

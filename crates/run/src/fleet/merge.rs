@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::figures::{FleetFacts, Harness, ShardFigures};
+use super::figures::{FleetFacts, FleetSummary, Harness, ShardFigures};
 use super::shard::{FleetShard, ShardFile, COMMAND};
 use crate::broker::profile::Profile;
 use crate::judge::{self, Facts};
@@ -43,6 +43,68 @@ pub fn is_fleet(m: &Manifest) -> bool {
 /// Merge the shards in `dirs` (their manifests `manifests`, in the same order).
 pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged> {
     let name = |i: usize| dirs[i].display().to_string();
+    let shards = one_fleets_shards(manifests, &name)?;
+    let files = shard_files(manifests, dirs, &shards, &name)?;
+    let (scenario, profile) = one_scenario(&files, &name)?;
+    // Onto one wall clock: the earliest shard's ms 0.
+    let t0 = files
+        .iter()
+        .map(|(f, _)| f.t0)
+        .min()
+        .expect("at least one shard");
+    let shift = |f: &ShardFile| (f.t0 - t0).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+    let facts = FleetFacts::merge(
+        files
+            .iter()
+            .map(|(f, _)| (f.facts.clone(), shift(f)))
+            .collect(),
+    );
+    let checks = judge::judge_findings(&scenario, &profile, facts.findings(&scenario, &profile));
+    let mut figures = facts.figures(&scenario, &profile);
+    shard_figures(&mut figures, &files, &name)?;
+
+    let started_at = files
+        .iter()
+        .map(|(_, s)| s.started_at)
+        .min()
+        .expect("at least one shard");
+    let duration_ms = files
+        .iter()
+        .map(|(f, s)| shift(f) + s.duration_ms)
+        .fold(0.0, f64::max);
+    let reasons: Vec<String> = files
+        .iter()
+        .map(|(f, s)| format!("{}: {}", f.shard.partition, s.end_reason))
+        .collect();
+    let mut summary = Summary::new(
+        &scenario,
+        &files[0].1.broker,
+        started_at,
+        &Facts::default(),
+        checks,
+        &format!(
+            "{} shards merged ({})",
+            shards[0].partition.n,
+            reasons.join("; ")
+        ),
+        duration_ms,
+    );
+    summary.run_id = format!("merged-{}", files[0].1.run_id);
+    summary.cut_at_ms = facts.cut_at_ms();
+    summary.timing_model = profile.timing_model.clone();
+    summary.fleet = Some(figures);
+    Ok(Merged {
+        scenario,
+        facts,
+        summary,
+    })
+}
+
+/// The shards of one fleet, every one of them once (in the order given).
+fn one_fleets_shards<'m>(
+    manifests: &'m [Manifest],
+    name: &dyn Fn(usize) -> String,
+) -> anyhow::Result<Vec<&'m FleetShard>> {
     let a_fleet = manifests.iter().position(is_fleet).unwrap_or(0);
     let mut shards: Vec<&FleetShard> = Vec::new();
     for (i, m) in manifests.iter().enumerate() {
@@ -96,8 +158,16 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
             absent.join(", ")
         );
     }
+    Ok(shards)
+}
 
-    // Each shard's run, its summary and its raw figures, all of the one run it recorded.
+/// Each shard's run, its summary and its raw figures, all of the one run it recorded.
+fn shard_files(
+    manifests: &[Manifest],
+    dirs: &[PathBuf],
+    shards: &[&FleetShard],
+    name: &dyn Fn(usize) -> String,
+) -> anyhow::Result<Vec<(ShardFile, Summary)>> {
     let mut files: Vec<(ShardFile, Summary)> = Vec::new();
     for (i, m) in manifests.iter().enumerate() {
         let run = m
@@ -134,8 +204,15 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
         }
         files.push((file, summary));
     }
+    Ok(files)
+}
 
-    // One scenario: each shard's, made whole again, must be the first's.
+/// The one scenario every shard ran (each made whole again) and the one profile that judged
+/// them; every willy in the shard that owns it.
+fn one_scenario(
+    files: &[(ShardFile, Summary)],
+    name: &dyn Fn(usize) -> String,
+) -> anyhow::Result<(Scenario, Profile)> {
     let whole = |f: &ShardFile| -> Scenario {
         let mut s = f.scenario.clone();
         if let Some(fl) = s.fleet.as_mut() {
@@ -173,7 +250,6 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
             files[0].0.profile
         )
     })?;
-    // Every willy in the shard that owns it.
     for (i, (f, _)) in files.iter().enumerate() {
         if let Some(w) = f.facts.willy_numbers().find(|w| !f.shard.owns(*w)) {
             anyhow::bail!(
@@ -185,23 +261,16 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
             );
         }
     }
+    Ok((scenario, profile))
+}
 
-    // Onto one wall clock: the earliest shard's ms 0.
-    let t0 = files
-        .iter()
-        .map(|(f, _)| f.t0)
-        .min()
-        .expect("at least one shard");
-    let shift = |f: &ShardFile| (f.t0 - t0).num_microseconds().unwrap_or(0) as f64 / 1000.0;
-    let facts = FleetFacts::merge(
-        files
-            .iter()
-            .map(|(f, _)| (f.facts.clone(), shift(f)))
-            .collect(),
-    );
-    let checks = judge::judge_findings(&scenario, &profile, facts.findings(&scenario, &profile));
-    let mut figures = facts.figures(&scenario, &profile);
-
+/// Each shard's own figures and cut (on the one wall clock) as a row of the fleet's, and the
+/// harness of them all: the worst lag of any, the CPU of all, the largest peak memory.
+fn shard_figures(
+    figures: &mut FleetSummary,
+    files: &[(ShardFile, Summary)],
+    name: &dyn Fn(usize) -> String,
+) -> anyhow::Result<()> {
     let cuts: Vec<Option<chrono::DateTime<chrono::Utc>>> = files
         .iter()
         .map(|(f, _)| f.facts.cut_at_ms().map(|c| f.wall(c)))
@@ -216,28 +285,7 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
             .fleet
             .clone()
             .with_context(|| format!("{}: its summary has no fleet figures", name(i)))?;
-        let h = &own.harness;
-        harness.nofile_limit = if i == 0 {
-            h.nofile_limit
-        } else {
-            harness.nofile_limit.min(h.nofile_limit)
-        };
-        harness.cpu_s = ((harness.cpu_s + h.cpu_s) * 100.0).round() / 100.0;
-        for (a, b) in [
-            (&mut harness.loop_lag_p99_ms, h.loop_lag_p99_ms),
-            (&mut harness.loop_lag_max_ms, h.loop_lag_max_ms),
-            (
-                &mut harness.connect_loop_lag_max_ms,
-                h.connect_loop_lag_max_ms,
-            ),
-            (&mut harness.cut_lag_ms, h.cut_lag_ms),
-        ] {
-            *a = a.max(b);
-        }
-        if harness.loop_lag_max_ms == h.loop_lag_max_ms {
-            harness.loop_lag_max_after_cut_ms = h.loop_lag_max_after_cut_ms;
-        }
-        harness.lag_bound_ms = h.lag_bound_ms;
+        add_harness(&mut harness, i == 0, &own.harness);
         rss = rss.max(own.harness_peak_rss_mb);
         figures.shards.push(ShardFigures {
             partition: f.shard.partition.to_string(),
@@ -263,38 +311,33 @@ pub fn merge(manifests: &[Manifest], dirs: &[PathBuf]) -> anyhow::Result<Merged>
     });
     figures.harness = harness;
     figures.harness_peak_rss_mb = rss;
+    Ok(())
+}
 
-    let started_at = files
-        .iter()
-        .map(|(_, s)| s.started_at)
-        .min()
-        .expect("at least one shard");
-    let duration_ms = files
-        .iter()
-        .map(|(f, s)| shift(f) + s.duration_ms)
-        .fold(0.0, f64::max);
-    let reasons: Vec<String> = files
-        .iter()
-        .map(|(f, s)| format!("{}: {}", f.shard.partition, s.end_reason))
-        .collect();
-    let mut summary = Summary::new(
-        &scenario,
-        &files[0].1.broker,
-        started_at,
-        &Facts::default(),
-        checks,
-        &format!("{n} shards merged ({})", reasons.join("; ")),
-        duration_ms,
-    );
-    summary.run_id = format!("merged-{}", files[0].1.run_id);
-    summary.cut_at_ms = facts.cut_at_ms();
-    summary.timing_model = profile.timing_model.clone();
-    summary.fleet = Some(figures);
-    Ok(Merged {
-        scenario,
-        facts,
-        summary,
-    })
+/// One shard's harness `h` into the fleet's: the lowest open-file limit, the CPU summed, the
+/// worst of each lag (and when the worst loop lag was).
+fn add_harness(harness: &mut Harness, first: bool, h: &Harness) {
+    harness.nofile_limit = if first {
+        h.nofile_limit
+    } else {
+        harness.nofile_limit.min(h.nofile_limit)
+    };
+    harness.cpu_s = ((harness.cpu_s + h.cpu_s) * 100.0).round() / 100.0;
+    for (a, b) in [
+        (&mut harness.loop_lag_p99_ms, h.loop_lag_p99_ms),
+        (&mut harness.loop_lag_max_ms, h.loop_lag_max_ms),
+        (
+            &mut harness.connect_loop_lag_max_ms,
+            h.connect_loop_lag_max_ms,
+        ),
+        (&mut harness.cut_lag_ms, h.cut_lag_ms),
+    ] {
+        *a = a.max(b);
+    }
+    if harness.loop_lag_max_ms == h.loop_lag_max_ms {
+        harness.loop_lag_max_after_cut_ms = h.loop_lag_max_after_cut_ms;
+    }
+    harness.lag_bound_ms = h.lag_bound_ms;
 }
 
 /// FLEET.md: the fleet's line, then a row per shard (its counts, harness and clock).

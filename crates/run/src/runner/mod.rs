@@ -2,12 +2,19 @@
 //!
 //! ```text
 //!  run_async: Begun::begin (output dir, signals, .inprogress files, journal, run id)
-//!    -> drive: Stage::set_up (broker, proxy; the scenario recorded)       stage.rs
-//!              -> Actors::wire (fault plan, monit subscribed, pubby, willy) stage.rs
-//!              -> watch: every 50 ms the facts so far (LiveFacts) -> extras, status line;
-//!                 until the outcome is decided and the cycles have run     extras.rs, outcome.rs
-//!              -> Actors::tear_down (actors stopped, the proxy's records in)
-//!              -> judge_run (facts of every record -> checks -> Summary); broker stopped
+//!    -> drive: Population::of (one willy; a fleet: its open files)      population.rs
+//!              -> Stage::set_up (broker, proxy; the scenario recorded)    stage.rs
+//!              -> play: Population::enter -> Cast:
+//!                   one willy: Actors::wire (fault plan, monit subscribed, pubby, willy)
+//!                   a fleet: fleet::gather (its monit, its waves)         src/fleet/play.rs
+//!                 -> Cast::play:
+//!                   one willy: watch: every 50 ms the facts so far (LiveFacts) -> extras,
+//!                   status line; until the outcome is decided and the cycles have run
+//!                                                                         extras.rs, outcome.rs
+//!                   a fleet: Crowd::play (the cut, every will or the observe window)
+//!                 -> Cast::tear_down (actors stopped, the proxy's records in)
+//!              -> RunEnded -> judge_run (facts of every record -> checks -> Summary; a fleet's
+//!                 checks and figures from fleet::play::judge); broker stopped
 //!    -> Begun::keep_files (committed, or NAME.incomplete.*)
 //!  faults fire from willy's and monit's moments (fault_plan.rs), heal on their timers
 //! ```
@@ -31,10 +38,12 @@ mod extras;
 mod fault_plan;
 mod kernel;
 mod outcome;
+mod population;
 pub(crate) mod stage;
 
 use outcome::willy_refused;
 pub use outcome::{outcome_decided, stuck_for_good};
+use population::Population;
 use stage::{Actors, Stage};
 
 /// Who watches a run as it goes (`unplug scenario --ui`'s page): handed the journal once it
@@ -384,29 +393,15 @@ async fn drive(
     started_at: chrono::DateTime<chrono::Utc>,
     driving: &AtomicBool,
 ) -> anyhow::Result<Driven> {
-    if s.fleet.is_some() {
-        driving.store(true, Ordering::SeqCst);
-        let (summary, interrupted) = crate::fleet::drive(
-            s,
-            &opts.broker,
-            journal,
-            interrupts,
-            started_at,
-            opts.echo.stdout,
-            opts.fleet_shard.as_ref(),
-        )
-        .await?;
-        return Ok(Driven {
-            summary,
-            interrupted,
-        });
-    }
+    let population = Population::of(s, opts, journal, driving)?;
     let mut stage = Stage::set_up(s, &opts.broker, journal).await?;
-    let mut actors = Actors::wire(s, &stage, journal).await?;
-    // From here a signal ends the run through the control loop, which judges what it saw.
-    driving.store(true, Ordering::SeqCst);
-    let end = watch(s, opts, &stage.broker, &mut actors, journal, interrupts).await;
-    actors.tear_down(&stage).await;
+    let end = match play(s, opts, population, &stage, journal, interrupts, driving).await {
+        Ok(end) => end,
+        Err(e) => {
+            stage.broker.stop().await;
+            return Err(e);
+        }
+    };
     journal.record(
         Actor::Runner,
         Event::RunEnded {
@@ -417,13 +412,36 @@ async fn drive(
         stage.broker.stop().await;
         anyhow::bail!("{why}");
     }
-    let summary = judge_run(s, &stage.broker, journal, started_at, &end.reason);
+    let summary = judge_run(s, &stage.broker, journal, started_at, &end);
     // Only now: a broker that stops closes willy's connections, which must not count as a drop.
     stage.broker.stop().await;
+    // A fleet's harness too late after the cut: a harness error, not a verdict.
+    if let Some(figures) = &summary.fleet {
+        crate::fleet::play::trusted(figures, end.interrupted)?;
+    }
     Ok(Driven {
         summary,
         interrupted: end.interrupted,
     })
+}
+
+/// The population on the stage, playing until the run ends, then torn down (the proxy's
+/// records all in). An error leaves the broker to the caller.
+async fn play(
+    s: &Scenario,
+    opts: &RunOptions,
+    population: Population,
+    stage: &Stage,
+    journal: &Journal,
+    interrupts: &Interrupts,
+    driving: &AtomicBool,
+) -> anyhow::Result<End> {
+    let mut cast = population.enter(s, stage, journal, interrupts).await?;
+    // From here a signal ends the run through the control loop, which judges what it saw.
+    driving.store(true, Ordering::SeqCst);
+    let end = cast.play(s, opts, stage, journal, interrupts).await;
+    cast.tear_down(stage).await;
+    end
 }
 
 /// How the control loop ended.
@@ -433,6 +451,8 @@ struct End {
     interrupted: Option<Signal>,
     /// The broker refused willy's connection: the run is an error, not a verdict.
     refused: Option<String>,
+    /// A fleet's run: its cut and the harness's own figures.
+    fleet: Option<crate::fleet::Played>,
 }
 
 /// The control loop: every 50 ms, read the facts so far, start or tell the extra actors,
@@ -500,33 +520,60 @@ async fn watch(
         reason,
         interrupted,
         refused,
+        fleet: None,
     }
 }
 
-/// The run judged from every record, as a saved run would be: facts, checks, the summary.
+/// The run judged from every record, as a saved run would be: facts, checks, the summary
+/// (a fleet's: its checks and figures, `fleet::play::judge`).
 fn judge_run(
     s: &Scenario,
     broker: &Broker,
     journal: &Journal,
     started_at: chrono::DateTime<chrono::Utc>,
-    reason: &str,
+    end: &End,
 ) -> Summary {
     let records = journal.records();
-    let facts = Facts::from_records(s, &records);
-    let checks = judge::evaluate(s, &broker.profile, &facts);
-    let allowed = judge::allowed_windows(s, &broker.profile, &facts, &checks);
+    let (facts, checks, fleet) = match &end.fleet {
+        None => {
+            let facts = Facts::from_records(s, &records);
+            let checks = judge::evaluate(s, &broker.profile, &facts);
+            (facts, checks, None)
+        }
+        Some(played) => {
+            let (checks, figures) = crate::fleet::play::judge(s, &broker.profile, &records, played);
+            (Facts::default(), checks, Some((played, figures)))
+        }
+    };
+    drop(records);
+    let allowed = match fleet {
+        None => judge::allowed_windows(s, &broker.profile, &facts, &checks),
+        Some(_) => Default::default(),
+    };
     let mut summary = Summary::new(
         s,
         &broker.name,
         started_at,
         &facts,
         checks,
-        reason,
+        &end.reason,
         journal.ms_since_start(std::time::Instant::now()),
     );
     summary.timing_model = broker.profile.timing_model.clone();
     summary.allowed = allowed;
-    // What the judge found of the design, in the journal too (the log a person reads).
+    match fleet {
+        None => record_findings(journal, &summary),
+        Some((played, figures)) => {
+            summary.cut_at_ms = Some(played.cut_ms);
+            crate::fleet::play::tell(journal, played, &figures);
+            summary.fleet = Some(figures);
+        }
+    }
+    summary
+}
+
+/// What the judge found of the design, in the journal too (the log a person reads).
+fn record_findings(journal: &Journal, summary: &Summary) {
     for m in &summary.missing_steps {
         journal.record(
             Actor::Runner,
@@ -548,5 +595,4 @@ fn judge_run(
             },
         );
     }
-    summary
 }

@@ -4,7 +4,10 @@
 //!  Stage::set_up:    broker::start -> Proxy::start(broker listener) -> the scenario recorded
 //!  Actors::wire:     fault plan (fires from willy's and monit's moments)
 //!                    -> monit (subscribed) -> extras (pubby connects) -> willy (cycles)
-//!  Actors::tear_down: willy, monit and the extras stopped -> the proxy's records in
+//!  Actors::stop:     willy, monit and the extras stopped (then the proxy's records are
+//!                    waited for: `Cast::tear_down`, population.rs)
+//!  a fleet's stage: the same broker and proxy (spreading its sources); its own actors are
+//!                    `crate::fleet`'s
 //! ```
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -148,6 +151,8 @@ impl Stage {
                 crate::proxy::Options {
                     publishes: s.publishes,
                     tls: proxy_tls,
+                    // A fleet's willies reach a loopback broker from many sources.
+                    spread_sources: s.fleet.is_some(),
                     ..Default::default()
                 },
             )
@@ -155,21 +160,10 @@ impl Stage {
             .context("starting the proxy")?,
         );
         record_run_start(journal, s, &broker);
-        journal.record(
-            Actor::Runner,
-            Event::Note {
-                message: format!(
-                    "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
-                    broker.endpoints.tcp,
-                    broker.endpoints.ws.map_or("-".to_string(), |a| format!(
-                        "{a}{}",
-                        broker.endpoints.ws_path
-                    )),
-                    proxy.addr,
-                    broker.endpoints.tcp_for(s.monit_protocol())
-                ),
-            },
-        );
+        // A fleet says where its willies and monit go itself (`fleet::gather`).
+        if s.fleet.is_none() {
+            record_addresses(journal, s, &broker, &proxy, upstream);
+        }
         Ok(Stage {
             broker,
             proxy,
@@ -178,6 +172,31 @@ impl Stage {
             _tls_files: tls_files,
         })
     }
+}
+
+/// Where the broker listens and willy's and monit's ways to it.
+fn record_addresses(
+    journal: &Journal,
+    s: &Scenario,
+    broker: &Broker,
+    proxy: &Proxy,
+    upstream: std::net::SocketAddr,
+) {
+    journal.record(
+        Actor::Runner,
+        Event::Note {
+            message: format!(
+                "broker tcp {} ws {}; willy -> proxy {} -> {upstream}; monit -> {}",
+                broker.endpoints.tcp,
+                broker.endpoints.ws.map_or("-".to_string(), |a| format!(
+                    "{a}{}",
+                    broker.endpoints.ws_path
+                )),
+                proxy.addr,
+                broker.endpoints.tcp_for(s.monit_protocol())
+            ),
+        },
+    );
 }
 
 /// Everything that acts in a run, once wired.
@@ -244,58 +263,7 @@ impl Actors {
         // pubby connects now; it publishes from the start or from the cut.
         let extras = Extras::start(s, endpoints, journal, flaky);
 
-        let target = Target {
-            transport: s.transport,
-            port: stage.proxy.addr.port(),
-            ws_path: endpoints.ws_path.clone(),
-            tls: stage.willy_tls.clone(),
-        };
-        // A driver (rumqttc's own for a kernel cut), or rumqttc in this process; a fault on
-        // willy's process needs willy in a process of its own.
-        let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
-            let host = stage.proxy.addr.ip();
-            let url = target.url_at(host);
-            tokio::spawn(
-                crate::driver::cycles::DriverWilly {
-                    scenario: s.clone(),
-                    launch,
-                    url,
-                    netns: stage.netns.as_ref().map(|n| n.name.clone()),
-                    tls: stage.willy_tls.clone(),
-                    journal: journal.clone(),
-                    hook,
-                    cycle: cycle.clone(),
-                    pid: plan.willy_pid.clone(),
-                }
-                .run(),
-            )
-        } else if s.faults.iter().any(|f| f.kind.on_process()) {
-            let restart = s
-                .faults
-                .iter()
-                .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
-            tokio::spawn(crate::actor::child::drive(
-                s.clone(),
-                target,
-                journal.clone(),
-                hook,
-                cycle.clone(),
-                plan.willy_pid.clone(),
-                restart,
-            ))
-        } else {
-            tokio::spawn(
-                Willy {
-                    scenario: s.clone(),
-                    target,
-                    journal: journal.clone(),
-                    hook,
-                    cycle: cycle.clone(),
-                    first_cycle: 1,
-                }
-                .run(),
-            )
-        };
+        let willy = spawn_willy(s, stage, journal, hook, &cycle, &plan)?;
         Ok(Actors {
             plan,
             monit,
@@ -305,10 +273,8 @@ impl Actors {
         })
     }
 
-    /// Stop every actor, then let the proxy record what it forwarded so far: it records on
-    /// its own thread, a little after forwarding, and all of it must be in the journal before
-    /// the run is judged.
-    pub(super) async fn tear_down(self, stage: &Stage) {
+    /// Stop every actor (the proxy's records are waited for by `Cast::tear_down`).
+    pub(super) fn stop(self) {
         self.willy.abort();
         // A child willy (running or stopped) ends with the run; kill_on_drop then reaps it.
         if self.plan.willy_pid.load(Ordering::SeqCst) != 0 {
@@ -316,13 +282,76 @@ impl Actors {
         }
         self.monit.abort();
         self.extras.abort();
-        stage.proxy.settle().await;
     }
+}
+
+/// willy, starting its cycles through the proxy: a driver (rumqttc's own for a kernel cut),
+/// or rumqttc in this process; a fault on willy's process needs willy in a process of its own.
+fn spawn_willy(
+    s: &Scenario,
+    stage: &Stage,
+    journal: &Journal,
+    hook: MomentHook,
+    cycle: &Arc<AtomicU32>,
+    plan: &FaultPlan,
+) -> anyhow::Result<JoinHandle<()>> {
+    let endpoints = &stage.broker.endpoints;
+    let target = Target {
+        transport: s.transport,
+        port: stage.proxy.addr.port(),
+        ws_path: endpoints.ws_path.clone(),
+        tls: stage.willy_tls.clone(),
+    };
+    let willy = if let Some(launch) = crate::driver::process::resolve_for(s)? {
+        let host = stage.proxy.addr.ip();
+        let url = target.url_at(host);
+        tokio::spawn(
+            crate::driver::cycles::DriverWilly {
+                scenario: s.clone(),
+                launch,
+                url,
+                netns: stage.netns.as_ref().map(|n| n.name.clone()),
+                tls: stage.willy_tls.clone(),
+                journal: journal.clone(),
+                hook,
+                cycle: cycle.clone(),
+                pid: plan.willy_pid.clone(),
+            }
+            .run(),
+        )
+    } else if s.faults.iter().any(|f| f.kind.on_process()) {
+        let restart = s
+            .faults
+            .iter()
+            .any(|f| matches!(f.kind, FaultKind::Crash { restart: true }));
+        tokio::spawn(crate::actor::child::drive(
+            s.clone(),
+            target,
+            journal.clone(),
+            hook,
+            cycle.clone(),
+            plan.willy_pid.clone(),
+            restart,
+        ))
+    } else {
+        tokio::spawn(
+            Willy {
+                scenario: s.clone(),
+                target,
+                journal: journal.clone(),
+                hook,
+                cycle: cycle.clone(),
+                first_cycle: 1,
+            }
+            .run(),
+        )
+    };
+    Ok(willy)
 }
 
 /// The scenario recorded whole (so `unplug judge` can judge the journal again) and the run's
 /// start: the first records of every run, one willy's or a fleet's.
-pub(crate) fn record_run_start(journal: &Journal, s: &Scenario, broker: &Broker) {
+fn record_run_start(journal: &Journal, s: &Scenario, broker: &Broker) {
     journal.record(
         Actor::Runner,
         Event::ScenarioRecorded {
