@@ -46,20 +46,6 @@ pub fn qos(q: u8) -> rumqttc::QoS {
     }
 }
 
-/// rumqttc's error, with the io cause where there is one.
-pub fn describe(e: &rumqttc::ConnectionError) -> String {
-    match e {
-        rumqttc::ConnectionError::ConnectionRefused(code) => format!(
-            "{}{}",
-            crate::broker::access::REFUSED,
-            crate::broker::access::v4_refusal(*code)
-        ),
-        rumqttc::ConnectionError::NetworkTimeout => {
-            "network timeout (no CONNACK within the connection timeout)".to_string()
-        }
-        rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
-            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
-        }
-        other => other.to_string(),
-    }
-}
+/// rumqttc's error as text: the broker's side of it (`broker::access`) says it, as recognising a
+/// URL broker needs it before any actor runs.
+pub use crate::broker::access::describe;

@@ -177,6 +177,22 @@ pub fn closed_before_connack(v5: bool) -> String {
     }
 }
 
+/// rumqttc's error, with the io cause where there is one.
+pub fn describe(e: &rumqttc::ConnectionError) -> String {
+    match e {
+        rumqttc::ConnectionError::ConnectionRefused(code) => {
+            format!("{}{}", REFUSED, v4_refusal(*code))
+        }
+        rumqttc::ConnectionError::NetworkTimeout => {
+            "network timeout (no CONNACK within the connection timeout)".to_string()
+        }
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
+            "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

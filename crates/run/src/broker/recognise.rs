@@ -60,14 +60,14 @@ pub async fn ask(addr: SocketAddr) -> Result<Option<String>, String> {
             Ok(Err(e)) if !connected && access::tls().is_some() && tls_failure(&e) => {
                 break Err(format!(
                     "the TLS handshake failed: {}",
-                    crate::actor::describe(&e)
+                    crate::broker::access::describe(&e)
                 ))
             }
             Ok(Err(e)) if !connected => {
                 break Err(format!(
                     "{} ({})",
                     access::closed_before_connack(false),
-                    crate::actor::describe(&e)
+                    crate::broker::access::describe(&e)
                 ))
             }
             // Lost after the CONNACK: we learnt nothing of its name, but it lets us in.
@@ -83,7 +83,7 @@ pub async fn ask(addr: SocketAddr) -> Result<Option<String>, String> {
 
 /// Did a connection fail in its TLS handshake (a certificate refused either way, an alert)?
 fn tls_failure(e: &ConnectionError) -> bool {
-    let text = crate::actor::describe(e);
+    let text = crate::broker::access::describe(e);
     ["certificate", "alert", "TLS", "handshake"]
         .iter()
         .any(|w| text.contains(w))
