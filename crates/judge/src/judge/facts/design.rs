@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Actor, Event, Record, Side};
-use crate::judge::timing::PROMPT_MS;
 use crate::mqtt::PacketKind;
 use crate::scenario::Scenario;
+use crate::timing::PROMPT_MS;
 
 /// One of willy's cycles as the records show it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
