@@ -71,94 +71,17 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     }
     let missing = assembly.missing();
     if !missing.is_empty() && !allow_missing {
-        let n = manifests[0].partition.n;
-        let given: Vec<u32> = manifests.iter().map(|m| m.partition.k).collect();
-        let absent: Vec<String> = (1..=n)
-            .filter(|k| !given.contains(k))
-            .map(|k| format!("{k}/{n}"))
-            .collect();
-        anyhow::bail!(
-            "{} of {} planned runs are in no shard given: {}{} (--allow-missing merges without them)",
-            missing.len(),
-            assembly.plan.len(),
-            missing.join(", "),
-            if absent.is_empty() {
-                String::new()
-            } else {
-                format!("; shards not given: {}", absent.join(", "))
-            }
-        );
+        anyhow::bail!(missing_words(&assembly, &manifests));
     }
     out_apart(&out, &shards)?;
-    // Every run back in the plan's order, its files beside the merged table.
-    let mut runs = Vec::with_capacity(assembly.plan.len());
-    for (p, owner) in assembly.plan.iter().zip(&assembly.owner) {
-        match owner {
-            Some((si, owned)) => {
-                let dir = &shards[*si];
-                let run = owned.child_run(dir)?;
-                // A finished run's own files; of one that did not finish, only its incomplete
-                // ones (a NAME.summary.json beside it is an older run's).
-                let stem = match run.summary {
-                    Some(_) => p.name.clone(),
-                    None => unplug::report::files::incomplete_stem(&p.name),
-                };
-                copy_files(dir, &out, &stem)?;
-                runs.push(run);
-            }
-            None => runs.push(suite::ChildRun {
-                name: p.name.clone(),
-                exit: None,
-                summary: None,
-                error: String::new(),
-                status: suite::RunStatus::Missing,
-            }),
-        }
-    }
+    let runs = gather_runs(&assembly, &shards, &out)?;
     let interrupted = manifests
         .iter()
         .filter_map(|m| m.interrupted.as_deref())
         .find_map(|s| s.parse::<nix::sys::signal::Signal>().ok());
     let batch = suite::Batch { runs, interrupted };
     let command = manifests[0].command.as_str();
-    let labels: Vec<(String, String)> = assembly.plan.iter().map(|p| p.picture.clone()).collect();
-    match command {
-        "suite" => super::batch::write_suite(&out, &batch, &labels)?,
-        "compare" => {
-            write_picture(
-                &out.join("COMPARE.svg"),
-                "unplug compare",
-                &batch.runs,
-                &labels,
-            )?;
-            let rows: Vec<Vec<String>> = assembly
-                .plan
-                .iter()
-                .zip(&batch.runs)
-                .map(|(p, r)| unplug::compare::row(&p.shown, &p.broker, &p.transport, r))
-                .collect();
-            print_table(&table::render_text(&table::COMPARE_HEADER, &rows));
-            write_file(
-                &out.join("COMPARE.md"),
-                &(interrupted_note(&batch) + &unplug::compare::markdown(&rows, &batch.runs)),
-            )?;
-        }
-        "conformance" => {
-            let columns = &manifests[0].columns;
-            let placed: Vec<(String, Option<usize>)> = assembly
-                .plan
-                .iter()
-                .map(|p| {
-                    (
-                        p.scenario.clone(),
-                        columns.iter().position(|c| *c == p.broker),
-                    )
-                })
-                .collect();
-            super::batch::write_conformance(&out, columns, &placed, &batch)?;
-        }
-        other => anyhow::bail!("{}: unknown command {other:?} in its manifest", names[0]),
-    }
+    write_tables(&out, command, &assembly, &manifests[0], &names[0], &batch)?;
     machine.write(&batch, command)?;
     let index = unplug::report::index::write(
         &out,
@@ -176,6 +99,114 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         index.display()
     );
     Ok(children_exit_code(&batch))
+}
+
+/// Why the merge stops when runs of the plan are in no shard given: which, and which shards
+/// are not given.
+fn missing_words(assembly: &shard::Assembly, manifests: &[Manifest]) -> String {
+    let missing = assembly.missing();
+    let n = manifests[0].partition.n;
+    let given: Vec<u32> = manifests.iter().map(|m| m.partition.k).collect();
+    let absent: Vec<String> = (1..=n)
+        .filter(|k| !given.contains(k))
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    format!(
+        "{} of {} planned runs are in no shard given: {}{} (--allow-missing merges without them)",
+        missing.len(),
+        assembly.plan.len(),
+        missing.join(", "),
+        if absent.is_empty() {
+            String::new()
+        } else {
+            format!("; shards not given: {}", absent.join(", "))
+        }
+    )
+}
+
+/// Every run back in the plan's order, its files copied from its shard into `out`, beside
+/// the merged table; a run in no shard as missing.
+fn gather_runs(
+    assembly: &shard::Assembly,
+    shards: &[PathBuf],
+    out: &Path,
+) -> anyhow::Result<Vec<suite::ChildRun>> {
+    let mut runs = Vec::with_capacity(assembly.plan.len());
+    for (p, owner) in assembly.plan.iter().zip(&assembly.owner) {
+        match owner {
+            Some((si, owned)) => {
+                let dir = &shards[*si];
+                let run = owned.child_run(dir)?;
+                // A finished run's own files; of one that did not finish, only its incomplete
+                // ones (a NAME.summary.json beside it is an older run's).
+                let stem = match run.summary {
+                    Some(_) => p.name.clone(),
+                    None => unplug::report::files::incomplete_stem(&p.name),
+                };
+                copy_files(dir, out, &stem)?;
+                runs.push(run);
+            }
+            None => runs.push(suite::ChildRun {
+                name: p.name.clone(),
+                exit: None,
+                summary: None,
+                error: String::new(),
+                status: suite::RunStatus::Missing,
+            }),
+        }
+    }
+    Ok(runs)
+}
+
+/// The merged batch's table and picture into `out`, as `command` (the first shard's
+/// manifest, `first`, in directory `first_dir`) writes them.
+fn write_tables(
+    out: &Path,
+    command: &str,
+    assembly: &shard::Assembly,
+    first: &Manifest,
+    first_dir: &str,
+    batch: &suite::Batch,
+) -> anyhow::Result<()> {
+    let labels: Vec<(String, String)> = assembly.plan.iter().map(|p| p.picture.clone()).collect();
+    match command {
+        "suite" => super::batch::write_suite(out, batch, &labels)?,
+        "compare" => {
+            write_picture(
+                &out.join("COMPARE.svg"),
+                "unplug compare",
+                &batch.runs,
+                &labels,
+            )?;
+            let rows: Vec<Vec<String>> = assembly
+                .plan
+                .iter()
+                .zip(&batch.runs)
+                .map(|(p, r)| unplug::compare::row(&p.shown, &p.broker, &p.transport, r))
+                .collect();
+            print_table(&table::render_text(&table::COMPARE_HEADER, &rows));
+            write_file(
+                &out.join("COMPARE.md"),
+                &(interrupted_note(batch) + &unplug::compare::markdown(&rows, &batch.runs)),
+            )?;
+        }
+        "conformance" => {
+            let columns = &first.columns;
+            let placed: Vec<(String, Option<usize>)> = assembly
+                .plan
+                .iter()
+                .map(|p| {
+                    (
+                        p.scenario.clone(),
+                        columns.iter().position(|c| *c == p.broker),
+                    )
+                })
+                .collect();
+            super::batch::write_conformance(out, columns, &placed, batch)?;
+        }
+        other => anyhow::bail!("{first_dir}: unknown command {other:?} in its manifest"),
+    }
+    Ok(())
 }
 
 /// Create `out`, refusing it when it is one of the shards' own directories.

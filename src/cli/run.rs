@@ -137,34 +137,17 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         return repeated(&name, &stem, n, jobs, &out, &argv, quiet);
     }
     let mut s = scenario::load(&name)?;
-    s.apply(timing.overrides());
-    s.publishes = publishes.unwrap_or(s.publishes);
-    s.tls_tap = tls_tap.unwrap_or(s.tls_tap);
-    if let Some(t) = transport {
-        s.transport = t;
-    }
-    if let Some(w) = willy {
-        s.client = w;
-    }
-    if let Some(c) = cut {
-        s.set_cut_layer(c).map_err(anyhow::Error::msg)?;
-    }
+    apply_flags(&mut s, &timing, publishes, tls_tap, transport, willy, cut)?;
     if let Some(n) = run_name {
         s.name = n;
     }
     let fleet_shard = match partition {
-        Some(p) => {
-            let sh = unplug::fleet::FleetShard::apply(&mut s, p, start.at())?;
-            if !(quiet || json_on_stdout) {
-                eprintln!(
-                    "shard {p}: {} of {} willies, will topics {}/NNNNN",
-                    sh.own_count(),
-                    sh.total,
-                    sh.prefix_of_shard()
-                );
-            }
-            Some(sh)
-        }
+        Some(p) => Some(fleet_shard(
+            &mut s,
+            p,
+            start.at(),
+            !(quiet || json_on_stdout),
+        )?),
         None => None,
     };
     let broker = broker.choice()?;
@@ -196,39 +179,16 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
         fleet_manifest(&out, &s.name, sh, &result)?;
     }
     let result = result?;
-    if !quiet {
-        println!();
-    }
-    // --quiet: the verdict line alone, as its help says.
-    match (&json, quiet) {
-        (Some(to), _) if json_on_stdout => super::args::emit_json(to, &result.summary.to_json())?,
-        (_, true) => print!("{}", result.summary.verdict_line()),
-        (_, false) => print!("{}", result.summary.verdict_lines()),
-    }
-    if let Some(to) = json.as_deref().filter(|_| !json_on_stdout) {
-        super::args::emit_json(to, &result.summary.to_json())?;
-    }
-    if !quiet {
-        let stem = match result.interrupted {
-            Some(_) => unplug::report::files::incomplete_stem(&s.name),
-            None => s.name.clone(),
-        };
-        println!(
-            "files: {}/{stem}.{{log,events.jsonl,summary.json,svg}}",
-            out.display(),
-        );
-    }
-    if let (Some((hub, server)), None) = (&page, result.interrupted) {
-        let svg = std::fs::read_to_string(out.join(format!("{}.svg", s.name))).ok();
-        hub.finished(&s.name, &result.summary, svg);
-        println!(
-            "page: the result stays at http://{}/ui until Ctrl-C",
-            server.addr
-        );
-        wait_for_interrupt()?;
-    }
-    if let Some((_, server)) = page {
-        server.stop();
+    print_result(
+        &result,
+        &s.name,
+        &out,
+        json.as_deref(),
+        json_on_stdout,
+        quiet,
+    )?;
+    if let Some(page) = page {
+        finish_page(page, &result, &s.name, &out)?;
     }
     Ok(if let Some(sig) = result.interrupted {
         ExitCode::from(unplug::lifeline::exit_code(sig))
@@ -237,6 +197,109 @@ pub fn scenario(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--ui`: a run that finished shows its result on the page until Ctrl-C; then (or at once,
+/// for an interrupted run) the page's server stops.
+fn finish_page(
+    (hub, server): (
+        Arc<unplug::toxi::page::Hub>,
+        unplug::toxi::ui::RunPageServer,
+    ),
+    result: &runner::RunResult,
+    name: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    if result.interrupted.is_none() {
+        let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).ok();
+        hub.finished(name, &result.summary, svg);
+        println!(
+            "page: the result stays at http://{}/ui until Ctrl-C",
+            server.addr
+        );
+        wait_for_interrupt()?;
+    }
+    server.stop();
+    Ok(())
+}
+
+/// The flags that change the scenario: its timing, how the tap records, the transport,
+/// willy's client and where the faults cut.
+fn apply_flags(
+    s: &mut scenario::Scenario,
+    timing: &Timing,
+    publishes: Option<scenario::PublishRecords>,
+    tls_tap: Option<scenario::TlsTap>,
+    transport: Option<scenario::Transport>,
+    willy: Option<unplug::driver::WillyKind>,
+    cut: Option<unplug::kernelcut::CutLayer>,
+) -> anyhow::Result<()> {
+    s.apply(timing.overrides());
+    s.publishes = publishes.unwrap_or(s.publishes);
+    s.tls_tap = tls_tap.unwrap_or(s.tls_tap);
+    if let Some(t) = transport {
+        s.transport = t;
+    }
+    if let Some(w) = willy {
+        s.client = w;
+    }
+    if let Some(c) = cut {
+        s.set_cut_layer(c).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
+/// `--partition K/N`: `s` cut down to shard K's willies, said on stderr when `say`.
+fn fleet_shard(
+    s: &mut scenario::Scenario,
+    p: unplug::shard::Partition,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    say: bool,
+) -> anyhow::Result<unplug::fleet::FleetShard> {
+    let sh = unplug::fleet::FleetShard::apply(s, p, at)?;
+    if say {
+        eprintln!(
+            "shard {p}: {} of {} willies, will topics {}/NNNNN",
+            sh.own_count(),
+            sh.total,
+            sh.prefix_of_shard()
+        );
+    }
+    Ok(sh)
+}
+
+/// The run's verdict (its line alone with --quiet, as its help says), the summary JSON where
+/// --json asks, and where its files are.
+fn print_result(
+    result: &runner::RunResult,
+    name: &str,
+    out: &std::path::Path,
+    json: Option<&std::path::Path>,
+    json_on_stdout: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    if !quiet {
+        println!();
+    }
+    match (json, quiet) {
+        (Some(to), _) if json_on_stdout => super::args::emit_json(to, &result.summary.to_json())?,
+        (_, true) => print!("{}", result.summary.verdict_line()),
+        (_, false) => print!("{}", result.summary.verdict_lines()),
+    }
+    if let Some(to) = json.filter(|_| !json_on_stdout) {
+        super::args::emit_json(to, &result.summary.to_json())?;
+    }
+    if !quiet {
+        let stem = match result.interrupted {
+            Some(_) => unplug::report::files::incomplete_stem(name),
+            None => name.to_string(),
+        };
+        println!(
+            "files: {}/{stem}.{{log,events.jsonl,summary.json,svg}}",
+            out.display(),
+        );
+    }
+    Ok(())
 }
 
 /// `--ui ADDR`: the page's hub and its server, listening (its address printed).

@@ -472,9 +472,13 @@ fn shown(r: &Record) -> bool {
     ) || (r.actor == Actor::Monit && matches!(r.event, Event::MessageReceived { .. }))
 }
 
+/// What folding a record gives: the message for the pages, if any, and whether to judge again
+/// (with a later judging due after the duration).
+type Folded = (Option<Value>, Option<Option<Duration>>);
+
 /// `rec` folded into `v` (pure): the message for the pages, if any, and whether to judge
 /// again (with a later judging due after the duration).
-fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option<Duration>>) {
+fn fold_record(v: &mut ProxyView, rec: &Record) -> Folded {
     let ms = rec.ms;
     match &rec.event {
         Event::ConnectionAccepted { conn, .. } => {
@@ -493,38 +497,7 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             fields,
             dropped,
             ..
-        } => {
-            let Some(c) = v.conns.get_mut(conn) else {
-                return (None, None);
-            };
-            // What the broker's keepalive counts: the packets that reached it, not those a
-            // fault swallowed.
-            if *dropped {
-                return (None, None);
-            }
-            c.last_packet_ms = Some(ms);
-            c.last_packet = Some(kind.as_str().to_string());
-            let mut judge = None;
-            if let (Some(seen), Fields::Connect { client_id, .. }) = (connect_of(rec), fields) {
-                c.client_id = Some(client_id.clone());
-                c.transport = if seen.ws { "ws" } else { "tcp" }.into();
-                c.protocol = Some(
-                    if seen.protocol_level == 5 {
-                        "5"
-                    } else {
-                        "3.1.1"
-                    }
-                    .into(),
-                );
-                c.keepalive_s = Some(seen.keepalive_s);
-                c.bound_ms = Some(crate::judge::timing::bound_of_secs_ms(seen.keepalive_s));
-                c.will_topic = seen.will.map(|w| w.topic);
-                judge = Some(None);
-            }
-            let control = *kind != PacketKind::Publish && *kind != PacketKind::Pingreq;
-            let told = v.tell(*conn, ms, control);
-            (told.then(|| conn_message(&v.conns[conn])), judge)
-        }
+        } => fold_packet(v, rec, *conn, *kind, fields, *dropped),
         Event::PublishRun {
             conn,
             last_ms,
@@ -559,44 +532,13 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
             c.closed_by.get_or_insert_with(|| fault.clone());
             (Some(conn_message(c)), Some(None))
         }
-        Event::ConnectionClosed { conn, .. } => {
-            let Some(c) = v.conns.get_mut(conn) else {
-                return (None, None);
-            };
-            c.closed_ms = Some(ms);
-            let msg = json!({"type": "conn", "conn": c});
-            v.last_told.remove(conn);
-            // The open ones all, the last few closed.
-            let closed: Vec<u64> = v
-                .conns
-                .values()
-                .filter(|c| c.closed_ms.is_some())
-                .map(|c| c.conn)
-                .collect();
-            for old in closed.iter().take(closed.len().saturating_sub(CLOSED_KEPT)) {
-                v.conns.remove(old);
-            }
-            (Some(msg), Some(None))
-        }
+        Event::ConnectionClosed { conn, .. } => fold_closed(v, *conn, ms),
         Event::FaultApplied { fault, n, .. } => {
             v.faults.insert(*n, fault.clone());
             v.cut_ms.get_or_insert(ms);
-            // The outcome is due by 1.5 x keepalive after the device's last packet: judge
-            // again when a run would stop watching for it, whatever comes.
-            let keepalive = v
-                .conns
-                .values()
-                .filter(|c| c.closed_ms.is_none())
-                .filter_map(|c| c.keepalive_s)
-                .max()
-                .unwrap_or(0);
-            let due = crate::judge::timing::observe_window(
-                Duration::from_secs(keepalive.min(3600)),
-                Duration::ZERO,
-            ) + Duration::from_millis(100);
             (
                 Some(json!({"type": "faults", "faults": v.faults, "cut_ms": v.cut_ms})),
-                Some(Some(due)),
+                Some(Some(outcome_due(v))),
             )
         }
         Event::FaultHealed { n, .. } => {
@@ -627,6 +569,85 @@ fn fold_record(v: &mut ProxyView, rec: &Record) -> (Option<Value>, Option<Option
         }
         _ => (None, None),
     }
+}
+
+/// A packet on connection `conn` folded into `v`: its CONNECT names the device's client id,
+/// transport, protocol, keepalive and will (and asks for a judging).
+fn fold_packet(
+    v: &mut ProxyView,
+    rec: &Record,
+    conn: u64,
+    kind: PacketKind,
+    fields: &Fields,
+    dropped: bool,
+) -> Folded {
+    let ms = rec.ms;
+    let Some(c) = v.conns.get_mut(&conn) else {
+        return (None, None);
+    };
+    // What the broker's keepalive counts: the packets that reached it, not those a
+    // fault swallowed.
+    if dropped {
+        return (None, None);
+    }
+    c.last_packet_ms = Some(ms);
+    c.last_packet = Some(kind.as_str().to_string());
+    let mut judge = None;
+    if let (Some(seen), Fields::Connect { client_id, .. }) = (connect_of(rec), fields) {
+        c.client_id = Some(client_id.clone());
+        c.transport = if seen.ws { "ws" } else { "tcp" }.into();
+        c.protocol = Some(
+            if seen.protocol_level == 5 {
+                "5"
+            } else {
+                "3.1.1"
+            }
+            .into(),
+        );
+        c.keepalive_s = Some(seen.keepalive_s);
+        c.bound_ms = Some(crate::judge::timing::bound_of_secs_ms(seen.keepalive_s));
+        c.will_topic = seen.will.map(|w| w.topic);
+        judge = Some(None);
+    }
+    let control = kind != PacketKind::Publish && kind != PacketKind::Pingreq;
+    let told = v.tell(conn, ms, control);
+    (told.then(|| conn_message(&v.conns[&conn])), judge)
+}
+
+/// Connection `conn` closed at `ms`: told, and the oldest closed ones beyond
+/// [`CLOSED_KEPT`] dropped.
+fn fold_closed(v: &mut ProxyView, conn: u64, ms: f64) -> Folded {
+    let Some(c) = v.conns.get_mut(&conn) else {
+        return (None, None);
+    };
+    c.closed_ms = Some(ms);
+    let msg = json!({"type": "conn", "conn": c});
+    v.last_told.remove(&conn);
+    // The open ones all, the last few closed.
+    let closed: Vec<u64> = v
+        .conns
+        .values()
+        .filter(|c| c.closed_ms.is_some())
+        .map(|c| c.conn)
+        .collect();
+    for old in closed.iter().take(closed.len().saturating_sub(CLOSED_KEPT)) {
+        v.conns.remove(old);
+    }
+    (Some(msg), Some(None))
+}
+
+/// The outcome is due by 1.5 x keepalive after the device's last packet: judge again when a
+/// run would stop watching for it, whatever comes.
+fn outcome_due(v: &ProxyView) -> Duration {
+    let keepalive = v
+        .conns
+        .values()
+        .filter(|c| c.closed_ms.is_none())
+        .filter_map(|c| c.keepalive_s)
+        .max()
+        .unwrap_or(0);
+    crate::judge::timing::observe_window(Duration::from_secs(keepalive.min(3600)), Duration::ZERO)
+        + Duration::from_millis(100)
 }
 
 fn ms_since(start: Instant) -> f64 {

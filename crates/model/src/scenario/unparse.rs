@@ -127,63 +127,12 @@ fn name_of<T: serde::Serialize>(x: &T) -> Value {
 
 /// The scenario file that says `s`.
 pub fn to_toml(s: &Scenario) -> Result<String, Unsayable> {
-    let mut t = Table::new();
-    t.insert("transport".into(), string(s.transport.as_str()));
-    t.insert("protocol".into(), string(s.protocol.as_str()));
-    t.insert("keepalive_s".into(), secs(s.keepalive, "keepalive_s")?);
-    t.insert("cycles".into(), int(s.cycles));
-    t.insert(
-        "connected_for_ms".into(),
-        ms(s.connected_for, "connected_for_ms")?,
-    );
-    t.insert("idle_ms".into(), ms(s.idle, "idle_ms")?);
-    t.insert("reconnect_ms".into(), ms(s.reconnect, "reconnect_ms")?);
-    t.insert(
-        "connect_timeout_s".into(),
-        secs(s.connect_timeout, "connect_timeout_s")?,
-    );
-    if let Some(x) = s.session_expiry_s {
-        t.insert("session_expiry_s".into(), int(x));
-    }
-    if s.late_subscriber {
-        t.insert("late_subscriber".into(), Value::Boolean(true));
-    }
-    if let Some(p) = s.monit_protocol {
-        t.insert("monit_protocol".into(), string(p.as_str()));
-    }
-    let clean = match s.protocol {
-        Protocol::V311 => "clean_session",
-        Protocol::V5 => "clean_start",
-    };
-    t.insert(clean.into(), Value::Boolean(s.clean_session));
-    if let Some(d) = s.disconnect {
-        t.insert("disconnect_reason".into(), int(d.reason));
-        t.insert("disconnect_form".into(), name_of(&d.form));
-    }
+    let mut t = top_keys(s)?;
     if let Some(w) = &s.will {
-        let mut x = Table::new();
-        x.insert("topic".into(), string(&w.topic));
-        x.insert("payload".into(), string(&w.payload));
-        x.insert("qos".into(), int(w.qos));
-        x.insert("retain".into(), Value::Boolean(w.retain));
-        if let Some(d) = w.delay_s {
-            x.insert("delay_s".into(), int(d));
-        }
-        if let Some(c) = &w.content_type {
-            x.insert("content_type".into(), string(c));
-        }
-        t.insert("will".into(), Value::Table(x));
+        t.insert("will".into(), will_table(w));
     }
     if let Some(p) = &s.publisher {
-        let mut x = Table::new();
-        x.insert("topic".into(), string(&p.topic));
-        x.insert("qos".into(), int(p.qos));
-        x.insert("every_ms".into(), ms(p.every, "publisher.every_ms")?);
-        x.insert("from".into(), name_of(&p.from));
-        if let Some(c) = p.count {
-            x.insert("count".into(), int(c));
-        }
-        t.insert("publisher".into(), Value::Table(x));
+        t.insert("publisher".into(), publisher_table(p)?);
     }
     if let Some(sub) = &s.subscribe {
         let mut x = Table::new();
@@ -197,51 +146,14 @@ pub fn to_toml(s: &Scenario) -> Result<String, Unsayable> {
         t.insert("takeover".into(), Value::Table(x));
     }
     if s.monit != MonitSetup::default() {
-        let mut x = Table::new();
-        x.insert("qos".into(), int(s.monit.qos));
-        x.insert(
-            "clean_session".into(),
-            Value::Boolean(s.monit.clean_session),
-        );
-        if let Some(f) = s.monit.flaky {
-            x.insert(
-                "away_after_ms".into(),
-                ms(f.away_after, "monit.away_after_ms")?,
-            );
-            x.insert(
-                "back_after_drop_ms".into(),
-                ms(f.back_after_drop, "monit.back_after_drop_ms")?,
-            );
-        }
-        t.insert("monit".into(), Value::Table(x));
+        t.insert("monit".into(), monit_table(&s.monit)?);
     }
     if let Some(k) = s.broker.max_keepalive_s {
         let mut x = Table::new();
         x.insert("max_keepalive_s".into(), int(k));
         t.insert("broker".into(), Value::Table(x));
     }
-    let mut willy = Table::new();
-    if let Some(p) = s.willy.ws_ping {
-        willy.insert("ws_ping_ms".into(), ms(p, "willy.ws_ping_ms")?);
-    }
-    if let Some(p) = s.willy.ws_pong_timeout {
-        willy.insert(
-            "ws_pong_timeout_ms".into(),
-            ms(p, "willy.ws_pong_timeout_ms")?,
-        );
-    }
-    if !s.willy.mqtt_pings {
-        willy.insert("mqtt_pings".into(), Value::Boolean(false));
-    }
-    if s.client != crate::scenario::WillyKind::default() {
-        willy.insert("client".into(), string(s.client.to_string()));
-    }
-    if !s.willy.leave_open.is_empty() {
-        willy.insert(
-            "leave_open".into(),
-            Value::Array(s.willy.leave_open.iter().map(|c| int(*c)).collect()),
-        );
-    }
+    let willy = willy_table(s)?;
     if !willy.is_empty() {
         t.insert("willy".into(), Value::Table(willy));
     }
@@ -277,6 +189,119 @@ pub fn to_toml(s: &Scenario) -> Result<String, Unsayable> {
         t.insert("fleet".into(), Value::Table(x));
     }
     toml::to_string(&t).map_err(|e| ("", e.to_string()))
+}
+
+/// The file's top-level keys: transport, protocol, the timings, the session and the
+/// disconnect.
+fn top_keys(s: &Scenario) -> Result<Table, Unsayable> {
+    let mut t = Table::new();
+    t.insert("transport".into(), string(s.transport.as_str()));
+    t.insert("protocol".into(), string(s.protocol.as_str()));
+    t.insert("keepalive_s".into(), secs(s.keepalive, "keepalive_s")?);
+    t.insert("cycles".into(), int(s.cycles));
+    t.insert(
+        "connected_for_ms".into(),
+        ms(s.connected_for, "connected_for_ms")?,
+    );
+    t.insert("idle_ms".into(), ms(s.idle, "idle_ms")?);
+    t.insert("reconnect_ms".into(), ms(s.reconnect, "reconnect_ms")?);
+    t.insert(
+        "connect_timeout_s".into(),
+        secs(s.connect_timeout, "connect_timeout_s")?,
+    );
+    if let Some(x) = s.session_expiry_s {
+        t.insert("session_expiry_s".into(), int(x));
+    }
+    if s.late_subscriber {
+        t.insert("late_subscriber".into(), Value::Boolean(true));
+    }
+    if let Some(p) = s.monit_protocol {
+        t.insert("monit_protocol".into(), string(p.as_str()));
+    }
+    let clean = match s.protocol {
+        Protocol::V311 => "clean_session",
+        Protocol::V5 => "clean_start",
+    };
+    t.insert(clean.into(), Value::Boolean(s.clean_session));
+    if let Some(d) = s.disconnect {
+        t.insert("disconnect_reason".into(), int(d.reason));
+        t.insert("disconnect_form".into(), name_of(&d.form));
+    }
+    Ok(t)
+}
+
+/// The `[will]` table.
+fn will_table(w: &Will) -> Value {
+    let mut x = Table::new();
+    x.insert("topic".into(), string(&w.topic));
+    x.insert("payload".into(), string(&w.payload));
+    x.insert("qos".into(), int(w.qos));
+    x.insert("retain".into(), Value::Boolean(w.retain));
+    if let Some(d) = w.delay_s {
+        x.insert("delay_s".into(), int(d));
+    }
+    if let Some(c) = &w.content_type {
+        x.insert("content_type".into(), string(c));
+    }
+    Value::Table(x)
+}
+
+/// The `[publisher]` table.
+fn publisher_table(p: &Publisher) -> Result<Value, Unsayable> {
+    let mut x = Table::new();
+    x.insert("topic".into(), string(&p.topic));
+    x.insert("qos".into(), int(p.qos));
+    x.insert("every_ms".into(), ms(p.every, "publisher.every_ms")?);
+    x.insert("from".into(), name_of(&p.from));
+    if let Some(c) = p.count {
+        x.insert("count".into(), int(c));
+    }
+    Ok(Value::Table(x))
+}
+
+/// The `[monit]` table.
+fn monit_table(m: &MonitSetup) -> Result<Value, Unsayable> {
+    let mut x = Table::new();
+    x.insert("qos".into(), int(m.qos));
+    x.insert("clean_session".into(), Value::Boolean(m.clean_session));
+    if let Some(f) = m.flaky {
+        x.insert(
+            "away_after_ms".into(),
+            ms(f.away_after, "monit.away_after_ms")?,
+        );
+        x.insert(
+            "back_after_drop_ms".into(),
+            ms(f.back_after_drop, "monit.back_after_drop_ms")?,
+        );
+    }
+    Ok(Value::Table(x))
+}
+
+/// The `[willy]` table's keys (none when willy is as by default).
+fn willy_table(s: &Scenario) -> Result<Table, Unsayable> {
+    let mut willy = Table::new();
+    if let Some(p) = s.willy.ws_ping {
+        willy.insert("ws_ping_ms".into(), ms(p, "willy.ws_ping_ms")?);
+    }
+    if let Some(p) = s.willy.ws_pong_timeout {
+        willy.insert(
+            "ws_pong_timeout_ms".into(),
+            ms(p, "willy.ws_pong_timeout_ms")?,
+        );
+    }
+    if !s.willy.mqtt_pings {
+        willy.insert("mqtt_pings".into(), Value::Boolean(false));
+    }
+    if s.client != crate::scenario::WillyKind::default() {
+        willy.insert("client".into(), string(s.client.to_string()));
+    }
+    if !s.willy.leave_open.is_empty() {
+        willy.insert(
+            "leave_open".into(),
+            Value::Array(s.willy.leave_open.iter().map(|c| int(*c)).collect()),
+        );
+    }
+    Ok(willy)
 }
 
 /// One `[[faults]]` entry.

@@ -109,6 +109,14 @@ struct Queued {
     bytes: Bytes,
 }
 
+/// A shaping fault healed (the net changed, off the per-chunk path): what waited for the
+/// delay goes now, in order.
+fn healed(queue: &mut VecDeque<Queued>, pacer: &mut Pacer) {
+    let t = Instant::now();
+    queue.iter_mut().for_each(|q| q.at = q.at.min(t));
+    pacer.healed();
+}
+
 impl Link {
     fn side(&self) -> Side {
         match self.flow {
@@ -151,15 +159,7 @@ impl Link {
                 break;
             }
             let due = queue.front().map(|q| q.at);
-            // The last chunk may still be shared with the recorder or the queue: then this
-            // takes a buffer the recorder is done with, or fresh memory; else it reuses what
-            // is there.
-            if buf.capacity() < READ_BUF {
-                if let Some(b) = self.recorder.buffer() {
-                    buf = b;
-                }
-            }
-            buf.reserve(READ_BUF);
+            self.ready_buf(&mut buf);
             tokio::select! {
                 r = src.read_buf(&mut buf), if ended.is_none() && queued < MAX_QUEUED => {
                     let arrival = Instant::now();
@@ -175,8 +175,7 @@ impl Link {
                     limited = shape.limit(&f, &mut pieces);
                     if f.drop_packets != 0 && gate.is_opaque() && !told_opaque {
                         told_opaque = true;
-                        let message = format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id);
-                        self.tell(Event::Note { message }).await;
+                        self.tell_opaque().await;
                     }
                     for p in &pieces {
                         if p.dropped {
@@ -210,8 +209,7 @@ impl Link {
                     let m = Message::Bytes { conn: self.stats.id, flow: self.flow, at: Stamp::now(), bytes: chunk, fates };
                     self.recorder.send(m, &self.stats.recorder_waits).await;
                     if limited {
-                        let message = format!("conn {}: limit_data: {} B passed {}; the connection is closed", self.stats.id, f.limit.unwrap_or(0), self.way());
-                        self.tell(Event::Note { message }).await;
+                        self.tell_limited(f.limit.unwrap_or(0)).await;
                         ended = Some("limit_data reached".to_string());
                     }
                 }
@@ -227,20 +225,24 @@ impl Link {
                     }
                     let now = *self.net.borrow_and_update();
                     if state.flow(self.flow).shapes() && !now.flow(self.flow).shapes() {
-                        // Healed: what waited for the delay goes now, in order.
-                        let t = Instant::now();
-                        queue.iter_mut().for_each(|q| q.at = q.at.min(t));
-                        pacer.healed();
+                        healed(&mut queue, &mut pacer);
                     }
                     state = now;
                 }
             }
         }
         let how = ended.expect("the loop ends only when the source ended");
+        self.end_stream(&mut dst, limited).await;
+        how
+    }
+
+    /// The source ended and the queue is drained (once per link, off the per-chunk path): a
+    /// limit reached asks the connection to close; else the end of the stream goes on to dst.
+    async fn end_stream<W: AsyncWrite + Unpin>(&mut self, dst: &mut W, limited: bool) {
         if limited {
             // What passed is written; the connection's task closes it both ways.
             self.stats.limit_reached.notify_one();
-            return how;
+            return;
         }
         // The end of the stream crosses the network like any byte: not while it is cut.
         let flow = self.flow;
@@ -263,7 +265,36 @@ impl Link {
             }
             let _ = dst.shutdown().await;
         }
-        how
+    }
+
+    /// `buf` ready for a read of up to [`READ_BUF`]. The last chunk may still be shared with
+    /// the recorder or the queue: then this takes a buffer the recorder is done with, or fresh
+    /// memory; else it reuses what is there.
+    #[inline]
+    fn ready_buf(&self, buf: &mut BytesMut) {
+        if buf.capacity() < READ_BUF {
+            if let Some(b) = self.recorder.buffer() {
+                *buf = b;
+            }
+        }
+        buf.reserve(READ_BUF);
+    }
+
+    /// A drop fault is on but the stream is not MQTT over plain TCP (said once per link).
+    async fn tell_opaque(&self) {
+        let message = format!("conn {}: a drop fault cannot see MQTT packets in this stream (not MQTT over plain TCP); passing it untouched", self.stats.id);
+        self.tell(Event::Note { message }).await;
+    }
+
+    /// A `limit_data` limit of `limit` bytes was reached (once per link).
+    async fn tell_limited(&self, limit: u64) {
+        let message = format!(
+            "conn {}: limit_data: {} B passed {}; the connection is closed",
+            self.stats.id,
+            limit,
+            self.way()
+        );
+        self.tell(Event::Note { message }).await;
     }
 
     /// A proxy record about this connection, stamped now, in order with its wire records.

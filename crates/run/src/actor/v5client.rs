@@ -84,28 +84,7 @@ impl Session {
         level: u8,
     ) -> Result<(Session, Connack), String> {
         let deadline = Instant::now() + limit;
-        let tcp = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
-            .await
-            .map_err(|_| "network timeout (no CONNACK within the connection timeout)".to_string())?
-            .map_err(|e| format!("I/O: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let stream = match tls {
-            None => Stream::Plain(tcp),
-            Some(trust) => {
-                let config = trust.client_config().map_err(|e| format!("TLS: {e:#}"))?;
-                let name = trust.server_name().map_err(|e| format!("TLS: {e:#}"))?;
-                let tls = timeout_at(
-                    deadline,
-                    tokio_rustls::TlsConnector::from(config).connect(name, tcp),
-                )
-                .await
-                .map_err(|_| {
-                    "network timeout (no CONNACK within the connection timeout)".to_string()
-                })?
-                .map_err(|e| format!("TLS: {e}"))?;
-                Stream::Client(Box::new(tls))
-            }
-        };
+        let stream = Self::open_stream(port, tls, deadline).await?;
         let mut s = Session {
             stream,
             decoder: Decoder::new(Direction::Downstream, Arc::new(AtomicU8::new(level))),
@@ -121,8 +100,68 @@ impl Session {
             s.ws_handshake(port, path, deadline).await?;
         }
         s.write(connect).await?;
-        let connack = loop {
-            let packets = match timeout_at(deadline, s.read_some()).await {
+        let connack = s.read_connack(deadline).await?;
+        if connack.code != 0 && level < 5 {
+            return Err(format!(
+                "{}CONNACK return code {}",
+                crate::broker::access::REFUSED,
+                connack.code
+            ));
+        }
+        if connack.code != 0 {
+            return Err(format!(
+                "{}{}",
+                crate::broker::access::REFUSED,
+                crate::broker::access::v5_code_refusal(connack.code)
+            ));
+        }
+        // [MQTT-3.1.2-21]: a Server Keep Alive in the CONNACK replaces the value willy sent.
+        // 0 switches the mechanism off [MQTT-3.1.2-22 for the client's 0]: no pings at all.
+        if let Some(k) = connack.server_keepalive_s {
+            s.keepalive = match k {
+                0 => Duration::from_secs(365 * 86_400),
+                k => Duration::from_secs(u64::from(k)),
+            };
+        }
+        s.next_ping = Instant::now() + s.keepalive;
+        Ok((s, connack))
+    }
+
+    /// The TCP connection to the broker's `port`, TLS over it with `tls`, by `deadline`.
+    async fn open_stream(
+        port: u16,
+        tls: Option<&crate::tls::Trust>,
+        deadline: Instant,
+    ) -> Result<Stream, String> {
+        let tcp = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
+            .await
+            .map_err(|_| "network timeout (no CONNACK within the connection timeout)".to_string())?
+            .map_err(|e| format!("I/O: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        Ok(match tls {
+            None => Stream::Plain(tcp),
+            Some(trust) => {
+                let config = trust.client_config().map_err(|e| format!("TLS: {e:#}"))?;
+                let name = trust.server_name().map_err(|e| format!("TLS: {e:#}"))?;
+                let tls = timeout_at(
+                    deadline,
+                    tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+                )
+                .await
+                .map_err(|_| {
+                    "network timeout (no CONNACK within the connection timeout)".to_string()
+                })?
+                .map_err(|e| format!("TLS: {e}"))?;
+                Stream::Client(Box::new(tls))
+            }
+        })
+    }
+
+    /// Read until the broker's CONNACK, by `deadline`; a refused WebSocket upgrade or a close
+    /// before it is the error.
+    async fn read_connack(&mut self, deadline: Instant) -> Result<Connack, String> {
+        loop {
+            let packets = match timeout_at(deadline, self.read_some()).await {
                 Err(_) => {
                     return Err("network timeout (no CONNACK within the connection timeout)".into())
                 }
@@ -152,33 +191,9 @@ impl Session {
                 },
                 _ => None,
             }) {
-                break c;
+                return Ok(c);
             }
-        };
-        if connack.code != 0 && level < 5 {
-            return Err(format!(
-                "{}CONNACK return code {}",
-                crate::broker::access::REFUSED,
-                connack.code
-            ));
         }
-        if connack.code != 0 {
-            return Err(format!(
-                "{}{}",
-                crate::broker::access::REFUSED,
-                crate::broker::access::v5_code_refusal(connack.code)
-            ));
-        }
-        // [MQTT-3.1.2-21]: a Server Keep Alive in the CONNACK replaces the value willy sent.
-        // 0 switches the mechanism off [MQTT-3.1.2-22 for the client's 0]: no pings at all.
-        if let Some(k) = connack.server_keepalive_s {
-            s.keepalive = match k {
-                0 => Duration::from_secs(365 * 86_400),
-                k => Duration::from_secs(u64::from(k)),
-            };
-        }
-        s.next_ping = Instant::now() + s.keepalive;
-        Ok((s, connack))
     }
 
     /// The HTTP upgrade, by tungstenite's client handshake [RFC 6455 4.1]: it writes the

@@ -265,142 +265,107 @@ impl CycleSeen {
     pub(crate) fn collect(records: &[Record], wills: &[f64]) -> Vec<CycleSeen> {
         let mut sorted: Vec<&Record> = records.iter().collect();
         sorted.sort_by(|a, b| a.ms.total_cmp(&b.ms));
-        let mut cycles: Vec<CycleSeen> = Vec::new();
-        let mut conns: HashMap<u64, ConnSeen> = HashMap::new();
-        let mut faults: Vec<(u32, f64, f64)> = Vec::new(); // (n, applied, healed)
-                                                           // The cycle of each CONNACK willy's library reported, in order.
-        let mut connected: Vec<u32> = Vec::new();
+        let mut walk = Walk::default();
         for r in &sorted {
-            match (&r.actor, &r.event) {
-                (Actor::Willy, Event::CycleStarted { cycle }) => cycles.push(CycleSeen {
-                    cycle: *cycle,
-                    started_ms: r.ms,
-                    ..CycleSeen::default()
-                }),
-                (Actor::Proxy, Event::FaultApplied { n, .. }) => {
-                    faults.push((*n, r.ms, f64::INFINITY))
-                }
-                (Actor::Proxy, Event::FaultHealed { n, .. }) => {
-                    if let Some(f) = faults
-                        .iter_mut()
-                        .find(|f| f.0 == *n && f.2 == f64::INFINITY)
-                    {
-                        f.2 = r.ms;
-                    }
-                }
-                _ => {}
-            }
-            let Some(c) = cycles.last_mut() else {
-                continue;
-            };
-            let cycle = c.cycle;
-            match (&r.actor, &r.event) {
-                (Actor::Proxy, Event::FaultApplied { n, .. }) => c.faults_applied.push((*n, r.ms)),
-                (Actor::Proxy, Event::ConnectionAccepted { conn: id, .. }) => {
-                    ConnSeen::of(&mut conns, *id, cycle);
-                    c.conns.push(*id);
-                }
-                (Actor::Willy, Event::Connected { .. }) => {
-                    c.connected_ms = Some(r.ms);
-                    connected.push(cycle);
-                }
-                (Actor::Willy, Event::DisconnectRequested) => {
-                    c.disconnect_requested_ms = Some(r.ms)
-                }
-                (Actor::Willy, Event::Disconnected) => c.disconnect_reported_ms = Some(r.ms),
-                (Actor::Willy, Event::LeftOpen) => c.left_open_ms = Some(r.ms),
-                (Actor::Willy, Event::ConnectionFailed { .. }) => c.failed_attempts += 1,
-                (
-                    _,
-                    Event::Packet {
-                        conn: id,
-                        from: Side::Client,
-                        dropped,
-                        kind,
-                        ..
-                    },
-                ) => {
-                    let seen = ConnSeen::of(&mut conns, *id, cycle);
-                    match kind {
-                        PacketKind::Connect if !dropped => {
-                            seen.connect_ms.get_or_insert(r.ms);
-                        }
-                        PacketKind::Disconnect => {
-                            seen.disconnect_sent_ms.get_or_insert(r.ms);
-                            if !dropped {
-                                seen.disconnect_reached_ms.get_or_insert(r.ms);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                (
-                    _,
-                    Event::Packet {
-                        conn: id,
-                        from: Side::Broker,
-                        dropped: false,
-                        kind: PacketKind::Connack,
-                        ..
-                    },
-                ) => {
-                    ConnSeen::of(&mut conns, *id, cycle)
-                        .connack_ms
-                        .get_or_insert(r.ms);
-                }
-                (
-                    Actor::Proxy,
-                    Event::SideClosed {
-                        conn: id,
-                        side: Side::Client,
-                        how,
-                    },
-                ) => {
-                    ConnSeen::of(&mut conns, *id, cycle)
-                        .client_closed
-                        .get_or_insert(SideEnd {
-                            ms: r.ms,
-                            how: how.clone(),
-                        });
-                }
-                (
-                    Actor::Proxy,
-                    Event::SideClosed {
-                        conn: id,
-                        side: Side::Broker,
-                        ..
-                    },
-                ) => {
-                    ConnSeen::of(&mut conns, *id, cycle)
-                        .broker_closed_ms
-                        .get_or_insert(r.ms);
-                }
-                _ => {}
-            }
+            walk.record(r);
         }
-        // A willy in a process of its own records its cycle a hair after the proxy accepts its
-        // connection: when every CONNACK on the wire has its library's report, the n-th
-        // CONNACK is the n-th report's cycle, whatever the stamps say.
-        let mut acked: Vec<(f64, u64)> = conns
+        walk.cycles_by_connack();
+        let acked_closed = walk.choose_connections();
+        let mut cycles = walk.cycles;
+        take_overs(&mut cycles, &acked_closed, wills);
+        wills_after_close(&mut cycles, wills);
+        cycles
+    }
+}
+
+/// The records walked in time order: the cycles, the connections the tap saw in them, the
+/// faults, and the cycle of each CONNACK willy's library reported.
+#[derive(Default)]
+struct Walk {
+    cycles: Vec<CycleSeen>,
+    conns: HashMap<u64, ConnSeen>,
+    /// (n, applied, healed)
+    faults: Vec<(u32, f64, f64)>,
+    /// The cycle of each CONNACK willy's library reported, in order.
+    connected: Vec<u32>,
+}
+
+impl Walk {
+    /// One record, in time order.
+    fn record(&mut self, r: &Record) {
+        match (&r.actor, &r.event) {
+            (Actor::Willy, Event::CycleStarted { cycle }) => self.cycles.push(CycleSeen {
+                cycle: *cycle,
+                started_ms: r.ms,
+                ..CycleSeen::default()
+            }),
+            (Actor::Proxy, Event::FaultApplied { n, .. }) => {
+                self.faults.push((*n, r.ms, f64::INFINITY))
+            }
+            (Actor::Proxy, Event::FaultHealed { n, .. }) => {
+                if let Some(f) = self
+                    .faults
+                    .iter_mut()
+                    .find(|f| f.0 == *n && f.2 == f64::INFINITY)
+                {
+                    f.2 = r.ms;
+                }
+            }
+            _ => {}
+        }
+        let Some(c) = self.cycles.last_mut() else {
+            return;
+        };
+        let cycle = c.cycle;
+        let conns = &mut self.conns;
+        match (&r.actor, &r.event) {
+            (Actor::Proxy, Event::FaultApplied { n, .. }) => c.faults_applied.push((*n, r.ms)),
+            (Actor::Proxy, Event::ConnectionAccepted { conn: id, .. }) => {
+                ConnSeen::of(conns, *id, cycle);
+                c.conns.push(*id);
+            }
+            (Actor::Willy, Event::Connected { .. }) => {
+                c.connected_ms = Some(r.ms);
+                self.connected.push(cycle);
+            }
+            (Actor::Willy, Event::DisconnectRequested) => c.disconnect_requested_ms = Some(r.ms),
+            (Actor::Willy, Event::Disconnected) => c.disconnect_reported_ms = Some(r.ms),
+            (Actor::Willy, Event::LeftOpen) => c.left_open_ms = Some(r.ms),
+            (Actor::Willy, Event::ConnectionFailed { .. }) => c.failed_attempts += 1,
+            _ => ConnSeen::on_wire(conns, cycle, r),
+        }
+    }
+
+    /// A willy in a process of its own records its cycle a hair after the proxy accepts its
+    /// connection: when every CONNACK on the wire has its library's report, the n-th
+    /// CONNACK is the n-th report's cycle, whatever the stamps say.
+    fn cycles_by_connack(&mut self) {
+        let mut acked: Vec<(f64, u64)> = self
+            .conns
             .iter()
             .filter_map(|(id, s)| Some((s.connack_ms?, *id)))
             .collect();
         acked.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if acked.len() == connected.len() {
-            for ((_, id), cycle) in acked.iter().zip(&connected) {
-                if let Some(s) = conns.get_mut(id) {
+        if acked.len() == self.connected.len() {
+            for ((_, id), cycle) in acked.iter().zip(&self.connected) {
+                if let Some(s) = self.conns.get_mut(id) {
                     s.cycle = *cycle;
                 }
             }
         }
-        let mut ids: Vec<(&u64, &ConnSeen)> = conns.iter().collect();
+    }
+
+    /// Each cycle's connection, what the tap saw of it, and whether a fault was in effect when
+    /// willy asked to disconnect. Returns the chosen connection's CONNACK and broker close, for
+    /// the takeovers.
+    fn choose_connections(&mut self) -> Vec<(Option<f64>, Option<f64>)> {
+        let mut ids: Vec<(&u64, &ConnSeen)> = self.conns.iter().collect();
         ids.sort_by_key(|(id, _)| **id);
-        // The chosen connection's CONNACK and broker close, for the takeovers below.
         let mut acked_closed: Vec<(Option<f64>, Option<f64>)> = Vec::new();
-        for c in cycles.iter_mut() {
+        for c in self.cycles.iter_mut() {
             let asked = c.disconnect_requested_ms.or(c.disconnect_reported_ms);
             c.fault_at_disconnect =
-                asked.is_some_and(|t| faults.iter().any(|(_, a, h)| *a <= t && t < *h));
+                asked.is_some_and(|t| self.faults.iter().any(|(_, a, h)| *a <= t && t < *h));
             let mut mine = ids.iter().filter(|(_, s)| s.cycle == c.cycle);
             // The one the broker accepted; else the last that got a CONNECT through; else the
             // last the tap saw anything of.
@@ -420,22 +385,99 @@ impl CycleSeen {
             c.disconnect_reached_ms = seen.disconnect_reached_ms;
             c.client_closed = seen.client_closed.clone();
         }
-        take_overs(&mut cycles, &acked_closed, wills);
-        // The will that answers a close without DISCONNECT: the first will copy after it,
-        // before willy's next CONNECT reached the broker.
-        for i in 0..cycles.len() {
-            let next_connect = cycles[i + 1..]
-                .iter()
-                .find_map(|n| n.connect_on_wire_ms)
-                .unwrap_or(f64::INFINITY);
-            let c = &mut cycles[i];
-            if let (Some(end), None) = (&c.client_closed, c.disconnect_reached_ms) {
-                c.will_after_close_ms = wills
-                    .iter()
-                    .copied()
-                    .find(|w| *w >= end.ms - PROMPT_MS && *w < next_connect);
+        acked_closed
+    }
+}
+
+impl ConnSeen {
+    /// What the tap and the proxy saw of a connection in `cycle` (its packets, its sides'
+    /// closes); any other record leaves `conns` alone.
+    fn on_wire(conns: &mut HashMap<u64, ConnSeen>, cycle: u32, r: &Record) {
+        match (&r.actor, &r.event) {
+            (
+                _,
+                Event::Packet {
+                    conn: id,
+                    from: Side::Client,
+                    dropped,
+                    kind,
+                    ..
+                },
+            ) => {
+                let seen = ConnSeen::of(conns, *id, cycle);
+                match kind {
+                    PacketKind::Connect if !dropped => {
+                        seen.connect_ms.get_or_insert(r.ms);
+                    }
+                    PacketKind::Disconnect => {
+                        seen.disconnect_sent_ms.get_or_insert(r.ms);
+                        if !dropped {
+                            seen.disconnect_reached_ms.get_or_insert(r.ms);
+                        }
+                    }
+                    _ => {}
+                }
             }
+            (
+                _,
+                Event::Packet {
+                    conn: id,
+                    from: Side::Broker,
+                    dropped: false,
+                    kind: PacketKind::Connack,
+                    ..
+                },
+            ) => {
+                ConnSeen::of(conns, *id, cycle)
+                    .connack_ms
+                    .get_or_insert(r.ms);
+            }
+            (
+                Actor::Proxy,
+                Event::SideClosed {
+                    conn: id,
+                    side: Side::Client,
+                    how,
+                },
+            ) => {
+                ConnSeen::of(conns, *id, cycle)
+                    .client_closed
+                    .get_or_insert(SideEnd {
+                        ms: r.ms,
+                        how: how.clone(),
+                    });
+            }
+            (
+                Actor::Proxy,
+                Event::SideClosed {
+                    conn: id,
+                    side: Side::Broker,
+                    ..
+                },
+            ) => {
+                ConnSeen::of(conns, *id, cycle)
+                    .broker_closed_ms
+                    .get_or_insert(r.ms);
+            }
+            _ => {}
         }
-        cycles
+    }
+}
+
+/// The will that answers a close without DISCONNECT: the first will copy after it, before
+/// willy's next CONNECT reached the broker.
+fn wills_after_close(cycles: &mut [CycleSeen], wills: &[f64]) {
+    for i in 0..cycles.len() {
+        let next_connect = cycles[i + 1..]
+            .iter()
+            .find_map(|n| n.connect_on_wire_ms)
+            .unwrap_or(f64::INFINITY);
+        let c = &mut cycles[i];
+        if let (Some(end), None) = (&c.client_closed, c.disconnect_reached_ms) {
+            c.will_after_close_ms = wills
+                .iter()
+                .copied()
+                .find(|w| *w >= end.ms - PROMPT_MS && *w < next_connect);
+        }
     }
 }

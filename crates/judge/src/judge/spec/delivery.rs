@@ -16,29 +16,7 @@ pub(crate) fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Finding> {
     let Some(q) = d.effective_qos(s) else {
         return checks;
     };
-    let pub_qos = s.publisher.as_ref().map_or(0, |p| p.qos);
-    let wrong: Vec<String> = d
-        .received
-        .iter()
-        .filter(|r| r.qos != q)
-        .map(|r| format!("{} at QoS {}", r.payload, r.qos))
-        .collect();
-    checks.push(finding(
-        CheckId::DeliveryQos,
-        Some("MQTT-3.8.4-6"),
-        !d.received.is_empty() && wrong.is_empty(),
-        format!(
-            "every message arrives at QoS {q}: the lower of the publish QoS {pub_qos} and the granted QoS {}",
-            d.granted.map_or("?".to_string(), |g| g.to_string())
-        ),
-        if d.received.is_empty() {
-            "willy received none of pubby's messages".into()
-        } else if wrong.is_empty() {
-            format!("{} messages, all at QoS {q}", d.received.len())
-        } else {
-            format!("{} of {} at another QoS: {}", wrong.len(), d.received.len(), wrong.join(", "))
-        },
-    ));
+    checks.push(qos_check(s, d, q));
     let queued = !s.clean_session
         && s.publisher
             .as_ref()
@@ -61,6 +39,58 @@ pub(crate) fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Finding> {
     if q == 0 {
         return checks;
     }
+    let dups = d.duplicates();
+    checks.push(queued_delivery_check(d, q, &dups));
+    if !d.resent.is_empty() {
+        checks.push(dup_on_resend_check(d));
+    }
+    if q == 2 {
+        checks.push(finding(
+            CheckId::NoDuplicates,
+            Some("MQTT-4.3.3-2"),
+            dups.is_empty(),
+            "at QoS 2 no message reaches willy twice".into(),
+            if dups.is_empty() {
+                format!("{} messages, each once", d.received.len())
+            } else {
+                format!("received twice: {}", dups.join(", "))
+            },
+        ));
+    }
+    checks
+}
+
+/// [MQTT-3.8.4-6]: each of pubby's messages arrives at willy at QoS `q`, the lower of the
+/// publish QoS and the granted QoS.
+fn qos_check(s: &Scenario, d: &Delivery, q: u8) -> Finding {
+    let pub_qos = s.publisher.as_ref().map_or(0, |p| p.qos);
+    let wrong: Vec<String> = d
+        .received
+        .iter()
+        .filter(|r| r.qos != q)
+        .map(|r| format!("{} at QoS {}", r.payload, r.qos))
+        .collect();
+    finding(
+        CheckId::DeliveryQos,
+        Some("MQTT-3.8.4-6"),
+        !d.received.is_empty() && wrong.is_empty(),
+        format!(
+            "every message arrives at QoS {q}: the lower of the publish QoS {pub_qos} and the granted QoS {}",
+            d.granted.map_or("?".to_string(), |g| g.to_string())
+        ),
+        if d.received.is_empty() {
+            "willy received none of pubby's messages".into()
+        } else if wrong.is_empty() {
+            format!("{} messages, all at QoS {q}", d.received.len())
+        } else {
+            format!("{} of {} at another QoS: {}", wrong.len(), d.received.len(), wrong.join(", "))
+        },
+    )
+}
+
+/// [MQTT-3.1.2-5], [MQTT-4.4.0-1]: every QoS `q` message published while willy was cut off
+/// reaches it once it reconnects with its session. `dups`: the messages received twice.
+fn queued_delivery_check(d: &Delivery, q: u8, dups: &[String]) -> Finding {
     let got = |p: &str| d.received.iter().find(|r| r.payload == p);
     let missing: Vec<&str> = d
         .due
@@ -74,8 +104,7 @@ pub(crate) fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Finding> {
         .filter_map(|(_, p)| got(p).map(|r| r.ms))
         .reduce(f64::max);
     let resent = d.received.iter().filter(|r| r.dup).count();
-    let dups = d.duplicates();
-    checks.push(finding(
+    finding(
         CheckId::QueuedDelivery,
         Some("MQTT-3.1.2-5, MQTT-4.4.0-1"),
         !d.due.is_empty() && missing.is_empty(),
@@ -98,45 +127,34 @@ pub(crate) fn delivery_checks(s: &Scenario, d: &Delivery) -> Vec<Finding> {
             }
             a + &format!("; {resent} with DUP set; {} duplicates", dups.len())
         },
-    ));
-    if !d.resent.is_empty() {
-        let plain: Vec<String> = d
-            .resent
-            .iter()
-            .filter(|r| !r.dup)
-            .map(|r| r.packet_id.to_string())
-            .collect();
-        checks.push(finding(
-            CheckId::DupOnResend,
-            Some("MQTT-3.3.1-1, MQTT-4.4.0-1"),
-            plain.is_empty(),
-            "a PUBLISH sent again on willy's new connection (its first copy unacknowledged) has DUP 1".into(),
-            if plain.is_empty() {
-                format!("{} resent, all with DUP 1", d.resent.len())
-            } else {
-                format!(
-                    "{} resent, {} with DUP 0 (packet ids {})",
-                    d.resent.len(),
-                    plain.len(),
-                    plain.join(", ")
-                )
-            },
-        ));
-    }
-    if q == 2 {
-        checks.push(finding(
-            CheckId::NoDuplicates,
-            Some("MQTT-4.3.3-2"),
-            dups.is_empty(),
-            "at QoS 2 no message reaches willy twice".into(),
-            if dups.is_empty() {
-                format!("{} messages, each once", d.received.len())
-            } else {
-                format!("received twice: {}", dups.join(", "))
-            },
-        ));
-    }
-    checks
+    )
+}
+
+/// [MQTT-3.3.1-1], [MQTT-4.4.0-1]: a PUBLISH sent again on willy's new connection has DUP 1.
+fn dup_on_resend_check(d: &Delivery) -> Finding {
+    let plain: Vec<String> = d
+        .resent
+        .iter()
+        .filter(|r| !r.dup)
+        .map(|r| r.packet_id.to_string())
+        .collect();
+    finding(
+        CheckId::DupOnResend,
+        Some("MQTT-3.3.1-1, MQTT-4.4.0-1"),
+        plain.is_empty(),
+        "a PUBLISH sent again on willy's new connection (its first copy unacknowledged) has DUP 1"
+            .into(),
+        if plain.is_empty() {
+            format!("{} resent, all with DUP 1", d.resent.len())
+        } else {
+            format!(
+                "{} resent, {} with DUP 0 (packet ids {})",
+                d.resent.len(),
+                plain.len(),
+                plain.join(", ")
+            )
+        },
+    )
 }
 
 /// [MQTT-3.8.4-6]: a message is delivered at the lower of its publish QoS and the granted QoS,

@@ -35,14 +35,15 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     } else {
         (bound, bound)
     };
+    heading(&mut doc, summary);
+    let y0 = cdf_panel(&mut doc, &drops, &wills, (early, late), bound);
+    let h1 = arrivals_panel(&mut doc, &arrivals, late, y0);
+    doc.finish(h1 + 40.0, &format!("{}: fleet", summary.scenario))
+}
+
+/// The verdict, the run in a line, and the wills' counts.
+fn heading(doc: &mut Doc, summary: &Summary) {
     let x1 = WIDTH - RIGHT;
-    // From a little before the earliest of the window and the values to a little after the
-    // latest: the curves, not empty seconds, fill the width.
-    let hi = drops.iter().chain(&wills).copied().fold(late, f64::max);
-    let lo = drops.iter().chain(&wills).copied().fold(early, f64::min);
-    let pad = ((hi - lo) * 0.08).max(50.0);
-    let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
-    let xs = |ms: f64| LEFT + (x1 - LEFT) * ((ms - lo) / (hi - lo)).clamp(0.0, 1.0);
     let verdict = summary.verdict_word();
     let class = if summary.pass {
         "pass title"
@@ -75,8 +76,20 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
             ),
         );
     }
+}
 
-    // The CDF.
+/// The CDF of the drop and will latencies, the window `(early, late)` shaded, the bound and
+/// the late edge marked. Returns the panel's bottom (its axis).
+fn cdf_panel(doc: &mut Doc, drops: &[f64], wills: &[f64], window: (f64, f64), bound: f64) -> f64 {
+    let (early, late) = window;
+    let x1 = WIDTH - RIGHT;
+    // From a little before the earliest of the window and the values to a little after the
+    // latest: the curves, not empty seconds, fill the width.
+    let hi = drops.iter().chain(wills).copied().fold(late, f64::max);
+    let lo = drops.iter().chain(wills).copied().fold(early, f64::min);
+    let pad = ((hi - lo) * 0.08).max(50.0);
+    let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
+    let xs = |ms: f64| LEFT + (x1 - LEFT) * ((ms - lo) / (hi - lo)).clamp(0.0, 1.0);
     doc.open("cdf");
     let y0 = TOP + CDF_H;
     let ys = |frac: f64| y0 - CDF_H * frac;
@@ -90,7 +103,7 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
             &format!("{:.0} %", pct * 100.0),
         );
     }
-    axis(&mut doc, y0, lo, hi, &xs);
+    axis(doc, y0, lo, hi, &xs);
     doc.line(xs(bound), TOP, xs(bound), y0, "g-bound");
     doc.text(
         xs(bound) + 4.0,
@@ -105,8 +118,8 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         "small",
         &format!("latest allowed {}", secs(late)),
     );
-    curve(&mut doc, &drops, "b-drop", &xs, &ys);
-    curve(&mut doc, &wills, "b-will", &xs, &ys);
+    curve(doc, drops, "b-drop", &xs, &ys);
+    curve(doc, wills, "b-will", &xs, &ys);
     // The legend, under the axis: nothing is drawn there.
     let ly = y0 + 34.0;
     doc.line(LEFT, ly - 4.0, LEFT + 30.0, ly - 4.0, "b-drop");
@@ -117,8 +130,13 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     doc.text(16.0, TOP + 28.0, "lane", "willy's last");
     doc.text(16.0, TOP + 44.0, "lane", "packet");
     doc.close();
+    y0
+}
 
-    // Wills arriving after the cut.
+/// Wills arriving after the cut, in 100 ms bins, under the CDF (whose axis is at `y0`).
+/// Returns the panel's bottom.
+fn arrivals_panel(doc: &mut Doc, arrivals: &[f64], late: f64, y0: f64) -> f64 {
+    let x1 = WIDTH - RIGHT;
     doc.open("arrivals");
     let h0 = y0 + GAP;
     let h1 = h0 + HIST_H;
@@ -128,7 +146,7 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     const BIN_MS: f64 = 100.0;
     let bins = (span / BIN_MS).ceil() as usize + 1;
     let mut counts = vec![0u32; bins];
-    for a in &arrivals {
+    for a in arrivals {
         counts[((a / BIN_MS) as usize).min(bins - 1)] += 1;
     }
     let most = counts.iter().copied().max().unwrap_or(0).max(1);
@@ -144,7 +162,7 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
         );
     }
     doc.line(LEFT, h1, x1, h1, "axis");
-    axis(&mut doc, h1, 0.0, span, &xa);
+    axis(doc, h1, 0.0, span, &xa);
     doc.text(
         LEFT + 4.0,
         h0 - 4.0,
@@ -154,7 +172,7 @@ pub fn render_fleet(s: &Scenario, facts: &FleetFacts, summary: &Summary) -> Stri
     doc.text(16.0, h0 + 12.0, "lane", "wills after");
     doc.text(16.0, h0 + 28.0, "lane", "the cut");
     doc.close();
-    doc.finish(h1 + 40.0, &format!("{}: fleet", summary.scenario))
+    h1
 }
 
 /// Ticks and labels in seconds under a panel.

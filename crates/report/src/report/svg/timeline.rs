@@ -678,8 +678,19 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
         doc.close();
         return;
     };
-    let row_y = |row: usize| BRACKET_Y + row as f64 * BRACKET_ROW + 12.0;
+    last_packet_row(doc, s, sc, r);
+    drop_row(doc, s, sc, r, t_end, ka_ms);
+    will_row(doc, s, sc, r, t_end, ka_ms);
+    bound_row(doc, s, sc, r, ka_ms);
+}
 
+/// The baseline of bracket row `row`'s text.
+fn row_y(row: usize) -> f64 {
+    BRACKET_Y + row as f64 * BRACKET_ROW + 12.0
+}
+
+/// Row 0: willy's last packet that reached the broker, at `r`.
+fn last_packet_row(doc: &mut Doc, s: &Summary, sc: &Scale, r: f64) {
     doc.open(BRACKETS[0]);
     let kind = s.last_packet_kind.as_deref().unwrap_or("bytes");
     let label = format!(
@@ -695,7 +706,11 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
     };
     doc.text(x, row_y(0), "bold", &label);
     doc.close();
+}
 
+/// Row 1: from the last packet to the broker's drop (or its close after willy's
+/// DISCONNECT), or to the end of the run when it never came.
+fn drop_row(doc: &mut Doc, s: &Summary, sc: &Scale, r: f64, t_end: f64, ka_ms: f64) {
     doc.open(BRACKETS[1]);
     match s.broker_drop_ms {
         Some(d) => {
@@ -734,7 +749,11 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
         ),
     }
     doc.close();
+}
 
+/// Row 2: from the last packet to the will at monit, or to the end of the run when it never
+/// came; a run with no will says so.
+fn will_row(doc: &mut Doc, s: &Summary, sc: &Scale, r: f64, t_end: f64, ka_ms: f64) {
     doc.open(BRACKETS[2]);
     match (s.will_received_ms, s.will_configured) {
         (Some(w), _) => {
@@ -774,7 +793,10 @@ pub(super) fn draw_brackets(doc: &mut Doc, s: &Summary, sc: &Scale, t_end: f64) 
         }
     }
     doc.close();
+}
 
+/// Row 3: the keepalive bound after the last packet, and any late allowance past it.
+fn bound_row(doc: &mut Doc, s: &Summary, sc: &Scale, r: f64, ka_ms: f64) {
     doc.open(BRACKETS[3]);
     let bound = timing::bound_of_ms(ka_ms);
     bracket(
