@@ -36,6 +36,20 @@ pub fn stuck_for_good(s: &Scenario, f: &Facts, in_final_cycle: bool) -> bool {
             || (in_final_cycle && f.attempts_failed_after_cut >= 1))
 }
 
+/// Has the wire tap's view caught up with willy's last clean disconnect: its DISCONNECT reached
+/// the broker, or SETTLE_MS passed since willy's library reported it (a library that resets
+/// instead)? The proxy's record of the close is no sign: it comes from the link, and the tap's
+/// record of the DISCONNECT before it may come after it, from the recorder thread.
+fn last_disconnect_on_the_wire(f: &Facts, now_ms: f64) -> bool {
+    f.cycles
+        .iter()
+        .rev()
+        .find_map(|c| c.disconnect_reported_ms.map(|r| (c, r)))
+        .map_or(true, |(c, reported)| {
+            c.disconnect_reached_ms.is_some() || now_ms >= reported + timing::SETTLE_MS
+        })
+}
+
 /// Is there nothing more to learn from waiting? (Pure, so it is tested on hand-made facts.)
 pub fn outcome_decided(
     s: &Scenario,
@@ -45,11 +59,15 @@ pub fn outcome_decided(
 ) -> bool {
     use timing::SETTLE_MS;
     if s.cut().is_none() {
-        // A will that follows willy's last DISCONNECT needs a moment to reach monit.
-        return f
-            .disconnects
-            .last()
-            .map_or(true, |d| d.will_ms.is_some() || now_ms >= d.ms + SETTLE_MS);
+        // A will that follows willy's last DISCONNECT needs a moment to reach monit. The wire
+        // tap's records reach the live facts a little after willy's own: until the last
+        // cycle's DISCONNECT (or its close) is in, the last one seen is an earlier cycle's,
+        // whose will may have come (a run once ended 2 ms after its last DISCONNECT, before
+        // the will that followed it).
+        return last_disconnect_on_the_wire(f, now_ms)
+            && f.disconnects
+                .last()
+                .map_or(true, |d| d.will_ms.is_some() || now_ms >= d.ms + SETTLE_MS);
     }
     let Some(deadline) = judge::will_deadline_ms(s, p, f) else {
         return false; // the fault has not happened yet
@@ -224,6 +242,45 @@ mod tests {
             &Profile::unknown(),
             &facts(1000.0, None, None)
         ));
+    }
+
+    #[test]
+    fn without_a_cut_the_run_waits_for_the_last_disconnect_to_reach_the_wire() {
+        let s = crate::scenario::load("v5-disconnect-with-will").unwrap();
+        assert!(s.cut().is_none());
+        let p = Profile::rumqttd();
+        let cycle = |n: u32, reported: f64, reached: Option<f64>| crate::judge::CycleSeen {
+            cycle: n,
+            disconnect_reported_ms: Some(reported),
+            disconnect_reached_ms: reached,
+            ..Default::default()
+        };
+        let seen = |ms: f64, will: Option<f64>| crate::judge::DisconnectSeen {
+            ms,
+            reason: Some(4),
+            will_ms: will,
+        };
+        // Cycle 1's DISCONNECT and its will are in; willy reported cycle 2's at 2000 ms, but
+        // the tap's record of it has not reached the facts yet.
+        let mut f = Facts {
+            cycles: vec![cycle(1, 1000.0, Some(1000.5)), cycle(2, 2000.0, None)],
+            disconnects: vec![seen(1000.5, Some(1002.0))],
+            ..Facts::default()
+        };
+        assert!(!outcome_decided(&s, &p, &f, 2001.0));
+        // It came: now its will is waited for, up to SETTLE_MS.
+        f.cycles[1].disconnect_reached_ms = Some(2000.5);
+        f.disconnects.push(seen(2000.5, None));
+        assert!(!outcome_decided(&s, &p, &f, 2002.0));
+        f.disconnects[1].will_ms = Some(2003.0);
+        assert!(outcome_decided(&s, &p, &f, 2003.5));
+        // A DISCONNECT that never reaches the wire is waited for SETTLE_MS, no longer.
+        let never = Facts {
+            cycles: vec![cycle(1, 1000.0, None)],
+            ..Facts::default()
+        };
+        assert!(!outcome_decided(&s, &p, &never, 1400.0));
+        assert!(outcome_decided(&s, &p, &never, 1500.0));
     }
 
     #[test]
