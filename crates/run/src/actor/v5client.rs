@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::v5wire;
+use crate::broker::access::NO_CONNACK;
 use crate::tap::{Decoded, Decoder, Direction, Fields, PacketKind};
 use crate::tls::Stream;
 
@@ -135,7 +136,7 @@ impl Session {
     ) -> Result<Stream, String> {
         let tcp = timeout_at(deadline, TcpStream::connect(("127.0.0.1", port)))
             .await
-            .map_err(|_| "network timeout (no CONNACK within the connection timeout)".to_string())?
+            .map_err(|_| NO_CONNACK.to_string())?
             .map_err(|e| format!("I/O: {e}"))?;
         let _ = tcp.set_nodelay(true);
         Ok(match tls {
@@ -148,9 +149,7 @@ impl Session {
                     tokio_rustls::TlsConnector::from(config).connect(name, tcp),
                 )
                 .await
-                .map_err(|_| {
-                    "network timeout (no CONNACK within the connection timeout)".to_string()
-                })?
+                .map_err(|_| NO_CONNACK.to_string())?
                 .map_err(|e| format!("TLS: {e}"))?;
                 Stream::Client(Box::new(tls))
             }
@@ -162,9 +161,7 @@ impl Session {
     async fn read_connack(&mut self, deadline: Instant) -> Result<Connack, String> {
         loop {
             let packets = match timeout_at(deadline, self.read_some()).await {
-                Err(_) => {
-                    return Err("network timeout (no CONNACK within the connection timeout)".into())
-                }
+                Err(_) => return Err(NO_CONNACK.into()),
                 Ok(Err(e)) if e.starts_with("connection closed") => {
                     return Err(crate::broker::access::closed_before_connack(true))
                 }
@@ -243,9 +240,7 @@ impl Session {
             }
             let mut buf = [0u8; 4096];
             let n = match timeout_at(deadline, self.stream.read(&mut buf)).await {
-                Err(_) => {
-                    return Err("network timeout (no CONNACK within the connection timeout)".into())
-                }
+                Err(_) => return Err(NO_CONNACK.into()),
                 Ok(r) => r.map_err(|e| format!("I/O: {e}"))?,
             };
             if n == 0 {

@@ -35,6 +35,10 @@ static LOGIN: RwLock<Option<Login>> = RwLock::new(None);
 /// it (before the cut) instead of retrying a login that will not work.
 pub const REFUSED: &str = "the broker refused the connection: ";
 
+/// How a client's error reads when no CONNACK came within its connection timeout (rumqttc's
+/// NetworkTimeout, and our v5 client's at any step before the CONNACK).
+pub const NO_CONNACK: &str = "network timeout (no CONNACK within the connection timeout)";
+
 /// The login every client of this run uses from now on (None: none).
 pub fn set_login(login: Option<Login>) {
     *LOGIN.write().unwrap_or_else(|p| p.into_inner()) = login;
@@ -183,9 +187,7 @@ pub fn describe(e: &rumqttc::ConnectionError) -> String {
         rumqttc::ConnectionError::ConnectionRefused(code) => {
             format!("{}{}", REFUSED, v4_refusal(*code))
         }
-        rumqttc::ConnectionError::NetworkTimeout => {
-            "network timeout (no CONNACK within the connection timeout)".to_string()
-        }
+        rumqttc::ConnectionError::NetworkTimeout => NO_CONNACK.to_string(),
         rumqttc::ConnectionError::MqttState(rumqttc::StateError::AwaitPingResp) => {
             "ping timeout (no PINGRESP before the next PINGREQ was due)".to_string()
         }
