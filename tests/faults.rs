@@ -87,7 +87,12 @@ fn ws_crash_publishes_the_will_within_100_ms() {
     assert_prompt_will("ws-crash", false);
 }
 
-/// The broker closes a silent willy 1.5 x keepalive after its last packet, and the will follows.
+/// The broker closes a silent willy 1.5 x keepalive after its last packet and publishes the
+/// will: one act of the broker [MQTT-3.1.2-8], which the spec does not order. We see it through
+/// two sockets (the proxy reading the broker's FIN, monit reading the PUBLISH), each read by its
+/// own task, so either may be seen first: rumqttd 0.20 closes the link before it hands the will
+/// to its router, yet CI once saw the will 0.15 ms before the proxy's read of the FIN. Both
+/// moments are held to the keepalive window, and to each other within the prompt bound.
 fn assert_keepalive_will(s: &Value, name: &str) {
     let drop = since(s, "broker_drop_ms", "last_upstream_ms");
     assert!(
@@ -96,8 +101,13 @@ fn assert_keepalive_will(s: &Value, name: &str) {
     );
     let will = since(s, "will_received_ms", "broker_drop_ms");
     assert!(
-        (0.0..=PROMPT_MS).contains(&will),
-        "{name}: will {will} ms after the drop"
+        (-PROMPT_MS..=PROMPT_MS).contains(&will),
+        "{name}: will {will} ms from the drop"
+    );
+    let will_after_last = since(s, "will_received_ms", "last_upstream_ms");
+    assert!(
+        (2950.0..=3250.0 + PROMPT_MS).contains(&will_after_last),
+        "{name}: will {will_after_last} ms after the last packet"
     );
 }
 
