@@ -275,35 +275,6 @@ pub fn connect_flags(clean: bool, will: Option<(u8, bool)>, user: bool, password
     flags
 }
 
-/// The kinds of WebSocket frame (RFC 6455 opcodes) a fault can take, as bits of a mask: the
-/// transport's vocabulary, which scenarios name and the proxy's frame gate applies.
-pub mod ws_kinds {
-    /// WebSocket frame kinds a fault can take, as bits of a mask.
-    pub const DATA: u8 = 1;
-    pub const PING: u8 = 2;
-    pub const PONG: u8 = 4;
-    pub const CLOSE: u8 = 8;
-
-    /// The kind bit of a frame's opcode.
-    pub fn kind_of(opcode: u8) -> u8 {
-        match opcode {
-            0x0..=0x2 => DATA,
-            0x8 => CLOSE,
-            0x9 => PING,
-            0xA => PONG,
-            _ => 0,
-        }
-    }
-
-    /// The names a scenario uses for the kinds, with their bits.
-    pub const KINDS: &[(&str, u8)] = &[
-        ("data", DATA),
-        ("ping", PING),
-        ("pong", PONG),
-        ("close", CLOSE),
-    ];
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -374,7 +374,7 @@ fn ws_drop(
     }
     let mut frames = 0u8;
     for x in list.get_ref() {
-        match crate::mqtt::ws_kinds::KINDS
+        match crate::tap::ws_kinds::KINDS
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(x.get_ref()))
         {

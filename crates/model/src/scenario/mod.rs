@@ -269,7 +269,7 @@ impl FaultKind {
             FaultKind::Crash { .. } => "crash".to_string(),
             FaultKind::Freeze => "freeze".to_string(),
             FaultKind::WsDrop { direction, frames } => {
-                let names: Vec<&str> = crate::mqtt::ws_kinds::KINDS
+                let names: Vec<&str> = crate::tap::ws_kinds::KINDS
                     .iter()
                     .filter(|(_, b)| frames & b != 0)
                     .map(|(n, _)| *n)
@@ -311,7 +311,7 @@ impl FaultKind {
             // MQTT rides in data frames: with them gone upstream the broker hears no MQTT,
             // whatever WebSocket pings still reach it.
             FaultKind::WsDrop { direction, frames } => {
-                direction.up() && frames & crate::mqtt::ws_kinds::DATA != 0
+                direction.up() && frames & crate::tap::ws_kinds::DATA != 0
             }
             _ => false,
         }

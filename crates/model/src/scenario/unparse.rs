@@ -359,7 +359,7 @@ fn fault_table(f: &Fault) -> Result<Value, Unsayable> {
             put(
                 "frames",
                 names(
-                    crate::mqtt::ws_kinds::KINDS
+                    crate::tap::ws_kinds::KINDS
                         .iter()
                         .filter(|(_, b)| frames & b != 0)
                         .map(|(n, _)| *n)

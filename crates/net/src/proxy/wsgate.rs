@@ -18,8 +18,8 @@ use std::ops::Range;
 
 use super::piece::Piece;
 
-pub use crate::mqtt::ws_kinds::{kind_of, CLOSE, DATA, KINDS, PING, PONG};
 use crate::tap::codec::{ws_header, ws_header_len, ws_opcode, WS_MAX_HEADER};
+pub use crate::tap::ws_kinds::{kind_of, CLOSE, DATA, KINDS, PING, PONG};
 
 /// The frame framer's state, carried from chunk to chunk.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

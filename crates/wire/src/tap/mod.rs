@@ -169,6 +169,39 @@ impl WsOpcode {
     }
 }
 
+/// The kinds of WebSocket frame a fault can take, as bits of a mask: the transport's
+/// vocabulary, which scenarios name and the proxy's frame gate applies. A frame's kind comes
+/// from its opcode through [`WsOpcode`], so the opcode numbers are written once, in
+/// `WS_OPCODES`.
+pub mod ws_kinds {
+    use super::WsOpcode;
+
+    pub const DATA: u8 = 1;
+    pub const PING: u8 = 2;
+    pub const PONG: u8 = 4;
+    pub const CLOSE: u8 = 8;
+
+    /// The kind bit of a frame's opcode (0 for a reserved one).
+    #[inline]
+    pub fn kind_of(opcode: u8) -> u8 {
+        match WsOpcode::from_u8(opcode) {
+            WsOpcode::Continuation | WsOpcode::Text | WsOpcode::Binary => DATA,
+            WsOpcode::Close => CLOSE,
+            WsOpcode::Ping => PING,
+            WsOpcode::Pong => PONG,
+            WsOpcode::Other(_) => 0,
+        }
+    }
+
+    /// The names a scenario uses for the kinds, with their bits.
+    pub const KINDS: &[(&str, u8)] = &[
+        ("data", DATA),
+        ("ping", PING),
+        ("pong", PONG),
+        ("close", CLOSE),
+    ];
+}
+
 /// How an MQTT packet travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "transport", rename_all = "snake_case")]

@@ -816,3 +816,15 @@ fn tls_records_are_read_at_every_split() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_frame_kind_follows_its_opcode_and_reserved_ones_have_none() {
+    use super::ws_kinds::*;
+    let kinds: Vec<u8> = (0u8..16).map(kind_of).collect();
+    let mut want = [0u8; 16];
+    want[..3].fill(DATA);
+    want[0x8] = CLOSE;
+    want[0x9] = PING;
+    want[0xA] = PONG;
+    assert_eq!(kinds, want);
+}

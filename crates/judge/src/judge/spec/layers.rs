@@ -109,7 +109,7 @@ fn ws_checks(s: &Scenario, f: &Facts, checks: &mut Vec<Finding>) {
             (t + every).as_secs_f64() * 1000.0 + timing::CLIENT_LATE_MS,
         );
         let pongs_stop = matches!(&cut.kind, FaultKind::WsDrop { direction, frames }
-            if direction.down() && frames & crate::mqtt::ws_kinds::PONG != 0);
+            if direction.down() && frames & crate::tap::ws_kinds::PONG != 0);
         if pongs_stop {
             let d = l.ws_pong_timeout_ms.map(|x| x - cut_ms);
             checks.push(finding(
