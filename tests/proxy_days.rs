@@ -45,8 +45,12 @@ fn string(s: &str) -> Vec<u8> {
 
 /// CONNECT, MQTT 3.1.1, clean, keepalive 30 s, with a will on `dev/<id>/status`.
 fn connect(id: &str) -> Vec<u8> {
+    connect_with_keepalive(id, 30)
+}
+
+fn connect_with_keepalive(id: &str, keepalive_s: u8) -> Vec<u8> {
     let mut body = string("MQTT");
-    body.extend_from_slice(&[4, 0x02 | 0x04, 0, 30]);
+    body.extend_from_slice(&[4, 0x02 | 0x04, 0, keepalive_s]);
     body.extend(string(id));
     body.extend(string(&format!("dev/{id}/status")));
     body.extend(string("offline"));
@@ -371,4 +375,98 @@ fn an_api_client_that_sends_its_headers_slowly_is_closed_at_the_header_timeout()
     );
     let (code, _, _) = stop(served);
     assert_eq!(code, 0);
+}
+
+/// A device left behind the proxy meets two cuts: a short one it rides out (healed long before
+/// rumqttd's 1.5 x keepalive), then a long one after which the broker drops it and publishes
+/// its will. The stop's verdict is the first cut's, observed until the second began: the
+/// second cut's drop and will are no news of the first (they made the first look like a
+/// failed "no-broker-drop" before), and a cut ridden out expects no will.
+#[test]
+fn a_proxy_journal_with_two_cuts_is_judged_on_the_first_until_the_second_began() {
+    let out = out_dir("proxy_days_two_cuts");
+    let upstream = broker().to_string();
+    let mut served = Served::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &upstream,
+        "--api",
+        "127.0.0.1:0",
+        "--name",
+        "ride",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let api = served.api();
+    let proxy = addr_after(&mut served, "proxy ride: listening on", "listening on ");
+
+    // keepalive 2 s: rumqttd drops a device silent for 3 s. It pings every 400 ms.
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&connect_with_keepalive("ride", 2)).unwrap();
+    let mut connack = [0u8; 4];
+    s.read_exact(&mut connack).unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    let (done, stop_pings) = mpsc::channel::<()>();
+    let pinger = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if s.write_all(&[0xc0, 0]).is_err()
+                || stop_pings.recv_timeout(Duration::from_millis(400)).is_ok()
+            {
+                return;
+            }
+        }
+    });
+    // The proxy's monit subscribes to the will topic when the tap sees the CONNECT.
+    served.line_with("subscribed to dev/ride/status");
+    let ctl = |verb: &str| {
+        let o = unplug(&["proxy", verb, "--api", &api]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+    };
+    // Silent at the broker for at most 400 + 800 + 400 ms: ridden out.
+    ctl("cut");
+    std::thread::sleep(Duration::from_millis(800));
+    ctl("heal");
+    std::thread::sleep(Duration::from_millis(1500));
+    // Silent for 5 s: rumqttd drops the device at 3 s and publishes its will.
+    ctl("cut");
+    served.line_with("dev/ride/status: offline");
+    ctl("heal");
+    let _ = done.send(());
+    pinger.join().unwrap();
+    let (code, _, lines) = stop(served);
+    assert_eq!(code, 0, "{}", lines.join("\n"));
+    let all = lines.join("\n");
+
+    // The journal has both cuts and the second one's will.
+    let jsonl = out.join("ride.events.jsonl");
+    let recs = records(&jsonl);
+    let applied = recs
+        .iter()
+        .filter(|r| r["event"] == "fault_applied")
+        .count();
+    assert_eq!(applied, 4, "a cut is a fault each way: {all}");
+    assert!(
+        recs.iter()
+            .any(|r| r["event"] == "message_received" && r["topic"] == "dev/ride/status"),
+        "monit got the will after the second cut: {all}"
+    );
+    // Judged at the stop, and again by `unplug judge`: the first cut only, which passes.
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ride.summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["pass"], true, "{all}");
+    let end = summary["end_reason"].as_str().unwrap();
+    assert!(end.starts_with("observed until cut 2 of 2 began"), "{end}");
+    let o = unplug(&["judge", jsonl.to_str().unwrap()]);
+    let verdict = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{verdict}");
+    assert!(
+        verdict.contains("pass  will ")
+            && verdict.contains("expected the will never reaches monit"),
+        "{verdict}"
+    );
+    assert!(verdict.contains("pass  no-broker-drop"), "{verdict}");
+    assert!(verdict.contains("PASS: ride"), "{verdict}");
 }

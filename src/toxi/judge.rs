@@ -6,7 +6,9 @@
 //!     CONNECT on the connection open at the first fault --> keepalive, will topic, protocol,
 //!                                                           transport, clean session
 //!     monit's message on the will topic (its payload's length the CONNECT's) --> will payload
-//!     first FaultApplied / FaultHealed --> the cut, and how long it lasted
+//!     first FaultApplied / FaultHealed --> the cut, and how long it lasted; a cut ridden
+//!                                          out (healed before the drop) expects no will
+//!     a second cut --> the observation's end (the first cut alone is judged)
 //!  --> Scenario --> the same Facts, checks and picture as a scenario run
 //! ```
 //!
@@ -216,7 +218,6 @@ pub fn scenario_of(records: &[Record], name: &str) -> anyhow::Result<Scenario> {
             ..template.expect("the template scenario has a will")
         }
     });
-    s.expect.will = s.will.is_some();
     s.faults = match first {
         Some((at, label, n, open)) => {
             let kind = kind_of_label(&label);
@@ -255,13 +256,21 @@ pub fn scenario_of(records: &[Record], name: &str) -> anyhow::Result<Scenario> {
         }
         None => Vec::new(),
     };
+    // A cut that silenced the device and healed before the broker closed its connection left
+    // that connection as it was: no will is due (whether the broker should have closed it by
+    // then is the keepalive check's to say).
+    let rode_it_out = s
+        .faults
+        .first()
+        .is_some_and(|f| f.kind.silences_client() && f.heal_after.is_some());
+    s.expect.will = s.will.is_some() && !rode_it_out;
     Ok(s)
 }
 
 /// The will's payload: the tap knows its length; monit got the message itself. The first one
 /// on the will topic with that length that the device did not publish (before the cut, its
-/// own publishes on the topic are counted out by the checks); none: a placeholder of that
-/// length, which no message matches.
+/// own publishes on the topic are counted out by the checks); none: words in its place that
+/// give its length and say monit never got it (the check's sentence shows them).
 fn will_payload(records: &[Record], w: &WillSeen) -> String {
     records
         .iter()
@@ -275,7 +284,12 @@ fn will_payload(records: &[Record], w: &WillSeen) -> String {
             _ => None,
         })
         // A will's payload is at most 65,535 bytes (MQTT-1.5.6); a journal may say anything.
-        .unwrap_or_else(|| "\u{fffd}".repeat(w.payload_len.min(MAX_FIELD_BYTES as u64) as usize))
+        .unwrap_or_else(|| {
+            format!(
+                "(the {} B payload of its CONNECT, which monit never got)",
+                w.payload_len.min(MAX_FIELD_BYTES as u64)
+            )
+        })
 }
 
 /// Does check `id` apply to a device behind the proxy? Those that read the client's own
@@ -293,14 +307,64 @@ pub fn applies(id: &CheckId) -> bool {
     )
 }
 
+/// Where each cut of a proxy's journal begins (indices into `records`). A cut runs from a
+/// fault applied while no other was on until every fault applied since has healed: `unplug
+/// proxy cut` (a fault each way) is one cut, and so is a latency added during a blackhole.
+fn cut_starts(records: &[Record]) -> Vec<usize> {
+    let mut on = std::collections::BTreeSet::new();
+    let mut starts = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        match &r.event {
+            Event::FaultApplied { n, .. } => {
+                if on.is_empty() {
+                    starts.push(i);
+                }
+                on.insert(*n);
+            }
+            Event::FaultHealed { n, .. } => {
+                on.remove(n);
+            }
+            _ => {}
+        }
+    }
+    starts
+}
+
+/// The records a proxy's journal is judged on: its first cut, observed until the second one
+/// begins (what follows a later cut, a drop or a will, is no news of the first), or all of
+/// them when there is one cut or none. The observation's end says how many cuts there were.
+fn first_cut_only(records: &[Record]) -> std::borrow::Cow<'_, [Record]> {
+    let starts = cut_starts(records);
+    let Some(&next) = starts.get(1) else {
+        return std::borrow::Cow::Borrowed(records);
+    };
+    let at = &records[next];
+    let mut window = records[..next].to_vec();
+    window.push(Record {
+        ms: at.ms,
+        t: at.t,
+        actor: Actor::Runner,
+        event: Event::RunEnded {
+            reason: format!(
+                "observed until cut 2 of {} began, {:.1} s in: a proxy's journal is judged on \
+                 its first cut",
+                starts.len(),
+                at.ms / 1000.0
+            ),
+        },
+    });
+    std::borrow::Cow::Owned(window)
+}
+
 /// A proxy's journal judged: the scenario it amounts to, the spec's checks that apply, the
 /// summary. `profile` is the broker's when given (`--profile`), else the one the proxy
-/// recognised, else the spec's own.
+/// recognised, else the spec's own. Judged on the first cut ([`first_cut_only`]).
 pub fn judge(
     records: &[Record],
     profile: Option<crate::broker::profile::Profile>,
     name: &str,
 ) -> anyhow::Result<crate::report::Summary> {
+    let records = &*first_cut_only(records);
     let scenario = scenario_of(records, name)?;
     // A journal read thinned is not capped by what its PUBLISHes take in the checks
     // (`ReadLimits::publish_bytes`): only those monit got copies of are held, so cap those.
@@ -384,6 +448,55 @@ mod tests {
         // Healed 10 s after the cut, long after the broker had dropped the device: judged as
         // a cut never healed.
         assert_eq!(s.faults[0].heal_after, None);
+    }
+
+    /// A cut lasts while any fault is on: two at once, or one added during another, are one.
+    #[test]
+    fn a_cut_runs_until_every_fault_applied_since_has_healed() {
+        let at = |ms: f64, event: Event| Record {
+            ms,
+            t: chrono::Utc::now(),
+            actor: Actor::Proxy,
+            event,
+        };
+        let on = |ms, n| {
+            at(
+                ms,
+                Event::FaultApplied {
+                    fault: "blackhole upstream".into(),
+                    n,
+                    last_upstream: Vec::new(),
+                },
+            )
+        };
+        let off = |ms, n| {
+            at(
+                ms,
+                Event::FaultHealed {
+                    fault: "blackhole upstream".into(),
+                    n,
+                },
+            )
+        };
+        let records = [
+            on(1.0, 1),
+            on(1.0, 2),
+            off(2.0, 1),
+            on(3.0, 3), // fault 2 still on: the same cut
+            off(4.0, 2),
+            off(5.0, 3),
+            on(9.0, 4), // a second cut
+            on(12.0, 5),
+        ];
+        assert_eq!(cut_starts(&records), [0, 6]);
+        let window = first_cut_only(&records);
+        assert_eq!(window.len(), 7);
+        assert!(matches!(
+            &window[6].event,
+            Event::RunEnded { reason } if reason.starts_with("observed until cut 2 of 2 began, 0.0 s in")
+        ));
+        assert_eq!(window[6].ms, 9.0);
+        assert_eq!(first_cut_only(&records[..6]).len(), 6);
     }
 
     #[test]
