@@ -322,6 +322,10 @@ impl Proxy {
             }),
             _ => None,
         };
+        // Recorded first, as a heal is: the fault's moment precedes in the journal all it
+        // causes. A reset's RST reaches willy on another thread at once; recorded after it,
+        // the cut could be stamped after willy's report of it, which then reads as "never".
+        self.record_applied(n, kind, last_upstream);
         let mut decided = Vec::new();
         let mut ended = Vec::new();
         {
@@ -339,7 +343,6 @@ impl Proxy {
                 }
             }
         }
-        self.record_applied(n, kind, last_upstream);
         for d in decided {
             self.shared.journal.record(Actor::Proxy, d);
         }
