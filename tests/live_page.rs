@@ -314,19 +314,7 @@ fn a_device_s_will_arrives_on_the_open_page_after_its_cut_button_is_pressed() {
         return;
     };
     let out = out_dir(test);
-    let upstream = broker().to_string();
-    let mut served = Served::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--api",
-        "127.0.0.1:0",
-        "--name",
-        "dev",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut served = Served::in_front_of_the_broker("dev", &out, &[]);
     let api = served.api();
     let page_line = served.line("page: ");
     assert!(
@@ -495,20 +483,7 @@ fn raw(api: &str, head: &str) -> (u16, String, TcpStream) {
 #[test]
 fn the_page_is_for_browsers_its_actions_need_its_token_and_its_streams_are_capped() {
     let out = out_dir("live_page_guard");
-    let upstream = broker().to_string();
-    let mut served = Served::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--api",
-        "127.0.0.1:0",
-        "--name",
-        "dev",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let mut served = Served::in_front_of_the_broker("dev", &out, &["--quiet"]);
     let api = served.api();
     let get = |path: &str, host: &str, ua: &str| {
         raw(

@@ -109,19 +109,7 @@ fn publishes_recorded(recs: &[Value]) -> u64 {
 #[test]
 fn a_flood_through_the_default_proxy_costs_a_record_per_batch_and_a_line_a_second() {
     let out = out_dir("proxy_days_flood");
-    let upstream = broker().to_string();
-    let mut served = Served::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--api",
-        "127.0.0.1:0",
-        "--name",
-        "sensor",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut served = Served::in_front_of_the_broker("sensor", &out, &[]);
     let proxy = addr_after(&mut served, "proxy sensor: listening on", "listening on ");
     const N: usize = 200_000;
     let took = device(proxy, N);
@@ -385,19 +373,7 @@ fn an_api_client_that_sends_its_headers_slowly_is_closed_at_the_header_timeout()
 #[test]
 fn a_proxy_journal_with_two_cuts_is_judged_on_the_first_until_the_second_began() {
     let out = out_dir("proxy_days_two_cuts");
-    let upstream = broker().to_string();
-    let mut served = Served::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &upstream,
-        "--api",
-        "127.0.0.1:0",
-        "--name",
-        "ride",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut served = Served::in_front_of_the_broker("ride", &out, &[]);
     let api = served.api();
     let proxy = addr_after(&mut served, "proxy ride: listening on", "listening on ");
 

@@ -285,6 +285,26 @@ impl Served {
         }
     }
 
+    /// `unplug proxy` named `name` in front of the in-process broker ([`broker`]), listening
+    /// on a free port, its API on another, its journal in `out`; `extra` flags after those.
+    pub fn in_front_of_the_broker(name: &str, out: &Path, extra: &[&str]) -> Served {
+        let upstream = broker().to_string();
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            &upstream,
+            "--api",
+            "127.0.0.1:0",
+            "--name",
+            name,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Served::start(&args)
+    }
+
     /// The first line starting with `prefix` within 10 s.
     pub fn line(&mut self, prefix: &str) -> String {
         self.line_where(prefix, |l| l.starts_with(prefix))
