@@ -17,6 +17,8 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 broker=$(free); listen=$(free); api=$(free)
 printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$broker" > "$tmp/mosquitto.conf"
 mosquitto -c "$tmp/mosquitto.conf" > "$tmp/mosquitto.log" 2>&1 & pids+=($!)
+# Listening before the proxy asks it which broker it is (else: "unknown broker").
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$broker") 2>/dev/null && break; sleep 0.05; done
 "$bin" proxy --listen "127.0.0.1:$listen" --upstream "127.0.0.1:$broker" --name soak \
   --out "$tmp" --api "127.0.0.1:$api" > "$tmp/stdout.txt" 2>"$tmp/stderr.txt" & proxy=$!; pids+=($proxy)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break; sleep 0.05; done
