@@ -75,12 +75,7 @@ impl WsFramer {
                         i += 1;
                     }
                     *self = if matched == 4 {
-                        WsFramer::Head {
-                            hdr: [0; WS_MAX_HEADER],
-                            have: 0,
-                            need: 2,
-                            drop: false,
-                        }
+                        WsFramer::NEXT_HEADER
                     } else {
                         WsFramer::Http { matched }
                     };
@@ -127,14 +122,17 @@ impl WsFramer {
         }
     }
 
+    /// Before a frame's first header byte: its kind is not known yet.
+    const NEXT_HEADER: WsFramer = WsFramer::Head {
+        hdr: [0; WS_MAX_HEADER],
+        have: 0,
+        need: 2,
+        drop: false,
+    };
+
     fn body_or_next(left: u64, drop: bool) -> WsFramer {
         if left == 0 {
-            WsFramer::Head {
-                hdr: [0; WS_MAX_HEADER],
-                have: 0,
-                need: 2,
-                drop: false,
-            }
+            WsFramer::NEXT_HEADER
         } else {
             WsFramer::Body { left, drop }
         }

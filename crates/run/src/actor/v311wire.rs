@@ -8,7 +8,7 @@
 //!  PUBLISH  30 RL | topic payload                     (QoS 0, no properties)
 //! ```
 
-use super::v5wire::Will;
+use super::v5wire::{login_fields, Will};
 use crate::mqtt::{connect_flags, packet, string};
 
 /// A 3.1.1 CONNECT; the will's v5-only properties (delay, content type) are not written.
@@ -34,12 +34,7 @@ pub fn connect(
         string(w.topic.as_bytes(), &mut body);
         string(w.payload, &mut body);
     }
-    if let Some(l) = login {
-        string(l.username.as_bytes(), &mut body);
-        if let Some(p) = &l.password {
-            string(p.as_bytes(), &mut body);
-        }
-    }
+    login_fields(login, &mut body);
     packet(0x10, &body)
 }
 

@@ -96,13 +96,19 @@ pub fn connect_as(
         string(w.topic.as_bytes(), &mut body);
         string(w.payload, &mut body);
     }
+    login_fields(login, &mut body);
+    packet(0x10, &body)
+}
+
+/// The end of a CONNECT's payload, either version: the user name, then the password, last of
+/// its fields [MQTT-3.1.3-1].
+pub(super) fn login_fields(login: Option<&crate::broker::url::Login>, body: &mut Vec<u8>) {
     if let Some(l) = login {
-        string(l.username.as_bytes(), &mut body);
+        string(l.username.as_bytes(), body);
         if let Some(p) = &l.password {
-            string(p.as_bytes(), &mut body);
+            string(p.as_bytes(), body);
         }
     }
-    packet(0x10, &body)
 }
 
 /// A v5 PUBLISH at QoS 0 with no properties.
